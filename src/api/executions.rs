@@ -1,0 +1,161 @@
+//! Execution endpoints: list (all namespaces or one) and follow one execution.
+
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::params::{self, Params};
+use super::{ApiError, AppState, json_bytes, list_body, with_state};
+use crate::index::{Cursor, CursorError, Filter as ExecutionFilter};
+use crate::model::Phase;
+use crate::selector::Selector;
+use crate::validate::ObjectRef;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    list_all(state.clone())
+        .or(list_namespaced(state.clone()))
+        .unify()
+        .or(get(state))
+        .unify()
+        .boxed()
+}
+
+/// GET /api/v1/executions
+fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("executions")
+        .and(warp::get())
+        .and(params::raw())
+        .and(with_state(state))
+        .and_then(|query: String, state| list(state, None, query))
+        .boxed()
+}
+
+/// GET /api/v1/namespaces/{namespace}/executions
+fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("namespaces" / String / "executions")
+        .and(warp::get())
+        .and(params::raw())
+        .and(with_state(state))
+        .and_then(|ns: String, query: String, state| list(state, Some(ns), query))
+        .boxed()
+}
+
+/// GET /api/v1/namespaces/{namespace}/executions/{name}
+fn get(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("namespaces" / String / "executions" / String)
+        .and(warp::get())
+        .and(params::raw())
+        .and(with_state(state))
+        .and_then(get_one)
+        .boxed()
+}
+
+const FILTERS: [&str; 6] = [
+    "pipeline",
+    "phase",
+    "environment",
+    "labelSelector",
+    "limit",
+    "continue",
+];
+
+async fn list(
+    state: AppState,
+    namespace: Option<String>,
+    query: String,
+) -> Result<Response, Rejection> {
+    let mut allowed = FILTERS.to_vec();
+    if namespace.is_none() {
+        allowed.push("namespace");
+    }
+    let params = Params::parse(&query, &allowed)?;
+    let filter = ExecutionFilter {
+        namespace: namespace.or_else(|| params.get("namespace").map(str::to_owned)),
+        pipeline: params.get("pipeline").map(str::to_owned),
+        phase: params.parsed(
+            "phase",
+            "one of Pending, Running, Succeeded, Failed, Cancelled, Unknown",
+            Phase::parse,
+        )?,
+        environment: params.get("environment").map(str::to_owned),
+        labels: label_selector(&params)?,
+    };
+    let limit = params
+        .parsed(
+            "limit",
+            &format!("a whole number from 1 to {}", state.page.max),
+            |s| {
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=state.page.max).contains(n))
+            },
+        )?
+        .unwrap_or(state.page.default);
+    let after = params
+        .get("continue")
+        .map(|token| Cursor::decode(token, &filter))
+        .transpose()
+        .map_err(|e| match e {
+            CursorError::Malformed => ApiError::bad_request(
+                "InvalidParameter",
+                format!("query parameter continue is invalid: {e}"),
+            ),
+            CursorError::OtherFilter => ApiError::bad_request(
+                "InvalidParameter",
+                format!(
+                    "query parameter continue is invalid: {e}; repeat the first request's filters"
+                ),
+            ),
+        })?;
+    let page = state.index.list(&filter, after.as_ref(), limit);
+    let next = page.next.as_ref().map(Cursor::encode);
+    let freshness = state.index.completeness(filter.namespace.as_deref());
+    Ok(list_body(
+        &page.items,
+        &[
+            ("continue", next.into()),
+            ("revision", page.revision.into()),
+        ],
+        &freshness,
+    ))
+}
+
+fn label_selector(params: &Params) -> Result<Option<Selector>, ApiError> {
+    params
+        .get("labelSelector")
+        .map(|s| {
+            s.parse::<Selector>().map_err(|e| {
+                ApiError::bad_request(
+                    "InvalidParameter",
+                    format!("query parameter labelSelector is invalid: {e}"),
+                )
+            })
+        })
+        .transpose()
+}
+
+async fn get_one(
+    namespace: String,
+    name: String,
+    query: String,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    Params::parse(&query, &[])?;
+    let id = ObjectRef { namespace, name };
+    match state.index.get(&id) {
+        Some(entry) => Ok(json_bytes(entry.detail.clone())),
+        None if !state.index.has_synced(&id.namespace) => Err(ApiError::unavailable(
+            "NotSynced",
+            format!(
+                "namespace {} has not been listed yet; retry shortly",
+                id.namespace
+            ),
+        )
+        .into()),
+        None => Err(ApiError::not_found(format!(
+            "execution {id} not found; see /api/v1/namespaces/{}/rejections if it was rejected",
+            id.namespace
+        ))
+        .into()),
+    }
+}

@@ -1,0 +1,135 @@
+//! The HTTP JSON API. Routes are composed in one `routes()` function from one group per domain;
+//! every `/api` request passes one access check before any handler runs.
+
+mod error;
+mod executions;
+mod params;
+mod pipelines;
+mod rejections;
+
+use std::convert::Infallible;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use warp::filters::BoxedFilter;
+use warp::http::header::{CONTENT_TYPE, HeaderValue};
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+pub use error::{ApiError, recover};
+
+use crate::health::{self, Health};
+use crate::index::{Completeness, Index};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub index: Index,
+    pub health: Health,
+    pub page: PageLimits,
+}
+
+/// Pagination bounds of list endpoints.
+#[derive(Clone, Copy, Debug)]
+pub struct PageLimits {
+    pub default: usize,
+    pub max: usize,
+}
+
+impl Default for PageLimits {
+    fn default() -> Self {
+        PageLimits {
+            default: 50,
+            max: 500,
+        }
+    }
+}
+
+/// Every route of the service.
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let api = warp::path!("api" / "v1" / ..)
+        .and(access(state.clone()))
+        .and(
+            executions::routes(state.clone())
+                .or(pipelines::routes(state.clone()))
+                .unify()
+                .or(rejections::routes(state.clone()))
+                .unify(),
+        )
+        .with(warp::trace::request())
+        .map(Reply::into_response);
+    health::routes(state)
+        .or(api)
+        .unify()
+        .recover(recover)
+        .unify()
+        .boxed()
+}
+
+/// Injects the shared state into a handler.
+fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// The one place every API request is authorised. Today: a namespace in the path must be one the
+/// service serves. Per-user checks (TokenReview, SubjectAccessReview) belong here too.
+fn access(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::path::full()
+        .and_then(move |path: warp::path::FullPath| {
+            let served =
+                namespace_in(path.as_str()).is_none_or(|ns| state.index.serves_namespace(ns));
+            let ns = namespace_in(path.as_str()).unwrap_or_default().to_owned();
+            async move {
+                if served {
+                    Ok(())
+                } else {
+                    Err(warp::Rejection::from(ApiError::not_found(format!(
+                        "namespace {ns} is not watched by this service"
+                    ))))
+                }
+            }
+        })
+        .untuple_one()
+}
+
+/// The namespace of a `/api/v1/namespaces/{namespace}/...` path.
+fn namespace_in(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/v1/namespaces/")?
+        .split('/')
+        .next()
+        .filter(|ns| !ns.is_empty())
+}
+
+/// A JSON response from bytes serialised earlier.
+fn json_bytes(body: Bytes) -> Response {
+    let mut response = Response::new(body.into());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `{"items":[...],<extra>,"freshness":{...}}` assembled from pre-serialised items.
+fn list_body(
+    items: &[Bytes],
+    extra: &[(&str, serde_json::Value)],
+    freshness: &Completeness,
+) -> Response {
+    let mut body =
+        BytesMut::with_capacity(64 + items.iter().map(Bytes::len).sum::<usize>() + items.len());
+    body.put_slice(b"{\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.put_u8(b',');
+        }
+        body.put_slice(item);
+    }
+    body.put_u8(b']');
+    for (key, value) in extra {
+        body.put_slice(format!(",\"{key}\":").as_bytes());
+        body.put_slice(&serde_json::to_vec(value).unwrap_or_default());
+    }
+    body.put_slice(b",\"freshness\":");
+    body.put_slice(&crate::index::to_bytes(freshness));
+    body.put_u8(b'}');
+    json_bytes(body.freeze())
+}

@@ -1,0 +1,98 @@
+//! Strict query parameters: an unknown, repeated or malformed parameter is a 400 that names it.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+use warp::Filter;
+
+use super::error::ApiError;
+
+/// The raw query string, empty when there is none.
+pub fn raw() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Parsed parameters of one request, checked against what the endpoint accepts.
+pub struct Params(BTreeMap<String, String>);
+
+impl Params {
+    pub fn parse(query: &str, allowed: &[&str]) -> Result<Params, ApiError> {
+        let mut params = BTreeMap::new();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            if !allowed.contains(&key.as_ref()) {
+                let hint = if allowed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    allowed.join(", ")
+                };
+                return Err(ApiError::bad_request(
+                    "UnknownParameter",
+                    format!("unknown query parameter {key:?}; this endpoint accepts: {hint}"),
+                ));
+            }
+            if params.insert(key.to_string(), value.to_string()).is_some() {
+                return Err(ApiError::bad_request(
+                    "InvalidParameter",
+                    format!("query parameter {key:?} is repeated"),
+                ));
+            }
+        }
+        Ok(Params(params))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Parses a parameter with `parse`, naming it and the expectation on failure.
+    pub fn parsed<T>(
+        &self,
+        key: &str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, ApiError> {
+        self.get(key)
+            .map(|raw| {
+                parse(raw).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "InvalidParameter",
+                        format!("query parameter {key}={raw:?} is invalid: expected {expected}"),
+                    )
+                })
+            })
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_and_repeated_parameters_are_named() {
+        let err = Params::parse("limit=5&colour=red", &["limit"])
+            .err()
+            .unwrap();
+        assert_eq!(err.code, "UnknownParameter");
+        assert!(err.message.contains("\"colour\""));
+        let err = Params::parse("limit=5&limit=6", &["limit"]).err().unwrap();
+        assert!(err.message.contains("repeated"));
+    }
+
+    #[test]
+    fn invalid_values_name_the_parameter_and_expectation() {
+        let p = Params::parse("limit=lots", &["limit"]).unwrap();
+        let err = p
+            .parsed("limit", "a number", |s| s.parse::<u32>().ok())
+            .unwrap_err();
+        assert!(
+            err.message.contains("limit=\"lots\"") && err.message.contains("a number"),
+            "{}",
+            err.message
+        );
+        assert_eq!(Params::parse("", &[]).unwrap().get("x"), None);
+    }
+}

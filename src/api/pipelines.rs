@@ -1,0 +1,75 @@
+//! Pipeline endpoints: pipelines resolved from their executions.
+
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::params::{self, Params};
+use super::{ApiError, AppState, json_bytes, list_body, with_state};
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    list_all(state.clone())
+        .or(list_namespaced(state.clone()))
+        .unify()
+        .or(get(state))
+        .unify()
+        .boxed()
+}
+
+/// GET /api/v1/pipelines
+fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("pipelines")
+        .and(warp::get())
+        .and(params::raw())
+        .and(with_state(state))
+        .and_then(|query: String, state: AppState| async move {
+            let params = Params::parse(&query, &["namespace"])?;
+            Ok::<_, Rejection>(list(&state, params.get("namespace")))
+        })
+        .boxed()
+}
+
+/// GET /api/v1/namespaces/{namespace}/pipelines
+fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("namespaces" / String / "pipelines")
+        .and(warp::get())
+        .and(params::raw())
+        .and(with_state(state))
+        .and_then(|ns: String, query: String, state: AppState| async move {
+            Params::parse(&query, &[])?;
+            Ok::<_, Rejection>(list(&state, Some(&ns)))
+        })
+        .boxed()
+}
+
+fn list(state: &AppState, namespace: Option<&str>) -> Response {
+    let items = state.index.pipelines(namespace, None);
+    list_body(&items, &[], &state.index.completeness(namespace))
+}
+
+/// GET /api/v1/namespaces/{namespace}/pipelines/{name}
+fn get(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("namespaces" / String / "pipelines" / String)
+        .and(warp::get())
+        .and(params::raw())
+        .and(with_state(state))
+        .and_then(
+            |ns: String, name: String, query: String, state: AppState| async move {
+                Params::parse(&query, &[])?;
+                match state.index.pipelines(Some(&ns), Some(&name)).pop() {
+                    Some(body) => Ok(json_bytes(body)),
+                    None if !state.index.has_synced(&ns) => {
+                        Err(Rejection::from(ApiError::unavailable(
+                            "NotSynced",
+                            format!("namespace {ns} has not been listed yet; retry shortly"),
+                        )))
+                    }
+                    None => Err(ApiError::not_found(format!(
+                        "pipeline {ns}/{name} has no executions"
+                    ))
+                    .into()),
+                }
+            },
+        )
+        .boxed()
+}

@@ -1,0 +1,139 @@
+//! Command-line arguments: every flag has a long name, an environment variable and a doc comment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+use crate::selector::Selector;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "execwatch",
+    version,
+    about = "Lists, discovers and follows pipeline executions recorded as labelled ConfigMaps"
+)]
+pub struct Args {
+    /// Log level or tracing filter directive (e.g. `info`, `execwatch=debug`).
+    #[arg(
+        long,
+        env = "EXECWATCH_LOG_LEVEL",
+        default_value = "info",
+        global = true
+    )]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, env = "EXECWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch executions and serve them over HTTP.
+    Serve(ServeArgs),
+    /// Check ConfigMap manifests offline against the schemas; exits 1 if any is rejected.
+    Validate(ValidateArgs),
+}
+
+/// Options shared by every command that decodes executions.
+#[derive(Debug, ClapArgs)]
+pub struct SchemaArgs {
+    /// Directory of JSON Schemas, one file per kind and version.
+    #[arg(long, env = "EXECWATCH_SCHEMAS", default_value = "schemas")]
+    pub schemas: PathBuf,
+    /// Largest execution document accepted, in bytes.
+    #[arg(long, env = "EXECWATCH_MAX_DOCUMENT_BYTES", default_value_t = 256 * 1024)]
+    pub max_document_bytes: usize,
+    /// Deepest nesting accepted in an execution document.
+    #[arg(long, env = "EXECWATCH_MAX_DEPTH", default_value_t = 32)]
+    pub max_depth: usize,
+    /// Label selector that marks a ConfigMap as a pipeline execution.
+    #[arg(
+        long,
+        env = "EXECWATCH_LABEL_SELECTOR",
+        default_value = "pipelines.gitops.dev/execution=true"
+    )]
+    pub label_selector: Selector,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ServeArgs {
+    /// Address to serve the HTTP API on.
+    #[arg(long, env = "EXECWATCH_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Namespaces to watch (comma-separated); required unless --from-dir is given.
+    #[arg(
+        long,
+        env = "EXECWATCH_NAMESPACES",
+        value_delimiter = ',',
+        required_unless_present = "from_dir",
+        conflicts_with = "from_dir"
+    )]
+    pub namespaces: Vec<String>,
+    /// Serve ConfigMap manifests from this directory instead of a cluster.
+    #[arg(long, env = "EXECWATCH_FROM_DIR")]
+    pub from_dir: Option<PathBuf>,
+    /// How often the directory is checked for changes.
+    #[arg(long, env = "EXECWATCH_DIR_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "1s")]
+    pub dir_poll_interval: Duration,
+    /// Server-side timeout of each watch; a silently dead connection is noticed within this plus 5s.
+    #[arg(long, env = "EXECWATCH_WATCH_TIMEOUT", value_parser = humantime::parse_duration, default_value = "290s")]
+    pub watch_timeout: Duration,
+    /// Longest wait between retries of a failing list or watch.
+    #[arg(long, env = "EXECWATCH_BACKOFF_MAX", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub backoff_max: Duration,
+    /// A failing source's last good data is marked stale after this long.
+    #[arg(long, env = "EXECWATCH_STALENESS", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub staleness: Duration,
+    /// Default page size of list endpoints.
+    #[arg(long, env = "EXECWATCH_DEFAULT_PAGE_SIZE", default_value_t = 50)]
+    pub default_page_size: usize,
+    /// Largest page size a client may ask for.
+    #[arg(long, env = "EXECWATCH_MAX_PAGE_SIZE", default_value_t = 500)]
+    pub max_page_size: usize,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ValidateArgs {
+    /// ConfigMap manifest files (YAML, multi-document) to check.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn args_are_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_needs_namespaces_or_a_directory() {
+        assert!(Args::try_parse_from(["execwatch", "serve"]).is_err());
+        assert!(
+            Args::try_parse_from(["execwatch", "serve", "--from-dir", "x", "--namespaces", "a"])
+                .is_err()
+        );
+        let args = Args::try_parse_from(["execwatch", "serve", "--namespaces", "a,b"]).unwrap();
+        let Command::Serve(serve) = args.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(serve.namespaces, ["a", "b"]);
+    }
+}

@@ -1,0 +1,62 @@
+//! `/livez` and `/readyz`. Liveness never touches the API server; readiness is earned: every
+//! source has settled (synced, or refused with a reported reason) and shutdown has not begun.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use crate::api::AppState;
+use crate::index::ShardStatus;
+
+/// Process-wide health flags.
+#[derive(Clone, Default)]
+pub struct Health {
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// Readiness turns false from here on, so load balancers drain the pod first.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Readiness {
+    ready: bool,
+    shutting_down: bool,
+    sources: Vec<ShardStatus>,
+}
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let livez = warp::path!("livez")
+        .and(warp::get())
+        .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
+    let readyz = warp::path!("readyz")
+        .and(warp::get())
+        .map(move || readyz(&state));
+    livez.or(readyz).unify().boxed()
+}
+
+/// GET /readyz
+fn readyz(state: &AppState) -> Response {
+    let shutting_down = state.health.shutting_down.load(Ordering::SeqCst);
+    let ready = !shutting_down && state.index.settled();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        ready,
+        shutting_down,
+        sources: state.index.shards(),
+    };
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+}

@@ -1,0 +1,179 @@
+//! Sync state of each shard (a watched namespace, or the directory) and what it means for
+//! readiness and for how complete a list is.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use super::Index;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ShardState {
+    /// Never synced yet.
+    Pending,
+    Synced,
+    /// The last attempt failed; the last good data (if any) is still served.
+    Failing,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardStatus {
+    /// The namespace watched, or `dir:PATH`.
+    pub source: String,
+    /// The one namespace this shard holds, or `None` for a directory that may hold any.
+    #[serde(skip)]
+    pub namespace: Option<String>,
+    pub state: ShardState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sync: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<Timestamp>,
+    /// The failure was an answer from the server (such as 403), not an unreachable server.
+    #[serde(skip)]
+    pub answered: bool,
+    /// Set when read: the data was last confirmed current longer ago than the staleness bound.
+    pub stale: bool,
+}
+
+impl ShardStatus {
+    pub(super) fn new(source: &str, namespace: Option<&str>) -> Self {
+        ShardStatus {
+            source: source.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            state: ShardState::Pending,
+            last_sync: None,
+            last_error: None,
+            failing_since: None,
+            answered: false,
+            stale: false,
+        }
+    }
+
+    pub(super) fn synced(&mut self, now: Timestamp) {
+        self.state = ShardState::Synced;
+        self.last_sync = Some(now);
+        self.failing_since = None;
+    }
+
+    /// Whether objects of `namespace` come from this shard.
+    pub fn covers(&self, namespace: &str) -> bool {
+        self.namespace.as_deref().is_none_or(|ns| ns == namespace)
+    }
+
+    /// Settled shards no longer hold readiness back: synced, or refused with a reason.
+    pub fn settled(&self) -> bool {
+        self.last_sync.is_some() || (self.state == ShardState::Failing && self.answered)
+    }
+
+    fn with_staleness(&self, bound: Duration, now: Timestamp) -> Self {
+        let bound = SignedDuration::try_from(bound).unwrap_or(SignedDuration::MAX);
+        let stale = self.state != ShardState::Synced
+            && self
+                .failing_since
+                .is_some_and(|since| now.duration_since(since) > bound);
+        ShardStatus {
+            stale,
+            ..self.clone()
+        }
+    }
+}
+
+/// How complete and fresh a response is: every source it draws on that is not synced is named.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Completeness {
+    pub complete: bool,
+    pub stale: bool,
+    pub incomplete_sources: Vec<ShardStatus>,
+}
+
+impl Index {
+    /// Registers a shard before its first sync, so it shows as pending. `namespace` is the one
+    /// namespace it holds, `None` for any.
+    pub fn register(&self, source: &str, namespace: Option<&str>) {
+        let mut state = self.write();
+        state
+            .shards
+            .insert(source.to_owned(), ShardStatus::new(source, namespace));
+        self.commit(&mut state);
+    }
+
+    /// Forgets a shard and everything it owned (a namespace no longer watched).
+    pub fn unregister(&self, source: &str) {
+        let mut state = self.write();
+        state.shards.remove(source);
+        state.executions.retain(|_, e| &*e.shard != source);
+        let executions = &state.executions;
+        let order: std::collections::BTreeSet<_> = state
+            .order
+            .iter()
+            .filter(|(_, id)| executions.contains_key(id))
+            .cloned()
+            .collect();
+        state.order = order;
+        state.rejections.retain(|_, r| &*r.shard != source);
+        self.commit(&mut state);
+    }
+
+    /// Records a failed list or watch. `answered` says the server replied (e.g. 403) rather
+    /// than being unreachable.
+    pub fn fail(&self, source: &str, error: String, answered: bool) {
+        let mut state = self.write();
+        let shard = state.shard_mut(source);
+        if shard.state != ShardState::Failing {
+            shard.failing_since = Some(Timestamp::now());
+        }
+        shard.state = ShardState::Failing;
+        shard.last_error = Some(error);
+        shard.answered = answered;
+        self.commit(&mut state);
+    }
+
+    /// Every shard, with staleness evaluated now.
+    pub fn shards(&self) -> Vec<ShardStatus> {
+        let now = Timestamp::now();
+        self.read()
+            .shards
+            .values()
+            .map(|s| s.with_staleness(self.staleness, now))
+            .collect()
+    }
+
+    /// True once every shard has settled and there is at least one.
+    pub fn settled(&self) -> bool {
+        let state = self.read();
+        !state.shards.is_empty() && state.shards.values().all(ShardStatus::settled)
+    }
+
+    /// Completeness of data drawn from `namespace` (or from every shard when `None`).
+    pub fn completeness(&self, namespace: Option<&str>) -> Completeness {
+        let incomplete: Vec<ShardStatus> = self
+            .shards()
+            .into_iter()
+            .filter(|s| namespace.is_none_or(|ns| s.covers(ns)))
+            .filter(|s| s.state != ShardState::Synced)
+            .collect();
+        Completeness {
+            complete: incomplete.is_empty(),
+            stale: incomplete.iter().any(|s| s.stale),
+            incomplete_sources: incomplete,
+        }
+    }
+
+    /// Whether `namespace` is served at all: watched, or any namespace from a directory.
+    pub fn serves_namespace(&self, namespace: &str) -> bool {
+        self.read().shards.values().any(|s| s.covers(namespace))
+    }
+
+    /// Whether data for `namespace` has been listed at least once.
+    pub fn has_synced(&self, namespace: &str) -> bool {
+        self.read()
+            .shards
+            .values()
+            .any(|s| s.covers(namespace) && s.last_sync.is_some())
+    }
+}

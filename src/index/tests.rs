@@ -1,0 +1,242 @@
+//! Unit tests of the index verbs and reads, fed directly with decoded objects.
+
+use std::time::Duration;
+
+use super::*;
+use crate::fixtures::{Cm, Doc};
+use crate::model::Phase;
+use crate::validate::{Limits, Reason, SchemaRegistry};
+
+fn registry() -> SchemaRegistry {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    SchemaRegistry::load(&dir, Limits::default()).unwrap()
+}
+
+fn exec(ns: &str, name: &str, doc: Doc) -> Decoded {
+    registry().decode(&Cm::new(ns, name).doc(&doc).build())
+}
+
+fn names(index: &Index, filter: &Filter) -> Vec<String> {
+    index
+        .list(filter, None, 500)
+        .items
+        .iter()
+        .map(|b| {
+            serde_json::from_slice::<serde_json::Value>(b).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn rejected(ns: &str, name: &str) -> Decoded {
+    Err(Rejection {
+        id: ObjectRef {
+            namespace: ns.into(),
+            name: name.into(),
+        },
+        resource_version: "1".into(),
+        reasons: vec![Reason::new("NoDocument", "none")],
+    })
+}
+
+#[test]
+fn lists_newest_first_with_a_stable_tie_break() {
+    let index = Index::new(Duration::from_secs(60));
+    index.register("a", Some("a"));
+    let at = |t: &str| Doc::new("p").started_at(t);
+    index.reset(
+        "a",
+        vec![
+            exec("a", "old", at("2026-01-01T00:00:00Z")),
+            exec("a", "new-b", at("2026-02-01T00:00:00Z")),
+            exec("a", "new-a", at("2026-02-01T00:00:00Z")),
+        ],
+    );
+    assert_eq!(names(&index, &Filter::default()), ["new-a", "new-b", "old"]);
+}
+
+#[test]
+fn reset_swaps_in_a_relist_and_drops_what_it_lacks() {
+    let index = Index::new(Duration::from_secs(60));
+    index.register("a", Some("a"));
+    index.register("b", Some("b"));
+    index.reset(
+        "a",
+        vec![
+            exec("a", "one", Doc::new("p")),
+            exec("a", "two", Doc::new("p")),
+            rejected("a", "bad"),
+        ],
+    );
+    index.reset("b", vec![exec("b", "three", Doc::new("p"))]);
+    let before = index.revision();
+    index.reset("a", vec![exec("a", "two", Doc::new("p"))]);
+    assert!(index.revision() > before);
+    let mut all = names(&index, &Filter::default());
+    all.sort();
+    assert_eq!(all, ["three", "two"], "shard b untouched, shard a replaced");
+    assert!(index.rejections(None).is_empty());
+}
+
+#[test]
+fn a_rejection_replaces_the_execution_and_a_fix_brings_it_back() {
+    let index = Index::new(Duration::from_secs(60));
+    index.register("a", Some("a"));
+    index.reset("a", vec![exec("a", "one", Doc::new("p"))]);
+    index.apply("a", rejected("a", "one"));
+    assert!(names(&index, &Filter::default()).is_empty());
+    assert_eq!(index.rejections(Some("a")).len(), 1);
+    index.apply("a", exec("a", "one", Doc::new("p")));
+    assert_eq!(names(&index, &Filter::default()), ["one"]);
+    assert!(index.rejections(None).is_empty());
+    index.delete(&ObjectRef {
+        namespace: "a".into(),
+        name: "one".into(),
+    });
+    assert!(names(&index, &Filter::default()).is_empty());
+}
+
+#[test]
+fn filters_combine() {
+    let index = Index::new(Duration::from_secs(60));
+    index.register("a", Some("a"));
+    index.reset(
+        "a",
+        vec![
+            exec(
+                "a",
+                "x",
+                Doc::new("web")
+                    .phase("Failed")
+                    .environments(&[("dev", "Failed")]),
+            ),
+            exec("a", "y", Doc::new("web").phase("Succeeded")),
+            exec("a", "z", Doc::new("api").phase("Failed")),
+        ],
+    );
+    let f = |p: Option<&str>, ph: Option<Phase>, env: Option<&str>| Filter {
+        pipeline: p.map(Into::into),
+        phase: ph,
+        environment: env.map(Into::into),
+        ..Filter::default()
+    };
+    assert_eq!(names(&index, &f(Some("web"), None, None)).len(), 2);
+    assert_eq!(
+        names(&index, &f(Some("web"), Some(Phase::Failed), None)),
+        ["x"]
+    );
+    assert_eq!(names(&index, &f(None, None, Some("prod"))).len(), 2);
+}
+
+#[test]
+fn pages_stay_consistent_while_data_changes() {
+    let index = Index::new(Duration::from_secs(60));
+    index.register("a", Some("a"));
+    let doc = |day: u32| Doc::new("p").started_at(&format!("2026-01-{day:02}T00:00:00Z"));
+    index.reset(
+        "a",
+        (1..=9)
+            .map(|d| exec("a", &format!("r{d}"), doc(d)))
+            .collect(),
+    );
+    let filter = Filter::default();
+    let first = index.list(&filter, None, 4);
+    assert_eq!(first.items.len(), 4);
+    // Newer runs arrive and an already-served one is deleted between pages.
+    index.apply("a", exec("a", "r10", doc(10)));
+    index.delete(&ObjectRef {
+        namespace: "a".into(),
+        name: "r9".into(),
+    });
+    let cursor = Cursor::decode(&first.next.unwrap().encode(), &filter).unwrap();
+    let second = index.list(&filter, Some(&cursor), 10);
+    let got: Vec<String> = second
+        .items
+        .iter()
+        .map(|b| {
+            serde_json::from_slice::<serde_json::Value>(b).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(got, ["r5", "r4", "r3", "r2", "r1"]);
+    assert!(second.next.is_none());
+    let other = Filter {
+        pipeline: Some("q".into()),
+        ..Filter::default()
+    };
+    let token = index.list(&filter, None, 1).next.unwrap().encode();
+    assert_eq!(
+        Cursor::decode(&token, &other),
+        Err(CursorError::OtherFilter)
+    );
+    assert_eq!(Cursor::decode("%%%", &filter), Err(CursorError::Malformed));
+}
+
+#[test]
+fn pipelines_resolve_latest_run_environments_and_counts() {
+    let index = Index::new(Duration::from_secs(60));
+    index.register("a", Some("a"));
+    index.reset(
+        "a",
+        vec![
+            exec(
+                "a",
+                "r1",
+                Doc::new("web")
+                    .version("1.0")
+                    .phase("Succeeded")
+                    .started_at("2026-01-01T00:00:00Z")
+                    .environments(&[("dev", "Succeeded"), ("prod", "Succeeded")]),
+            ),
+            exec(
+                "a",
+                "r2",
+                Doc::new("web")
+                    .version("2.0")
+                    .phase("Running")
+                    .started_at("2026-01-02T00:00:00Z")
+                    .environments(&[("dev", "Running"), ("prod", "Pending")]),
+            ),
+        ],
+    );
+    let bodies = index.pipelines(Some("a"), None);
+    assert_eq!(bodies.len(), 1);
+    let p: serde_json::Value = serde_json::from_slice(&bodies[0]).unwrap();
+    assert_eq!(p["latestExecution"]["name"], "r2");
+    assert_eq!(
+        p["environments"][0],
+        serde_json::json!({"name": "dev", "phase": "Running", "version": "2.0", "execution": "r2"})
+    );
+    assert_eq!(
+        p["environments"][1],
+        serde_json::json!({"name": "prod", "phase": "Succeeded", "version": "1.0", "execution": "r1"})
+    );
+    assert_eq!(p["counts"]["Running"], 1);
+    assert_eq!(p["counts"]["Succeeded"], 1);
+    assert_eq!(p["executionCount"], 2);
+}
+
+#[test]
+fn completeness_names_unsynced_and_failing_sources() {
+    let index = Index::new(Duration::ZERO);
+    index.register("a", Some("a"));
+    index.register("b", Some("b"));
+    index.reset("a", vec![]);
+    assert!(!index.settled(), "b has not synced");
+    index.fail("b", "forbidden".into(), true);
+    assert!(index.settled(), "a refusal is reported, not waited for");
+    let c = index.completeness(None);
+    assert!(!c.complete);
+    assert_eq!(c.incomplete_sources[0].source, "b");
+    assert!(index.completeness(Some("a")).complete);
+    index.fail("a", "connection refused".into(), false);
+    std::thread::sleep(Duration::from_millis(2));
+    assert!(
+        index.completeness(Some("a")).stale,
+        "a failing source past the bound is stale"
+    );
+}

@@ -1,0 +1,29 @@
+//! execwatch lists, discovers and follows pipeline executions that pipeline writers record as
+//! labelled ConfigMaps.
+//!
+//! ```text
+//!  source::kube (one watcher per namespace) ┐
+//!  source::dir  (manifests in a directory)  ┴─ watcher::Event<ConfigMap> ─▶ index::ingest
+//!                                                                             │ validate::decode
+//!                                                                             ▼ (pure: Execution | Rejection)
+//!                                      api (warp, JSON) ◀── read ── index (apply / delete / reset)
+//! ```
+//!
+//! Every source yields the same event stream per shard (a namespace, or the directory); the
+//! index decodes outside its lock, swaps relists in atomically and serialises responses once.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod fixtures;
+pub mod health;
+pub mod index;
+pub mod model;
+pub mod offline;
+pub mod selector;
+mod service;
+pub mod source;
+pub mod telemetry;
+pub mod validate;
+
+pub use service::{Service, Sources};

@@ -1,0 +1,130 @@
+//! The execwatch binary: parse arguments, start tracing, run the chosen command.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use execwatch::cli::{Args, Command, SchemaArgs, ServeArgs, ValidateArgs};
+use execwatch::source::kube::WatchSettings;
+use execwatch::validate::{Limits, SchemaRegistry};
+use execwatch::{Service, Sources, api::PageLimits, telemetry};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(e) = telemetry::init(&args.log_level, args.log_format) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    let result = match args.command {
+        Command::Serve(serve) => tokio::runtime::Runtime::new()
+            .context("cannot start the runtime")
+            .and_then(|rt| rt.block_on(run(serve))),
+        Command::Validate(validate) => check(validate),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn registry(args: &SchemaArgs) -> anyhow::Result<Arc<SchemaRegistry>> {
+    let limits = Limits {
+        max_document_bytes: args.max_document_bytes,
+        max_depth: args.max_depth,
+    };
+    let registry = SchemaRegistry::load(&args.schemas, limits)?;
+    tracing::info!(kinds = ?registry.kinds(), dir = %args.schemas.display(), "schemas loaded");
+    Ok(Arc::new(registry))
+}
+
+async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let registry = registry(&args.schema)?;
+    let selector = args.schema.label_selector.clone();
+    let sources = match args.from_dir {
+        Some(path) => Sources::Dir {
+            path,
+            selector,
+            interval: args.dir_poll_interval,
+        },
+        None => {
+            // Inference reads kubeconfig or the in-cluster environment; it never calls the API
+            // server, so an unreachable server does not stop start-up.
+            let client = kube::Client::try_default()
+                .await
+                .context("cannot configure a Kubernetes client")?;
+            let watch = WatchSettings {
+                label_selector: selector.to_string(),
+                watch_timeout: args.watch_timeout,
+                backoff_max: args.backoff_max,
+            };
+            Sources::Kube {
+                client,
+                namespaces: args.namespaces,
+                watch,
+            }
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(listen = %args.listen, "serving");
+    let page = PageLimits {
+        default: args.default_page_size.clamp(1, args.max_page_size),
+        max: args.max_page_size,
+    };
+    let service = Service {
+        sources,
+        registry,
+        staleness: args.staleness,
+        page,
+    };
+    service.run(listener, shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on the first SIGINT or SIGTERM; a second one aborts at once.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("second signal: aborting");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the service");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn check(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let registry = registry(&args.schema)?;
+    let mut out = std::io::stdout().lock();
+    let rejected = execwatch::offline::validate_files(
+        &registry,
+        &args.schema.label_selector,
+        &args.files,
+        &mut out,
+    )?;
+    Ok(if rejected == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,233 @@
+//! Kubernetes label selectors (`a=b,c!=d,e in (f,g),h notin (i),j,!k`), parsed once and matched
+//! against label maps. Shared with the API simulator so both sides agree on the syntax.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Requirement {
+    Equals(String, String),
+    NotEquals(String, String),
+    In(String, BTreeSet<String>),
+    NotIn(String, BTreeSet<String>),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+/// A parsed selector. The empty selector matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Selector(Vec<Requirement>);
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid label selector {input:?}: {reason}")]
+pub struct SelectorError {
+    input: String,
+    reason: String,
+}
+
+impl Selector {
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|r| match r {
+            Requirement::Equals(k, v) => labels.get(k) == Some(v),
+            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::DoesNotExist(k) => !labels.contains_key(k),
+        })
+    }
+}
+
+impl FromStr for Selector {
+    type Err = SelectorError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let err = |reason: &str| SelectorError {
+            input: input.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut requirements = Vec::new();
+        for part in split_top_level(input).map_err(|r| err(&r))? {
+            let part = part.trim();
+            if part.is_empty() {
+                if input.trim().is_empty() {
+                    continue;
+                }
+                return Err(err("empty requirement"));
+            }
+            requirements.push(parse_requirement(part).map_err(|r| err(&r))?);
+        }
+        Ok(Selector(requirements))
+    }
+}
+
+/// Splits on commas outside parentheses.
+fn split_top_level(input: &str) -> Result<Vec<&str>, String> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    for (i, c) in input.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&input[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        if !(0..=1).contains(&depth) {
+            return Err("unbalanced parentheses".to_owned());
+        }
+    }
+    if depth != 0 {
+        return Err("unbalanced parentheses".to_owned());
+    }
+    parts.push(&input[start..]);
+    Ok(parts)
+}
+
+fn parse_requirement(part: &str) -> Result<Requirement, String> {
+    if let Some(key) = part.strip_prefix('!') {
+        return Ok(Requirement::DoesNotExist(key_of(key.trim())?));
+    }
+    for (op, ctor) in [
+        ("!=", Requirement::NotEquals as fn(_, _) -> _),
+        ("==", Requirement::Equals),
+        ("=", Requirement::Equals),
+    ] {
+        if let Some((k, v)) = part.split_once(op) {
+            return Ok(ctor(key_of(k.trim())?, value_of(v.trim())?));
+        }
+    }
+    for (op, ctor) in [
+        (" notin ", Requirement::NotIn as fn(_, _) -> _),
+        (" in ", Requirement::In),
+    ] {
+        if let Some((k, set)) = part.split_once(op) {
+            let set = set.trim();
+            let inner = set
+                .strip_prefix('(')
+                .and_then(|s| s.strip_suffix(')'))
+                .ok_or_else(|| format!("values of {:?} must be in parentheses", k.trim()))?;
+            let values = inner
+                .split(',')
+                .map(|v| value_of(v.trim()))
+                .collect::<Result<_, _>>()?;
+            return Ok(ctor(key_of(k.trim())?, values));
+        }
+    }
+    Ok(Requirement::Exists(key_of(part)?))
+}
+
+fn key_of(key: &str) -> Result<String, String> {
+    let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
+    let prefix_ok = prefix.len() <= 253
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c));
+    if name.is_empty() || !prefix_ok || !is_label_value(name) {
+        return Err(format!("{key:?} is not a valid label key"));
+    }
+    Ok(key.to_owned())
+}
+
+fn value_of(value: &str) -> Result<String, String> {
+    if !is_label_value(value) {
+        return Err(format!("{value:?} is not a valid label value"));
+    }
+    Ok(value.to_owned())
+}
+
+fn is_label_value(v: &str) -> bool {
+    v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && v.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
+        && v.chars().last().is_none_or(|c| c.is_ascii_alphanumeric())
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |vs: &BTreeSet<String>| vs.iter().cloned().collect::<Vec<_>>().join(",");
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|r| match r {
+                Requirement::Equals(k, v) => format!("{k}={v}"),
+                Requirement::NotEquals(k, v) => format!("{k}!={v}"),
+                Requirement::In(k, vs) => format!("{k} in ({})", join(vs)),
+                Requirement::NotIn(k, vs) => format!("{k} notin ({})", join(vs)),
+                Requirement::Exists(k) => k.clone(),
+                Requirement::DoesNotExist(k) => format!("!{k}"),
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_operator_matches_like_kubernetes() {
+        let l = labels(&[
+            ("app", "web"),
+            ("tier", "front"),
+            ("pipelines.gitops.dev/execution", "true"),
+        ]);
+        let yes = [
+            "",
+            "app=web",
+            "app==web",
+            "app!=db",
+            "tier in (front,back)",
+            "env notin (prod)",
+            "app",
+            "!env",
+            "pipelines.gitops.dev/execution=true,app=web",
+        ];
+        let no = [
+            "app=db",
+            "app!=web",
+            "tier in (back)",
+            "tier notin (front)",
+            "env",
+            "!app",
+            "app=web,tier=back",
+        ];
+        for s in yes {
+            assert!(
+                s.parse::<Selector>().unwrap().matches(&l),
+                "{s} should match"
+            );
+        }
+        for s in no {
+            assert!(
+                !s.parse::<Selector>().unwrap().matches(&l),
+                "{s} should not match"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_selectors_name_the_problem() {
+        for bad in ["a=-x", "=web", "a in b", "a in (b", "a,,b", "app=we b", "!"] {
+            let err = bad.parse::<Selector>().unwrap_err();
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        let s: Selector = "a=b,c!=d,e in (g,f),h notin (i),j,!k".parse().unwrap();
+        assert_eq!(s.to_string().parse::<Selector>().unwrap(), s);
+    }
+}

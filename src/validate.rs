@@ -1,0 +1,369 @@
+//! Schema registry and `decode()`: the pure edge that turns a ConfigMap into an execution or a rejection.
+//!
+//! Schemas are compiled once at start. Which kind and version a schema describes is read from the
+//! schema itself (`properties.apiVersion.const` and `properties.kind.const`), so a new version is a
+//! new file in `schemas/` and no code change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use jsonschema::{PatternOptions, Validator};
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::model::ExecutionView;
+
+/// The data keys a ConfigMap may hold its one execution document under.
+pub const DOCUMENT_KEYS: [&str; 3] = ["execution.yaml", "execution.yml", "execution.json"];
+
+/// A ConfigMap's identity, which is also the execution's.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ObjectRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A validated execution: the typed view plus the whole document, and only the ConfigMap
+/// metadata the API serves.
+#[derive(Clone, Debug)]
+pub struct Execution {
+    pub id: ObjectRef,
+    pub labels: BTreeMap<String, String>,
+    pub resource_version: String,
+    /// `startedAt`, or the ConfigMap's creation time for runs that have not started.
+    pub sort_time: Timestamp,
+    pub view: ExecutionView,
+    pub document: Value,
+}
+
+/// Why a ConfigMap is not served as an execution. Reasons are kept for the writer to read.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejection {
+    #[serde(flatten)]
+    pub id: ObjectRef,
+    pub resource_version: String,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Reason {
+    /// Machine-readable class: `NoDocument`, `SeveralDocuments`, `TooLarge`, `Unparsable`,
+    /// `TooDeep`, `UnknownKind`, `SchemaViolation`, `Internal`.
+    pub code: &'static str,
+    /// JSON pointer into the document, for schema violations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    pub message: String,
+}
+
+impl Reason {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Reason {
+            code,
+            pointer: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Bounds on hostile payloads.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_document_bytes: usize,
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_document_bytes: 256 * 1024,
+            max_depth: 32,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("cannot read schema directory {path}: {source}")]
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read schema {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("schema {path} is not valid JSON: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "schema {path} does not name its kind: it needs properties.apiVersion.const and properties.kind.const"
+    )]
+    Unnamed { path: PathBuf },
+    #[error("schema {path} is invalid: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("schemas {first} and {second} both describe {api_version} {kind}")]
+    Duplicate {
+        first: PathBuf,
+        second: PathBuf,
+        api_version: String,
+        kind: String,
+    },
+    #[error("no schema found in {path}")]
+    Empty { path: PathBuf },
+}
+
+struct Entry {
+    path: PathBuf,
+    validator: Validator,
+}
+
+/// Compiled schemas, keyed by (apiVersion, kind).
+pub struct SchemaRegistry {
+    schemas: HashMap<(String, String), Entry>,
+    limits: Limits,
+}
+
+impl SchemaRegistry {
+    /// Loads and compiles every `*.json` schema in `dir`.
+    pub fn load(dir: &Path, limits: Limits) -> Result<Self, SchemaError> {
+        let read_dir = |source| SchemaError::ReadDir {
+            path: dir.to_owned(),
+            source,
+        };
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(read_dir)? {
+            let path = entry.map_err(read_dir)?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        let mut schemas: HashMap<(String, String), Entry> = HashMap::new();
+        for path in paths {
+            let (key, validator) = compile(&path)?;
+            if let Some(first) = schemas.get(&key) {
+                return Err(SchemaError::Duplicate {
+                    first: first.path.clone(),
+                    second: path,
+                    api_version: key.0,
+                    kind: key.1,
+                });
+            }
+            schemas.insert(key, Entry { path, validator });
+        }
+        if schemas.is_empty() {
+            return Err(SchemaError::Empty {
+                path: dir.to_owned(),
+            });
+        }
+        Ok(SchemaRegistry { schemas, limits })
+    }
+
+    /// The (apiVersion, kind) pairs this registry accepts, sorted.
+    pub fn kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<_> = self
+            .schemas
+            .keys()
+            .map(|(v, k)| format!("{v} {k}"))
+            .collect();
+        kinds.sort();
+        kinds
+    }
+
+    /// Decodes one ConfigMap. Pure: no I/O, no shared state.
+    pub fn decode(&self, cm: &ConfigMap) -> Result<Execution, Rejection> {
+        let id = ObjectRef {
+            namespace: cm.metadata.namespace.clone().unwrap_or_default(),
+            name: cm.metadata.name.clone().unwrap_or_default(),
+        };
+        let resource_version = cm.metadata.resource_version.clone().unwrap_or_default();
+        let reject = |reasons| Rejection {
+            id: id.clone(),
+            resource_version: resource_version.clone(),
+            reasons,
+        };
+        let document = self.document(cm).map_err(|r| reject(vec![r]))?;
+        let validator = self.validator_for(&document).map_err(|r| reject(vec![r]))?;
+        let violations: Vec<Reason> = validator
+            .iter_errors(&document)
+            .map(|e| Reason {
+                code: "SchemaViolation",
+                pointer: Some(e.instance_path().as_str().to_owned()),
+                message: e.to_string(),
+            })
+            .collect();
+        if !violations.is_empty() {
+            return Err(reject(violations));
+        }
+        let view: ExecutionView = serde_json::from_value(document.clone()).map_err(|e| {
+            reject(vec![Reason::new(
+                "SchemaViolation",
+                format!("document lacks a field every schema version must have: {e}"),
+            )])
+        })?;
+        let created = cm.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let sort_time = view
+            .started_at
+            .as_deref()
+            .and_then(|s| s.parse::<Timestamp>().ok())
+            .or(created)
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        Ok(Execution {
+            id,
+            labels: cm.metadata.labels.clone().unwrap_or_default(),
+            resource_version,
+            sort_time,
+            view,
+            document,
+        })
+    }
+
+    /// Finds the one document, checks its size, parses it and bounds its depth.
+    fn document(&self, cm: &ConfigMap) -> Result<Value, Reason> {
+        let empty = BTreeMap::new();
+        let data = cm.data.as_ref().unwrap_or(&empty);
+        let keys: Vec<&String> = data.keys().collect();
+        let binary = cm.binary_data.as_ref().is_some_and(|b| !b.is_empty());
+        let (key, text) = match (keys.as_slice(), binary) {
+            ([key], false) if DOCUMENT_KEYS.contains(&key.as_str()) => (key.as_str(), &data[*key]),
+            ([], false) => {
+                return Err(Reason::new(
+                    "NoDocument",
+                    format!(
+                        "data holds no document: expected one of {}",
+                        DOCUMENT_KEYS.join(", ")
+                    ),
+                ));
+            }
+            _ => {
+                let mut all: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+                if binary {
+                    all.push("binaryData".to_owned());
+                }
+                return Err(Reason::new(
+                    "SeveralDocuments",
+                    format!(
+                        "data must hold exactly one key, one of {}; found {}",
+                        DOCUMENT_KEYS.join(", "),
+                        all.join(", ")
+                    ),
+                ));
+            }
+        };
+        if text.len() > self.limits.max_document_bytes {
+            return Err(Reason::new(
+                "TooLarge",
+                format!(
+                    "{key} is {} bytes, over the limit of {} bytes",
+                    text.len(),
+                    self.limits.max_document_bytes
+                ),
+            ));
+        }
+        let parsed: Result<Value, String> = if key.ends_with(".json") {
+            serde_json::from_str(text).map_err(|e| e.to_string())
+        } else {
+            serde_yaml::from_str(text).map_err(|e| e.to_string())
+        };
+        let value =
+            parsed.map_err(|e| Reason::new("Unparsable", format!("{key} does not parse: {e}")))?;
+        let depth = depth(&value);
+        if depth > self.limits.max_depth {
+            return Err(Reason::new(
+                "TooDeep",
+                format!(
+                    "{key} nests {depth} levels deep, over the limit of {}",
+                    self.limits.max_depth
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn validator_for(&self, document: &Value) -> Result<&Validator, Reason> {
+        let field = |name| {
+            document
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        let key = (field("apiVersion").to_owned(), field("kind").to_owned());
+        self.schemas.get(&key).map(|e| &e.validator).ok_or_else(|| {
+            Reason::new(
+                "UnknownKind",
+                format!(
+                    "no schema for apiVersion {:?} kind {:?}; known: {}",
+                    key.0,
+                    key.1,
+                    self.kinds().join(", ")
+                ),
+            )
+        })
+    }
+}
+
+/// Compiles one schema file: offline (a `$ref` outside the file fails), linear-time regexes only,
+/// formats asserted.
+fn compile(path: &Path) -> Result<((String, String), Validator), SchemaError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let schema: Value = serde_json::from_str(&text).map_err(|source| SchemaError::Json {
+        path: path.to_owned(),
+        source,
+    })?;
+    let constant = |field: &str| {
+        schema
+            .pointer(&format!("/properties/{field}/const"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let (Some(api_version), Some(kind)) = (constant("apiVersion"), constant("kind")) else {
+        return Err(SchemaError::Unnamed {
+            path: path.to_owned(),
+        });
+    };
+    let validator = jsonschema::options()
+        .offline()
+        .should_validate_formats(true)
+        .with_pattern_options(PatternOptions::regex())
+        .build(&schema)
+        .map_err(|e| SchemaError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    Ok(((api_version, kind), validator))
+}
+
+/// Nesting depth, computed without recursion so a hostile document cannot overflow the stack.
+fn depth(value: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        max = max.max(d);
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
+            _ => {}
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;
