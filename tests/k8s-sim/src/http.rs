@@ -1,0 +1,422 @@
+//! Request routing and the non-watch verbs, answering as kube-apiserver does.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use execwatch::selector::Selector;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::Inner;
+use crate::store::{ApiError, NAMESPACES, RESOURCES, Resource};
+use crate::watch::{self, FieldSelector, WatchRequest};
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+pub async fn handle(
+    inner: Arc<Inner>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let latency = inner.faults().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let response = route(inner, req)
+        .await
+        .unwrap_or_else(|e| json_response(e.code, &e.status()));
+    Ok(response)
+}
+
+pub fn json_response(code: u16, body: &Value) -> Response<Body> {
+    let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", "application/json")
+        .body(Full::new(bytes).map_err(|never| match never {}).boxed())
+        .expect("valid response")
+}
+
+/// What a request is about, parsed from its path.
+struct Target {
+    resource: Resource,
+    namespace: String,
+    name: Option<String>,
+}
+
+async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let query: HashMap<String, String> =
+        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    if let Some(body) = discovery(&path) {
+        return Ok(json_response(200, &body));
+    }
+    let target = parse_target(&path).ok_or_else(|| {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    })?;
+    if let Some(code) = inner
+        .faults()
+        .namespace_status
+        .get(&target.namespace)
+        .copied()
+    {
+        return Err(injected(code, &req, &target));
+    }
+    let method = req.method().clone();
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if !body_is_json(&method, &content_type) {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type})"
+            ),
+        ));
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?
+        .to_bytes();
+    let (ns, plural) = (target.namespace.clone(), target.resource.plural);
+    let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let verb = match (&method, &target.name, watching) {
+        (&Method::GET, None, true) => "watch",
+        (&Method::GET, None, false) => "list",
+        (&Method::GET, Some(_), _) => "get",
+        (&Method::POST, None, _) => "create",
+        (&Method::PUT, Some(_), _) => "update",
+        (&Method::PATCH, Some(_), _) => "patch",
+        (&Method::DELETE, Some(_), _) => "delete",
+        _ => {
+            return Err(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                format!("{method} is not supported on {path}"),
+            ));
+        }
+    };
+    inner.count(format!("{verb} {plural} {ns}"));
+    if verb == "watch" {
+        return watch::serve(inner, watch_request(&target, &query)?);
+    }
+    if verb == "list" {
+        return list(&inner, &target, &query).map(|v| json_response(200, &v));
+    }
+    let name = target.name.clone().unwrap_or_default();
+    let decoded = || {
+        serde_json::from_slice::<Value>(&body)
+            .map_err(|e| ApiError::new(400, "BadRequest", format!("invalid body: {e}")))
+    };
+    let result = {
+        let mut store = inner.store();
+        match verb {
+            "get" => store.get(target.resource, &ns, &name).map(|o| (200, o)),
+            "create" => store
+                .create(target.resource, &ns, decoded()?)
+                .map(|o| (201, o)),
+            "update" => store
+                .update(target.resource, &ns, &name, decoded()?)
+                .map(|o| (200, o)),
+            "patch" => {
+                if !(content_type.starts_with("application/merge-patch+json")
+                    || content_type.starts_with("application/strategic-merge-patch+json"))
+                {
+                    return Err(ApiError::new(
+                        415,
+                        "UnsupportedMediaType",
+                        format!(
+                            "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {content_type})"
+                        ),
+                    ));
+                }
+                store
+                    .patch(target.resource, &ns, &name, &decoded()?)
+                    .map(|o| (200, o))
+            }
+            _ => store
+                .delete(target.resource, &ns, &name)
+                .map(|o| (200, deleted(target.resource, o))),
+        }
+    };
+    let (code, object) = result?;
+    if verb != "get" {
+        inner.changed();
+    }
+    Ok(json_response(code, &object))
+}
+
+/// The simulator speaks JSON only; protobuf and CBOR bodies get 415 so clients fall back to JSON.
+fn body_is_json(method: &Method, content_type: &str) -> bool {
+    !matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+        || content_type.is_empty()
+        || content_type.contains("json")
+}
+
+/// What kube-apiserver says for an injected status.
+fn injected(code: u16, req: &Request<Incoming>, target: &Target) -> ApiError {
+    let verb = req.method().as_str().to_lowercase();
+    match code {
+        403 => ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} is forbidden: User \"system:serviceaccount:execwatch:execwatch\" cannot {verb} resource \"{}\" in API group \"\" in the namespace \"{}\"",
+                target.resource.plural, target.resource.plural, target.namespace
+            ),
+        ),
+        500 => ApiError::new(
+            500,
+            "InternalError",
+            "Internal error occurred: injected by k8s-sim",
+        ),
+        other => ApiError::new(other, "Unknown", format!("injected status {other}")),
+    }
+}
+
+/// Deleting a ConfigMap answers with a Status; a Namespace with the object, now terminating.
+fn deleted(resource: Resource, object: Value) -> Value {
+    if resource == NAMESPACES {
+        let mut object = object;
+        object["status"] = json!({"phase": "Terminating"});
+        return object;
+    }
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+           "details": {"name": object["metadata"]["name"], "kind": resource.plural, "uid": object["metadata"]["uid"]}})
+}
+
+fn parse_target(path: &str) -> Option<Target> {
+    let rest = path.strip_prefix("/api/v1/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let resource = |plural: &str| RESOURCES.iter().find(|r| r.plural == plural).copied();
+    let target = |resource, namespace: &str, name: Option<&str>| {
+        Some(Target {
+            resource,
+            namespace: namespace.to_owned(),
+            name: name.map(str::to_owned),
+        })
+    };
+    match parts.as_slice() {
+        [plural] => target(resource(plural)?, "", None),
+        ["namespaces", name] => target(NAMESPACES, "", Some(name)),
+        ["namespaces", ns, plural] => target(resource(plural).filter(|r| r.namespaced)?, ns, None),
+        ["namespaces", ns, plural, name] => {
+            target(resource(plural).filter(|r| r.namespaced)?, ns, Some(name))
+        }
+        _ => None,
+    }
+}
+
+fn watch_request(
+    target: &Target,
+    query: &HashMap<String, String>,
+) -> Result<WatchRequest, ApiError> {
+    let rv = match query.get("resourceVersion").map(String::as_str) {
+        None | Some("") | Some("0") => None,
+        Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+            ApiError::new(400, "BadRequest", format!("invalid resourceVersion {rv:?}"))
+        })?),
+    };
+    Ok(WatchRequest {
+        resource: target.resource,
+        namespace: target.namespace.clone(),
+        labels: labels(query)?,
+        fields: fields(query)?,
+        rv,
+        timeout: query
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .map(std::time::Duration::from_secs),
+        bookmarks: query
+            .get("allowWatchBookmarks")
+            .is_some_and(|v| v == "true"),
+    })
+}
+
+fn labels(query: &HashMap<String, String>) -> Result<Selector, ApiError> {
+    query
+        .get("labelSelector")
+        .map_or(Ok(Selector::default()), |s| {
+            s.parse().map_err(|e: execwatch::selector::SelectorError| {
+                ApiError::new(
+                    400,
+                    "BadRequest",
+                    format!("unable to parse requirement: {e}"),
+                )
+            })
+        })
+}
+
+fn fields(query: &HashMap<String, String>) -> Result<FieldSelector, ApiError> {
+    let mut selector = FieldSelector::default();
+    for part in query
+        .get("fieldSelector")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = part
+            .split_once("==")
+            .or_else(|| part.split_once('='))
+            .ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "BadRequest",
+                    format!("invalid field selector {part:?}"),
+                )
+            })?;
+        match key {
+            "metadata.name" => selector.name = Some(value.to_owned()),
+            "metadata.namespace" => selector.namespace = Some(value.to_owned()),
+            _ => {
+                return Err(ApiError::new(
+                    400,
+                    "BadRequest",
+                    format!(
+                        "\"{key}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(selector)
+}
+
+/// A list, paginated with `limit`/`continue`. Tokens carry the resourceVersion they were issued
+/// at; one older than the compacted history is `410 Expired`, as etcd compaction makes it.
+fn list(
+    inner: &Inner,
+    target: &Target,
+    query: &HashMap<String, String>,
+) -> Result<Value, ApiError> {
+    let (labels, fields) = (labels(query)?, fields(query)?);
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    let store = inner.store();
+    let (issued, after) = match query.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => {
+            let bad = || ApiError::new(400, "BadRequest", "continue key is not valid");
+            let decoded: Value = STANDARD
+                .decode(token)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(bad)?;
+            let rv = decoded["rv"].as_u64().ok_or_else(bad)?;
+            if rv < store.compacted {
+                return Err(ApiError::new(
+                    410,
+                    "Expired",
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                ));
+            }
+            (
+                rv,
+                Some((
+                    decoded["ns"].as_str().unwrap_or("").to_owned(),
+                    decoded["name"].as_str().unwrap_or("").to_owned(),
+                )),
+            )
+        }
+        None => (store.rv, None),
+    };
+    let mut items = Vec::new();
+    let mut next = None;
+    for ((_, ns, name), object) in store.list(target.resource, &target.namespace) {
+        if after
+            .as_ref()
+            .is_some_and(|(a_ns, a_name)| (ns, name) <= (a_ns, a_name))
+            || !watch::matches(object, &labels, &fields)
+        {
+            continue;
+        }
+        if limit.is_some_and(|l| items.len() == l) {
+            next = Some(STANDARD.encode(json!({"rv": issued, "ns": items_last(&items, "namespace"), "name": items_last(&items, "name")}).to_string()));
+            break;
+        }
+        let mut item = object.clone();
+        if let Some(map) = item.as_object_mut() {
+            map.remove("kind");
+            map.remove("apiVersion");
+        }
+        items.push(item);
+    }
+    let mut metadata = json!({"resourceVersion": store.rv.to_string()});
+    if let Some(token) = next {
+        metadata["continue"] = token.into();
+    }
+    Ok(
+        json!({"kind": format!("{}List", target.resource.kind), "apiVersion": target.resource.group_version, "metadata": metadata, "items": items}),
+    )
+}
+
+fn items_last(items: &[Value], field: &str) -> String {
+    items
+        .last()
+        .and_then(|i| i["metadata"][field].as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// A PATCH operation that tells kubectl the server validates fields itself (`fieldValidation`).
+fn patch_operation(kind: &str) -> Value {
+    json!({"patch": {
+        "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": kind},
+        "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}}],
+        "responses": {"200": {"description": "OK"}}
+    }})
+}
+
+/// `/version`, `/api`, `/api/v1`, `/apis`, and as much OpenAPI v3 as kubectl needs to trust the
+/// server with field validation.
+fn discovery(path: &str) -> Option<Value> {
+    Some(match path {
+        "/openapi/v3" => {
+            json!({"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=K8SSIM"}}})
+        }
+        "/openapi/v3/api/v1" => json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": "v1.33.0-k8s-sim"},
+            "paths": {
+                "/api/v1/namespaces/{namespace}/configmaps/{name}": patch_operation("ConfigMap"),
+                "/api/v1/namespaces/{name}": patch_operation("Namespace")
+            },
+            "components": {"schemas": {}}
+        }),
+        "/version" => {
+            json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-k8s-sim", "gitCommit": "k8s-sim", "gitTreeState": "clean",
+                             "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"})
+        }
+        "/api" => {
+            json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
+        }
+        "/apis" => json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+        "/api/v1" => json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+            {"name": "configmaps", "singularName": "configmap", "namespaced": true, "kind": "ConfigMap", "shortNames": ["cm"],
+             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "storageVersionHash": "qFsyl6wFWjQ="},
+            {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace", "shortNames": ["ns"],
+             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "storageVersionHash": "Q3oi5N2YM8M="}
+        ]}),
+        _ => return None,
+    })
+}
