@@ -1,0 +1,256 @@
+//! Test harness: the real service, started in-process on port 0, against the Kubernetes API
+//! simulator over HTTP; a kube-rs client plays the pipeline writer; waits are conditions with
+//! deadlines, never sleeps.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use execwatch::api::PageLimits;
+use execwatch::fixtures::{Cm, Doc};
+use execwatch::selector::Selector;
+use execwatch::source::kube::WatchSettings;
+use execwatch::validate::{Limits, SchemaRegistry};
+use execwatch::{Service, Sources};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_sim::Sim;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// How long any condition may take before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn schemas_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas")
+}
+
+pub fn registry() -> Arc<SchemaRegistry> {
+    Arc::new(
+        SchemaRegistry::load(&schemas_dir(), Limits::default()).expect("shipped schemas compile"),
+    )
+}
+
+pub fn selector() -> Selector {
+    "pipelines.gitops.dev/execution=true"
+        .parse()
+        .expect("valid selector")
+}
+
+/// Polls `probe` until it yields `Some`, or fails the test after `DEADLINE` with `what`.
+pub async fn wait_until<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A running execwatch service and a client for its HTTP API.
+pub struct Running {
+    pub base: String,
+    http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn start(sources: Sources, staleness: Duration) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let service = Service {
+            sources,
+            registry: registry(),
+            staleness,
+            page: PageLimits::default(),
+        };
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(service.run(listener, async {
+            let _ = rx.await;
+        }));
+        Running {
+            base,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// GETs `path`, returning the status and the JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("service answers");
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.expect("JSON body");
+        (status, body)
+    }
+
+    /// Waits until GET `path` answers 200 with a body that satisfies `check`.
+    pub async fn wait_for(&self, what: &str, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+        wait_until(what, || async {
+            let (status, body) = self.get(path).await;
+            (status == 200 && check(&body)).then_some(body)
+        })
+        .await
+    }
+
+    /// Names of the listed executions, in order.
+    pub async fn execution_names(&self, path: &str) -> Vec<String> {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "{body}");
+        names(&body)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("service stops cleanly");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// `items[].name` of a list body.
+pub fn names(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Fast timings so failure paths finish in seconds.
+pub fn fast_watch() -> WatchSettings {
+    WatchSettings {
+        label_selector: selector().to_string(),
+        watch_timeout: Duration::from_secs(3),
+        backoff_max: Duration::from_millis(500),
+    }
+}
+
+pub fn client_for(sim: &Sim) -> Client {
+    let config = kube::Config::new(sim.url().parse::<http::Uri>().expect("simulator URL"));
+    Client::try_from(config).expect("client for the simulator")
+}
+
+/// The simulator, the service watching `namespaces` in it, and a writer.
+pub struct Cluster {
+    pub sim: Sim,
+    pub service: Running,
+    pub writer: Client,
+}
+
+impl Cluster {
+    /// Creates `existing` namespaces, then starts the service watching `watched`.
+    pub async fn start(existing: &[&str], watched: &[&str]) -> Cluster {
+        Self::start_with(existing, watched, fast_watch(), Duration::from_secs(60)).await
+    }
+
+    pub async fn start_with(
+        existing: &[&str],
+        watched: &[&str],
+        watch: WatchSettings,
+        staleness: Duration,
+    ) -> Cluster {
+        let sim = Sim::start().await.expect("simulator starts");
+        for ns in existing {
+            sim.create_namespace(ns);
+        }
+        let sources = Sources::Kube {
+            client: client_for(&sim),
+            namespaces: watched.iter().map(|s| s.to_string()).collect(),
+            watch,
+        };
+        let service = Running::start(sources, staleness).await;
+        let writer = client_for(&sim);
+        Cluster {
+            sim,
+            service,
+            writer,
+        }
+    }
+
+    pub async fn wait_ready(&self) -> Value {
+        wait_until("the service is ready", || async {
+            let (status, body) = self.service.get("/readyz").await;
+            (status == 200).then_some(body)
+        })
+        .await
+    }
+
+    fn configmaps(&self, ns: &str) -> Api<ConfigMap> {
+        Api::namespaced(self.writer.clone(), ns)
+    }
+
+    /// Creates or replaces a ConfigMap, as a pipeline writer does.
+    pub async fn put(&self, cm: ConfigMap) {
+        let ns = cm.metadata.namespace.clone().expect("namespace");
+        let name = cm.metadata.name.clone().expect("name");
+        let api = self.configmaps(&ns);
+        let mut cm = cm;
+        match api.get_opt(&name).await.expect("get") {
+            Some(existing) => {
+                cm.metadata.resource_version = existing.metadata.resource_version;
+                api.replace(&name, &PostParams::default(), &cm)
+                    .await
+                    .expect("replace");
+            }
+            None => {
+                cm.metadata.resource_version = None;
+                api.create(&PostParams::default(), &cm)
+                    .await
+                    .expect("create");
+            }
+        }
+    }
+
+    /// Writes a valid execution document.
+    pub async fn put_execution(&self, ns: &str, name: &str, doc: &Doc) {
+        self.put(Cm::new(ns, name).doc(doc).build()).await;
+    }
+
+    pub async fn delete(&self, ns: &str, name: &str) {
+        self.configmaps(ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete");
+    }
+
+    pub async fn create_namespace(&self, name: &str) {
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+            .expect("namespace");
+        Api::<Namespace>::all(self.writer.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+    }
+}
