@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use futures::{Stream, TryStreamExt};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, stream};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::utils::ResetTimerBackoff;
+use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event, ExponentialBackoff};
 use kube::{Api, Client};
 
@@ -22,8 +22,19 @@ pub struct WatchSettings {
     pub backoff_max: Duration,
 }
 
-/// Watches labelled ConfigMaps in `namespace`, retrying with backoff; errors are yielded, the
-/// stream never ends.
+struct Attempt {
+    watch: Option<BoxStream<'static, watcher::Result<Event<ConfigMap>>>>,
+    backoff: ExponentialBackoff,
+    /// Set after a failure: wait this long before starting over.
+    delay: Option<Duration>,
+}
+
+/// Watches labelled ConfigMaps in `namespace`. Errors are yielded and the stream never ends.
+///
+/// An ordinary watch timeout resumes from the last resourceVersion inside kube-runtime. After an
+/// error, though, this starts over with a fresh list (after a backoff): kube-runtime would resume
+/// silently, leaving no event to say the namespace is healthy again, while a relist ends in
+/// `InitDone`, which the index turns into "synced".
 pub fn watch_namespace(
     client: Client,
     namespace: &str,
@@ -38,19 +49,40 @@ pub fn watch_namespace(
                 .as_secs()
                 .clamp(1, u64::from(u32::MAX)) as u32,
         );
-    let first = Duration::from_millis(800).min(settings.backoff_max);
-    // Reset after a quiet spell, like client-go, so a flapping server backs off for real.
-    let exponential = backon::ExponentialBuilder::default()
-        .with_min_delay(first)
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(800).min(settings.backoff_max))
         .with_max_delay(settings.backoff_max)
         .with_factor(2.0)
         .with_jitter()
         .without_max_times();
-    let backoff = ResetTimerBackoff::new(
-        ExponentialBackoff::from(exponential),
-        Duration::from_secs(120),
-    );
-    watcher::watcher(api, config)
-        .backoff(backoff)
-        .map_err(SourceError::from)
+    let start = Attempt {
+        watch: None,
+        backoff: ExponentialBackoff::from(backoff),
+        delay: None,
+    };
+    stream::unfold(start, move |mut attempt| {
+        let (api, config) = (api.clone(), config.clone());
+        async move {
+            if let Some(delay) = attempt.delay.take() {
+                tokio::time::sleep(delay).await;
+            }
+            let mut watch = attempt
+                .watch
+                .take()
+                .unwrap_or_else(|| watcher::watcher(api, config).boxed());
+            match watch.next().await? {
+                Ok(event) => {
+                    if matches!(event, Event::InitDone) {
+                        attempt.backoff.reset();
+                    }
+                    attempt.watch = Some(watch);
+                    Some((Ok(event), attempt))
+                }
+                Err(error) => {
+                    attempt.delay = attempt.backoff.next();
+                    Some((Err(SourceError::from(error)), attempt))
+                }
+            }
+        }
+    })
 }

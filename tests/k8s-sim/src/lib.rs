@@ -41,6 +41,8 @@ struct Inner {
     changes: notify::Sender<u64>,
     /// Bumped to drop every open watch.
     drops: notify::Sender<u64>,
+    /// Bumped to end every open watch cleanly, as a server-side timeout does.
+    ends: notify::Sender<u64>,
     requests: Mutex<BTreeMap<String, u64>>,
     next_watch_id: AtomicU64,
     open_watches: AtomicUsize,
@@ -112,6 +114,7 @@ impl Sim {
             faults: Mutex::default(),
             changes: notify::Sender::new(0),
             drops: notify::Sender::new(0),
+            ends: notify::Sender::new(0),
             requests: Mutex::default(),
             next_watch_id: AtomicU64::new(0),
             open_watches: AtomicUsize::new(0),
@@ -152,7 +155,8 @@ impl Sim {
         self.inner.changed();
     }
 
-    /// How many requests of `verb` (`list`, `watch`, `get`, `create`, `update`, `patch`, `delete`)
+    /// How many requests of `verb` (`list`, `watch`, `get`, `create`, `update`, `patch`, `delete`,
+    /// or `gone` for watches answered 410)
     /// reached `resource` in `namespace` ("" for cluster-wide).
     pub fn requests(&self, verb: &str, resource: &str, namespace: &str) -> u64 {
         let key = format!("{verb} {resource} {namespace}");
@@ -175,6 +179,12 @@ impl Sim {
     /// Ends every open watch abruptly, as a dropped connection would.
     pub fn drop_watches(&self) {
         self.inner.drops.send_modify(|g| *g += 1);
+    }
+
+    /// Ends every open watch cleanly, as a server-side timeout does: clients resume from their
+    /// last resourceVersion.
+    pub fn end_watches(&self) {
+        self.inner.ends.send_modify(|g| *g += 1);
     }
 
     /// Forgets all history: any watch from an older resourceVersion, and any continue token,

@@ -147,6 +147,8 @@ async fn run(inner: &Inner, id: u64, req: WatchRequest, tx: &mpsc::Sender<Chunk>
     let mut changes = inner.changes.subscribe();
     let mut drops = inner.drops.subscribe();
     drops.mark_unchanged();
+    let mut ends = inner.ends.subscribe();
+    ends.mark_unchanged();
     let deadline = tokio::time::sleep(req.timeout.unwrap_or(Duration::from_secs(1800)));
     tokio::pin!(deadline);
     let mut bookmarks = tokio::time::interval(inner.bookmark_interval);
@@ -163,8 +165,12 @@ async fn run(inner: &Inner, id: u64, req: WatchRequest, tx: &mpsc::Sender<Chunk>
     };
     loop {
         if id < inner.faults().silence_below {
-            // Silent but open, until the client gives up.
-            tx.closed().await;
+            // Silent but open, until the client gives up or the watch is dropped.
+            tokio::select! {
+                _ = tx.closed() => {}
+                _ = drops.changed() => {}
+                _ = ends.changed() => {}
+            }
             return;
         }
         match pending(inner, &req, &mut last) {
@@ -174,6 +180,7 @@ async fn run(inner: &Inner, id: u64, req: WatchRequest, tx: &mpsc::Sender<Chunk>
                 }
             }
             Err(expired) => {
+                inner.count(format!("gone {} {}", req.resource.plural, req.namespace));
                 let _ = tx.send(expired).await;
                 return;
             }
@@ -191,6 +198,7 @@ async fn run(inner: &Inner, id: u64, req: WatchRequest, tx: &mpsc::Sender<Chunk>
                 return;
             }
             _ = &mut deadline => return,
+            _ = ends.changed() => return,
             _ = tx.closed() => return,
         }
     }
