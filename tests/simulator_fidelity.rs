@@ -1,0 +1,328 @@
+//! The simulator speaks the Kubernetes wire protocol: checked with the real kubectl (where the
+//! machine has it) and with raw HTTP for what kubectl does not exercise.
+
+use std::process::Command;
+
+use k8s_sim::Sim;
+use serde_json::{Value, json};
+
+/// Runs kubectl against the simulator; `None` (with a printed reason) where kubectl is absent.
+fn kubectl(
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Option<(bool, String)> {
+    use std::io::Write;
+    let mut cmd = Command::new("kubectl");
+    cmd.env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if stdin.is_some() {
+        cmd.stdin(std::process::Stdio::piped());
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            println!("SKIPPED: kubectl is not available here ({e})");
+            return None;
+        }
+    };
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("kubectl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success(), text))
+}
+
+const MANIFEST: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: run-1\n  namespace: team-a\n  labels:\n    pipelines.gitops.dev/execution: \"true\"\ndata:\n  execution.yaml: \"phase: Running\"\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_creates_lists_labels_watches_and_deletes_configmaps() {
+    let sim = Sim::start().await.unwrap();
+    sim.create_namespace("team-a");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, sim.kubeconfig()).unwrap();
+    let kc = kubeconfig.clone();
+    let run = move |args: Vec<&'static str>, stdin: Option<&'static str>| {
+        let kc = kc.clone();
+        tokio::task::spawn_blocking(move || kubectl(&kc, &args, stdin))
+    };
+
+    let Some((ok, out)) = run(vec!["version", "-o", "json"], None).await.unwrap() else {
+        return;
+    };
+    assert!(ok && out.contains("v1.33.0-k8s-sim"), "{out}");
+
+    // A watch started before the writes sees them as they happen.
+    let watch = run(
+        vec![
+            "get",
+            "configmaps",
+            "-n",
+            "team-a",
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "jsonpath={.type}{\"\\n\"}",
+            "--request-timeout=5s",
+        ],
+        None,
+    );
+
+    let (ok, out) = run(vec!["create", "-f", "-"], Some(MANIFEST))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ok && out.contains("configmap/run-1 created"), "{out}");
+    let (ok, out) = run(vec!["create", "-f", "-"], Some(MANIFEST))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!ok && out.contains("AlreadyExists"), "{out}");
+    let (ok, out) = run(
+        vec!["label", "configmap", "run-1", "-n", "team-a", "tier=gold"],
+        None,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(ok && out.contains("labeled"), "{out}");
+    let (ok, out) = run(
+        vec![
+            "get",
+            "configmaps",
+            "-n",
+            "team-a",
+            "-l",
+            "tier=gold,pipelines.gitops.dev/execution",
+            "-o",
+            "name",
+        ],
+        None,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(ok && out.trim() == "configmap/run-1", "{out}");
+    let (ok, out) = run(
+        vec![
+            "get",
+            "configmaps",
+            "-n",
+            "team-a",
+            "-l",
+            "tier!=gold",
+            "-o",
+            "name",
+        ],
+        None,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(ok && out.trim().is_empty(), "{out}");
+    let (ok, out) = run(vec!["apply", "-f", "-"], Some(MANIFEST))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ok && out.contains("configured"), "{out}");
+    let (ok, out) = run(
+        vec![
+            "get",
+            "configmap",
+            "run-1",
+            "-n",
+            "team-a",
+            "-o",
+            "jsonpath={.metadata.labels.tier}",
+        ],
+        None,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        ok && out == "gold",
+        "apply keeps labels it does not manage: {out}"
+    );
+    let (ok, out) = run(vec!["delete", "configmap", "run-1", "-n", "team-a"], None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ok && out.contains("deleted"), "{out}");
+    let (ok, out) = run(vec!["get", "configmap", "run-1", "-n", "team-a"], None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!ok && out.contains("NotFound"), "{out}");
+
+    let (_, events) = watch.await.unwrap().unwrap();
+    let kinds: Vec<&str> = events.lines().collect();
+    assert!(
+        kinds.starts_with(&["ADDED", "MODIFIED"]) && kinds.last() == Some(&"DELETED"),
+        "{events}"
+    );
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    let response = reqwest::get(url).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn post(url: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn configmap(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": {"k": "v"}})
+}
+
+#[tokio::test]
+async fn lists_paginate_and_expired_continue_tokens_get_410() {
+    let sim = Sim::start().await.unwrap();
+    sim.create_namespace("ns");
+    let base = format!("{}/api/v1/namespaces/ns/configmaps", sim.url());
+    for i in 0..5 {
+        assert_eq!(
+            post(
+                &base,
+                configmap(&format!("cm-{i}"), json!({"n": i.to_string()}))
+            )
+            .await
+            .0,
+            201
+        );
+    }
+    let (status, page) = get(&format!("{base}?limit=2")).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["kind"], "ConfigMapList");
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let token = page["metadata"]["continue"].as_str().unwrap().to_owned();
+    let (_, rest) = get(&format!("{base}?limit=10&continue={}", urlencode(&token))).await;
+    let names: Vec<&str> = rest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cm-2", "cm-3", "cm-4"]);
+    assert!(rest["metadata"].get("continue").is_none());
+    let (_, selected) = get(&format!("{base}?labelSelector=n%20in%20(1,3)")).await;
+    assert_eq!(selected["items"].as_array().unwrap().len(), 2);
+
+    post(&base, configmap("cm-5", json!({}))).await;
+    sim.compact();
+    let (status, expired) = get(&format!("{base}?limit=10&continue={}", urlencode(&token))).await;
+    assert_eq!(
+        (status, expired["reason"].as_str()),
+        (410, Some("Expired")),
+        "{expired}"
+    );
+}
+
+#[tokio::test]
+async fn resource_versions_conflicts_and_missing_namespaces_behave_like_kubernetes() {
+    let sim = Sim::start().await.unwrap();
+    sim.create_namespace("ns");
+    let base = format!("{}/api/v1/namespaces/ns/configmaps", sim.url());
+    let (_, created) = post(&base, configmap("a", json!({}))).await;
+    let rv: u64 = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut stale = created.clone();
+    stale["metadata"]["resourceVersion"] = json!((rv - 1).to_string());
+    let response = reqwest::Client::new()
+        .put(format!("{base}/a"))
+        .json(&stale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 409);
+    let (status, body) = post(
+        &format!("{}/api/v1/namespaces/nowhere/configmaps", sim.url()),
+        configmap("b", json!({})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["kind"].as_str(), body["reason"].as_str()),
+        (404, Some("Status"), Some("NotFound"))
+    );
+    let (status, body) = get(&format!(
+        "{}/api/v1/namespaces/nowhere/configmaps",
+        sim.url()
+    ))
+    .await;
+    assert_eq!(
+        (status, body["items"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "listing a missing namespace is empty, as in Kubernetes"
+    );
+    let (status, _) = get(&format!("{}/api/v1", sim.url())).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn watches_from_a_compacted_resource_version_get_410_and_bookmarks_carry_progress() {
+    let sim = Sim::start().await.unwrap();
+    sim.create_namespace("ns");
+    let base = format!("{}/api/v1/namespaces/ns/configmaps", sim.url());
+    let (_, created) = post(&base, configmap("a", json!({}))).await;
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    post(&base, configmap("b", json!({}))).await;
+    sim.compact();
+    let body = reqwest::get(format!("{base}?watch=true&resourceVersion={rv}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let event: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (event["type"].as_str(), event["object"]["code"].as_u64()),
+        (Some("ERROR"), Some(410)),
+        "{body}"
+    );
+
+    let current = get(&base).await.1["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!(
+        "{base}?watch=true&resourceVersion={current}&allowWatchBookmarks=true&timeoutSeconds=2"
+    );
+    let body = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let bookmark: Value =
+        serde_json::from_str(body.lines().next().expect("a bookmark before the timeout")).unwrap();
+    assert_eq!(bookmark["type"], "BOOKMARK");
+    assert_eq!(
+        bookmark["object"]["metadata"]["resourceVersion"],
+        current.as_str()
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
