@@ -15,7 +15,7 @@ use crate::selector::Selector;
     about = "Lists, discovers and follows pipeline executions recorded as labelled ConfigMaps"
 )]
 pub struct Args {
-    /// Log level or tracing filter directive (e.g. `info`, `execwatch=debug`).
+    /// Log level or tracing filter directive; `debug,warp=info` adds a line per API request.
     #[arg(
         long,
         env = "EXECWATCH_LOG_LEVEL",
