@@ -15,11 +15,11 @@ use crate::selector::Selector;
     about = "Lists, discovers and follows pipeline executions recorded as labelled ConfigMaps"
 )]
 pub struct Args {
-    /// Log level or tracing filter directive; `debug,warp=info` adds a line per API request.
+    /// Log level or tracing filter directive; `info,warp=info` adds a line per API request.
     #[arg(
         long,
         env = "EXECWATCH_LOG_LEVEL",
-        default_value = "info",
+        default_value = "info,warp=warn",
         global = true
     )]
     pub log_level: String,
