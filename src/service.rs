@@ -84,9 +84,7 @@ fn spawn_sources(sources: Sources, index: &Index, registry: &Arc<SchemaRegistry>
                 index.register(&ns, Some(&ns));
                 let events = watch_namespace(client.clone(), &ns, &watch);
                 let span = tracing::info_span!("watch", namespace = %ns);
-                tasks.spawn(
-                    index::ingest(index.clone(), registry.clone(), ns, events).instrument(span),
-                );
+                spawn_ingest(&mut tasks, index, registry, ns, events, span);
             }
         }
         Sources::Dir {
@@ -98,10 +96,30 @@ fn spawn_sources(sources: Sources, index: &Index, registry: &Arc<SchemaRegistry>
             index.register(&source, None);
             let span = tracing::info_span!("dir", path = %path.display());
             let events = watch_dir(path, selector, interval);
-            tasks.spawn(
-                index::ingest(index.clone(), registry.clone(), source, events).instrument(span),
-            );
+            spawn_ingest(&mut tasks, index, registry, source, events, span);
         }
     }
     tasks
+}
+
+/// One task per shard, in its own span.
+fn spawn_ingest<S>(
+    tasks: &mut JoinSet<()>,
+    index: &Index,
+    registry: &Arc<SchemaRegistry>,
+    source: String,
+    events: S,
+    span: tracing::Span,
+) where
+    S: futures::Stream<
+            Item = Result<
+                kube::runtime::watcher::Event<k8s_openapi::api::core::v1::ConfigMap>,
+                crate::source::SourceError,
+            >,
+        > + Send
+        + 'static,
+{
+    let registry = registry.clone();
+    let decoder = move |cm: &_| registry.decode(cm);
+    tasks.spawn(index::ingest(index.clone(), decoder, source, events).instrument(span));
 }

@@ -1,7 +1,6 @@
 //! Feeds the index from any stream of watcher events, whichever source produced it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -9,14 +8,17 @@ use kube::runtime::watcher::Event;
 
 use super::{Decoded, Index};
 use crate::source::SourceError;
-use crate::validate::{ObjectRef, Reason, Rejection, SchemaRegistry};
+use crate::validate::{ObjectRef, Reason, Rejection};
 
-/// Consumes `events` for the shard `source` until the stream ends. Errors are recorded on the
-/// shard and never end ingestion; a relist is buffered and swapped in whole.
-pub async fn ingest<S>(index: Index, registry: Arc<SchemaRegistry>, source: String, events: S)
+/// Consumes `events` for the shard `source` until the stream ends, decoding each ConfigMap
+/// with `decoder` (normally `SchemaRegistry::decode`). Errors are recorded on the shard and never
+/// end ingestion; a relist is buffered and swapped in whole.
+pub async fn ingest<S, D>(index: Index, decoder: D, source: String, events: S)
 where
     S: Stream<Item = Result<Event<ConfigMap>, SourceError>>,
+    D: Fn(&ConfigMap) -> Decoded,
 {
+    let registry = &decoder;
     let mut events = std::pin::pin!(events);
     let mut relist: Option<Vec<Decoded>> = None;
     while let Some(event) = events.next().await {
@@ -41,8 +43,8 @@ where
 }
 
 /// Decodes one ConfigMap; a panic in the decoder becomes a rejection of that object alone.
-fn decode(registry: &SchemaRegistry, cm: &ConfigMap) -> Decoded {
-    catch_unwind(AssertUnwindSafe(|| registry.decode(cm))).unwrap_or_else(|_| {
+fn decode(decoder: &impl Fn(&ConfigMap) -> Decoded, cm: &ConfigMap) -> Decoded {
+    catch_unwind(AssertUnwindSafe(|| decoder(cm))).unwrap_or_else(|_| {
         tracing::error!(object = %object_ref(cm), "decoder panicked; object rejected");
         Err(Rejection {
             id: object_ref(cm),
@@ -59,5 +61,59 @@ fn object_ref(cm: &ConfigMap) -> ObjectRef {
     ObjectRef {
         namespace: cm.metadata.namespace.clone().unwrap_or_default(),
         name: cm.metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::channel::mpsc;
+
+    use super::*;
+    use crate::fixtures::{Cm, Doc};
+    use crate::validate::{Limits, SchemaRegistry};
+
+    #[tokio::test]
+    async fn a_panicking_decoder_rejects_one_object_and_ingestion_goes_on() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let registry = SchemaRegistry::load(&dir, Limits::default()).unwrap();
+        let decoder = move |cm: &ConfigMap| {
+            if cm.metadata.name.as_deref() == Some("poison") {
+                panic!("decoder bug");
+            }
+            registry.decode(cm)
+        };
+        let index = Index::new(Duration::from_secs(60));
+        index.register("ns", Some("ns"));
+        let (tx, rx) = mpsc::unbounded();
+        let task = tokio::spawn(ingest(index.clone(), decoder, "ns".to_owned(), rx));
+        let cm = |name: &str| Cm::new("ns", name).doc(&Doc::new("p")).build();
+        for event in [
+            Event::Init,
+            Event::InitApply(cm("before")),
+            Event::InitDone,
+            Event::Apply(cm("poison")),
+            Event::Apply(cm("after")),
+        ] {
+            tx.unbounded_send(Ok(event)).unwrap();
+        }
+        drop(tx);
+        task.await.expect("ingestion survives the panic");
+        let rejections = index.rejections(None);
+        assert_eq!(rejections.len(), 1);
+        assert_eq!(rejections[0].rejection.reasons[0].code, "Internal");
+        let served: Vec<_> = ["before", "after"]
+            .iter()
+            .filter(|n| {
+                index
+                    .get(&ObjectRef {
+                        namespace: "ns".into(),
+                        name: n.to_string(),
+                    })
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(served.len(), 2);
     }
 }
