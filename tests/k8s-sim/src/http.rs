@@ -15,7 +15,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::Inner;
-use crate::store::{ApiError, NAMESPACES, RESOURCES, Resource};
+use crate::discovery;
+use crate::store::{ApiError, Resource};
 use crate::watch::{self, FieldSelector, WatchRequest};
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -56,10 +57,11 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
         form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
-    if let Some(body) = discovery(&path) {
+    if let Some(body) = discovery::document(&path, &inner.store().resources()) {
         return Ok(json_response(200, &body));
     }
-    let target = parse_target(&path).ok_or_else(|| {
+    let resources = inner.store().resources();
+    let target = parse_target(&path, &resources).ok_or_else(|| {
         ApiError::new(
             404,
             "NotFound",
@@ -96,7 +98,7 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
         .await
         .map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?
         .to_bytes();
-    let (ns, plural) = (target.namespace.clone(), target.resource.plural);
+    let (ns, plural) = (target.namespace.clone(), target.resource.id());
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     let verb = match (&method, &target.name, watching) {
         (&Method::GET, None, true) => "watch",
@@ -129,12 +131,12 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
     let result = {
         let mut store = inner.store();
         match verb {
-            "get" => store.get(target.resource, &ns, &name).map(|o| (200, o)),
+            "get" => store.get(&target.resource, &ns, &name).map(|o| (200, o)),
             "create" => store
-                .create(target.resource, &ns, decoded()?)
+                .create(&target.resource, &ns, decoded()?)
                 .map(|o| (201, o)),
             "update" => store
-                .update(target.resource, &ns, &name, decoded()?)
+                .update(&target.resource, &ns, &name, decoded()?)
                 .map(|o| (200, o)),
             "patch" => {
                 if !(content_type.starts_with("application/merge-patch+json")
@@ -149,12 +151,12 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
                     ));
                 }
                 store
-                    .patch(target.resource, &ns, &name, &decoded()?)
+                    .patch(&target.resource, &ns, &name, &decoded()?)
                     .map(|o| (200, o))
             }
             _ => store
-                .delete(target.resource, &ns, &name)
-                .map(|o| (200, deleted(target.resource, o))),
+                .delete(&target.resource, &ns, &name)
+                .map(|o| (200, deleted(&target.resource, o))),
         }
     };
     let (code, object) = result?;
@@ -193,8 +195,8 @@ fn injected(code: u16, req: &Request<Incoming>, target: &Target) -> ApiError {
 }
 
 /// Deleting a ConfigMap answers with a Status; a Namespace with the object, now terminating.
-fn deleted(resource: Resource, object: Value) -> Value {
-    if resource == NAMESPACES {
+fn deleted(resource: &Resource, object: Value) -> Value {
+    if *resource == Resource::namespaces() || *resource == Resource::crds() {
         let mut object = object;
         object["status"] = json!({"phase": "Terminating"});
         return object;
@@ -203,24 +205,37 @@ fn deleted(resource: Resource, object: Value) -> Value {
            "details": {"name": object["metadata"]["name"], "kind": resource.plural, "uid": object["metadata"]["uid"]}})
 }
 
-fn parse_target(path: &str) -> Option<Target> {
-    let rest = path.strip_prefix("/api/v1/")?;
+fn parse_target(path: &str, resources: &[Resource]) -> Option<Target> {
+    let find = |group: &str, version: &str, plural: &str| {
+        resources
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
+    };
+    let (group, version, rest) = if let Some(rest) = path.strip_prefix("/api/v1/") {
+        ("", "v1", rest)
+    } else {
+        let rest = path.strip_prefix("/apis/")?;
+        let mut parts = rest.splitn(3, '/');
+        let (group, version, rest) = (parts.next()?, parts.next()?, parts.next()?);
+        (group, version, rest)
+    };
     let parts: Vec<&str> = rest.split('/').collect();
-    let resource = |plural: &str| RESOURCES.iter().find(|r| r.plural == plural).copied();
-    let target = |resource, namespace: &str, name: Option<&str>| {
+    let target = |resource: Resource, namespace: &str, name: Option<&str>| {
         Some(Target {
             resource,
             namespace: namespace.to_owned(),
             name: name.map(str::to_owned),
         })
     };
+    let cluster = |plural: &str| find(group, version, plural).filter(|r| !r.namespaced);
+    let namespaced = |plural: &str| find(group, version, plural).filter(|r| r.namespaced);
     match parts.as_slice() {
-        [plural] => target(resource(plural)?, "", None),
-        ["namespaces", name] => target(NAMESPACES, "", Some(name)),
-        ["namespaces", ns, plural] => target(resource(plural).filter(|r| r.namespaced)?, ns, None),
-        ["namespaces", ns, plural, name] => {
-            target(resource(plural).filter(|r| r.namespaced)?, ns, Some(name))
-        }
+        // Listing a namespaced kind across all namespaces, or a cluster-scoped kind.
+        [plural] => target(find(group, version, plural)?, "", None),
+        ["namespaces", ns, plural] => target(namespaced(plural)?, ns, None),
+        ["namespaces", ns, plural, name] => target(namespaced(plural)?, ns, Some(name)),
+        [plural, name] => target(cluster(plural)?, "", Some(name)),
         _ => None,
     }
 }
@@ -236,7 +251,7 @@ fn watch_request(
         })?),
     };
     Ok(WatchRequest {
-        resource: target.resource,
+        resource: target.resource.clone(),
         namespace: target.namespace.clone(),
         labels: labels(query)?,
         fields: fields(query)?,
@@ -342,7 +357,7 @@ fn list(
     };
     let mut items = Vec::new();
     let mut next = None;
-    for ((_, ns, name), object) in store.list(target.resource, &target.namespace) {
+    for ((_, ns, name), object) in store.list(&target.resource, &target.namespace) {
         if after
             .as_ref()
             .is_some_and(|(a_ns, a_name)| (ns, name) <= (a_ns, a_name))
@@ -366,7 +381,7 @@ fn list(
         metadata["continue"] = token.into();
     }
     Ok(
-        json!({"kind": format!("{}List", target.resource.kind), "apiVersion": target.resource.group_version, "metadata": metadata, "items": items}),
+        json!({"kind": format!("{}List", target.resource.kind), "apiVersion": target.resource.api_version(), "metadata": metadata, "items": items}),
     )
 }
 
@@ -376,47 +391,4 @@ fn items_last(items: &[Value], field: &str) -> String {
         .and_then(|i| i["metadata"][field].as_str())
         .unwrap_or("")
         .to_owned()
-}
-
-/// A PATCH operation that tells kubectl the server validates fields itself (`fieldValidation`).
-fn patch_operation(kind: &str) -> Value {
-    json!({"patch": {
-        "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": kind},
-        "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}}],
-        "responses": {"200": {"description": "OK"}}
-    }})
-}
-
-/// `/version`, `/api`, `/api/v1`, `/apis`, and as much OpenAPI v3 as kubectl needs to trust the
-/// server with field validation.
-fn discovery(path: &str) -> Option<Value> {
-    Some(match path {
-        "/openapi/v3" => {
-            json!({"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=K8SSIM"}}})
-        }
-        "/openapi/v3/api/v1" => json!({
-            "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": "v1.33.0-k8s-sim"},
-            "paths": {
-                "/api/v1/namespaces/{namespace}/configmaps/{name}": patch_operation("ConfigMap"),
-                "/api/v1/namespaces/{name}": patch_operation("Namespace")
-            },
-            "components": {"schemas": {}}
-        }),
-        "/version" => {
-            json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-k8s-sim", "gitCommit": "k8s-sim", "gitTreeState": "clean",
-                             "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"})
-        }
-        "/api" => {
-            json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
-        }
-        "/apis" => json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
-        "/api/v1" => json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
-            {"name": "configmaps", "singularName": "configmap", "namespaced": true, "kind": "ConfigMap", "shortNames": ["cm"],
-             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "storageVersionHash": "qFsyl6wFWjQ="},
-            {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace", "shortNames": ["ns"],
-             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "storageVersionHash": "Q3oi5N2YM8M="}
-        ]}),
-        _ => return None,
-    })
 }

@@ -5,6 +5,7 @@
 //!
 //! It is not a fake of execwatch's own traits: kube-rs and kubectl talk to it as to a cluster.
 
+mod discovery;
 mod http;
 mod store;
 mod watch;
@@ -148,7 +149,7 @@ impl Sim {
     /// Creates a namespace directly (test set-up).
     pub fn create_namespace(&self, name: &str) {
         let _ = self.inner.store().create(
-            store::NAMESPACES,
+            &store::Resource::namespaces(),
             "",
             serde_json::json!({"metadata": {"name": name}}),
         );

@@ -5,37 +5,100 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{Value, json};
 
-/// A kind of object the simulator serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A kind of object the simulator serves: built in, or defined by a CustomResourceDefinition.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resource {
-    pub group_version: &'static str,
-    pub plural: &'static str,
-    pub kind: &'static str,
+    /// "" for the core group.
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+    pub kind: String,
     pub namespaced: bool,
+    pub short_names: Vec<String>,
 }
 
-pub const NAMESPACES: Resource = Resource {
-    group_version: "v1",
-    plural: "namespaces",
-    kind: "Namespace",
-    namespaced: false,
-};
-pub const CONFIGMAPS: Resource = Resource {
-    group_version: "v1",
-    plural: "configmaps",
-    kind: "ConfigMap",
-    namespaced: true,
-};
-pub const RESOURCES: [Resource; 2] = [NAMESPACES, CONFIGMAPS];
+impl Resource {
+    fn new(
+        group: &str,
+        version: &str,
+        plural: &str,
+        kind: &str,
+        namespaced: bool,
+        short: &[&str],
+    ) -> Self {
+        let short_names = short.iter().map(|s| s.to_string()).collect();
+        Resource {
+            group: group.into(),
+            version: version.into(),
+            plural: plural.into(),
+            kind: kind.into(),
+            namespaced,
+            short_names,
+        }
+    }
+    pub fn namespaces() -> Self {
+        Self::new("", "v1", "namespaces", "Namespace", false, &["ns"])
+    }
+    pub fn configmaps() -> Self {
+        Self::new("", "v1", "configmaps", "ConfigMap", true, &["cm"])
+    }
+    pub fn crds() -> Self {
+        Self::new(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+            &["crd", "crds"],
+        )
+    }
+    /// `v1` or `group/version`, as objects and lists carry it.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+    /// The store's name for the resource: `plural` or `plural.group`.
+    pub fn id(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+    /// The resources a CRD object defines, one per served version.
+    fn from_crd(crd: &Value) -> Vec<Resource> {
+        let spec = &crd["spec"];
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        spec["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["served"].as_bool().unwrap_or(true))
+            .map(|v| Resource {
+                group: text(&spec["group"]),
+                version: text(&v["name"]),
+                plural: text(&spec["names"]["plural"]),
+                kind: text(&spec["names"]["kind"]),
+                namespaced: spec["scope"] == "Namespaced",
+                short_names: serde_json::from_value(spec["names"]["shortNames"].clone())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+}
 
-/// (resource plural, namespace or "", name)
-pub type Key = (&'static str, String, String);
+/// (resource id, namespace or "", name)
+pub type Key = (String, String, String);
 
 #[derive(Clone, Debug)]
 pub struct Event {
     pub rv: u64,
     pub kind: &'static str,
-    pub resource: &'static str,
+    /// `Resource::id` of the object.
+    pub resource: String,
     /// The object before the change (for selector transitions), if any.
     pub old: Option<Value>,
     pub object: Value,
@@ -84,9 +147,27 @@ impl Store {
             uid: 0,
         };
         store
-            .create(NAMESPACES, "", json!({"metadata": {"name": "default"}}))
+            .create(
+                &Resource::namespaces(),
+                "",
+                json!({"metadata": {"name": "default"}}),
+            )
             .expect("fresh store");
         store
+    }
+
+    /// Every resource served now: the built-in ones and those of the CRDs that exist.
+    pub fn resources(&self) -> Vec<Resource> {
+        let mut all = vec![
+            Resource::namespaces(),
+            Resource::configmaps(),
+            Resource::crds(),
+        ];
+        all.extend(
+            self.list(&Resource::crds(), "")
+                .flat_map(|(_, crd)| Resource::from_crd(crd)),
+        );
+        all
     }
 
     fn next_rv(&mut self) -> u64 {
@@ -97,14 +178,14 @@ impl Store {
     fn record(
         &mut self,
         kind: &'static str,
-        resource: Resource,
+        resource: &Resource,
         old: Option<Value>,
         object: Value,
     ) {
         self.history.push_back(Event {
             rv: self.rv,
             kind,
-            resource: resource.plural,
+            resource: resource.id(),
             old,
             object,
         });
@@ -114,12 +195,13 @@ impl Store {
         }
     }
 
-    fn check_namespace(&self, resource: Resource, namespace: &str) -> Result<(), ApiError> {
-        if resource.namespaced
-            && !self
-                .objects
-                .contains_key(&("namespaces", String::new(), namespace.to_owned()))
-        {
+    fn check_namespace(&self, resource: &Resource, namespace: &str) -> Result<(), ApiError> {
+        let key = (
+            Resource::namespaces().id(),
+            String::new(),
+            namespace.to_owned(),
+        );
+        if resource.namespaced && !self.objects.contains_key(&key) {
             return Err(ApiError::new(
                 404,
                 "NotFound",
@@ -129,16 +211,16 @@ impl Store {
         Ok(())
     }
 
-    pub fn get(&self, resource: Resource, namespace: &str, name: &str) -> Result<Value, ApiError> {
+    pub fn get(&self, resource: &Resource, namespace: &str, name: &str) -> Result<Value, ApiError> {
         self.objects
-            .get(&(resource.plural, namespace.to_owned(), name.to_owned()))
+            .get(&(resource.id(), namespace.to_owned(), name.to_owned()))
             .cloned()
             .ok_or_else(|| not_found(resource, name))
     }
 
     pub fn create(
         &mut self,
-        resource: Resource,
+        resource: &Resource,
         namespace: &str,
         mut object: Value,
     ) -> Result<Value, ApiError> {
@@ -158,12 +240,12 @@ impl Store {
                 ),
             ));
         }
-        let key = (resource.plural, namespace.to_owned(), name.clone());
+        let key = (resource.id(), namespace.to_owned(), name.clone());
         if self.objects.contains_key(&key) {
             return Err(ApiError::new(
                 409,
                 "AlreadyExists",
-                format!("{} \"{name}\" already exists", resource.plural),
+                format!("{} \"{name}\" already exists", resource.id()),
             ));
         }
         let rv = self.next_rv();
@@ -179,7 +261,7 @@ impl Store {
             meta.insert("namespace".into(), namespace.into());
         }
         set_type(&mut object, resource);
-        if resource == NAMESPACES {
+        if *resource == Resource::namespaces() {
             object["status"] = json!({"phase": "Active"});
         }
         self.objects.insert(key, object.clone());
@@ -190,12 +272,12 @@ impl Store {
     /// Replaces an object; a stale `metadata.resourceVersion` is a 409 Conflict.
     pub fn update(
         &mut self,
-        resource: Resource,
+        resource: &Resource,
         namespace: &str,
         name: &str,
         mut object: Value,
     ) -> Result<Value, ApiError> {
-        let key = (resource.plural, namespace.to_owned(), name.to_owned());
+        let key = (resource.id(), namespace.to_owned(), name.to_owned());
         let old = self
             .objects
             .get(&key)
@@ -218,7 +300,7 @@ impl Store {
                 "Conflict",
                 format!(
                     "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                    resource.plural
+                    resource.id()
                 ),
             ));
         }
@@ -236,10 +318,10 @@ impl Store {
         Ok(object)
     }
 
-    /// JSON merge patch (RFC 7386); for ConfigMaps and Namespaces a strategic merge patch is the same.
+    /// JSON merge patch (RFC 7386); for the kinds served here a strategic merge patch is the same.
     pub fn patch(
         &mut self,
-        resource: Resource,
+        resource: &Resource,
         namespace: &str,
         name: &str,
         patch: &Value,
@@ -257,11 +339,11 @@ impl Store {
 
     pub fn delete(
         &mut self,
-        resource: Resource,
+        resource: &Resource,
         namespace: &str,
         name: &str,
     ) -> Result<Value, ApiError> {
-        let key = (resource.plural, namespace.to_owned(), name.to_owned());
+        let key = (resource.id(), namespace.to_owned(), name.to_owned());
         let mut object = self
             .objects
             .remove(&key)
@@ -269,21 +351,35 @@ impl Store {
         let rv = self.next_rv();
         metadata(&mut object).insert("resourceVersion".into(), rv.to_string().into());
         self.record("DELETED", resource, None, object.clone());
-        if resource == NAMESPACES {
-            let doomed: Vec<Key> = self
-                .objects
-                .keys()
-                .filter(|(_, ns, _)| ns == name)
-                .cloned()
-                .collect();
-            for (plural, ns, n) in doomed {
-                let r = RESOURCES
+        // Deleting a namespace deletes what is in it; deleting a CRD deletes its objects.
+        let owned: Vec<Resource> = if *resource == Resource::namespaces() {
+            self.resources()
+                .into_iter()
+                .filter(|r| r.namespaced)
+                .collect()
+        } else if *resource == Resource::crds() {
+            Resource::from_crd(&object)
+        } else {
+            Vec::new()
+        };
+        let scope = if *resource == Resource::namespaces() {
+            Some(name.to_owned())
+        } else {
+            None
+        };
+        let doomed: Vec<(Resource, String, String)> = self
+            .objects
+            .keys()
+            .filter(|(_, ns, _)| scope.as_ref().is_none_or(|s| s == ns))
+            .filter_map(|(id, ns, n)| {
+                owned
                     .iter()
-                    .find(|r| r.plural == plural)
-                    .copied()
-                    .unwrap_or(CONFIGMAPS);
-                let _ = self.delete(r, &ns, &n);
-            }
+                    .find(|r| r.id() == *id)
+                    .map(|r| (r.clone(), ns.clone(), n.clone()))
+            })
+            .collect();
+        for (r, ns, n) in doomed {
+            let _ = self.delete(&r, &ns, &n);
         }
         Ok(object)
     }
@@ -291,11 +387,12 @@ impl Store {
     /// Objects of `resource` in `namespace` ("" for all), ordered by namespace and name.
     pub fn list<'a>(
         &'a self,
-        resource: Resource,
+        resource: &Resource,
         namespace: &'a str,
     ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
-        self.objects.iter().filter(move |((plural, ns, _), _)| {
-            *plural == resource.plural && (namespace.is_empty() || ns == namespace)
+        let id = resource.id();
+        self.objects.iter().filter(move |((rid, ns, _), _)| {
+            *rid == id && (namespace.is_empty() || ns == namespace)
         })
     }
 
@@ -306,11 +403,11 @@ impl Store {
     }
 }
 
-fn not_found(resource: Resource, name: &str) -> ApiError {
+fn not_found(resource: &Resource, name: &str) -> ApiError {
     ApiError::new(
         404,
         "NotFound",
-        format!("{} \"{name}\" not found", resource.plural),
+        format!("{} \"{name}\" not found", resource.id()),
     )
 }
 
@@ -323,9 +420,9 @@ fn metadata(object: &mut Value) -> &mut serde_json::Map<String, Value> {
         .expect("metadata is an object")
 }
 
-fn set_type(object: &mut Value, resource: Resource) {
-    object["kind"] = resource.kind.into();
-    object["apiVersion"] = resource.group_version.into();
+fn set_type(object: &mut Value, resource: &Resource) {
+    object["kind"] = resource.kind.clone().into();
+    object["apiVersion"] = resource.api_version().into();
 }
 
 /// RFC 7386 merge: objects merge, `null` deletes, anything else replaces.
@@ -335,9 +432,8 @@ pub fn merge(target: &mut Value, patch: &Value) {
             for (k, v) in p {
                 if v.is_null() {
                     t.remove(k);
-                } else if k.starts_with('$') {
+                } else if !k.starts_with('$') {
                     // Strategic-merge directives ($patch, $retainKeys) do not apply to these kinds.
-                } else {
                     merge(t.entry(k.clone()).or_insert(Value::Null), v);
                 }
             }

@@ -88,7 +88,7 @@ fn gone(rv: u64, compacted: u64) -> Chunk {
 /// The event as this watch sees it: label selectors turn modifications into ADDED or DELETED
 /// when an object starts or stops matching, as the apiserver's watch cache does.
 fn visible(req: &WatchRequest, e: &Event) -> Option<&'static str> {
-    if e.resource != req.resource.plural
+    if e.resource != req.resource.id()
         || (!req.namespace.is_empty()
             && e.object["metadata"]["namespace"] != req.namespace.as_str())
     {
@@ -127,7 +127,7 @@ fn pending(inner: &Inner, req: &WatchRequest, last: &mut u64) -> Result<Vec<Chun
 fn current(inner: &Inner, req: &WatchRequest) -> (Vec<Chunk>, u64) {
     let store = inner.store();
     let events = store
-        .list(req.resource, &req.namespace)
+        .list(&req.resource, &req.namespace)
         .filter(|(_, o)| matches(o, &req.labels, &req.fields))
         .map(|(_, o)| line("ADDED", o))
         .collect();
@@ -180,7 +180,7 @@ async fn run(inner: &Inner, id: u64, req: WatchRequest, tx: &mpsc::Sender<Chunk>
                 }
             }
             Err(expired) => {
-                inner.count(format!("gone {} {}", req.resource.plural, req.namespace));
+                inner.count(format!("gone {} {}", req.resource.id(), req.namespace));
                 let _ = tx.send(expired).await;
                 return;
             }
@@ -188,7 +188,7 @@ async fn run(inner: &Inner, id: u64, req: WatchRequest, tx: &mpsc::Sender<Chunk>
         tokio::select! {
             _ = changes.changed() => {}
             _ = bookmarks.tick(), if req.bookmarks => {
-                let mark = json!({"kind": req.resource.kind, "apiVersion": req.resource.group_version, "metadata": {"resourceVersion": last.to_string()}});
+                let mark = json!({"kind": req.resource.kind, "apiVersion": req.resource.api_version(), "metadata": {"resourceVersion": last.to_string()}});
                 if tx.send(line("BOOKMARK", &mark)).await.is_err() {
                     return;
                 }
