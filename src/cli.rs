@@ -100,6 +100,15 @@ pub struct ServeArgs {
     /// Largest page size a client may ask for.
     #[arg(long, env = "EXECWATCH_MAX_PAGE_SIZE", default_value_t = 500)]
     pub max_page_size: usize,
+    /// Modules to enable (comma-separated) while no BackendModule CRD is installed, and always
+    /// with --from-dir.
+    #[arg(
+        long,
+        env = "EXECWATCH_MODULES",
+        value_delimiter = ',',
+        default_value = "executions,pipelines,rejections"
+    )]
+    pub modules: Vec<String>,
     #[command(flatten)]
     pub schema: SchemaArgs,
 }

@@ -12,6 +12,7 @@ use warp::{Filter, Reply};
 
 use crate::api::AppState;
 use crate::index::ShardStatus;
+use crate::modules::ModuleStatus;
 
 /// Process-wide health flags.
 #[derive(Clone, Default)]
@@ -31,6 +32,8 @@ impl Health {
 struct Readiness {
     ready: bool,
     shutting_down: bool,
+    /// Only enabled modules count towards readiness.
+    modules: Vec<ModuleStatus>,
     sources: Vec<ShardStatus>,
 }
 
@@ -47,7 +50,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 /// GET /readyz
 fn readyz(state: &AppState) -> Response {
     let shutting_down = state.health.shutting_down.load(Ordering::SeqCst);
-    let ready = !shutting_down && state.index.settled();
+    let modules = state.modules.status();
+    let ready = !shutting_down && modules.iter().filter(|m| m.enabled).all(|m| m.ready);
     let status = if ready {
         StatusCode::OK
     } else {
@@ -56,6 +60,7 @@ fn readyz(state: &AppState) -> Response {
     let body = Readiness {
         ready,
         shutting_down,
+        modules,
         sources: state.index.shards(),
     };
     warp::reply::with_status(warp::reply::json(&body), status).into_response()

@@ -19,6 +19,7 @@ pub mod fixtures;
 pub mod health;
 pub mod index;
 pub mod model;
+pub mod modules;
 pub mod offline;
 pub mod selector;
 mod service;

@@ -45,6 +45,8 @@ fn registry(args: &SchemaArgs) -> anyhow::Result<Arc<SchemaRegistry>> {
 
 async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let registry = registry(&args.schema)?;
+    let modules = execwatch::modules::parse_names(&args.modules)
+        .map_err(|e| anyhow::anyhow!("invalid --modules: {e}"))?;
     let selector = args.schema.label_selector.clone();
     let sources = match args.from_dir {
         Some(path) => Sources::Dir {
@@ -83,6 +85,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         registry,
         staleness: args.staleness,
         page,
+        modules,
     };
     service.run(listener, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)

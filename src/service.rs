@@ -1,11 +1,15 @@
-//! Wiring: starts one ingestion task per shard and the HTTP server, and stops them on one
-//! shutdown signal.
+//! Wiring: the index, the modules and their switch, and the HTTP server; one shutdown signal
+//! stops them all.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::Stream;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::watcher::Event;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -13,20 +17,24 @@ use tracing::Instrument;
 use crate::api::{self, AppState, PageLimits};
 use crate::health::Health;
 use crate::index::{self, Index};
+use crate::modules::switch::{self, Switch, SwitchState};
+use crate::modules::{ExecutionsModule, Module, Modules, PipelinesModule, RejectionsModule};
 use crate::selector::Selector;
+use crate::source::SourceError;
 use crate::source::dir::watch_dir;
 use crate::source::kube::{WatchSettings, watch_namespace};
 use crate::validate::SchemaRegistry;
 
 /// Where executions come from.
+#[derive(Clone)]
 pub enum Sources {
-    /// One watcher per namespace.
+    /// One watcher per namespace; modules follow BackendModule objects.
     Kube {
         client: kube::Client,
         namespaces: Vec<String>,
         watch: WatchSettings,
     },
-    /// Manifests in a directory, polled for changes.
+    /// Manifests in a directory, polled for changes; modules come from `--modules`.
     Dir {
         path: PathBuf,
         selector: Selector,
@@ -40,23 +48,57 @@ pub struct Service {
     pub registry: Arc<SchemaRegistry>,
     pub staleness: Duration,
     pub page: PageLimits,
+    /// Modules enabled when no BackendModule CRD says otherwise.
+    pub modules: BTreeSet<String>,
 }
 
 impl Service {
     /// Runs until `shutdown` completes: readiness turns false, the server drains in-flight
-    /// requests, and every source task stops.
+    /// requests, and every module stops.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
         let index = Index::new(self.staleness);
+        let modules = Arc::new(Modules::new(vec![
+            Arc::new(ExecutionsModule::new(
+                self.sources.clone(),
+                index.clone(),
+                self.registry.clone(),
+            )) as Arc<dyn Module>,
+            Arc::new(PipelinesModule::new(index.clone())),
+            Arc::new(RejectionsModule::default()),
+        ]));
+        let (switch, follower) = match &self.sources {
+            Sources::Kube { client, watch, .. } => {
+                let switch = Arc::new(Switch::new(SwitchState::Starting));
+                let follow = switch::follow(
+                    switch.clone(),
+                    modules.clone(),
+                    self.modules.clone(),
+                    client.clone(),
+                    watch.backoff_max,
+                );
+                (
+                    switch,
+                    Some(tokio::spawn(
+                        follow.instrument(tracing::info_span!("modules")),
+                    )),
+                )
+            }
+            Sources::Dir { .. } => {
+                modules.apply(&self.modules).await;
+                (Arc::new(Switch::new(SwitchState::Flags)), None)
+            }
+        };
         let health = Health::default();
-        let mut tasks = spawn_sources(self.sources, &index, &self.registry);
         let state = AppState {
             index,
             health: health.clone(),
             page: self.page,
+            modules: modules.clone(),
+            switch,
         };
         let drained = async move {
             shutdown.await;
@@ -68,11 +110,20 @@ impl Service {
             .graceful(drained)
             .run()
             .await;
-        tasks.shutdown().await;
+        if let Some(follower) = follower {
+            follower.abort();
+            let _ = follower.await;
+        }
+        modules.apply(&BTreeSet::new()).await;
     }
 }
 
-fn spawn_sources(sources: Sources, index: &Index, registry: &Arc<SchemaRegistry>) -> JoinSet<()> {
+/// Starts one ingestion task per shard.
+pub(crate) fn spawn_sources(
+    sources: Sources,
+    index: &Index,
+    registry: &Arc<SchemaRegistry>,
+) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     match sources {
         Sources::Kube {
@@ -111,13 +162,7 @@ fn spawn_ingest<S>(
     events: S,
     span: tracing::Span,
 ) where
-    S: futures::Stream<
-            Item = Result<
-                kube::runtime::watcher::Event<k8s_openapi::api::core::v1::ConfigMap>,
-                crate::source::SourceError,
-            >,
-        > + Send
-        + 'static,
+    S: Stream<Item = Result<Event<ConfigMap>, SourceError>> + Send + 'static,
 {
     let registry = registry.clone();
     let decoder = move |cm: &_| registry.decode(cm);

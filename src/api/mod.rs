@@ -2,12 +2,14 @@
 //! every `/api` request passes one access check before any handler runs.
 
 mod error;
-mod executions;
+pub(crate) mod executions;
+mod modules;
 mod params;
-mod pipelines;
-mod rejections;
+pub(crate) mod pipelines;
+pub(crate) mod rejections;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use warp::filters::BoxedFilter;
@@ -19,6 +21,8 @@ pub use error::{ApiError, recover};
 
 use crate::health::{self, Health};
 use crate::index::{Completeness, Index};
+use crate::modules::Modules;
+use crate::modules::switch::Switch;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -26,6 +30,8 @@ pub struct AppState {
     pub index: Index,
     pub health: Health,
     pub page: PageLimits,
+    pub modules: Arc<Modules>,
+    pub switch: Arc<Switch>,
 }
 
 /// Pagination bounds of list endpoints.
@@ -44,17 +50,20 @@ impl Default for PageLimits {
     }
 }
 
-/// Every route of the service.
+/// Every route of the service: health, the module list, and each module's routes behind the
+/// access check and the module gate.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let module_routes = state
+        .modules
+        .iter()
+        .map(|m| m.routes(state.clone()))
+        .fold(modules::routes(state.clone()), |all, next| {
+            all.or(next).unify().boxed()
+        });
     let api = warp::path!("api" / "v1" / ..)
         .and(access(state.clone()))
-        .and(
-            executions::routes(state.clone())
-                .or(pipelines::routes(state.clone()))
-                .unify()
-                .or(rejections::routes(state.clone()))
-                .unify(),
-        )
+        .and(gate(state.clone()))
+        .and(module_routes)
         .with(warp::trace::request())
         .map(Reply::into_response);
     health::routes(state)
@@ -63,6 +72,26 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .recover(recover)
         .unify()
         .boxed()
+}
+
+/// Answers `503 ModuleNotInstalled` for a resource whose module, or a module it depends on, is
+/// disabled, before any route of it runs.
+fn gate(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::path::full()
+        .and_then(move |path: warp::path::FullPath| {
+            let refused = resource_in(path.as_str()).and_then(|r| state.modules.unavailable(r));
+            async move { refused.map_or(Ok(()), |e| Err(warp::Rejection::from(e))) }
+        })
+        .untuple_one()
+}
+
+/// The resource of `/api/v1/{resource}/...` or `/api/v1/namespaces/{namespace}/{resource}/...`.
+fn resource_in(path: &str) -> Option<&str> {
+    let mut parts = path.strip_prefix("/api/v1/")?.split('/');
+    match parts.next()? {
+        "namespaces" => parts.nth(1),
+        resource => Some(resource),
+    }
 }
 
 /// Injects the shared state into a handler.

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 pub(crate) use entry::to_bytes;
 pub use entry::{ExecutionEntry, RejectionEntry};
 pub use ingest::ingest;
-pub use pipelines::{Pipeline, PipelineEnvironment};
+pub use pipelines::{Pipeline, PipelineEnvironment, ResolvedPipeline};
 pub use query::{Cursor, CursorError, Filter, Page};
 pub use shards::{Completeness, ShardState, ShardStatus};
 

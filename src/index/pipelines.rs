@@ -36,20 +36,22 @@ fn attempted(phase: Phase) -> bool {
     !matches!(phase, Phase::Pending | Phase::Skipped)
 }
 
+/// One resolved pipeline, serialised.
+pub struct ResolvedPipeline {
+    pub namespace: String,
+    pub name: String,
+    pub body: bytes::Bytes,
+}
+
 impl Index {
-    /// Pipelines (optionally of one namespace, optionally one by name), ordered by namespace and
-    /// name, serialised while the read lock is held so nothing is copied.
-    pub fn pipelines(&self, namespace: Option<&str>, name: Option<&str>) -> Vec<bytes::Bytes> {
+    /// Every pipeline, ordered by namespace and name, serialised while the read lock is held so
+    /// nothing is copied.
+    pub fn pipelines(&self) -> Vec<ResolvedPipeline> {
         let state = self.read();
         // Newest first, so the first run seen of a pipeline is its latest.
         let mut pipelines: BTreeMap<(&str, &str), Pipeline<'_>> = BTreeMap::new();
         for (_, id) in &state.order {
             let e = &state.executions[id];
-            if namespace.is_some_and(|ns| ns != e.id.namespace)
-                || name.is_some_and(|n| n != e.view.pipeline)
-            {
-                continue;
-            }
             let p = pipelines
                 .entry((&e.id.namespace, &e.view.pipeline))
                 .or_insert_with(|| Pipeline {
@@ -85,6 +87,13 @@ impl Index {
                 }
             }
         }
-        pipelines.values().map(super::entry::to_bytes).collect()
+        pipelines
+            .values()
+            .map(|p| ResolvedPipeline {
+                namespace: p.namespace.to_owned(),
+                name: p.name.to_owned(),
+                body: super::entry::to_bytes(p),
+            })
+            .collect()
     }
 }

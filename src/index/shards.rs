@@ -102,20 +102,14 @@ impl Index {
         self.commit(&mut state);
     }
 
-    /// Forgets a shard and everything it owned (a namespace no longer watched).
-    pub fn unregister(&self, source: &str) {
+    /// Forgets every shard and everything in the index (the executions module was disabled).
+    pub fn clear(&self) {
         let mut state = self.write();
-        state.shards.remove(source);
-        state.executions.retain(|_, e| &*e.shard != source);
-        let executions = &state.executions;
-        let order: std::collections::BTreeSet<_> = state
-            .order
-            .iter()
-            .filter(|(_, id)| executions.contains_key(id))
-            .cloned()
-            .collect();
-        state.order = order;
-        state.rejections.retain(|_, r| &*r.shard != source);
+        let revision = state.revision;
+        *state = super::State {
+            revision,
+            ..super::State::default()
+        };
         self.commit(&mut state);
     }
 

@@ -203,9 +203,13 @@ fn pipelines_resolve_latest_run_environments_and_counts() {
             ),
         ],
     );
-    let bodies = index.pipelines(Some("a"), None);
-    assert_eq!(bodies.len(), 1);
-    let p: serde_json::Value = serde_json::from_slice(&bodies[0]).unwrap();
+    let resolved = index.pipelines();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(
+        (resolved[0].namespace.as_str(), resolved[0].name.as_str()),
+        ("a", "web")
+    );
+    let p: serde_json::Value = serde_json::from_slice(&resolved[0].body).unwrap();
     assert_eq!(p["latestExecution"]["name"], "r2");
     assert_eq!(
         p["environments"][0],

@@ -22,19 +22,14 @@ pub struct WatchSettings {
     pub backoff_max: Duration,
 }
 
-struct Attempt {
-    watch: Option<BoxStream<'static, watcher::Result<Event<ConfigMap>>>>,
+struct Attempt<K> {
+    watch: Option<BoxStream<'static, watcher::Result<Event<K>>>>,
     backoff: ExponentialBackoff,
     /// Set after a failure: wait this long before starting over.
     delay: Option<Duration>,
 }
 
 /// Watches labelled ConfigMaps in `namespace`. Errors are yielded and the stream never ends.
-///
-/// An ordinary watch timeout resumes from the last resourceVersion inside kube-runtime. After an
-/// error, though, this starts over with a fresh list (after a backoff): kube-runtime would resume
-/// silently, leaving no event to say the namespace is healthy again, while a relist ends in
-/// `InitDone`, which the index turns into "synced".
 pub fn watch_namespace(
     client: Client,
     namespace: &str,
@@ -49,9 +44,32 @@ pub fn watch_namespace(
                 .as_secs()
                 .clamp(1, u64::from(u32::MAX)) as u32,
         );
+    resilient_watch(api, config, settings.backoff_max)
+}
+
+/// A kube-runtime watcher that yields its errors and never ends.
+///
+/// An ordinary watch timeout resumes from the last resourceVersion inside kube-runtime. After an
+/// error, though, this starts over with a fresh list (after a backoff): kube-runtime would resume
+/// silently, leaving no event to say the source is healthy again, while a relist ends in
+/// `InitDone`, which consumers turn into "synced".
+pub fn resilient_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    backoff_max: Duration,
+) -> impl Stream<Item = Result<Event<K>, SourceError>> + Send + use<K>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let backoff = backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(800).min(settings.backoff_max))
-        .with_max_delay(settings.backoff_max)
+        .with_min_delay(Duration::from_millis(800).min(backoff_max))
+        .with_max_delay(backoff_max)
         .with_factor(2.0)
         .with_jitter()
         .without_max_times();

@@ -16,6 +16,12 @@ pub enum SourceError {
 impl SourceError {
     /// True when the API server answered (for example 403 Forbidden) rather than being
     /// unreachable: an answered failure is reported, but does not hold readiness back.
+    /// True when the API server said the resource does not exist (e.g. a CRD not installed).
+    pub fn not_found(&self) -> bool {
+        use ::kube::runtime::watcher::Error as W;
+        matches!(self, SourceError::Watch(W::InitialListFailed(::kube::Error::Api(s)) | W::WatchStartFailed(::kube::Error::Api(s))) if s.code == 404)
+    }
+
     pub fn answered(&self) -> bool {
         use ::kube::runtime::watcher::Error as W;
         match self {

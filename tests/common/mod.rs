@@ -69,15 +69,26 @@ pub struct Running {
 
 impl Running {
     pub async fn start(sources: Sources, staleness: Duration) -> Running {
+        Self::start_with_modules(sources, staleness, &execwatch::modules::ALL).await
+    }
+
+    /// Starts with `modules` enabled unless a BackendModule CRD says otherwise.
+    pub async fn start_with_modules(
+        sources: Sources,
+        staleness: Duration,
+        modules: &[&str],
+    ) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let modules = modules.iter().map(|m| m.to_string()).collect();
         let service = Service {
             sources,
             registry: registry(),
             staleness,
             page: PageLimits::default(),
+            modules,
         };
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(service.run(listener, async {

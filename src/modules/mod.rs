@@ -1,0 +1,200 @@
+//! Pluggable modules: every domain of the API is a module that can be enabled and disabled while
+//! the service runs. A disabled module (or one whose dependency is disabled) answers every one of
+//! its routes with `503 ModuleNotInstalled`, checked in one place: the gate in `api::routes`.
+
+mod executions;
+mod pipelines;
+mod rejections;
+pub mod switch;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use tokio::sync::watch;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+pub use executions::ExecutionsModule;
+pub use pipelines::{PipelineCache, PipelinesModule};
+pub use rejections::RejectionsModule;
+
+use crate::api::{ApiError, AppState};
+
+pub const EXECUTIONS: &str = "executions";
+pub const PIPELINES: &str = "pipelines";
+pub const REJECTIONS: &str = "rejections";
+/// Every module, in the order they are enabled.
+pub const ALL: [&str; 3] = [EXECUTIONS, PIPELINES, REJECTIONS];
+
+/// One domain of the API.
+pub trait Module: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Modules this one needs enabled to be available.
+    fn depends_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// The API resources (`/api/v1/{resource}`, `/api/v1/namespaces/{ns}/{resource}/...`) whose
+    /// routes belong to this module.
+    fn resources(&self) -> &'static [&'static str];
+    /// Starts what the module needs. Idempotent.
+    fn enable(&self) -> BoxFuture<'_, ()>;
+    /// Stops the module's tasks and waits for them, ends its streams, frees its state. Idempotent.
+    fn disable(&self) -> BoxFuture<'_, ()>;
+    fn lifecycle(&self) -> &Lifecycle;
+    fn routes(&self, state: AppState) -> BoxedFilter<(Response,)>;
+    /// Ready once its own initial sync is done; with the last error it met, if any.
+    fn readiness(&self) -> (bool, Option<String>);
+}
+
+/// Whether a module is enabled, observable by its streams and long polls so they can end when
+/// it is disabled.
+pub struct Lifecycle(watch::Sender<bool>);
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle(watch::Sender::new(false))
+    }
+}
+
+impl Lifecycle {
+    pub fn is_enabled(&self) -> bool {
+        *self.0.borrow()
+    }
+    /// Sets the state; true when it changed.
+    pub fn set(&self, enabled: bool) -> bool {
+        self.0
+            .send_if_modified(|e| std::mem::replace(e, enabled) != enabled)
+    }
+    /// Completes when the module is (or becomes) disabled.
+    pub fn disabled(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|enabled| !enabled).await;
+        }
+    }
+}
+
+/// What `GET /api/v1/modules` says of one module.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleStatus {
+    pub name: &'static str,
+    pub enabled: bool,
+    pub ready: bool,
+    pub depends_on: &'static [&'static str],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Every module of the service.
+pub struct Modules {
+    modules: Vec<Arc<dyn Module>>,
+}
+
+impl Modules {
+    pub fn new(modules: Vec<Arc<dyn Module>>) -> Self {
+        Modules { modules }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Module>> {
+        self.modules.iter()
+    }
+
+    fn get(&self, name: &str) -> Option<&Arc<dyn Module>> {
+        self.modules.iter().find(|m| m.name() == name)
+    }
+
+    /// Enables exactly the modules in `wanted`, dependencies first, and disables the rest.
+    pub async fn apply(&self, wanted: &BTreeSet<String>) {
+        for module in &self.modules {
+            if !wanted.contains(module.name()) && module.lifecycle().is_enabled() {
+                tracing::info!(module = module.name(), "disabling module");
+                module.disable().await;
+            }
+        }
+        for module in &self.modules {
+            if wanted.contains(module.name()) && !module.lifecycle().is_enabled() {
+                tracing::info!(module = module.name(), "enabling module");
+                module.enable().await;
+            }
+        }
+    }
+
+    /// Why the module owning API `resource` cannot answer now, if it cannot: itself or a
+    /// dependency is not installed. Resources no module owns are always available.
+    pub fn unavailable(&self, resource: &str) -> Option<ApiError> {
+        let owner = self
+            .modules
+            .iter()
+            .find(|m| m.resources().contains(&resource))?;
+        let missing = std::iter::once(owner.name())
+            .chain(owner.depends_on().iter().copied())
+            .find(|name| !self.get(name).is_some_and(|m| m.lifecycle().is_enabled()))?;
+        let message = if missing == owner.name() {
+            format!("module {missing} is not installed")
+        } else {
+            format!(
+                "module {missing} is not installed (module {} depends on it)",
+                owner.name()
+            )
+        };
+        Some(ApiError::unavailable("ModuleNotInstalled", message))
+    }
+
+    /// Every module's state. A module is ready when it is enabled, its own sync is done and its
+    /// dependencies are ready (modules are listed after their dependencies).
+    pub fn status(&self) -> Vec<ModuleStatus> {
+        let mut all: Vec<ModuleStatus> = Vec::with_capacity(self.modules.len());
+        for m in &self.modules {
+            let enabled = m.lifecycle().is_enabled();
+            let (ready, own_error) = m.readiness();
+            let dependency = |d: &&str| all.iter().find(|s| s.name == *d);
+            let missing = m
+                .depends_on()
+                .iter()
+                .find(|d| !dependency(d).is_some_and(|s| s.enabled));
+            let deps_ready = m
+                .depends_on()
+                .iter()
+                .all(|d| dependency(d).is_some_and(|s| s.ready));
+            let last_error = missing
+                .map(|d| format!("depends on module {d}, which is not installed"))
+                .or(own_error);
+            let ready = enabled && ready && deps_ready;
+            all.push(ModuleStatus {
+                name: m.name(),
+                enabled,
+                ready,
+                depends_on: m.depends_on(),
+                last_error,
+            });
+        }
+        all
+    }
+
+    /// True when every enabled module is ready.
+    pub fn ready(&self) -> bool {
+        self.status().iter().filter(|s| s.enabled).all(|s| s.ready)
+    }
+}
+
+/// Parses and checks `--modules` names.
+pub fn parse_names(names: &[String]) -> Result<BTreeSet<String>, String> {
+    names
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            if ALL.contains(&n) {
+                Ok(n.to_owned())
+            } else {
+                Err(format!(
+                    "unknown module {n:?}; known modules: {}",
+                    ALL.join(", ")
+                ))
+            }
+        })
+        .collect()
+}

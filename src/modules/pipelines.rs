@@ -1,0 +1,110 @@
+//! The `pipelines` module: pipelines resolved from executions. Its state is a cache of the
+//! resolved pipelines, serialised once per index revision and freed when the module is disabled.
+
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use super::{EXECUTIONS, Lifecycle, Module, PIPELINES};
+use crate::api::{self, AppState};
+use crate::index::{Index, ResolvedPipeline};
+
+/// Resolved pipelines of one index revision.
+#[derive(Default)]
+pub struct PipelineCache {
+    index: Option<Index>,
+    cached: Mutex<Option<(u64, Arc<Vec<ResolvedPipeline>>)>>,
+}
+
+impl PipelineCache {
+    /// Every pipeline, resolved at most once per index revision.
+    pub fn get(&self) -> Arc<Vec<ResolvedPipeline>> {
+        let Some(index) = &self.index else {
+            return Arc::default();
+        };
+        let revision = index.revision();
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        match &*cached {
+            Some((at, pipelines)) if *at == revision => pipelines.clone(),
+            _ => {
+                let pipelines = Arc::new(index.pipelines());
+                *cached = Some((revision, pipelines.clone()));
+                pipelines
+            }
+        }
+    }
+
+    fn clear(&self) {
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Whether anything is cached (for tests of what disabling frees).
+    pub fn is_empty(&self) -> bool {
+        self.cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+}
+
+pub struct PipelinesModule {
+    cache: Arc<PipelineCache>,
+    lifecycle: Lifecycle,
+}
+
+impl PipelinesModule {
+    pub fn new(index: Index) -> Self {
+        let cache = PipelineCache {
+            index: Some(index),
+            cached: Mutex::default(),
+        };
+        PipelinesModule {
+            cache: Arc::new(cache),
+            lifecycle: Lifecycle::default(),
+        }
+    }
+}
+
+impl Module for PipelinesModule {
+    fn name(&self) -> &'static str {
+        PIPELINES
+    }
+
+    fn depends_on(&self) -> &'static [&'static str] {
+        &[EXECUTIONS]
+    }
+
+    fn resources(&self) -> &'static [&'static str] {
+        &["pipelines"]
+    }
+
+    fn enable(&self) -> BoxFuture<'_, ()> {
+        async move {
+            self.lifecycle.set(true);
+        }
+        .boxed()
+    }
+
+    fn disable(&self) -> BoxFuture<'_, ()> {
+        async move {
+            self.lifecycle.set(false);
+            self.cache.clear();
+        }
+        .boxed()
+    }
+
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    fn routes(&self, state: AppState) -> BoxedFilter<(Response,)> {
+        api::pipelines::routes(state, self.cache.clone())
+    }
+
+    fn readiness(&self) -> (bool, Option<String>) {
+        (true, None)
+    }
+}

@@ -1,0 +1,144 @@
+//! The runtime switch: a module is enabled while a cluster-scoped `BackendModule` object
+//! (`pipelines.gitops.dev/v1alpha1`) of its name exists. Without the CRD (or a cluster), the
+//! modules named by `--modules` are enabled, and the CRD is picked up when it appears.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use serde::Serialize;
+
+use super::{ALL, Modules};
+use crate::source::kube::resilient_watch;
+
+pub const GROUP: &str = "pipelines.gitops.dev";
+pub const VERSION: &str = "v1alpha1";
+pub const KIND: &str = "BackendModule";
+pub const PLURAL: &str = "backendmodules";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum SwitchState {
+    /// Modules come from `--modules` only (no cluster).
+    Flags,
+    /// Waiting for the first answer from the API server; `--modules` apply meanwhile.
+    Starting,
+    /// Following BackendModule objects.
+    Following,
+    /// The CRD is not installed; `--modules` apply until it is.
+    CrdAbsent,
+    /// The last attempt to follow the objects failed; the last known modules stay as they are.
+    Failing,
+}
+
+/// What `/api/v1/modules` says of the switch.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SwitchStatus {
+    pub state: SwitchState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// BackendModule objects that name no module of this service.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_modules: Vec<String>,
+}
+
+/// Shared view of the switch's state.
+pub struct Switch(Mutex<SwitchStatus>);
+
+impl Switch {
+    pub fn new(state: SwitchState) -> Self {
+        Switch(Mutex::new(SwitchStatus {
+            state,
+            last_error: None,
+            unknown_modules: Vec::new(),
+        }))
+    }
+
+    pub fn status(&self) -> SwitchStatus {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SwitchStatus)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// Follows BackendModule objects and applies them to `modules` until the task is aborted.
+pub async fn follow(
+    switch: Arc<Switch>,
+    modules: Arc<Modules>,
+    defaults: BTreeSet<String>,
+    client: Client,
+    backoff_max: Duration,
+) {
+    modules.apply(&defaults).await;
+    let gvk = GroupVersionKind::gvk(GROUP, VERSION, KIND);
+    let api: Api<DynamicObject> =
+        Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, PLURAL));
+    let mut events = std::pin::pin!(resilient_watch(
+        api,
+        watcher::Config::default(),
+        backoff_max
+    ));
+    let mut listing: BTreeSet<String> = BTreeSet::new();
+    let mut present: BTreeSet<String> = BTreeSet::new();
+    while let Some(event) = events.next().await {
+        let changed = match event {
+            Ok(Event::Init) => {
+                listing.clear();
+                false
+            }
+            Ok(Event::InitApply(object)) => {
+                listing.extend(object.metadata.name);
+                false
+            }
+            Ok(Event::InitDone) => {
+                present = std::mem::take(&mut listing);
+                switch.update(|s| {
+                    if s.state != SwitchState::Following {
+                        tracing::info!(
+                            "following BackendModule objects to enable and disable modules"
+                        );
+                    }
+                    s.state = SwitchState::Following;
+                    s.last_error = None;
+                });
+                true
+            }
+            Ok(Event::Apply(object)) => object.metadata.name.is_some_and(|n| present.insert(n)),
+            Ok(Event::Delete(object)) => object.metadata.name.is_some_and(|n| present.remove(&n)),
+            Err(error) if error.not_found() => {
+                if switch.status().state != SwitchState::CrdAbsent {
+                    tracing::warn!(modules = ?defaults, "the BackendModule CRD is not installed: enabling --modules and watching for the CRD to appear");
+                }
+                switch.update(|s| {
+                    s.state = SwitchState::CrdAbsent;
+                    s.last_error = Some(error.to_string());
+                });
+                present = defaults.clone();
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot follow BackendModule objects; keeping the current modules");
+                switch.update(|s| {
+                    s.state = SwitchState::Failing;
+                    s.last_error = Some(error.to_string());
+                });
+                false
+            }
+        };
+        if changed && switch.status().state != SwitchState::Failing {
+            let unknown: Vec<String> = present
+                .iter()
+                .filter(|n| !ALL.contains(&n.as_str()))
+                .cloned()
+                .collect();
+            switch.update(|s| s.unknown_modules = unknown);
+            modules.apply(&present).await;
+        }
+    }
+}
