@@ -16,12 +16,7 @@ use crate::selector::Selector;
 )]
 pub struct Args {
     /// Log level or tracing filter directive; `info,warp=info` adds a line per API request.
-    #[arg(
-        long,
-        env = "EXECWATCH_LOG_LEVEL",
-        default_value = "info,warp=warn",
-        global = true
-    )]
+    #[arg(long, env = "EXECWATCH_LOG_LEVEL", default_value = "info,warp=warn", global = true)]
     pub log_level: String,
     /// Log format.
     #[arg(long, env = "EXECWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
@@ -57,11 +52,7 @@ pub struct SchemaArgs {
     #[arg(long, env = "EXECWATCH_MAX_DEPTH", default_value_t = 32)]
     pub max_depth: usize,
     /// Label selector that marks a ConfigMap as a pipeline execution.
-    #[arg(
-        long,
-        env = "EXECWATCH_LABEL_SELECTOR",
-        default_value = "pipelines.gitops.dev/execution=true"
-    )]
+    #[arg(long, env = "EXECWATCH_LABEL_SELECTOR", default_value = "pipelines.gitops.dev/execution=true")]
     pub label_selector: Selector,
 }
 
@@ -102,12 +93,7 @@ pub struct ServeArgs {
     pub max_page_size: usize,
     /// Modules to enable (comma-separated) while no BackendModule CRD is installed, and always
     /// with --from-dir.
-    #[arg(
-        long,
-        env = "EXECWATCH_MODULES",
-        value_delimiter = ',',
-        default_value = "executions,pipelines,rejections"
-    )]
+    #[arg(long, env = "EXECWATCH_MODULES", value_delimiter = ',', default_value = "executions,pipelines,rejections")]
     pub modules: Vec<String>,
     #[command(flatten)]
     pub schema: SchemaArgs,
@@ -135,14 +121,9 @@ mod tests {
     #[test]
     fn serve_needs_namespaces_or_a_directory() {
         assert!(Args::try_parse_from(["execwatch", "serve"]).is_err());
-        assert!(
-            Args::try_parse_from(["execwatch", "serve", "--from-dir", "x", "--namespaces", "a"])
-                .is_err()
-        );
+        assert!(Args::try_parse_from(["execwatch", "serve", "--from-dir", "x", "--namespaces", "a"]).is_err());
         let args = Args::try_parse_from(["execwatch", "serve", "--namespaces", "a,b"]).unwrap();
-        let Command::Serve(serve) = args.command else {
-            panic!("serve expected")
-        };
+        let Command::Serve(serve) = args.command else { panic!("serve expected") };
         assert_eq!(serve.namespaces, ["a", "b"]);
     }
 }

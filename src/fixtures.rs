@@ -28,10 +28,7 @@ impl Doc {
             version: "6.5.0".to_owned(),
             phase: "Running".to_owned(),
             started_at: "2026-11-01T10:00:00Z".to_owned(),
-            environments: vec![
-                ("dev".into(), "Succeeded".into()),
-                ("prod".into(), "Running".into()),
-            ],
+            environments: vec![("dev".into(), "Succeeded".into()), ("prod".into(), "Running".into())],
         }
     }
     pub fn phase(mut self, phase: &str) -> Self {
@@ -47,10 +44,7 @@ impl Doc {
         self
     }
     pub fn environments(mut self, envs: &[(&str, &str)]) -> Self {
-        self.environments = envs
-            .iter()
-            .map(|(n, p)| (n.to_string(), p.to_string()))
-            .collect();
+        self.environments = envs.iter().map(|(n, p)| (n.to_string(), p.to_string())).collect();
         self
     }
     pub fn yaml(&self) -> String {
@@ -84,31 +78,21 @@ impl Cm {
                 namespace: Some(namespace.to_owned()),
                 name: Some(name.to_owned()),
                 resource_version: Some("1".to_owned()),
-                labels: Some(BTreeMap::from([(
-                    EXECUTION_LABEL.to_owned(),
-                    "true".to_owned(),
-                )])),
+                labels: Some(BTreeMap::from([(EXECUTION_LABEL.to_owned(), "true".to_owned())])),
                 ..ObjectMeta::default()
             },
             ..ConfigMap::default()
         })
     }
     pub fn data(mut self, key: &str, value: &str) -> Self {
-        self.0
-            .data
-            .get_or_insert_with(BTreeMap::new)
-            .insert(key.to_owned(), value.to_owned());
+        self.0.data.get_or_insert_with(BTreeMap::new).insert(key.to_owned(), value.to_owned());
         self
     }
     pub fn doc(self, doc: &Doc) -> Self {
         self.data("execution.yaml", &doc.yaml())
     }
     pub fn label(mut self, key: &str, value: &str) -> Self {
-        self.0
-            .metadata
-            .labels
-            .get_or_insert_with(BTreeMap::new)
-            .insert(key.to_owned(), value.to_owned());
+        self.0.metadata.labels.get_or_insert_with(BTreeMap::new).insert(key.to_owned(), value.to_owned());
         self
     }
     pub fn resource_version(mut self, rv: &str) -> Self {

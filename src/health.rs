@@ -41,9 +41,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let livez = warp::path!("livez")
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
-    let readyz = warp::path!("readyz")
-        .and(warp::get())
-        .map(move || readyz(&state));
+    let readyz = warp::path!("readyz").and(warp::get()).map(move || readyz(&state));
     livez.or(readyz).unify().boxed()
 }
 
@@ -51,17 +49,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 fn readyz(state: &AppState) -> Response {
     let shutting_down = state.health.shutting_down.load(Ordering::SeqCst);
     let modules = state.modules.status();
-    let ready = !shutting_down && modules.iter().filter(|m| m.enabled).all(|m| m.ready);
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = Readiness {
-        ready,
-        shutting_down,
-        modules,
-        sources: state.index.shards(),
-    };
+    let ready = !shutting_down && crate::modules::all_ready(&modules);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = Readiness { ready, shutting_down, modules, sources: state.index.shards() };
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }

@@ -18,9 +18,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let result = match args.command {
-        Command::Serve(serve) => tokio::runtime::Runtime::new()
-            .context("cannot start the runtime")
-            .and_then(|rt| rt.block_on(run(serve))),
+        Command::Serve(serve) => {
+            tokio::runtime::Runtime::new().context("cannot start the runtime").and_then(|rt| rt.block_on(run(serve)))
+        }
         Command::Validate(validate) => check(validate),
     };
     match result {
@@ -34,10 +34,7 @@ fn main() -> ExitCode {
 }
 
 fn registry(args: &SchemaArgs) -> anyhow::Result<Arc<SchemaRegistry>> {
-    let limits = Limits {
-        max_document_bytes: args.max_document_bytes,
-        max_depth: args.max_depth,
-    };
+    let limits = Limits { max_document_bytes: args.max_document_bytes, max_depth: args.max_depth };
     let registry = SchemaRegistry::load(&args.schemas, limits)?;
     tracing::info!(kinds = ?registry.kinds(), dir = %args.schemas.display(), "schemas loaded");
     Ok(Arc::new(registry))
@@ -45,48 +42,29 @@ fn registry(args: &SchemaArgs) -> anyhow::Result<Arc<SchemaRegistry>> {
 
 async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let registry = registry(&args.schema)?;
-    let modules = execwatch::modules::parse_names(&args.modules)
-        .map_err(|e| anyhow::anyhow!("invalid --modules: {e}"))?;
+    let modules =
+        execwatch::modules::parse_names(&args.modules).map_err(|e| anyhow::anyhow!("invalid --modules: {e}"))?;
     let selector = args.schema.label_selector.clone();
     let sources = match args.from_dir {
-        Some(path) => Sources::Dir {
-            path,
-            selector,
-            interval: args.dir_poll_interval,
-        },
+        Some(path) => Sources::Dir { path, selector, interval: args.dir_poll_interval },
         None => {
             // Inference reads kubeconfig or the in-cluster environment; it never calls the API
             // server, so an unreachable server does not stop start-up.
-            let client = kube::Client::try_default()
-                .await
-                .context("cannot configure a Kubernetes client")?;
+            let client = kube::Client::try_default().await.context("cannot configure a Kubernetes client")?;
             let watch = WatchSettings {
                 label_selector: selector.to_string(),
                 watch_timeout: args.watch_timeout,
                 backoff_max: args.backoff_max,
             };
-            Sources::Kube {
-                client,
-                namespaces: args.namespaces,
-                watch,
-            }
+            Sources::Kube { client, namespaces: args.namespaces, watch }
         }
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(listen = %args.listen, "serving");
-    let page = PageLimits {
-        default: args.default_page_size.clamp(1, args.max_page_size),
-        max: args.max_page_size,
-    };
-    let service = Service {
-        sources,
-        registry,
-        staleness: args.staleness,
-        page,
-        modules,
-    };
+    let page = PageLimits { default: args.default_page_size.clamp(1, args.max_page_size), max: args.max_page_size };
+    let service = Service { sources, registry, staleness: args.staleness, page, modules };
     service.run(listener, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
 }
@@ -119,15 +97,6 @@ async fn wait_for_signal() {
 fn check(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let registry = registry(&args.schema)?;
     let mut out = std::io::stdout().lock();
-    let rejected = execwatch::offline::validate_files(
-        &registry,
-        &args.schema.label_selector,
-        &args.files,
-        &mut out,
-    )?;
-    Ok(if rejected == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let rejected = execwatch::offline::validate_files(&registry, &args.schema.label_selector, &args.files, &mut out)?;
+    Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -43,12 +43,8 @@ pub fn validate_files(
                 cm.metadata.namespace.as_deref().unwrap_or_default(),
                 cm.metadata.name.as_deref().unwrap_or_default()
             );
-            let labelled =
-                selector.matches(cm.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()));
-            let has_document = cm
-                .data
-                .as_ref()
-                .is_some_and(|d| DOCUMENT_KEYS.iter().any(|k| d.contains_key(*k)));
+            let labelled = selector.matches(cm.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()));
+            let has_document = cm.data.as_ref().is_some_and(|d| DOCUMENT_KEYS.iter().any(|k| d.contains_key(*k)));
             if !labelled {
                 if has_document {
                     writeln!(

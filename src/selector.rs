@@ -43,10 +43,7 @@ impl FromStr for Selector {
     type Err = SelectorError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let err = |reason: &str| SelectorError {
-            input: input.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let err = |reason: &str| SelectorError { input: input.to_owned(), reason: reason.to_owned() };
         let mut requirements = Vec::new();
         for part in split_top_level(input).map_err(|r| err(&r))? {
             let part = part.trim();
@@ -90,29 +87,21 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
     if let Some(key) = part.strip_prefix('!') {
         return Ok(Requirement::DoesNotExist(key_of(key.trim())?));
     }
-    for (op, ctor) in [
-        ("!=", Requirement::NotEquals as fn(_, _) -> _),
-        ("==", Requirement::Equals),
-        ("=", Requirement::Equals),
-    ] {
+    for (op, ctor) in
+        [("!=", Requirement::NotEquals as fn(_, _) -> _), ("==", Requirement::Equals), ("=", Requirement::Equals)]
+    {
         if let Some((k, v)) = part.split_once(op) {
             return Ok(ctor(key_of(k.trim())?, value_of(v.trim())?));
         }
     }
-    for (op, ctor) in [
-        (" notin ", Requirement::NotIn as fn(_, _) -> _),
-        (" in ", Requirement::In),
-    ] {
+    for (op, ctor) in [(" notin ", Requirement::NotIn as fn(_, _) -> _), (" in ", Requirement::In)] {
         if let Some((k, set)) = part.split_once(op) {
             let set = set.trim();
             let inner = set
                 .strip_prefix('(')
                 .and_then(|s| s.strip_suffix(')'))
                 .ok_or_else(|| format!("values of {:?} must be in parentheses", k.trim()))?;
-            let values = inner
-                .split(',')
-                .map(|v| value_of(v.trim()))
-                .collect::<Result<_, _>>()?;
+            let values = inner.split(',').map(|v| value_of(v.trim())).collect::<Result<_, _>>()?;
             return Ok(ctor(key_of(k.trim())?, values));
         }
     }
@@ -121,10 +110,7 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
 
 fn key_of(key: &str) -> Result<String, String> {
     let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
-    let prefix_ok = prefix.len() <= 253
-        && prefix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c));
+    let prefix_ok = prefix.len() <= 253 && prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c));
     if name.is_empty() || !prefix_ok || !is_label_value(name) {
         return Err(format!("{key:?} is not a valid label key"));
     }
@@ -140,8 +126,7 @@ fn value_of(value: &str) -> Result<String, String> {
 
 fn is_label_value(v: &str) -> bool {
     v.len() <= 63
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && v.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
         && v.chars().last().is_none_or(|c| c.is_ascii_alphanumeric())
 }
@@ -170,19 +155,12 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn every_operator_matches_like_kubernetes() {
-        let l = labels(&[
-            ("app", "web"),
-            ("tier", "front"),
-            ("pipelines.gitops.dev/execution", "true"),
-        ]);
+        let l = labels(&[("app", "web"), ("tier", "front"), ("pipelines.gitops.dev/execution", "true")]);
         let yes = [
             "",
             "app=web",
@@ -194,26 +172,12 @@ mod tests {
             "!env",
             "pipelines.gitops.dev/execution=true,app=web",
         ];
-        let no = [
-            "app=db",
-            "app!=web",
-            "tier in (back)",
-            "tier notin (front)",
-            "env",
-            "!app",
-            "app=web,tier=back",
-        ];
+        let no = ["app=db", "app!=web", "tier in (back)", "tier notin (front)", "env", "!app", "app=web,tier=back"];
         for s in yes {
-            assert!(
-                s.parse::<Selector>().unwrap().matches(&l),
-                "{s} should match"
-            );
+            assert!(s.parse::<Selector>().unwrap().matches(&l), "{s} should match");
         }
         for s in no {
-            assert!(
-                !s.parse::<Selector>().unwrap().matches(&l),
-                "{s} should not match"
-            );
+            assert!(!s.parse::<Selector>().unwrap().matches(&l), "{s} should not match");
         }
     }
 

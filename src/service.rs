@@ -29,17 +29,9 @@ use crate::validate::SchemaRegistry;
 #[derive(Clone)]
 pub enum Sources {
     /// One watcher per namespace; modules follow BackendModule objects.
-    Kube {
-        client: kube::Client,
-        namespaces: Vec<String>,
-        watch: WatchSettings,
-    },
+    Kube { client: kube::Client, namespaces: Vec<String>, watch: WatchSettings },
     /// Manifests in a directory, polled for changes; modules come from `--modules`.
-    Dir {
-        path: PathBuf,
-        selector: Selector,
-        interval: Duration,
-    },
+    Dir { path: PathBuf, selector: Selector, interval: Duration },
 }
 
 /// A configured service, ready to run on a listener the caller bound.
@@ -55,18 +47,11 @@ pub struct Service {
 impl Service {
     /// Runs until `shutdown` completes: readiness turns false, the server drains in-flight
     /// requests, and every module stops.
-    pub async fn run(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) {
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
         let index = Index::new(self.staleness);
         let modules = Arc::new(Modules::new(vec![
-            Arc::new(ExecutionsModule::new(
-                self.sources.clone(),
-                index.clone(),
-                self.registry.clone(),
-            )) as Arc<dyn Module>,
+            Arc::new(ExecutionsModule::new(self.sources.clone(), index.clone(), self.registry.clone()))
+                as Arc<dyn Module>,
             Arc::new(PipelinesModule::new(index.clone())),
             Arc::new(RejectionsModule::default()),
         ]));
@@ -80,36 +65,26 @@ impl Service {
                     client.clone(),
                     watch.backoff_max,
                 );
-                (
-                    switch,
-                    Some(tokio::spawn(
-                        follow.instrument(tracing::info_span!("modules")),
-                    )),
-                )
+                (switch, Some(tokio::spawn(follow.instrument(tracing::info_span!("modules")))))
             }
             Sources::Dir { .. } => {
                 modules.apply(&self.modules).await;
                 (Arc::new(Switch::new(SwitchState::Flags)), None)
             }
         };
-        let health = Health::default();
-        let state = AppState {
-            index,
-            health: health.clone(),
-            page: self.page,
-            modules: modules.clone(),
-            switch,
+        let watched = match &self.sources {
+            Sources::Kube { namespaces, .. } => Some(Arc::new(namespaces.iter().cloned().collect())),
+            Sources::Dir { .. } => None,
         };
+        let health = Health::default();
+        let state =
+            AppState { index, health: health.clone(), page: self.page, modules: modules.clone(), switch, watched };
         let drained = async move {
             shutdown.await;
             health.begin_shutdown();
             tracing::info!("shutting down");
         };
-        warp::serve(api::routes(state))
-            .incoming(listener)
-            .graceful(drained)
-            .run()
-            .await;
+        warp::serve(api::routes(state)).incoming(listener).graceful(drained).run().await;
         if let Some(follower) = follower {
             follower.abort();
             let _ = follower.await;
@@ -119,18 +94,10 @@ impl Service {
 }
 
 /// Starts one ingestion task per shard.
-pub(crate) fn spawn_sources(
-    sources: Sources,
-    index: &Index,
-    registry: &Arc<SchemaRegistry>,
-) -> JoinSet<()> {
+pub(crate) fn spawn_sources(sources: Sources, index: &Index, registry: &Arc<SchemaRegistry>) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     match sources {
-        Sources::Kube {
-            client,
-            namespaces,
-            watch,
-        } => {
+        Sources::Kube { client, namespaces, watch } => {
             for ns in namespaces {
                 index.register(&ns, Some(&ns));
                 let events = watch_namespace(client.clone(), &ns, &watch);
@@ -138,11 +105,7 @@ pub(crate) fn spawn_sources(
                 spawn_ingest(&mut tasks, index, registry, ns, events, span);
             }
         }
-        Sources::Dir {
-            path,
-            selector,
-            interval,
-        } => {
+        Sources::Dir { path, selector, interval } => {
             let source = format!("dir:{}", path.display());
             index.register(&source, None);
             let span = tracing::info_span!("dir", path = %path.display());

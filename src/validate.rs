@@ -67,11 +67,7 @@ pub struct Reason {
 
 impl Reason {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Reason {
-            code,
-            pointer: None,
-            message: message.into(),
-        }
+        Reason { code, pointer: None, message: message.into() }
     }
 }
 
@@ -84,43 +80,24 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_document_bytes: 256 * 1024,
-            max_depth: 32,
-        }
+        Limits { max_document_bytes: 256 * 1024, max_depth: 32 }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("cannot read schema directory {path}: {source}")]
-    ReadDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ReadDir { path: PathBuf, source: std::io::Error },
     #[error("cannot read schema {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("schema {path} is not valid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error(
-        "schema {path} does not name its kind: it needs properties.apiVersion.const and properties.kind.const"
-    )]
+    Json { path: PathBuf, source: serde_json::Error },
+    #[error("schema {path} does not name its kind: it needs properties.apiVersion.const and properties.kind.const")]
     Unnamed { path: PathBuf },
     #[error("schema {path} is invalid: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("schemas {first} and {second} both describe {api_version} {kind}")]
-    Duplicate {
-        first: PathBuf,
-        second: PathBuf,
-        api_version: String,
-        kind: String,
-    },
+    Duplicate { first: PathBuf, second: PathBuf, api_version: String, kind: String },
     #[error("no schema found in {path}")]
     Empty { path: PathBuf },
 }
@@ -139,10 +116,7 @@ pub struct SchemaRegistry {
 impl SchemaRegistry {
     /// Loads and compiles every `*.json` schema in `dir`.
     pub fn load(dir: &Path, limits: Limits) -> Result<Self, SchemaError> {
-        let read_dir = |source| SchemaError::ReadDir {
-            path: dir.to_owned(),
-            source,
-        };
+        let read_dir = |source| SchemaError::ReadDir { path: dir.to_owned(), source };
         let mut paths = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(read_dir)? {
             let path = entry.map_err(read_dir)?.path();
@@ -165,20 +139,14 @@ impl SchemaRegistry {
             schemas.insert(key, Entry { path, validator });
         }
         if schemas.is_empty() {
-            return Err(SchemaError::Empty {
-                path: dir.to_owned(),
-            });
+            return Err(SchemaError::Empty { path: dir.to_owned() });
         }
         Ok(SchemaRegistry { schemas, limits })
     }
 
     /// The (apiVersion, kind) pairs this registry accepts, sorted.
     pub fn kinds(&self) -> Vec<String> {
-        let mut kinds: Vec<_> = self
-            .schemas
-            .keys()
-            .map(|(v, k)| format!("{v} {k}"))
-            .collect();
+        let mut kinds: Vec<_> = self.schemas.keys().map(|(v, k)| format!("{v} {k}")).collect();
         kinds.sort();
         kinds
     }
@@ -190,11 +158,7 @@ impl SchemaRegistry {
             name: cm.metadata.name.clone().unwrap_or_default(),
         };
         let resource_version = cm.metadata.resource_version.clone().unwrap_or_default();
-        let reject = |reasons| Rejection {
-            id: id.clone(),
-            resource_version: resource_version.clone(),
-            reasons,
-        };
+        let reject = |reasons| Rejection { id: id.clone(), resource_version: resource_version.clone(), reasons };
         let document = self.document(cm).map_err(|r| reject(vec![r]))?;
         let validator = self.validator_for(&document).map_err(|r| reject(vec![r]))?;
         let violations: Vec<Reason> = validator
@@ -242,10 +206,7 @@ impl SchemaRegistry {
             ([], false) => {
                 return Err(Reason::new(
                     "NoDocument",
-                    format!(
-                        "data holds no document: expected one of {}",
-                        DOCUMENT_KEYS.join(", ")
-                    ),
+                    format!("data holds no document: expected one of {}", DOCUMENT_KEYS.join(", ")),
                 ));
             }
             _ => {
@@ -266,11 +227,7 @@ impl SchemaRegistry {
         if text.len() > self.limits.max_document_bytes {
             return Err(Reason::new(
                 "TooLarge",
-                format!(
-                    "{key} is {} bytes, over the limit of {} bytes",
-                    text.len(),
-                    self.limits.max_document_bytes
-                ),
+                format!("{key} is {} bytes, over the limit of {} bytes", text.len(), self.limits.max_document_bytes),
             ));
         }
         let parsed: Result<Value, String> = if key.ends_with(".json") {
@@ -278,38 +235,24 @@ impl SchemaRegistry {
         } else {
             serde_yaml::from_str(text).map_err(|e| e.to_string())
         };
-        let value =
-            parsed.map_err(|e| Reason::new("Unparsable", format!("{key} does not parse: {e}")))?;
+        let value = parsed.map_err(|e| Reason::new("Unparsable", format!("{key} does not parse: {e}")))?;
         let depth = depth(&value);
         if depth > self.limits.max_depth {
             return Err(Reason::new(
                 "TooDeep",
-                format!(
-                    "{key} nests {depth} levels deep, over the limit of {}",
-                    self.limits.max_depth
-                ),
+                format!("{key} nests {depth} levels deep, over the limit of {}", self.limits.max_depth),
             ));
         }
         Ok(value)
     }
 
     fn validator_for(&self, document: &Value) -> Result<&Validator, Reason> {
-        let field = |name| {
-            document
-                .get(name)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        };
+        let field = |name| document.get(name).and_then(Value::as_str).unwrap_or_default();
         let key = (field("apiVersion").to_owned(), field("kind").to_owned());
         self.schemas.get(&key).map(|e| &e.validator).ok_or_else(|| {
             Reason::new(
                 "UnknownKind",
-                format!(
-                    "no schema for apiVersion {:?} kind {:?}; known: {}",
-                    key.0,
-                    key.1,
-                    self.kinds().join(", ")
-                ),
+                format!("no schema for apiVersion {:?} kind {:?}; known: {}", key.0, key.1, self.kinds().join(", ")),
             )
         })
     }
@@ -318,34 +261,20 @@ impl SchemaRegistry {
 /// Compiles one schema file: offline (a `$ref` outside the file fails), linear-time regexes only,
 /// formats asserted.
 fn compile(path: &Path) -> Result<((String, String), Validator), SchemaError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let schema: Value = serde_json::from_str(&text).map_err(|source| SchemaError::Json {
-        path: path.to_owned(),
-        source,
-    })?;
-    let constant = |field: &str| {
-        schema
-            .pointer(&format!("/properties/{field}/const"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
+    let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Read { path: path.to_owned(), source })?;
+    let schema: Value =
+        serde_json::from_str(&text).map_err(|source| SchemaError::Json { path: path.to_owned(), source })?;
+    let constant =
+        |field: &str| schema.pointer(&format!("/properties/{field}/const")).and_then(Value::as_str).map(str::to_owned);
     let (Some(api_version), Some(kind)) = (constant("apiVersion"), constant("kind")) else {
-        return Err(SchemaError::Unnamed {
-            path: path.to_owned(),
-        });
+        return Err(SchemaError::Unnamed { path: path.to_owned() });
     };
     let validator = jsonschema::options()
         .offline()
         .should_validate_formats(true)
         .with_pattern_options(PatternOptions::regex())
         .build(&schema)
-        .map_err(|e| SchemaError::Invalid {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| SchemaError::Invalid { path: path.to_owned(), message: e.to_string() })?;
     Ok(((api_version, kind), validator))
 }
 

@@ -16,9 +16,7 @@ fn codes(r: &Rejection) -> Vec<&'static str> {
 
 #[test]
 fn valid_yaml_document_decodes() {
-    let cm = Cm::new("team-a", "run-1")
-        .doc(&Doc::new("podinfo").phase("Succeeded"))
-        .build();
+    let cm = Cm::new("team-a", "run-1").doc(&Doc::new("podinfo").phase("Succeeded")).build();
     let exec = registry().decode(&cm).expect("valid");
     assert_eq!(exec.id.to_string(), "team-a/run-1");
     assert_eq!(exec.view.pipeline, "podinfo");
@@ -30,77 +28,44 @@ fn valid_yaml_document_decodes() {
 #[test]
 fn valid_json_document_decodes() {
     let yaml: Value = serde_yaml::from_str(&Doc::new("p").yaml()).unwrap();
-    let cm = Cm::new("ns", "j")
-        .data("execution.json", &yaml.to_string())
-        .build();
+    let cm = Cm::new("ns", "j").data("execution.json", &yaml.to_string()).build();
     assert!(registry().decode(&cm).is_ok());
 }
 
 #[test]
 fn missing_and_extra_data_keys_are_rejected() {
     let none = Cm::new("ns", "a").build();
-    assert_eq!(
-        codes(&registry().decode(&none).unwrap_err()),
-        ["NoDocument"]
-    );
-    let two = Cm::new("ns", "b")
-        .doc(&Doc::new("p"))
-        .data("execution.json", "{}")
-        .build();
+    assert_eq!(codes(&registry().decode(&none).unwrap_err()), ["NoDocument"]);
+    let two = Cm::new("ns", "b").doc(&Doc::new("p")).data("execution.json", "{}").build();
     let err = registry().decode(&two).unwrap_err();
     assert_eq!(codes(&err), ["SeveralDocuments"]);
-    assert!(
-        err.reasons[0]
-            .message
-            .contains("execution.json, execution.yaml")
-    );
+    assert!(err.reasons[0].message.contains("execution.json, execution.yaml"));
     let wrong = Cm::new("ns", "c").data("run.yaml", "a: b").build();
-    assert_eq!(
-        codes(&registry().decode(&wrong).unwrap_err()),
-        ["SeveralDocuments"]
-    );
+    assert_eq!(codes(&registry().decode(&wrong).unwrap_err()), ["SeveralDocuments"]);
 }
 
 #[test]
 fn unparsable_documents_are_rejected() {
-    let cm = Cm::new("ns", "a")
-        .data("execution.yaml", "a: [unclosed")
-        .build();
+    let cm = Cm::new("ns", "a").data("execution.yaml", "a: [unclosed").build();
     assert_eq!(codes(&registry().decode(&cm).unwrap_err()), ["Unparsable"]);
-    let cm = Cm::new("ns", "b")
-        .data("execution.json", "{\"a\": ")
-        .build();
+    let cm = Cm::new("ns", "b").data("execution.json", "{\"a\": ").build();
     assert_eq!(codes(&registry().decode(&cm).unwrap_err()), ["Unparsable"]);
 }
 
 #[test]
 fn unknown_kind_names_the_known_ones() {
     let doc = Doc::new("p").yaml().replace("v1alpha1", "v9");
-    let err = registry()
-        .decode(&Cm::new("ns", "a").data("execution.yaml", &doc).build())
-        .unwrap_err();
+    let err = registry().decode(&Cm::new("ns", "a").data("execution.yaml", &doc).build()).unwrap_err();
     assert_eq!(codes(&err), ["UnknownKind"]);
-    assert!(
-        err.reasons[0]
-            .message
-            .contains("pipelines.gitops.dev/v1alpha1 PipelineExecution")
-    );
+    assert!(err.reasons[0].message.contains("pipelines.gitops.dev/v1alpha1 PipelineExecution"));
 }
 
 #[test]
 fn schema_violations_carry_json_pointers() {
-    let doc = Doc::new("p").phase("Exploded").yaml().replace(
-        "startedAt: \"2026-11-01T10:00:00Z\"",
-        "startedAt: yesterday",
-    );
-    let err = registry()
-        .decode(&Cm::new("ns", "a").data("execution.yaml", &doc).build())
-        .unwrap_err();
-    let pointers: Vec<_> = err
-        .reasons
-        .iter()
-        .filter_map(|r| r.pointer.as_deref())
-        .collect();
+    let doc =
+        Doc::new("p").phase("Exploded").yaml().replace("startedAt: \"2026-11-01T10:00:00Z\"", "startedAt: yesterday");
+    let err = registry().decode(&Cm::new("ns", "a").data("execution.yaml", &doc).build()).unwrap_err();
+    let pointers: Vec<_> = err.reasons.iter().filter_map(|r| r.pointer.as_deref()).collect();
     assert!(pointers.contains(&"/phase"), "{err:?}");
     assert!(pointers.contains(&"/startedAt"), "{err:?}");
     assert!(err.reasons.iter().all(|r| r.code == "SchemaViolation"));
@@ -108,49 +73,30 @@ fn schema_violations_carry_json_pointers() {
 
 #[test]
 fn oversized_documents_are_rejected_before_parsing() {
-    let big = format!(
-        "{}message: \"{}\"\n",
-        Doc::new("p").yaml(),
-        "x".repeat(300 * 1024)
-    );
-    let err = registry()
-        .decode(&Cm::new("ns", "a").data("execution.yaml", &big).build())
-        .unwrap_err();
+    let big = format!("{}message: \"{}\"\n", Doc::new("p").yaml(), "x".repeat(300 * 1024));
+    let err = registry().decode(&Cm::new("ns", "a").data("execution.yaml", &big).build()).unwrap_err();
     assert_eq!(codes(&err), ["TooLarge"]);
 }
 
 #[test]
 fn yaml_alias_bombs_are_rejected() {
-    let mut bomb = String::from(
-        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
-    );
-    for (prev, next) in ["a", "b", "c", "d", "e", "f", "g", "h"]
-        .iter()
-        .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
-    {
-        bomb.push_str(&format!("{next}: &{next} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+    let mut bomb = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for (prev, next) in ["a", "b", "c", "d", "e", "f", "g", "h"].iter().zip(["b", "c", "d", "e", "f", "g", "h", "i"]) {
+        bomb.push_str(&format!(
+            "{next}: &{next} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+        ));
     }
-    let err = registry()
-        .decode(&Cm::new("ns", "a").data("execution.yaml", &bomb).build())
-        .unwrap_err();
+    let err = registry().decode(&Cm::new("ns", "a").data("execution.yaml", &bomb).build()).unwrap_err();
     assert_eq!(codes(&err), ["Unparsable"], "{err:?}");
 }
 
 #[test]
 fn absurd_nesting_is_rejected() {
     let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
-    let err = registry()
-        .decode(&Cm::new("ns", "a").data("execution.json", &deep).build())
-        .unwrap_err();
+    let err = registry().decode(&Cm::new("ns", "a").data("execution.json", &deep).build()).unwrap_err();
     assert_eq!(codes(&err), ["TooDeep"]);
     let very_deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let err = registry()
-        .decode(
-            &Cm::new("ns", "b")
-                .data("execution.yaml", &very_deep)
-                .build(),
-        )
-        .unwrap_err();
+    let err = registry().decode(&Cm::new("ns", "b").data("execution.yaml", &very_deep).build()).unwrap_err();
     assert_eq!(codes(&err), ["Unparsable"]);
 }
 
@@ -164,26 +110,12 @@ const NAMED: &str = r#""apiVersion": {"const": "x/v1"}, "kind": {"const": "X"}"#
 
 #[test]
 fn invalid_schemas_stop_start_up() {
-    let invalid =
-        format!(r#"{{"type": "object", "properties": {{{NAMED}, "a": {{"type": "nonsense"}}}}}}"#);
-    assert!(matches!(
-        load_one(&invalid),
-        Err(SchemaError::Invalid { .. })
-    ));
-    let remote =
-        format!(r#"{{"properties": {{{NAMED}, "a": {{"$ref": "https://example.com/s.json"}}}}}}"#);
-    assert!(matches!(
-        load_one(&remote),
-        Err(SchemaError::Invalid { .. })
-    ));
+    let invalid = format!(r#"{{"type": "object", "properties": {{{NAMED}, "a": {{"type": "nonsense"}}}}}}"#);
+    assert!(matches!(load_one(&invalid), Err(SchemaError::Invalid { .. })));
+    let remote = format!(r#"{{"properties": {{{NAMED}, "a": {{"$ref": "https://example.com/s.json"}}}}}}"#);
+    assert!(matches!(load_one(&remote), Err(SchemaError::Invalid { .. })));
     let backtracking = format!(r#"{{"properties": {{{NAMED}, "a": {{"pattern": "^(a)\\1$"}}}}}}"#);
-    assert!(matches!(
-        load_one(&backtracking),
-        Err(SchemaError::Invalid { .. })
-    ));
-    assert!(matches!(
-        load_one(r#"{"type": "object"}"#),
-        Err(SchemaError::Unnamed { .. })
-    ));
+    assert!(matches!(load_one(&backtracking), Err(SchemaError::Invalid { .. })));
+    assert!(matches!(load_one(r#"{"type": "object"}"#), Err(SchemaError::Unnamed { .. })));
     assert!(load_one(&format!(r#"{{"properties": {{{NAMED}}}}}"#)).is_ok());
 }

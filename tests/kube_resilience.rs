@@ -24,61 +24,27 @@ async fn forbidden_namespace_is_reported_without_holding_back_others_and_recover
         sim.create_namespace(ns);
     }
     sim.fail_namespace("team-b", Some(403));
-    let c = common::Cluster {
-        service: start_service(&sim, &sim_namespaces).await,
-        writer: common::client_for(&sim),
-        sim,
-    };
+    let c =
+        common::Cluster { service: start_service(&sim, &sim_namespaces).await, writer: common::client_for(&sim), sim };
     c.put_execution("team-a", "a-1", &Doc::new("web")).await;
 
     let ready = c.wait_ready().await;
-    let team_b = ready["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["source"] == "team-b")
-        .unwrap()
-        .clone();
+    let team_b = ready["sources"].as_array().unwrap().iter().find(|s| s["source"] == "team-b").unwrap().clone();
     assert_eq!(team_b["state"], "Failing", "{ready}");
-    assert!(
-        team_b["lastError"].as_str().unwrap().contains("forbidden"),
-        "{ready}"
-    );
+    assert!(team_b["lastError"].as_str().unwrap().contains("forbidden"), "{ready}");
 
-    let list = c
-        .service
-        .wait_for("team-a is served", "/api/v1/executions", |b| {
-            names(b) == ["a-1"]
-        })
-        .await;
-    assert_eq!(
-        list["freshness"]["complete"], false,
-        "team-b is missing: {list}"
-    );
-    assert_eq!(
-        list["freshness"]["incompleteSources"][0]["source"],
-        "team-b"
-    );
+    let list = c.service.wait_for("team-a is served", "/api/v1/executions", |b| names(b) == ["a-1"]).await;
+    assert_eq!(list["freshness"]["complete"], false, "team-b is missing: {list}");
+    assert_eq!(list["freshness"]["incompleteSources"][0]["source"], "team-b");
     let (_, own) = c.service.get("/api/v1/namespaces/team-a/executions").await;
-    assert_eq!(
-        own["freshness"]["complete"], true,
-        "team-a alone is complete: {own}"
-    );
+    assert_eq!(own["freshness"]["complete"], true, "team-a alone is complete: {own}");
 
     c.sim.fail_namespace("team-b", None);
     c.put_execution("team-b", "b-1", &Doc::new("api")).await;
-    let list = c
-        .service
-        .wait_for(
-            "team-b recovers without restart",
-            "/api/v1/executions",
-            |b| names(b).len() == 2,
-        )
-        .await;
+    let list =
+        c.service.wait_for("team-b recovers without restart", "/api/v1/executions", |b| names(b).len() == 2).await;
     c.service
-        .wait_for("the list is complete again", "/api/v1/executions", |b| {
-            b["freshness"]["complete"] == true
-        })
+        .wait_for("the list is complete again", "/api/v1/executions", |b| b["freshness"]["complete"] == true)
         .await;
     assert_eq!(sorted(&list), ["a-1", "b-1"]);
 }
@@ -99,11 +65,7 @@ async fn namespace_created_late_shows_its_executions_without_restart() {
     c.create_namespace("late").await;
     c.put_execution("late", "first", &Doc::new("web")).await;
     c.service
-        .wait_for(
-            "the late namespace is served",
-            "/api/v1/namespaces/late/executions",
-            |b| names(b) == ["first"],
-        )
+        .wait_for("the late namespace is served", "/api/v1/namespaces/late/executions", |b| names(b) == ["first"])
         .await;
 }
 
@@ -111,23 +73,13 @@ async fn namespace_created_late_shows_its_executions_without_restart() {
 async fn watches_survive_an_api_server_restart() {
     let c = Cluster::start(&["team-a"], &["team-a"]).await;
     c.put_execution("team-a", "before", &Doc::new("web")).await;
-    c.service
-        .wait_for("the first run is served", "/api/v1/executions", |b| {
-            names(b) == ["before"]
-        })
-        .await;
+    c.service.wait_for("the first run is served", "/api/v1/executions", |b| names(b) == ["before"]).await;
     c.sim.stop();
     let body = c
         .service
-        .wait_for("the outage is reported", "/api/v1/executions", |b| {
-            b["freshness"]["complete"] == false
-        })
+        .wait_for("the outage is reported", "/api/v1/executions", |b| b["freshness"]["complete"] == false)
         .await;
-    assert_eq!(
-        names(&body),
-        ["before"],
-        "the last good data is still served"
-    );
+    assert_eq!(names(&body), ["before"], "the last good data is still served");
     c.sim.restart().await.unwrap();
     c.put_execution("team-a", "after", &Doc::new("web")).await;
     c.service
@@ -142,19 +94,11 @@ async fn dropped_watches_reconnect() {
     let c = Cluster::start(&["team-a"], &["team-a"]).await;
     c.wait_ready().await;
     for round in 0..3 {
-        wait_until("a watch is open", || async {
-            (c.sim.open_watches() > 0).then_some(())
-        })
-        .await;
+        wait_until("a watch is open", || async { (c.sim.open_watches() > 0).then_some(()) }).await;
         c.sim.drop_watches();
-        c.put_execution("team-a", &format!("run-{round}"), &Doc::new("web"))
-            .await;
+        c.put_execution("team-a", &format!("run-{round}"), &Doc::new("web")).await;
         c.service
-            .wait_for(
-                "the run is seen after the drop",
-                "/api/v1/executions",
-                |b| names(b).len() == round + 1,
-            )
+            .wait_for("the run is seen after the drop", "/api/v1/executions", |b| names(b).len() == round + 1)
             .await;
     }
 }
@@ -163,28 +107,16 @@ async fn dropped_watches_reconnect() {
 async fn silently_dead_watch_is_noticed_within_the_watch_timeout() {
     let c = Cluster::start(&["team-a"], &["team-a"]).await;
     c.wait_ready().await;
-    wait_until("a watch is open", || async {
-        (c.sim.open_watches() > 0).then_some(())
-    })
-    .await;
+    wait_until("a watch is open", || async { (c.sim.open_watches() > 0).then_some(()) }).await;
     c.sim.silence_watches();
     let silenced_at = tokio::time::Instant::now();
-    c.put_execution("team-a", "during-silence", &Doc::new("web"))
-        .await;
+    c.put_execution("team-a", "during-silence", &Doc::new("web")).await;
     c.service
-        .wait_for(
-            "the run is seen on a new watch",
-            "/api/v1/executions",
-            |b| names(b) == ["during-silence"],
-        )
+        .wait_for("the run is seen on a new watch", "/api/v1/executions", |b| names(b) == ["during-silence"])
         .await;
     // kube-rs notices an idle watch after the watch timeout plus 5s; allow a few seconds more.
     let bound = fast_watch().watch_timeout + Duration::from_secs(5 + 3);
-    assert!(
-        silenced_at.elapsed() < bound,
-        "took {:?}",
-        silenced_at.elapsed()
-    );
+    assert!(silenced_at.elapsed() < bound, "took {:?}", silenced_at.elapsed());
 }
 
 #[tokio::test]
@@ -197,18 +129,9 @@ async fn an_ordinary_watch_timeout_resumes_without_a_new_list() {
         (c.sim.requests("watch", "configmaps", "team-a") >= watches + 2).then_some(())
     })
     .await;
-    assert_eq!(
-        c.sim.requests("list", "configmaps", "team-a"),
-        lists,
-        "resumed from the last resourceVersion"
-    );
-    c.put_execution("team-a", "after-timeouts", &Doc::new("web"))
-        .await;
-    c.service
-        .wait_for("the resumed watch delivers", "/api/v1/executions", |b| {
-            names(b) == ["after-timeouts"]
-        })
-        .await;
+    assert_eq!(c.sim.requests("list", "configmaps", "team-a"), lists, "resumed from the last resourceVersion");
+    c.put_execution("team-a", "after-timeouts", &Doc::new("web")).await;
+    c.service.wait_for("the resumed watch delivers", "/api/v1/executions", |b| names(b) == ["after-timeouts"]).await;
 }
 
 #[tokio::test]
@@ -217,19 +140,14 @@ async fn gone_relists_serving_the_previous_complete_snapshot_meanwhile() {
     for name in ["keep", "doomed"] {
         c.put_execution("team-a", name, &Doc::new("web")).await;
     }
-    c.service
-        .wait_for("both runs are served", "/api/v1/executions", |b| {
-            names(b).len() == 2
-        })
-        .await;
+    c.service.wait_for("both runs are served", "/api/v1/executions", |b| names(b).len() == 2).await;
     let lists = c.sim.requests("list", "configmaps", "team-a");
 
     // The open watch misses a delete and a create, then history is compacted and the watch
     // ends: resuming from its resourceVersion gets 410 Gone and the watcher must relist, slowly.
     c.sim.silence_watches();
     c.delete("team-a", "doomed").await;
-    c.put_execution("team-a", "newcomer", &Doc::new("web"))
-        .await;
+    c.put_execution("team-a", "newcomer", &Doc::new("web")).await;
     c.sim.compact();
     c.sim.set_latency(Duration::from_millis(300));
     c.sim.end_watches();
@@ -240,26 +158,14 @@ async fn gone_relists_serving_the_previous_complete_snapshot_meanwhile() {
     wait_until("the relist is swapped in", || async {
         let (_, body) = c.service.get("/api/v1/executions").await;
         let now: BTreeSet<String> = names(&body).into_iter().collect();
-        assert!(
-            now == before || now == after,
-            "a partial or mixed snapshot was served: {now:?}"
-        );
+        assert!(now == before || now == after, "a partial or mixed snapshot was served: {now:?}");
         seen_before.set(seen_before.get() || now == before);
         (now == after).then_some(())
     })
     .await;
-    assert!(
-        seen_before.get(),
-        "the previous snapshot was served while the relist ran"
-    );
-    assert!(
-        c.sim.requests("gone", "configmaps", "team-a") > 0,
-        "the resumed watch was answered 410"
-    );
-    assert!(
-        c.sim.requests("list", "configmaps", "team-a") > lists,
-        "410 forced a relist"
-    );
+    assert!(seen_before.get(), "the previous snapshot was served while the relist ran");
+    assert!(c.sim.requests("gone", "configmaps", "team-a") > 0, "the resumed watch was answered 410");
+    assert!(c.sim.requests("list", "configmaps", "team-a") > lists, "410 forced a relist");
 }
 
 #[tokio::test]
@@ -270,56 +176,26 @@ async fn api_server_down_at_start_is_not_ready_until_it_is_back() {
     let service = start_service(&sim, &["team-a"]).await;
     let (status, body) = service.get("/readyz").await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(
-        service.get("/livez").await.0,
-        200,
-        "liveness never depends on the API server"
-    );
+    assert_eq!(service.get("/livez").await.0, 200, "liveness never depends on the API server");
     wait_until("the failure is reported", || async {
         let (_, body) = service.get("/readyz").await;
         body["sources"][0]["lastError"].is_string().then_some(())
     })
     .await;
-    assert_eq!(
-        service.get("/readyz").await.0,
-        503,
-        "an unreachable server is not a settled namespace"
-    );
+    assert_eq!(service.get("/readyz").await.0, 503, "an unreachable server is not a settled namespace");
     sim.restart().await.unwrap();
-    wait_until("the service becomes ready", || async {
-        (service.get("/readyz").await.0 == 200).then_some(())
-    })
-    .await;
+    wait_until("the service becomes ready", || async { (service.get("/readyz").await.0 == 200).then_some(()) }).await;
 }
 
 #[tokio::test]
 async fn data_of_a_failing_namespace_is_marked_stale_after_the_bound() {
-    let c = Cluster::start_with(
-        &["team-a"],
-        &["team-a"],
-        fast_watch(),
-        Duration::from_millis(200),
-    )
-    .await;
-    c.put_execution("team-a", "old-news", &Doc::new("web"))
-        .await;
-    c.service
-        .wait_for("the run is served", "/api/v1/executions", |b| {
-            names(b) == ["old-news"]
-        })
-        .await;
+    let c = Cluster::start_with(&["team-a"], &["team-a"], fast_watch(), Duration::from_millis(200)).await;
+    c.put_execution("team-a", "old-news", &Doc::new("web")).await;
+    c.service.wait_for("the run is served", "/api/v1/executions", |b| names(b) == ["old-news"]).await;
     c.sim.fail_namespace("team-a", Some(500));
     c.sim.drop_watches();
-    let body = c
-        .service
-        .wait_for("the data is marked stale", "/api/v1/executions", |b| {
-            b["freshness"]["stale"] == true
-        })
-        .await;
-    assert_eq!(
-        names(&body),
-        ["old-news"],
-        "stale data is served, and says so"
-    );
+    let body =
+        c.service.wait_for("the data is marked stale", "/api/v1/executions", |b| b["freshness"]["stale"] == true).await;
+    assert_eq!(names(&body), ["old-news"], "stale data is served, and says so");
     assert_eq!(body["freshness"]["incompleteSources"][0]["stale"], true);
 }

@@ -7,11 +7,7 @@ use k8s_sim::Sim;
 use serde_json::{Value, json};
 
 /// Runs kubectl against the simulator; `None` (with a printed reason) where kubectl is absent.
-fn kubectl(
-    kubeconfig: &std::path::Path,
-    args: &[&str],
-    stdin: Option<&str>,
-) -> Option<(bool, String)> {
+fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Option<(bool, String)> {
     use std::io::Write;
     let mut cmd = Command::new("kubectl");
     cmd.env("KUBECONFIG", kubeconfig)
@@ -29,19 +25,10 @@ fn kubectl(
         }
     };
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
     }
     let out = child.wait_with_output().expect("kubectl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     Some((out.status.success(), text))
 }
 
@@ -81,99 +68,39 @@ async fn kubectl_creates_lists_labels_watches_and_deletes_configmaps() {
         None,
     );
 
-    let (ok, out) = run(vec!["create", "-f", "-"], Some(MANIFEST))
-        .await
-        .unwrap()
-        .unwrap();
+    let (ok, out) = run(vec!["create", "-f", "-"], Some(MANIFEST)).await.unwrap().unwrap();
     assert!(ok && out.contains("configmap/run-1 created"), "{out}");
-    let (ok, out) = run(vec!["create", "-f", "-"], Some(MANIFEST))
-        .await
-        .unwrap()
-        .unwrap();
+    let (ok, out) = run(vec!["create", "-f", "-"], Some(MANIFEST)).await.unwrap().unwrap();
     assert!(!ok && out.contains("AlreadyExists"), "{out}");
-    let (ok, out) = run(
-        vec!["label", "configmap", "run-1", "-n", "team-a", "tier=gold"],
-        None,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (ok, out) = run(vec!["label", "configmap", "run-1", "-n", "team-a", "tier=gold"], None).await.unwrap().unwrap();
     assert!(ok && out.contains("labeled"), "{out}");
     let (ok, out) = run(
-        vec![
-            "get",
-            "configmaps",
-            "-n",
-            "team-a",
-            "-l",
-            "tier=gold,pipelines.gitops.dev/execution",
-            "-o",
-            "name",
-        ],
+        vec!["get", "configmaps", "-n", "team-a", "-l", "tier=gold,pipelines.gitops.dev/execution", "-o", "name"],
         None,
     )
     .await
     .unwrap()
     .unwrap();
     assert!(ok && out.trim() == "configmap/run-1", "{out}");
-    let (ok, out) = run(
-        vec![
-            "get",
-            "configmaps",
-            "-n",
-            "team-a",
-            "-l",
-            "tier!=gold",
-            "-o",
-            "name",
-        ],
-        None,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (ok, out) =
+        run(vec!["get", "configmaps", "-n", "team-a", "-l", "tier!=gold", "-o", "name"], None).await.unwrap().unwrap();
     assert!(ok && out.trim().is_empty(), "{out}");
-    let (ok, out) = run(vec!["apply", "-f", "-"], Some(MANIFEST))
-        .await
-        .unwrap()
-        .unwrap();
+    let (ok, out) = run(vec!["apply", "-f", "-"], Some(MANIFEST)).await.unwrap().unwrap();
     assert!(ok && out.contains("configured"), "{out}");
-    let (ok, out) = run(
-        vec![
-            "get",
-            "configmap",
-            "run-1",
-            "-n",
-            "team-a",
-            "-o",
-            "jsonpath={.metadata.labels.tier}",
-        ],
-        None,
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(
-        ok && out == "gold",
-        "apply keeps labels it does not manage: {out}"
-    );
-    let (ok, out) = run(vec!["delete", "configmap", "run-1", "-n", "team-a"], None)
-        .await
-        .unwrap()
-        .unwrap();
+    let (ok, out) =
+        run(vec!["get", "configmap", "run-1", "-n", "team-a", "-o", "jsonpath={.metadata.labels.tier}"], None)
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(ok && out == "gold", "apply keeps labels it does not manage: {out}");
+    let (ok, out) = run(vec!["delete", "configmap", "run-1", "-n", "team-a"], None).await.unwrap().unwrap();
     assert!(ok && out.contains("deleted"), "{out}");
-    let (ok, out) = run(vec!["get", "configmap", "run-1", "-n", "team-a"], None)
-        .await
-        .unwrap()
-        .unwrap();
+    let (ok, out) = run(vec!["get", "configmap", "run-1", "-n", "team-a"], None).await.unwrap().unwrap();
     assert!(!ok && out.contains("NotFound"), "{out}");
 
     let (_, events) = watch.await.unwrap().unwrap();
     let kinds: Vec<&str> = events.lines().collect();
-    assert!(
-        kinds.starts_with(&["ADDED", "MODIFIED"]) && kinds.last() == Some(&"DELETED"),
-        "{events}"
-    );
+    assert!(kinds.starts_with(&["ADDED", "MODIFIED"]) && kinds.last() == Some(&"DELETED"), "{events}");
 }
 
 async fn get(url: &str) -> (u16, Value) {
@@ -182,12 +109,7 @@ async fn get(url: &str) -> (u16, Value) {
 }
 
 async fn post(url: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
@@ -201,15 +123,7 @@ async fn lists_paginate_and_expired_continue_tokens_get_410() {
     sim.create_namespace("ns");
     let base = format!("{}/api/v1/namespaces/ns/configmaps", sim.url());
     for i in 0..5 {
-        assert_eq!(
-            post(
-                &base,
-                configmap(&format!("cm-{i}"), json!({"n": i.to_string()}))
-            )
-            .await
-            .0,
-            201
-        );
+        assert_eq!(post(&base, configmap(&format!("cm-{i}"), json!({"n": i.to_string()}))).await.0, 201);
     }
     let (status, page) = get(&format!("{base}?limit=2")).await;
     assert_eq!(status, 200);
@@ -217,12 +131,8 @@ async fn lists_paginate_and_expired_continue_tokens_get_410() {
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     let token = page["metadata"]["continue"].as_str().unwrap().to_owned();
     let (_, rest) = get(&format!("{base}?limit=10&continue={}", urlencode(&token))).await;
-    let names: Vec<&str> = rest["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["metadata"]["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        rest["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["cm-2", "cm-3", "cm-4"]);
     assert!(rest["metadata"].get("continue").is_none());
     let (_, selected) = get(&format!("{base}?labelSelector=n%20in%20(1,3)")).await;
@@ -231,11 +141,7 @@ async fn lists_paginate_and_expired_continue_tokens_get_410() {
     post(&base, configmap("cm-5", json!({}))).await;
     sim.compact();
     let (status, expired) = get(&format!("{base}?limit=10&continue={}", urlencode(&token))).await;
-    assert_eq!(
-        (status, expired["reason"].as_str()),
-        (410, Some("Expired")),
-        "{expired}"
-    );
+    assert_eq!((status, expired["reason"].as_str()), (410, Some("Expired")), "{expired}");
 }
 
 #[tokio::test]
@@ -244,34 +150,15 @@ async fn resource_versions_conflicts_and_missing_namespaces_behave_like_kubernet
     sim.create_namespace("ns");
     let base = format!("{}/api/v1/namespaces/ns/configmaps", sim.url());
     let (_, created) = post(&base, configmap("a", json!({}))).await;
-    let rv: u64 = created["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let rv: u64 = created["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
     let mut stale = created.clone();
     stale["metadata"]["resourceVersion"] = json!((rv - 1).to_string());
-    let response = reqwest::Client::new()
-        .put(format!("{base}/a"))
-        .json(&stale)
-        .send()
-        .await
-        .unwrap();
+    let response = reqwest::Client::new().put(format!("{base}/a")).json(&stale).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 409);
-    let (status, body) = post(
-        &format!("{}/api/v1/namespaces/nowhere/configmaps", sim.url()),
-        configmap("b", json!({})),
-    )
-    .await;
-    assert_eq!(
-        (status, body["kind"].as_str(), body["reason"].as_str()),
-        (404, Some("Status"), Some("NotFound"))
-    );
-    let (status, body) = get(&format!(
-        "{}/api/v1/namespaces/nowhere/configmaps",
-        sim.url()
-    ))
-    .await;
+    let (status, body) =
+        post(&format!("{}/api/v1/namespaces/nowhere/configmaps", sim.url()), configmap("b", json!({}))).await;
+    assert_eq!((status, body["kind"].as_str(), body["reason"].as_str()), (404, Some("Status"), Some("NotFound")));
+    let (status, body) = get(&format!("{}/api/v1/namespaces/nowhere/configmaps", sim.url())).await;
     assert_eq!(
         (status, body["items"].as_array().map(Vec::len)),
         (200, Some(0)),
@@ -287,40 +174,19 @@ async fn watches_from_a_compacted_resource_version_get_410_and_bookmarks_carry_p
     sim.create_namespace("ns");
     let base = format!("{}/api/v1/namespaces/ns/configmaps", sim.url());
     let (_, created) = post(&base, configmap("a", json!({}))).await;
-    let rv = created["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rv = created["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
     post(&base, configmap("b", json!({}))).await;
     sim.compact();
-    let body = reqwest::get(format!("{base}?watch=true&resourceVersion={rv}"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = reqwest::get(format!("{base}?watch=true&resourceVersion={rv}")).await.unwrap().text().await.unwrap();
     let event: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
-    assert_eq!(
-        (event["type"].as_str(), event["object"]["code"].as_u64()),
-        (Some("ERROR"), Some(410)),
-        "{body}"
-    );
+    assert_eq!((event["type"].as_str(), event["object"]["code"].as_u64()), (Some("ERROR"), Some(410)), "{body}");
 
-    let current = get(&base).await.1["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let url = format!(
-        "{base}?watch=true&resourceVersion={current}&allowWatchBookmarks=true&timeoutSeconds=2"
-    );
+    let current = get(&base).await.1["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
+    let url = format!("{base}?watch=true&resourceVersion={current}&allowWatchBookmarks=true&timeoutSeconds=2");
     let body = reqwest::get(url).await.unwrap().text().await.unwrap();
-    let bookmark: Value =
-        serde_json::from_str(body.lines().next().expect("a bookmark before the timeout")).unwrap();
+    let bookmark: Value = serde_json::from_str(body.lines().next().expect("a bookmark before the timeout")).unwrap();
     assert_eq!(bookmark["type"], "BOOKMARK");
-    assert_eq!(
-        bookmark["object"]["metadata"]["resourceVersion"],
-        current.as_str()
-    );
+    assert_eq!(bookmark["object"]["metadata"]["resourceVersion"], current.as_str());
 }
 
 fn urlencode(s: &str) -> String {

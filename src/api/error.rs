@@ -20,11 +20,7 @@ impl warp::reject::Reject for ApiError {}
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into() }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -45,10 +41,7 @@ struct Body<'a> {
 
 impl Reply for ApiError {
     fn into_response(self) -> Response {
-        let body = warp::reply::json(&Body {
-            code: self.code,
-            message: &self.message,
-        });
+        let body = warp::reply::json(&Body { code: self.code, message: &self.message });
         warp::reply::with_status(body, self.status).into_response()
     }
 }
@@ -60,18 +53,10 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     } else if rejection.is_not_found() {
         ApiError::not_found("no such endpoint; see /api/v1")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            "only GET is supported",
-        )
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only GET is supported")
     } else {
         tracing::warn!(?rejection, "unhandled rejection");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal",
-            "internal error",
-        )
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal", "internal error")
     };
     Ok(error.into_response())
 }

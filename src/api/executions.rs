@@ -1,4 +1,7 @@
-//! Execution endpoints: list (all namespaces or one) and follow one execution.
+//! Execution endpoints: list (all namespaces or one, optionally as a long poll) and follow one
+//! execution.
+
+use std::time::Duration;
 
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
@@ -8,12 +11,14 @@ use super::params::{self, Params};
 use super::{ApiError, AppState, json_bytes, list_body, with_state};
 use crate::index::{Cursor, CursorError, Filter as ExecutionFilter};
 use crate::model::Phase;
+use crate::modules::Lifecycle;
 use crate::selector::Selector;
 use crate::validate::ObjectRef;
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    list_all(state.clone())
-        .or(list_namespaced(state.clone()))
+/// `lifecycle` is the executions module's: a long poll ends when the module is disabled.
+pub fn routes(state: AppState, lifecycle: Lifecycle) -> BoxedFilter<(Response,)> {
+    list_all(state.clone(), lifecycle.clone())
+        .or(list_namespaced(state.clone(), lifecycle))
         .unify()
         .or(get(state))
         .unify()
@@ -21,22 +26,22 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 /// GET /api/v1/executions
-fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
+fn list_all(state: AppState, lifecycle: Lifecycle) -> BoxedFilter<(Response,)> {
     warp::path!("executions")
         .and(warp::get())
         .and(params::raw())
         .and(with_state(state))
-        .and_then(|query: String, state| list(state, None, query))
+        .and_then(move |query: String, state| list(state, lifecycle.clone(), None, query))
         .boxed()
 }
 
 /// GET /api/v1/namespaces/{namespace}/executions
-fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
+fn list_namespaced(state: AppState, lifecycle: Lifecycle) -> BoxedFilter<(Response,)> {
     warp::path!("namespaces" / String / "executions")
         .and(warp::get())
         .and(params::raw())
         .and(with_state(state))
-        .and_then(|ns: String, query: String, state| list(state, Some(ns), query))
+        .and_then(move |ns: String, query: String, state| list(state, lifecycle.clone(), Some(ns), query))
         .boxed()
 }
 
@@ -50,17 +55,18 @@ fn get(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-const FILTERS: [&str; 6] = [
-    "pipeline",
-    "phase",
-    "environment",
-    "labelSelector",
-    "limit",
-    "continue",
-];
+const FILTERS: [&str; 8] =
+    ["pipeline", "phase", "environment", "labelSelector", "limit", "continue", "sinceRevision", "timeoutSeconds"];
 
+/// Longest a long poll may wait.
+const MAX_POLL: u64 = 300;
+
+/// Lists executions. With `sinceRevision=N` it is a long poll: it answers once the index has
+/// changed since revision N (at once if it already has), after `timeoutSeconds` (default 30),
+/// or with 503 as soon as the module is disabled.
 async fn list(
     state: AppState,
+    lifecycle: Lifecycle,
     namespace: Option<String>,
     query: String,
 ) -> Result<Response, Rejection> {
@@ -81,43 +87,40 @@ async fn list(
         labels: label_selector(&params)?,
     };
     let limit = params
-        .parsed(
-            "limit",
-            &format!("a whole number from 1 to {}", state.page.max),
-            |s| {
-                s.parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=state.page.max).contains(n))
-            },
-        )?
+        .parsed("limit", &format!("a whole number from 1 to {}", state.page.max), |s| {
+            s.parse::<usize>().ok().filter(|n| (1..=state.page.max).contains(n))
+        })?
         .unwrap_or(state.page.default);
-    let after = params
-        .get("continue")
-        .map(|token| Cursor::decode(token, &filter))
-        .transpose()
-        .map_err(|e| match e {
-            CursorError::Malformed => ApiError::bad_request(
-                "InvalidParameter",
-                format!("query parameter continue is invalid: {e}"),
-            ),
+    let after =
+        params.get("continue").map(|token| Cursor::decode(token, &filter)).transpose().map_err(|e| match e {
+            CursorError::Malformed => {
+                ApiError::bad_request("InvalidParameter", format!("query parameter continue is invalid: {e}"))
+            }
             CursorError::OtherFilter => ApiError::bad_request(
                 "InvalidParameter",
-                format!(
-                    "query parameter continue is invalid: {e}; repeat the first request's filters"
-                ),
+                format!("query parameter continue is invalid: {e}; repeat the first request's filters"),
             ),
         })?;
+    let since = params.parsed("sinceRevision", "a revision from an earlier response", |s| s.parse::<u64>().ok())?;
+    let timeout = params
+        .parsed("timeoutSeconds", &format!("a whole number from 1 to {MAX_POLL}"), |s| {
+            s.parse::<u64>().ok().filter(|t| (1..=MAX_POLL).contains(t))
+        })?
+        .unwrap_or(30);
+    if let Some(since) = since {
+        let mut revisions = state.index.subscribe();
+        tokio::select! {
+            _ = revisions.wait_for(|r| *r > since) => {}
+            _ = tokio::time::sleep(Duration::from_secs(timeout)) => {}
+            _ = lifecycle.disabled() => {
+                return Err(ApiError::unavailable("ModuleNotInstalled", "module executions is not installed").into());
+            }
+        }
+    }
     let page = state.index.list(&filter, after.as_ref(), limit);
     let next = page.next.as_ref().map(Cursor::encode);
     let freshness = state.index.completeness(filter.namespace.as_deref());
-    Ok(list_body(
-        &page.items,
-        &[
-            ("continue", next.into()),
-            ("revision", page.revision.into()),
-        ],
-        &freshness,
-    ))
+    Ok(list_body(&page.items, &[("continue", next.into()), ("revision", page.revision.into())], &freshness))
 }
 
 fn label_selector(params: &Params) -> Result<Option<Selector>, ApiError> {
@@ -125,31 +128,20 @@ fn label_selector(params: &Params) -> Result<Option<Selector>, ApiError> {
         .get("labelSelector")
         .map(|s| {
             s.parse::<Selector>().map_err(|e| {
-                ApiError::bad_request(
-                    "InvalidParameter",
-                    format!("query parameter labelSelector is invalid: {e}"),
-                )
+                ApiError::bad_request("InvalidParameter", format!("query parameter labelSelector is invalid: {e}"))
             })
         })
         .transpose()
 }
 
-async fn get_one(
-    namespace: String,
-    name: String,
-    query: String,
-    state: AppState,
-) -> Result<Response, Rejection> {
+async fn get_one(namespace: String, name: String, query: String, state: AppState) -> Result<Response, Rejection> {
     Params::parse(&query, &[])?;
     let id = ObjectRef { namespace, name };
     match state.index.get(&id) {
         Some(entry) => Ok(json_bytes(entry.detail.clone())),
         None if !state.index.has_synced(&id.namespace) => Err(ApiError::unavailable(
             "NotSynced",
-            format!(
-                "namespace {} has not been listed yet; retry shortly",
-                id.namespace
-            ),
+            format!("namespace {} has not been listed yet; retry shortly", id.namespace),
         )
         .into()),
         None => Err(ApiError::not_found(format!(

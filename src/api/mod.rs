@@ -32,6 +32,8 @@ pub struct AppState {
     pub page: PageLimits,
     pub modules: Arc<Modules>,
     pub switch: Arc<Switch>,
+    /// The namespaces served; `None` when any may be (a directory source).
+    pub watched: Option<Arc<std::collections::BTreeSet<String>>>,
 }
 
 /// Pagination bounds of list endpoints.
@@ -43,10 +45,7 @@ pub struct PageLimits {
 
 impl Default for PageLimits {
     fn default() -> Self {
-        PageLimits {
-            default: 50,
-            max: 500,
-        }
+        PageLimits { default: 50, max: 500 }
     }
 }
 
@@ -57,21 +56,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .modules
         .iter()
         .map(|m| m.routes(state.clone()))
-        .fold(modules::routes(state.clone()), |all, next| {
-            all.or(next).unify().boxed()
-        });
+        .fold(modules::routes(state.clone()), |all, next| all.or(next).unify().boxed());
     let api = warp::path!("api" / "v1" / ..)
-        .and(access(state.clone()))
         .and(gate(state.clone()))
+        .and(access(state.clone()))
         .and(module_routes)
         .with(warp::trace::request())
         .map(Reply::into_response);
-    health::routes(state)
-        .or(api)
-        .unify()
-        .recover(recover)
-        .unify()
-        .boxed()
+    health::routes(state).or(api).unify().recover(recover).unify().boxed()
 }
 
 /// Answers `503 ModuleNotInstalled` for a resource whose module, or a module it depends on, is
@@ -105,7 +97,7 @@ fn access(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejection>
     warp::path::full()
         .and_then(move |path: warp::path::FullPath| {
             let served =
-                namespace_in(path.as_str()).is_none_or(|ns| state.index.serves_namespace(ns));
+                namespace_in(path.as_str()).is_none_or(|ns| state.watched.as_ref().is_none_or(|w| w.contains(ns)));
             let ns = namespace_in(path.as_str()).unwrap_or_default().to_owned();
             async move {
                 if served {
@@ -122,29 +114,19 @@ fn access(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejection>
 
 /// The namespace of a `/api/v1/namespaces/{namespace}/...` path.
 fn namespace_in(path: &str) -> Option<&str> {
-    path.strip_prefix("/api/v1/namespaces/")?
-        .split('/')
-        .next()
-        .filter(|ns| !ns.is_empty())
+    path.strip_prefix("/api/v1/namespaces/")?.split('/').next().filter(|ns| !ns.is_empty())
 }
 
 /// A JSON response from bytes serialised earlier.
 fn json_bytes(body: Bytes) -> Response {
     let mut response = Response::new(body.into());
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
 /// `{"items":[...],<extra>,"freshness":{...}}` assembled from pre-serialised items.
-fn list_body(
-    items: &[Bytes],
-    extra: &[(&str, serde_json::Value)],
-    freshness: &Completeness,
-) -> Response {
-    let mut body =
-        BytesMut::with_capacity(64 + items.iter().map(Bytes::len).sum::<usize>() + items.len());
+fn list_body(items: &[Bytes], extra: &[(&str, serde_json::Value)], freshness: &Completeness) -> Response {
+    let mut body = BytesMut::with_capacity(64 + items.iter().map(Bytes::len).sum::<usize>() + items.len());
     body.put_slice(b"{\"items\":[");
     for (i, item) in items.iter().enumerate() {
         if i > 0 {

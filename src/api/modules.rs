@@ -25,10 +25,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and_then(|query: String, state: AppState| async move {
             Params::parse(&query, &[])?;
-            let body = Body {
-                items: state.modules.status(),
-                switch: state.switch.status(),
-            };
+            let body = Body { items: state.modules.status(), switch: state.switch.status() };
             Ok::<_, warp::Rejection>(warp::reply::json(&body).into_response())
         })
         .boxed()

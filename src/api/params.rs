@@ -20,31 +20,21 @@ impl Params {
         let mut params = BTreeMap::new();
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             if !allowed.contains(&key.as_ref()) {
-                let hint = if allowed.is_empty() {
-                    "none".to_owned()
-                } else {
-                    allowed.join(", ")
-                };
+                let hint = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
                 return Err(ApiError::bad_request(
                     "UnknownParameter",
                     format!("unknown query parameter {key:?}; this endpoint accepts: {hint}"),
                 ));
             }
             if params.insert(key.to_string(), value.to_string()).is_some() {
-                return Err(ApiError::bad_request(
-                    "InvalidParameter",
-                    format!("query parameter {key:?} is repeated"),
-                ));
+                return Err(ApiError::bad_request("InvalidParameter", format!("query parameter {key:?} is repeated")));
             }
         }
         Ok(Params(params))
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     /// Parses a parameter with `parse`, naming it and the expectation on failure.
@@ -73,9 +63,7 @@ mod tests {
 
     #[test]
     fn unknown_and_repeated_parameters_are_named() {
-        let err = Params::parse("limit=5&colour=red", &["limit"])
-            .err()
-            .unwrap();
+        let err = Params::parse("limit=5&colour=red", &["limit"]).err().unwrap();
         assert_eq!(err.code, "UnknownParameter");
         assert!(err.message.contains("\"colour\""));
         let err = Params::parse("limit=5&limit=6", &["limit"]).err().unwrap();
@@ -85,14 +73,8 @@ mod tests {
     #[test]
     fn invalid_values_name_the_parameter_and_expectation() {
         let p = Params::parse("limit=lots", &["limit"]).unwrap();
-        let err = p
-            .parsed("limit", "a number", |s| s.parse::<u32>().ok())
-            .unwrap_err();
-        assert!(
-            err.message.contains("limit=\"lots\"") && err.message.contains("a number"),
-            "{}",
-            err.message
-        );
+        let err = p.parsed("limit", "a number", |s| s.parse::<u32>().ok()).unwrap_err();
+        assert!(err.message.contains("limit=\"lots\"") && err.message.contains("a number"), "{}", err.message);
         assert_eq!(Params::parse("", &[]).unwrap().get("x"), None);
     }
 }

@@ -14,9 +14,7 @@ use crate::modules::PipelineCache;
 type Ctx = (AppState, Arc<PipelineCache>);
 
 fn with_ctx(state: AppState, cache: Arc<PipelineCache>) -> BoxedFilter<(Ctx,)> {
-    warp::any()
-        .map(move || (state.clone(), cache.clone()))
-        .boxed()
+    warp::any().map(move || (state.clone(), cache.clone())).boxed()
 }
 
 pub fn routes(state: AppState, cache: Arc<PipelineCache>) -> BoxedFilter<(Response,)> {
@@ -56,11 +54,8 @@ fn list_namespaced(ctx: BoxedFilter<(Ctx,)>) -> BoxedFilter<(Response,)> {
 
 fn list((state, cache): &Ctx, namespace: Option<&str>) -> Response {
     let pipelines = cache.get();
-    let items: Vec<_> = pipelines
-        .iter()
-        .filter(|p| namespace.is_none_or(|ns| p.namespace == ns))
-        .map(|p| p.body.clone())
-        .collect();
+    let items: Vec<_> =
+        pipelines.iter().filter(|p| namespace.is_none_or(|ns| p.namespace == ns)).map(|p| p.body.clone()).collect();
     list_body(&items, &[], &state.index.completeness(namespace))
 }
 
@@ -70,27 +65,17 @@ fn get(ctx: BoxedFilter<(Ctx,)>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(params::raw())
         .and(ctx)
-        .and_then(
-            |ns: String, name: String, query: String, (state, cache): Ctx| async move {
-                Params::parse(&query, &[])?;
-                let pipelines = cache.get();
-                match pipelines
-                    .iter()
-                    .find(|p| p.namespace == ns && p.name == name)
-                {
-                    Some(p) => Ok(json_bytes(p.body.clone())),
-                    None if !state.index.has_synced(&ns) => {
-                        Err(Rejection::from(ApiError::unavailable(
-                            "NotSynced",
-                            format!("namespace {ns} has not been listed yet; retry shortly"),
-                        )))
-                    }
-                    None => Err(ApiError::not_found(format!(
-                        "pipeline {ns}/{name} has no executions"
-                    ))
-                    .into()),
-                }
-            },
-        )
+        .and_then(|ns: String, name: String, query: String, (state, cache): Ctx| async move {
+            Params::parse(&query, &[])?;
+            let pipelines = cache.get();
+            match pipelines.iter().find(|p| p.namespace == ns && p.name == name) {
+                Some(p) => Ok(json_bytes(p.body.clone())),
+                None if !state.index.has_synced(&ns) => Err(Rejection::from(ApiError::unavailable(
+                    "NotSynced",
+                    format!("namespace {ns} has not been listed yet; retry shortly"),
+                ))),
+                None => Err(ApiError::not_found(format!("pipeline {ns}/{name} has no executions")).into()),
+            }
+        })
         .boxed()
 }

@@ -8,10 +8,7 @@ use super::params::{self, Params};
 use super::{AppState, list_body, with_state};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    list_all(state.clone())
-        .or(list_namespaced(state))
-        .unify()
-        .boxed()
+    list_all(state.clone()).or(list_namespaced(state)).unify().boxed()
 }
 
 /// GET /api/v1/rejections
@@ -41,11 +38,6 @@ fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 fn list(state: &AppState, namespace: Option<&str>) -> Response {
-    let items: Vec<_> = state
-        .index
-        .rejections(namespace)
-        .iter()
-        .map(|r| r.body.clone())
-        .collect();
+    let items: Vec<_> = state.index.rejections(namespace).iter().map(|r| r.body.clone()).collect();
     list_body(&items, &[], &state.index.completeness(namespace))
 }

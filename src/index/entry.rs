@@ -115,10 +115,7 @@ fn summary<'a>(id: &'a ObjectRef, view: &'a ExecutionView, rv: &'a str) -> Summa
 }
 
 fn environment_phase(e: &EnvironmentStatus) -> EnvironmentPhase<'_> {
-    EnvironmentPhase {
-        name: &e.name,
-        phase: e.phase,
-    }
+    EnvironmentPhase { name: &e.name, phase: e.phase }
 }
 
 /// A ConfigMap that is not served, with its reasons.
@@ -139,23 +136,9 @@ struct RejectionBody<'a> {
 }
 
 impl RejectionEntry {
-    pub(super) fn new(
-        rejection: Rejection,
-        shard: Arc<str>,
-        revision: u64,
-        now: Timestamp,
-    ) -> Self {
-        let body = to_bytes(&RejectionBody {
-            rejection: &rejection,
-            rejected_at: now.to_string(),
-        });
-        RejectionEntry {
-            rejection,
-            body,
-            shard,
-            revision,
-            changed_at: now,
-        }
+    pub(super) fn new(rejection: Rejection, shard: Arc<str>, revision: u64, now: Timestamp) -> Self {
+        let body = to_bytes(&RejectionBody { rejection: &rejection, rejected_at: now.to_string() });
+        RejectionEntry { rejection, body, shard, revision, changed_at: now }
     }
 }
 

@@ -24,9 +24,7 @@ where
     while let Some(event) = events.next().await {
         match event {
             Ok(Event::Init) => relist = Some(Vec::new()),
-            Ok(Event::InitApply(cm)) => relist
-                .get_or_insert_with(Vec::new)
-                .push(decode(&registry, &cm)),
+            Ok(Event::InitApply(cm)) => relist.get_or_insert_with(Vec::new).push(decode(&registry, &cm)),
             Ok(Event::InitDone) => {
                 let objects = relist.take().unwrap_or_default();
                 tracing::debug!(source, objects = objects.len(), "synced");
@@ -49,10 +47,7 @@ fn decode(decoder: &impl Fn(&ConfigMap) -> Decoded, cm: &ConfigMap) -> Decoded {
         Err(Rejection {
             id: object_ref(cm),
             resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
-            reasons: vec![Reason::new(
-                "Internal",
-                "the decoder failed on this object; please report it",
-            )],
+            reasons: vec![Reason::new("Internal", "the decoder failed on this object; please report it")],
         })
     })
 }
@@ -105,14 +100,7 @@ mod tests {
         assert_eq!(rejections[0].rejection.reasons[0].code, "Internal");
         let served: Vec<_> = ["before", "after"]
             .iter()
-            .filter(|n| {
-                index
-                    .get(&ObjectRef {
-                        namespace: "ns".into(),
-                        name: n.to_string(),
-                    })
-                    .is_some()
-            })
+            .filter(|n| index.get(&ObjectRef { namespace: "ns".into(), name: n.to_string() }).is_some())
             .collect();
         assert_eq!(served.len(), 2);
     }

@@ -55,11 +55,7 @@ pub struct Index {
 impl Index {
     /// `staleness` bounds how long a failing shard's last good data is served unmarked.
     pub fn new(staleness: Duration) -> Self {
-        Index {
-            state: Arc::default(),
-            revision: watch::Sender::new(0),
-            staleness,
-        }
+        Index { state: Arc::default(), revision: watch::Sender::new(0), staleness }
     }
 
     /// Notified with the new revision after every change.
@@ -105,13 +101,7 @@ impl Index {
             .iter()
             .filter(|(_, e)| &*e.shard == shard)
             .map(|(id, _)| id.clone())
-            .chain(
-                state
-                    .rejections
-                    .iter()
-                    .filter(|(_, r)| &*r.shard == shard)
-                    .map(|(id, _)| id.clone()),
-            )
+            .chain(state.rejections.iter().filter(|(_, r)| &*r.shard == shard).map(|(id, _)| id.clone()))
             .collect();
         let revision = state.revision + 1;
         let now = Timestamp::now();
@@ -148,8 +138,7 @@ impl State {
             Err(rejection) => {
                 self.remove(&rejection.id);
                 let entry = RejectionEntry::new(rejection, shard, revision, now);
-                self.rejections
-                    .insert(entry.rejection.id.clone(), Arc::new(entry));
+                self.rejections.insert(entry.rejection.id.clone(), Arc::new(entry));
             }
         }
     }
@@ -164,21 +153,13 @@ impl State {
 
     fn unchanged(&self, decoded: &Decoded) -> bool {
         match decoded {
-            Ok(e) => self
-                .executions
-                .get(&e.id)
-                .is_some_and(|old| old.resource_version == e.resource_version),
-            Err(r) => self
-                .rejections
-                .get(&r.id)
-                .is_some_and(|old| old.rejection == *r),
+            Ok(e) => self.executions.get(&e.id).is_some_and(|old| old.resource_version == e.resource_version),
+            Err(r) => self.rejections.get(&r.id).is_some_and(|old| old.rejection == *r),
         }
     }
 
     fn shard_mut(&mut self, shard: &str) -> &mut ShardStatus {
-        self.shards
-            .entry(shard.to_owned())
-            .or_insert_with(|| ShardStatus::new(shard, None))
+        self.shards.entry(shard.to_owned()).or_insert_with(|| ShardStatus::new(shard, None))
     }
 }
 

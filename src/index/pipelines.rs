@@ -52,21 +52,15 @@ impl Index {
         let mut pipelines: BTreeMap<(&str, &str), Pipeline<'_>> = BTreeMap::new();
         for (_, id) in &state.order {
             let e = &state.executions[id];
-            let p = pipelines
-                .entry((&e.id.namespace, &e.view.pipeline))
-                .or_insert_with(|| Pipeline {
-                    namespace: &e.id.namespace,
-                    name: &e.view.pipeline,
-                    application: &e.view.application.name,
-                    latest_execution: e.summary_value(),
-                    environments: Vec::new(),
-                    execution_count: 0,
-                    counts: Phase::ALL
-                        .iter()
-                        .filter(|p| **p != Phase::Skipped)
-                        .map(|p| (p.as_str(), 0))
-                        .collect(),
-                });
+            let p = pipelines.entry((&e.id.namespace, &e.view.pipeline)).or_insert_with(|| Pipeline {
+                namespace: &e.id.namespace,
+                name: &e.view.pipeline,
+                application: &e.view.application.name,
+                latest_execution: e.summary_value(),
+                environments: Vec::new(),
+                execution_count: 0,
+                counts: Phase::ALL.iter().filter(|p| **p != Phase::Skipped).map(|p| (p.as_str(), 0)).collect(),
+            });
             p.execution_count += 1;
             *p.counts.entry(e.view.phase.as_str()).or_default() += 1;
             for env in &e.view.environments {
@@ -80,9 +74,7 @@ impl Index {
                 match known {
                     None => p.environments.push(fresh),
                     // An older run fills in an environment the newer ones have not reached yet.
-                    Some(i) if !attempted(p.environments[i].phase) && attempted(env.phase) => {
-                        p.environments[i] = fresh
-                    }
+                    Some(i) if !attempted(p.environments[i].phase) && attempted(env.phase) => p.environments[i] = fresh,
                     Some(_) => {}
                 }
             }

@@ -30,15 +30,10 @@ pub struct Filter {
 
 impl Filter {
     pub fn matches(&self, e: &ExecutionEntry) -> bool {
-        self.namespace
-            .as_ref()
-            .is_none_or(|ns| *ns == e.id.namespace)
+        self.namespace.as_ref().is_none_or(|ns| *ns == e.id.namespace)
             && self.pipeline.as_ref().is_none_or(|p| *p == e.view.pipeline)
             && self.phase.is_none_or(|p| p == e.view.phase)
-            && self
-                .environment
-                .as_ref()
-                .is_none_or(|env| e.has_environment(env))
+            && self.environment.as_ref().is_none_or(|env| e.has_environment(env))
             && self.labels.as_ref().is_none_or(|s| s.matches(&e.labels))
     }
 
@@ -77,9 +72,7 @@ impl Cursor {
 
     /// Decodes a token and checks it was issued for `filter`.
     pub fn decode(token: &str, filter: &Filter) -> Result<Cursor, CursorError> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| CursorError::Malformed)?;
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| CursorError::Malformed)?;
         let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| CursorError::Malformed)?;
         if cursor.filter != filter.fingerprint() {
             return Err(CursorError::OtherFilter);
@@ -88,13 +81,7 @@ impl Cursor {
     }
 
     fn key(&self) -> SortKey {
-        (
-            Reverse(self.time),
-            ObjectRef {
-                namespace: self.namespace.clone(),
-                name: self.name.clone(),
-            },
-        )
+        (Reverse(self.time), ObjectRef { namespace: self.namespace.clone(), name: self.name.clone() })
     }
 }
 
@@ -131,11 +118,7 @@ impl Index {
             name: e.id.name.clone(),
             filter: filter.fingerprint(),
         });
-        Page {
-            items,
-            next,
-            revision: state.revision,
-        }
+        Page { items, next, revision: state.revision }
     }
 
     /// One execution.

@@ -72,13 +72,8 @@ impl ShardStatus {
     fn with_staleness(&self, bound: Duration, now: Timestamp) -> Self {
         let bound = SignedDuration::try_from(bound).unwrap_or(SignedDuration::MAX);
         let stale = self.state != ShardState::Synced
-            && self
-                .failing_since
-                .is_some_and(|since| now.duration_since(since) > bound);
-        ShardStatus {
-            stale,
-            ..self.clone()
-        }
+            && self.failing_since.is_some_and(|since| now.duration_since(since) > bound);
+        ShardStatus { stale, ..self.clone() }
     }
 }
 
@@ -96,9 +91,7 @@ impl Index {
     /// namespace it holds, `None` for any.
     pub fn register(&self, source: &str, namespace: Option<&str>) {
         let mut state = self.write();
-        state
-            .shards
-            .insert(source.to_owned(), ShardStatus::new(source, namespace));
+        state.shards.insert(source.to_owned(), ShardStatus::new(source, namespace));
         self.commit(&mut state);
     }
 
@@ -106,10 +99,7 @@ impl Index {
     pub fn clear(&self) {
         let mut state = self.write();
         let revision = state.revision;
-        *state = super::State {
-            revision,
-            ..super::State::default()
-        };
+        *state = super::State { revision, ..super::State::default() };
         self.commit(&mut state);
     }
 
@@ -130,11 +120,7 @@ impl Index {
     /// Every shard, with staleness evaluated now.
     pub fn shards(&self) -> Vec<ShardStatus> {
         let now = Timestamp::now();
-        self.read()
-            .shards
-            .values()
-            .map(|s| s.with_staleness(self.staleness, now))
-            .collect()
+        self.read().shards.values().map(|s| s.with_staleness(self.staleness, now)).collect()
     }
 
     /// True once every shard has settled and there is at least one.
@@ -158,16 +144,8 @@ impl Index {
         }
     }
 
-    /// Whether `namespace` is served at all: watched, or any namespace from a directory.
-    pub fn serves_namespace(&self, namespace: &str) -> bool {
-        self.read().shards.values().any(|s| s.covers(namespace))
-    }
-
     /// Whether data for `namespace` has been listed at least once.
     pub fn has_synced(&self, namespace: &str) -> bool {
-        self.read()
-            .shards
-            .values()
-            .any(|s| s.covers(namespace) && s.last_sync.is_some())
+        self.read().shards.values().any(|s| s.covers(namespace) && s.last_sync.is_some())
     }
 }

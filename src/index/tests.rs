@@ -21,21 +21,13 @@ fn names(index: &Index, filter: &Filter) -> Vec<String> {
         .list(filter, None, 500)
         .items
         .iter()
-        .map(|b| {
-            serde_json::from_slice::<serde_json::Value>(b).unwrap()["name"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()["name"].as_str().unwrap().to_owned())
         .collect()
 }
 
 fn rejected(ns: &str, name: &str) -> Decoded {
     Err(Rejection {
-        id: ObjectRef {
-            namespace: ns.into(),
-            name: name.into(),
-        },
+        id: ObjectRef { namespace: ns.into(), name: name.into() },
         resource_version: "1".into(),
         reasons: vec![Reason::new("NoDocument", "none")],
     })
@@ -62,14 +54,7 @@ fn reset_swaps_in_a_relist_and_drops_what_it_lacks() {
     let index = Index::new(Duration::from_secs(60));
     index.register("a", Some("a"));
     index.register("b", Some("b"));
-    index.reset(
-        "a",
-        vec![
-            exec("a", "one", Doc::new("p")),
-            exec("a", "two", Doc::new("p")),
-            rejected("a", "bad"),
-        ],
-    );
+    index.reset("a", vec![exec("a", "one", Doc::new("p")), exec("a", "two", Doc::new("p")), rejected("a", "bad")]);
     index.reset("b", vec![exec("b", "three", Doc::new("p"))]);
     let before = index.revision();
     index.reset("a", vec![exec("a", "two", Doc::new("p"))]);
@@ -91,10 +76,7 @@ fn a_rejection_replaces_the_execution_and_a_fix_brings_it_back() {
     index.apply("a", exec("a", "one", Doc::new("p")));
     assert_eq!(names(&index, &Filter::default()), ["one"]);
     assert!(index.rejections(None).is_empty());
-    index.delete(&ObjectRef {
-        namespace: "a".into(),
-        name: "one".into(),
-    });
+    index.delete(&ObjectRef { namespace: "a".into(), name: "one".into() });
     assert!(names(&index, &Filter::default()).is_empty());
 }
 
@@ -105,13 +87,7 @@ fn filters_combine() {
     index.reset(
         "a",
         vec![
-            exec(
-                "a",
-                "x",
-                Doc::new("web")
-                    .phase("Failed")
-                    .environments(&[("dev", "Failed")]),
-            ),
+            exec("a", "x", Doc::new("web").phase("Failed").environments(&[("dev", "Failed")])),
             exec("a", "y", Doc::new("web").phase("Succeeded")),
             exec("a", "z", Doc::new("api").phase("Failed")),
         ],
@@ -123,10 +99,7 @@ fn filters_combine() {
         ..Filter::default()
     };
     assert_eq!(names(&index, &f(Some("web"), None, None)).len(), 2);
-    assert_eq!(
-        names(&index, &f(Some("web"), Some(Phase::Failed), None)),
-        ["x"]
-    );
+    assert_eq!(names(&index, &f(Some("web"), Some(Phase::Failed), None)), ["x"]);
     assert_eq!(names(&index, &f(None, None, Some("prod"))).len(), 2);
 }
 
@@ -135,44 +108,25 @@ fn pages_stay_consistent_while_data_changes() {
     let index = Index::new(Duration::from_secs(60));
     index.register("a", Some("a"));
     let doc = |day: u32| Doc::new("p").started_at(&format!("2026-01-{day:02}T00:00:00Z"));
-    index.reset(
-        "a",
-        (1..=9)
-            .map(|d| exec("a", &format!("r{d}"), doc(d)))
-            .collect(),
-    );
+    index.reset("a", (1..=9).map(|d| exec("a", &format!("r{d}"), doc(d))).collect());
     let filter = Filter::default();
     let first = index.list(&filter, None, 4);
     assert_eq!(first.items.len(), 4);
     // Newer runs arrive and an already-served one is deleted between pages.
     index.apply("a", exec("a", "r10", doc(10)));
-    index.delete(&ObjectRef {
-        namespace: "a".into(),
-        name: "r9".into(),
-    });
+    index.delete(&ObjectRef { namespace: "a".into(), name: "r9".into() });
     let cursor = Cursor::decode(&first.next.unwrap().encode(), &filter).unwrap();
     let second = index.list(&filter, Some(&cursor), 10);
     let got: Vec<String> = second
         .items
         .iter()
-        .map(|b| {
-            serde_json::from_slice::<serde_json::Value>(b).unwrap()["name"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()["name"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(got, ["r5", "r4", "r3", "r2", "r1"]);
     assert!(second.next.is_none());
-    let other = Filter {
-        pipeline: Some("q".into()),
-        ..Filter::default()
-    };
+    let other = Filter { pipeline: Some("q".into()), ..Filter::default() };
     let token = index.list(&filter, None, 1).next.unwrap().encode();
-    assert_eq!(
-        Cursor::decode(&token, &other),
-        Err(CursorError::OtherFilter)
-    );
+    assert_eq!(Cursor::decode(&token, &other), Err(CursorError::OtherFilter));
     assert_eq!(Cursor::decode("%%%", &filter), Err(CursorError::Malformed));
 }
 
@@ -205,10 +159,7 @@ fn pipelines_resolve_latest_run_environments_and_counts() {
     );
     let resolved = index.pipelines();
     assert_eq!(resolved.len(), 1);
-    assert_eq!(
-        (resolved[0].namespace.as_str(), resolved[0].name.as_str()),
-        ("a", "web")
-    );
+    assert_eq!((resolved[0].namespace.as_str(), resolved[0].name.as_str()), ("a", "web"));
     let p: serde_json::Value = serde_json::from_slice(&resolved[0].body).unwrap();
     assert_eq!(p["latestExecution"]["name"], "r2");
     assert_eq!(
@@ -239,8 +190,5 @@ fn completeness_names_unsynced_and_failing_sources() {
     assert!(index.completeness(Some("a")).complete);
     index.fail("a", "connection refused".into(), false);
     std::thread::sleep(Duration::from_millis(2));
-    assert!(
-        index.completeness(Some("a")).stale,
-        "a failing source past the bound is stale"
-    );
+    assert!(index.completeness(Some("a")).stale, "a failing source past the bound is stale");
 }

@@ -24,13 +24,7 @@ pub struct ExecutionsModule {
 
 impl ExecutionsModule {
     pub fn new(sources: Sources, index: Index, registry: Arc<SchemaRegistry>) -> Self {
-        ExecutionsModule {
-            sources,
-            index,
-            registry,
-            tasks: Mutex::default(),
-            lifecycle: Lifecycle::default(),
-        }
+        ExecutionsModule { sources, index, registry, tasks: Mutex::default(), lifecycle: Lifecycle::default() }
     }
 
     fn tasks(&self) -> std::sync::MutexGuard<'_, Option<JoinSet<()>>> {
@@ -51,11 +45,7 @@ impl Module for ExecutionsModule {
         async move {
             let mut tasks = self.tasks();
             if tasks.is_none() {
-                *tasks = Some(spawn_sources(
-                    self.sources.clone(),
-                    &self.index,
-                    &self.registry,
-                ));
+                *tasks = Some(spawn_sources(self.sources.clone(), &self.index, &self.registry));
             }
             self.lifecycle.set(true);
         }
@@ -80,7 +70,7 @@ impl Module for ExecutionsModule {
     }
 
     fn routes(&self, state: AppState) -> BoxedFilter<(Response,)> {
-        api::executions::routes(state)
+        api::executions::routes(state, self.lifecycle.clone())
     }
 
     fn readiness(&self) -> (bool, Option<String>) {
@@ -88,17 +78,8 @@ impl Module for ExecutionsModule {
         let error = shards
             .iter()
             .filter(|s| s.state == ShardState::Failing)
-            .map(|s| {
-                format!(
-                    "{}: {}",
-                    s.source,
-                    s.last_error.as_deref().unwrap_or("failing")
-                )
-            })
+            .map(|s| format!("{}: {}", s.source, s.last_error.as_deref().unwrap_or("failing")))
             .collect::<Vec<_>>();
-        (
-            self.index.settled(),
-            (!error.is_empty()).then(|| error.join("; ")),
-        )
+        (self.index.settled(), (!error.is_empty()).then(|| error.join("; ")))
     }
 }

@@ -49,12 +49,13 @@ pub trait Module: Send + Sync {
 }
 
 /// Whether a module is enabled, observable by its streams and long polls so they can end when
-/// it is disabled.
-pub struct Lifecycle(watch::Sender<bool>);
+/// it is disabled. Clones share the state.
+#[derive(Clone)]
+pub struct Lifecycle(Arc<watch::Sender<bool>>);
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Lifecycle(watch::Sender::new(false))
+        Lifecycle(Arc::new(watch::Sender::new(false)))
     }
 }
 
@@ -64,8 +65,7 @@ impl Lifecycle {
     }
     /// Sets the state; true when it changed.
     pub fn set(&self, enabled: bool) -> bool {
-        self.0
-            .send_if_modified(|e| std::mem::replace(e, enabled) != enabled)
+        self.0.send_if_modified(|e| std::mem::replace(e, enabled) != enabled)
     }
     /// Completes when the module is (or becomes) disabled.
     pub fn disabled(&self) -> impl Future<Output = ()> + Send + 'static {
@@ -82,6 +82,8 @@ impl Lifecycle {
 pub struct ModuleStatus {
     pub name: &'static str,
     pub enabled: bool,
+    /// Enabled, and so is every module it depends on: it answers its routes.
+    pub available: bool,
     pub ready: bool,
     pub depends_on: &'static [&'static str],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,25 +127,19 @@ impl Modules {
     /// Why the module owning API `resource` cannot answer now, if it cannot: itself or a
     /// dependency is not installed. Resources no module owns are always available.
     pub fn unavailable(&self, resource: &str) -> Option<ApiError> {
-        let owner = self
-            .modules
-            .iter()
-            .find(|m| m.resources().contains(&resource))?;
+        let owner = self.modules.iter().find(|m| m.resources().contains(&resource))?;
         let missing = std::iter::once(owner.name())
             .chain(owner.depends_on().iter().copied())
             .find(|name| !self.get(name).is_some_and(|m| m.lifecycle().is_enabled()))?;
         let message = if missing == owner.name() {
             format!("module {missing} is not installed")
         } else {
-            format!(
-                "module {missing} is not installed (module {} depends on it)",
-                owner.name()
-            )
+            format!("module {missing} is not installed (module {} depends on it)", owner.name())
         };
         Some(ApiError::unavailable("ModuleNotInstalled", message))
     }
 
-    /// Every module's state. A module is ready when it is enabled, its own sync is done and its
+    /// Every module's state. A module is ready when it is available, its own sync is done and its
     /// dependencies are ready (modules are listed after their dependencies).
     pub fn status(&self) -> Vec<ModuleStatus> {
         let mut all: Vec<ModuleStatus> = Vec::with_capacity(self.modules.len());
@@ -151,21 +147,15 @@ impl Modules {
             let enabled = m.lifecycle().is_enabled();
             let (ready, own_error) = m.readiness();
             let dependency = |d: &&str| all.iter().find(|s| s.name == *d);
-            let missing = m
-                .depends_on()
-                .iter()
-                .find(|d| !dependency(d).is_some_and(|s| s.enabled));
-            let deps_ready = m
-                .depends_on()
-                .iter()
-                .all(|d| dependency(d).is_some_and(|s| s.ready));
-            let last_error = missing
-                .map(|d| format!("depends on module {d}, which is not installed"))
-                .or(own_error);
-            let ready = enabled && ready && deps_ready;
+            let missing = m.depends_on().iter().find(|d| !dependency(d).is_some_and(|s| s.available));
+            let deps_ready = m.depends_on().iter().all(|d| dependency(d).is_some_and(|s| s.ready));
+            let last_error = missing.map(|d| format!("depends on module {d}, which is not installed")).or(own_error);
+            let available = enabled && missing.is_none();
+            let ready = available && ready && deps_ready;
             all.push(ModuleStatus {
                 name: m.name(),
                 enabled,
+                available,
                 ready,
                 depends_on: m.depends_on(),
                 last_error,
@@ -173,11 +163,12 @@ impl Modules {
         }
         all
     }
+}
 
-    /// True when every enabled module is ready.
-    pub fn ready(&self) -> bool {
-        self.status().iter().filter(|s| s.enabled).all(|s| s.ready)
-    }
+/// True when every available module is ready. A module switched off, or left without a
+/// dependency, is configuration rather than a fault, and does not hold readiness back.
+pub fn all_ready(modules: &[ModuleStatus]) -> bool {
+    modules.iter().filter(|s| s.available).all(|s| s.ready)
 }
 
 /// Parses and checks `--modules` names.
@@ -190,10 +181,7 @@ pub fn parse_names(names: &[String]) -> Result<BTreeSet<String>, String> {
             if ALL.contains(&n) {
                 Ok(n.to_owned())
             } else {
-                Err(format!(
-                    "unknown module {n:?}; known modules: {}",
-                    ALL.join(", ")
-                ))
+                Err(format!("unknown module {n:?}; known modules: {}", ALL.join(", ")))
             }
         })
         .collect()

@@ -43,10 +43,7 @@ impl PipelineCache {
 
     /// Whether anything is cached (for tests of what disabling frees).
     pub fn is_empty(&self) -> bool {
-        self.cached
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.cached.lock().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 }
 
@@ -57,14 +54,8 @@ pub struct PipelinesModule {
 
 impl PipelinesModule {
     pub fn new(index: Index) -> Self {
-        let cache = PipelineCache {
-            index: Some(index),
-            cached: Mutex::default(),
-        };
-        PipelinesModule {
-            cache: Arc::new(cache),
-            lifecycle: Lifecycle::default(),
-        }
+        let cache = PipelineCache { index: Some(index), cached: Mutex::default() };
+        PipelinesModule { cache: Arc::new(cache), lifecycle: Lifecycle::default() }
     }
 }
 

@@ -51,11 +51,7 @@ pub struct Switch(Mutex<SwitchStatus>);
 
 impl Switch {
     pub fn new(state: SwitchState) -> Self {
-        Switch(Mutex::new(SwitchStatus {
-            state,
-            last_error: None,
-            unknown_modules: Vec::new(),
-        }))
+        Switch(Mutex::new(SwitchStatus { state, last_error: None, unknown_modules: Vec::new() }))
     }
 
     pub fn status(&self) -> SwitchStatus {
@@ -77,13 +73,8 @@ pub async fn follow(
 ) {
     modules.apply(&defaults).await;
     let gvk = GroupVersionKind::gvk(GROUP, VERSION, KIND);
-    let api: Api<DynamicObject> =
-        Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, PLURAL));
-    let mut events = std::pin::pin!(resilient_watch(
-        api,
-        watcher::Config::default(),
-        backoff_max
-    ));
+    let api: Api<DynamicObject> = Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, PLURAL));
+    let mut events = std::pin::pin!(resilient_watch(api, watcher::Config::default(), backoff_max));
     let mut listing: BTreeSet<String> = BTreeSet::new();
     let mut present: BTreeSet<String> = BTreeSet::new();
     while let Some(event) = events.next().await {
@@ -100,9 +91,7 @@ pub async fn follow(
                 present = std::mem::take(&mut listing);
                 switch.update(|s| {
                     if s.state != SwitchState::Following {
-                        tracing::info!(
-                            "following BackendModule objects to enable and disable modules"
-                        );
+                        tracing::info!("following BackendModule objects to enable and disable modules");
                     }
                     s.state = SwitchState::Following;
                     s.last_error = None;
@@ -132,11 +121,7 @@ pub async fn follow(
             }
         };
         if changed && switch.status().state != SwitchState::Failing {
-            let unknown: Vec<String> = present
-                .iter()
-                .filter(|n| !ALL.contains(&n.as_str()))
-                .cloned()
-                .collect();
+            let unknown: Vec<String> = present.iter().filter(|n| !ALL.contains(&n.as_str())).cloned().collect();
             switch.update(|s| s.unknown_modules = unknown);
             modules.apply(&present).await;
         }

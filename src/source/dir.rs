@@ -21,11 +21,7 @@ use crate::selector::Selector;
 type Item = Result<Event<ConfigMap>, SourceError>;
 
 /// Follows `dir`, checking for changes every `interval`. The stream never ends.
-pub fn watch_dir(
-    dir: PathBuf,
-    selector: Selector,
-    interval: Duration,
-) -> impl Stream<Item = Item> + Send {
+pub fn watch_dir(dir: PathBuf, selector: Selector, interval: Duration) -> impl Stream<Item = Item> + Send {
     let start = (dir, selector, None::<u64>, true);
     stream::unfold(start, move |(dir, selector, last, first)| async move {
         if !first {
@@ -37,10 +33,7 @@ pub fn watch_dir(
             Ok(Ok((hash, _))) if Some(hash) == last => Vec::new(),
             Ok(Ok((hash, items))) => return Some((items, (dir, selector, Some(hash), false))),
             Ok(Err(e)) => vec![Err(e)],
-            Err(join) => vec![Err(SourceError::Dir {
-                path: dir.display().to_string(),
-                message: join.to_string(),
-            })],
+            Err(join) => vec![Err(SourceError::Dir { path: dir.display().to_string(), message: join.to_string() })],
         };
         Some((batch, (dir, selector, last, false)))
     })
@@ -50,10 +43,8 @@ pub fn watch_dir(
 /// Reads every manifest once: a content hash, and the relist events followed by an error for
 /// each document that could not be read (so one broken file hides nothing else).
 pub fn read(dir: &Path, selector: &Selector) -> Result<(u64, Vec<Item>), SourceError> {
-    let io = |path: &Path, e: std::io::Error| SourceError::Dir {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
+    let io =
+        |path: &Path, e: std::io::Error| SourceError::Dir { path: path.display().to_string(), message: e.to_string() };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -69,10 +60,7 @@ pub fn read(dir: &Path, selector: &Selector) -> Result<(u64, Vec<Item>), SourceE
         for (i, parsed) in parse_manifests(&text).into_iter().enumerate() {
             let at = format!("{} (document {})", path.display(), i + 1);
             match parsed {
-                Ok(Some(cm))
-                    if selector
-                        .matches(cm.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())) =>
-                {
+                Ok(Some(cm)) if selector.matches(cm.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())) => {
                     configmaps.push(cm)
                 }
                 Ok(_) => {}
@@ -108,18 +96,13 @@ fn configmap(value: serde_json::Value) -> Result<Option<ConfigMap>, String> {
     if value.is_null() || value.get("kind").and_then(|k| k.as_str()) != Some("ConfigMap") {
         return Ok(None);
     }
-    let mut cm: ConfigMap =
-        serde_json::from_value(value).map_err(|e| format!("not a valid ConfigMap: {e}"))?;
-    cm.metadata
-        .namespace
-        .get_or_insert_with(|| "default".to_owned());
+    let mut cm: ConfigMap = serde_json::from_value(value).map_err(|e| format!("not a valid ConfigMap: {e}"))?;
+    cm.metadata.namespace.get_or_insert_with(|| "default".to_owned());
     // Files carry no resourceVersion: a content hash lets a relist skip unchanged objects.
     let mut h = DefaultHasher::new();
     cm.data.hash(&mut h);
     cm.metadata.labels.hash(&mut h);
-    cm.metadata
-        .resource_version
-        .get_or_insert_with(|| format!("{:x}", h.finish()));
+    cm.metadata.resource_version.get_or_insert_with(|| format!("{:x}", h.finish()));
     Ok(Some(cm))
 }
 
@@ -137,16 +120,8 @@ mod tests {
             )
         };
         let unlabelled = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n";
-        std::fs::write(
-            dir.path().join("a.yaml"),
-            format!("{}---\n{}---\n{unlabelled}", cm("one"), cm("two")),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("b.yaml"),
-            "kind: ConfigMap\nmetadata: [broken\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("a.yaml"), format!("{}---\n{}---\n{unlabelled}", cm("one"), cm("two"))).unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "kind: ConfigMap\nmetadata: [broken\n").unwrap();
         std::fs::write(dir.path().join("notes.txt"), cm("ignored")).unwrap();
         let selector = format!("{EXECUTION_LABEL}=true").parse().unwrap();
         let (_, items) = read(dir.path(), &selector).unwrap();
@@ -158,9 +133,7 @@ mod tests {
             })
             .collect();
         assert_eq!(names, ["one", "two"]);
-        assert!(
-            matches!(items.last(), Some(Err(SourceError::Dir { path, .. })) if path.contains("b.yaml"))
-        );
+        assert!(matches!(items.last(), Some(Err(SourceError::Dir { path, .. })) if path.contains("b.yaml")));
         assert!(matches!(items[3], Ok(Event::InitDone)));
     }
 }

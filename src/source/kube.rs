@@ -38,12 +38,7 @@ pub fn watch_namespace(
     let api: Api<ConfigMap> = Api::namespaced(client, namespace);
     let config = watcher::Config::default()
         .labels(&settings.label_selector)
-        .timeout(
-            settings
-                .watch_timeout
-                .as_secs()
-                .clamp(1, u64::from(u32::MAX)) as u32,
-        );
+        .timeout(settings.watch_timeout.as_secs().clamp(1, u64::from(u32::MAX)) as u32);
     resilient_watch(api, config, settings.backoff_max)
 }
 
@@ -59,13 +54,7 @@ pub fn resilient_watch<K>(
     backoff_max: Duration,
 ) -> impl Stream<Item = Result<Event<K>, SourceError>> + Send + use<K>
 where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let backoff = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(800).min(backoff_max))
@@ -73,21 +62,14 @@ where
         .with_factor(2.0)
         .with_jitter()
         .without_max_times();
-    let start = Attempt {
-        watch: None,
-        backoff: ExponentialBackoff::from(backoff),
-        delay: None,
-    };
+    let start = Attempt { watch: None, backoff: ExponentialBackoff::from(backoff), delay: None };
     stream::unfold(start, move |mut attempt| {
         let (api, config) = (api.clone(), config.clone());
         async move {
             if let Some(delay) = attempt.delay.take() {
                 tokio::time::sleep(delay).await;
             }
-            let mut watch = attempt
-                .watch
-                .take()
-                .unwrap_or_else(|| watcher::watcher(api, config).boxed());
+            let mut watch = attempt.watch.take().unwrap_or_else(|| watcher::watcher(api, config).boxed());
             match watch.next().await? {
                 Ok(event) => {
                     if matches!(event, Event::InitDone) {

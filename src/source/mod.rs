@@ -25,9 +25,7 @@ impl SourceError {
     pub fn answered(&self) -> bool {
         use ::kube::runtime::watcher::Error as W;
         match self {
-            SourceError::Watch(
-                W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e),
-            ) => {
+            SourceError::Watch(W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e)) => {
                 matches!(e, ::kube::Error::Api(_))
             }
             SourceError::Watch(W::WatchError(_)) => true,

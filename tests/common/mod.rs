@@ -29,15 +29,11 @@ pub fn schemas_dir() -> PathBuf {
 }
 
 pub fn registry() -> Arc<SchemaRegistry> {
-    Arc::new(
-        SchemaRegistry::load(&schemas_dir(), Limits::default()).expect("shipped schemas compile"),
-    )
+    Arc::new(SchemaRegistry::load(&schemas_dir(), Limits::default()).expect("shipped schemas compile"))
 }
 
 pub fn selector() -> Selector {
-    "pipelines.gitops.dev/execution=true"
-        .parse()
-        .expect("valid selector")
+    "pipelines.gitops.dev/execution=true".parse().expect("valid selector")
 }
 
 /// Polls `probe` until it yields `Some`, or fails the test after `DEADLINE` with `what`.
@@ -51,10 +47,7 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -73,43 +66,21 @@ impl Running {
     }
 
     /// Starts with `modules` enabled unless a BackendModule CRD says otherwise.
-    pub async fn start_with_modules(
-        sources: Sources,
-        staleness: Duration,
-        modules: &[&str],
-    ) -> Running {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind port 0");
+    pub async fn start_with_modules(sources: Sources, staleness: Duration, modules: &[&str]) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let modules = modules.iter().map(|m| m.to_string()).collect();
-        let service = Service {
-            sources,
-            registry: registry(),
-            staleness,
-            page: PageLimits::default(),
-            modules,
-        };
+        let service = Service { sources, registry: registry(), staleness, page: PageLimits::default(), modules };
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(service.run(listener, async {
             let _ = rx.await;
         }));
-        Running {
-            base,
-            http: reqwest::Client::new(),
-            shutdown: Some(tx),
-            task: Some(task),
-        }
+        Running { base, http: reqwest::Client::new(), shutdown: Some(tx), task: Some(task) }
     }
 
     /// GETs `path`, returning the status and the JSON body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("service answers");
+        let response = self.http.get(format!("{}{path}", self.base)).send().await.expect("service answers");
         let status = response.status().as_u16();
         let body = response.json::<Value>().await.expect("JSON body");
         (status, body)
@@ -151,12 +122,7 @@ impl Drop for Running {
 
 /// `items[].name` of a list body.
 pub fn names(body: &Value) -> Vec<String> {
-    body["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["name"].as_str().map(str::to_owned))
-        .collect()
+    body["items"].as_array().into_iter().flatten().filter_map(|i| i["name"].as_str().map(str::to_owned)).collect()
 }
 
 /// Fast timings so failure paths finish in seconds.
@@ -186,12 +152,7 @@ impl Cluster {
         Self::start_with(existing, watched, fast_watch(), Duration::from_secs(60)).await
     }
 
-    pub async fn start_with(
-        existing: &[&str],
-        watched: &[&str],
-        watch: WatchSettings,
-        staleness: Duration,
-    ) -> Cluster {
+    pub async fn start_with(existing: &[&str], watched: &[&str], watch: WatchSettings, staleness: Duration) -> Cluster {
         let sim = Sim::start().await.expect("simulator starts");
         for ns in existing {
             sim.create_namespace(ns);
@@ -203,11 +164,7 @@ impl Cluster {
         };
         let service = Running::start(sources, staleness).await;
         let writer = client_for(&sim);
-        Cluster {
-            sim,
-            service,
-            writer,
-        }
+        Cluster { sim, service, writer }
     }
 
     pub async fn wait_ready(&self) -> Value {
@@ -231,15 +188,11 @@ impl Cluster {
         match api.get_opt(&name).await.expect("get") {
             Some(existing) => {
                 cm.metadata.resource_version = existing.metadata.resource_version;
-                api.replace(&name, &PostParams::default(), &cm)
-                    .await
-                    .expect("replace");
+                api.replace(&name, &PostParams::default(), &cm).await.expect("replace");
             }
             None => {
                 cm.metadata.resource_version = None;
-                api.create(&PostParams::default(), &cm)
-                    .await
-                    .expect("create");
+                api.create(&PostParams::default(), &cm).await.expect("create");
             }
         }
     }
@@ -250,18 +203,52 @@ impl Cluster {
     }
 
     pub async fn delete(&self, ns: &str, name: &str) {
-        self.configmaps(ns)
-            .delete(name, &DeleteParams::default())
-            .await
-            .expect("delete");
+        self.configmaps(ns).delete(name, &DeleteParams::default()).await.expect("delete");
     }
 
     pub async fn create_namespace(&self, name: &str) {
-        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
-            .expect("namespace");
-        Api::<Namespace>::all(self.writer.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .expect("create namespace");
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).expect("namespace");
+        Api::<Namespace>::all(self.writer.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
+    }
+}
+
+/// The shipped BackendModule CRD.
+pub fn backendmodule_crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests/crd-backendmodule.yaml");
+    serde_yaml::from_str(&std::fs::read_to_string(path).expect("CRD manifest")).expect("CRD parses")
+}
+
+impl Cluster {
+    /// Installs the shipped BackendModule CRD.
+    pub async fn install_crd(&self) {
+        let api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+            Api::all(self.writer.clone());
+        api.create(&PostParams::default(), &backendmodule_crd()).await.expect("create CRD");
+    }
+
+    fn backendmodules(&self) -> Api<kube::api::DynamicObject> {
+        let gvk = kube::api::GroupVersionKind::gvk("pipelines.gitops.dev", "v1alpha1", "BackendModule");
+        Api::all_with(self.writer.clone(), &kube::api::ApiResource::from_gvk_with_plural(&gvk, "backendmodules"))
+    }
+
+    /// Creates (`true`) or deletes (`false`) the BackendModule object of `module`.
+    pub async fn set_module(&self, module: &str, enabled: bool) {
+        let api = self.backendmodules();
+        if enabled {
+            let object: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+                "apiVersion": "pipelines.gitops.dev/v1alpha1", "kind": "BackendModule", "metadata": {"name": module}
+            }))
+            .expect("object");
+            api.create(&PostParams::default(), &object).await.expect("create BackendModule");
+        } else {
+            api.delete(module, &DeleteParams::default()).await.expect("delete BackendModule");
+        }
+    }
+
+    /// `/api/v1/modules` entry of `module`.
+    pub async fn module(&self, module: &str) -> Value {
+        let (_, body) = self.service.get("/api/v1/modules").await;
+        body["items"].as_array().into_iter().flatten().find(|m| m["name"] == module).cloned().unwrap_or(Value::Null)
     }
 }

@@ -20,21 +20,14 @@ pub fn document(path: &str, resources: &[Resource]) -> Option<Value> {
         "/api" => json!({"kind": "APIVersions", "versions": ["v1"],
                          "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
         "/apis" => {
-            let list: Vec<Value> = group_names(&groups)
-                .into_iter()
-                .map(|g| api_group(g, &groups))
-                .collect();
+            let list: Vec<Value> = group_names(&groups).into_iter().map(|g| api_group(g, &groups)).collect();
             json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": list})
         }
         "/openapi/v3" => {
             let paths: BTreeMap<String, Value> = groups
                 .keys()
                 .map(|(g, v)| {
-                    let key = if g.is_empty() {
-                        format!("api/{v}")
-                    } else {
-                        format!("apis/{g}/{v}")
-                    };
+                    let key = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
                     let url = format!("/openapi/v3/{key}?hash=K8SSIM");
                     (key, json!({"serverRelativeURL": url}))
                 })
@@ -46,14 +39,9 @@ pub fn document(path: &str, resources: &[Resource]) -> Option<Value> {
                 let (g, v) = split_group_version(key)?;
                 return Some(openapi(groups.get(&(g, v))?));
             }
-            let key = path
-                .strip_prefix("/api/")
-                .or_else(|| path.strip_prefix("/apis/"))?;
+            let key = path.strip_prefix("/api/").or_else(|| path.strip_prefix("/apis/"))?;
             if !key.contains('/') && path.starts_with("/apis/") {
-                return groups
-                    .keys()
-                    .any(|(g, _)| g == key)
-                    .then(|| api_group(key, &groups));
+                return groups.keys().any(|(g, _)| g == key).then(|| api_group(key, &groups));
             }
             let (g, v) = split_group_version(&path[1..])?;
             resource_list(groups.get(&(g, v))?)?
@@ -66,20 +54,13 @@ type Groups<'a> = BTreeMap<(String, String), Vec<&'a Resource>>;
 fn by_group_version(resources: &[Resource]) -> Groups<'_> {
     let mut groups: Groups<'_> = BTreeMap::new();
     for r in resources {
-        groups
-            .entry((r.group.clone(), r.version.clone()))
-            .or_default()
-            .push(r);
+        groups.entry((r.group.clone(), r.version.clone())).or_default().push(r);
     }
     groups
 }
 
 fn group_names<'a>(groups: &'a Groups<'_>) -> Vec<&'a str> {
-    let mut names: Vec<&str> = groups
-        .keys()
-        .map(|(g, _)| g.as_str())
-        .filter(|g| !g.is_empty())
-        .collect();
+    let mut names: Vec<&str> = groups.keys().map(|(g, _)| g.as_str()).filter(|g| !g.is_empty()).collect();
     names.dedup();
     names
 }

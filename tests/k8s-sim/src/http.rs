@@ -21,17 +21,12 @@ use crate::watch::{self, FieldSelector, WatchRequest};
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
-pub async fn handle(
-    inner: Arc<Inner>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+pub async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let latency = inner.faults().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let response = route(inner, req)
-        .await
-        .unwrap_or_else(|e| json_response(e.code, &e.status()));
+    let response = route(inner, req).await.unwrap_or_else(|e| json_response(e.code, &e.status()));
     Ok(response)
 }
 
@@ -54,35 +49,18 @@ struct Target {
 async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let query: HashMap<String, String> =
-        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
+        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).into_owned().collect();
     if let Some(body) = discovery::document(&path, &inner.store().resources()) {
         return Ok(json_response(200, &body));
     }
     let resources = inner.store().resources();
-    let target = parse_target(&path, &resources).ok_or_else(|| {
-        ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
-    })?;
-    if let Some(code) = inner
-        .faults()
-        .namespace_status
-        .get(&target.namespace)
-        .copied()
-    {
+    let target = parse_target(&path, &resources)
+        .ok_or_else(|| ApiError::new(404, "NotFound", "the server could not find the requested resource"))?;
+    if let Some(code) = inner.faults().namespace_status.get(&target.namespace).copied() {
         return Err(injected(code, &req, &target));
     }
     let method = req.method().clone();
-    let content_type = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     if !body_is_json(&method, &content_type) {
         return Err(ApiError::new(
             415,
@@ -92,12 +70,7 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
             ),
         ));
     }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?
-        .to_bytes();
+    let body = req.into_body().collect().await.map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?.to_bytes();
     let (ns, plural) = (target.namespace.clone(), target.resource.id());
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     let verb = match (&method, &target.name, watching) {
@@ -109,11 +82,7 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
         (&Method::PATCH, Some(_), _) => "patch",
         (&Method::DELETE, Some(_), _) => "delete",
         _ => {
-            return Err(ApiError::new(
-                405,
-                "MethodNotAllowed",
-                format!("{method} is not supported on {path}"),
-            ));
+            return Err(ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported on {path}")));
         }
     };
     inner.count(format!("{verb} {plural} {ns}"));
@@ -132,12 +101,8 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
         let mut store = inner.store();
         match verb {
             "get" => store.get(&target.resource, &ns, &name).map(|o| (200, o)),
-            "create" => store
-                .create(&target.resource, &ns, decoded()?)
-                .map(|o| (201, o)),
-            "update" => store
-                .update(&target.resource, &ns, &name, decoded()?)
-                .map(|o| (200, o)),
+            "create" => store.create(&target.resource, &ns, decoded()?).map(|o| (201, o)),
+            "update" => store.update(&target.resource, &ns, &name, decoded()?).map(|o| (200, o)),
             "patch" => {
                 if !(content_type.starts_with("application/merge-patch+json")
                     || content_type.starts_with("application/strategic-merge-patch+json"))
@@ -150,13 +115,9 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
                         ),
                     ));
                 }
-                store
-                    .patch(&target.resource, &ns, &name, &decoded()?)
-                    .map(|o| (200, o))
+                store.patch(&target.resource, &ns, &name, &decoded()?).map(|o| (200, o))
             }
-            _ => store
-                .delete(&target.resource, &ns, &name)
-                .map(|o| (200, deleted(&target.resource, o))),
+            _ => store.delete(&target.resource, &ns, &name).map(|o| (200, deleted(&target.resource, o))),
         }
     };
     let (code, object) = result?;
@@ -185,11 +146,7 @@ fn injected(code: u16, req: &Request<Incoming>, target: &Target) -> ApiError {
                 target.resource.plural, target.resource.plural, target.namespace
             ),
         ),
-        500 => ApiError::new(
-            500,
-            "InternalError",
-            "Internal error occurred: injected by k8s-sim",
-        ),
+        500 => ApiError::new(500, "InternalError", "Internal error occurred: injected by k8s-sim"),
         other => ApiError::new(other, "Unknown", format!("injected status {other}")),
     }
 }
@@ -207,10 +164,7 @@ fn deleted(resource: &Resource, object: Value) -> Value {
 
 fn parse_target(path: &str, resources: &[Resource]) -> Option<Target> {
     let find = |group: &str, version: &str, plural: &str| {
-        resources
-            .iter()
-            .find(|r| r.group == group && r.version == version && r.plural == plural)
-            .cloned()
+        resources.iter().find(|r| r.group == group && r.version == version && r.plural == plural).cloned()
     };
     let (group, version, rest) = if let Some(rest) = path.strip_prefix("/api/v1/") {
         ("", "v1", rest)
@@ -222,11 +176,7 @@ fn parse_target(path: &str, resources: &[Resource]) -> Option<Target> {
     };
     let parts: Vec<&str> = rest.split('/').collect();
     let target = |resource: Resource, namespace: &str, name: Option<&str>| {
-        Some(Target {
-            resource,
-            namespace: namespace.to_owned(),
-            name: name.map(str::to_owned),
-        })
+        Some(Target { resource, namespace: namespace.to_owned(), name: name.map(str::to_owned) })
     };
     let cluster = |plural: &str| find(group, version, plural).filter(|r| !r.namespaced);
     let namespaced = |plural: &str| find(group, version, plural).filter(|r| r.namespaced);
@@ -240,15 +190,13 @@ fn parse_target(path: &str, resources: &[Resource]) -> Option<Target> {
     }
 }
 
-fn watch_request(
-    target: &Target,
-    query: &HashMap<String, String>,
-) -> Result<WatchRequest, ApiError> {
+fn watch_request(target: &Target, query: &HashMap<String, String>) -> Result<WatchRequest, ApiError> {
     let rv = match query.get("resourceVersion").map(String::as_str) {
         None | Some("") | Some("0") => None,
-        Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
-            ApiError::new(400, "BadRequest", format!("invalid resourceVersion {rv:?}"))
-        })?),
+        Some(rv) => Some(
+            rv.parse::<u64>()
+                .map_err(|_| ApiError::new(400, "BadRequest", format!("invalid resourceVersion {rv:?}")))?,
+        ),
     };
     Ok(WatchRequest {
         resource: target.resource.clone(),
@@ -256,49 +204,26 @@ fn watch_request(
         labels: labels(query)?,
         fields: fields(query)?,
         rv,
-        timeout: query
-            .get("timeoutSeconds")
-            .and_then(|t| t.parse().ok())
-            .map(std::time::Duration::from_secs),
-        bookmarks: query
-            .get("allowWatchBookmarks")
-            .is_some_and(|v| v == "true"),
+        timeout: query.get("timeoutSeconds").and_then(|t| t.parse().ok()).map(std::time::Duration::from_secs),
+        bookmarks: query.get("allowWatchBookmarks").is_some_and(|v| v == "true"),
     })
 }
 
 fn labels(query: &HashMap<String, String>) -> Result<Selector, ApiError> {
-    query
-        .get("labelSelector")
-        .map_or(Ok(Selector::default()), |s| {
-            s.parse().map_err(|e: execwatch::selector::SelectorError| {
-                ApiError::new(
-                    400,
-                    "BadRequest",
-                    format!("unable to parse requirement: {e}"),
-                )
-            })
+    query.get("labelSelector").map_or(Ok(Selector::default()), |s| {
+        s.parse().map_err(|e: execwatch::selector::SelectorError| {
+            ApiError::new(400, "BadRequest", format!("unable to parse requirement: {e}"))
         })
+    })
 }
 
 fn fields(query: &HashMap<String, String>) -> Result<FieldSelector, ApiError> {
     let mut selector = FieldSelector::default();
-    for part in query
-        .get("fieldSelector")
-        .map(String::as_str)
-        .unwrap_or("")
-        .split(',')
-        .filter(|p| !p.is_empty())
-    {
+    for part in query.get("fieldSelector").map(String::as_str).unwrap_or("").split(',').filter(|p| !p.is_empty()) {
         let (key, value) = part
             .split_once("==")
             .or_else(|| part.split_once('='))
-            .ok_or_else(|| {
-                ApiError::new(
-                    400,
-                    "BadRequest",
-                    format!("invalid field selector {part:?}"),
-                )
-            })?;
+            .ok_or_else(|| ApiError::new(400, "BadRequest", format!("invalid field selector {part:?}")))?;
         match key {
             "metadata.name" => selector.name = Some(value.to_owned()),
             "metadata.namespace" => selector.namespace = Some(value.to_owned()),
@@ -306,9 +231,7 @@ fn fields(query: &HashMap<String, String>) -> Result<FieldSelector, ApiError> {
                 return Err(ApiError::new(
                     400,
                     "BadRequest",
-                    format!(
-                        "\"{key}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
-                    ),
+                    format!("\"{key}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""),
                 ));
             }
         }
@@ -318,25 +241,15 @@ fn fields(query: &HashMap<String, String>) -> Result<FieldSelector, ApiError> {
 
 /// A list, paginated with `limit`/`continue`. Tokens carry the resourceVersion they were issued
 /// at; one older than the compacted history is `410 Expired`, as etcd compaction makes it.
-fn list(
-    inner: &Inner,
-    target: &Target,
-    query: &HashMap<String, String>,
-) -> Result<Value, ApiError> {
+fn list(inner: &Inner, target: &Target, query: &HashMap<String, String>) -> Result<Value, ApiError> {
     let (labels, fields) = (labels(query)?, fields(query)?);
-    let limit = query
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0);
+    let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
     let store = inner.store();
     let (issued, after) = match query.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             let bad = || ApiError::new(400, "BadRequest", "continue key is not valid");
-            let decoded: Value = STANDARD
-                .decode(token)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .ok_or_else(bad)?;
+            let decoded: Value =
+                STANDARD.decode(token).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad)?;
             let rv = decoded["rv"].as_u64().ok_or_else(bad)?;
             if rv < store.compacted {
                 return Err(ApiError::new(
@@ -358,15 +271,18 @@ fn list(
     let mut items = Vec::new();
     let mut next = None;
     for ((_, ns, name), object) in store.list(&target.resource, &target.namespace) {
-        if after
-            .as_ref()
-            .is_some_and(|(a_ns, a_name)| (ns, name) <= (a_ns, a_name))
+        if after.as_ref().is_some_and(|(a_ns, a_name)| (ns, name) <= (a_ns, a_name))
             || !watch::matches(object, &labels, &fields)
         {
             continue;
         }
         if limit.is_some_and(|l| items.len() == l) {
-            next = Some(STANDARD.encode(json!({"rv": issued, "ns": items_last(&items, "namespace"), "name": items_last(&items, "name")}).to_string()));
+            next = Some(
+                STANDARD.encode(
+                    json!({"rv": issued, "ns": items_last(&items, "namespace"), "name": items_last(&items, "name")})
+                        .to_string(),
+                ),
+            );
             break;
         }
         let mut item = object.clone();
@@ -386,9 +302,5 @@ fn list(
 }
 
 fn items_last(items: &[Value], field: &str) -> String {
-    items
-        .last()
-        .and_then(|i| i["metadata"][field].as_str())
-        .unwrap_or("")
-        .to_owned()
+    items.last().and_then(|i| i["metadata"][field].as_str()).unwrap_or("").to_owned()
 }

@@ -58,12 +58,7 @@ impl Inner {
         self.faults.lock().unwrap_or_else(|p| p.into_inner())
     }
     fn count(&self, what: String) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(what)
-            .or_default() += 1;
+        *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry(what).or_default() += 1;
     }
     /// Wakes watches after a write.
     fn changed(&self) {
@@ -83,10 +78,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            history_limit: 10_000,
-            bookmark_interval: Duration::from_secs(1),
-        }
+        Options { history_limit: 10_000, bookmark_interval: Duration::from_secs(1) }
     }
 }
 
@@ -100,11 +92,7 @@ pub struct Sim {
 impl Sim {
     /// Starts on an ephemeral loopback port.
     pub async fn start() -> std::io::Result<Sim> {
-        Self::start_with(
-            "127.0.0.1:0".parse().expect("valid address"),
-            Options::default(),
-        )
-        .await
+        Self::start_with("127.0.0.1:0".parse().expect("valid address"), Options::default()).await
     }
 
     pub async fn start_with(addr: SocketAddr, options: Options) -> std::io::Result<Sim> {
@@ -122,11 +110,7 @@ impl Sim {
             bookmark_interval: options.bookmark_interval,
         });
         let server = tokio::spawn(serve(listener, inner.clone()));
-        Ok(Sim {
-            inner,
-            addr,
-            server: Mutex::new(Some(server)),
-        })
+        Ok(Sim { inner, addr, server: Mutex::new(Some(server)) })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -161,13 +145,7 @@ impl Sim {
     /// reached `resource` in `namespace` ("" for cluster-wide).
     pub fn requests(&self, verb: &str, resource: &str, namespace: &str) -> u64 {
         let key = format!("{verb} {resource} {namespace}");
-        self.inner
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .copied()
-            .unwrap_or(0)
+        self.inner.requests.lock().unwrap_or_else(|p| p.into_inner()).get(&key).copied().unwrap_or(0)
     }
 
     /// Watches currently open.
@@ -227,9 +205,7 @@ impl Sim {
             // The aborted accept loop may still hold the port for a moment.
             match TcpListener::bind(self.addr).await {
                 Ok(l) => break l,
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                    tokio::task::yield_now().await
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => tokio::task::yield_now().await,
                 Err(e) => return Err(e),
             }
         };
@@ -255,9 +231,7 @@ async fn serve(listener: TcpListener, inner: Arc<Inner>) {
         let inner = inner.clone();
         connections.spawn(async move {
             let service = service_fn(move |req| http::handle(inner.clone(), req));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
         while connections.try_join_next().is_some() {}
     }

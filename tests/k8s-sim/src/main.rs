@@ -27,15 +27,8 @@ async fn main() -> anyhow::Result<()> {
         sim.create_namespace(ns);
     }
     std::fs::write(&args.kubeconfig, sim.kubeconfig())?;
-    println!(
-        "k8s-sim listening on {}; kubeconfig written to {}",
-        sim.url(),
-        args.kubeconfig.display()
-    );
-    println!(
-        "try: KUBECONFIG={} kubectl get configmaps -A",
-        args.kubeconfig.display()
-    );
+    println!("k8s-sim listening on {}; kubeconfig written to {}", sim.url(), args.kubeconfig.display());
+    println!("try: KUBECONFIG={} kubectl get configmaps -A", args.kubeconfig.display());
     tokio::signal::ctrl_c().await?;
     Ok(())
 }

@@ -18,14 +18,7 @@ pub struct Resource {
 }
 
 impl Resource {
-    fn new(
-        group: &str,
-        version: &str,
-        plural: &str,
-        kind: &str,
-        namespaced: bool,
-        short: &[&str],
-    ) -> Self {
+    fn new(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool, short: &[&str]) -> Self {
         let short_names = short.iter().map(|s| s.to_string()).collect();
         Resource {
             group: group.into(),
@@ -54,19 +47,11 @@ impl Resource {
     }
     /// `v1` or `group/version`, as objects and lists carry it.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
     /// The store's name for the resource: `plural` or `plural.group`.
     pub fn id(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.clone()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
     }
     /// The resources a CRD object defines, one per served version.
     fn from_crd(crd: &Value) -> Vec<Resource> {
@@ -83,8 +68,7 @@ impl Resource {
                 plural: text(&spec["names"]["plural"]),
                 kind: text(&spec["names"]["kind"]),
                 namespaced: spec["scope"] == "Namespaced",
-                short_names: serde_json::from_value(spec["names"]["shortNames"].clone())
-                    .unwrap_or_default(),
+                short_names: serde_json::from_value(spec["names"]["shortNames"].clone()).unwrap_or_default(),
             })
             .collect()
     }
@@ -124,11 +108,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            reason,
-            message: message.into(),
-        }
+        ApiError { code, reason, message: message.into() }
     }
     pub fn status(&self) -> Value {
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -138,35 +118,16 @@ impl ApiError {
 
 impl Store {
     pub fn new(history_limit: usize) -> Self {
-        let mut store = Store {
-            rv: 1,
-            objects: BTreeMap::new(),
-            history: VecDeque::new(),
-            compacted: 0,
-            history_limit,
-            uid: 0,
-        };
-        store
-            .create(
-                &Resource::namespaces(),
-                "",
-                json!({"metadata": {"name": "default"}}),
-            )
-            .expect("fresh store");
+        let mut store =
+            Store { rv: 1, objects: BTreeMap::new(), history: VecDeque::new(), compacted: 0, history_limit, uid: 0 };
+        store.create(&Resource::namespaces(), "", json!({"metadata": {"name": "default"}})).expect("fresh store");
         store
     }
 
     /// Every resource served now: the built-in ones and those of the CRDs that exist.
     pub fn resources(&self) -> Vec<Resource> {
-        let mut all = vec![
-            Resource::namespaces(),
-            Resource::configmaps(),
-            Resource::crds(),
-        ];
-        all.extend(
-            self.list(&Resource::crds(), "")
-                .flat_map(|(_, crd)| Resource::from_crd(crd)),
-        );
+        let mut all = vec![Resource::namespaces(), Resource::configmaps(), Resource::crds()];
+        all.extend(self.list(&Resource::crds(), "").flat_map(|(_, crd)| Resource::from_crd(crd)));
         all
     }
 
@@ -175,20 +136,8 @@ impl Store {
         self.rv
     }
 
-    fn record(
-        &mut self,
-        kind: &'static str,
-        resource: &Resource,
-        old: Option<Value>,
-        object: Value,
-    ) {
-        self.history.push_back(Event {
-            rv: self.rv,
-            kind,
-            resource: resource.id(),
-            old,
-            object,
-        });
+    fn record(&mut self, kind: &'static str, resource: &Resource, old: Option<Value>, object: Value) {
+        self.history.push_back(Event { rv: self.rv, kind, resource: resource.id(), old, object });
         while self.history.len() > self.history_limit {
             let dropped = self.history.pop_front().map(|e| e.rv).unwrap_or_default();
             self.compacted = self.compacted.max(dropped);
@@ -196,17 +145,9 @@ impl Store {
     }
 
     fn check_namespace(&self, resource: &Resource, namespace: &str) -> Result<(), ApiError> {
-        let key = (
-            Resource::namespaces().id(),
-            String::new(),
-            namespace.to_owned(),
-        );
+        let key = (Resource::namespaces().id(), String::new(), namespace.to_owned());
         if resource.namespaced && !self.objects.contains_key(&key) {
-            return Err(ApiError::new(
-                404,
-                "NotFound",
-                format!("namespaces \"{namespace}\" not found"),
-            ));
+            return Err(ApiError::new(404, "NotFound", format!("namespaces \"{namespace}\" not found")));
         }
         Ok(())
     }
@@ -218,44 +159,25 @@ impl Store {
             .ok_or_else(|| not_found(resource, name))
     }
 
-    pub fn create(
-        &mut self,
-        resource: &Resource,
-        namespace: &str,
-        mut object: Value,
-    ) -> Result<Value, ApiError> {
+    pub fn create(&mut self, resource: &Resource, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
         self.check_namespace(resource, namespace)?;
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
         if name.is_empty() {
             return Err(ApiError::new(
                 422,
                 "Invalid",
-                format!(
-                    "{} \"\" is invalid: metadata.name: Required value: name is required",
-                    resource.kind
-                ),
+                format!("{} \"\" is invalid: metadata.name: Required value: name is required", resource.kind),
             ));
         }
         let key = (resource.id(), namespace.to_owned(), name.clone());
         if self.objects.contains_key(&key) {
-            return Err(ApiError::new(
-                409,
-                "AlreadyExists",
-                format!("{} \"{name}\" already exists", resource.id()),
-            ));
+            return Err(ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", resource.id())));
         }
         let rv = self.next_rv();
         self.uid += 1;
         let meta = metadata(&mut object);
         meta.insert("resourceVersion".into(), rv.to_string().into());
-        meta.insert(
-            "uid".into(),
-            format!("00000000-0000-4000-8000-{:012}", self.uid).into(),
-        );
+        meta.insert("uid".into(), format!("00000000-0000-4000-8000-{:012}", self.uid).into());
         meta.insert("creationTimestamp".into(), now().into());
         if resource.namespaced {
             meta.insert("namespace".into(), namespace.into());
@@ -278,23 +200,10 @@ impl Store {
         mut object: Value,
     ) -> Result<Value, ApiError> {
         let key = (resource.id(), namespace.to_owned(), name.to_owned());
-        let old = self
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| not_found(resource, name))?;
-        let sent = object
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let current = old
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if sent
-            .as_deref()
-            .is_some_and(|rv| !rv.is_empty() && rv != current)
-        {
+        let old = self.objects.get(&key).cloned().ok_or_else(|| not_found(resource, name))?;
+        let sent = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_owned);
+        let current = old.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
+        if sent.as_deref().is_some_and(|rv| !rv.is_empty() && rv != current) {
             return Err(ApiError::new(
                 409,
                 "Conflict",
@@ -337,46 +246,26 @@ impl Store {
         self.update(resource, namespace, name, object)
     }
 
-    pub fn delete(
-        &mut self,
-        resource: &Resource,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Value, ApiError> {
+    pub fn delete(&mut self, resource: &Resource, namespace: &str, name: &str) -> Result<Value, ApiError> {
         let key = (resource.id(), namespace.to_owned(), name.to_owned());
-        let mut object = self
-            .objects
-            .remove(&key)
-            .ok_or_else(|| not_found(resource, name))?;
+        let mut object = self.objects.remove(&key).ok_or_else(|| not_found(resource, name))?;
         let rv = self.next_rv();
         metadata(&mut object).insert("resourceVersion".into(), rv.to_string().into());
         self.record("DELETED", resource, None, object.clone());
         // Deleting a namespace deletes what is in it; deleting a CRD deletes its objects.
         let owned: Vec<Resource> = if *resource == Resource::namespaces() {
-            self.resources()
-                .into_iter()
-                .filter(|r| r.namespaced)
-                .collect()
+            self.resources().into_iter().filter(|r| r.namespaced).collect()
         } else if *resource == Resource::crds() {
             Resource::from_crd(&object)
         } else {
             Vec::new()
         };
-        let scope = if *resource == Resource::namespaces() {
-            Some(name.to_owned())
-        } else {
-            None
-        };
+        let scope = if *resource == Resource::namespaces() { Some(name.to_owned()) } else { None };
         let doomed: Vec<(Resource, String, String)> = self
             .objects
             .keys()
             .filter(|(_, ns, _)| scope.as_ref().is_none_or(|s| s == ns))
-            .filter_map(|(id, ns, n)| {
-                owned
-                    .iter()
-                    .find(|r| r.id() == *id)
-                    .map(|r| (r.clone(), ns.clone(), n.clone()))
-            })
+            .filter_map(|(id, ns, n)| owned.iter().find(|r| r.id() == *id).map(|r| (r.clone(), ns.clone(), n.clone())))
             .collect();
         for (r, ns, n) in doomed {
             let _ = self.delete(&r, &ns, &n);
@@ -391,9 +280,7 @@ impl Store {
         namespace: &'a str,
     ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
         let id = resource.id();
-        self.objects.iter().filter(move |((rid, ns, _), _)| {
-            *rid == id && (namespace.is_empty() || ns == namespace)
-        })
+        self.objects.iter().filter(move |((rid, ns, _), _)| *rid == id && (namespace.is_empty() || ns == namespace))
     }
 
     /// Drops all history up to now: watches from any older resourceVersion get `410 Gone`.
@@ -404,20 +291,14 @@ impl Store {
 }
 
 fn not_found(resource: &Resource, name: &str) -> ApiError {
-    ApiError::new(
-        404,
-        "NotFound",
-        format!("{} \"{name}\" not found", resource.id()),
-    )
+    ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", resource.id()))
 }
 
 fn metadata(object: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }
-    object["metadata"]
-        .as_object_mut()
-        .expect("metadata is an object")
+    object["metadata"].as_object_mut().expect("metadata is an object")
 }
 
 fn set_type(object: &mut Value, resource: &Resource) {
@@ -445,7 +326,5 @@ pub fn merge(target: &mut Value, patch: &Value) {
 /// Now, to the second, as Kubernetes writes timestamps.
 pub fn now() -> String {
     let now = jiff::Timestamp::now().as_second();
-    jiff::Timestamp::from_second(now)
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .to_string()
+    jiff::Timestamp::from_second(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH).to_string()
 }

@@ -42,10 +42,7 @@ pub fn matches(object: &Value, labels: &Selector, fields: &FieldSelector) -> boo
         serde_json::from_value(object["metadata"]["labels"].clone()).unwrap_or_default();
     labels.matches(&object_labels)
         && fields.name.as_ref().is_none_or(|n| *n == meta("name"))
-        && fields
-            .namespace
-            .as_ref()
-            .is_none_or(|n| *n == meta("namespace"))
+        && fields.namespace.as_ref().is_none_or(|n| *n == meta("namespace"))
 }
 
 type Chunk = Result<Frame<Bytes>, std::io::Error>;
@@ -67,38 +64,25 @@ pub fn serve(inner: Arc<Inner>, req: WatchRequest) -> Result<Response<Body>, Api
 }
 
 fn line(kind: &str, object: &Value) -> Chunk {
-    let mut bytes =
-        serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    let mut bytes = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
     bytes.push(b'\n');
     Ok(Frame::data(Bytes::from(bytes)))
 }
 
 fn gone(rv: u64, compacted: u64) -> Chunk {
-    line(
-        "ERROR",
-        &ApiError::new(
-            410,
-            "Expired",
-            format!("too old resource version: {rv} ({compacted})"),
-        )
-        .status(),
-    )
+    line("ERROR", &ApiError::new(410, "Expired", format!("too old resource version: {rv} ({compacted})")).status())
 }
 
 /// The event as this watch sees it: label selectors turn modifications into ADDED or DELETED
 /// when an object starts or stops matching, as the apiserver's watch cache does.
 fn visible(req: &WatchRequest, e: &Event) -> Option<&'static str> {
     if e.resource != req.resource.id()
-        || (!req.namespace.is_empty()
-            && e.object["metadata"]["namespace"] != req.namespace.as_str())
+        || (!req.namespace.is_empty() && e.object["metadata"]["namespace"] != req.namespace.as_str())
     {
         return None;
     }
     let now = matches(&e.object, &req.labels, &req.fields);
-    match (
-        e.kind,
-        e.old.as_ref().map(|o| matches(o, &req.labels, &req.fields)),
-    ) {
+    match (e.kind, e.old.as_ref().map(|o| matches(o, &req.labels, &req.fields))) {
         ("MODIFIED", Some(true)) if !now => Some("DELETED"),
         ("MODIFIED", Some(false)) if now => Some("ADDED"),
         ("MODIFIED", Some(false)) => None,
