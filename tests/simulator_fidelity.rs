@@ -192,3 +192,59 @@ async fn watches_from_a_compacted_resource_version_get_410_and_bookmarks_carry_p
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_installs_the_crd_and_manages_backendmodules() {
+    let sim = Sim::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, sim.kubeconfig()).unwrap();
+    let manifests = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    let (crd, modules) = (manifests.join("crd-backendmodule.yaml"), manifests.join("modules.yaml"));
+    let kc = kubeconfig.clone();
+    let run = move |args: Vec<String>| {
+        let kc = kc.clone();
+        tokio::task::spawn_blocking(move || kubectl(&kc, &args.iter().map(String::as_str).collect::<Vec<_>>(), None))
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let Some((ok, out)) = run(args(&["get", "backendmodules"])).await.unwrap() else { return };
+    assert!(!ok && out.contains("doesn't have a resource type"), "before the CRD: {out}");
+    let (ok, out) = run(args(&["apply", "-f", crd.to_str().unwrap()])).await.unwrap().unwrap();
+    assert!(ok && out.contains("created"), "{out}");
+    let watch = run(args(&[
+        "get",
+        "bm",
+        "--watch",
+        "--output-watch-events",
+        "-o",
+        "jsonpath={.type}{\"\\n\"}",
+        "--request-timeout=4s",
+    ]));
+    let (ok, out) = run(args(&["apply", "-f", modules.to_str().unwrap()])).await.unwrap().unwrap();
+    assert!(ok && out.matches("created").count() == 3, "{out}");
+    let (ok, out) = run(args(&["get", "backendmodules", "-o", "name"])).await.unwrap().unwrap();
+    let names: Vec<&str> = out.lines().collect();
+    assert!(ok, "{out}");
+    assert_eq!(
+        names,
+        [
+            "backendmodule.pipelines.gitops.dev/executions",
+            "backendmodule.pipelines.gitops.dev/pipelines",
+            "backendmodule.pipelines.gitops.dev/rejections"
+        ]
+    );
+    let (ok, out) = run(args(&["delete", "backendmodule", "pipelines"])).await.unwrap().unwrap();
+    assert!(ok && out.contains("deleted"), "{out}");
+    let (_, events) = watch.await.unwrap().unwrap();
+    assert!(
+        events.lines().filter(|l| *l == "ADDED").count() >= 3 && events.lines().last() == Some("DELETED"),
+        "{events}"
+    );
+
+    // Deleting the CRD deletes its objects, as Kubernetes does.
+    let (ok, out) = run(args(&["delete", "-f", crd.to_str().unwrap()])).await.unwrap().unwrap();
+    assert!(ok, "{out}");
+    let (status, _) = get(&format!("{}/apis/pipelines.gitops.dev/v1alpha1/backendmodules", sim.url())).await;
+    assert_eq!(status, 404);
+}
