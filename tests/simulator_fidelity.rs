@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Option<(bool, String)> {
     use std::io::Write;
     let mut cmd = Command::new("kubectl");
+    // A discovery cache of its own, so nothing cached for another server leaks in.
     cmd.env("KUBECONFIG", kubeconfig)
+        .env("KUBECACHEDIR", kubeconfig.with_extension("cache"))
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
