@@ -10,6 +10,7 @@ pub mod switch;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -38,14 +39,24 @@ pub trait Module: Send + Sync {
     /// The API resources (`/api/v1/{resource}`, `/api/v1/namespaces/{ns}/{resource}/...`) whose
     /// routes belong to this module.
     fn resources(&self) -> &'static [&'static str];
-    /// Starts what the module needs. Idempotent.
-    fn enable(&self) -> BoxFuture<'_, ()>;
+    /// Starts what the module needs. Idempotent. By default the module has nothing to start.
+    fn enable(&self) -> BoxFuture<'_, ()> {
+        self.lifecycle().set(true);
+        futures::future::ready(()).boxed()
+    }
     /// Stops the module's tasks and waits for them, ends its streams, frees its state. Idempotent.
-    fn disable(&self) -> BoxFuture<'_, ()>;
+    /// By default only the streams end (they watch the lifecycle).
+    fn disable(&self) -> BoxFuture<'_, ()> {
+        self.lifecycle().set(false);
+        futures::future::ready(()).boxed()
+    }
     fn lifecycle(&self) -> &Lifecycle;
     fn routes(&self, state: AppState) -> BoxedFilter<(Response,)>;
-    /// Ready once its own initial sync is done; with the last error it met, if any.
-    fn readiness(&self) -> (bool, Option<String>);
+    /// Ready once its own initial sync is done; with the last error it met, if any. By default a
+    /// module has no sync of its own.
+    fn readiness(&self) -> (bool, Option<String>) {
+        (true, None)
+    }
 }
 
 /// Whether a module is enabled, observable by its streams and long polls so they can end when

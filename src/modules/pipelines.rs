@@ -72,19 +72,10 @@ impl Module for PipelinesModule {
         &["pipelines"]
     }
 
-    fn enable(&self) -> BoxFuture<'_, ()> {
-        async move {
-            self.lifecycle.set(true);
-        }
-        .boxed()
-    }
-
     fn disable(&self) -> BoxFuture<'_, ()> {
-        async move {
-            self.lifecycle.set(false);
-            self.cache.clear();
-        }
-        .boxed()
+        self.lifecycle.set(false);
+        self.cache.clear();
+        futures::future::ready(()).boxed()
     }
 
     fn lifecycle(&self) -> &Lifecycle {
@@ -93,9 +84,5 @@ impl Module for PipelinesModule {
 
     fn routes(&self, state: AppState) -> BoxedFilter<(Response,)> {
         api::pipelines::routes(state, self.cache.clone())
-    }
-
-    fn readiness(&self) -> (bool, Option<String>) {
-        (true, None)
     }
 }

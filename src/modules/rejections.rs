@@ -1,8 +1,6 @@
 //! The `rejections` module: why ConfigMaps are not served. Its data comes from the executions
 //! module's watchers, so it depends on that module.
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
@@ -27,29 +25,11 @@ impl Module for RejectionsModule {
         &["rejections"]
     }
 
-    fn enable(&self) -> BoxFuture<'_, ()> {
-        async move {
-            self.lifecycle.set(true);
-        }
-        .boxed()
-    }
-
-    fn disable(&self) -> BoxFuture<'_, ()> {
-        async move {
-            self.lifecycle.set(false);
-        }
-        .boxed()
-    }
-
     fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
     }
 
     fn routes(&self, state: AppState) -> BoxedFilter<(Response,)> {
         api::rejections::routes(state)
-    }
-
-    fn readiness(&self) -> (bool, Option<String>) {
-        (true, None)
     }
 }
