@@ -230,18 +230,26 @@ impl SchemaRegistry {
                 format!("{key} is {} bytes, over the limit of {} bytes", text.len(), self.limits.max_document_bytes),
             ));
         }
+        let too_deep = |depth| {
+            Reason::new(
+                "TooDeep",
+                format!("{key} nests {depth} levels deep, over the limit of {}", self.limits.max_depth),
+            )
+        };
         let parsed: Result<Value, String> = if key.ends_with(".json") {
             serde_json::from_str(text).map_err(|e| e.to_string())
         } else {
+            // libyaml reads every event before any depth limit applies, which costs quadratic
+            // time on deeply nested flow collections: bound them with a linear scan first.
+            if let Some(depth) = flow_depth_over(text, self.limits.max_depth) {
+                return Err(too_deep(depth));
+            }
             serde_yaml::from_str(text).map_err(|e| e.to_string())
         };
         let value = parsed.map_err(|e| Reason::new("Unparsable", format!("{key} does not parse: {e}")))?;
         let depth = depth(&value);
         if depth > self.limits.max_depth {
-            return Err(Reason::new(
-                "TooDeep",
-                format!("{key} nests {depth} levels deep, over the limit of {}", self.limits.max_depth),
-            ));
+            return Err(too_deep(depth));
         }
         Ok(value)
     }
@@ -276,6 +284,33 @@ fn compile(path: &Path) -> Result<((String, String), Validator), SchemaError> {
         .build(&schema)
         .map_err(|e| SchemaError::Invalid { path: path.to_owned(), message: e.to_string() })?;
     Ok(((api_version, kind), validator))
+}
+
+/// The depth of `[`/`{` nesting in YAML text (outside quotes and comments) once it passes
+/// `limit`, or `None` if it never does.
+fn flow_depth_over(text: &str, limit: usize) -> Option<usize> {
+    let (mut depth, mut quote, mut escaped, mut comment, mut previous) = (0usize, None, false, false, ' ');
+    for c in text.chars() {
+        match (quote, c) {
+            _ if comment => comment = c != '\n',
+            (Some('"'), '\\') if !escaped => escaped = true,
+            (Some(q), _) if c == q && !escaped => quote = None,
+            (Some(_), _) => escaped = false,
+            // A quote opens a quoted scalar only where a scalar can start (not in `don't`).
+            (None, '"' | '\'') if previous.is_whitespace() || "[{,:".contains(previous) => quote = Some(c),
+            (None, '#') if previous.is_whitespace() => comment = true,
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > limit {
+                    return Some(depth);
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+    }
+    None
 }
 
 /// Nesting depth, computed without recursion so a hostile document cannot overflow the stack.
