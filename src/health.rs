@@ -13,6 +13,7 @@ use warp::{Filter, Reply};
 use crate::api::AppState;
 use crate::index::ShardStatus;
 use crate::modules::ModuleStatus;
+use crate::modules::switch::SwitchStatus;
 
 /// Process-wide health flags.
 #[derive(Clone, Default)]
@@ -34,6 +35,8 @@ struct Readiness {
     shutting_down: bool,
     /// Only enabled modules count towards readiness.
     modules: Vec<ModuleStatus>,
+    /// How modules are switched, and whether that works (e.g. the CRD is absent).
+    switch: SwitchStatus,
     sources: Vec<ShardStatus>,
 }
 
@@ -51,6 +54,7 @@ fn readyz(state: &AppState) -> Response {
     let modules = state.modules.status();
     let ready = !shutting_down && crate::modules::all_ready(&modules);
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = Readiness { ready, shutting_down, modules, sources: state.index.shards() };
+    let body =
+        Readiness { ready, shutting_down, modules, switch: state.switch.status(), sources: state.index.shards() };
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }

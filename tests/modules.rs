@@ -113,6 +113,8 @@ async fn crd_absent_at_start_uses_flags_and_is_picked_up_when_installed() {
         .await;
     assert!(modules["items"].as_array().unwrap().iter().all(|m| m["enabled"] == true), "{modules}");
     assert!(modules["switch"]["lastError"].is_string());
+    let (_, ready) = c.service.get("/readyz").await;
+    assert_eq!(ready["switch"]["state"], "CrdAbsent", "the missing CRD shows in /readyz too: {ready}");
 
     c.install_crd().await;
     c.set_module("executions", true).await;
