@@ -1,5 +1,5 @@
 //! The HTTP JSON API. Routes are composed in one `routes()` function from one group per domain;
-//! every `/api` request passes one access check before any handler runs.
+//! every `/api` request passes the module gate and one access check before any handler runs.
 
 mod error;
 pub(crate) mod executions;
