@@ -77,9 +77,13 @@ impl Index {
         self.revision.send_replace(state.revision);
     }
 
-    /// Adds or replaces one object.
+    /// Adds or replaces one object. Writes for a shard that is not registered (a source stopped
+    /// meanwhile) are ignored, here and in every other verb.
     pub fn apply(&self, shard: &str, decoded: Decoded) {
         let mut state = self.write();
+        if !state.shards.contains_key(shard) {
+            return;
+        }
         let revision = state.revision + 1;
         state.insert(shard, decoded, revision, Timestamp::now());
         self.commit(&mut state);
@@ -96,6 +100,9 @@ impl Index {
     /// Replaces everything a shard owns with a complete relist and marks the shard synced.
     pub fn reset(&self, shard: &str, objects: Vec<Decoded>) {
         let mut state = self.write();
+        if !state.shards.contains_key(shard) {
+            return;
+        }
         let owned: Vec<ObjectRef> = state
             .executions
             .iter()
@@ -120,7 +127,9 @@ impl Index {
         for id in owned.into_iter().filter(|id| !kept.contains(id)) {
             state.remove(&id);
         }
-        state.shard_mut(shard).synced(now);
+        if let Some(status) = state.shards.get_mut(shard) {
+            status.synced(now);
+        }
         self.commit(&mut state);
     }
 }
@@ -156,10 +165,6 @@ impl State {
             Ok(e) => self.executions.get(&e.id).is_some_and(|old| old.resource_version == e.resource_version),
             Err(r) => self.rejections.get(&r.id).is_some_and(|old| old.rejection == *r),
         }
-    }
-
-    fn shard_mut(&mut self, shard: &str) -> &mut ShardStatus {
-        self.shards.entry(shard.to_owned()).or_insert_with(|| ShardStatus::new(shard, None))
     }
 }
 

@@ -107,7 +107,7 @@ impl Index {
     /// than being unreachable.
     pub fn fail(&self, source: &str, error: String, answered: bool) {
         let mut state = self.write();
-        let shard = state.shard_mut(source);
+        let Some(shard) = state.shards.get_mut(source) else { return };
         if shard.state != ShardState::Failing {
             shard.failing_since = Some(Timestamp::now());
         }

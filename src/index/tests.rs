@@ -192,3 +192,13 @@ fn completeness_names_unsynced_and_failing_sources() {
     std::thread::sleep(Duration::from_millis(2));
     assert!(index.completeness(Some("a")).stale, "a failing source past the bound is stale");
 }
+
+#[test]
+fn writes_for_an_unregistered_shard_are_ignored() {
+    let index = Index::new(Duration::from_secs(60));
+    index.apply("gone", exec("a", "late", Doc::new("p")));
+    index.reset("gone", vec![exec("a", "later", Doc::new("p"))]);
+    index.fail("gone", "error".into(), true);
+    assert_eq!(index.len(), (0, 0));
+    assert!(index.shards().is_empty());
+}
