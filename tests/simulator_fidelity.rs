@@ -95,6 +95,16 @@ async fn kubectl_creates_lists_labels_watches_and_deletes_configmaps() {
             .unwrap()
             .unwrap();
     assert!(ok && out == "gold", "apply keeps labels it does not manage: {out}");
+    // Imperative commands send protobuf.
+    let (ok, out) = run(vec!["create", "namespace", "team-b"], None).await.unwrap().unwrap();
+    assert!(ok && out.contains("namespace/team-b created"), "{out}");
+    let literal = vec!["create", "configmap", "run-2", "-n", "team-b", "--from-literal=execution.yaml=phase: Running"];
+    let (ok, out) = run(literal, None).await.unwrap().unwrap();
+    assert!(ok && out.contains("configmap/run-2 created"), "{out}");
+    let jsonpath = "jsonpath={.data.execution\\.yaml}";
+    let (ok, out) =
+        run(vec!["get", "configmap", "run-2", "-n", "team-b", "-o", jsonpath], None).await.unwrap().unwrap();
+    assert!(ok && out == "phase: Running", "{out}");
     let (ok, out) = run(vec!["delete", "configmap", "run-1", "-n", "team-a"], None).await.unwrap().unwrap();
     assert!(ok && out.contains("deleted"), "{out}");
     let (ok, out) = run(vec!["get", "configmap", "run-1", "-n", "team-a"], None).await.unwrap().unwrap();

@@ -94,8 +94,11 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
     }
     let name = target.name.clone().unwrap_or_default();
     let decoded = || {
-        serde_json::from_slice::<Value>(&body)
-            .map_err(|e| ApiError::new(400, "BadRequest", format!("invalid body: {e}")))
+        let invalid = |e: String| ApiError::new(400, "BadRequest", format!("invalid body: {e}"));
+        if content_type == PROTOBUF {
+            return crate::protobuf::decode(&body).map_err(invalid);
+        }
+        serde_json::from_slice::<Value>(&body).map_err(|e| invalid(e.to_string()))
     };
     let result = {
         let mut store = inner.store();
@@ -127,12 +130,16 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
     Ok(json_response(code, &object))
 }
 
-/// The simulator speaks JSON only; protobuf and CBOR bodies get 415 so clients fall back to JSON.
+/// Bodies are JSON, or protobuf for creating and replacing objects (as kubectl's imperative
+/// commands send them); anything else (CBOR, protobuf patches) gets 415.
 fn body_is_json(method: &Method, content_type: &str) -> bool {
     !matches!(*method, Method::POST | Method::PUT | Method::PATCH)
         || content_type.is_empty()
         || content_type.contains("json")
+        || (content_type == PROTOBUF && *method != Method::PATCH)
 }
+
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 
 /// What kube-apiserver says for an injected status.
 fn injected(code: u16, req: &Request<Incoming>, target: &Target) -> ApiError {

@@ -7,6 +7,7 @@
 
 mod discovery;
 mod http;
+mod protobuf;
 mod store;
 mod watch;
 

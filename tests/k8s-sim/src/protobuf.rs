@@ -1,0 +1,136 @@
+//! Just enough of the Kubernetes protobuf encoding to read the ConfigMaps and Namespaces that
+//! kubectl's imperative commands (`kubectl create configmap`, `create namespace`) send. Replies
+//! stay JSON, which kubectl accepts.
+
+use serde_json::{Map, Value, json};
+
+/// `k8s\0` followed by a `runtime.Unknown` envelope.
+const MAGIC: &[u8] = b"k8s\0";
+
+/// Decodes a protobuf request body into the JSON object it stands for.
+pub fn decode(body: &[u8]) -> Result<Value, String> {
+    let envelope = body.strip_prefix(MAGIC).ok_or("missing the k8s protobuf magic number")?;
+    let mut type_meta = Map::new();
+    let mut raw: &[u8] = &[];
+    for (field, value) in fields(envelope)? {
+        match (field, value) {
+            (1, Wire::Bytes(b)) => {
+                for (f, v) in fields(b)? {
+                    let key = if f == 1 { "apiVersion" } else { "kind" };
+                    type_meta.insert(key.into(), string(v)?.into());
+                }
+            }
+            (2, Wire::Bytes(b)) => raw = b,
+            _ => {}
+        }
+    }
+    let mut object = Map::new();
+    for (field, value) in fields(raw)? {
+        match (field, value) {
+            (1, Wire::Bytes(b)) => {
+                object.insert("metadata".into(), metadata(b)?);
+            }
+            (2, Wire::Bytes(b)) if type_meta.get("kind") == Some(&json!("ConfigMap")) => {
+                let (k, v) = entry(b)?;
+                object.entry("data").or_insert_with(|| json!({}))[k] = v.into();
+            }
+            _ => {}
+        }
+    }
+    object.extend(type_meta);
+    Ok(Value::Object(object))
+}
+
+fn metadata(bytes: &[u8]) -> Result<Value, String> {
+    let mut meta = Map::new();
+    for (field, value) in fields(bytes)? {
+        let name = match field {
+            1 => "name",
+            2 => "generateName",
+            3 => "namespace",
+            6 => "resourceVersion",
+            11 | 12 => {
+                let (k, v) = entry(value.bytes()?)?;
+                let map = if field == 11 { "labels" } else { "annotations" };
+                meta.entry(map).or_insert_with(|| json!({}))[k] = v.into();
+                continue;
+            }
+            _ => continue,
+        };
+        meta.insert(name.into(), string(value)?.into());
+    }
+    Ok(Value::Object(meta))
+}
+
+/// A `map<string,string>` entry: key is field 1, value field 2.
+fn entry(bytes: &[u8]) -> Result<(String, String), String> {
+    let (mut key, mut value) = (String::new(), String::new());
+    for (field, v) in fields(bytes)? {
+        match field {
+            1 => key = string(v)?,
+            2 => value = string(v)?,
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+enum Wire<'a> {
+    Varint,
+    Bytes(&'a [u8]),
+    Fixed,
+}
+
+impl<'a> Wire<'a> {
+    fn bytes(self) -> Result<&'a [u8], String> {
+        match self {
+            Wire::Bytes(b) => Ok(b),
+            _ => Err("expected a length-delimited field".into()),
+        }
+    }
+}
+
+fn string(value: Wire<'_>) -> Result<String, String> {
+    String::from_utf8(value.bytes()?.to_vec()).map_err(|e| e.to_string())
+}
+
+/// The (field number, value) pairs of one message.
+fn fields(mut bytes: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, String> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let key = varint(&mut bytes)?;
+        let value = match key & 7 {
+            0 => {
+                varint(&mut bytes)?;
+                Wire::Varint
+            }
+            2 => {
+                let len = usize::try_from(varint(&mut bytes)?).map_err(|e| e.to_string())?;
+                let (value, rest) = bytes.split_at_checked(len).ok_or("truncated field")?;
+                bytes = rest;
+                Wire::Bytes(value)
+            }
+            1 | 5 => {
+                let len = if key & 7 == 1 { 8 } else { 4 };
+                bytes = bytes.get(len..).ok_or("truncated field")?;
+                Wire::Fixed
+            }
+            other => return Err(format!("unsupported wire type {other}")),
+        };
+        out.push((key >> 3, value));
+    }
+    Ok(out)
+}
+
+fn varint(bytes: &mut &[u8]) -> Result<u64, String> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first().ok_or("truncated varint")?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err("varint too long".into())
+}
