@@ -74,6 +74,9 @@ async fn kubectl_creates_lists_labels_watches_and_deletes_configmaps() {
     assert!(ok && out.contains("configmap/run-1 created"), "{out}");
     let (ok, out) = run(vec!["create", "-f", "-"], Some(MANIFEST)).await.unwrap().unwrap();
     assert!(!ok && out.contains("AlreadyExists"), "{out}");
+    let typo = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\n  namespace: team-a\ndatta:\n  a: b\n";
+    let (ok, out) = run(vec!["create", "-f", "-"], Some(typo)).await.unwrap().unwrap();
+    assert!(!ok && out.contains("unknown field \"datta\""), "strict field validation: {out}");
     let (ok, out) = run(vec!["label", "configmap", "run-1", "-n", "team-a", "tier=gold"], None).await.unwrap().unwrap();
     assert!(ok && out.contains("labeled"), "{out}");
     let (ok, out) = run(

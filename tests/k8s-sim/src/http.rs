@@ -98,7 +98,11 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
         if content_type == PROTOBUF {
             return crate::protobuf::decode(&body).map_err(invalid);
         }
-        serde_json::from_slice::<Value>(&body).map_err(|e| invalid(e.to_string()))
+        let object = serde_json::from_slice::<Value>(&body).map_err(|e| invalid(e.to_string()))?;
+        if query.get("fieldValidation").is_some_and(|v| v == "Strict") {
+            strict(&target.resource, &object)?;
+        }
+        Ok(object)
     };
     let result = {
         let mut store = inner.store();
@@ -140,6 +144,26 @@ fn body_is_json(method: &Method, content_type: &str) -> bool {
 }
 
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+/// `fieldValidation=Strict`: unknown top-level fields of the built-in kinds are an error.
+fn strict(resource: &Resource, object: &Value) -> Result<(), ApiError> {
+    let known: &[&str] = match resource.plural.as_str() {
+        "configmaps" => &["apiVersion", "kind", "metadata", "data", "binaryData", "immutable"],
+        "namespaces" => &["apiVersion", "kind", "metadata", "spec", "status"],
+        _ => return Ok(()),
+    };
+    let unknown: Vec<String> = object
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .filter(|k| !known.contains(&k.as_str()))
+        .map(|k| format!("unknown field \"{k}\""))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(400, "BadRequest", format!("strict decoding error: {}", unknown.join(", "))))
+}
 
 /// What kube-apiserver says for an injected status.
 fn injected(code: u16, req: &Request<Incoming>, target: &Target) -> ApiError {
