@@ -56,7 +56,7 @@ fn memory_per_execution(n: usize) {
     index.reset("bench", decoded);
     let stats = region.change();
     let held = stats.bytes_allocated.saturating_sub(stats.bytes_deallocated) as u64;
-    let (executions, _) = index.len();
+    let (executions, _) = index.counts();
     println!(
         "memory: {} heap bytes per execution in the index ({executions} executions, {:.1} MiB)",
         held / n as u64,

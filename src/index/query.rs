@@ -142,7 +142,7 @@ impl Index {
     }
 
     /// Counts of executions and rejections, for metrics and memory figures.
-    pub fn len(&self) -> (usize, usize) {
+    pub fn counts(&self) -> (usize, usize) {
         let state = self.read();
         (state.executions.len(), state.rejections.len())
     }
