@@ -95,10 +95,6 @@ impl Cm {
         self.0.metadata.labels.get_or_insert_with(BTreeMap::new).insert(key.to_owned(), value.to_owned());
         self
     }
-    pub fn resource_version(mut self, rv: &str) -> Self {
-        self.0.metadata.resource_version = Some(rv.to_owned());
-        self
-    }
     pub fn build(self) -> ConfigMap {
         self.0
     }

@@ -18,19 +18,18 @@ where
     S: Stream<Item = Result<Event<ConfigMap>, SourceError>>,
     D: Fn(&ConfigMap) -> Decoded,
 {
-    let registry = &decoder;
     let mut events = std::pin::pin!(events);
     let mut relist: Option<Vec<Decoded>> = None;
     while let Some(event) = events.next().await {
         match event {
             Ok(Event::Init) => relist = Some(Vec::new()),
-            Ok(Event::InitApply(cm)) => relist.get_or_insert_with(Vec::new).push(decode(&registry, &cm)),
+            Ok(Event::InitApply(cm)) => relist.get_or_insert_with(Vec::new).push(decode(&decoder, &cm)),
             Ok(Event::InitDone) => {
                 let objects = relist.take().unwrap_or_default();
                 tracing::debug!(source, objects = objects.len(), "synced");
                 index.reset(&source, objects);
             }
-            Ok(Event::Apply(cm)) => index.apply(&source, decode(&registry, &cm)),
+            Ok(Event::Apply(cm)) => index.apply(&source, decode(&decoder, &cm)),
             Ok(Event::Delete(cm)) => index.delete(&object_ref(&cm)),
             Err(error) => {
                 tracing::warn!(source, %error, "source failed; serving the last complete data and retrying");

@@ -13,24 +13,20 @@ use crate::api::{self, AppState};
 use crate::index::{Index, ResolvedPipeline};
 
 /// Resolved pipelines of one index revision.
-#[derive(Default)]
 pub struct PipelineCache {
-    index: Option<Index>,
+    index: Index,
     cached: Mutex<Option<(u64, Arc<Vec<ResolvedPipeline>>)>>,
 }
 
 impl PipelineCache {
     /// Every pipeline, resolved at most once per index revision.
     pub fn get(&self) -> Arc<Vec<ResolvedPipeline>> {
-        let Some(index) = &self.index else {
-            return Arc::default();
-        };
-        let revision = index.revision();
+        let revision = self.index.revision();
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         match &*cached {
             Some((at, pipelines)) if *at == revision => pipelines.clone(),
             _ => {
-                let pipelines = Arc::new(index.pipelines());
+                let pipelines = Arc::new(self.index.pipelines());
                 *cached = Some((revision, pipelines.clone()));
                 pipelines
             }
@@ -54,7 +50,7 @@ pub struct PipelinesModule {
 
 impl PipelinesModule {
     pub fn new(index: Index) -> Self {
-        let cache = PipelineCache { index: Some(index), cached: Mutex::default() };
+        let cache = PipelineCache { index, cached: Mutex::default() };
         PipelinesModule { cache: Arc::new(cache), lifecycle: Lifecycle::default() }
     }
 }

@@ -50,10 +50,10 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let query: HashMap<String, String> =
         form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).into_owned().collect();
-    if let Some(body) = discovery::document(&path, &inner.store().resources()) {
+    let resources = inner.store().resources();
+    if let Some(body) = discovery::document(&path, &resources) {
         return Ok(json_response(200, &body));
     }
-    let resources = inner.store().resources();
     let target = parse_target(&path, &resources)
         .ok_or_else(|| ApiError::new(404, "NotFound", "the server could not find the requested resource"))?;
     if let Some(code) = inner.faults().namespace_status.get(&target.namespace).copied() {
