@@ -128,15 +128,21 @@ async fn post(url: &str, body: Value) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
+/// A simulator with namespace `ns`, and the URL of its ConfigMaps.
+async fn sim_with_namespace() -> (Sim, String) {
+    let sim = Sim::start().await.unwrap();
+    sim.create_namespace("ns");
+    let base = format!("{}/api/v1/namespaces/ns/configmaps", sim.url());
+    (sim, base)
+}
+
 fn configmap(name: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": {"k": "v"}})
 }
 
 #[tokio::test]
 async fn lists_paginate_and_expired_continue_tokens_get_410() {
-    let sim = Sim::start().await.unwrap();
-    sim.create_namespace("ns");
-    let base = format!("{}/api/v1/namespaces/ns/configmaps", sim.url());
+    let (sim, base) = sim_with_namespace().await;
     for i in 0..5 {
         assert_eq!(post(&base, configmap(&format!("cm-{i}"), json!({"n": i.to_string()}))).await.0, 201);
     }
@@ -161,9 +167,7 @@ async fn lists_paginate_and_expired_continue_tokens_get_410() {
 
 #[tokio::test]
 async fn resource_versions_conflicts_and_missing_namespaces_behave_like_kubernetes() {
-    let sim = Sim::start().await.unwrap();
-    sim.create_namespace("ns");
-    let base = format!("{}/api/v1/namespaces/ns/configmaps", sim.url());
+    let (sim, base) = sim_with_namespace().await;
     let (_, created) = post(&base, configmap("a", json!({}))).await;
     let rv: u64 = created["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
     let mut stale = created.clone();
@@ -185,9 +189,7 @@ async fn resource_versions_conflicts_and_missing_namespaces_behave_like_kubernet
 
 #[tokio::test]
 async fn watches_from_a_compacted_resource_version_get_410_and_bookmarks_carry_progress() {
-    let sim = Sim::start().await.unwrap();
-    sim.create_namespace("ns");
-    let base = format!("{}/api/v1/namespaces/ns/configmaps", sim.url());
+    let (sim, base) = sim_with_namespace().await;
     let (_, created) = post(&base, configmap("a", json!({}))).await;
     let rv = created["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
     post(&base, configmap("b", json!({}))).await;
