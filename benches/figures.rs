@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use execwatch::api::PageLimits;
+use execwatch::api::{PageLimits, ServerSettings};
 use execwatch::fixtures::{Cm, Doc};
 use execwatch::index::{Decoded, Index};
+use execwatch::source::DirSource;
+use execwatch::source::dir::max_file_bytes;
 use execwatch::source::kube::WatchSettings;
 use execwatch::validate::{Limits, SchemaRegistry};
 use execwatch::{Service, Sources};
@@ -120,6 +122,7 @@ async fn start(sources: Sources) -> String {
         registry: registry(),
         staleness: Duration::from_secs(60),
         page: PageLimits::default(),
+        server: ServerSettings::default(),
         modules,
     };
     tokio::spawn(service.run(listener, std::future::pending()));
@@ -128,16 +131,27 @@ async fn start(sources: Sources) -> String {
 
 async fn throughput() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let manifests: String = (0..2000)
-        .map(|i| {
-            let doc = Doc::new(&format!("pipeline-{}", i % 50)).started_at(&format!("2026-01-01T{:02}:{:02}:00Z", i / 60 % 24, i % 60));
-            let indented: String = doc.yaml().lines().map(|l| format!("    {l}\n")).collect();
-            format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: run-{i}\n  namespace: bench\n  labels:\n    pipelines.gitops.dev/execution: \"true\"\ndata:\n  execution.yaml: |\n{indented}")
-        })
-        .collect();
-    std::fs::write(dir.path().join("runs.yaml"), manifests).expect("write");
+    // One file per execution, as the directory source bounds each file's size.
+    for i in 0..2000 {
+        let doc = Doc::new(&format!("pipeline-{}", i % 50)).started_at(&format!(
+            "2026-01-01T{:02}:{:02}:00Z",
+            i / 60 % 24,
+            i % 60
+        ));
+        let indented: String = doc.yaml().lines().map(|l| format!("    {l}\n")).collect();
+        let manifest = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: run-{i}\n  namespace: bench\n  labels:\n    pipelines.gitops.dev/execution: \"true\"\ndata:\n  execution.yaml: |\n{indented}"
+        );
+        std::fs::write(dir.path().join(format!("run-{i}.yaml")), manifest).expect("write");
+    }
     let selector = "pipelines.gitops.dev/execution=true".parse().expect("selector");
-    let base = start(Sources::Dir { path: dir.path().to_owned(), selector, interval: Duration::from_secs(60) }).await;
+    let base = start(Sources::Dir(DirSource {
+        path: dir.path().to_owned(),
+        selector,
+        interval: Duration::from_secs(60),
+        max_file_bytes: max_file_bytes(Limits::default().max_document_bytes),
+    }))
+    .await;
     let url = format!("{base}/api/v1/executions?limit=50");
     let body = loop {
         let response = reqwest::get(&url).await.expect("list");

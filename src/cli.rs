@@ -15,8 +15,8 @@ use crate::selector::Selector;
     about = "Lists, discovers and follows pipeline executions recorded as labelled ConfigMaps"
 )]
 pub struct Args {
-    /// Log level or tracing filter directive; `info,warp=info` adds a line per API request.
-    #[arg(long, env = "EXECWATCH_LOG_LEVEL", default_value = "info,warp=warn", global = true)]
+    /// Log level or tracing filter directive; `info,execwatch::http=debug` adds a line per request.
+    #[arg(long, env = "EXECWATCH_LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
     /// Log format.
     #[arg(long, env = "EXECWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
@@ -91,6 +91,17 @@ pub struct ServeArgs {
     /// Largest page size a client may ask for.
     #[arg(long, env = "EXECWATCH_MAX_PAGE_SIZE", default_value_t = 500)]
     pub max_page_size: usize,
+    /// A request's headers must arrive within this; a keep-alive connection idle this long is
+    /// closed too.
+    #[arg(long, env = "EXECWATCH_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub header_read_timeout: Duration,
+    /// Most HTTP connections open at once; more wait to be accepted. Keep it below the
+    /// process's file-descriptor limit.
+    #[arg(long, env = "EXECWATCH_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// On SIGTERM, how long in-flight requests may take before their connections are closed.
+    #[arg(long, env = "EXECWATCH_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub shutdown_grace: Duration,
     /// Modules to enable (comma-separated) while no BackendModule CRD is installed, and always
     /// with --from-dir.
     #[arg(long, env = "EXECWATCH_MODULES", value_delimiter = ',', default_value = "executions,pipelines,rejections")]

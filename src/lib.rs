@@ -16,15 +16,17 @@
 pub mod api;
 pub mod cli;
 pub mod fixtures;
-pub mod health;
 pub mod index;
 pub mod model;
 pub mod modules;
 pub mod offline;
+pub mod quote;
 pub mod selector;
 mod service;
 pub mod source;
+pub mod strict;
 pub mod telemetry;
 pub mod validate;
 
-pub use service::{Service, Sources};
+pub use service::Service;
+pub use source::Sources;

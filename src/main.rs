@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use execwatch::api::{PageLimits, ServerSettings};
 use execwatch::cli::{Args, Command, SchemaArgs, ServeArgs, ValidateArgs};
+use execwatch::source::dir::{DirSource, max_file_bytes};
 use execwatch::source::kube::WatchSettings;
 use execwatch::validate::{Limits, SchemaRegistry};
-use execwatch::{Service, Sources, api::PageLimits, telemetry};
+use execwatch::{Service, Sources, telemetry};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -46,7 +48,12 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         execwatch::modules::parse_names(&args.modules).map_err(|e| anyhow::anyhow!("invalid --modules: {e}"))?;
     let selector = args.schema.label_selector.clone();
     let sources = match args.from_dir {
-        Some(path) => Sources::Dir { path, selector, interval: args.dir_poll_interval },
+        Some(path) => Sources::Dir(DirSource {
+            path,
+            selector,
+            interval: args.dir_poll_interval,
+            max_file_bytes: max_file_bytes(args.schema.max_document_bytes),
+        }),
         None => {
             // Inference reads kubeconfig or the in-cluster environment; it never calls the API
             // server, so an unreachable server does not stop start-up.
@@ -64,7 +71,12 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(listen = %args.listen, "serving");
     let page = PageLimits { default: args.default_page_size.clamp(1, args.max_page_size), max: args.max_page_size };
-    let service = Service { sources, registry, staleness: args.staleness, page, modules };
+    let server = ServerSettings {
+        header_read_timeout: args.header_read_timeout,
+        max_connections: args.max_connections,
+        shutdown_grace: args.shutdown_grace,
+    };
+    let service = Service { sources, registry, staleness: args.staleness, page, server, modules };
     service.run(listener, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::selector::Selector;
-use crate::source::dir::parse_manifests;
+use crate::source::dir::{max_file_bytes, parse_manifests, read_bounded};
 use crate::validate::{DOCUMENT_KEYS, SchemaRegistry};
 
 /// Checks every file, writing one line per ConfigMap and one per reason. Returns how many
@@ -18,12 +18,13 @@ pub fn validate_files(
     out: &mut impl Write,
 ) -> std::io::Result<usize> {
     let mut rejected = 0;
-    for file in files {
-        let file = file.as_ref().display();
-        let text = match std::fs::read_to_string(file.to_string()) {
+    let max = max_file_bytes(registry.limits().max_document_bytes);
+    for path in files {
+        let file = path.as_ref().display();
+        let text = match read_bounded(path.as_ref(), max) {
             Ok(text) => text,
-            Err(e) => {
-                writeln!(out, "REJECTED {file}: cannot read: {e}")?;
+            Err((code, message)) => {
+                writeln!(out, "REJECTED {file}: {code}: {message}")?;
                 rejected += 1;
                 continue;
             }
@@ -32,8 +33,8 @@ pub fn validate_files(
             let cm = match parsed {
                 Ok(Some(cm)) => cm,
                 Ok(None) => continue,
-                Err(e) => {
-                    writeln!(out, "REJECTED {file} (document {}): {e}", i + 1)?;
+                Err((code, message)) => {
+                    writeln!(out, "REJECTED {file} (document {}): {code}: {message}", i + 1)?;
                     rejected += 1;
                     continue;
                 }

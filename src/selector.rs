@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
+use crate::quote::quote;
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Requirement {
     Equals(String, String),
@@ -20,10 +22,10 @@ enum Requirement {
 pub struct Selector(Vec<Requirement>);
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid label selector {input:?}: {reason}")]
+#[error("invalid label selector {}: {reason}", quote(input))]
 pub struct SelectorError {
-    input: String,
-    reason: String,
+    pub input: String,
+    pub reason: String,
 }
 
 impl Selector {
@@ -100,7 +102,7 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
             let inner = set
                 .strip_prefix('(')
                 .and_then(|s| s.strip_suffix(')'))
-                .ok_or_else(|| format!("values of {:?} must be in parentheses", k.trim()))?;
+                .ok_or_else(|| format!("values of {} must be in parentheses", quote(k.trim())))?;
             let values = inner.split(',').map(|v| value_of(v.trim())).collect::<Result<_, _>>()?;
             return Ok(ctor(key_of(k.trim())?, values));
         }
@@ -112,14 +114,14 @@ fn key_of(key: &str) -> Result<String, String> {
     let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
     let prefix_ok = prefix.len() <= 253 && prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c));
     if name.is_empty() || !prefix_ok || !is_label_value(name) {
-        return Err(format!("{key:?} is not a valid label key"));
+        return Err(format!("{} is not a valid label key", quote(key)));
     }
     Ok(key.to_owned())
 }
 
 fn value_of(value: &str) -> Result<String, String> {
     if !is_label_value(value) {
-        return Err(format!("{value:?} is not a valid label value"));
+        return Err(format!("{} is not a valid label value", quote(value)));
     }
     Ok(value.to_owned())
 }

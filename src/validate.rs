@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::ExecutionView;
+use crate::strict::{self, ParseError};
 
 /// The data keys a ConfigMap may hold its one execution document under.
 pub const DOCUMENT_KEYS: [&str; 3] = ["execution.yaml", "execution.yml", "execution.json"];
@@ -50,6 +51,10 @@ pub struct Execution {
 pub struct Rejection {
     #[serde(flatten)]
     pub id: ObjectRef,
+    /// The file (and document) of the directory source that could not be read as a ConfigMap;
+    /// such a rejection has no namespace, and its name is this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     pub resource_version: String,
     pub reasons: Vec<Reason>,
 }
@@ -57,9 +62,10 @@ pub struct Rejection {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Reason {
     /// Machine-readable class: `NoDocument`, `SeveralDocuments`, `TooLarge`, `Unparsable`,
-    /// `TooDeep`, `UnknownKind`, `SchemaViolation`, `Internal`.
+    /// `DuplicateKey`, `TooDeep`, `UnknownKind`, `SchemaViolation`, `Internal`; for a file of the
+    /// directory source, `Unreadable`.
     pub code: &'static str,
-    /// JSON pointer into the document, for schema violations.
+    /// JSON pointer into the document, for schema violations and duplicate keys.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
     pub message: String,
@@ -144,6 +150,10 @@ impl SchemaRegistry {
         Ok(SchemaRegistry { schemas, limits })
     }
 
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// The (apiVersion, kind) pairs this registry accepts, sorted.
     pub fn kinds(&self) -> Vec<String> {
         let mut kinds: Vec<_> = self.schemas.keys().map(|(v, k)| format!("{v} {k}")).collect();
@@ -158,7 +168,8 @@ impl SchemaRegistry {
             name: cm.metadata.name.clone().unwrap_or_default(),
         };
         let resource_version = cm.metadata.resource_version.clone().unwrap_or_default();
-        let reject = |reasons| Rejection { id: id.clone(), resource_version: resource_version.clone(), reasons };
+        let reject =
+            |reasons| Rejection { id: id.clone(), file: None, resource_version: resource_version.clone(), reasons };
         let document = self.document(cm).map_err(|r| reject(vec![r]))?;
         let validator = self.validator_for(&document).map_err(|r| reject(vec![r]))?;
         let violations: Vec<Reason> = validator
@@ -236,17 +247,22 @@ impl SchemaRegistry {
                 format!("{key} nests {depth} levels deep, over the limit of {}", self.limits.max_depth),
             )
         };
-        let parsed: Result<Value, String> = if key.ends_with(".json") {
-            serde_json::from_str(text).map_err(|e| e.to_string())
+        let parsed = if key.ends_with(".json") {
+            strict::json(text)
         } else {
             // libyaml reads every event before any depth limit applies, which costs quadratic
             // time on deeply nested flow collections: bound them with a linear scan first.
             if let Some(depth) = flow_depth_over(text, self.limits.max_depth) {
                 return Err(too_deep(depth));
             }
-            serde_yaml::from_str(text).map_err(|e| e.to_string())
+            strict::yaml(text)
         };
-        let value = parsed.map_err(|e| Reason::new("Unparsable", format!("{key} does not parse: {e}")))?;
+        let value = parsed.map_err(|e| match e {
+            ParseError::DuplicateKey { ref pointer, .. } => {
+                Reason { code: "DuplicateKey", pointer: Some(pointer.clone()), message: format!("{key} has a {e}") }
+            }
+            ParseError::Syntax(e) => Reason::new("Unparsable", format!("{key} does not parse: {e}")),
+        })?;
         let depth = depth(&value);
         if depth > self.limits.max_depth {
             return Err(too_deep(depth));

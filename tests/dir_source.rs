@@ -4,8 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Running, names, selector};
-use execwatch::Sources;
+use common::{Running, dir_source, names};
 use execwatch::fixtures::{Doc, EXECUTION_LABEL};
 
 fn manifest(ns: &str, name: &str, execution: &str) -> String {
@@ -19,8 +18,7 @@ fn manifest(ns: &str, name: &str, execution: &str) -> String {
 async fn directory_changes_are_followed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), manifest("team-a", "one", &Doc::new("web").yaml())).unwrap();
-    let sources =
-        Sources::Dir { path: dir.path().to_owned(), selector: selector(), interval: Duration::from_millis(50) };
+    let sources = dir_source(dir.path(), Duration::from_millis(50));
     let service = Running::start(sources, Duration::from_secs(60)).await;
     let ready = service.wait_for("the directory is read", "/readyz", |b| b["ready"] == true).await;
     assert!(ready["sources"][0]["source"].as_str().unwrap().starts_with("dir:"));
@@ -51,15 +49,52 @@ async fn directory_changes_are_followed() {
 }
 
 #[tokio::test]
-async fn an_unreadable_file_is_reported_and_hides_nothing() {
+async fn unreadable_files_are_rejections_that_hide_nothing_and_freeze_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.yaml"), manifest("team-a", "one", &Doc::new("web").yaml())).unwrap();
-    std::fs::write(dir.path().join("broken.yaml"), "kind: ConfigMap\nmetadata: [unclosed\n").unwrap();
-    let sources =
-        Sources::Dir { path: dir.path().to_owned(), selector: selector(), interval: Duration::from_millis(50) };
-    let service = Running::start(sources, Duration::from_secs(60)).await;
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("a.yaml"), manifest("team-a", "one", &Doc::new("web").yaml())).unwrap();
+    std::fs::write(path("latin1.yaml"), b"kind: ConfigMap\nmetadata: {name: caf\xe9}\n").unwrap();
+    std::fs::write(path("broken.yaml"), "kind: ConfigMap\nmetadata: [unclosed\n").unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(path("fifo.yaml")).status().unwrap().success());
+    let service = Running::start(dir_source(dir.path(), Duration::from_millis(50)), Duration::from_secs(60)).await;
     let body = service.wait_for("one is served", "/api/v1/executions", |b| names(b) == ["one"]).await;
-    assert_eq!(body["freshness"]["complete"], false, "{body}");
-    let error = body["freshness"]["incompleteSources"][0]["lastError"].as_str().unwrap();
-    assert!(error.contains("broken.yaml"), "{error}");
+    assert_eq!(body["freshness"]["complete"], true, "{body}");
+    service.wait_for("the directory is ready", "/readyz", |b| b["ready"] == true).await;
+    let (_, rejections) = service.get("/api/v1/rejections").await;
+    let files: Vec<_> = rejections["items"].as_array().unwrap().iter().map(|r| r["file"].as_str().unwrap()).collect();
+    assert_eq!(files, ["broken.yaml", "fifo.yaml", "latin1.yaml"], "{rejections}");
+    assert_eq!(rejections["items"][1]["reasons"][0]["code"], "Unreadable", "{rejections}");
+
+    // A hostile file added later freezes nothing: edits elsewhere still show.
+    std::os::unix::fs::symlink("/dev/zero", path("zero.yaml")).unwrap();
+    std::os::unix::fs::symlink(path("loop.yaml"), path("loop.yaml")).unwrap();
+    std::fs::write(path("a.yaml"), manifest("team-a", "one", &Doc::new("web").phase("Failed").yaml())).unwrap();
+    service
+        .wait_for("an edit shows beside new hostile files", "/api/v1/namespaces/team-a/executions/one", |b| {
+            b["execution"]["phase"] == "Failed"
+        })
+        .await;
+    let body = service.wait_for("they are reported", "/api/v1/rejections", |b| names(b).len() == 5).await;
+    assert!(names(&body).contains(&"zero.yaml".to_owned()), "{body}");
+    let (status, ready) = service.get("/readyz").await;
+    assert_eq!((status, &ready["sources"][0]["state"]), (200, &serde_json::json!("Synced")), "{ready}");
+
+    // Fixing a file brings its execution back and drops its rejection.
+    std::fs::write(path("broken.yaml"), manifest("team-b", "two", &Doc::new("api").yaml())).unwrap();
+    service.wait_for("the fixed file is served", "/api/v1/executions", |b| names(b).len() == 2).await;
+    service.wait_for("its rejection is gone", "/api/v1/rejections", |b| names(b).len() == 4).await;
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn duplicate_keys_are_rejected_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = Doc::new("web").yaml();
+    std::fs::write(dir.path().join("a.yaml"), manifest("team-a", "dup", &format!("{doc}phase: Failed\n"))).unwrap();
+    let service = Running::start(dir_source(dir.path(), Duration::from_millis(50)), Duration::from_secs(60)).await;
+    let body = service.wait_for("the run is rejected", "/api/v1/rejections", |b| names(b) == ["dup"]).await;
+    let reason = &body["items"][0]["reasons"][0];
+    assert_eq!((reason["code"].as_str(), reason["pointer"].as_str()), (Some("DuplicateKey"), Some("/phase")), "{body}");
+    assert!(common::names(&service.get("/api/v1/executions").await.1).is_empty());
+    service.stop().await;
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, Running, names, selector, wait_until};
+use common::{Cluster, Running, names, wait_until};
 use execwatch::Sources;
 use execwatch::fixtures::Doc;
 
@@ -155,7 +155,7 @@ async fn the_service_starts_with_its_modules_when_the_api_server_is_unreachable(
 #[tokio::test]
 async fn flags_choose_the_modules_without_a_cluster() {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
-    let sources = Sources::Dir { path: dir, selector: selector(), interval: Duration::from_secs(1) };
+    let sources = common::dir_source(&dir, Duration::from_secs(1));
     let service = Running::start_with_modules(sources, Duration::from_secs(60), &["pipelines", "rejections"]).await;
     let (status, body) = service.get("/api/v1/namespaces/team-payments/pipelines/ledger").await;
     assert_eq!((status, body["code"].as_str()), (503, Some("ModuleNotInstalled")));

@@ -5,8 +5,11 @@ use std::convert::Infallible;
 
 use serde::Serialize;
 use warp::http::StatusCode;
+use warp::http::header::{ALLOW, HeaderValue};
 use warp::reply::Response;
 use warp::{Rejection, Reply};
+
+use crate::modules::NotInstalled;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -18,9 +21,19 @@ pub struct ApiError {
 
 impl warp::reject::Reject for ApiError {}
 
+/// The longest message an error carries; messages quote client input through `api::quote`,
+/// and this bounds whatever else they hold.
+const MAX_MESSAGE: usize = 512;
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE {
+            let cut = (0..=MAX_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+            message.truncate(cut);
+            message.push('…');
+        }
+        ApiError { status, code, message }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -33,6 +46,12 @@ impl ApiError {
     }
 }
 
+impl From<NotInstalled> for ApiError {
+    fn from(e: NotInstalled) -> Self {
+        ApiError::unavailable("ModuleNotInstalled", e.0)
+    }
+}
+
 #[derive(Serialize)]
 struct Body<'a> {
     code: &'a str,
@@ -42,7 +61,12 @@ struct Body<'a> {
 impl Reply for ApiError {
     fn into_response(self) -> Response {
         let body = warp::reply::json(&Body { code: self.code, message: &self.message });
-        warp::reply::with_status(body, self.status).into_response()
+        let mut response = warp::reply::with_status(body, self.status).into_response();
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            // Every route is read-only (RFC 9110 requires the list on a 405).
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        response
     }
 }
 
@@ -53,7 +77,7 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     } else if rejection.is_not_found() {
         ApiError::not_found("no such endpoint; see /api/v1")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only GET is supported")
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only GET and HEAD are supported")
     } else {
         tracing::warn!(?rejection, "unhandled rejection");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal", "internal error")

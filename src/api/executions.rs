@@ -11,37 +11,32 @@ use super::params::{self, Params};
 use super::{ApiError, AppState, json_bytes, list_body, with_state};
 use crate::index::{Cursor, CursorError, Filter as ExecutionFilter};
 use crate::model::Phase;
-use crate::modules::Lifecycle;
+use crate::modules::NotInstalled;
+use crate::quote::quote;
 use crate::selector::Selector;
 use crate::validate::ObjectRef;
 
-/// `lifecycle` is the executions module's: a long poll ends when the module is disabled.
-pub fn routes(state: AppState, lifecycle: Lifecycle) -> BoxedFilter<(Response,)> {
-    list_all(state.clone(), lifecycle.clone())
-        .or(list_namespaced(state.clone(), lifecycle))
-        .unify()
-        .or(get(state))
-        .unify()
-        .boxed()
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    list_all(state.clone()).or(list_namespaced(state.clone())).unify().or(get(state)).unify().boxed()
 }
 
 /// GET /api/v1/executions
-fn list_all(state: AppState, lifecycle: Lifecycle) -> BoxedFilter<(Response,)> {
+fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("executions")
         .and(warp::get())
         .and(params::raw())
         .and(with_state(state))
-        .and_then(move |query: String, state| list(state, lifecycle.clone(), None, query))
+        .and_then(|query: String, state| list(state, None, query))
         .boxed()
 }
 
 /// GET /api/v1/namespaces/{namespace}/executions
-fn list_namespaced(state: AppState, lifecycle: Lifecycle) -> BoxedFilter<(Response,)> {
+fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("namespaces" / String / "executions")
         .and(warp::get())
         .and(params::raw())
         .and(with_state(state))
-        .and_then(move |ns: String, query: String, state| list(state, lifecycle.clone(), Some(ns), query))
+        .and_then(|ns: String, query: String, state| list(state, Some(ns), query))
         .boxed()
 }
 
@@ -62,14 +57,10 @@ const FILTERS: [&str; 8] =
 const MAX_POLL: u64 = 300;
 
 /// Lists executions. With `sinceRevision=N` it is a long poll: it answers once the index has
-/// changed since revision N (at once if it already has), after `timeoutSeconds` (default 30),
-/// or with 503 as soon as the module is disabled.
-async fn list(
-    state: AppState,
-    lifecycle: Lifecycle,
-    namespace: Option<String>,
-    query: String,
-) -> Result<Response, Rejection> {
+/// changed since revision N (at once if it already has, or if N is not a revision this process
+/// issued), after `timeoutSeconds` (default 30), at once when shutdown begins (so the client
+/// polls another replica), or with 503 as soon as the module is disabled.
+async fn list(state: AppState, namespace: Option<String>, query: String) -> Result<Response, Rejection> {
     let mut allowed = FILTERS.to_vec();
     if namespace.is_none() {
         allowed.push("namespace");
@@ -109,12 +100,17 @@ async fn list(
         .unwrap_or(30);
     if let Some(since) = since {
         let mut revisions = state.index.subscribe();
+        // Revisions start at the process's start time in milliseconds: one ahead of the current
+        // revision was issued by another process (or replica), so the caller's view is unknown.
+        let issued_here = since <= *revisions.borrow();
         tokio::select! {
-            _ = revisions.wait_for(|r| *r > since) => {}
-            _ = tokio::time::sleep(Duration::from_secs(timeout)) => {}
-            _ = lifecycle.disabled() => {
-                return Err(ApiError::unavailable("ModuleNotInstalled", "module executions is not installed").into());
+            _ = revisions.wait_for(|r| *r > since), if issued_here => {}
+            _ = tokio::time::sleep(Duration::from_secs(timeout)), if issued_here => {}
+            _ = state.health.shutting_down(), if issued_here => {}
+            _ = state.executions.disabled() => {
+                return Err(ApiError::from(NotInstalled::module(crate::modules::EXECUTIONS)).into());
             }
+            _ = std::future::ready(()), if !issued_here => {}
         }
     }
     let page = state.index.list(&filter, after.as_ref(), limit);
@@ -128,7 +124,10 @@ fn label_selector(params: &Params) -> Result<Option<Selector>, ApiError> {
         .get("labelSelector")
         .map(|s| {
             s.parse::<Selector>().map_err(|e| {
-                ApiError::bad_request("InvalidParameter", format!("query parameter labelSelector is invalid: {e}"))
+                ApiError::bad_request(
+                    "InvalidParameter",
+                    format!("query parameter labelSelector={} is invalid: {}", quote(&e.input), e.reason),
+                )
             })
         })
         .transpose()
@@ -141,12 +140,13 @@ async fn get_one(namespace: String, name: String, query: String, state: AppState
         Some(entry) => Ok(json_bytes(entry.detail.clone())),
         None if !state.index.has_synced(&id.namespace) => Err(ApiError::unavailable(
             "NotSynced",
-            format!("namespace {} has not been listed yet; retry shortly", id.namespace),
+            format!("namespace {} has not been listed yet; retry shortly", quote(&id.namespace)),
         )
         .into()),
         None => Err(ApiError::not_found(format!(
-            "execution {id} not found; see /api/v1/namespaces/{}/rejections if it was rejected",
-            id.namespace
+            "execution {} not found in namespace {}; see its rejections if it was rejected",
+            quote(&id.name),
+            quote(&id.namespace)
         ))
         .into()),
     }

@@ -3,11 +3,14 @@
 
 mod error;
 pub(crate) mod executions;
+pub mod health;
 mod modules;
 mod params;
 pub(crate) mod pipelines;
 pub(crate) mod rejections;
+pub mod server;
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -18,11 +21,14 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 pub use error::{ApiError, recover};
+pub use health::Health;
+pub use server::ServerSettings;
 
-use crate::health::{self, Health};
+use crate::quote::quote;
+
 use crate::index::{Completeness, Index};
-use crate::modules::Modules;
 use crate::modules::switch::Switch;
+use crate::modules::{Lifecycle, Modules, PipelineCache};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -33,7 +39,11 @@ pub struct AppState {
     pub modules: Arc<Modules>,
     pub switch: Arc<Switch>,
     /// The namespaces served; `None` when any may be (a directory source).
-    pub watched: Option<Arc<std::collections::BTreeSet<String>>>,
+    pub watched: Option<Arc<BTreeSet<String>>>,
+    /// The executions module's lifecycle: its long polls end when it is switched off.
+    pub executions: Lifecycle,
+    /// The pipelines module's resolved pipelines.
+    pub pipelines: Arc<PipelineCache>,
 }
 
 /// Pagination bounds of list endpoints.
@@ -52,16 +62,17 @@ impl Default for PageLimits {
 /// Every route of the service: health, the module list, and each module's routes behind the
 /// access check and the module gate.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let module_routes = state
-        .modules
-        .iter()
-        .map(|m| m.routes(state.clone()))
-        .fold(modules::routes(state.clone()), |all, next| all.or(next).unify().boxed());
+    let domains = modules::routes(state.clone())
+        .or(executions::routes(state.clone()))
+        .unify()
+        .or(pipelines::routes(state.clone()))
+        .unify()
+        .or(rejections::routes(state.clone()))
+        .unify();
     let api = warp::path!("api" / "v1" / ..)
         .and(gate(state.clone()))
         .and(access(state.clone()))
-        .and(module_routes)
-        .with(warp::trace::request())
+        .and(domains)
         .map(Reply::into_response);
     health::routes(state).or(api).unify().recover(recover).unify().boxed()
 }
@@ -72,7 +83,7 @@ fn gate(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejection> +
     warp::path::full()
         .and_then(move |path: warp::path::FullPath| {
             let refused = resource_in(path.as_str()).and_then(|r| state.modules.unavailable(r));
-            async move { refused.map_or(Ok(()), |e| Err(warp::Rejection::from(e))) }
+            async move { refused.map_or(Ok(()), |e| Err(warp::Rejection::from(ApiError::from(e)))) }
         })
         .untuple_one()
 }
@@ -91,23 +102,21 @@ fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Inf
     warp::any().map(move || state.clone())
 }
 
-/// The one place every API request is authorised. Today: a namespace in the path must be one the
-/// service serves. Per-user checks (TokenReview, SubjectAccessReview) belong here too.
+/// The one place every API request is authorised. Today: a namespace in the path, or in the
+/// `namespace` filter of a cluster-wide list, must be one the service serves; both forms answer
+/// the same 404. Per-user checks (TokenReview, SubjectAccessReview) belong here too.
 fn access(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     warp::path::full()
-        .and_then(move |path: warp::path::FullPath| {
-            let served =
-                namespace_in(path.as_str()).is_none_or(|ns| state.watched.as_ref().is_none_or(|w| w.contains(ns)));
-            let ns = namespace_in(path.as_str()).unwrap_or_default().to_owned();
-            async move {
-                if served {
-                    Ok(())
-                } else {
-                    Err(warp::Rejection::from(ApiError::not_found(format!(
-                        "namespace {ns} is not watched by this service"
-                    ))))
-                }
-            }
+        .and(params::raw())
+        .and_then(move |path: warp::path::FullPath, query: String| {
+            let namespace = match namespace_in(path.as_str()) {
+                Some(ns) => Some(ns.to_owned()),
+                None => params::first(&query, "namespace"),
+            };
+            let refused = namespace
+                .filter(|ns| state.watched.as_ref().is_some_and(|w| !w.contains(ns)))
+                .map(|ns| ApiError::not_found(format!("namespace {} is not watched by this service", quote(&ns))));
+            async move { refused.map_or(Ok(()), |e| Err(warp::Rejection::from(e))) }
         })
         .untuple_one()
 }

@@ -6,10 +6,16 @@ use std::convert::Infallible;
 use warp::Filter;
 
 use super::error::ApiError;
+use crate::quote::quote;
 
 /// The raw query string, empty when there is none.
 pub fn raw() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// The first value of `key` in a raw query string, if any.
+pub fn first(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
 /// Parsed parameters of one request, checked against what the endpoint accepts.
@@ -23,11 +29,14 @@ impl Params {
                 let hint = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
                 return Err(ApiError::bad_request(
                     "UnknownParameter",
-                    format!("unknown query parameter {key:?}; this endpoint accepts: {hint}"),
+                    format!("unknown query parameter {}; this endpoint accepts: {hint}", quote(&key)),
                 ));
             }
             if params.insert(key.to_string(), value.to_string()).is_some() {
-                return Err(ApiError::bad_request("InvalidParameter", format!("query parameter {key:?} is repeated")));
+                return Err(ApiError::bad_request(
+                    "InvalidParameter",
+                    format!("query parameter {} is repeated", quote(&key)),
+                ));
             }
         }
         Ok(Params(params))
@@ -49,7 +58,7 @@ impl Params {
                 parse(raw).ok_or_else(|| {
                     ApiError::bad_request(
                         "InvalidParameter",
-                        format!("query parameter {key}={raw:?} is invalid: expected {expected}"),
+                        format!("query parameter {key}={} is invalid: expected {expected}", quote(raw)),
                     )
                 })
             })
@@ -76,5 +85,15 @@ mod tests {
         let err = p.parsed("limit", "a number", |s| s.parse::<u32>().ok()).unwrap_err();
         assert!(err.message.contains("limit=\"lots\"") && err.message.contains("a number"), "{}", err.message);
         assert_eq!(Params::parse("", &[]).unwrap().get("x"), None);
+    }
+
+    #[test]
+    fn errors_quote_a_short_prefix_of_hostile_input() {
+        let long = "k".repeat(60_000);
+        let err = Params::parse(&format!("{long}=1"), &["limit"]).err().unwrap();
+        assert!(err.message.len() < 200, "{}", err.message);
+        let p = Params::parse(&format!("limit={long}"), &["limit"]).unwrap();
+        let err = p.parsed("limit", "a number", |s| s.parse::<u32>().ok()).unwrap_err();
+        assert!(err.message.len() < 200 && err.message.contains("60000 bytes"), "{}", err.message);
     }
 }

@@ -4,77 +4,68 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use std::sync::Arc;
-
 use super::params::{self, Params};
-use super::{ApiError, AppState, json_bytes, list_body};
-use crate::modules::PipelineCache;
+use super::{ApiError, AppState, json_bytes, list_body, with_state};
+use crate::quote::quote;
 
-/// Handlers see the state and the module's cache of resolved pipelines.
-type Ctx = (AppState, Arc<PipelineCache>);
-
-fn with_ctx(state: AppState, cache: Arc<PipelineCache>) -> BoxedFilter<(Ctx,)> {
-    warp::any().map(move || (state.clone(), cache.clone())).boxed()
-}
-
-pub fn routes(state: AppState, cache: Arc<PipelineCache>) -> BoxedFilter<(Response,)> {
-    list_all(with_ctx(state.clone(), cache.clone()))
-        .or(list_namespaced(with_ctx(state.clone(), cache.clone())))
-        .unify()
-        .or(get(with_ctx(state, cache)))
-        .unify()
-        .boxed()
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    list_all(state.clone()).or(list_namespaced(state.clone())).unify().or(get(state)).unify().boxed()
 }
 
 /// GET /api/v1/pipelines
-fn list_all(ctx: BoxedFilter<(Ctx,)>) -> BoxedFilter<(Response,)> {
+fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("pipelines")
         .and(warp::get())
         .and(params::raw())
-        .and(ctx)
-        .and_then(|query: String, ctx: Ctx| async move {
+        .and(with_state(state))
+        .and_then(|query: String, state: AppState| async move {
             let params = Params::parse(&query, &["namespace"])?;
-            Ok::<_, Rejection>(list(&ctx, params.get("namespace")))
+            Ok::<_, Rejection>(list(&state, params.get("namespace")))
         })
         .boxed()
 }
 
 /// GET /api/v1/namespaces/{namespace}/pipelines
-fn list_namespaced(ctx: BoxedFilter<(Ctx,)>) -> BoxedFilter<(Response,)> {
+fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("namespaces" / String / "pipelines")
         .and(warp::get())
         .and(params::raw())
-        .and(ctx)
-        .and_then(|ns: String, query: String, ctx: Ctx| async move {
+        .and(with_state(state))
+        .and_then(|ns: String, query: String, state: AppState| async move {
             Params::parse(&query, &[])?;
-            Ok::<_, Rejection>(list(&ctx, Some(&ns)))
+            Ok::<_, Rejection>(list(&state, Some(&ns)))
         })
         .boxed()
 }
 
-fn list((state, cache): &Ctx, namespace: Option<&str>) -> Response {
-    let pipelines = cache.get();
+fn list(state: &AppState, namespace: Option<&str>) -> Response {
+    let pipelines = state.pipelines.get();
     let items: Vec<_> =
         pipelines.iter().filter(|p| namespace.is_none_or(|ns| p.namespace == ns)).map(|p| p.body.clone()).collect();
     list_body(&items, &[], &state.index.completeness(namespace))
 }
 
 /// GET /api/v1/namespaces/{namespace}/pipelines/{name}
-fn get(ctx: BoxedFilter<(Ctx,)>) -> BoxedFilter<(Response,)> {
+fn get(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("namespaces" / String / "pipelines" / String)
         .and(warp::get())
         .and(params::raw())
-        .and(ctx)
-        .and_then(|ns: String, name: String, query: String, (state, cache): Ctx| async move {
+        .and(with_state(state))
+        .and_then(|ns: String, name: String, query: String, state: AppState| async move {
             Params::parse(&query, &[])?;
-            let pipelines = cache.get();
+            let pipelines = state.pipelines.get();
             match pipelines.iter().find(|p| p.namespace == ns && p.name == name) {
                 Some(p) => Ok(json_bytes(p.body.clone())),
                 None if !state.index.has_synced(&ns) => Err(Rejection::from(ApiError::unavailable(
                     "NotSynced",
-                    format!("namespace {ns} has not been listed yet; retry shortly"),
+                    format!("namespace {} has not been listed yet; retry shortly", quote(&ns)),
                 ))),
-                None => Err(ApiError::not_found(format!("pipeline {ns}/{name} has no executions")).into()),
+                None => Err(ApiError::not_found(format!(
+                    "pipeline {} has no executions in namespace {}",
+                    quote(&name),
+                    quote(&ns)
+                ))
+                .into()),
             }
         })
         .boxed()

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher::Event;
 
 use super::{Decoded, Index};
-use crate::source::SourceError;
+use crate::source::{Object, SourceEvent, Unreadable};
 use crate::validate::{ObjectRef, Reason, Rejection};
 
 /// Consumes `events` for the shard `source` until the stream ends, decoding each ConfigMap
@@ -15,7 +15,7 @@ use crate::validate::{ObjectRef, Reason, Rejection};
 /// end ingestion; a relist is buffered and swapped in whole.
 pub async fn ingest<S, D>(index: Index, decoder: D, source: String, events: S)
 where
-    S: Stream<Item = Result<Event<ConfigMap>, SourceError>>,
+    S: Stream<Item = SourceEvent>,
     D: Fn(&ConfigMap) -> Decoded,
 {
     let mut events = std::pin::pin!(events);
@@ -23,14 +23,15 @@ where
     while let Some(event) = events.next().await {
         match event {
             Ok(Event::Init) => relist = Some(Vec::new()),
-            Ok(Event::InitApply(cm)) => relist.get_or_insert_with(Vec::new).push(decode(&decoder, &cm)),
+            Ok(Event::InitApply(object)) => relist.get_or_insert_with(Vec::new).push(decode(&decoder, object)),
             Ok(Event::InitDone) => {
                 let objects = relist.take().unwrap_or_default();
                 tracing::debug!(source, objects = objects.len(), "synced");
                 index.reset(&source, objects);
             }
-            Ok(Event::Apply(cm)) => index.apply(&source, decode(&decoder, &cm)),
-            Ok(Event::Delete(cm)) => index.delete(&object_ref(&cm)),
+            Ok(Event::Apply(object)) => index.apply(&source, decode(&decoder, object)),
+            Ok(Event::Delete(Object::ConfigMap(cm))) => index.delete(&object_ref(&cm)),
+            Ok(Event::Delete(Object::Unreadable(u))) => index.delete(&unreadable_ref(&u)),
             Err(error) => {
                 tracing::warn!(source, %error, "source failed; serving the last complete data and retrying");
                 index.fail(&source, error.to_string(), error.answered());
@@ -39,16 +40,34 @@ where
     }
 }
 
-/// Decodes one ConfigMap; a panic in the decoder becomes a rejection of that object alone.
-fn decode(decoder: &impl Fn(&ConfigMap) -> Decoded, cm: &ConfigMap) -> Decoded {
-    catch_unwind(AssertUnwindSafe(|| decoder(cm))).unwrap_or_else(|_| {
-        tracing::error!(object = %object_ref(cm), "decoder panicked; object rejected");
+/// Decodes one object: an unreadable file is a rejection as it is, and a panic in the decoder
+/// becomes a rejection of that object alone.
+fn decode(decoder: &impl Fn(&ConfigMap) -> Decoded, object: Object) -> Decoded {
+    let cm = match object {
+        Object::ConfigMap(cm) => cm,
+        Object::Unreadable(u) => {
+            return Err(Rejection {
+                id: unreadable_ref(&u),
+                file: Some(u.file),
+                resource_version: String::new(),
+                reasons: vec![Reason::new(u.code, u.message)],
+            });
+        }
+    };
+    catch_unwind(AssertUnwindSafe(|| decoder(&cm))).unwrap_or_else(|_| {
+        tracing::error!(object = %object_ref(&cm), "decoder panicked; object rejected");
         Err(Rejection {
-            id: object_ref(cm),
+            id: object_ref(&cm),
+            file: None,
             resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
             reasons: vec![Reason::new("Internal", "the decoder failed on this object; please report it")],
         })
     })
+}
+
+/// An unreadable file has no namespace; its name is the file's.
+fn unreadable_ref(u: &Unreadable) -> ObjectRef {
+    ObjectRef { namespace: String::new(), name: u.file.clone() }
 }
 
 fn object_ref(cm: &ConfigMap) -> ObjectRef {
@@ -90,7 +109,7 @@ mod tests {
             Event::Apply(cm("poison")),
             Event::Apply(cm("after")),
         ] {
-            tx.unbounded_send(Ok(event)).unwrap();
+            tx.unbounded_send(Ok(crate::source::map_event(event, Object::ConfigMap))).unwrap();
         }
         drop(tx);
         task.await.expect("ingestion survives the panic");

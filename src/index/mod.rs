@@ -54,8 +54,14 @@ pub struct Index {
 
 impl Index {
     /// `staleness` bounds how long a failing shard's last good data is served unmarked.
+    ///
+    /// Revisions start at the current time in milliseconds, so a revision a client kept from an
+    /// earlier process is (nearly always) below the new one and answers a long poll at once;
+    /// `api::executions` answers one above it at once too.
     pub fn new(staleness: Duration) -> Self {
-        Index { state: Arc::default(), revision: watch::Sender::new(0), staleness }
+        let epoch = u64::try_from(Timestamp::now().as_millisecond()).unwrap_or_default();
+        let state = State { revision: epoch, ..State::default() };
+        Index { state: Arc::new(RwLock::new(state)), revision: watch::Sender::new(epoch), staleness }
     }
 
     /// Notified with the new revision after every change.

@@ -28,6 +28,7 @@ fn names(index: &Index, filter: &Filter) -> Vec<String> {
 fn rejected(ns: &str, name: &str) -> Decoded {
     Err(Rejection {
         id: ObjectRef { namespace: ns.into(), name: name.into() },
+        file: None,
         resource_version: "1".into(),
         reasons: vec![Reason::new("NoDocument", "none")],
     })

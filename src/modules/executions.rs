@@ -1,17 +1,18 @@
-//! The `executions` module: the watchers that feed the index, and the execution endpoints.
+//! The `executions` module: the sources that feed the index (one ingestion task per shard), and
+//! the lifecycle the execution endpoints and their long polls follow.
 
 use std::sync::{Arc, Mutex};
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, Stream};
 use tokio::task::JoinSet;
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
+use tracing::Instrument;
 
 use super::{EXECUTIONS, Lifecycle, Module};
-use crate::api::{self, AppState};
-use crate::index::{Index, ShardState};
-use crate::service::{Sources, spawn_sources};
+use crate::index::{self, Index, ShardState};
+use crate::source::dir::watch_dir;
+use crate::source::kube::watch_namespace;
+use crate::source::{SourceEvent, Sources};
 use crate::validate::SchemaRegistry;
 
 pub struct ExecutionsModule {
@@ -69,10 +70,6 @@ impl Module for ExecutionsModule {
         &self.lifecycle
     }
 
-    fn routes(&self, state: AppState) -> BoxedFilter<(Response,)> {
-        api::executions::routes(state, self.lifecycle.clone())
-    }
-
     fn readiness(&self) -> (bool, Option<String>) {
         let shards = self.index.shards();
         let error = shards
@@ -82,4 +79,42 @@ impl Module for ExecutionsModule {
             .collect::<Vec<_>>();
         (self.index.settled(), (!error.is_empty()).then(|| error.join("; ")))
     }
+}
+
+/// Starts one ingestion task per shard.
+fn spawn_sources(sources: Sources, index: &Index, registry: &Arc<SchemaRegistry>) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    match sources {
+        Sources::Kube { client, namespaces, watch } => {
+            for ns in namespaces {
+                index.register(&ns, Some(&ns));
+                let events = watch_namespace(client.clone(), &ns, &watch);
+                let span = tracing::info_span!("watch", namespace = %ns);
+                spawn_ingest(&mut tasks, index, registry, ns, events, span);
+            }
+        }
+        Sources::Dir(dir) => {
+            let source = format!("dir:{}", dir.path.display());
+            index.register(&source, None);
+            let span = tracing::info_span!("dir", path = %dir.path.display());
+            spawn_ingest(&mut tasks, index, registry, source, watch_dir(dir), span);
+        }
+    }
+    tasks
+}
+
+/// One task per shard, in its own span.
+fn spawn_ingest<S>(
+    tasks: &mut JoinSet<()>,
+    index: &Index,
+    registry: &Arc<SchemaRegistry>,
+    source: String,
+    events: S,
+    span: tracing::Span,
+) where
+    S: Stream<Item = SourceEvent> + Send + 'static,
+{
+    let registry = registry.clone();
+    let decoder = move |cm: &_| registry.decode(cm);
+    tasks.spawn(index::ingest(index.clone(), decoder, source, events).instrument(span));
 }

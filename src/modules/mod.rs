@@ -14,14 +14,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::watch;
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
 
 pub use executions::ExecutionsModule;
 pub use pipelines::{PipelineCache, PipelinesModule};
 pub use rejections::RejectionsModule;
-
-use crate::api::{ApiError, AppState};
 
 pub const EXECUTIONS: &str = "executions";
 pub const PIPELINES: &str = "pipelines";
@@ -51,7 +47,6 @@ pub trait Module: Send + Sync {
         futures::future::ready(()).boxed()
     }
     fn lifecycle(&self) -> &Lifecycle;
-    fn routes(&self, state: AppState) -> BoxedFilter<(Response,)>;
     /// Ready once its own initial sync is done; with the last error it met, if any. By default a
     /// module has no sync of its own.
     fn readiness(&self) -> (bool, Option<String>) {
@@ -84,6 +79,17 @@ impl Lifecycle {
         async move {
             let _ = rx.wait_for(|enabled| !enabled).await;
         }
+    }
+}
+
+/// A module, or one it depends on, is switched off; the message names which.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotInstalled(pub String);
+
+impl NotInstalled {
+    pub fn module(name: &str) -> Self {
+        NotInstalled(format!("module {name} is not installed"))
     }
 }
 
@@ -137,17 +143,15 @@ impl Modules {
 
     /// Why the module owning API `resource` cannot answer now, if it cannot: itself or a
     /// dependency is not installed. Resources no module owns are always available.
-    pub fn unavailable(&self, resource: &str) -> Option<ApiError> {
+    pub fn unavailable(&self, resource: &str) -> Option<NotInstalled> {
         let owner = self.modules.iter().find(|m| m.resources().contains(&resource))?;
         let missing = std::iter::once(owner.name())
             .chain(owner.depends_on().iter().copied())
             .find(|name| !self.get(name).is_some_and(|m| m.lifecycle().is_enabled()))?;
-        let message = if missing == owner.name() {
-            format!("module {missing} is not installed")
-        } else {
-            format!("module {missing} is not installed (module {} depends on it)", owner.name())
-        };
-        Some(ApiError::unavailable("ModuleNotInstalled", message))
+        if missing == owner.name() {
+            return Some(NotInstalled::module(missing));
+        }
+        Some(NotInstalled(format!("module {missing} is not installed (module {} depends on it)", owner.name())))
     }
 
     /// Every module's state. A module is ready when it is available, its own sync is done and its

@@ -5,11 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
 
 use super::{EXECUTIONS, Lifecycle, Module, PIPELINES};
-use crate::api::{self, AppState};
 use crate::index::{Index, ResolvedPipeline};
 
 /// Resolved pipelines of one index revision.
@@ -53,6 +50,11 @@ impl PipelinesModule {
         let cache = PipelineCache { index, cached: Mutex::default() };
         PipelinesModule { cache: Arc::new(cache), lifecycle: Lifecycle::default() }
     }
+
+    /// The resolved pipelines the module's routes serve.
+    pub fn cache(&self) -> Arc<PipelineCache> {
+        self.cache.clone()
+    }
 }
 
 impl Module for PipelinesModule {
@@ -76,9 +78,5 @@ impl Module for PipelinesModule {
 
     fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
-    }
-
-    fn routes(&self, state: AppState) -> BoxedFilter<(Response,)> {
-        api::pipelines::routes(state, self.cache.clone())
     }
 }

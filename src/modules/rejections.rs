@@ -1,11 +1,7 @@
 //! The `rejections` module: why ConfigMaps are not served. Its data comes from the executions
 //! module's watchers, so it depends on that module.
 
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
-
 use super::{EXECUTIONS, Lifecycle, Module, REJECTIONS};
-use crate::api::{self, AppState};
 
 #[derive(Default)]
 pub struct RejectionsModule {
@@ -27,9 +23,5 @@ impl Module for RejectionsModule {
 
     fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
-    }
-
-    fn routes(&self, state: AppState) -> BoxedFilter<(Response,)> {
-        api::rejections::routes(state)
     }
 }

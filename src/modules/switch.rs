@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
@@ -13,7 +12,7 @@ use kube::{Api, Client};
 use serde::Serialize;
 
 use super::{ALL, Modules};
-use crate::source::kube::resilient_watch;
+use crate::source::kube::{WatchSettings, resilient_watch};
 
 pub const GROUP: &str = "pipelines.gitops.dev";
 pub const VERSION: &str = "v1alpha1";
@@ -63,18 +62,21 @@ impl Switch {
     }
 }
 
-/// Follows BackendModule objects and applies them to `modules` until the task is aborted.
+/// Follows BackendModule objects and applies them to `modules` until the task is aborted. The
+/// watch has the namespace watchers' settings: their server-side timeout, silent-watch detection
+/// (the timeout plus 5s) and backoff.
 pub async fn follow(
     switch: Arc<Switch>,
     modules: Arc<Modules>,
     defaults: BTreeSet<String>,
     client: Client,
-    backoff_max: Duration,
+    watch: WatchSettings,
 ) {
     modules.apply(&defaults).await;
     let gvk = GroupVersionKind::gvk(GROUP, VERSION, KIND);
     let api: Api<DynamicObject> = Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, PLURAL));
-    let mut events = std::pin::pin!(resilient_watch(api, watcher::Config::default(), backoff_max));
+    let config = watcher::Config::default().timeout(watch.timeout_seconds());
+    let mut events = std::pin::pin!(resilient_watch(api, config, watch.backoff_max));
     let mut listing: BTreeSet<String> = BTreeSet::new();
     let mut present: BTreeSet<String> = BTreeSet::new();
     while let Some(event) = events.next().await {

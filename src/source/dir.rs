@@ -4,95 +4,175 @@
 //! Every change is delivered as a complete relist (`Init`, `InitApply`..., `InitDone`), which the
 //! index swaps in atomically, so the directory needs no special case downstream. Polling (rather
 //! than inotify) also follows ConfigMap volume mounts, which swap a symlink.
+//!
+//! A file that cannot be read (not a regular file, too large, not UTF-8, a symlink loop) or a
+//! document that is not a ConfigMap becomes an `Unreadable` object of its own, reported like any
+//! rejection: it hides nothing else. Only a directory that cannot be listed fails the source.
 
 use std::collections::BTreeMap;
+use std::fs::{Metadata, OpenOptions};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt, stream};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher::Event;
-use serde::Deserialize;
+use serde_json::Value;
 
-use super::SourceError;
+use super::{Object, SourceError, SourceEvent, Unreadable};
 use crate::selector::Selector;
+use crate::strict::{self, ParseError};
 
-type Item = Result<Event<ConfigMap>, SourceError>;
+/// What the directory source reads, and how.
+#[derive(Clone, Debug)]
+pub struct DirSource {
+    pub path: PathBuf,
+    pub selector: Selector,
+    pub interval: Duration,
+    /// Larger files are reported as `TooLarge` without being read.
+    pub max_file_bytes: u64,
+}
 
-/// Follows `dir`, checking for changes every `interval`. The stream never ends.
-pub fn watch_dir(dir: PathBuf, selector: Selector, interval: Duration) -> impl Stream<Item = Item> + Send {
-    let start = (dir, selector, None::<u64>, true);
-    stream::unfold(start, move |(dir, selector, last, first)| async move {
+/// The largest manifest file read: the largest document plus room for the manifest's own
+/// fields (metadata, labels).
+pub fn max_file_bytes(max_document_bytes: usize) -> u64 {
+    max_document_bytes as u64 + 64 * 1024
+}
+
+/// Follows the directory, checking for changes every `interval`. The stream never ends.
+pub fn watch_dir(source: DirSource) -> impl Stream<Item = SourceEvent> + Send {
+    stream::unfold((source, None::<u64>, true), |(source, last, first)| async move {
         if !first {
-            tokio::time::sleep(interval).await;
+            tokio::time::sleep(source.interval).await;
         }
-        let (read_dir, read_selector) = (dir.clone(), selector.clone());
-        let read = tokio::task::spawn_blocking(move || read(&read_dir, &read_selector)).await;
-        let batch = match read {
-            Ok(Ok((hash, _))) if Some(hash) == last => Vec::new(),
-            Ok(Ok((hash, items))) => return Some((items, (dir, selector, Some(hash), false))),
-            Ok(Err(e)) => vec![Err(e)],
-            Err(join) => vec![Err(SourceError::Dir { path: dir.display().to_string(), message: join.to_string() })],
+        let reading = source.clone();
+        let read = tokio::task::spawn_blocking(move || read(&reading)).await;
+        let (batch, last) = match read {
+            Ok(Ok((hash, _))) if Some(hash) == last => (Vec::new(), last),
+            Ok(Ok((hash, objects))) => (relist(objects), Some(hash)),
+            // After a failure the next good read is a relist even if nothing changed, so the
+            // source is seen to recover.
+            Ok(Err(e)) => (vec![Err(e)], None),
+            Err(join) => {
+                let path = source.path.display().to_string();
+                (vec![Err(SourceError::Dir { path, message: join.to_string() })], None)
+            }
         };
-        Some((batch, (dir, selector, last, false)))
+        Some((batch, (source, last, false)))
     })
     .flat_map(stream::iter)
 }
 
-/// Reads every manifest once: a content hash, and the relist events followed by an error for
-/// each document that could not be read (so one broken file hides nothing else).
-pub fn read(dir: &Path, selector: &Selector) -> Result<(u64, Vec<Item>), SourceError> {
-    let io =
-        |path: &Path, e: std::io::Error| SourceError::Dir { path: path.display().to_string(), message: e.to_string() };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    files.sort();
-    let mut hasher = DefaultHasher::new();
-    let mut configmaps = Vec::new();
-    let mut errors = Vec::new();
-    for path in files {
-        let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-        text.hash(&mut hasher);
-        for (i, parsed) in parse_manifests(&text).into_iter().enumerate() {
-            let at = format!("{} (document {})", path.display(), i + 1);
-            match parsed {
-                Ok(Some(cm)) if selector.matches(cm.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())) => {
-                    configmaps.push(cm)
-                }
-                Ok(_) => {}
-                Err(message) => errors.push(Err(SourceError::Dir { path: at, message })),
-            }
-        }
-    }
-    let mut items = vec![Ok(Event::Init)];
-    items.extend(configmaps.into_iter().map(|cm| Ok(Event::InitApply(cm))));
-    items.push(Ok(Event::InitDone));
-    items.extend(errors);
-    Ok((hasher.finish(), items))
+fn relist(objects: Vec<Object>) -> Vec<SourceEvent> {
+    let mut events = Vec::with_capacity(objects.len() + 2);
+    events.push(Ok(Event::Init));
+    events.extend(objects.into_iter().map(|o| Ok(Event::InitApply(o))));
+    events.push(Ok(Event::InitDone));
+    events
 }
 
-/// Every document of a manifest file, as a ConfigMap where it is one.
-/// A syntax error ends the file: the YAML parser cannot resynchronise after one.
-pub fn parse_manifests(text: &str) -> Vec<Result<Option<ConfigMap>, String>> {
-    let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        match serde_json::Value::deserialize(doc) {
-            Ok(value) => docs.push(configmap(value)),
-            Err(e) => {
-                docs.push(Err(e.to_string()));
-                break;
+/// Reads every manifest once: a hash of what was read, and every selected ConfigMap and
+/// unreadable file or document. Fails only when the directory cannot be listed.
+pub fn read(source: &DirSource) -> Result<(u64, Vec<Object>), SourceError> {
+    let dir = &source.path;
+    let listing_failed =
+        |e: std::io::Error| SourceError::Dir { path: dir.display().to_string(), message: e.to_string() };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(listing_failed)? {
+        let path = entry.map_err(listing_failed)?.path();
+        if path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    let mut hasher = DefaultHasher::new();
+    let mut objects = Vec::new();
+    for path in files {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        name.hash(&mut hasher);
+        let text = match read_bounded(&path, source.max_file_bytes) {
+            Ok(text) => text,
+            Err((code, message)) => {
+                message.hash(&mut hasher);
+                objects.push(Object::Unreadable(Unreadable { file: name, code, message }));
+                continue;
+            }
+        };
+        text.hash(&mut hasher);
+        let documents = parse_manifests(&text);
+        let several = documents.len() > 1;
+        for (i, parsed) in documents.into_iter().enumerate() {
+            let file = if several { format!("{name} (document {})", i + 1) } else { name.clone() };
+            match parsed {
+                Ok(Some(cm)) if source.selector.matches(cm.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())) => {
+                    objects.push(Object::ConfigMap(cm))
+                }
+                Ok(_) => {}
+                Err((code, message)) => objects.push(Object::Unreadable(Unreadable { file, code, message })),
             }
         }
     }
-    docs
+    Ok((hasher.finish(), objects))
+}
+
+/// Reads a regular file of at most `max` bytes as UTF-8, without blocking on FIFOs or devices
+/// and without reading more than `max + 1` bytes whatever the file claims. The error is a reason
+/// code and a message.
+pub fn read_bounded(path: &Path, max: u64) -> Result<String, (&'static str, String)> {
+    let unreadable = |message: String| ("Unreadable", message);
+    // Non-blocking, so opening a FIFO does not wait for a writer; it changes nothing for files.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| unreadable(format!("cannot open: {e}")))?;
+    let metadata = file.metadata().map_err(|e| unreadable(format!("cannot stat: {e}")))?;
+    if !metadata.is_file() {
+        return Err(unreadable(format!("not a regular file but {}", file_kind(&metadata))));
+    }
+    let too_large = |size: u64| ("TooLarge", format!("the file is {size} bytes, over the limit of {max} bytes"));
+    if metadata.len() > max {
+        return Err(too_large(metadata.len()));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    Read::take(&file, max + 1).read_to_end(&mut bytes).map_err(|e| unreadable(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| unreadable(format!("not UTF-8 text: invalid byte at offset {}", e.utf8_error().valid_up_to())))
+}
+
+fn file_kind(metadata: &Metadata) -> &'static str {
+    let kind = metadata.file_type();
+    match () {
+        _ if kind.is_dir() => "a directory",
+        _ if kind.is_fifo() => "a FIFO",
+        _ if kind.is_char_device() => "a character device",
+        _ if kind.is_block_device() => "a block device",
+        _ if kind.is_socket() => "a socket",
+        _ => "a special file",
+    }
+}
+
+/// Every document of a manifest file, as a ConfigMap where it is one (`None` for empty
+/// documents and other kinds); an error is a reason code and a message.
+pub fn parse_manifests(text: &str) -> Vec<Result<Option<ConfigMap>, (&'static str, String)>> {
+    strict::yaml_documents(text)
+        .into_iter()
+        .map(|doc| match doc {
+            Ok(value) => configmap(value).map_err(|message| ("Unparsable", message)),
+            Err(e @ ParseError::DuplicateKey { .. }) => Err(("DuplicateKey", e.to_string())),
+            Err(e) => Err(("Unparsable", e.to_string())),
+        })
+        .collect()
 }
 
 /// One document as a ConfigMap: `None` for empty documents and other kinds.
-fn configmap(value: serde_json::Value) -> Result<Option<ConfigMap>, String> {
+fn configmap(value: Value) -> Result<Option<ConfigMap>, String> {
     if value.is_null() || value.get("kind").and_then(|k| k.as_str()) != Some("ConfigMap") {
         return Ok(None);
     }
@@ -107,33 +187,5 @@ fn configmap(value: serde_json::Value) -> Result<Option<ConfigMap>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fixtures::EXECUTION_LABEL;
-
-    #[test]
-    fn reads_multi_document_files_and_reports_broken_documents() {
-        let dir = tempfile::tempdir().unwrap();
-        let cm = |name: &str| {
-            format!(
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    {EXECUTION_LABEL}: \"true\"\ndata:\n  execution.yaml: x\n"
-            )
-        };
-        let unlabelled = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n";
-        std::fs::write(dir.path().join("a.yaml"), format!("{}---\n{}---\n{unlabelled}", cm("one"), cm("two"))).unwrap();
-        std::fs::write(dir.path().join("b.yaml"), "kind: ConfigMap\nmetadata: [broken\n").unwrap();
-        std::fs::write(dir.path().join("notes.txt"), cm("ignored")).unwrap();
-        let selector = format!("{EXECUTION_LABEL}=true").parse().unwrap();
-        let (_, items) = read(dir.path(), &selector).unwrap();
-        let names: Vec<_> = items
-            .iter()
-            .filter_map(|i| match i {
-                Ok(Event::InitApply(cm)) => cm.metadata.name.clone(),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(names, ["one", "two"]);
-        assert!(matches!(items.last(), Some(Err(SourceError::Dir { path, .. })) if path.contains("b.yaml")));
-        assert!(matches!(items[3], Ok(Event::InitDone)));
-    }
-}
+#[path = "dir_tests.rs"]
+mod tests;

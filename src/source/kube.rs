@@ -10,7 +10,7 @@ use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event, ExponentialBackoff};
 use kube::{Api, Client};
 
-use super::SourceError;
+use super::{Object, SourceError, SourceEvent, map_event};
 
 /// How every namespace watch is made.
 #[derive(Clone, Debug)]
@@ -20,6 +20,13 @@ pub struct WatchSettings {
     pub watch_timeout: Duration,
     /// Ceiling of the exponential backoff between failed attempts.
     pub backoff_max: Duration,
+}
+
+impl WatchSettings {
+    /// The server-side watch timeout, as the API takes it.
+    pub fn timeout_seconds(&self) -> u32 {
+        self.watch_timeout.as_secs().clamp(1, u64::from(u32::MAX)) as u32
+    }
 }
 
 struct Attempt<K> {
@@ -34,12 +41,10 @@ pub fn watch_namespace(
     client: Client,
     namespace: &str,
     settings: &WatchSettings,
-) -> impl Stream<Item = Result<Event<ConfigMap>, SourceError>> + Send + use<> {
+) -> impl Stream<Item = SourceEvent> + Send + use<> {
     let api: Api<ConfigMap> = Api::namespaced(client, namespace);
-    let config = watcher::Config::default()
-        .labels(&settings.label_selector)
-        .timeout(settings.watch_timeout.as_secs().clamp(1, u64::from(u32::MAX)) as u32);
-    resilient_watch(api, config, settings.backoff_max)
+    let config = watcher::Config::default().labels(&settings.label_selector).timeout(settings.timeout_seconds());
+    resilient_watch(api, config, settings.backoff_max).map(|event| event.map(|e| map_event(e, Object::ConfigMap)))
 }
 
 /// A kube-runtime watcher that yields its errors and never ends.

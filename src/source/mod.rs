@@ -4,6 +4,57 @@
 pub mod dir;
 pub mod kube;
 
+use ::kube::runtime::watcher::Event;
+use k8s_openapi::api::core::v1::ConfigMap;
+
+pub use dir::DirSource;
+
+use self::kube::WatchSettings;
+
+/// Where executions come from.
+#[derive(Clone)]
+pub enum Sources {
+    /// One watcher per namespace; modules follow BackendModule objects.
+    Kube { client: ::kube::Client, namespaces: Vec<String>, watch: WatchSettings },
+    /// Manifests in a directory, polled for changes; modules come from `--modules`.
+    Dir(DirSource),
+}
+
+/// One object a source yields: a ConfigMap, or (from the directory source) a file or document
+/// that could not be read as one, which is reported instead of hiding anything else.
+#[derive(Clone, Debug)]
+// Nearly every object is a ConfigMap: boxing it would cost an allocation each to save room in
+// the rare unreadable case.
+#[allow(clippy::large_enum_variant)]
+pub enum Object {
+    ConfigMap(ConfigMap),
+    Unreadable(Unreadable),
+}
+
+/// A file, or one document of it, that is not a readable ConfigMap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The file, relative to the directory, and the document's position where it has several.
+    pub file: String,
+    /// `Unreadable`, `TooLarge`, `Unparsable` or `DuplicateKey`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// What every source stream yields.
+pub type SourceEvent = Result<Event<Object>, SourceError>;
+
+/// Applies `f` to every object of an event.
+pub fn map_event<A, B>(event: Event<A>, f: impl Fn(A) -> B) -> Event<B> {
+    match event {
+        Event::Init => Event::Init,
+        Event::InitApply(a) => Event::InitApply(f(a)),
+        Event::InitDone => Event::InitDone,
+        Event::Apply(a) => Event::Apply(f(a)),
+        Event::Delete(a) => Event::Delete(f(a)),
+    }
+}
+
 /// A recoverable failure of a source; the stream goes on after it.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -14,14 +65,14 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    /// True when the API server answered (for example 403 Forbidden) rather than being
-    /// unreachable: an answered failure is reported, but does not hold readiness back.
     /// True when the API server said the resource does not exist (e.g. a CRD not installed).
     pub fn not_found(&self) -> bool {
         use ::kube::runtime::watcher::Error as W;
         matches!(self, SourceError::Watch(W::InitialListFailed(::kube::Error::Api(s)) | W::WatchStartFailed(::kube::Error::Api(s))) if s.code == 404)
     }
 
+    /// True when the API server answered (for example 403 Forbidden) rather than being
+    /// unreachable: an answered failure is reported, but does not hold readiness back.
     pub fn answered(&self) -> bool {
         use ::kube::runtime::watcher::Error as W;
         match self {

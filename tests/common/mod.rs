@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use execwatch::api::PageLimits;
+use execwatch::api::{PageLimits, ServerSettings};
 use execwatch::fixtures::{Cm, Doc};
 use execwatch::selector::Selector;
 use execwatch::source::kube::WatchSettings;
@@ -70,7 +70,14 @@ impl Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let modules = modules.iter().map(|m| m.to_string()).collect();
-        let service = Service { sources, registry: registry(), staleness, page: PageLimits::default(), modules };
+        let service = Service {
+            sources,
+            registry: registry(),
+            staleness,
+            page: PageLimits::default(),
+            server: ServerSettings::default(),
+            modules,
+        };
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(service.run(listener, async {
             let _ = rx.await;
@@ -251,4 +258,14 @@ impl Cluster {
         let (_, body) = self.service.get("/api/v1/modules").await;
         body["items"].as_array().into_iter().flatten().find(|m| m["name"] == module).cloned().unwrap_or(Value::Null)
     }
+}
+
+/// The directory source on `path`, polled every `interval`, with the default size limit.
+pub fn dir_source(path: &std::path::Path, interval: Duration) -> Sources {
+    Sources::Dir(execwatch::source::DirSource {
+        path: path.to_owned(),
+        selector: selector(),
+        interval,
+        max_file_bytes: execwatch::source::dir::max_file_bytes(Limits::default().max_document_bytes),
+    })
 }

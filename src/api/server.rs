@@ -1,0 +1,149 @@
+//! The HTTP server: hyper's HTTP/1 connections with a header-read timeout, a cap on concurrent
+//! connections, one access-log line per request at the level its status deserves, `HEAD` served
+//! as `GET` without a body, and a shutdown that drains for a bounded grace period, then closes
+//! whatever is still open.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tower_service::Service as _;
+use warp::filters::BoxedFilter;
+use warp::http::{Method, Request, StatusCode, header};
+use warp::reply::Response;
+
+use crate::quote::quote;
+
+/// Connection limits and the shutdown deadline.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerSettings {
+    /// A request's headers must arrive within this; an idle keep-alive connection is closed
+    /// after it too (hyper starts the same timer while it waits for the next request).
+    pub header_read_timeout: Duration,
+    /// Connections beyond this wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// How long shutdown waits for in-flight requests before closing their connections.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Serves `routes` on `listener` until `shutdown` completes, then stops accepting, lets
+/// in-flight requests finish for at most `shutdown_grace`, and closes every connection.
+pub async fn serve(
+    listener: TcpListener,
+    routes: BoxedFilter<(Response,)>,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = accept(&listener, &permits) => accepted,
+        };
+        let (stream, permit) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, typically: back off instead of spinning.
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let routes = routes.clone();
+        let service = service_fn(move |req| handle(routes.clone(), req));
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        connections.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let open = connections.len();
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!(connections = open, "every connection drained"),
+        _ = tokio::time::sleep(settings.shutdown_grace) => {
+            tracing::warn!(
+                connections = connections.len(),
+                grace = ?settings.shutdown_grace,
+                "closing connections still open after the shutdown grace period"
+            );
+        }
+    }
+    connections.shutdown().await;
+}
+
+/// Waits for a free connection slot, then for a connection.
+async fn accept(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+) -> std::io::Result<(tokio::net::TcpStream, tokio::sync::OwnedSemaphorePermit)> {
+    let permit = permits.clone().acquire_owned().await.map_err(std::io::Error::other)?;
+    let (stream, _) = listener.accept().await?;
+    Ok((stream, permit))
+}
+
+/// One request: `HEAD` is answered as `GET` without its body, and one log line is written.
+async fn handle(routes: BoxedFilter<(Response,)>, mut req: Request<Incoming>) -> Result<Response, Infallible> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = quote(req.uri().path());
+    if method == Method::HEAD {
+        *req.method_mut() = Method::GET;
+    }
+    let mut response = warp::service(routes).call(req).await?;
+    if method == Method::HEAD {
+        let length = http_body::Body::size_hint(response.body()).exact();
+        *response.body_mut() = bytes::Bytes::new().into();
+        if let Some(length) = length {
+            response.headers_mut().insert(header::CONTENT_LENGTH, length.into());
+        }
+    }
+    log(&method, &path, response.status(), started.elapsed());
+    Ok(response)
+}
+
+/// Server faults are errors; a 503 is the service saying "not now" (not synced, module off,
+/// shutting down); client errors and successes are routine.
+fn log(method: &Method, path: &str, status: StatusCode, took: Duration) {
+    let status = status.as_u16();
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(target: "execwatch::http", %method, path, status, took_ms = took.as_secs_f64() * 1e3, "request")
+        };
+    }
+    match status {
+        503 => line!(info),
+        500.. => line!(error),
+        _ => line!(debug),
+    }
+}
