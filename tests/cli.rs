@@ -52,6 +52,57 @@ fn an_invalid_schema_stops_start_up_with_a_clear_error() {
     assert!(out.contains("bad.json is invalid"), "{out}");
 }
 
+/// A port free now, for a child process to listen on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn sigterm_stops_the_server_in_seconds_and_client_errors_are_not_logged_as_errors() {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_execwatch"))
+        .args(["serve", "--from-dir", "manifests/examples", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--log-format", "json", "--log-level", "debug,hyper=info,kube=info"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    // The status code of GET `path`, waiting (with a deadline) for the server to listen.
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut stream = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(stream) => break stream,
+                Err(e) => assert!(std::time::Instant::now() < deadline, "the server never listened: {e}"),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: execwatch\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split(' ').nth(1).unwrap_or_default().to_owned()
+    };
+    assert_eq!(get("/livez"), "200");
+    let long = "x".repeat(60_000);
+    assert_eq!(get(&format!("/api/v1/executions?labelSelector={long}")), "400");
+    assert_eq!(get(&format!("/api/v1/namespaces/team-payments/executions/{long}")), "404");
+    assert_eq!(get("/api/v1/nothing"), "404");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().expect("the server exits");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "exit took {:?}", started.elapsed());
+    assert!(out.status.success(), "{:?}", out.status);
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(lines.iter().any(|l| l["fields"]["status"] == 400), "client errors are logged at debug:\n{logs}");
+    let errors: Vec<_> = lines.iter().filter(|l| l["level"] == "ERROR" || l["level"] == "WARN").collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let longest = logs.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 2_000, "a log line of {longest} bytes echoes client input");
+}
+
 #[test]
 fn serve_needs_a_source() {
     let (code, out) = execwatch(&["serve"]);

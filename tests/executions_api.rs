@@ -136,6 +136,20 @@ async fn bad_requests_name_the_parameter() {
 }
 
 #[tokio::test]
+async fn an_unwatched_namespace_is_the_same_404_as_a_filter_and_as_a_path() {
+    let c = Cluster::start(&["team-a", "elsewhere"], &["team-a"]).await;
+    c.wait_ready().await;
+    for resource in ["executions", "pipelines", "rejections"] {
+        let by_path = c.service.get(&format!("/api/v1/namespaces/elsewhere/{resource}")).await;
+        let by_filter = c.service.get(&format!("/api/v1/{resource}?namespace=elsewhere")).await;
+        assert_eq!(by_path.0, 404, "{resource}: {}", by_path.1);
+        assert_eq!(by_path, by_filter, "{resource}");
+        let (status, _) = c.service.get(&format!("/api/v1/{resource}?namespace=team-a")).await;
+        assert_eq!(status, 200, "{resource}");
+    }
+}
+
+#[tokio::test]
 async fn pipelines_are_resolved_from_executions() {
     let c = Cluster::start(&["team-a"], &["team-a"]).await;
     let run = |v: &str, at: &str, phase: &str, envs: &[(&str, &str)]| {

@@ -103,6 +103,7 @@ async fn list(state: AppState, namespace: Option<String>, query: String) -> Resu
         // Revisions start at the process's start time in milliseconds: one ahead of the current
         // revision was issued by another process (or replica), so the caller's view is unknown.
         let issued_here = since <= *revisions.borrow();
+        let _held = state.health.hold_long_poll();
         tokio::select! {
             _ = revisions.wait_for(|r| *r > since), if issued_here => {}
             _ = tokio::time::sleep(Duration::from_secs(timeout)), if issued_here => {}

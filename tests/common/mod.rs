@@ -67,17 +67,21 @@ impl Running {
 
     /// Starts with `modules` enabled unless a BackendModule CRD says otherwise.
     pub async fn start_with_modules(sources: Sources, staleness: Duration, modules: &[&str]) -> Running {
+        Self::start_with_server(sources, staleness, modules, ServerSettings::default()).await
+    }
+
+    /// Starts with every module and the given connection limits.
+    pub async fn start_with_server(
+        sources: Sources,
+        staleness: Duration,
+        modules: &[&str],
+        server: ServerSettings,
+    ) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let modules = modules.iter().map(|m| m.to_string()).collect();
-        let service = Service {
-            sources,
-            registry: registry(),
-            staleness,
-            page: PageLimits::default(),
-            server: ServerSettings::default(),
-            modules,
-        };
+        let service =
+            Service { sources, registry: registry(), staleness, page: PageLimits::default(), server, modules };
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(service.run(listener, async {
             let _ = rx.await;
@@ -107,6 +111,24 @@ impl Running {
         let (status, body) = self.get(path).await;
         assert_eq!(status, 200, "{body}");
         names(&body)
+    }
+
+    /// Signals shutdown without waiting for it.
+    pub fn begin_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for the service to have stopped, after `begin_stop`.
+    pub async fn stopped(mut self) {
+        if let Some(task) = self.task.take() {
+            task.await.expect("service stops cleanly");
+        }
+    }
+
+    pub fn address(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     pub async fn stop(mut self) {

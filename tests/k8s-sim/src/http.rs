@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::Inner;
 use crate::discovery;
-use crate::store::{ApiError, Resource};
+use crate::store::{ApiError, Patch, Resource};
 use crate::watch::{self, FieldSelector, WatchRequest};
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -61,15 +61,27 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
     }
     let method = req.method().clone();
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    if !body_is_json(&method, &content_type) {
+    let content_type = content_type.split(';').next().unwrap_or_default().trim().to_owned();
+    if !body_is_supported(&method, &content_type) {
         return Err(ApiError::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type})"
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type})"
             ),
         ));
     }
+    let dry_run = match query.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                400,
+                "BadRequest",
+                format!("Invalid dry run value: {other:?}; only \"All\" is supported"),
+            ));
+        }
+    };
     let body = req.into_body().collect().await.map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?.to_bytes();
     let (ns, plural) = (target.namespace.clone(), target.resource.id());
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
@@ -93,13 +105,17 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
         return list(&inner, &target, &query).map(|v| json_response(200, &v));
     }
     let name = target.name.clone().unwrap_or_default();
+    let invalid = |e: String| ApiError::new(400, "BadRequest", format!("invalid body: {e}"));
     let decoded = || {
-        let invalid = |e: String| ApiError::new(400, "BadRequest", format!("invalid body: {e}"));
-        if content_type == PROTOBUF {
-            return crate::protobuf::decode(&body).map_err(invalid);
-        }
-        let object = serde_json::from_slice::<Value>(&body).map_err(|e| invalid(e.to_string()))?;
-        if query.get("fieldValidation").is_some_and(|v| v == "Strict") {
+        let object = match content_type.as_str() {
+            PROTOBUF => return crate::protobuf::decode(&body).map_err(invalid),
+            APPLY => {
+                let text = std::str::from_utf8(&body).map_err(|e| invalid(e.to_string()))?;
+                serde_yaml::from_str::<Value>(text).map_err(|e| invalid(e.to_string()))?
+            }
+            _ => serde_json::from_slice::<Value>(&body).map_err(|e| invalid(e.to_string()))?,
+        };
+        if query.get("fieldValidation").is_some_and(|v| v == "Strict") && !content_type.contains("patch") {
             strict(&target.resource, &object)?;
         }
         Ok(object)
@@ -108,23 +124,39 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
         let mut store = inner.store();
         match verb {
             "get" => store.get(&target.resource, &ns, &name).map(|o| (200, o)),
-            "create" => store.create(&target.resource, &ns, decoded()?).map(|o| (201, o)),
-            "update" => store.update(&target.resource, &ns, &name, decoded()?).map(|o| (200, o)),
+            "create" => store.create(&target.resource, &ns, decoded()?, dry_run).map(|o| (201, o)),
+            "update" => store.update(&target.resource, &ns, &name, decoded()?, dry_run).map(|o| (200, o)),
             "patch" => {
-                if !(content_type.starts_with("application/merge-patch+json")
-                    || content_type.starts_with("application/strategic-merge-patch+json"))
-                {
-                    return Err(ApiError::new(
-                        415,
-                        "UnsupportedMediaType",
-                        format!(
-                            "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {content_type})"
-                        ),
-                    ));
-                }
-                store.patch(&target.resource, &ns, &name, &decoded()?).map(|o| (200, o))
+                let patch = match content_type.as_str() {
+                    JSON_PATCH => Patch::Json(decoded()?),
+                    APPLY => {
+                        let manager = query.get("fieldManager").filter(|m| !m.is_empty()).ok_or_else(|| {
+                            ApiError::new(
+                                422,
+                                "Invalid",
+                                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                            )
+                        })?;
+                        Patch::Apply { object: decoded()?, manager: manager.clone() }
+                    }
+                    _ => Patch::Merge(decoded()?),
+                };
+                let created = matches!(patch, Patch::Apply { .. }) && store.get(&target.resource, &ns, &name).is_err();
+                let code = if created { 201 } else { 200 };
+                store.patch(&target.resource, &ns, &name, &patch, dry_run).map(|o| (code, o))
             }
-            _ => store.delete(&target.resource, &ns, &name).map(|o| (200, deleted(&target.resource, o))),
+            _ => {
+                let options: Value = if body.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?
+                };
+                let precondition = options.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
+                let dry_run = dry_run || options["dryRun"].as_array().is_some_and(|d| d.iter().any(|v| v == "All"));
+                store
+                    .delete(&target.resource, &ns, &name, precondition, dry_run)
+                    .map(|o| (200, deleted(&target.resource, o)))
+            }
         }
     };
     let (code, object) = result?;
@@ -134,16 +166,23 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
     Ok(json_response(code, &object))
 }
 
-/// Bodies are JSON, or protobuf for creating and replacing objects (as kubectl's imperative
-/// commands send them); anything else (CBOR, protobuf patches) gets 415.
-fn body_is_json(method: &Method, content_type: &str) -> bool {
+/// Bodies are JSON (objects, merge and JSON patches), YAML for server-side apply, or protobuf for
+/// creating and replacing objects (as kubectl's imperative commands send them); anything else
+/// (CBOR, protobuf patches) gets 415.
+fn body_is_supported(method: &Method, content_type: &str) -> bool {
     !matches!(*method, Method::POST | Method::PUT | Method::PATCH)
         || content_type.is_empty()
-        || content_type.contains("json")
-        || (content_type == PROTOBUF && *method != Method::PATCH)
+        || match *method {
+            Method::PATCH => [MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH, APPLY].contains(&content_type),
+            _ => content_type == "application/json" || content_type == PROTOBUF,
+        }
 }
 
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+const MERGE_PATCH: &str = "application/merge-patch+json";
+const STRATEGIC_PATCH: &str = "application/strategic-merge-patch+json";
+const JSON_PATCH: &str = "application/json-patch+json";
+const APPLY: &str = "application/apply-patch+yaml";
 
 /// `fieldValidation=Strict`: unknown top-level fields of the built-in kinds are an error.
 fn strict(resource: &Resource, object: &Value) -> Result<(), ApiError> {
@@ -283,11 +322,7 @@ fn list(inner: &Inner, target: &Target, query: &HashMap<String, String>) -> Resu
                 STANDARD.decode(token).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad)?;
             let rv = decoded["rv"].as_u64().ok_or_else(bad)?;
             if rv < store.compacted {
-                return Err(ApiError::new(
-                    410,
-                    "Expired",
-                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
-                ));
+                return Err(expired());
             }
             (
                 rv,
@@ -299,36 +334,44 @@ fn list(inner: &Inner, target: &Target, query: &HashMap<String, String>) -> Resu
         }
         None => (store.rv, None),
     };
-    let mut items = Vec::new();
-    let mut next = None;
-    for ((_, ns, name), object) in store.list(&target.resource, &target.namespace) {
-        if after.as_ref().is_some_and(|(a_ns, a_name)| (ns, name) <= (a_ns, a_name))
-            || !watch::matches(object, &labels, &fields)
-        {
-            continue;
+    // Every page of one list is served from the snapshot the first page was read at.
+    let snapshot = store.snapshot(&target.resource, &target.namespace, issued).ok_or_else(expired)?;
+    let mut matching = snapshot
+        .iter()
+        .filter(|((_, ns, name), _)| after.as_ref().is_none_or(|(a_ns, a_name)| (ns, name) > (a_ns, a_name)))
+        .filter(|(_, object)| watch::matches(object, &labels, &fields));
+    let items: Vec<Value> = matching
+        .by_ref()
+        .take(limit.unwrap_or(usize::MAX))
+        .map(|(_, object)| {
+            let mut item = object.clone();
+            if let Some(map) = item.as_object_mut() {
+                map.remove("kind");
+                map.remove("apiVersion");
+            }
+            item
+        })
+        .collect();
+    let remaining = matching.count();
+    let mut metadata = json!({"resourceVersion": issued.to_string()});
+    if remaining > 0 {
+        let last = json!({"rv": issued, "ns": items_last(&items, "namespace"), "name": items_last(&items, "name")});
+        metadata["continue"] = STANDARD.encode(last.to_string()).into();
+        // As kube-apiserver does, the count is given only when no selector narrows the list.
+        if labels.is_empty() && fields.name.is_none() && fields.namespace.is_none() {
+            metadata["remainingItemCount"] = remaining.into();
         }
-        if limit.is_some_and(|l| items.len() == l) {
-            next = Some(
-                STANDARD.encode(
-                    json!({"rv": issued, "ns": items_last(&items, "namespace"), "name": items_last(&items, "name")})
-                        .to_string(),
-                ),
-            );
-            break;
-        }
-        let mut item = object.clone();
-        if let Some(map) = item.as_object_mut() {
-            map.remove("kind");
-            map.remove("apiVersion");
-        }
-        items.push(item);
-    }
-    let mut metadata = json!({"resourceVersion": store.rv.to_string()});
-    if let Some(token) = next {
-        metadata["continue"] = token.into();
     }
     Ok(
         json!({"kind": format!("{}List", target.resource.kind), "apiVersion": target.resource.api_version(), "metadata": metadata, "items": items}),
+    )
+}
+
+fn expired() -> ApiError {
+    ApiError::new(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
     )
 }
 

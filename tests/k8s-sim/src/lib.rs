@@ -7,8 +7,10 @@
 
 mod discovery;
 mod http;
+mod patch;
 mod protobuf;
 mod store;
+mod validation;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -137,6 +139,7 @@ impl Sim {
             &store::Resource::namespaces(),
             "",
             serde_json::json!({"metadata": {"name": name}}),
+            false,
         );
         self.inner.changed();
     }

@@ -2,6 +2,8 @@
 //! kubectl's imperative commands (`kubectl create configmap`, `create namespace`) send. Replies
 //! stay JSON, which kubectl accepts.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 /// `k8s\0` followed by a `runtime.Unknown` envelope.
@@ -34,6 +36,14 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
                 let (k, v) = entry(b)?;
                 object.entry("data").or_insert_with(|| json!({}))[k] = v.into();
             }
+            // binaryData is map<string, bytes>; JSON carries the bytes in base64.
+            (3, Wire::Bytes(b)) if type_meta.get("kind") == Some(&json!("ConfigMap")) => {
+                let (k, v) = bytes_entry(b)?;
+                object.entry("binaryData").or_insert_with(|| json!({}))[k] = STANDARD.encode(v).into();
+            }
+            (4, Wire::Varint(v)) if type_meta.get("kind") == Some(&json!("ConfigMap")) => {
+                object.insert("immutable".into(), (v != 0).into());
+            }
             _ => {}
         }
     }
@@ -64,11 +74,17 @@ fn metadata(bytes: &[u8]) -> Result<Value, String> {
 
 /// A `map<string,string>` entry: key is field 1, value field 2.
 fn entry(bytes: &[u8]) -> Result<(String, String), String> {
-    let (mut key, mut value) = (String::new(), String::new());
+    let (key, value) = bytes_entry(bytes)?;
+    Ok((key, String::from_utf8(value.to_vec()).map_err(|e| e.to_string())?))
+}
+
+/// A `map<string,bytes>` entry.
+fn bytes_entry(bytes: &[u8]) -> Result<(String, &[u8]), String> {
+    let (mut key, mut value): (String, &[u8]) = (String::new(), &[]);
     for (field, v) in fields(bytes)? {
         match field {
             1 => key = string(v)?,
-            2 => value = string(v)?,
+            2 => value = v.bytes()?,
             _ => {}
         }
     }
@@ -76,7 +92,7 @@ fn entry(bytes: &[u8]) -> Result<(String, String), String> {
 }
 
 enum Wire<'a> {
-    Varint,
+    Varint(u64),
     Bytes(&'a [u8]),
     Fixed,
 }
@@ -100,10 +116,7 @@ fn fields(mut bytes: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, String> {
     while !bytes.is_empty() {
         let key = varint(&mut bytes)?;
         let value = match key & 7 {
-            0 => {
-                varint(&mut bytes)?;
-                Wire::Varint
-            }
+            0 => Wire::Varint(varint(&mut bytes)?),
             2 => {
                 let len = usize::try_from(varint(&mut bytes)?).map_err(|e| e.to_string())?;
                 let (value, rest) = bytes.split_at_checked(len).ok_or("truncated field")?;

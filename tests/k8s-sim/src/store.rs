@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{Value, json};
 
+use crate::validation::validate;
+
 /// A kind of object the simulator serves: built in, or defined by a CustomResourceDefinition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resource {
@@ -120,8 +122,15 @@ impl Store {
     pub fn new(history_limit: usize) -> Self {
         let mut store =
             Store { rv: 1, objects: BTreeMap::new(), history: VecDeque::new(), compacted: 0, history_limit, uid: 0 };
-        store.create(&Resource::namespaces(), "", json!({"metadata": {"name": "default"}})).expect("fresh store");
         store
+            .create(&Resource::namespaces(), "", json!({"metadata": {"name": "default"}}), false)
+            .expect("fresh store");
+        store
+    }
+
+    /// Whether `resource` is compiled in (as opposed to defined by a CRD).
+    pub fn built_in(resource: &Resource) -> bool {
+        [Resource::namespaces(), Resource::configmaps(), Resource::crds()].contains(resource)
     }
 
     /// Every resource served now: the built-in ones and those of the CRDs that exist.
@@ -131,9 +140,30 @@ impl Store {
         all
     }
 
-    fn next_rv(&mut self) -> u64 {
+    /// The next resourceVersion; a dry run only says what it would be.
+    fn next_rv(&mut self, dry_run: bool) -> u64 {
+        if dry_run {
+            return self.rv + 1;
+        }
         self.rv += 1;
         self.rv
+    }
+
+    /// Stores `object` under `key` and records the event, unless this is a dry run.
+    fn commit(
+        &mut self,
+        dry_run: bool,
+        kind: &'static str,
+        resource: &Resource,
+        key: Key,
+        old: Option<Value>,
+        object: &Value,
+    ) {
+        if dry_run {
+            return;
+        }
+        self.objects.insert(key, object.clone());
+        self.record(kind, resource, old, object.clone());
     }
 
     fn record(&mut self, kind: &'static str, resource: &Resource, old: Option<Value>, object: Value) {
@@ -159,25 +189,47 @@ impl Store {
             .ok_or_else(|| not_found(resource, name))
     }
 
-    pub fn create(&mut self, resource: &Resource, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
+    /// Creates an object, naming it from `metadata.generateName` when it has no name.
+    pub fn create(
+        &mut self,
+        resource: &Resource,
+        namespace: &str,
+        mut object: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         self.check_namespace(resource, namespace)?;
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let mut name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let generate = object.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if name.is_empty() && !generate.is_empty() {
+            name = self.generate_name(resource, namespace, &generate);
+            metadata(&mut object).insert("name".into(), name.clone().into());
+        }
         if name.is_empty() {
             return Err(ApiError::new(
                 422,
                 "Invalid",
-                format!("{} \"\" is invalid: metadata.name: Required value: name is required", resource.kind),
+                format!(
+                    "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                    resource.kind
+                ),
             ));
+        }
+        validate(resource, &object, None)?;
+        if *resource == Resource::crds() {
+            check_crd(&object)?;
         }
         let key = (resource.id(), namespace.to_owned(), name.clone());
         if self.objects.contains_key(&key) {
             return Err(ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", resource.id())));
         }
-        let rv = self.next_rv();
-        self.uid += 1;
+        let rv = self.next_rv(dry_run);
+        if !dry_run {
+            self.uid += 1;
+        }
+        let uid = format!("00000000-0000-4000-8000-{:012}", self.uid);
         let meta = metadata(&mut object);
         meta.insert("resourceVersion".into(), rv.to_string().into());
-        meta.insert("uid".into(), format!("00000000-0000-4000-8000-{:012}", self.uid).into());
+        meta.insert("uid".into(), uid.into());
         meta.insert("creationTimestamp".into(), now().into());
         if resource.namespaced {
             meta.insert("namespace".into(), namespace.into());
@@ -186,18 +238,65 @@ impl Store {
         if *resource == Resource::namespaces() {
             object["status"] = json!({"phase": "Active"});
         }
-        self.objects.insert(key, object.clone());
-        self.record("ADDED", resource, None, object.clone());
+        if *resource == Resource::crds() {
+            object["status"] = crd_status(&object);
+        }
+        self.commit(dry_run, "ADDED", resource, key, None, &object);
         Ok(object)
     }
 
-    /// Replaces an object; a stale `metadata.resourceVersion` is a 409 Conflict.
+    /// `prefix` and five characters from kube-apiserver's alphabet, unused so far.
+    fn generate_name(&self, resource: &Resource, namespace: &str, prefix: &str) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        let mut seed = (self.rv ^ self.uid.rotate_left(17)).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        loop {
+            let suffix: String = (0..5)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    ALPHABET[(seed % ALPHABET.len() as u64) as usize] as char
+                })
+                .collect();
+            let name = format!("{prefix}{suffix}");
+            if !self.objects.contains_key(&(resource.id(), namespace.to_owned(), name.clone())) {
+                return name;
+            }
+        }
+    }
+
+    /// Replaces an object; a stale `metadata.resourceVersion` is a 409 Conflict. Built-in kinds
+    /// may be replaced without one; custom objects, as on a real server, may not.
     pub fn update(
         &mut self,
         resource: &Resource,
         namespace: &str,
         name: &str,
+        object: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let sent = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
+        if sent.is_empty() && !Self::built_in(resource) {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                format!(
+                    "{} {name:?} is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                    resource.kind
+                ),
+            ));
+        }
+        self.replace(resource, namespace, name, object, dry_run)
+    }
+
+    /// Replaces an object, checking `metadata.resourceVersion` only when it is set.
+    fn replace(
+        &mut self,
+        resource: &Resource,
+        namespace: &str,
+        name: &str,
         mut object: Value,
+        dry_run: bool,
     ) -> Result<Value, ApiError> {
         let key = (resource.id(), namespace.to_owned(), name.to_owned());
         let old = self.objects.get(&key).cloned().ok_or_else(|| not_found(resource, name))?;
@@ -213,43 +312,94 @@ impl Store {
                 ),
             ));
         }
-        let rv = self.next_rv();
         let meta = metadata(&mut object);
         for field in ["uid", "creationTimestamp", "namespace", "name"] {
             if let Some(v) = old.pointer(&format!("/metadata/{field}")) {
                 meta.insert(field.into(), v.clone());
             }
         }
-        meta.insert("resourceVersion".into(), rv.to_string().into());
+        validate(resource, &object, Some(&old))?;
+        let rv = self.next_rv(dry_run);
+        metadata(&mut object).insert("resourceVersion".into(), rv.to_string().into());
         set_type(&mut object, resource);
-        self.objects.insert(key, object.clone());
-        self.record("MODIFIED", resource, Some(old), object.clone());
+        if *resource == Resource::crds() {
+            object["status"] = crd_status(&object);
+        }
+        self.commit(dry_run, "MODIFIED", resource, key, Some(old), &object);
         Ok(object)
     }
 
-    /// JSON merge patch (RFC 7386); for the kinds served here a strategic merge patch is the same.
+    /// Applies a patch of `kind` to an object. Server-side apply creates the object when it
+    /// does not exist.
     pub fn patch(
         &mut self,
         resource: &Resource,
         namespace: &str,
         name: &str,
-        patch: &Value,
+        patch: &Patch,
+        dry_run: bool,
     ) -> Result<Value, ApiError> {
-        let mut object = self.get(resource, namespace, name)?;
-        merge(&mut object, patch);
+        let existing = self.get(resource, namespace, name);
+        let (mut object, named_rv) = match (patch, existing) {
+            (Patch::Apply { object: applied, manager }, Err(e)) if e.code == 404 => {
+                let mut object = applied.clone();
+                metadata(&mut object).insert("name".into(), name.into());
+                set_managed_fields(&mut object, manager);
+                return self.create(resource, namespace, object, dry_run);
+            }
+            (_, Err(e)) => return Err(e),
+            (Patch::Merge(p), Ok(mut object)) => {
+                merge(&mut object, p);
+                (object, p.pointer("/metadata/resourceVersion").is_some())
+            }
+            (Patch::Json(ops), Ok(object)) => {
+                let before = object.pointer("/metadata/resourceVersion").cloned();
+                let object = crate::patch::json_patch(object, ops)?;
+                let named = object.pointer("/metadata/resourceVersion").cloned() != before;
+                (object, named)
+            }
+            (Patch::Apply { object: applied, manager }, Ok(mut object)) => {
+                merge(&mut object, applied);
+                set_managed_fields(&mut object, manager);
+                (object, applied.pointer("/metadata/resourceVersion").is_some())
+            }
+        };
         if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             // A patch only conflicts when it names a resourceVersion explicitly.
-            if patch.pointer("/metadata/resourceVersion").is_none() {
+            if !named_rv {
                 meta.remove("resourceVersion");
             }
         }
-        self.update(resource, namespace, name, object)
+        self.replace(resource, namespace, name, object, dry_run)
     }
 
-    pub fn delete(&mut self, resource: &Resource, namespace: &str, name: &str) -> Result<Value, ApiError> {
+    /// Deletes an object; `precondition` is the resourceVersion the caller expects it to have.
+    pub fn delete(
+        &mut self,
+        resource: &Resource,
+        namespace: &str,
+        name: &str,
+        precondition: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let key = (resource.id(), namespace.to_owned(), name.to_owned());
-        let mut object = self.objects.remove(&key).ok_or_else(|| not_found(resource, name))?;
-        let rv = self.next_rv();
+        let mut object = self.objects.get(&key).cloned().ok_or_else(|| not_found(resource, name))?;
+        let current = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
+        if let Some(expected) = precondition.filter(|rv| *rv != current) {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {current}",
+                    resource.id()
+                ),
+            ));
+        }
+        if dry_run {
+            return Ok(object);
+        }
+        self.objects.remove(&key);
+        let rv = self.next_rv(false);
         metadata(&mut object).insert("resourceVersion".into(), rv.to_string().into());
         self.record("DELETED", resource, None, object.clone());
         // Deleting a namespace deletes what is in it; deleting a CRD deletes its objects.
@@ -268,7 +418,7 @@ impl Store {
             .filter_map(|(id, ns, n)| owned.iter().find(|r| r.id() == *id).map(|r| (r.clone(), ns.clone(), n.clone())))
             .collect();
         for (r, ns, n) in doomed {
-            let _ = self.delete(&r, &ns, &n);
+            let _ = self.delete(&r, &ns, &n, None, false);
         }
         Ok(object)
     }
@@ -283,11 +433,89 @@ impl Store {
         self.objects.iter().filter(move |((rid, ns, _), _)| *rid == id && (namespace.is_empty() || ns == namespace))
     }
 
+    /// The objects of `resource` in `namespace` as they were at resourceVersion `rv`, rebuilt
+    /// by undoing the history since; `None` when that history is compacted.
+    pub fn snapshot(&self, resource: &Resource, namespace: &str, rv: u64) -> Option<BTreeMap<Key, Value>> {
+        if rv < self.compacted {
+            return None;
+        }
+        let mut objects: BTreeMap<Key, Value> =
+            self.list(resource, namespace).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let id = resource.id();
+        for event in self.history.iter().rev().take_while(|e| e.rv > rv).filter(|e| e.resource == id) {
+            let ns = event.object["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
+            if !namespace.is_empty() && ns != namespace {
+                continue;
+            }
+            let key = (id.clone(), ns, event.object["metadata"]["name"].as_str().unwrap_or_default().to_owned());
+            match (event.kind, &event.old) {
+                ("ADDED", _) => objects.remove(&key),
+                ("MODIFIED", Some(old)) => objects.insert(key, old.clone()),
+                _ => objects.insert(key, event.object.clone()),
+            };
+        }
+        Some(objects)
+    }
+
     /// Drops all history up to now: watches from any older resourceVersion get `410 Gone`.
     pub fn compact(&mut self) {
         self.compacted = self.rv;
         self.history.clear();
     }
+}
+
+/// How a PATCH changes an object.
+pub enum Patch {
+    /// JSON merge patch (RFC 7386); for the kinds served here a strategic merge patch is the same.
+    Merge(Value),
+    /// JSON patch (RFC 6902): a list of operations.
+    Json(Value),
+    /// Server-side apply: create or merge, recorded under the field manager. Field ownership
+    /// and conflicts are not tracked, and fields left out of the applied object are kept.
+    Apply { object: Value, manager: String },
+}
+
+fn set_managed_fields(object: &mut Value, manager: &str) {
+    let entry = json!([{"manager": manager, "operation": "Apply", "apiVersion": object["apiVersion"], "time": now(), "fieldsType": "FieldsV1", "fieldsV1": {}}]);
+    metadata(object).insert("managedFields".into(), entry);
+}
+
+/// A CRD's name must be `<plural>.<group>`.
+fn check_crd(crd: &Value) -> Result<(), ApiError> {
+    let spec = &crd["spec"];
+    let expected =
+        format!("{}.{}", spec["names"]["plural"].as_str().unwrap_or(""), spec["group"].as_str().unwrap_or(""));
+    let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+    if name != expected {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            format!(
+                "CustomResourceDefinition {name:?} is invalid: metadata.name: Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What kube-apiserver's CRD controllers report once the names are accepted and the API is served.
+fn crd_status(crd: &Value) -> Value {
+    let condition = |kind: &str, reason: &str, message: &str| json!({"type": kind, "status": "True", "lastTransitionTime": now(), "reason": reason, "message": message});
+    let versions: Vec<Value> = crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["storage"] == true)
+        .map(|v| v["name"].clone())
+        .collect();
+    json!({
+        "conditions": [
+            condition("NamesAccepted", "NoConflicts", "no conflicts found"),
+            condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+        ],
+        "acceptedNames": crd["spec"]["names"],
+        "storedVersions": versions,
+    })
 }
 
 fn not_found(resource: &Resource, name: &str) -> ApiError {

@@ -48,6 +48,11 @@ pub fn matches(object: &Value, labels: &Selector, fields: &FieldSelector) -> boo
 type Chunk = Result<Frame<Bytes>, std::io::Error>;
 
 pub fn serve(inner: Arc<Inner>, req: WatchRequest) -> Result<Response<Body>, ApiError> {
+    let current = inner.store().rv;
+    if let Some(rv) = req.rv.filter(|rv| *rv > current) {
+        // kube-apiserver waits briefly for a resourceVersion it has not reached, then refuses.
+        return Err(ApiError::new(504, "Timeout", format!("Too large resource version: {rv}, current: {current}")));
+    }
     let (tx, mut rx) = mpsc::channel::<Chunk>(256);
     let id = inner.next_watch_id.fetch_add(1, Ordering::SeqCst);
     inner.open_watches.fetch_add(1, Ordering::SeqCst);
@@ -148,6 +153,10 @@ async fn run(inner: &Inner, id: u64, req: WatchRequest, tx: &mpsc::Sender<Chunk>
         }
     };
     loop {
+        if !inner.store().resources().contains(&req.resource) {
+            // Its CRD was deleted: the server closes the watch, as kube-apiserver does.
+            return;
+        }
         if id < inner.faults().silence_below {
             // Silent but open, until the client gives up or the watch is dropped.
             tokio::select! {

@@ -1,0 +1,154 @@
+//! The HTTP server as a careless client, an attacker and an orchestrator meet it: slow and idle
+//! connections are closed, connections are capped, shutdown answers long polls and ends within
+//! its grace period, errors echo little, and methods are answered as RFC 9110 asks.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Running, dir_source, names};
+use execwatch::api::ServerSettings;
+use execwatch::fixtures::Doc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn manifest(ns: &str, name: &str) -> String {
+    let indented: String = Doc::new("web").yaml().lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    pipelines.gitops.dev/execution: \"true\"\ndata:\n  execution.yaml: |\n{indented}"
+    )
+}
+
+async fn service(server: ServerSettings) -> (tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), manifest("team-a", "one")).unwrap();
+    let sources = dir_source(dir.path(), Duration::from_millis(50));
+    let service = Running::start_with_server(sources, Duration::from_secs(60), &execwatch::modules::ALL, server).await;
+    service.wait_for("one is served", "/api/v1/executions", |b| names(b) == ["one"]).await;
+    (dir, service)
+}
+
+/// Reads until the server closes the connection; fails the test past the deadline.
+async fn closed_by_server(mut stream: TcpStream) {
+    let mut buf = [0u8; 1024];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(common::DEADLINE, read_all).await.expect("the server closes the connection");
+}
+
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed() {
+    let settings = ServerSettings { header_read_timeout: Duration::from_millis(300), ..ServerSettings::default() };
+    let (_dir, service) = service(settings).await;
+    // Headers trickling in, never finished.
+    let mut slow = TcpStream::connect(service.address()).await.unwrap();
+    slow.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: a").await.unwrap();
+    // A connection that never sends anything.
+    let idle = TcpStream::connect(service.address()).await.unwrap();
+    closed_by_server(slow).await;
+    closed_by_server(idle).await;
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_connection_cap_waits_for_slots_instead_of_failing() {
+    let settings = ServerSettings {
+        header_read_timeout: Duration::from_millis(300),
+        max_connections: 2,
+        ..ServerSettings::default()
+    };
+    let (_dir, service) = service(settings).await;
+    let hogs =
+        [TcpStream::connect(service.address()).await.unwrap(), TcpStream::connect(service.address()).await.unwrap()];
+    // The hogs hold both slots until the header timeout frees them; then this is served.
+    let (status, body) = service.get("/livez").await;
+    assert_eq!((status, &body["status"]), (200, &serde_json::json!("ok")));
+    for hog in hogs {
+        closed_by_server(hog).await;
+    }
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_answers_long_polls_at_once_and_closes_what_is_left_after_the_grace() {
+    let settings = ServerSettings { shutdown_grace: Duration::from_millis(500), ..ServerSettings::default() };
+    let (_dir, mut service) = service(settings).await;
+    let (_, list) = service.get("/api/v1/executions").await;
+    let revision = list["revision"].as_u64().unwrap();
+    let url = format!("{}/api/v1/executions?sinceRevision={revision}&timeoutSeconds=300", service.base);
+    let polls: Vec<_> = (0..50).map(|_| tokio::spawn(reqwest::get(url.clone()))).collect();
+    // A request whose headers never finish must not hold the exit.
+    let mut half = TcpStream::connect(service.address()).await.unwrap();
+    half.write_all(b"GET /api/v1/executions HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    service.wait_for("the polls are waiting", "/readyz", |b| b["longPolls"] == 50).await;
+
+    service.begin_stop();
+    for poll in polls {
+        let answered = tokio::time::timeout(common::DEADLINE, poll).await.expect("the long poll is answered at once");
+        let response = answered.unwrap().expect("the long poll is answered, not reset");
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(names(&body), ["one"]);
+    }
+    tokio::time::timeout(common::DEADLINE, service.stopped()).await.expect("shutdown ends after the grace period");
+    closed_by_server(half).await;
+}
+
+#[tokio::test]
+async fn a_revision_this_process_never_issued_answers_at_once() {
+    let (_dir, service) = service(ServerSettings::default()).await;
+    let (_, list) = service.get("/api/v1/executions").await;
+    let revision = list["revision"].as_u64().unwrap();
+    // Revisions start at the start time in milliseconds, not near zero.
+    assert!(revision > 1_700_000_000_000, "{revision}");
+    let ahead = format!("/api/v1/executions?sinceRevision={}&timeoutSeconds=300", revision + 1_000_000);
+    let answered = tokio::time::timeout(common::DEADLINE, service.get(&ahead)).await.expect("answered at once");
+    assert_eq!((answered.0, names(&answered.1)), (200, vec!["one".to_owned()]));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn head_is_get_without_a_body_and_other_methods_get_405_with_allow() {
+    let (_dir, service) = service(ServerSettings::default()).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/executions", service.base);
+    let get = http.get(&url).send().await.unwrap().bytes().await.unwrap();
+    let head = http.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"].to_str().unwrap(), get.len().to_string());
+    assert!(head.bytes().await.unwrap().is_empty());
+
+    for method in [reqwest::Method::POST, reqwest::Method::DELETE, reqwest::Method::PUT] {
+        let response = http.request(method.clone(), &url).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{method}");
+        assert_eq!(response.headers()["allow"], "GET, HEAD", "{method}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "MethodNotAllowed");
+    }
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn errors_quote_only_a_short_prefix_of_hostile_input() {
+    let (_dir, service) = service(ServerSettings::default()).await;
+    let long = "k".repeat(60_000);
+    for path in [
+        format!("/api/v1/executions?labelSelector={long}"),
+        format!("/api/v1/executions?{long}=1"),
+        format!("/api/v1/executions?limit={long}"),
+        format!("/api/v1/namespaces/team-a/executions/{long}"),
+        format!("/api/v1/namespaces/{long}/pipelines/x"),
+    ] {
+        let (status, body) = service.get(&path).await;
+        assert!(status == 400 || status == 404, "{status}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.len() < 300 && message.contains("60000 bytes"), "{}", &message[..message.len().min(400)]);
+    }
+    service.stop().await;
+}
