@@ -1,38 +1,11 @@
 //! The simulator speaks the Kubernetes wire protocol: checked with the real kubectl (where the
 //! machine has it) and with raw HTTP for what kubectl does not exercise.
 
-use std::process::Command;
+mod common;
 
+use common::clients::Kubectl;
 use k8s_sim::Sim;
 use serde_json::{Value, json};
-
-/// Runs kubectl against the simulator; `None` (with a printed reason) where kubectl is absent.
-fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Option<(bool, String)> {
-    use std::io::Write;
-    let mut cmd = Command::new("kubectl");
-    // A discovery cache of its own, so nothing cached for another server leaks in.
-    cmd.env("KUBECONFIG", kubeconfig)
-        .env("KUBECACHEDIR", kubeconfig.with_extension("cache"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    if stdin.is_some() {
-        cmd.stdin(std::process::Stdio::piped());
-    }
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            println!("SKIPPED: kubectl is not available here ({e})");
-            return None;
-        }
-    };
-    if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-    }
-    let out = child.wait_with_output().expect("kubectl runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    Some((out.status.success(), text))
-}
 
 const MANIFEST: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: run-1\n  namespace: team-a\n  labels:\n    pipelines.gitops.dev/execution: \"true\"\ndata:\n  execution.yaml: \"phase: Running\"\n";
 
@@ -41,76 +14,71 @@ async fn kubectl_creates_lists_labels_watches_and_deletes_configmaps() {
     let sim = Sim::start().await.unwrap();
     sim.create_namespace("team-a");
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, sim.kubeconfig()).unwrap();
-    let kc = kubeconfig.clone();
-    let run = move |args: Vec<&'static str>, stdin: Option<&'static str>| {
-        let kc = kc.clone();
-        tokio::task::spawn_blocking(move || kubectl(&kc, &args, stdin))
-    };
+    let kubectl = Kubectl::new(dir.path(), &sim.kubeconfig());
 
-    let Some((ok, out)) = run(vec!["version", "-o", "json"], None).await.unwrap() else {
+    let Some((ok, out)) = kubectl.run(&["version", "-o", "json"], None).await else {
         return;
     };
     assert!(ok && out.contains("v1.33.0-k8s-sim"), "{out}");
 
     // A watch started before the writes sees them as they happen.
-    let watch = run(
-        vec![
-            "get",
-            "configmaps",
-            "-n",
-            "team-a",
-            "--watch",
-            "--output-watch-events",
-            "-o",
-            "jsonpath={.type}{\"\\n\"}",
-            "--request-timeout=5s",
-        ],
-        None,
-    );
+    let watch = tokio::spawn({
+        let kubectl = kubectl.clone();
+        async move {
+            kubectl
+                .run(
+                    &[
+                        "get",
+                        "configmaps",
+                        "-n",
+                        "team-a",
+                        "--watch",
+                        "--output-watch-events",
+                        "-o",
+                        "jsonpath={.type}{\"\\n\"}",
+                        "--request-timeout=5s",
+                    ],
+                    None,
+                )
+                .await
+        }
+    });
 
-    let (ok, out) = run(vec!["create", "-f", "-"], Some(MANIFEST)).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["create", "-f", "-"], Some(MANIFEST)).await.unwrap();
     assert!(ok && out.contains("configmap/run-1 created"), "{out}");
-    let (ok, out) = run(vec!["create", "-f", "-"], Some(MANIFEST)).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["create", "-f", "-"], Some(MANIFEST)).await.unwrap();
     assert!(!ok && out.contains("AlreadyExists"), "{out}");
     let typo = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\n  namespace: team-a\ndatta:\n  a: b\n";
-    let (ok, out) = run(vec!["create", "-f", "-"], Some(typo)).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["create", "-f", "-"], Some(typo)).await.unwrap();
     assert!(!ok && out.contains("unknown field \"datta\""), "strict field validation: {out}");
-    let (ok, out) = run(vec!["label", "configmap", "run-1", "-n", "team-a", "tier=gold"], None).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["label", "configmap", "run-1", "-n", "team-a", "tier=gold"], None).await.unwrap();
     assert!(ok && out.contains("labeled"), "{out}");
-    let (ok, out) = run(
-        vec!["get", "configmaps", "-n", "team-a", "-l", "tier=gold,pipelines.gitops.dev/execution", "-o", "name"],
-        None,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let selector = "tier=gold,pipelines.gitops.dev/execution";
+    let (ok, out) =
+        kubectl.run(&["get", "configmaps", "-n", "team-a", "-l", selector, "-o", "name"], None).await.unwrap();
     assert!(ok && out.trim() == "configmap/run-1", "{out}");
     let (ok, out) =
-        run(vec!["get", "configmaps", "-n", "team-a", "-l", "tier!=gold", "-o", "name"], None).await.unwrap().unwrap();
+        kubectl.run(&["get", "configmaps", "-n", "team-a", "-l", "tier!=gold", "-o", "name"], None).await.unwrap();
     assert!(ok && out.trim().is_empty(), "{out}");
-    let (ok, out) = run(vec!["apply", "-f", "-"], Some(MANIFEST)).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["apply", "-f", "-"], Some(MANIFEST)).await.unwrap();
     assert!(ok && out.contains("configured"), "{out}");
-    let (ok, out) =
-        run(vec!["get", "configmap", "run-1", "-n", "team-a", "-o", "jsonpath={.metadata.labels.tier}"], None)
-            .await
-            .unwrap()
-            .unwrap();
+    let (ok, out) = kubectl
+        .run(&["get", "configmap", "run-1", "-n", "team-a", "-o", "jsonpath={.metadata.labels.tier}"], None)
+        .await
+        .unwrap();
     assert!(ok && out == "gold", "apply keeps labels it does not manage: {out}");
     // Imperative commands send protobuf.
-    let (ok, out) = run(vec!["create", "namespace", "team-b"], None).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["create", "namespace", "team-b"], None).await.unwrap();
     assert!(ok && out.contains("namespace/team-b created"), "{out}");
     let literal = vec!["create", "configmap", "run-2", "-n", "team-b", "--from-literal=execution.yaml=phase: Running"];
-    let (ok, out) = run(literal, None).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&literal, None).await.unwrap();
     assert!(ok && out.contains("configmap/run-2 created"), "{out}");
     let jsonpath = "jsonpath={.data.execution\\.yaml}";
-    let (ok, out) =
-        run(vec!["get", "configmap", "run-2", "-n", "team-b", "-o", jsonpath], None).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["get", "configmap", "run-2", "-n", "team-b", "-o", jsonpath], None).await.unwrap();
     assert!(ok && out == "phase: Running", "{out}");
-    let (ok, out) = run(vec!["delete", "configmap", "run-1", "-n", "team-a"], None).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["delete", "configmap", "run-1", "-n", "team-a"], None).await.unwrap();
     assert!(ok && out.contains("deleted"), "{out}");
-    let (ok, out) = run(vec!["get", "configmap", "run-1", "-n", "team-a"], None).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["get", "configmap", "run-1", "-n", "team-a"], None).await.unwrap();
     assert!(!ok && out.contains("NotFound"), "{out}");
 
     let (_, events) = watch.await.unwrap().unwrap();
@@ -214,33 +182,36 @@ fn urlencode(s: &str) -> String {
 async fn kubectl_installs_the_crd_and_manages_backendmodules() {
     let sim = Sim::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, sim.kubeconfig()).unwrap();
+    let kubectl = Kubectl::new(dir.path(), &sim.kubeconfig());
     let manifests = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests");
     let (crd, modules) = (manifests.join("crd-backendmodule.yaml"), manifests.join("modules.yaml"));
-    let kc = kubeconfig.clone();
-    let run = move |args: Vec<String>| {
-        let kc = kc.clone();
-        tokio::task::spawn_blocking(move || kubectl(&kc, &args.iter().map(String::as_str).collect::<Vec<_>>(), None))
-    };
-    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
 
-    let Some((ok, out)) = run(args(&["get", "backendmodules"])).await.unwrap() else { return };
+    let Some((ok, out)) = kubectl.run(&["get", "backendmodules"], None).await else { return };
     assert!(!ok && out.contains("doesn't have a resource type"), "before the CRD: {out}");
-    let (ok, out) = run(args(&["apply", "-f", crd.to_str().unwrap()])).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["apply", "-f", crd.to_str().unwrap()], None).await.unwrap();
     assert!(ok && out.contains("created"), "{out}");
-    let watch = run(args(&[
-        "get",
-        "bm",
-        "--watch",
-        "--output-watch-events",
-        "-o",
-        "jsonpath={.type}{\"\\n\"}",
-        "--request-timeout=4s",
-    ]));
-    let (ok, out) = run(args(&["apply", "-f", modules.to_str().unwrap()])).await.unwrap().unwrap();
+    let watch = tokio::spawn({
+        let kubectl = kubectl.clone();
+        async move {
+            kubectl
+                .run(
+                    &[
+                        "get",
+                        "bm",
+                        "--watch",
+                        "--output-watch-events",
+                        "-o",
+                        "jsonpath={.type}{\"\\n\"}",
+                        "--request-timeout=4s",
+                    ],
+                    None,
+                )
+                .await
+        }
+    });
+    let (ok, out) = kubectl.run(&["apply", "-f", modules.to_str().unwrap()], None).await.unwrap();
     assert!(ok && out.matches("created").count() == 3, "{out}");
-    let (ok, out) = run(args(&["get", "backendmodules", "-o", "name"])).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["get", "backendmodules", "-o", "name"], None).await.unwrap();
     let names: Vec<&str> = out.lines().collect();
     assert!(ok, "{out}");
     assert_eq!(
@@ -251,7 +222,7 @@ async fn kubectl_installs_the_crd_and_manages_backendmodules() {
             "backendmodule.pipelines.gitops.dev/rejections"
         ]
     );
-    let (ok, out) = run(args(&["delete", "backendmodule", "pipelines"])).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["delete", "backendmodule", "pipelines"], None).await.unwrap();
     assert!(ok && out.contains("deleted"), "{out}");
     let (_, events) = watch.await.unwrap().unwrap();
     assert!(
@@ -260,7 +231,7 @@ async fn kubectl_installs_the_crd_and_manages_backendmodules() {
     );
 
     // Deleting the CRD deletes its objects, as Kubernetes does.
-    let (ok, out) = run(args(&["delete", "-f", crd.to_str().unwrap()])).await.unwrap().unwrap();
+    let (ok, out) = kubectl.run(&["delete", "-f", crd.to_str().unwrap()], None).await.unwrap();
     assert!(ok, "{out}");
     let (status, _) = get(&format!("{}/apis/pipelines.gitops.dev/v1alpha1/backendmodules", sim.url())).await;
     assert_eq!(status, 404);

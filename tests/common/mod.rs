@@ -3,6 +3,8 @@
 //! deadlines, never sleeps.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod clients;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
