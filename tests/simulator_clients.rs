@@ -26,9 +26,8 @@ async fn kubectl_diff_and_server_dry_runs_change_nothing() {
     let (sim, kubectl, _dir) = sim_and_kubectl().await;
     let Some((same, out)) = kubectl.run(&["diff", "-f", "-"], Some(RUN)).await else { return };
     assert!(!same && out.contains("+  name: run-1"), "diff shows the new object: {out}");
-    kubectl.ok(&["get", "configmaps", "-n", "team-a", "-o", "name"], None).await.map(|out| {
-        assert!(out.trim().is_empty(), "kubectl diff created nothing: {out}");
-    });
+    let out = kubectl.ok(&["get", "configmaps", "-n", "team-a", "-o", "name"], None).await.unwrap();
+    assert!(out.trim().is_empty(), "kubectl diff created nothing: {out}");
     let out = kubectl.ok(&["apply", "--dry-run=server", "-f", "-"], Some(RUN)).await.unwrap();
     assert!(out.contains("created (server dry run)"), "{out}");
     let (found, _) = kubectl.run(&["get", "configmap", "run-1", "-n", "team-a"], None).await.unwrap();
