@@ -127,6 +127,32 @@ async fn crd_absent_at_start_uses_flags_and_is_picked_up_when_installed() {
 }
 
 #[tokio::test]
+async fn deleting_the_crd_falls_back_to_the_flags() {
+    let c = cluster_with_modules(1).await;
+    c.set_module("pipelines", false).await;
+    wait_until("pipelines is switched off", || module_not_installed(&c, "/api/v1/pipelines")).await;
+    let api: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        kube::Api::all(c.writer.clone());
+    api.delete("backendmodules.pipelines.gitops.dev", &Default::default()).await.expect("delete the CRD");
+    let modules = c
+        .service
+        .wait_for("the switch falls back to --modules", "/api/v1/modules", |b| b["switch"]["state"] == "CrdAbsent")
+        .await;
+    assert!(modules["items"].as_array().unwrap().iter().all(|m| m["enabled"] == true), "{modules}");
+    let (status, _) = c.service.get("/api/v1/pipelines").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_silently_dead_switch_watch_is_noticed_within_the_watch_timeout() {
+    let c = cluster_with_modules(1).await;
+    c.sim.silence_watches();
+    c.set_module("rejections", false).await;
+    // The namespace watchers' settings (3 s timeout in tests) apply: not kube-runtime's 290 s.
+    wait_until("the switch relists and sees the change", || module_not_installed(&c, "/api/v1/rejections")).await;
+}
+
+#[tokio::test]
 async fn the_service_starts_with_its_modules_when_the_api_server_is_unreachable() {
     let sim = k8s_sim::Sim::start().await.unwrap();
     sim.stop();
