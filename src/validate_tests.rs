@@ -133,3 +133,15 @@ fn invalid_schemas_stop_start_up() {
     assert!(matches!(load_one(r#"{"type": "object"}"#), Err(SchemaError::Unnamed { .. })));
     assert!(load_one(&format!(r#"{{"properties": {{{NAMED}}}}}"#)).is_ok());
 }
+
+#[test]
+fn duplicate_keys_are_rejected_in_yaml_and_json_naming_key_and_pointer() {
+    let yaml = format!("{}phase: Failed\n", Doc::new("p").phase("Running").yaml());
+    let err = registry().decode(&Cm::new("ns", "y").data("execution.yaml", &yaml).build()).unwrap_err();
+    assert_eq!((codes(&err), err.reasons[0].pointer.as_deref()), (vec!["DuplicateKey"], Some("/phase")));
+    assert!(err.reasons[0].message.contains("\"phase\""), "{}", err.reasons[0].message);
+
+    let json = r#"{"apiVersion":"pipelines.gitops.dev/v1alpha1","kind":"PipelineExecution","application":{"name":"a","name":"b"}}"#;
+    let err = registry().decode(&Cm::new("ns", "j").data("execution.json", json).build()).unwrap_err();
+    assert_eq!((codes(&err), err.reasons[0].pointer.as_deref()), (vec!["DuplicateKey"], Some("/application/name")));
+}
