@@ -22,27 +22,17 @@ async fn kubectl_creates_lists_labels_watches_and_deletes_configmaps() {
     assert!(ok && out.contains("v1.33.0-k8s-sim"), "{out}");
 
     // A watch started before the writes sees them as they happen.
-    let watch = tokio::spawn({
-        let kubectl = kubectl.clone();
-        async move {
-            kubectl
-                .run(
-                    &[
-                        "get",
-                        "configmaps",
-                        "-n",
-                        "team-a",
-                        "--watch",
-                        "--output-watch-events",
-                        "-o",
-                        "jsonpath={.type}{\"\\n\"}",
-                        "--request-timeout=5s",
-                    ],
-                    None,
-                )
-                .await
-        }
-    });
+    let watch = kubectl.spawn(&[
+        "get",
+        "configmaps",
+        "-n",
+        "team-a",
+        "--watch",
+        "--output-watch-events",
+        "-o",
+        "jsonpath={.type}{\"\\n\"}",
+        "--request-timeout=5s",
+    ]);
 
     let (ok, out) = kubectl.run(&["create", "-f", "-"], Some(MANIFEST)).await.unwrap();
     assert!(ok && out.contains("configmap/run-1 created"), "{out}");
@@ -190,25 +180,15 @@ async fn kubectl_installs_the_crd_and_manages_backendmodules() {
     assert!(!ok && out.contains("doesn't have a resource type"), "before the CRD: {out}");
     let (ok, out) = kubectl.run(&["apply", "-f", crd.to_str().unwrap()], None).await.unwrap();
     assert!(ok && out.contains("created"), "{out}");
-    let watch = tokio::spawn({
-        let kubectl = kubectl.clone();
-        async move {
-            kubectl
-                .run(
-                    &[
-                        "get",
-                        "bm",
-                        "--watch",
-                        "--output-watch-events",
-                        "-o",
-                        "jsonpath={.type}{\"\\n\"}",
-                        "--request-timeout=4s",
-                    ],
-                    None,
-                )
-                .await
-        }
-    });
+    let watch = kubectl.spawn(&[
+        "get",
+        "bm",
+        "--watch",
+        "--output-watch-events",
+        "-o",
+        "jsonpath={.type}{\"\\n\"}",
+        "--request-timeout=4s",
+    ]);
     let (ok, out) = kubectl.run(&["apply", "-f", modules.to_str().unwrap()], None).await.unwrap();
     assert!(ok && out.matches("created").count() == 3, "{out}");
     let (ok, out) = kubectl.run(&["get", "backendmodules", "-o", "name"], None).await.unwrap();

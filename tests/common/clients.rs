@@ -64,6 +64,12 @@ impl Kubectl {
         .expect("kubectl thread")
     }
 
+    /// Starts kubectl in the background (a `--watch`, say); the handle yields what `run` would.
+    pub fn spawn(&self, args: &[&str]) -> tokio::task::JoinHandle<Option<(bool, String)>> {
+        let (kubectl, args): (Kubectl, Vec<String>) = (self.clone(), args.iter().map(|a| a.to_string()).collect());
+        tokio::spawn(async move { kubectl.run(&args.iter().map(String::as_str).collect::<Vec<_>>(), None).await })
+    }
+
     /// Runs kubectl and fails the test unless it succeeds; `None` where kubectl is absent.
     pub async fn ok(&self, args: &[&str], stdin: Option<&str>) -> Option<String> {
         let (ok, out) = self.run(args, stdin).await?;
