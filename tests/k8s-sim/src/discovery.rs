@@ -90,7 +90,7 @@ fn resource_list(resources: &[&Resource]) -> Option<Value> {
         .iter()
         .map(|r| {
             json!({"name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced, "kind": r.kind, "shortNames": r.short_names,
-                   "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]})
+                   "verbs": if crate::rbac::is_review(r) { json!(["create"]) } else { json!(["create", "delete", "get", "list", "patch", "update", "watch"]) }})
         })
         .collect();
     Some(

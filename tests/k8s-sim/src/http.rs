@@ -98,6 +98,9 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
         }
     };
     inner.count(format!("{verb} {plural} {ns}"));
+    if crate::rbac::is_review(&target.resource) {
+        return review(&inner, &target, verb, &body).await;
+    }
     if verb == "watch" {
         return watch::serve(inner, watch_request(&target, &query)?);
     }
@@ -164,6 +167,37 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
         inner.changed();
     }
     Ok(json_response(code, &object))
+}
+
+/// TokenReview and SubjectAccessReview: created and answered, never stored.
+async fn review(inner: &Inner, target: &Target, verb: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    if verb != "create" {
+        return Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{verb} is not supported on {}", target.resource.plural),
+        ));
+    }
+    let (status, hang) = {
+        let faults = inner.faults();
+        (faults.review_status, faults.hang_reviews)
+    };
+    if hang {
+        // Never answered: the caller's own deadline must end the wait.
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+    if let Some(code) = status {
+        return Err(ApiError::new(
+            code,
+            "InternalError",
+            format!("Internal error occurred: {} injected by k8s-sim", target.resource.plural),
+        ));
+    }
+    let request: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::new(400, "BadRequest", format!("invalid body: {e}")))?;
+    let tokens = inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let answer = crate::rbac::review(&inner.store(), &tokens, &target.resource, request)?;
+    Ok(json_response(201, &answer))
 }
 
 /// Bodies are JSON (objects, merge and JSON patches), YAML for server-side apply, or protobuf for

@@ -9,6 +9,7 @@ mod discovery;
 mod http;
 mod patch;
 mod protobuf;
+mod rbac;
 mod store;
 mod validation;
 mod watch;
@@ -36,10 +37,16 @@ struct Faults {
     latency: Duration,
     /// Watches with an id below this send nothing more, but stay open.
     silence_below: u64,
+    /// TokenReviews and SubjectAccessReviews are answered with this status.
+    review_status: Option<u16>,
+    /// TokenReviews and SubjectAccessReviews are never answered.
+    hang_reviews: bool,
 }
 
 struct Inner {
     store: Mutex<Store>,
+    /// Bearer tokens TokenReview accepts, from a `--token-auth-file`.
+    tokens: Mutex<BTreeMap<String, rbac::User>>,
     faults: Mutex<Faults>,
     /// The store's resourceVersion, for watches to wake on.
     changes: notify::Sender<u64>,
@@ -103,6 +110,7 @@ impl Sim {
         let addr = listener.local_addr()?;
         let inner = Arc::new(Inner {
             store: Mutex::new(Store::new(options.history_limit)),
+            tokens: Mutex::default(),
             faults: Mutex::default(),
             changes: notify::Sender::new(0),
             drops: notify::Sender::new(0),
@@ -157,7 +165,25 @@ impl Sim {
         self.inner.open_watches.load(Ordering::SeqCst)
     }
 
+    /// Replaces the tokens TokenReview accepts with those of a static token file in
+    /// kube-apiserver's `--token-auth-file` format (`token,user,uid,"group1,group2"`).
+    pub fn set_token_file(&self, text: &str) -> Result<(), String> {
+        let tokens = rbac::parse_token_file(text)?;
+        *self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()) = tokens;
+        Ok(())
+    }
+
     // ----- fault switches -----
+
+    /// Answers every TokenReview and SubjectAccessReview with `status` (e.g. 500); `None` heals.
+    pub fn fail_reviews(&self, status: Option<u16>) {
+        self.inner.faults().review_status = status;
+    }
+
+    /// TokenReviews and SubjectAccessReviews hang (never answered) while `hang` is true.
+    pub fn hang_reviews(&self, hang: bool) {
+        self.inner.faults().hang_reviews = hang;
+    }
 
     /// Ends every open watch abruptly, as a dropped connection would.
     pub fn drop_watches(&self) {

@@ -17,6 +17,10 @@ struct Args {
     /// Namespaces to create at start (comma-separated).
     #[arg(long, value_delimiter = ',')]
     namespaces: Vec<String>,
+    /// Bearer tokens that TokenReview accepts, in kube-apiserver's format:
+    /// `token,user,uid,"group1,group2"` per line.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -25,6 +29,10 @@ async fn main() -> anyhow::Result<()> {
     let sim = k8s_sim::Sim::start_with(args.listen, k8s_sim::Options::default()).await?;
     for ns in &args.namespaces {
         sim.create_namespace(ns);
+    }
+    if let Some(path) = &args.token_auth_file {
+        let text = std::fs::read_to_string(path)?;
+        sim.set_token_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     std::fs::write(&args.kubeconfig, sim.kubeconfig())?;
     println!("k8s-sim listening on {}; kubeconfig written to {}", sim.url(), args.kubeconfig.display());

@@ -26,11 +26,23 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
             _ => {}
         }
     }
+    let kind = type_meta.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
     let mut object = Map::new();
     for (field, value) in fields(raw)? {
         match (field, value) {
             (1, Wire::Bytes(b)) => {
                 object.insert("metadata".into(), metadata(b)?);
+            }
+            (2, Wire::Bytes(b)) if kind.ends_with("RoleBinding") => {
+                let subject = strings(b, &["kind", "apiGroup", "name", "namespace"])?;
+                push(&mut object, "subjects", subject);
+            }
+            (3, Wire::Bytes(b)) if kind.ends_with("RoleBinding") => {
+                object.insert("roleRef".into(), strings(b, &["apiGroup", "kind", "name"])?);
+            }
+            (2, Wire::Bytes(b)) if kind.ends_with("Role") => {
+                let rule = string_lists(b, &["verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs"])?;
+                push(&mut object, "rules", rule);
             }
             (2, Wire::Bytes(b)) if type_meta.get("kind") == Some(&json!("ConfigMap")) => {
                 let (k, v) = entry(b)?;
@@ -67,9 +79,49 @@ fn metadata(bytes: &[u8]) -> Result<Value, String> {
             }
             _ => continue,
         };
-        meta.insert(name.into(), string(value)?.into());
+        let value = string(value)?;
+        // proto2 writes empty optional strings; JSON leaves them out.
+        if !value.is_empty() {
+            meta.insert(name.into(), value.into());
+        }
     }
     Ok(Value::Object(meta))
+}
+
+/// Appends `item` to the list `key` of `object`.
+fn push(object: &mut Map<String, Value>, key: &str, item: Value) {
+    if let Value::Array(items) = object.entry(key).or_insert_with(|| json!([])) {
+        items.push(item);
+    }
+}
+
+/// A message of string fields, numbered from 1 in the order of `names`; empty ones are left
+/// out, as JSON leaves them out.
+fn strings(bytes: &[u8], names: &[&str]) -> Result<Value, String> {
+    let mut object = Map::new();
+    for (field, value) in fields(bytes)? {
+        if let Some(name) = usize::try_from(field).ok().and_then(|f| names.get(f.wrapping_sub(1))) {
+            let value = string(value)?;
+            if !value.is_empty() {
+                object.insert((*name).into(), value.into());
+            }
+        }
+    }
+    Ok(Value::Object(object))
+}
+
+/// A message of repeated string fields, numbered from 1 in the order of `names`.
+fn string_lists(bytes: &[u8], names: &[&str]) -> Result<Value, String> {
+    let mut object = Map::new();
+    for (field, value) in fields(bytes)? {
+        if let Some(name) = usize::try_from(field).ok().and_then(|f| names.get(f.wrapping_sub(1))) {
+            let list = object.entry(*name).or_insert_with(|| json!([]));
+            if let Some(list) = list.as_array_mut() {
+                list.push(string(value)?.into());
+            }
+        }
+    }
+    Ok(Value::Object(object))
 }
 
 /// A `map<string,string>` entry: key is field 1, value field 2.

@@ -20,7 +20,7 @@ pub struct Resource {
 }
 
 impl Resource {
-    fn new(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool, short: &[&str]) -> Self {
+    pub fn new(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool, short: &[&str]) -> Self {
         let short_names = short.iter().map(|s| s.to_string()).collect();
         Resource {
             group: group.into(),
@@ -130,12 +130,19 @@ impl Store {
 
     /// Whether `resource` is compiled in (as opposed to defined by a CRD).
     pub fn built_in(resource: &Resource) -> bool {
-        [Resource::namespaces(), Resource::configmaps(), Resource::crds()].contains(resource)
+        Self::built_ins().contains(resource)
+    }
+
+    fn built_ins() -> Vec<Resource> {
+        let mut all = vec![Resource::namespaces(), Resource::configmaps(), Resource::crds()];
+        all.extend(crate::rbac::rbac_resources());
+        all.extend([crate::rbac::tokenreviews(), crate::rbac::subjectaccessreviews()]);
+        all
     }
 
     /// Every resource served now: the built-in ones and those of the CRDs that exist.
     pub fn resources(&self) -> Vec<Resource> {
-        let mut all = vec![Resource::namespaces(), Resource::configmaps(), Resource::crds()];
+        let mut all = Self::built_ins();
         all.extend(self.list(&Resource::crds(), "").flat_map(|(_, crd)| Resource::from_crd(crd)));
         all
     }

@@ -16,7 +16,14 @@ pub fn validate(resource: &Resource, object: &Value, old: Option<&Value>) -> Res
     }
     let mut errors = Vec::new();
     let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-    let name_ok = if *resource == Resource::namespaces() { is_dns_label(name) } else { is_dns_subdomain(name) };
+    let name_ok = if *resource == Resource::namespaces() {
+        is_dns_label(name)
+    } else if resource.group == "rbac.authorization.k8s.io" {
+        // RBAC names are path segments (`system:auth-delegator`).
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '%'])
+    } else {
+        is_dns_subdomain(name)
+    };
     if !name_ok {
         let what = if *resource == Resource::namespaces() { "RFC 1123 label" } else { "RFC 1123 subdomain" };
         errors.push(format!(

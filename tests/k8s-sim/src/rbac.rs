@@ -1,0 +1,226 @@
+//! Authentication and authorization as a cluster decides them, for callers that delegate to the
+//! API server (as execwatch does): `TokenReview` against a static token file in kube-apiserver's
+//! `--token-auth-file` format, and `SubjectAccessReview` decided by the RBAC objects stored like
+//! any other (`Role`, `ClusterRole`, `RoleBinding`, `ClusterRoleBinding`).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::store::{ApiError, Resource, Store};
+
+/// Who a bearer token stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+}
+
+/// Parses kube-apiserver's static token file: `token,user,uid,"group1,group2"` per line.
+pub fn parse_token_file(text: &str) -> Result<BTreeMap<String, User>, String> {
+    let mut tokens = BTreeMap::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#')) {
+        let fields = csv_fields(line);
+        let [token, name, uid, rest @ ..] = fields.as_slice() else {
+            return Err(format!("line {}: expected token,user,uid[,\"groups\"]", i + 1));
+        };
+        let groups = rest.first().map(|g| g.split(',').map(str::to_owned).filter(|g| !g.is_empty()).collect());
+        let user = User { name: name.clone(), uid: uid.clone(), groups: groups.unwrap_or_default() };
+        tokens.insert(token.clone(), user);
+    }
+    Ok(tokens)
+}
+
+/// Comma-separated fields, where a quoted field may hold commas.
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.trim().chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+pub fn tokenreviews() -> Resource {
+    Resource::new("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", false, &[])
+}
+
+pub fn subjectaccessreviews() -> Resource {
+    Resource::new("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", false, &[])
+}
+
+/// The RBAC kinds, stored and served like any other.
+pub fn rbac_resources() -> Vec<Resource> {
+    let rbac = |plural: &str, kind: &str, namespaced: bool| {
+        Resource::new("rbac.authorization.k8s.io", "v1", plural, kind, namespaced, &[])
+    };
+    vec![
+        rbac("roles", "Role", true),
+        rbac("rolebindings", "RoleBinding", true),
+        rbac("clusterroles", "ClusterRole", false),
+        rbac("clusterrolebindings", "ClusterRoleBinding", false),
+    ]
+}
+
+/// Whether `resource` is one of the review kinds, which are created and answered, never stored.
+pub fn is_review(resource: &Resource) -> bool {
+    *resource == tokenreviews() || *resource == subjectaccessreviews()
+}
+
+/// Answers a TokenReview or SubjectAccessReview request.
+pub fn review(
+    store: &Store,
+    tokens: &BTreeMap<String, User>,
+    resource: &Resource,
+    mut request: Value,
+) -> Result<Value, ApiError> {
+    let status = if *resource == tokenreviews() {
+        let token = request.pointer("/spec/token").and_then(Value::as_str).unwrap_or_default();
+        match tokens.get(token) {
+            Some(user) => {
+                json!({"authenticated": true, "user": {"username": user.name, "uid": user.uid, "groups": user.groups}, "audiences": []})
+            }
+            None => json!({"authenticated": false, "error": "invalid bearer token"}),
+        }
+    } else {
+        let spec = &request["spec"];
+        let attributes = &spec["resourceAttributes"];
+        if !attributes.is_object() {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                "SubjectAccessReview is invalid: spec.resourceAttributes: Required value: k8s-sim decides resource attributes only",
+            ));
+        }
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let user = User {
+            name: text(&spec["user"]),
+            uid: text(&spec["uid"]),
+            groups: spec["groups"].as_array().into_iter().flatten().map(text).collect(),
+        };
+        let ask = Ask {
+            namespace: text(&attributes["namespace"]),
+            verb: text(&attributes["verb"]),
+            group: text(&attributes["group"]),
+            resource: text(&attributes["resource"]),
+            name: text(&attributes["name"]),
+        };
+        match allowed_by(store, &user, &ask) {
+            Some(by) => json!({"allowed": true, "reason": format!("RBAC: allowed by {by}")}),
+            None => json!({"allowed": false}),
+        }
+    };
+    request["status"] = status;
+    request["metadata"] = json!({"creationTimestamp": null});
+    request["kind"] = resource.kind.clone().into();
+    request["apiVersion"] = resource.api_version().into();
+    Ok(request)
+}
+
+/// What a SubjectAccessReview asks about.
+struct Ask {
+    namespace: String,
+    verb: String,
+    group: String,
+    resource: String,
+    name: String,
+}
+
+/// The binding that allows `ask` to `user`, if any.
+fn allowed_by(store: &Store, user: &User, ask: &Ask) -> Option<String> {
+    let by_id = |plural: &str| rbac_resources().into_iter().find(|r| r.plural == plural).expect("an RBAC kind");
+    let cluster_bindings = store.list(&by_id("clusterrolebindings"), "").map(|(_, b)| b.clone()).collect::<Vec<_>>();
+    let namespace_bindings: Vec<Value> = if ask.namespace.is_empty() {
+        Vec::new()
+    } else {
+        store.list(&by_id("rolebindings"), &ask.namespace).map(|(_, b)| b.clone()).collect()
+    };
+    for binding in cluster_bindings.iter().chain(&namespace_bindings) {
+        let binding_ns = binding["metadata"]["namespace"].as_str().unwrap_or_default();
+        if !binding["subjects"].as_array().into_iter().flatten().any(|s| subject_matches(s, user, binding_ns)) {
+            continue;
+        }
+        let role_ref = &binding["roleRef"];
+        let role_name = role_ref["name"].as_str().unwrap_or_default();
+        let role = match role_ref["kind"].as_str() {
+            Some("ClusterRole") => store.get(&by_id("clusterroles"), "", role_name).ok(),
+            Some("Role") if !binding_ns.is_empty() => store.get(&by_id("roles"), binding_ns, role_name).ok(),
+            _ => None,
+        };
+        if role.is_some_and(|role| role["rules"].as_array().into_iter().flatten().any(|rule| rule_allows(rule, ask))) {
+            let kind = binding["kind"].as_str().unwrap_or("binding");
+            return Some(format!(
+                "{kind} {:?} of {} {role_name:?}",
+                binding["metadata"]["name"].as_str().unwrap_or_default(),
+                role_ref["kind"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    None
+}
+
+fn subject_matches(subject: &Value, user: &User, binding_ns: &str) -> bool {
+    let name = subject["name"].as_str().unwrap_or_default();
+    match subject["kind"].as_str().unwrap_or_default() {
+        "User" => name == user.name,
+        "Group" => user.groups.iter().any(|g| g == name),
+        "ServiceAccount" => {
+            let ns = subject["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or(binding_ns);
+            user.name == format!("system:serviceaccount:{ns}:{name}")
+        }
+        _ => false,
+    }
+}
+
+fn rule_allows(rule: &Value, ask: &Ask) -> bool {
+    let list =
+        |field: &str| -> Vec<&str> { rule[field].as_array().into_iter().flatten().filter_map(Value::as_str).collect() };
+    let has = |field: &str, want: &str| list(field).iter().any(|v| *v == "*" || *v == want);
+    let names = list("resourceNames");
+    has("verbs", &ask.verb)
+        && has("apiGroups", &ask.group)
+        && has("resources", &ask.resource)
+        && (names.is_empty() || names.contains(&ask.name.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_file_reads_as_kube_apiserver_reads_it() {
+        let tokens = parse_token_file("# comment\nabc,alice,1,\"team-a,devs\"\nxyz,bob,2\n").unwrap();
+        assert_eq!(
+            tokens["abc"],
+            User { name: "alice".into(), uid: "1".into(), groups: vec!["team-a".into(), "devs".into()] }
+        );
+        assert!(tokens["xyz"].groups.is_empty());
+        assert!(parse_token_file("lonely\n").is_err());
+    }
+
+    #[test]
+    fn rules_match_verbs_groups_resources_names_and_wildcards() {
+        let ask = Ask {
+            namespace: "a".into(),
+            verb: "list".into(),
+            group: "pipelines.gitops.dev".into(),
+            resource: "executions".into(),
+            name: String::new(),
+        };
+        let rule = |v: Value| rule_allows(&v, &ask);
+        assert!(rule(
+            json!({"verbs": ["get", "list"], "apiGroups": ["pipelines.gitops.dev"], "resources": ["executions"]})
+        ));
+        assert!(rule(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})));
+        assert!(!rule(json!({"verbs": ["get"], "apiGroups": ["pipelines.gitops.dev"], "resources": ["executions"]})));
+        assert!(!rule(json!({"verbs": ["list"], "apiGroups": [""], "resources": ["executions"]})));
+        assert!(!rule(
+            json!({"verbs": ["list"], "apiGroups": ["*"], "resources": ["executions"], "resourceNames": ["x"]})
+        ));
+    }
+}
