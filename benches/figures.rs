@@ -123,6 +123,8 @@ async fn start(sources: Sources) -> String {
         staleness: Duration::from_secs(60),
         page: PageLimits::default(),
         server: ServerSettings::default(),
+        access: execwatch::access::Access::open(),
+        limits: execwatch::api::CallerLimits::new(64, None),
         modules,
     };
     tokio::spawn(service.run(listener, std::future::pending()));

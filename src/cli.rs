@@ -4,7 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::num::NonZeroU32;
+
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+use crate::access::{AuthMode, AuthorizeAs};
 
 use crate::selector::Selector;
 
@@ -32,6 +36,8 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start: the size of the larger variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Watch executions and serve them over HTTP.
     Serve(ServeArgs),
@@ -102,6 +108,35 @@ pub struct ServeArgs {
     /// On SIGTERM, how long in-flight requests may take before their connections are closed.
     #[arg(long, env = "EXECWATCH_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "5s")]
     pub shutdown_grace: Duration,
+    /// Who may read what: `none`, `kubernetes` (TokenReview, then SubjectAccessReview per
+    /// namespace) or `tokens=FILE`. Default: `kubernetes` with --namespaces, `none` with --from-dir.
+    #[arg(long, env = "EXECWATCH_AUTH")]
+    pub auth: Option<AuthMode>,
+    /// What `kubernetes` auth asks SubjectAccessReview about: `executions` in group
+    /// pipelines.gitops.dev, or the `configmaps` that hold them.
+    #[arg(long, env = "EXECWATCH_AUTHORIZE_AS", value_enum, default_value_t = AuthorizeAs::Executions)]
+    pub authorize_as: AuthorizeAs,
+    /// How long an accepted token or an allowed namespace is trusted before it is checked again.
+    #[arg(long, env = "EXECWATCH_AUTH_ALLOW_TTL", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub auth_allow_ttl: Duration,
+    /// How long a rejected token or a denied namespace is remembered.
+    #[arg(long, env = "EXECWATCH_AUTH_DENY_TTL", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub auth_deny_ttl: Duration,
+    /// A review that takes longer denies the request with 503 AuthUnavailable.
+    #[arg(long, env = "EXECWATCH_AUTH_TIMEOUT", value_parser = humantime::parse_duration, default_value = "2s")]
+    pub auth_timeout: Duration,
+    /// Most cached identities and decisions.
+    #[arg(long, env = "EXECWATCH_AUTH_CACHE_SIZE", default_value_t = 10_000)]
+    pub auth_cache_size: u64,
+    /// How often a tokens file is checked for changes.
+    #[arg(long, env = "EXECWATCH_TOKENS_RELOAD_INTERVAL", value_parser = humantime::parse_duration, default_value = "2s")]
+    pub tokens_reload_interval: Duration,
+    /// Most long polls one caller may hold open at once; more get 429.
+    #[arg(long, env = "EXECWATCH_MAX_LONG_POLLS_PER_SUBJECT", default_value_t = 32)]
+    pub max_long_polls_per_subject: usize,
+    /// Requests per second one caller may make (with as large a burst); more get 429. Off by default.
+    #[arg(long, env = "EXECWATCH_RATE_LIMIT")]
+    pub rate_limit: Option<NonZeroU32>,
     /// Modules to enable (comma-separated) while no BackendModule CRD is installed, and always
     /// with --from-dir.
     #[arg(long, env = "EXECWATCH_MODULES", value_delimiter = ',', default_value = "executions,pipelines,rejections")]

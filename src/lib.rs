@@ -13,8 +13,10 @@
 //! index decodes outside its lock, swaps relists in atomically and serialises responses once.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod cli;
+pub mod files;
 pub mod fixtures;
 pub mod index;
 pub mod model;

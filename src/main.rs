@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use execwatch::api::{PageLimits, ServerSettings};
+use execwatch::access::tokens::TokenFile;
+use execwatch::access::{Access, AccessSettings, AuthMode};
+use execwatch::api::{CallerLimits, PageLimits, ServerSettings};
 use execwatch::cli::{Args, Command, SchemaArgs, ServeArgs, ValidateArgs};
 use execwatch::source::dir::{DirSource, max_file_bytes};
 use execwatch::source::kube::WatchSettings;
@@ -47,7 +49,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let modules =
         execwatch::modules::parse_names(&args.modules).map_err(|e| anyhow::anyhow!("invalid --modules: {e}"))?;
     let selector = args.schema.label_selector.clone();
-    let sources = match args.from_dir {
+    let sources = match args.from_dir.clone() {
         Some(path) => Sources::Dir(DirSource {
             path,
             selector,
@@ -63,7 +65,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 watch_timeout: args.watch_timeout,
                 backoff_max: args.backoff_max,
             };
-            Sources::Kube { client, namespaces: args.namespaces, watch }
+            Sources::Kube { client, namespaces: args.namespaces.clone(), watch }
         }
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -76,9 +78,49 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_connections: args.max_connections,
         shutdown_grace: args.shutdown_grace,
     };
-    let service = Service { sources, registry, staleness: args.staleness, page, server, modules };
+    let access = access(&args, &sources).await?;
+    let limits = CallerLimits::new(args.max_long_polls_per_subject, args.rate_limit);
+    let service = Service { sources, registry, staleness: args.staleness, page, server, access, limits, modules };
     service.run(listener, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The authority on callers: `--auth`, or its default for the source.
+async fn access(args: &ServeArgs, sources: &Sources) -> anyhow::Result<Access> {
+    let default = match sources {
+        Sources::Kube { .. } => AuthMode::Kubernetes,
+        Sources::Dir(_) => AuthMode::None,
+    };
+    let settings = AccessSettings {
+        allow_ttl: args.auth_allow_ttl,
+        deny_ttl: args.auth_deny_ttl,
+        timeout: args.auth_timeout,
+        cache_size: args.auth_cache_size,
+        authorize_as: args.authorize_as,
+    };
+    Ok(match args.auth.clone().unwrap_or(default) {
+        AuthMode::None => {
+            if let Sources::Kube { .. } = sources {
+                tracing::warn!("--auth none: anyone who reaches the port reads every watched namespace");
+            }
+            Access::open()
+        }
+        AuthMode::Kubernetes => {
+            let client = match sources {
+                Sources::Kube { client, .. } => client.clone(),
+                Sources::Dir(_) => {
+                    kube::Client::try_default().await.context("--auth kubernetes needs a Kubernetes client")?
+                }
+            };
+            Access::kubernetes(client, settings)
+        }
+        AuthMode::Tokens(path) => {
+            let file = TokenFile::load(&path, args.tokens_reload_interval)
+                .map_err(|e| anyhow::anyhow!("invalid --auth tokens file: {e}"))?;
+            tracing::info!(path = %path.display(), tokens = file.status().tokens, "bearer tokens loaded");
+            Access::tokens(file)
+        }
+    })
 }
 
 /// Completes on the first SIGINT or SIGTERM; a second one aborts at once.

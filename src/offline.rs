@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
+use crate::files::read_bounded;
 use crate::selector::Selector;
-use crate::source::dir::{max_file_bytes, parse_manifests, read_bounded};
+use crate::source::dir::{max_file_bytes, parse_manifests};
 use crate::validate::{DOCUMENT_KEYS, SchemaRegistry};
 
 /// Checks every file, writing one line per ConfigMap and one per reason. Returns how many

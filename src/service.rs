@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::api::{self, AppState, Health, PageLimits, ServerSettings};
+use crate::access::Access;
+use crate::api::{self, AppState, CallerLimits, Health, PageLimits, ServerSettings};
 use crate::index::Index;
 use crate::modules::switch::{self, Switch, SwitchState};
 use crate::modules::{ExecutionsModule, Module, Modules, PipelinesModule, RejectionsModule};
@@ -23,6 +24,9 @@ pub struct Service {
     pub staleness: Duration,
     pub page: PageLimits,
     pub server: ServerSettings,
+    /// Who may read what.
+    pub access: Access,
+    pub limits: CallerLimits,
     /// Modules enabled when no BackendModule CRD says otherwise.
     pub modules: BTreeSet<String>,
 }
@@ -57,10 +61,7 @@ impl Service {
                 (Arc::new(Switch::new(SwitchState::Flags)), None)
             }
         };
-        let watched = match &self.sources {
-            Sources::Kube { namespaces, .. } => Some(Arc::new(namespaces.iter().cloned().collect())),
-            Sources::Dir(_) => None,
-        };
+        let tokens = self.access.token_file().map(|file| tokio::spawn(file.clone().follow()));
         let health = Health::default();
         let state = AppState {
             index,
@@ -68,7 +69,8 @@ impl Service {
             page: self.page,
             modules: modules.clone(),
             switch,
-            watched,
+            access: self.access,
+            limits: self.limits,
             executions: executions_lifecycle,
             pipelines: pipeline_cache,
         };
@@ -78,9 +80,9 @@ impl Service {
             tracing::info!("shutting down");
         };
         api::server::serve(listener, api::routes(state), self.server, draining).await;
-        if let Some(follower) = follower {
-            follower.abort();
-            let _ = follower.await;
+        for task in [follower, tokens].into_iter().flatten() {
+            task.abort();
+            let _ = task.await;
         }
         modules.apply(&BTreeSet::new()).await;
     }

@@ -5,10 +5,11 @@ use std::convert::Infallible;
 
 use serde::Serialize;
 use warp::http::StatusCode;
-use warp::http::header::{ALLOW, HeaderValue};
+use warp::http::header::{ALLOW, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
+use crate::access::AccessError;
 use crate::modules::NotInstalled;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,6 +18,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds, for a `429`'s `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl warp::reject::Reject for ApiError {}
@@ -33,7 +36,7 @@ impl ApiError {
             message.truncate(cut);
             message.push('…');
         }
-        ApiError { status, code, message }
+        ApiError { status, code, message, retry_after: None }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -43,6 +46,18 @@ impl ApiError {
     }
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+}
+
+impl From<AccessError> for ApiError {
+    /// Says nothing of any resource: only that the caller must authenticate, or retry.
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Unauthenticated(why) => ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", why),
+            AccessError::Unavailable(_) => {
+                ApiError::unavailable("AuthUnavailable", "access cannot be checked now; retry shortly")
+            }
+        }
     }
 }
 
@@ -62,9 +77,19 @@ impl Reply for ApiError {
     fn into_response(self) -> Response {
         let body = warp::reply::json(&Body { code: self.code, message: &self.message });
         let mut response = warp::reply::with_status(body, self.status).into_response();
-        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+        let headers = response.headers_mut();
+        match self.status {
             // Every route is read-only (RFC 9110 requires the list on a 405).
-            response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            StatusCode::METHOD_NOT_ALLOWED => {
+                headers.insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"execwatch\""));
+            }
+            _ => {}
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(RETRY_AFTER, seconds.into());
         }
         response
     }
@@ -76,6 +101,8 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         e.clone()
     } else if rejection.is_not_found() {
         ApiError::not_found("no such endpoint; see /api/v1")
+    } else if let Some(header) = rejection.find::<warp::reject::InvalidHeader>() {
+        ApiError::bad_request("InvalidHeader", format!("header {} is not valid", header.name()))
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only GET and HEAD are supported")
     } else {

@@ -3,7 +3,6 @@
 //! shutdown has not begun.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -13,40 +12,24 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::AppState;
-use crate::index::ShardStatus;
+use crate::access::Verb;
+use crate::index::{Scope, ShardStatus};
 use crate::modules::ModuleStatus;
 use crate::modules::switch::SwitchStatus;
 
-/// Process-wide health: whether shutdown has begun, and how many long polls are held. Clones
-/// share it.
+/// Process-wide health: whether shutdown has begun. Clones share it.
 #[derive(Clone)]
 pub struct Health {
     shutting_down: Arc<watch::Sender<bool>>,
-    long_polls: Arc<AtomicUsize>,
 }
 
 impl Default for Health {
     fn default() -> Self {
-        Health { shutting_down: Arc::new(watch::Sender::new(false)), long_polls: Arc::default() }
-    }
-}
-
-/// Counts one held long poll while it lives.
-pub struct LongPoll(Arc<AtomicUsize>);
-
-impl Drop for LongPoll {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        Health { shutting_down: Arc::new(watch::Sender::new(false)) }
     }
 }
 
 impl Health {
-    /// Registers a long poll until the returned guard is dropped.
-    pub fn hold_long_poll(&self) -> LongPoll {
-        self.long_polls.fetch_add(1, Ordering::SeqCst);
-        LongPoll(self.long_polls.clone())
-    }
-
     /// Readiness turns false from here on, so load balancers drain the pod first, and every
     /// long poll answers at once.
     pub fn begin_shutdown(&self) {
@@ -66,6 +49,14 @@ impl Health {
     }
 }
 
+/// What a probe without credentials learns, where callers must authenticate.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    ready: bool,
+    shutting_down: bool,
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Readiness {
@@ -73,6 +64,9 @@ struct Readiness {
     shutting_down: bool,
     /// Long polls waiting now; shutdown answers them all at once.
     long_polls: usize,
+    /// The tokens file, where it is the authority.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens_file: Option<crate::access::tokens::TokenFileStatus>,
     /// Only enabled modules count towards readiness.
     modules: Vec<ModuleStatus>,
     /// How modules are switched, and whether that works (e.g. the CRD is absent).
@@ -84,23 +78,45 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let livez = warp::path!("livez")
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
-    let readyz = warp::path!("readyz").and(warp::get()).map(move || readyz(&state));
+    let readyz = warp::path!("readyz")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
+        .then(move |authorization: Option<String>| readyz(state.clone(), authorization));
     livez.or(readyz).unify().boxed()
 }
 
-/// GET /readyz
-fn readyz(state: &AppState) -> Response {
+/// GET /readyz. Where callers must authenticate, a probe without a valid token learns the status
+/// only; a caller with one sees the modules and the sources of the namespaces they may read.
+async fn readyz(state: AppState, authorization: Option<String>) -> Response {
     let shutting_down = state.health.is_shutting_down();
     let modules = state.modules.status();
     let ready = !shutting_down && crate::modules::all_ready(&modules);
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let caller = match &authorization {
+        Some(header) => state.access.authenticate(Some(header)).await.ok(),
+        None if !state.access.required() => state.access.authenticate(None).await.ok(),
+        None => None,
+    };
+    let Some(caller) = caller else {
+        return warp::reply::with_status(warp::reply::json(&Status { ready, shutting_down }), status).into_response();
+    };
+    let (scope, reads_all) = match state.access.scope(&caller, state.index.namespaces(), Verb::List).await {
+        Ok(scope) => {
+            let reads_all = scope.is_all() || state.index.namespaces().iter().all(|ns| scope.allows(ns));
+            (scope, reads_all)
+        }
+        Err(_) => (Scope::only(Default::default()), false),
+    };
+    let sources =
+        state.index.shards().into_iter().filter(|s| s.namespace.as_deref().is_none_or(|ns| scope.allows(ns))).collect();
     let body = Readiness {
         ready,
         shutting_down,
-        long_polls: state.health.long_polls.load(Ordering::SeqCst),
-        modules,
+        long_polls: state.limits.long_polls(),
+        tokens_file: state.access.token_file().map(|f| f.status()),
+        modules: super::modules::redacted(modules, reads_all),
         switch: state.switch.status(),
-        sources: state.index.shards(),
+        sources,
     };
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
@@ -124,7 +140,8 @@ mod tests {
             page: PageLimits::default(),
             modules: Arc::new(Modules::new(Vec::new())),
             switch: Arc::new(Switch::new(SwitchState::Flags)),
-            watched: None,
+            access: crate::access::Access::open(),
+            limits: crate::api::CallerLimits::new(8, None),
             executions: Lifecycle::default(),
             pipelines: PipelinesModule::new(index).cache(),
         };

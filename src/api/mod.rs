@@ -4,13 +4,13 @@
 mod error;
 pub(crate) mod executions;
 pub mod health;
+mod limits;
 mod modules;
 mod params;
 pub(crate) mod pipelines;
 pub(crate) mod rejections;
 pub mod server;
 
-use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -22,11 +22,13 @@ use warp::{Filter, Reply};
 
 pub use error::{ApiError, recover};
 pub use health::Health;
+pub use limits::CallerLimits;
 pub use server::ServerSettings;
 
 use crate::quote::quote;
 
-use crate::index::{Completeness, Index};
+use crate::access::{Access, Caller, Verb};
+use crate::index::{Completeness, Index, Scope};
 use crate::modules::switch::Switch;
 use crate::modules::{Lifecycle, Modules, PipelineCache};
 
@@ -38,8 +40,9 @@ pub struct AppState {
     pub page: PageLimits,
     pub modules: Arc<Modules>,
     pub switch: Arc<Switch>,
-    /// The namespaces served; `None` when any may be (a directory source).
-    pub watched: Option<Arc<BTreeSet<String>>>,
+    /// Who may read what.
+    pub access: Access,
+    pub limits: CallerLimits,
     /// The executions module's lifecycle: its long polls end when it is switched off.
     pub executions: Lifecycle,
     /// The pipelines module's resolved pipelines.
@@ -60,7 +63,7 @@ impl Default for PageLimits {
 }
 
 /// Every route of the service: health, the module list, and each module's routes behind the
-/// access check and the module gate.
+/// module gate; every `/api` route takes its caller from the one access check, `caller()`.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let domains = modules::routes(state.clone())
         .or(executions::routes(state.clone()))
@@ -69,11 +72,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(rejections::routes(state.clone()))
         .unify();
-    let api = warp::path!("api" / "v1" / ..)
-        .and(gate(state.clone()))
-        .and(access(state.clone()))
-        .and(domains)
-        .map(Reply::into_response);
+    let api = warp::path!("api" / "v1" / ..).and(gate(state.clone())).and(domains).map(Reply::into_response);
     health::routes(state).or(api).unify().recover(recover).unify().boxed()
 }
 
@@ -102,28 +101,81 @@ fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Inf
     warp::any().map(move || state.clone())
 }
 
-/// The one place every API request is authorised. Today: a namespace in the path, or in the
-/// `namespace` filter of a cluster-wide list, must be one the service serves; both forms answer
-/// the same 404. Per-user checks (TokenReview, SubjectAccessReview) belong here too.
-fn access(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
-    warp::path::full()
-        .and(params::raw())
-        .and_then(move |path: warp::path::FullPath, query: String| {
-            let namespace = match namespace_in(path.as_str()) {
-                Some(ns) => Some(ns.to_owned()),
-                None => params::first(&query, "namespace"),
-            };
-            let refused = namespace
-                .filter(|ns| state.watched.as_ref().is_some_and(|w| !w.contains(ns)))
-                .map(|ns| ApiError::not_found(format!("namespace {} is not watched by this service", quote(&ns))));
-            async move { refused.map_or(Ok(()), |e| Err(warp::Rejection::from(e))) }
-        })
-        .untuple_one()
+/// The one place every API request is authorised; every `/api` route takes its caller from
+/// here. The caller must authenticate (401 otherwise, or 503 when that cannot be checked), keep
+/// to their rate, and may name only a namespace they may read that this service watches, in the
+/// path or in a list's `namespace` filter. Anything else is the same 404 as a missing object, so
+/// no caller learns whether a namespace they may not read exists: the review is made whether or
+/// not the namespace is watched.
+fn caller(state: AppState) -> impl Filter<Extract = (Caller,), Error = warp::Rejection> + Clone {
+    warp::path::full().and(params::raw()).and(warp::header::optional::<String>("authorization")).and_then(
+        move |path: warp::path::FullPath, query: String, authorization: Option<String>| {
+            let state = state.clone();
+            async move {
+                let caller = state.access.authenticate(authorization.as_deref()).await.map_err(ApiError::from)?;
+                state.limits.admit(caller.subject.as_ref())?;
+                let target = Target::of(path.as_str(), &query);
+                if let Some(namespace) = &target.namespace {
+                    let readable =
+                        state.access.can_read(&caller, namespace, target.verb).await.map_err(ApiError::from)?;
+                    if !readable || !state.index.watches(namespace) {
+                        return Err(warp::Rejection::from(hidden(&state, namespace, target.resource, target.name)));
+                    }
+                }
+                Ok(caller)
+            }
+        },
+    )
 }
 
-/// The namespace of a `/api/v1/namespaces/{namespace}/...` path.
-fn namespace_in(path: &str) -> Option<&str> {
-    path.strip_prefix("/api/v1/namespaces/")?.split('/').next().filter(|ns| !ns.is_empty())
+/// What an `/api` request names: a namespace (in the path, or a list's `namespace` filter), the
+/// resource, one object's name, and what a SubjectAccessReview would call the reading.
+struct Target<'a> {
+    namespace: Option<String>,
+    resource: &'a str,
+    name: Option<&'a str>,
+    verb: Verb,
+}
+
+impl<'a> Target<'a> {
+    fn of(path: &'a str, query: &str) -> Self {
+        let mut parts = path.strip_prefix("/api/v1/").unwrap_or_default().split('/');
+        let (namespace, resource, name) = match parts.next() {
+            Some("namespaces") => {
+                let namespace = parts.next().filter(|ns| !ns.is_empty()).map(str::to_owned);
+                (namespace, parts.next().unwrap_or_default(), parts.next())
+            }
+            resource => (params::first(query, "namespace"), resource.unwrap_or_default(), None),
+        };
+        let verb = match (name, params::first(query, "sinceRevision")) {
+            (Some(_), _) => Verb::Get,
+            (None, Some(_)) => Verb::Watch,
+            (None, None) => Verb::List,
+        };
+        Target { namespace, resource, name, verb }
+    }
+}
+
+/// The one 404 for what a caller may not see: a namespace not watched, not readable, or an
+/// object that does not exist. Built from the request alone, so all three are byte-identical.
+fn hidden(state: &AppState, namespace: &str, resource: &str, name: Option<&str>) -> ApiError {
+    let unreadable = if state.access.required() { ", or not readable with these credentials" } else { "" };
+    let namespace = quote(namespace);
+    ApiError::not_found(match (resource, name) {
+        ("executions", Some(name)) => format!(
+            "execution {} not found in namespace {namespace}{unreadable}; if it was rejected, see /api/v1/namespaces/{{namespace}}/rejections",
+            quote(name)
+        ),
+        ("pipelines", Some(name)) => {
+            format!("pipeline {} has no executions in namespace {namespace}{unreadable}", quote(name))
+        }
+        _ => format!("namespace {namespace} is not watched by this service{unreadable}"),
+    })
+}
+
+/// The namespaces `caller` may read now, for a cluster-wide list.
+async fn scope(state: &AppState, caller: &Caller, verb: Verb) -> Result<Scope, ApiError> {
+    Ok(state.access.scope(caller, state.index.namespaces(), verb).await?)
 }
 
 /// A JSON response from bytes serialised earlier.

@@ -7,7 +7,8 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::params::{self, Params};
-use super::{AppState, with_state};
+use super::{AppState, caller, scope, with_state};
+use crate::access::{Caller, Verb};
 use crate::modules::ModuleStatus;
 use crate::modules::switch::SwitchStatus;
 
@@ -22,11 +23,31 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("modules")
         .and(warp::get())
         .and(params::raw())
+        .and(caller(state.clone()))
         .and(with_state(state))
-        .and_then(|query: String, state: AppState| async move {
+        .and_then(|query: String, caller: Caller, state: AppState| async move {
             Params::parse(&query, &[])?;
-            let body = Body { items: state.modules.status(), switch: state.switch.status() };
+            let reads_all = reads_every_namespace(&state, &caller).await?;
+            let body = Body { items: redacted(state.modules.status(), reads_all), switch: state.switch.status() };
             Ok::<_, warp::Rejection>(warp::reply::json(&body).into_response())
         })
         .boxed()
+}
+
+/// Whether `caller` may read every namespace the service holds: only then may they see errors
+/// that name namespaces.
+pub(super) async fn reads_every_namespace(state: &AppState, caller: &Caller) -> Result<bool, super::ApiError> {
+    let universe = state.index.namespaces();
+    let scope = scope(state, caller, Verb::List).await?;
+    Ok(scope.is_all() || universe.iter().all(|ns| scope.allows(ns)))
+}
+
+/// Drops modules' last errors, which name the namespaces that fail, unless `reads_all`.
+pub(super) fn redacted(mut modules: Vec<ModuleStatus>, reads_all: bool) -> Vec<ModuleStatus> {
+    if !reads_all {
+        for module in &mut modules {
+            module.last_error = module.last_error.take().map(|_| "hidden: it names namespaces you may not read".into());
+        }
+    }
+    modules
 }

@@ -5,7 +5,9 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::params::{self, Params};
-use super::{ApiError, AppState, json_bytes, list_body, with_state};
+use super::{ApiError, AppState, caller, hidden, json_bytes, list_body, scope, with_state};
+use crate::access::{Caller, Verb};
+use crate::index::Scope;
 use crate::quote::quote;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -17,10 +19,12 @@ fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("pipelines")
         .and(warp::get())
         .and(params::raw())
+        .and(caller(state.clone()))
         .and(with_state(state))
-        .and_then(|query: String, state: AppState| async move {
+        .and_then(|query: String, caller: Caller, state: AppState| async move {
             let params = Params::parse(&query, &["namespace"])?;
-            Ok::<_, Rejection>(list(&state, params.get("namespace")))
+            let scope = scope(&state, &caller, Verb::List).await?;
+            Ok::<_, Rejection>(list(&state, params.get("namespace"), &scope))
         })
         .boxed()
 }
@@ -30,19 +34,24 @@ fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("namespaces" / String / "pipelines")
         .and(warp::get())
         .and(params::raw())
+        .and(caller(state.clone()))
         .and(with_state(state))
-        .and_then(|ns: String, query: String, state: AppState| async move {
+        .and_then(|ns: String, query: String, _: Caller, state: AppState| async move {
             Params::parse(&query, &[])?;
-            Ok::<_, Rejection>(list(&state, Some(&ns)))
+            Ok::<_, Rejection>(list(&state, Some(&ns), &Scope::all()))
         })
         .boxed()
 }
 
-fn list(state: &AppState, namespace: Option<&str>) -> Response {
+/// `scope` is every namespace for a namespaced list: `caller()` has checked that one.
+fn list(state: &AppState, namespace: Option<&str>, scope: &Scope) -> Response {
     let pipelines = state.pipelines.get();
-    let items: Vec<_> =
-        pipelines.iter().filter(|p| namespace.is_none_or(|ns| p.namespace == ns)).map(|p| p.body.clone()).collect();
-    list_body(&items, &[], &state.index.completeness(namespace))
+    let items: Vec<_> = pipelines
+        .iter()
+        .filter(|p| namespace.is_none_or(|ns| p.namespace == ns) && scope.allows(&p.namespace))
+        .map(|p| p.body.clone())
+        .collect();
+    list_body(&items, &[], &state.index.completeness(namespace, scope))
 }
 
 /// GET /api/v1/namespaces/{namespace}/pipelines/{name}
@@ -50,8 +59,9 @@ fn get(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("namespaces" / String / "pipelines" / String)
         .and(warp::get())
         .and(params::raw())
+        .and(caller(state.clone()))
         .and(with_state(state))
-        .and_then(|ns: String, name: String, query: String, state: AppState| async move {
+        .and_then(|ns: String, name: String, query: String, _: Caller, state: AppState| async move {
             Params::parse(&query, &[])?;
             let pipelines = state.pipelines.get();
             match pipelines.iter().find(|p| p.namespace == ns && p.name == name) {
@@ -60,12 +70,7 @@ fn get(state: AppState) -> BoxedFilter<(Response,)> {
                     "NotSynced",
                     format!("namespace {} has not been listed yet; retry shortly", quote(&ns)),
                 ))),
-                None => Err(ApiError::not_found(format!(
-                    "pipeline {} has no executions in namespace {}",
-                    quote(&name),
-                    quote(&ns)
-                ))
-                .into()),
+                None => Err(hidden(&state, &ns, "pipelines", Some(&name)).into()),
             }
         })
         .boxed()

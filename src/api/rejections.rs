@@ -5,7 +5,9 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::params::{self, Params};
-use super::{AppState, list_body, with_state};
+use super::{AppState, caller, list_body, scope, with_state};
+use crate::access::{Caller, Verb};
+use crate::index::Scope;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     list_all(state.clone()).or(list_namespaced(state)).unify().boxed()
@@ -16,10 +18,12 @@ fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("rejections")
         .and(warp::get())
         .and(params::raw())
+        .and(caller(state.clone()))
         .and(with_state(state))
-        .and_then(|query: String, state: AppState| async move {
+        .and_then(|query: String, caller: Caller, state: AppState| async move {
             let params = Params::parse(&query, &["namespace"])?;
-            Ok::<_, Rejection>(list(&state, params.get("namespace")))
+            let scope = scope(&state, &caller, Verb::List).await?;
+            Ok::<_, Rejection>(list(&state, params.get("namespace"), &scope))
         })
         .boxed()
 }
@@ -29,15 +33,17 @@ fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("namespaces" / String / "rejections")
         .and(warp::get())
         .and(params::raw())
+        .and(caller(state.clone()))
         .and(with_state(state))
-        .and_then(|ns: String, query: String, state: AppState| async move {
+        .and_then(|ns: String, query: String, _: Caller, state: AppState| async move {
             Params::parse(&query, &[])?;
-            Ok::<_, Rejection>(list(&state, Some(&ns)))
+            Ok::<_, Rejection>(list(&state, Some(&ns), &Scope::all()))
         })
         .boxed()
 }
 
-fn list(state: &AppState, namespace: Option<&str>) -> Response {
-    let items: Vec<_> = state.index.rejections(namespace).iter().map(|r| r.body.clone()).collect();
-    list_body(&items, &[], &state.index.completeness(namespace))
+/// `scope` is every namespace for a namespaced list: `caller()` has checked that one.
+fn list(state: &AppState, namespace: Option<&str>, scope: &Scope) -> Response {
+    let items: Vec<_> = state.index.rejections(namespace, scope).iter().map(|r| r.body.clone()).collect();
+    list_body(&items, &[], &state.index.completeness(namespace, scope))
 }

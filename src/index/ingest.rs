@@ -113,7 +113,7 @@ mod tests {
         }
         drop(tx);
         task.await.expect("ingestion survives the panic");
-        let rejections = index.rejections(None);
+        let rejections = index.rejections(None, &crate::index::Scope::all());
         assert_eq!(rejections.len(), 1);
         assert_eq!(rejections[0].rejection.reasons[0].code, "Internal");
         let served: Vec<_> = ["before", "after"]

@@ -24,7 +24,7 @@ pub(crate) use entry::to_bytes;
 pub use entry::{ExecutionEntry, RejectionEntry};
 pub use ingest::ingest;
 pub use pipelines::{Pipeline, PipelineEnvironment, ResolvedPipeline};
-pub use query::{Cursor, CursorError, Filter, Page};
+pub use query::{Cursor, CursorError, Filter, Page, Scope};
 pub use shards::{Completeness, ShardState, ShardStatus};
 
 use crate::validate::{Execution, ObjectRef, Rejection};

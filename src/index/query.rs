@@ -2,6 +2,7 @@
 //! `continue` token stays consistent while data changes: no item is served twice and none that
 //! existed throughout is skipped.
 
+use std::collections::BTreeSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -18,19 +19,52 @@ use crate::selector::Selector;
 use crate::validate::ObjectRef;
 use std::cmp::Reverse;
 
-/// Which executions a list wants.
-#[derive(Clone, Debug, Default, Hash)]
+/// The namespaces a caller may read: every one, or these.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope(Option<Arc<BTreeSet<String>>>);
+
+impl Scope {
+    pub fn all() -> Self {
+        Scope(None)
+    }
+
+    pub fn only(namespaces: BTreeSet<String>) -> Self {
+        Scope(Some(Arc::new(namespaces)))
+    }
+
+    pub fn allows(&self, namespace: &str) -> bool {
+        self.0.as_ref().is_none_or(|readable| readable.contains(namespace))
+    }
+
+    /// True when it holds every namespace.
+    pub fn is_all(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+/// Which executions a list wants, within the namespaces its caller may read.
+#[derive(Clone, Debug, Default)]
 pub struct Filter {
     pub namespace: Option<String>,
     pub pipeline: Option<String>,
     pub phase: Option<Phase>,
     pub environment: Option<String>,
     pub labels: Option<Selector>,
+    /// Not part of a continue token's fingerprint: a page goes on serving what the caller may
+    /// read now, if their access changed between pages.
+    pub scope: Scope,
+}
+
+impl Hash for Filter {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (&self.namespace, &self.pipeline, &self.phase, &self.environment, &self.labels).hash(h);
+    }
 }
 
 impl Filter {
     pub fn matches(&self, e: &ExecutionEntry) -> bool {
-        self.namespace.as_ref().is_none_or(|ns| *ns == e.id.namespace)
+        self.scope.allows(&e.id.namespace)
+            && self.namespace.as_ref().is_none_or(|ns| *ns == e.id.namespace)
             && self.pipeline.as_ref().is_none_or(|p| *p == e.view.pipeline)
             && self.phase.is_none_or(|p| p == e.view.phase)
             && self.environment.as_ref().is_none_or(|env| e.has_environment(env))
@@ -126,14 +160,33 @@ impl Index {
         self.read().executions.get(id).cloned()
     }
 
-    /// Rejections, by namespace and name, optionally for one namespace.
-    pub fn rejections(&self, namespace: Option<&str>) -> Vec<Arc<RejectionEntry>> {
+    /// Rejections the scope covers, by namespace and name, optionally for one namespace. A file
+    /// of the directory source (no namespace) is covered only by a scope of every namespace.
+    pub fn rejections(&self, namespace: Option<&str>, scope: &Scope) -> Vec<Arc<RejectionEntry>> {
         self.read()
             .rejections
             .values()
             .filter(|r| namespace.is_none_or(|ns| r.rejection.id.namespace == ns))
+            .filter(|r| scope.allows(&r.rejection.id.namespace))
             .cloned()
             .collect()
+    }
+
+    /// Every namespace the index may hold: the watched ones, and those of the objects a
+    /// directory source holds.
+    pub fn namespaces(&self) -> BTreeSet<String> {
+        let state = self.read();
+        let mut all: BTreeSet<String> = state.shards.values().filter_map(|s| s.namespace.clone()).collect();
+        if state.shards.values().any(|s| s.namespace.is_none()) {
+            all.extend(state.executions.keys().map(|id| id.namespace.clone()));
+            all.extend(state.rejections.keys().map(|id| id.namespace.clone()).filter(|ns| !ns.is_empty()));
+        }
+        all
+    }
+
+    /// Whether `namespace` is watched: a shard holds it, or a directory shard may.
+    pub fn watches(&self, namespace: &str) -> bool {
+        self.read().shards.values().any(|s| s.covers(namespace))
     }
 
     /// The current revision: changes whenever anything served changes.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use super::Index;
+use super::{Index, Scope};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum ShardState {
@@ -129,12 +129,14 @@ impl Index {
         !state.shards.is_empty() && state.shards.values().all(ShardStatus::settled)
     }
 
-    /// Completeness of data drawn from `namespace` (or from every shard when `None`).
-    pub fn completeness(&self, namespace: Option<&str>) -> Completeness {
+    /// Completeness of data drawn from `namespace` (or from every shard when `None`), over the
+    /// shards of namespaces `scope` covers: a caller never learns of a source they may not read.
+    pub fn completeness(&self, namespace: Option<&str>, scope: &Scope) -> Completeness {
         let incomplete: Vec<ShardStatus> = self
             .shards()
             .into_iter()
             .filter(|s| namespace.is_none_or(|ns| s.covers(ns)))
+            .filter(|s| s.namespace.as_deref().is_none_or(|ns| scope.allows(ns)))
             .filter(|s| s.state != ShardState::Synced)
             .collect();
         Completeness {

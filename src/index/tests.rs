@@ -63,7 +63,7 @@ fn reset_swaps_in_a_relist_and_drops_what_it_lacks() {
     let mut all = names(&index, &Filter::default());
     all.sort();
     assert_eq!(all, ["three", "two"], "shard b untouched, shard a replaced");
-    assert!(index.rejections(None).is_empty());
+    assert!(index.rejections(None, &Scope::all()).is_empty());
 }
 
 #[test]
@@ -73,10 +73,10 @@ fn a_rejection_replaces_the_execution_and_a_fix_brings_it_back() {
     index.reset("a", vec![exec("a", "one", Doc::new("p"))]);
     index.apply("a", rejected("a", "one"));
     assert!(names(&index, &Filter::default()).is_empty());
-    assert_eq!(index.rejections(Some("a")).len(), 1);
+    assert_eq!(index.rejections(Some("a"), &Scope::all()).len(), 1);
     index.apply("a", exec("a", "one", Doc::new("p")));
     assert_eq!(names(&index, &Filter::default()), ["one"]);
-    assert!(index.rejections(None).is_empty());
+    assert!(index.rejections(None, &Scope::all()).is_empty());
     index.delete(&ObjectRef { namespace: "a".into(), name: "one".into() });
     assert!(names(&index, &Filter::default()).is_empty());
 }
@@ -185,13 +185,13 @@ fn completeness_names_unsynced_and_failing_sources() {
     assert!(!index.settled(), "b has not synced");
     index.fail("b", "forbidden".into(), true);
     assert!(index.settled(), "a refusal is reported, not waited for");
-    let c = index.completeness(None);
+    let c = index.completeness(None, &Scope::all());
     assert!(!c.complete);
     assert_eq!(c.incomplete_sources[0].source, "b");
-    assert!(index.completeness(Some("a")).complete);
+    assert!(index.completeness(Some("a"), &Scope::all()).complete);
     index.fail("a", "connection refused".into(), false);
     std::thread::sleep(Duration::from_millis(2));
-    assert!(index.completeness(Some("a")).stale, "a failing source past the bound is stale");
+    assert!(index.completeness(Some("a"), &Scope::all()).stale, "a failing source past the bound is stale");
 }
 
 #[test]

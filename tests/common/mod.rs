@@ -54,6 +54,27 @@ where
     }
 }
 
+/// How a test service runs, beyond its source.
+pub struct Setup {
+    pub staleness: Duration,
+    pub modules: Vec<String>,
+    pub server: ServerSettings,
+    pub access: execwatch::access::Access,
+    pub limits: execwatch::api::CallerLimits,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            staleness: Duration::from_secs(60),
+            modules: execwatch::modules::ALL.iter().map(|m| m.to_string()).collect(),
+            server: ServerSettings::default(),
+            access: execwatch::access::Access::open(),
+            limits: execwatch::api::CallerLimits::new(64, None),
+        }
+    }
+}
+
 /// A running execwatch service and a client for its HTTP API.
 pub struct Running {
     pub base: String,
@@ -79,11 +100,25 @@ impl Running {
         modules: &[&str],
         server: ServerSettings,
     ) -> Running {
+        let setup =
+            Setup { staleness, server, modules: modules.iter().map(|m| m.to_string()).collect(), ..Setup::default() };
+        Self::launch(sources, setup).await
+    }
+
+    /// Starts the service on port 0 as `setup` says.
+    pub async fn launch(sources: Sources, setup: Setup) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
-        let modules = modules.iter().map(|m| m.to_string()).collect();
-        let service =
-            Service { sources, registry: registry(), staleness, page: PageLimits::default(), server, modules };
+        let service = Service {
+            sources,
+            registry: registry(),
+            staleness: setup.staleness,
+            page: PageLimits::default(),
+            server: setup.server,
+            access: setup.access,
+            limits: setup.limits,
+            modules: setup.modules.into_iter().collect(),
+        };
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(service.run(listener, async {
             let _ = rx.await;
@@ -97,6 +132,11 @@ impl Running {
         let status = response.status().as_u16();
         let body = response.json::<Value>().await.expect("JSON body");
         (status, body)
+    }
+
+    /// GETs `path` with `Authorization: Bearer <token>`, returning the whole response.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.expect("service answers")
     }
 
     /// Waits until GET `path` answers 200 with a body that satisfies `check`.

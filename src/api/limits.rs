@@ -1,0 +1,119 @@
+//! Per-caller limits: held long polls (and streams) per subject, and an optional request rate per
+//! subject. Beyond either, a clear `429` with `Retry-After`.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::ApiError;
+
+/// Who is counted when nobody is authenticated (`--auth none`): every caller together.
+const ANONYMOUS: &str = "";
+
+/// The limits and what they count now. Clones share them.
+#[derive(Clone)]
+pub struct CallerLimits(Arc<Inner>);
+
+struct Inner {
+    max_long_polls_per_subject: usize,
+    held: Mutex<HashMap<Arc<str>, usize>>,
+    rate: Option<DefaultKeyedRateLimiter<Arc<str>>>,
+}
+
+/// Counts one held long poll while it lives.
+pub struct Held {
+    limits: CallerLimits,
+    subject: Arc<str>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self.limits.0.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = held.get_mut(&self.subject) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.subject);
+            }
+        }
+    }
+}
+
+impl CallerLimits {
+    /// `max_long_polls_per_subject` long polls at once per subject; `rate_per_second` requests
+    /// per second per subject, with as large a burst, or no rate limit when `None`.
+    pub fn new(max_long_polls_per_subject: usize, rate_per_second: Option<NonZeroU32>) -> Self {
+        let rate = rate_per_second.map(|n| RateLimiter::keyed(Quota::per_second(n)));
+        CallerLimits(Arc::new(Inner { max_long_polls_per_subject, held: Mutex::default(), rate }))
+    }
+
+    /// Admits one request of `subject`, or says when to retry.
+    pub fn admit(&self, subject: Option<&Arc<str>>) -> Result<(), ApiError> {
+        let Some(rate) = &self.0.rate else { return Ok(()) };
+        let subject = subject.cloned().unwrap_or_else(|| ANONYMOUS.into());
+        rate.check_key(&subject).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            too_many("request rate limit reached for this caller", wait)
+        })
+    }
+
+    /// Holds one long poll of `subject` until the guard drops, or refuses it past the cap.
+    pub fn hold_long_poll(&self, subject: Option<&Arc<str>>) -> Result<Held, ApiError> {
+        let subject = subject.cloned().unwrap_or_else(|| ANONYMOUS.into());
+        let mut held = self.0.held.lock().unwrap_or_else(|p| p.into_inner());
+        let count = held.entry(subject.clone()).or_default();
+        if *count >= self.0.max_long_polls_per_subject {
+            let message = format!(
+                "at most {} long polls may be open at once per caller; retry when one has been answered",
+                self.0.max_long_polls_per_subject
+            );
+            return Err(too_many(&message, Duration::from_secs(1)));
+        }
+        *count += 1;
+        Ok(Held { limits: self.clone(), subject })
+    }
+
+    /// Long polls held now, over every subject.
+    pub fn long_polls(&self) -> usize {
+        self.0.held.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
+    }
+}
+
+fn too_many(message: &str, wait: Duration) -> ApiError {
+    let mut error = ApiError::new(warp::http::StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message);
+    error.retry_after = Some(wait.as_secs().max(1));
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_polls_are_capped_per_subject_and_released_when_answered() {
+        let limits = CallerLimits::new(2, None);
+        let (a, b): (Arc<str>, Arc<str>) = ("alice".into(), "bob".into());
+        let first = limits.hold_long_poll(Some(&a)).unwrap();
+        let _second = limits.hold_long_poll(Some(&a)).unwrap();
+        let refused = limits.hold_long_poll(Some(&a)).err().unwrap();
+        assert_eq!((refused.status.as_u16(), refused.retry_after), (429, Some(1)));
+        assert!(limits.hold_long_poll(Some(&b)).is_ok(), "another subject has its own cap");
+        drop(first);
+        assert!(limits.hold_long_poll(Some(&a)).is_ok());
+    }
+
+    #[test]
+    fn the_rate_is_limited_per_subject_only_when_configured() {
+        let open = CallerLimits::new(1, None);
+        assert!((0..1000).all(|_| open.admit(None).is_ok()));
+        let limited = CallerLimits::new(1, NonZeroU32::new(5));
+        let a: Arc<str> = "alice".into();
+        let admitted = (0..20).filter(|_| limited.admit(Some(&a)).is_ok()).count();
+        assert_eq!(admitted, 5, "the burst is the rate");
+        assert!(limited.admit(Some(&"bob".into())).is_ok());
+        assert!(limited.admit(Some(&a)).unwrap_err().retry_after.is_some());
+    }
+}
