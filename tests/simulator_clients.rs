@@ -18,7 +18,7 @@ async fn sim_and_kubectl() -> (Sim, Kubectl, tempfile::TempDir) {
 }
 
 fn crd_manifest() -> String {
-    format!("{}/manifests/crd-backendmodule.yaml", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/manifests/base/crd-backendmodule.yaml", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -174,7 +174,7 @@ async fn kubectl_installs_the_crd_and_manages_backendmodules() {
     let dir = tempfile::tempdir().unwrap();
     let kubectl = Kubectl::new(dir.path(), &sim.kubeconfig());
     let manifests = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests");
-    let (crd, modules) = (manifests.join("crd-backendmodule.yaml"), manifests.join("modules.yaml"));
+    let (crd, modules) = (manifests.join("base/crd-backendmodule.yaml"), manifests.join("base/modules.yaml"));
 
     let Some((ok, out)) = kubectl.run(&["get", "backendmodules"], None).await else { return };
     assert!(!ok && out.contains("doesn't have a resource type"), "before the CRD: {out}");

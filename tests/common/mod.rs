@@ -286,7 +286,7 @@ impl Cluster {
 /// The shipped BackendModule CRD.
 pub fn backendmodule_crd()
 -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests/crd-backendmodule.yaml");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests/base/crd-backendmodule.yaml");
     serde_yaml::from_str(&std::fs::read_to_string(path).expect("CRD manifest")).expect("CRD parses")
 }
 
