@@ -57,50 +57,92 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-#[test]
-fn sigterm_stops_the_server_in_seconds_and_client_errors_are_not_logged_as_errors() {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_execwatch"))
-        .args(["serve", "--from-dir", "manifests/examples", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--log-format", "json", "--log-level", "debug,hyper=info,kube=info"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("binary runs");
-    // The status code of GET `path`, waiting (with a deadline) for the server to listen.
-    let get = |path: &str| {
+/// `execwatch serve` on a free port with JSON debug logs; stop it with `stop()`.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_execwatch"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--log-format", "json", "--log-level", "debug,hyper=info,kube=info"])
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("binary runs");
+        Server { child, port }
+    }
+
+    /// The status code of GET `path` with extra header lines, waiting (with a deadline) for the
+    /// server to listen.
+    fn get(&self, path: &str, headers: &str) -> String {
         use std::io::{Read, Write};
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let mut stream = loop {
-            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            match std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 Ok(stream) => break stream,
                 Err(e) => assert!(std::time::Instant::now() < deadline, "the server never listened: {e}"),
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         };
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: execwatch\r\nConnection: close\r\n\r\n").unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: execwatch\r\n{headers}Connection: close\r\n\r\n").unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         response.split(' ').nth(1).unwrap_or_default().to_owned()
-    };
-    assert_eq!(get("/livez"), "200");
+    }
+
+    /// Sends SIGTERM; returns how long the exit took and the logs.
+    fn stop(self) -> (std::time::Duration, String) {
+        let killed = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(killed.success());
+        let started = std::time::Instant::now();
+        let out = self.child.wait_with_output().expect("the server exits");
+        assert!(out.status.success(), "{:?}", out.status);
+        (started.elapsed(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn sigterm_stops_the_server_in_seconds_and_client_errors_are_not_logged_as_errors() {
+    let server = Server::start(&["--from-dir", "manifests/examples"]);
+    assert_eq!(server.get("/livez", ""), "200");
     let long = "x".repeat(60_000);
-    assert_eq!(get(&format!("/api/v1/executions?labelSelector={long}")), "400");
-    assert_eq!(get(&format!("/api/v1/namespaces/team-payments/executions/{long}")), "404");
-    assert_eq!(get("/api/v1/nothing"), "404");
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
-    assert!(killed.success());
-    let started = std::time::Instant::now();
-    let out = child.wait_with_output().expect("the server exits");
-    assert!(started.elapsed() < std::time::Duration::from_secs(10), "exit took {:?}", started.elapsed());
-    assert!(out.status.success(), "{:?}", out.status);
-    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(server.get(&format!("/api/v1/executions?labelSelector={long}"), ""), "400");
+    assert_eq!(server.get(&format!("/api/v1/namespaces/team-payments/executions/{long}"), ""), "404");
+    assert_eq!(server.get("/api/v1/nothing", ""), "404");
+    let (took, logs) = server.stop();
+    assert!(took < std::time::Duration::from_secs(10), "exit took {took:?}");
     let lines: Vec<serde_json::Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(lines.iter().any(|l| l["fields"]["status"] == 400), "client errors are logged at debug:\n{logs}");
     let errors: Vec<_> = lines.iter().filter(|l| l["level"] == "ERROR" || l["level"] == "WARN").collect();
     assert!(errors.is_empty(), "{errors:?}");
     let longest = logs.lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 2_000, "a log line of {longest} bytes echoes client input");
+}
+
+#[test]
+fn bearer_tokens_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    let sha256: String = execwatch::access::digest("tok-3f9a-secret").iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&tokens, format!("tokens:\n- subject: board\n  sha256: {sha256}\n  namespaces: [team-payments]\n"))
+        .unwrap();
+    let auth = format!("tokens={}", tokens.display());
+    let server = Server::start(&["--from-dir", "manifests/examples", "--auth", &auth]);
+    assert_eq!(server.get("/api/v1/executions", "Authorization: Bearer tok-3f9a-secret\r\n"), "200");
+    assert_eq!(
+        server.get("/api/v1/namespaces/team-storefront/executions", "Authorization: Bearer tok-3f9a-secret\r\n"),
+        "404"
+    );
+    assert_eq!(server.get("/api/v1/executions", "Authorization: Bearer tok-guessed-wrong\r\n"), "401");
+    assert_eq!(server.get("/api/v1/executions?token=tok-3f9a-secret", ""), "401", "never from the query string");
+    let (_, logs) = server.stop();
+    assert!(logs.contains("\"status\":401"), "requests were logged:\n{logs}");
+    assert!(!logs.contains("tok-3f9a-secret") && !logs.contains("tok-guessed-wrong"), "a token was logged:\n{logs}");
 }
 
 #[test]

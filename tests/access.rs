@@ -1,0 +1,274 @@
+//! Namespace-scoped access end to end: real RBAC objects created with kubectl in the simulator,
+//! bearer tokens from its static token file, TokenReview and SubjectAccessReview decided as a
+//! cluster decides them. Every caller sees exactly the namespaces they may read.
+
+mod common;
+
+use std::time::Duration;
+
+use common::clients::Kubectl;
+use common::{DEADLINE, Running, Setup, client_for, fast_watch, names, wait_until};
+use execwatch::Sources;
+use execwatch::access::{Access, AccessSettings};
+use execwatch::fixtures::{Cm, Doc};
+use k8s_sim::Sim;
+
+/// alice reads team-a (and the unwatched team-c) as a user; bob reads team-b through his group;
+/// admin reads everything through a ClusterRoleBinding; carol reads nothing.
+const TOKENS: &str = "alice-token,alice,1,\"\"\nbob-token,bob,2,\"team-b-devs\"\nadmin-token,admin,3,\"readers\"\ncarol-token,carol,4,\"\"\n";
+
+const SAR: &str = "subjectaccessreviews.authorization.k8s.io";
+const TOKEN_REVIEWS: &str = "tokenreviews.authentication.k8s.io";
+
+struct Fixture {
+    sim: Sim,
+    service: Running,
+    kubectl: Kubectl,
+    _dir: tempfile::TempDir,
+}
+
+/// The simulator with its RBAC objects, the service watching team-a and team-b with
+/// `--auth kubernetes`, and data in both. `None` where kubectl is not available.
+async fn fixture(settings: AccessSettings) -> Option<Fixture> {
+    let sim = Sim::start().await.unwrap();
+    sim.set_token_file(TOKENS).unwrap();
+    for ns in ["team-a", "team-b", "team-c"] {
+        sim.create_namespace(ns);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubectl = Kubectl::new(dir.path(), &sim.kubeconfig());
+    let rbac = format!("{}/manifests/base/rbac-cluster.yaml", env!("CARGO_MANIFEST_DIR"));
+    kubectl.ok(&["apply", "-f", &rbac], None).await?;
+    let reader = "--clusterrole=execwatch-executions-reader";
+    for (ns, name, subject) in [
+        ("team-a", "alice", "--user=alice"),
+        ("team-c", "alice", "--user=alice"),
+        ("team-b", "devs", "--group=team-b-devs"),
+    ] {
+        kubectl.ok(&["create", "rolebinding", name, "-n", ns, reader, subject], None).await?;
+    }
+    kubectl.ok(&["create", "clusterrolebinding", "readers", reader, "--group=readers"], None).await?;
+
+    let writer = client_for(&sim);
+    for (ns, name, pipeline) in [
+        ("team-a", "a-1", "web"),
+        ("team-a", "a-2", "web"),
+        ("team-b", "b-1", "api"),
+        ("team-b", "b-2", "api"),
+        ("team-b", "b-3", "db"),
+    ] {
+        let cm = Cm::new(ns, name).doc(&Doc::new(pipeline)).build();
+        kube::Api::namespaced(writer.clone(), ns).create(&Default::default(), &cm).await.unwrap();
+    }
+    for ns in ["team-a", "team-b"] {
+        let broken = Cm::new(ns, &format!("{ns}-broken")).data("execution.yaml", "phase: [").build();
+        kube::Api::namespaced(writer.clone(), ns).create(&Default::default(), &broken).await.unwrap();
+    }
+    let client = client_for(&sim);
+    let sources = Sources::Kube {
+        client: client.clone(),
+        namespaces: vec!["team-a".into(), "team-b".into()],
+        watch: fast_watch(),
+    };
+    let setup = Setup { access: Access::kubernetes(client, settings), ..Setup::default() };
+    let service = Running::launch(sources, setup).await;
+    let fixture = Fixture { sim, service, kubectl, _dir: dir };
+    fixture.wait_for("admin", "every run is served", "/api/v1/executions", |b| names(b).len() == 5).await;
+    Some(fixture)
+}
+
+fn settings() -> AccessSettings {
+    AccessSettings {
+        allow_ttl: Duration::from_secs(60),
+        deny_ttl: Duration::from_secs(60),
+        ..AccessSettings::default()
+    }
+}
+
+impl Fixture {
+    async fn get(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        let response = self.service.get_as(path, token).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    async fn wait_for(&self, token: &str, what: &str, path: &str, check: impl Fn(&serde_json::Value) -> bool) {
+        wait_until(what, || async {
+            let (status, body) = self.get(&format!("{token}-token"), path).await;
+            (status == 200 && check(&body)).then_some(())
+        })
+        .await
+    }
+
+    /// Status, headers but the date, and body: what must not differ between two 404s.
+    async fn raw(&self, token: &str, path: &str) -> (u16, Vec<(String, String)>, String) {
+        let response = self.service.get_as(path, token).await;
+        let status = response.status().as_u16();
+        let mut headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .filter(|(k, _)| *k != "date")
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        headers.sort();
+        (status, headers, response.text().await.unwrap())
+    }
+}
+
+fn sorted(body: &serde_json::Value) -> Vec<String> {
+    let mut names = names(body);
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_caller_sees_only_the_namespaces_they_may_read_in_every_endpoint() {
+    let Some(f) = fixture(settings()).await else { return };
+    f.sim.fail_namespace("team-b", Some(500));
+    f.wait_for("admin", "team-b fails", "/api/v1/executions", |b| b["freshness"]["complete"] == false).await;
+
+    let (_, list) = f.get("alice-token", "/api/v1/executions").await;
+    assert_eq!(sorted(&list), ["a-1", "a-2"], "{list}");
+    assert_eq!(list["freshness"]["complete"], true, "team-b's failure is not alice's to know: {list}");
+    let (_, page) = f.get("alice-token", "/api/v1/executions?limit=1").await;
+    let token = page["continue"].as_str().expect("a second page");
+    let (_, rest) = f.get("alice-token", &format!("/api/v1/executions?limit=1&continue={token}")).await;
+    assert_eq!(names(&rest).len(), 1);
+    assert!(rest["continue"].is_null(), "pages cover alice's namespaces alone: {rest}");
+    let (_, pipelines) = f.get("alice-token", "/api/v1/pipelines").await;
+    assert_eq!(names(&pipelines), ["web"], "{pipelines}");
+    assert_eq!(pipelines["items"][0]["executionCount"], 2, "{pipelines}");
+    let (_, rejections) = f.get("alice-token", "/api/v1/rejections").await;
+    assert_eq!(names(&rejections), ["team-a-broken"]);
+    let (status, _) = f.get("alice-token", "/api/v1/executions?namespace=team-b").await;
+    assert_eq!(status, 404);
+
+    let (_, bobs) = f.get("bob-token", "/api/v1/executions").await;
+    assert_eq!(sorted(&bobs), ["b-1", "b-2", "b-3"], "a group binding grants bob team-b: {bobs}");
+    let (_, admins) = f.get("admin-token", "/api/v1/executions").await;
+    assert_eq!(names(&admins).len(), 5, "a cluster-wide reader sees both");
+    assert_eq!(admins["freshness"]["incompleteSources"][0]["source"], "team-b");
+    let (_, carols) = f.get("carol-token", "/api/v1/executions").await;
+    assert!(names(&carols).is_empty() && carols["freshness"]["complete"] == true, "{carols}");
+
+    let (_, ready) = f.get("alice-token", "/readyz").await;
+    let sources: Vec<_> = ready["sources"].as_array().unwrap().iter().map(|s| s["source"].clone()).collect();
+    assert_eq!(sources, ["team-a"], "{ready}");
+    let probe: serde_json::Value =
+        reqwest::get(format!("{}/readyz", f.service.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(probe.as_object().unwrap().len(), 2, "a probe without a token learns the status only: {probe}");
+    let (_, modules) = f.get("alice-token", "/api/v1/modules").await;
+    assert!(!modules.to_string().contains("team-b"), "{modules}");
+    let (_, modules) = f.get("admin-token", "/api/v1/modules").await;
+    assert!(modules.to_string().contains("team-b"), "a reader of everything sees which namespace fails: {modules}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forbidden_namespace_is_the_same_404_as_an_unwatched_one_or_a_missing_object() {
+    let Some(f) = fixture(settings()).await else { return };
+    // team-b is watched but alice may not read it; team-c she may read, but it is not watched.
+    let forbidden = f.raw("alice-token", "/api/v1/namespaces/team-b/executions").await;
+    let unwatched = f.raw("alice-token", "/api/v1/namespaces/team-c/executions").await;
+    assert_eq!(forbidden.0, 404);
+    assert_eq!((forbidden.0, &forbidden.1), (unwatched.0, &unwatched.1));
+    assert_eq!(forbidden.2.replace("team-b", "team-c"), unwatched.2);
+    // The same path: an execution alice may not read, and one that does not exist.
+    let hidden = f.raw("alice-token", "/api/v1/namespaces/team-b/executions/b-1").await;
+    let missing = f.raw("admin-token", "/api/v1/namespaces/team-b/executions/b-9").await;
+    assert_eq!((hidden.0, &hidden.1), (missing.0, &missing.1));
+    assert_eq!(hidden.2.replace("b-1", "b-9"), missing.2);
+    for path in ["/api/v1/namespaces/team-b/pipelines/api", "/api/v1/namespaces/team-b/rejections"] {
+        assert_eq!(f.raw("alice-token", path).await.0, 404, "{path}");
+    }
+    // A review is made for the unwatched namespace as for the forbidden one.
+    let before = f.sim.requests("create", SAR, "");
+    f.raw("carol-token", "/api/v1/namespaces/team-b/executions").await;
+    f.raw("carol-token", "/api/v1/namespaces/nowhere/executions").await;
+    assert_eq!(f.sim.requests("create", SAR, "") - before, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_malformed_and_rejected_tokens_get_401_and_no_resource_information() {
+    let Some(f) = fixture(settings()).await else { return };
+    let base = &f.service.base;
+    let http = reqwest::Client::new();
+    let paths = [
+        "/api/v1/executions",
+        "/api/v1/namespaces/team-a/executions",
+        "/api/v1/namespaces/team-a/executions/a-1",
+        "/api/v1/pipelines",
+        "/api/v1/namespaces/team-a/pipelines",
+        "/api/v1/namespaces/team-a/pipelines/web",
+        "/api/v1/rejections",
+        "/api/v1/namespaces/team-a/rejections",
+        "/api/v1/modules",
+        "/api/v1/executions?access_token=alice-token",
+    ];
+    for path in paths {
+        for auth in [None, Some("Basic YWxpY2U6eA=="), Some("Bearer"), Some("Bearer not-a-token")] {
+            let mut request = http.get(format!("{base}{path}"));
+            if let Some(value) = auth {
+                request = request.header("authorization", value);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{path} {auth:?}");
+            assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"execwatch\"");
+            let body = response.text().await.unwrap();
+            assert!(!body.contains("team-") && !body.contains("a-1"), "{body}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_grant_takes_effect_within_the_ttl_and_ends_an_open_long_poll() {
+    let short =
+        AccessSettings { allow_ttl: Duration::from_millis(500), deny_ttl: Duration::from_millis(500), ..settings() };
+    let Some(f) = fixture(short).await else { return };
+    let (_, list) = f.get("alice-token", "/api/v1/namespaces/team-a/executions").await;
+    let revision = list["revision"].as_u64().unwrap();
+    let poll_path = format!("/api/v1/namespaces/team-a/executions?sinceRevision={revision}&timeoutSeconds=300");
+    let url = format!("{}{poll_path}", f.service.base);
+    let poll = tokio::spawn(async move { reqwest::Client::new().get(url).bearer_auth("alice-token").send().await });
+    let (_, all) = f.get("alice-token", "/api/v1/executions?sinceRevision=1&timeoutSeconds=1").await;
+    assert_eq!(sorted(&all), ["a-1", "a-2"]);
+    f.kubectl.ok(&["delete", "rolebinding", "alice", "-n", "team-a"], None).await.unwrap();
+    let ended = tokio::time::timeout(DEADLINE, poll).await.expect("the long poll ends").unwrap().unwrap();
+    assert_eq!(ended.status(), 404, "the poll ends with the caller's 404");
+    let (status, _) = f.get("alice-token", "/api/v1/namespaces/team-a/executions").await;
+    assert_eq!(status, 404);
+    let (_, all) = f.get("alice-token", "/api/v1/executions").await;
+    assert!(names(&all).is_empty(), "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_or_hanging_review_api_denies_with_503_and_is_not_cached() {
+    let quick = AccessSettings { timeout: Duration::from_millis(300), ..settings() };
+    let Some(f) = fixture(quick).await else { return };
+    f.sim.fail_reviews(Some(500));
+    let (status, body) = f.get("bob-token", "/api/v1/executions").await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("AuthUnavailable")), "{body}");
+    assert!(!body.to_string().contains("team-"), "{body}");
+    f.sim.fail_reviews(None);
+    f.sim.hang_reviews(true);
+    let (status, _) = tokio::time::timeout(DEADLINE, f.get("bob-token", "/api/v1/executions")).await.unwrap();
+    assert_eq!(status, 503, "a hanging review is abandoned at the deadline");
+    f.sim.hang_reviews(false);
+    let (status, bobs) = f.get("bob-token", "/api/v1/executions").await;
+    assert_eq!((status, names(&bobs).len()), (200, 3), "errors were not cached: {bobs}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_polls_make_one_token_review_and_one_access_review_per_namespace() {
+    let Some(f) = fixture(settings()).await else { return };
+    let (reviews, decisions) = (f.sim.requests("create", TOKEN_REVIEWS, ""), f.sim.requests("create", SAR, ""));
+    let url = format!("{}/api/v1/executions", f.service.base);
+    let http = reqwest::Client::new();
+    for _ in 0..20 {
+        let batch = (0..50).map(|_| http.get(&url).bearer_auth("bob-token").send());
+        for response in futures::future::join_all(batch).await {
+            assert_eq!(response.unwrap().status(), 200);
+        }
+    }
+    assert_eq!(f.sim.requests("create", TOKEN_REVIEWS, "") - reviews, 1, "one TokenReview");
+    assert_eq!(f.sim.requests("create", SAR, "") - decisions, 2, "one SubjectAccessReview per watched namespace");
+}

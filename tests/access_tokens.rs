@@ -1,0 +1,148 @@
+//! The `tokens=FILE` authority with the directory source, and the per-caller limits: a file
+//! edit takes effect without a restart, a broken edit keeps the previous tokens, long polls
+//! and request rates are capped per subject, and tokens never reach the logs.
+
+mod common;
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use common::{Running, Setup, dir_source, names, wait_until};
+use execwatch::access::Access;
+use execwatch::access::tokens::TokenFile;
+use execwatch::api::CallerLimits;
+use execwatch::fixtures::Doc;
+
+fn manifest(ns: &str, name: &str) -> String {
+    let indented: String = Doc::new("web").yaml().lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    pipelines.gitops.dev/execution: \"true\"\ndata:\n  execution.yaml: |\n{indented}"
+    )
+}
+
+fn sha256(token: &str) -> String {
+    execwatch::access::digest(token).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn tokens_file(entries: &[(&str, &str, &str)]) -> String {
+    let mut text = String::from("tokens:\n");
+    for (subject, token, namespaces) in entries {
+        text.push_str(&format!(
+            "  - subject: {subject}\n    sha256: {}\n    namespaces: {namespaces}\n",
+            sha256(token)
+        ));
+    }
+    text
+}
+
+struct Fixture {
+    service: Running,
+    tokens: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture(limits: CallerLimits) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("a.yaml"), manifest("team-a", "a-1")).unwrap();
+    std::fs::write(data.join("b.yaml"), manifest("team-b", "b-1")).unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        tokens_file(&[("dashboard", "s3cret-dashboard", "[team-a]"), ("ops", "s3cret-ops", "['*']")]),
+    )
+    .unwrap();
+    let file = TokenFile::load(&tokens, Duration::from_millis(100)).unwrap();
+    let setup = Setup { access: Access::tokens(file), limits, ..Setup::default() };
+    let service = Running::launch(dir_source(&data, Duration::from_millis(50)), setup).await;
+    Fixture { service, tokens, _dir: dir }
+}
+
+async fn names_as(service: &Running, token: &str, path: &str) -> (u16, Vec<String>) {
+    let response = service.get_as(path, token).await;
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    let mut names = names(&body);
+    names.sort();
+    (status, names)
+}
+
+#[tokio::test]
+async fn a_tokens_file_edit_takes_effect_without_a_restart_and_a_broken_one_keeps_the_last() {
+    let f = fixture(CallerLimits::new(8, None)).await;
+    wait_until("ops sees both", || async {
+        (names_as(&f.service, "s3cret-ops", "/api/v1/executions").await.1.len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(names_as(&f.service, "s3cret-dashboard", "/api/v1/executions").await, (200, vec!["a-1".into()]));
+    assert_eq!(names_as(&f.service, "s3cret-dashboard", "/api/v1/namespaces/team-b/executions").await.0, 404);
+
+    std::fs::write(&f.tokens, tokens_file(&[("dashboard", "s3cret-dashboard", "[team-a, team-b]")])).unwrap();
+    wait_until("the edit grants team-b", || async {
+        let seen = names_as(&f.service, "s3cret-dashboard", "/api/v1/executions").await;
+        (seen == (200, vec!["a-1".into(), "b-1".into()])).then_some(())
+    })
+    .await;
+    wait_until("the removed token is refused", || async {
+        (names_as(&f.service, "s3cret-ops", "/api/v1/executions").await.0 == 401).then_some(())
+    })
+    .await;
+
+    std::fs::write(&f.tokens, "tokens:\n  - subject: x\n    token: in-clear\n").unwrap();
+    let ready = wait_until("the broken edit is reported", || async {
+        let response = f.service.get_as("/readyz", "s3cret-dashboard").await;
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["tokensFile"]["lastError"].is_string().then_some(body)
+    })
+    .await;
+    assert!(ready["tokensFile"]["lastError"].as_str().unwrap().contains("unknown field"), "{ready}");
+    assert_eq!(
+        names_as(&f.service, "s3cret-dashboard", "/api/v1/executions").await.1.len(),
+        2,
+        "the previous tokens stay"
+    );
+}
+
+#[tokio::test]
+async fn long_polls_and_request_rates_are_capped_per_subject() {
+    let f = fixture(CallerLimits::new(2, NonZeroU32::new(1000))).await;
+    let list = wait_until("both runs are served", || async {
+        let body: serde_json::Value = f.service.get_as("/api/v1/executions", "s3cret-ops").await.json().await.unwrap();
+        (names(&body).len() == 2).then_some(body)
+    })
+    .await;
+    let url = format!("{}/api/v1/executions?sinceRevision={}&timeoutSeconds=300", f.service.base, list["revision"]);
+    let hold = |token: &'static str| {
+        let url = url.clone();
+        tokio::spawn(async move { reqwest::Client::new().get(url).bearer_auth(token).send().await })
+    };
+    let held_now = |count: u64| {
+        let service = &f.service;
+        wait_until("the polls are held", move || async move {
+            let body: serde_json::Value = service.get_as("/readyz", "s3cret-ops").await.json().await.unwrap();
+            (body["longPolls"] == count).then_some(())
+        })
+    };
+    let mut held = vec![hold("s3cret-ops"), hold("s3cret-ops")];
+    held_now(2).await;
+    let refused = reqwest::Client::new().get(&url).bearer_auth("s3cret-ops").send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "TooManyRequests");
+    held.push(hold("s3cret-dashboard"));
+    held_now(3).await;
+    f.service.stop().await;
+    for poll in held {
+        assert_eq!(poll.await.unwrap().unwrap().status(), 200, "held polls are answered at shutdown");
+    }
+
+    let f = fixture(CallerLimits::new(2, NonZeroU32::new(3))).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(f.service.get_as("/api/v1/modules", "s3cret-ops").await.status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3, "{statuses:?}");
+    assert_eq!(f.service.get_as("/api/v1/modules", "s3cret-dashboard").await.status(), 200, "rates are per subject");
+}
