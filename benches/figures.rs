@@ -182,7 +182,7 @@ async fn latency(samples: usize) {
         watch_timeout: Duration::from_secs(290),
         backoff_max: Duration::from_secs(1),
     };
-    let base = start(Sources::Kube { client: client.clone(), namespaces: vec!["bench".into()], watch }).await;
+    let base = start(Sources::Kube { client: client.clone(), namespaces: vec!["bench".into()].into(), watch }).await;
     let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, "bench");
     let http = reqwest::Client::new();
     while http.get(format!("{base}/readyz")).send().await.expect("readyz").status() != 200 {

@@ -67,15 +67,20 @@ pub struct ServeArgs {
     /// Address to serve the HTTP API on.
     #[arg(long, env = "EXECWATCH_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    /// Namespaces to watch (comma-separated); required unless --from-dir is given.
+    /// Namespaces to watch (comma-separated); or use --namespace-selector or --from-dir.
     #[arg(
         long,
         env = "EXECWATCH_NAMESPACES",
         value_delimiter = ',',
-        required_unless_present = "from_dir",
-        conflicts_with = "from_dir"
+        required_unless_present_any = ["from_dir", "namespace_selector"],
+        conflicts_with_all = ["from_dir", "namespace_selector"]
     )]
     pub namespaces: Vec<String>,
+    /// Watch every namespace whose labels match (e.g. `pipelines.gitops.dev/executions=enabled`),
+    /// following them as they are labelled, unlabelled, created and deleted. Needs list and
+    /// watch on namespaces.
+    #[arg(long, env = "EXECWATCH_NAMESPACE_SELECTOR", conflicts_with = "from_dir")]
+    pub namespace_selector: Option<Selector>,
     /// Serve ConfigMap manifests from this directory instead of a cluster.
     #[arg(long, env = "EXECWATCH_FROM_DIR")]
     pub from_dir: Option<PathBuf>,

@@ -10,6 +10,7 @@ use execwatch::access::tokens::TokenFile;
 use execwatch::access::{Access, AccessSettings, AuthMode};
 use execwatch::api::{CallerLimits, PageLimits, ServerSettings};
 use execwatch::cli::{Args, Command, SchemaArgs, ServeArgs, ValidateArgs};
+use execwatch::source::Namespaces;
 use execwatch::source::dir::{DirSource, max_file_bytes};
 use execwatch::source::kube::WatchSettings;
 use execwatch::validate::{Limits, SchemaRegistry};
@@ -65,7 +66,11 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 watch_timeout: args.watch_timeout,
                 backoff_max: args.backoff_max,
             };
-            Sources::Kube { client, namespaces: args.namespaces.clone(), watch }
+            let namespaces = match &args.namespace_selector {
+                Some(selector) => Namespaces::Selected(selector.clone()),
+                None => Namespaces::Listed(args.namespaces.clone()),
+            };
+            Sources::Kube { client, namespaces, watch }
         }
     };
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -67,7 +67,7 @@ async fn fixture(settings: AccessSettings) -> Option<Fixture> {
     let client = client_for(&sim);
     let sources = Sources::Kube {
         client: client.clone(),
-        namespaces: vec!["team-a".into(), "team-b".into()],
+        namespaces: vec!["team-a".into(), "team-b".into()].into(),
         watch: fast_watch(),
     };
     let setup = Setup { access: Access::kubernetes(client, settings), ..Setup::default() };

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{Cluster, fast_watch, names, wait_until};
-use execwatch::fixtures::Doc;
+use execwatch::Sources;
+use execwatch::fixtures::{Cm, Doc};
 
 fn sorted(body: &serde_json::Value) -> Vec<String> {
     let mut n = names(body);
@@ -52,7 +53,7 @@ async fn forbidden_namespace_is_reported_without_holding_back_others_and_recover
 async fn start_service(sim: &k8s_sim::Sim, namespaces: &[&str]) -> common::Running {
     let sources = execwatch::Sources::Kube {
         client: common::client_for(sim),
-        namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+        namespaces: namespaces.iter().map(|s| s.to_string()).collect::<Vec<_>>().into(),
         watch: fast_watch(),
     };
     common::Running::start(sources, Duration::from_secs(60)).await
@@ -198,4 +199,48 @@ async fn data_of_a_failing_namespace_is_marked_stale_after_the_bound() {
         c.service.wait_for("the data is marked stale", "/api/v1/executions", |b| b["freshness"]["stale"] == true).await;
     assert_eq!(names(&body), ["old-news"], "stale data is served, and says so");
     assert_eq!(body["freshness"]["incompleteSources"][0]["stale"], true);
+}
+
+#[tokio::test]
+async fn a_namespace_selector_follows_namespaces_as_they_are_labelled_unlabelled_and_deleted() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Patch, PatchParams};
+    let sim = k8s_sim::Sim::start().await.unwrap();
+    let writer = common::client_for(&sim);
+    let namespaces: kube::Api<Namespace> = kube::Api::all(writer.clone());
+    let label = |on: bool| {
+        let value = if on { serde_json::json!("enabled") } else { serde_json::Value::Null };
+        Patch::Merge(serde_json::json!({"metadata": {"labels": {"pipelines.gitops.dev/executions": value}}}))
+    };
+    for (ns, on) in [("team-a", true), ("team-b", false)] {
+        let object: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        namespaces.create(&Default::default(), &object).await.unwrap();
+        namespaces.patch(ns, &PatchParams::default(), &label(on)).await.unwrap();
+        let cm = Cm::new(ns, &format!("{ns}-run")).doc(&Doc::new("web")).build();
+        kube::Api::namespaced(writer.clone(), ns).create(&Default::default(), &cm).await.unwrap();
+    }
+    let selector = "pipelines.gitops.dev/executions=enabled".parse().unwrap();
+    let sources = Sources::Kube {
+        client: common::client_for(&sim),
+        namespaces: execwatch::source::Namespaces::Selected(selector),
+        watch: fast_watch(),
+    };
+    let service = common::Running::start(sources, Duration::from_secs(60)).await;
+    service.wait_for("the labelled namespace is served", "/api/v1/executions", |b| sorted(b) == ["team-a-run"]).await;
+    service.wait_for("the service is ready", "/readyz", |b| b["ready"] == true).await;
+
+    namespaces.patch("team-b", &PatchParams::default(), &label(true)).await.unwrap();
+    service
+        .wait_for("a newly labelled namespace is picked up", "/api/v1/executions", |b| {
+            sorted(b) == ["team-a-run", "team-b-run"]
+        })
+        .await;
+    namespaces.patch("team-a", &PatchParams::default(), &label(false)).await.unwrap();
+    service.wait_for("an unlabelled one is dropped", "/api/v1/executions", |b| sorted(b) == ["team-b-run"]).await;
+    let (status, _) = service.get("/api/v1/namespaces/team-a/executions").await;
+    assert_eq!(status, 404, "team-a is no longer watched");
+    namespaces.delete("team-b", &Default::default()).await.unwrap();
+    service.wait_for("a deleted one is dropped", "/api/v1/executions", |b| sorted(b).is_empty()).await;
+    let (status, ready) = service.get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
 }

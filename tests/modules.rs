@@ -158,7 +158,7 @@ async fn the_service_starts_with_its_modules_when_the_api_server_is_unreachable(
     sim.stop();
     let sources = Sources::Kube {
         client: common::client_for(&sim),
-        namespaces: vec!["team-a".into()],
+        namespaces: vec!["team-a".into()].into(),
         watch: common::fast_watch(),
     };
     let service = Running::start(sources, Duration::from_secs(60)).await;

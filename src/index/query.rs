@@ -176,7 +176,9 @@ impl Index {
     /// directory source holds.
     pub fn namespaces(&self) -> BTreeSet<String> {
         let state = self.read();
-        let mut all: BTreeSet<String> = state.shards.values().filter_map(|s| s.namespace.clone()).collect();
+        // A shard of no namespace ("") follows the namespaces themselves.
+        let mut all: BTreeSet<String> =
+            state.shards.values().filter_map(|s| s.namespace.clone()).filter(|ns| !ns.is_empty()).collect();
         if state.shards.values().any(|s| s.namespace.is_none()) {
             all.extend(state.executions.keys().map(|id| id.namespace.clone()));
             all.extend(state.rejections.keys().map(|id| id.namespace.clone()).filter(|ns| !ns.is_empty()));

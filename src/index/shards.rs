@@ -95,6 +95,26 @@ impl Index {
         self.commit(&mut state);
     }
 
+    /// Forgets one shard and everything it holds (a namespace no longer followed). Writes for it
+    /// from then on are ignored.
+    pub fn unregister(&self, source: &str) {
+        let mut state = self.write();
+        if state.shards.remove(source).is_none() {
+            return;
+        }
+        let owned: Vec<_> = state
+            .executions
+            .iter()
+            .filter(|(_, e)| &*e.shard == source)
+            .map(|(id, _)| id.clone())
+            .chain(state.rejections.iter().filter(|(_, r)| &*r.shard == source).map(|(id, _)| id.clone()))
+            .collect();
+        for id in owned {
+            state.remove(&id);
+        }
+        self.commit(&mut state);
+    }
+
     /// Forgets every shard and everything in the index (the executions module was disabled).
     pub fn clear(&self) {
         let mut state = self.write();

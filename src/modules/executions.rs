@@ -1,18 +1,21 @@
 //! The `executions` module: the sources that feed the index (one ingestion task per shard), and
 //! the lifecycle the execution endpoints and their long polls follow.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use futures::{FutureExt, Stream};
-use tokio::task::JoinSet;
+use futures::{FutureExt, Stream, StreamExt};
+use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument;
 
 use super::{EXECUTIONS, Lifecycle, Module};
 use crate::index::{self, Index, ShardState};
+use crate::selector::Selector;
 use crate::source::dir::watch_dir;
-use crate::source::kube::watch_namespace;
-use crate::source::{SourceEvent, Sources};
+use crate::source::kube::{WatchSettings, watch_namespace};
+use crate::source::namespaces::{self, Change};
+use crate::source::{Namespaces, SourceEvent, Sources};
 use crate::validate::SchemaRegistry;
 
 pub struct ExecutionsModule {
@@ -81,17 +84,19 @@ impl Module for ExecutionsModule {
     }
 }
 
-/// Starts one ingestion task per shard.
+/// Starts one ingestion task per shard, or the task that follows selected namespaces.
 fn spawn_sources(sources: Sources, index: &Index, registry: &Arc<SchemaRegistry>) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     match sources {
-        Sources::Kube { client, namespaces, watch } => {
+        Sources::Kube { client, namespaces: Namespaces::Listed(namespaces), watch } => {
             for ns in namespaces {
-                index.register(&ns, Some(&ns));
-                let events = watch_namespace(client.clone(), &ns, &watch);
-                let span = tracing::info_span!("watch", namespace = %ns);
-                spawn_ingest(&mut tasks, index, registry, ns, events, span);
+                watch_one(&mut tasks, &client, &ns, &watch, index, registry);
             }
+        }
+        Sources::Kube { client, namespaces: Namespaces::Selected(selector), watch } => {
+            let span = tracing::info_span!("namespaces", selector = %selector);
+            let follow = follow_selected(client, selector, watch, index.clone(), registry.clone());
+            tasks.spawn(follow.instrument(span));
         }
         Sources::Dir(dir) => {
             let source = format!("dir:{}", dir.path.display());
@@ -103,6 +108,60 @@ fn spawn_sources(sources: Sources, index: &Index, registry: &Arc<SchemaRegistry>
     tasks
 }
 
+/// Watches one namespace as a shard of its own.
+fn watch_one(
+    tasks: &mut JoinSet<()>,
+    client: &kube::Client,
+    ns: &str,
+    watch: &WatchSettings,
+    index: &Index,
+    registry: &Arc<SchemaRegistry>,
+) -> AbortHandle {
+    index.register(ns, Some(ns));
+    let events = watch_namespace(client.clone(), ns, watch);
+    let span = tracing::info_span!("watch", namespace = %ns);
+    spawn_ingest(tasks, index, registry, ns.to_owned(), events, span)
+}
+
+/// Starts and stops a watcher per namespace as namespaces matching `selector` come and go. The
+/// namespace list is a shard of its own (of no namespace), so readiness waits for it; a namespace
+/// dropped takes its executions with it. Aborting this task stops every watcher it started.
+async fn follow_selected(
+    client: kube::Client,
+    selector: Selector,
+    watch: WatchSettings,
+    index: Index,
+    registry: Arc<SchemaRegistry>,
+) {
+    let source = format!("namespaces:{selector}");
+    index.register(&source, Some(""));
+    let mut tasks = JoinSet::new();
+    let mut watchers: HashMap<String, AbortHandle> = HashMap::new();
+    let mut changes = std::pin::pin!(namespaces::follow(client.clone(), &selector, &watch));
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Start(ns) => {
+                tracing::info!(namespace = %ns, "namespace selected: watching it");
+                let handle = watch_one(&mut tasks, &client, &ns, &watch, &index, &registry);
+                watchers.insert(ns, handle);
+            }
+            Change::Stop(ns) => {
+                tracing::info!(namespace = %ns, "namespace no longer selected: dropping its executions");
+                if let Some(handle) = watchers.remove(&ns) {
+                    handle.abort();
+                }
+                index.unregister(&ns);
+            }
+            Change::Synced => index.reset(&source, Vec::new()),
+            Change::Failed(error) => {
+                tracing::warn!(%error, "cannot follow the selected namespaces; retrying");
+                index.fail(&source, error.to_string(), error.answered());
+            }
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+}
+
 /// One task per shard, in its own span.
 fn spawn_ingest<S>(
     tasks: &mut JoinSet<()>,
@@ -111,10 +170,11 @@ fn spawn_ingest<S>(
     source: String,
     events: S,
     span: tracing::Span,
-) where
+) -> AbortHandle
+where
     S: Stream<Item = SourceEvent> + Send + 'static,
 {
     let registry = registry.clone();
     let decoder = move |cm: &_| registry.decode(cm);
-    tasks.spawn(index::ingest(index.clone(), decoder, source, events).instrument(span));
+    tasks.spawn(index::ingest(index.clone(), decoder, source, events).instrument(span))
 }

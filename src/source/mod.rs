@@ -3,6 +3,7 @@
 
 pub mod dir;
 pub mod kube;
+pub mod namespaces;
 
 use ::kube::runtime::watcher::Event;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -15,9 +16,24 @@ use self::kube::WatchSettings;
 #[derive(Clone)]
 pub enum Sources {
     /// One watcher per namespace; modules follow BackendModule objects.
-    Kube { client: ::kube::Client, namespaces: Vec<String>, watch: WatchSettings },
+    Kube { client: ::kube::Client, namespaces: Namespaces, watch: WatchSettings },
     /// Manifests in a directory, polled for changes; modules come from `--modules`.
     Dir(DirSource),
+}
+
+/// Which namespaces the Kubernetes source watches.
+#[derive(Clone, Debug)]
+pub enum Namespaces {
+    /// These, fixed (`--namespaces`).
+    Listed(Vec<String>),
+    /// Those whose labels match (`--namespace-selector`), followed as they come and go.
+    Selected(crate::selector::Selector),
+}
+
+impl From<Vec<String>> for Namespaces {
+    fn from(names: Vec<String>) -> Self {
+        Namespaces::Listed(names)
+    }
 }
 
 /// One object a source yields: a ConfigMap, or (from the directory source) a file or document

@@ -230,7 +230,7 @@ impl Cluster {
         }
         let sources = Sources::Kube {
             client: client_for(&sim),
-            namespaces: watched.iter().map(|s| s.to_string()).collect(),
+            namespaces: watched.iter().map(|s| s.to_string()).collect::<Vec<_>>().into(),
             watch,
         };
         let service = Running::start(sources, staleness).await;

@@ -541,8 +541,12 @@ fn set_type(object: &mut Value, resource: &Resource) {
     object["apiVersion"] = resource.api_version().into();
 }
 
-/// RFC 7386 merge: objects merge, `null` deletes, anything else replaces.
+/// RFC 7386 merge: objects merge, `null` deletes, anything else replaces. An object patched
+/// onto a non-object starts from an empty one, so its nulls delete rather than being stored.
 pub fn merge(target: &mut Value, patch: &Value) {
+    if patch.is_object() && !target.is_object() {
+        *target = json!({});
+    }
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
             for (k, v) in p {
