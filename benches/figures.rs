@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use execwatch::access::{Access, AccessSettings};
 use execwatch::api::{PageLimits, ServerSettings};
 use execwatch::fixtures::{Cm, Doc};
 use execwatch::index::{Decoded, Index};
@@ -23,6 +24,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::PostParams;
+use serde::Deserialize;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 /// Counts live heap bytes, so memory per execution is exact rather than read off RSS.
@@ -68,14 +70,26 @@ fn memory_per_execution(n: usize) {
 
 /// Requests per second that `CONCURRENCY` keep-alive clients get from `url` in `LOAD_SECONDS`.
 async fn load(url: &str) -> f64 {
+    load_as(url, None).await
+}
+
+/// `load`, sending `Authorization: Bearer <token>` where one is given; every answer must be 200.
+async fn load_as(url: &str, token: Option<&str>) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(LOAD_SECONDS);
     let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
             let (url, done, client) = (url.to_owned(), done.clone(), reqwest::Client::new());
+            let token = token.map(str::to_owned);
             tokio::spawn(async move {
                 while Instant::now() < deadline {
-                    let body = client.get(&url).send().await.expect("request").bytes().await.expect("body");
+                    let mut request = client.get(&url);
+                    if let Some(token) = &token {
+                        request = request.bearer_auth(token);
+                    }
+                    let response = request.send().await.expect("request");
+                    assert_eq!(response.status(), 200, "{url}");
+                    let body = response.bytes().await.expect("body");
                     assert!(!body.is_empty());
                     done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -113,7 +127,128 @@ async fn bare_hyper(body: Bytes) -> String {
     url
 }
 
+/// p50 and p99 latency of GET `url` sent at a fixed `rate` per second for `seconds`, measured
+/// from when each request was due (so a stall counts against every request it delays).
+async fn fixed_rate(url: &str, token: Option<&str>, rate: u32, seconds: u64) -> (Duration, Duration) {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..u64::from(rate) * seconds {
+        let due = ticks.tick().await;
+        let (client, url, token) = (client.clone(), url.to_owned(), token.map(str::to_owned));
+        requests.spawn(async move {
+            let mut request = client.get(&url);
+            if let Some(token) = &token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.expect("request");
+            assert_eq!(response.status(), 200);
+            response.bytes().await.expect("body");
+            due.elapsed()
+        });
+    }
+    let mut latencies = requests.join_all().await;
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    (at(0.5), at(0.99))
+}
+
+/// Throughput and fixed-rate latency of GET one and a list page of 50 with `--auth kubernetes`
+/// on a warm cache, beside the same service without auth, both on one simulator's data.
+async fn access_cost() {
+    let sim = k8s_sim::Sim::start().await.expect("simulator");
+    sim.set_token_file("bench-token,dashboard,1,\"readers\"\n").expect("tokens");
+    let client =
+        kube::Client::try_from(kube::Config::new(sim.url().parse::<http::Uri>().expect("url"))).expect("client");
+    let namespaces = ["bench-a", "bench-b"];
+    for ns in namespaces {
+        sim.create_namespace(ns);
+    }
+    grant_readers(&client).await;
+    for i in 0..2000 {
+        let ns = namespaces[i % 2];
+        let cm = Cm::new(ns, &format!("run-{i}")).doc(&Doc::new(&format!("pipeline-{}", i % 50))).build();
+        kube::Api::<ConfigMap>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &cm)
+            .await
+            .expect("create");
+    }
+    let watch = WatchSettings {
+        label_selector: "pipelines.gitops.dev/execution=true".into(),
+        watch_timeout: Duration::from_secs(290),
+        backoff_max: Duration::from_secs(1),
+    };
+    let sources =
+        Sources::Kube { client: client.clone(), namespaces: namespaces.map(String::from).to_vec().into(), watch };
+    let settings = AccessSettings {
+        allow_ttl: Duration::from_secs(600),
+        deny_ttl: Duration::from_secs(600),
+        ..AccessSettings::default()
+    };
+    let open = start_with(sources.clone(), Access::open()).await;
+    let guarded = start_with(sources, Access::kubernetes(client, settings)).await;
+    for (base, token) in [(&open, None), (&guarded, Some("bench-token"))] {
+        let url = format!("{base}/api/v1/executions?limit=500");
+        loop {
+            let mut request = reqwest::Client::new().get(&url);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let body: serde_json::Value = request.send().await.expect("list").json().await.expect("json");
+            if body["items"].as_array().is_some_and(|i| i.len() == 500) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for (what, path) in
+        [("GET one", "/api/v1/namespaces/bench-a/executions/run-0"), ("list 50", "/api/v1/executions?limit=50")]
+    {
+        let plain = load_as(&format!("{open}{path}"), None).await;
+        let authed = load_as(&format!("{guarded}{path}"), Some("bench-token")).await;
+        let (p50, p99) = fixed_rate(&format!("{guarded}{path}"), Some("bench-token"), 2000, 3).await;
+        let (_, open_p99) = fixed_rate(&format!("{open}{path}"), None, 2000, 3).await;
+        let body = reqwest::get(format!("{open}{path}")).await.expect("get").bytes().await.expect("body");
+        let (_, bare_p99) = fixed_rate(&bare_hyper(body).await, None, 2000, 3).await;
+        println!(
+            "access: {what}: {authed:.0}/s with --auth kubernetes (warm cache) vs {plain:.0}/s without: ratio {:.2}; at 2000 req/s p50 {p50:?}, p99 {p99:?} with auth, p99 {open_p99:?} without, p99 {bare_p99:?} from bare hyper (the load generator's own floor)",
+            authed / plain
+        );
+    }
+    let reviews = sim.requests("create", "tokenreviews.authentication.k8s.io", "");
+    let decisions = sim.requests("create", "subjectaccessreviews.authorization.k8s.io", "");
+    println!("access: the whole run made {reviews} TokenReview(s) and {decisions} SubjectAccessReview(s)");
+}
+
+/// Binds the shipped executions reader to the group `readers`, cluster-wide.
+async fn grant_readers(client: &kube::Client) {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let rbac = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/base/rbac-cluster.yaml"))
+        .expect("rbac");
+    let role = serde_yaml::Deserializer::from_str(&rbac)
+        .filter_map(|doc| serde_yaml::Value::deserialize(doc).ok())
+        .find(|doc| doc["metadata"]["name"] == "execwatch-executions-reader")
+        .expect("the reader ClusterRole");
+    let role: ClusterRole = serde_yaml::from_value(role).expect("ClusterRole");
+    kube::Api::<ClusterRole>::all(client.clone()).create(&PostParams::default(), &role).await.expect("role");
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "readers"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "execwatch-executions-reader"},
+        "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "readers"}]
+    }))
+    .expect("binding");
+    kube::Api::<ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding");
+}
+
 async fn start(sources: Sources) -> String {
+    start_with(sources, Access::open()).await
+}
+
+async fn start_with(sources: Sources, access: Access) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let modules = execwatch::modules::ALL.iter().map(|m| m.to_string()).collect();
@@ -123,7 +258,7 @@ async fn start(sources: Sources) -> String {
         staleness: Duration::from_secs(60),
         page: PageLimits::default(),
         server: ServerSettings::default(),
-        access: execwatch::access::Access::open(),
+        access,
         limits: execwatch::api::CallerLimits::new(64, None),
         modules,
     };
@@ -220,5 +355,6 @@ fn main() {
     runtime.block_on(async {
         throughput().await;
         latency(200).await;
+        access_cost().await;
     });
 }

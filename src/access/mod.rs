@@ -203,8 +203,14 @@ impl Access {
         }
     }
 
-    /// The namespaces of `universe` that `caller` may `verb`, decided in parallel.
-    pub async fn scope(&self, caller: &Caller, universe: BTreeSet<String>, verb: Verb) -> Result<Scope, AccessError> {
+    /// The namespaces of `universe` that `caller` may `verb`, decided in parallel. `universe` is
+    /// only asked for where decisions are made per namespace.
+    pub async fn scope(
+        &self,
+        caller: &Caller,
+        universe: impl FnOnce() -> BTreeSet<String>,
+        verb: Verb,
+    ) -> Result<Scope, AccessError> {
         match &caller.grant {
             Grant::Everything => Ok(Scope::all()),
             Grant::Listed(key) => {
@@ -212,6 +218,7 @@ impl Access {
                 Ok(listed.unwrap_or_else(|| Scope::only(BTreeSet::new())))
             }
             Grant::Reviewed(_) => {
+                let universe = universe();
                 let decisions =
                     futures::future::join_all(universe.iter().map(|ns| self.can_read(caller, ns, verb))).await;
                 let mut readable = BTreeSet::new();

@@ -100,7 +100,7 @@ async fn readyz(state: AppState, authorization: Option<String>) -> Response {
     let Some(caller) = caller else {
         return warp::reply::with_status(warp::reply::json(&Status { ready, shutting_down }), status).into_response();
     };
-    let (scope, reads_all) = match state.access.scope(&caller, state.index.namespaces(), Verb::List).await {
+    let (scope, reads_all) = match state.access.scope(&caller, || state.index.namespaces(), Verb::List).await {
         Ok(scope) => {
             let reads_all = scope.is_all() || state.index.namespaces().iter().all(|ns| scope.allows(ns));
             (scope, reads_all)

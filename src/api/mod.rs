@@ -175,7 +175,7 @@ fn hidden(state: &AppState, namespace: &str, resource: &str, name: Option<&str>)
 
 /// The namespaces `caller` may read now, for a cluster-wide list.
 async fn scope(state: &AppState, caller: &Caller, verb: Verb) -> Result<Scope, ApiError> {
-    Ok(state.access.scope(caller, state.index.namespaces(), verb).await?)
+    Ok(state.access.scope(caller, || state.index.namespaces(), verb).await?)
 }
 
 /// A JSON response from bytes serialised earlier.
