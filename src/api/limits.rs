@@ -11,7 +11,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::ApiError;
 
-/// Who is counted when nobody is authenticated (`--auth none`): every caller together.
+/// Where long polls are counted when nobody is authenticated (`--auth none`): there is no
+/// subject to cap, so they are counted but not capped, and requests are not rate limited.
 const ANONYMOUS: &str = "";
 
 /// The limits and what they count now. Clones share them.
@@ -52,9 +53,8 @@ impl CallerLimits {
 
     /// Admits one request of `subject`, or says when to retry.
     pub fn admit(&self, subject: Option<&Arc<str>>) -> Result<(), ApiError> {
-        let Some(rate) = &self.0.rate else { return Ok(()) };
-        let subject = subject.cloned().unwrap_or_else(|| ANONYMOUS.into());
-        rate.check_key(&subject).map_err(|not_until| {
+        let (Some(rate), Some(subject)) = (&self.0.rate, subject) else { return Ok(()) };
+        rate.check_key(subject).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             too_many("request rate limit reached for this caller", wait)
         })
@@ -62,10 +62,11 @@ impl CallerLimits {
 
     /// Holds one long poll of `subject` until the guard drops, or refuses it past the cap.
     pub fn hold_long_poll(&self, subject: Option<&Arc<str>>) -> Result<Held, ApiError> {
+        let capped = subject.is_some();
         let subject = subject.cloned().unwrap_or_else(|| ANONYMOUS.into());
         let mut held = self.0.held.lock().unwrap_or_else(|p| p.into_inner());
         let count = held.entry(subject.clone()).or_default();
-        if *count >= self.0.max_long_polls_per_subject {
+        if capped && *count >= self.0.max_long_polls_per_subject {
             let message = format!(
                 "at most {} long polls may be open at once per caller; retry when one has been answered",
                 self.0.max_long_polls_per_subject
@@ -106,9 +107,17 @@ mod tests {
     }
 
     #[test]
+    fn anonymous_callers_are_counted_but_not_capped() {
+        let limits = CallerLimits::new(1, NonZeroU32::new(1));
+        let held: Vec<_> = (0..10).map(|_| limits.hold_long_poll(None).unwrap()).collect();
+        assert_eq!(limits.long_polls(), held.len());
+        assert!((0..10).all(|_| limits.admit(None).is_ok()));
+    }
+
+    #[test]
     fn the_rate_is_limited_per_subject_only_when_configured() {
         let open = CallerLimits::new(1, None);
-        assert!((0..1000).all(|_| open.admit(None).is_ok()));
+        assert!((0..1000).all(|_| open.admit(Some(&"a".into())).is_ok()));
         let limited = CallerLimits::new(1, NonZeroU32::new(5));
         let a: Arc<str> = "alice".into();
         let admitted = (0..20).filter(|_| limited.admit(Some(&a)).is_ok()).count();
