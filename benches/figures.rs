@@ -70,24 +70,14 @@ fn memory_per_execution(n: usize) {
 
 /// Requests per second that `CONCURRENCY` keep-alive clients get from `url` in `LOAD_SECONDS`.
 async fn load(url: &str) -> f64 {
-    load_as(url, None).await
-}
-
-/// `load`, sending `Authorization: Bearer <token>` where one is given; every answer must be 200.
-async fn load_as(url: &str, token: Option<&str>) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(LOAD_SECONDS);
     let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
             let (url, done, client) = (url.to_owned(), done.clone(), reqwest::Client::new());
-            let token = token.map(str::to_owned);
             tokio::spawn(async move {
                 while Instant::now() < deadline {
-                    let mut request = client.get(&url);
-                    if let Some(token) = &token {
-                        request = request.bearer_auth(token);
-                    }
-                    let response = request.send().await.expect("request");
+                    let response = client.get(&url).send().await.expect("request");
                     assert_eq!(response.status(), 200, "{url}");
                     let body = response.bytes().await.expect("body");
                     assert!(!body.is_empty());
@@ -127,31 +117,64 @@ async fn bare_hyper(body: Bytes) -> String {
     url
 }
 
-/// p50 and p99 latency of GET `url` sent at a fixed `rate` per second for `seconds`, measured
-/// from when each request was due (so a stall counts against every request it delays).
-async fn fixed_rate(url: &str, token: Option<&str>, rate: u32, seconds: u64) -> (Duration, Duration) {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
-    let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut requests = tokio::task::JoinSet::new();
-    for _ in 0..u64::from(rate) * seconds {
-        let due = ticks.tick().await;
-        let (client, url, token) = (client.clone(), url.to_owned(), token.map(str::to_owned));
-        requests.spawn(async move {
-            let mut request = client.get(&url);
-            if let Some(token) = &token {
-                request = request.bearer_auth(token);
-            }
-            let response = request.send().await.expect("request");
-            assert_eq!(response.status(), 200);
-            response.bytes().await.expect("body");
-            due.elapsed()
-        });
+/// The `oha` load generator: on PATH, or installed once under `target/tools` (a few minutes).
+fn oha() -> std::path::PathBuf {
+    if let Some(path) = which("oha") {
+        return path;
     }
-    let mut latencies = requests.join_all().await;
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
-    (at(0.5), at(0.99))
+    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/tools"));
+    let bin = root.join("bin/oha");
+    if !bin.exists() {
+        println!("installing the oha load generator into {} (once; takes a few minutes)", root.display());
+        let status = std::process::Command::new("cargo")
+            .args(["install", "oha", "--locked", "--quiet", "--root"])
+            .arg(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo install oha failed");
+    }
+    bin
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|path| path.is_file())
+}
+
+/// Rounds of alternating oha runs whose medians are reported.
+const ROUNDS: usize = 5;
+
+fn median<T: PartialOrd + Copy>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    values[values.len() / 2]
+}
+
+/// What one oha run measured.
+struct Measured {
+    per_second: f64,
+    p99: Duration,
+}
+
+/// Runs oha against `url` for 2 s on the second core, 32 connections: as fast as it can, or at
+/// a fixed `rate` with latency measured from when each request was due.
+fn measure(oha: &std::path::Path, url: &str, token: Option<&str>, rate: Option<u32>) -> Measured {
+    let mut command = std::process::Command::new("taskset");
+    command.args(["-c", "1"]).arg(oha).args(["-z", "2s", "-c", "32", "--no-tui", "--output-format", "json"]);
+    if let Some(rate) = rate {
+        command.args(["-q", &rate.to_string(), "--latency-correction"]);
+    }
+    if let Some(token) = token {
+        command.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let out = command.arg(url).output().expect("oha runs");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("oha's JSON report");
+    let codes = report["statusCodeDistribution"].as_object().expect("status codes");
+    assert!(codes.keys().all(|code| code == "200"), "{url}: {codes:?}");
+    let seconds = |v: &serde_json::Value| Duration::from_secs_f64(v.as_f64().unwrap_or_default());
+    Measured {
+        per_second: report["summary"]["requestsPerSec"].as_f64().unwrap_or_default(),
+        p99: seconds(&report["latencyPercentiles"]["p99"]),
+    }
 }
 
 /// Throughput and fixed-rate latency of GET one and a list page of 50 with `--auth kubernetes`
@@ -202,18 +225,39 @@ async fn access_cost() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    let oha = oha();
     for (what, path) in
         [("GET one", "/api/v1/namespaces/bench-a/executions/run-0"), ("list 50", "/api/v1/executions?limit=50")]
     {
-        let plain = load_as(&format!("{open}{path}"), None).await;
-        let authed = load_as(&format!("{guarded}{path}"), Some("bench-token")).await;
-        let (p50, p99) = fixed_rate(&format!("{guarded}{path}"), Some("bench-token"), 2000, 3).await;
-        let (_, open_p99) = fixed_rate(&format!("{open}{path}"), None, 2000, 3).await;
         let body = reqwest::get(format!("{open}{path}")).await.expect("get").bytes().await.expect("body");
-        let (_, bare_p99) = fixed_rate(&bare_hyper(body).await, None, 2000, 3).await;
+        let bare = bare_hyper(body).await;
+        let run = |url: String, token: Option<&'static str>, rate| {
+            let oha = oha.clone();
+            tokio::task::spawn_blocking(move || measure(&oha, &url, token, rate))
+        };
+        // This machine's throughput drifts by tens of percent from one second to the next: runs
+        // alternate, and the medians of ROUNDS rounds are compared.
+        let (mut plain, mut authed, mut ceiling, mut ratios, mut p99s, mut bare_p99s) = Default::default();
+        for _ in 0..ROUNDS {
+            let p = run(format!("{open}{path}"), None, None).await.expect("oha").per_second;
+            let a = run(format!("{guarded}{path}"), Some("bench-token"), None).await.expect("oha").per_second;
+            let c = run(bare.clone(), None, None).await.expect("oha").per_second;
+            let fixed = run(format!("{guarded}{path}"), Some("bench-token"), Some(2000)).await.expect("oha");
+            let fixed_bare = run(bare.clone(), None, Some(2000)).await.expect("oha");
+            for (all, value) in [(&mut plain, p), (&mut authed, a), (&mut ceiling, c), (&mut ratios, a / p)] {
+                Vec::push(all, value);
+            }
+            Vec::push(&mut p99s, fixed.p99);
+            Vec::push(&mut bare_p99s, fixed_bare.p99);
+        }
         println!(
-            "access: {what}: {authed:.0}/s with --auth kubernetes (warm cache) vs {plain:.0}/s without: ratio {:.2}; at 2000 req/s p50 {p50:?}, p99 {p99:?} with auth, p99 {open_p99:?} without, p99 {bare_p99:?} from bare hyper (the load generator's own floor)",
-            authed / plain
+            "access: {what}: {:.0}/s with --auth kubernetes (warm cache) vs {:.0}/s without: ratio {:.2} (bare hyper on the same bytes: {:.0}/s); at 2000 req/s with auth p99 {:?} (bare hyper p99 {:?}); medians of {ROUNDS} alternating rounds",
+            median(authed),
+            median(plain),
+            median(ratios),
+            median(ceiling),
+            median(p99s),
+            median(bare_p99s),
         );
     }
     let reviews = sim.requests("create", "tokenreviews.authentication.k8s.io", "");
@@ -350,6 +394,14 @@ async fn latency(samples: usize) {
 }
 
 fn main() {
+    // The service (this process) on the first core, oha on the second (see `measure`).
+    let pinned = std::process::Command::new("taskset")
+        .args(["-a", "-cp", "0", &std::process::id().to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !pinned {
+        println!("note: taskset could not pin this process to core 0; figures share cores");
+    }
     memory_per_execution(20_000);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {

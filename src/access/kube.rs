@@ -3,15 +3,16 @@
 //! answers for their own TTLs, errors never), concurrent identical reviews are one request, and
 //! a review that fails or outlasts the deadline denies with 503.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use kube::api::{Api, PostParams};
-use moka::Expiry;
-use moka::future::Cache;
 
 use super::{AccessError, AccessSettings, AuthorizeAs, TokenDigest, Verb, digest};
 
@@ -33,36 +34,66 @@ enum Answer<T> {
     Denied,
 }
 
-/// Keeps allowed answers for the allow TTL and denied ones for the deny TTL.
-struct Ttl(AccessSettings);
+type Pending<T> = Shared<BoxFuture<'static, Result<Answer<T>, AccessError>>>;
 
-impl<K, T> Expiry<K, Answer<T>> for Ttl {
-    fn expire_after_create(&self, _: &K, answer: &Answer<T>, _: Instant) -> Option<Duration> {
-        Some(match answer {
-            Answer::Allowed(_) => self.0.allow_ttl,
-            Answer::Denied => self.0.deny_ttl,
-        })
-    }
+/// Answers by key: allowed ones for the allow TTL, denied ones for the deny TTL, errors never.
+/// Concurrent lookups of a key that is not cached share one review, and its error too.
+struct Answers<K, T> {
+    cached: quick_cache::sync::Cache<K, (Answer<T>, Instant)>,
+    pending: Mutex<HashMap<K, Pending<T>>>,
+    settings: AccessSettings,
 }
 
-fn cache<K, T>(settings: AccessSettings) -> Cache<K, Answer<T>>
+impl<K, T> Answers<K, T>
 where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    K: Clone + Eq + Hash + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {
-    Cache::builder().max_capacity(settings.cache_size).expire_after(Ttl(settings)).build()
+    fn new(settings: AccessSettings) -> Self {
+        let capacity = usize::try_from(settings.cache_size).unwrap_or(usize::MAX).max(1);
+        Answers { cached: quick_cache::sync::Cache::new(capacity), pending: Mutex::default(), settings }
+    }
+
+    async fn get(
+        &self,
+        key: K,
+        review: impl Future<Output = Result<Answer<T>, AccessError>> + Send + 'static,
+    ) -> Result<Answer<T>, AccessError> {
+        if let Some((answer, _)) = self.cached.get(&key).filter(|(_, until)| *until > Instant::now()) {
+            return Ok(answer);
+        }
+        let shared = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.entry(key.clone()).or_insert_with(|| review.boxed().shared()).clone()
+        };
+        let result = shared.clone().await;
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.get(&key).is_some_and(|p| p.ptr_eq(&shared)) {
+                pending.remove(&key);
+            }
+        }
+        if let Ok(answer) = &result {
+            let ttl = match answer {
+                Answer::Allowed(_) => self.settings.allow_ttl,
+                Answer::Denied => self.settings.deny_ttl,
+            };
+            self.cached.insert(key, (answer.clone(), Instant::now() + ttl));
+        }
+        result
+    }
 }
 
 pub struct Reviewer {
     client: kube::Client,
     settings: AccessSettings,
-    identities: Cache<TokenDigest, Answer<Arc<Identity>>>,
-    decisions: Cache<(TokenDigest, String, Verb), Answer<()>>,
+    identities: Answers<TokenDigest, Arc<Identity>>,
+    decisions: Answers<(TokenDigest, String, Verb), ()>,
 }
 
 impl Reviewer {
     pub fn new(client: kube::Client, settings: AccessSettings) -> Self {
-        Reviewer { client, settings, identities: cache(settings), decisions: cache(settings) }
+        Reviewer { client, settings, identities: Answers::new(settings), decisions: Answers::new(settings) }
     }
 
     pub fn settings(&self) -> AccessSettings {
@@ -72,8 +103,8 @@ impl Reviewer {
     /// Who `token` is, or 401 when TokenReview rejects it.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, AccessError> {
         let key = digest(token);
-        let answer =
-            self.identities.try_get_with(key, self.token_review(token, key)).await.map_err(|e| (*e).clone())?;
+        let review = token_review(self.client.clone(), self.settings.timeout, token.to_owned(), key);
+        let answer = self.identities.get(key, review).await?;
         match answer {
             Answer::Allowed(identity) => Ok(identity),
             Answer::Denied => Err(AccessError::Unauthenticated("the bearer token is not valid")),
@@ -83,76 +114,86 @@ impl Reviewer {
     /// Whether `identity` may `verb` executions (or ConfigMaps) in `namespace`.
     pub async fn authorize(&self, identity: &Arc<Identity>, namespace: &str, verb: Verb) -> Result<bool, AccessError> {
         let key = (identity.key, namespace.to_owned(), verb);
-        let review = self.access_review(identity, namespace, verb);
-        let answer = self.decisions.try_get_with(key, review).await.map_err(|e| (*e).clone())?;
+        let review = access_review(self.client.clone(), self.settings, identity.clone(), namespace.to_owned(), verb);
+        let answer = self.decisions.get(key, review).await?;
         Ok(matches!(answer, Answer::Allowed(())))
     }
+}
 
-    async fn token_review(&self, token: &str, key: TokenDigest) -> Result<Answer<Arc<Identity>>, AccessError> {
-        let review = TokenReview {
-            spec: TokenReviewSpec { token: token.to_owned(), ..TokenReviewSpec::default() },
-            ..TokenReview::default()
-        };
-        let api: Api<TokenReview> = Api::all(self.client.clone());
-        let answered = self.within_deadline("TokenReview", api.create(&PostParams::default(), &review)).await?;
-        let status = answered.status.unwrap_or_default();
-        let user = status.user.filter(|_| status.authenticated == Some(true));
-        Ok(match user.and_then(|u| u.username.clone().map(|name| (u, name))) {
-            Some((user, username)) => Answer::Allowed(Arc::new(Identity {
-                username: username.into(),
-                uid: user.uid,
-                groups: user.groups.unwrap_or_default(),
-                extra: user.extra.unwrap_or_default(),
-                key,
-            })),
-            None => Answer::Denied,
-        })
-    }
+async fn token_review(
+    client: kube::Client,
+    timeout: Duration,
+    token: String,
+    key: TokenDigest,
+) -> Result<Answer<Arc<Identity>>, AccessError> {
+    let review =
+        TokenReview { spec: TokenReviewSpec { token, ..TokenReviewSpec::default() }, ..TokenReview::default() };
+    let api: Api<TokenReview> = Api::all(client);
+    let answered = within_deadline("TokenReview", timeout, api.create(&PostParams::default(), &review)).await?;
+    let status = answered.status.unwrap_or_default();
+    let user = status.user.filter(|_| status.authenticated == Some(true));
+    Ok(match user.and_then(|u| u.username.clone().map(|name| (u, name))) {
+        Some((user, username)) => Answer::Allowed(Arc::new(Identity {
+            username: username.into(),
+            uid: user.uid,
+            groups: user.groups.unwrap_or_default(),
+            extra: user.extra.unwrap_or_default(),
+            key,
+        })),
+        None => Answer::Denied,
+    })
+}
 
-    async fn access_review(&self, identity: &Identity, namespace: &str, verb: Verb) -> Result<Answer<()>, AccessError> {
-        let (group, resource) = match self.settings.authorize_as {
-            AuthorizeAs::Executions => ("pipelines.gitops.dev", "executions"),
-            AuthorizeAs::Configmaps => ("", "configmaps"),
-        };
-        let review = SubjectAccessReview {
-            spec: SubjectAccessReviewSpec {
-                user: Some(identity.username.to_string()),
-                uid: identity.uid.clone(),
-                groups: Some(identity.groups.clone()),
-                extra: Some(identity.extra.clone()),
-                resource_attributes: Some(ResourceAttributes {
-                    namespace: Some(namespace.to_owned()),
-                    verb: Some(verb.as_str().to_owned()),
-                    group: Some(group.to_owned()),
-                    resource: Some(resource.to_owned()),
-                    ..ResourceAttributes::default()
-                }),
-                ..SubjectAccessReviewSpec::default()
-            },
-            ..SubjectAccessReview::default()
-        };
-        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
-        let answered = self.within_deadline("SubjectAccessReview", api.create(&PostParams::default(), &review)).await?;
-        let allowed = answered.status.is_some_and(|s| s.allowed);
-        Ok(if allowed { Answer::Allowed(()) } else { Answer::Denied })
-    }
+async fn access_review(
+    client: kube::Client,
+    settings: AccessSettings,
+    identity: Arc<Identity>,
+    namespace: String,
+    verb: Verb,
+) -> Result<Answer<()>, AccessError> {
+    let (group, resource) = match settings.authorize_as {
+        AuthorizeAs::Executions => ("pipelines.gitops.dev", "executions"),
+        AuthorizeAs::Configmaps => ("", "configmaps"),
+    };
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(identity.username.to_string()),
+            uid: identity.uid.clone(),
+            groups: Some(identity.groups.clone()),
+            extra: Some(identity.extra.clone()),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace),
+                verb: Some(verb.as_str().to_owned()),
+                group: Some(group.to_owned()),
+                resource: Some(resource.to_owned()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(client);
+    let answered =
+        within_deadline("SubjectAccessReview", settings.timeout, api.create(&PostParams::default(), &review)).await?;
+    let allowed = answered.status.is_some_and(|s| s.allowed);
+    Ok(if allowed { Answer::Allowed(()) } else { Answer::Denied })
+}
 
-    /// Runs one review call, turning a failure or a timeout into `Unavailable`.
-    async fn within_deadline<T>(
-        &self,
-        what: &str,
-        call: impl Future<Output = Result<T, kube::Error>>,
-    ) -> Result<T, AccessError> {
-        match tokio::time::timeout(self.settings.timeout, call).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "{what} failed; denying");
-                Err(AccessError::Unavailable(format!("{what} failed")))
-            }
-            Err(_) => {
-                tracing::warn!(timeout = ?self.settings.timeout, "{what} took too long; denying");
-                Err(AccessError::Unavailable(format!("{what} took longer than {:?}", self.settings.timeout)))
-            }
+/// Runs one review call, turning a failure or a timeout into `Unavailable`.
+async fn within_deadline<T>(
+    what: &str,
+    timeout: Duration,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, AccessError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "{what} failed; denying");
+            Err(AccessError::Unavailable(format!("{what} failed")))
+        }
+        Err(_) => {
+            tracing::warn!(?timeout, "{what} took too long; denying");
+            Err(AccessError::Unavailable(format!("{what} took longer than {timeout:?}")))
         }
     }
 }
