@@ -109,13 +109,7 @@ impl Index {
         if !state.shards.contains_key(shard) {
             return;
         }
-        let owned: Vec<ObjectRef> = state
-            .executions
-            .iter()
-            .filter(|(_, e)| &*e.shard == shard)
-            .map(|(id, _)| id.clone())
-            .chain(state.rejections.iter().filter(|(_, r)| &*r.shard == shard).map(|(id, _)| id.clone()))
-            .collect();
+        let owned = state.owned_by(shard);
         let revision = state.revision + 1;
         let now = Timestamp::now();
         let mut kept = BTreeSet::new();
@@ -141,6 +135,13 @@ impl Index {
 }
 
 impl State {
+    /// Every object, served or rejected, that `shard` holds.
+    fn owned_by(&self, shard: &str) -> Vec<ObjectRef> {
+        let executions = self.executions.iter().filter(|(_, e)| &*e.shard == shard).map(|(id, _)| id);
+        let rejections = self.rejections.iter().filter(|(_, r)| &*r.shard == shard).map(|(id, _)| id);
+        executions.chain(rejections).cloned().collect()
+    }
+
     fn insert(&mut self, shard: &str, decoded: Decoded, revision: u64, now: Timestamp) {
         let shard: Arc<str> = Arc::from(shard);
         match decoded {

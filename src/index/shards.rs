@@ -102,14 +102,7 @@ impl Index {
         if state.shards.remove(source).is_none() {
             return;
         }
-        let owned: Vec<_> = state
-            .executions
-            .iter()
-            .filter(|(_, e)| &*e.shard == source)
-            .map(|(id, _)| id.clone())
-            .chain(state.rejections.iter().filter(|(_, r)| &*r.shard == source).map(|(id, _)| id.clone()))
-            .collect();
-        for id in owned {
+        for id in state.owned_by(source) {
             state.remove(&id);
         }
         self.commit(&mut state);
