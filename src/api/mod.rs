@@ -25,12 +25,11 @@ pub use health::Health;
 pub use limits::CallerLimits;
 pub use server::ServerSettings;
 
-use crate::quote::quote;
-
 use crate::access::{Access, Caller, Verb};
 use crate::index::{Completeness, Index, Scope};
 use crate::modules::switch::Switch;
 use crate::modules::{Lifecycle, Modules, PipelineCache};
+use crate::quote::quote;
 
 /// What every handler can reach.
 #[derive(Clone)]

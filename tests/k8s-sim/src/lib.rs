@@ -7,9 +7,11 @@
 
 mod discovery;
 mod http;
+mod list;
 mod patch;
 mod protobuf;
 mod rbac;
+mod resource;
 mod store;
 mod validation;
 mod watch;

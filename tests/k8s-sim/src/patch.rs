@@ -1,9 +1,10 @@
-//! JSON patch (RFC 6902), as `kubectl patch --type json` and the Python client's list bodies
-//! send it: add, remove, replace, move, copy and test, with JSON pointers.
+//! How PATCH changes an object: JSON merge patch (RFC 7386, which strategic merge equals for the
+//! kinds served here), JSON patch (RFC 6902, as `kubectl patch --type json` and the Python
+//! client's list bodies send it), and server-side apply.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::store::ApiError;
+use crate::store::{ApiError, metadata, now};
 
 /// Applies every operation in order; any failure leaves the object unchanged.
 pub fn json_patch(mut object: Value, ops: &Value) -> Result<Value, ApiError> {
@@ -84,6 +85,43 @@ fn remove(object: &mut Value, path: &str) -> Result<Value, ApiError> {
         _ => None,
     };
     removed.ok_or_else(|| missing(path))
+}
+
+/// How a PATCH changes an object.
+pub enum Patch {
+    /// JSON merge patch (RFC 7386); for the kinds served here a strategic merge patch is the same.
+    Merge(Value),
+    /// JSON patch (RFC 6902): a list of operations.
+    Json(Value),
+    /// Server-side apply: create or merge, recorded under the field manager. Field ownership
+    /// and conflicts are not tracked, and fields left out of the applied object are kept.
+    Apply { object: Value, manager: String },
+}
+
+pub fn set_managed_fields(object: &mut Value, manager: &str) {
+    let entry = json!([{"manager": manager, "operation": "Apply", "apiVersion": object["apiVersion"], "time": now(), "fieldsType": "FieldsV1", "fieldsV1": {}}]);
+    metadata(object).insert("managedFields".into(), entry);
+}
+
+/// RFC 7386 merge: objects merge, `null` deletes, anything else replaces. An object patched
+/// onto a non-object starts from an empty one, so its nulls delete rather than being stored.
+pub fn merge(target: &mut Value, patch: &Value) {
+    if patch.is_object() && !target.is_object() {
+        *target = json!({});
+    }
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else if !k.starts_with('$') {
+                    // Strategic-merge directives ($patch, $retainKeys) do not apply to these kinds.
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
 }
 
 #[cfg(test)]

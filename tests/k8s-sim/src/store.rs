@@ -5,76 +5,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{Value, json};
 
+use crate::patch::{Patch, merge, set_managed_fields};
+pub use crate::resource::Resource;
+use crate::resource::{check_crd, crd_status};
 use crate::validation::validate;
-
-/// A kind of object the simulator serves: built in, or defined by a CustomResourceDefinition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Resource {
-    /// "" for the core group.
-    pub group: String,
-    pub version: String,
-    pub plural: String,
-    pub kind: String,
-    pub namespaced: bool,
-    pub short_names: Vec<String>,
-}
-
-impl Resource {
-    pub fn new(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool, short: &[&str]) -> Self {
-        let short_names = short.iter().map(|s| s.to_string()).collect();
-        Resource {
-            group: group.into(),
-            version: version.into(),
-            plural: plural.into(),
-            kind: kind.into(),
-            namespaced,
-            short_names,
-        }
-    }
-    pub fn namespaces() -> Self {
-        Self::new("", "v1", "namespaces", "Namespace", false, &["ns"])
-    }
-    pub fn configmaps() -> Self {
-        Self::new("", "v1", "configmaps", "ConfigMap", true, &["cm"])
-    }
-    pub fn crds() -> Self {
-        Self::new(
-            "apiextensions.k8s.io",
-            "v1",
-            "customresourcedefinitions",
-            "CustomResourceDefinition",
-            false,
-            &["crd", "crds"],
-        )
-    }
-    /// `v1` or `group/version`, as objects and lists carry it.
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
-    }
-    /// The store's name for the resource: `plural` or `plural.group`.
-    pub fn id(&self) -> String {
-        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
-    }
-    /// The resources a CRD object defines, one per served version.
-    fn from_crd(crd: &Value) -> Vec<Resource> {
-        let spec = &crd["spec"];
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-        spec["versions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|v| v["served"].as_bool().unwrap_or(true))
-            .map(|v| Resource {
-                group: text(&spec["group"]),
-                version: text(&v["name"]),
-                plural: text(&spec["names"]["plural"]),
-                kind: text(&spec["names"]["kind"]),
-                namespaced: spec["scope"] == "Namespaced",
-                short_names: serde_json::from_value(spec["names"]["shortNames"].clone()).unwrap_or_default(),
-            })
-            .collect()
-    }
-}
 
 /// (resource id, namespace or "", name)
 pub type Key = (String, String, String);
@@ -471,65 +405,11 @@ impl Store {
     }
 }
 
-/// How a PATCH changes an object.
-pub enum Patch {
-    /// JSON merge patch (RFC 7386); for the kinds served here a strategic merge patch is the same.
-    Merge(Value),
-    /// JSON patch (RFC 6902): a list of operations.
-    Json(Value),
-    /// Server-side apply: create or merge, recorded under the field manager. Field ownership
-    /// and conflicts are not tracked, and fields left out of the applied object are kept.
-    Apply { object: Value, manager: String },
-}
-
-fn set_managed_fields(object: &mut Value, manager: &str) {
-    let entry = json!([{"manager": manager, "operation": "Apply", "apiVersion": object["apiVersion"], "time": now(), "fieldsType": "FieldsV1", "fieldsV1": {}}]);
-    metadata(object).insert("managedFields".into(), entry);
-}
-
-/// A CRD's name must be `<plural>.<group>`.
-fn check_crd(crd: &Value) -> Result<(), ApiError> {
-    let spec = &crd["spec"];
-    let expected =
-        format!("{}.{}", spec["names"]["plural"].as_str().unwrap_or(""), spec["group"].as_str().unwrap_or(""));
-    let name = crd["metadata"]["name"].as_str().unwrap_or_default();
-    if name != expected {
-        return Err(ApiError::new(
-            422,
-            "Invalid",
-            format!(
-                "CustomResourceDefinition {name:?} is invalid: metadata.name: Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// What kube-apiserver's CRD controllers report once the names are accepted and the API is served.
-fn crd_status(crd: &Value) -> Value {
-    let condition = |kind: &str, reason: &str, message: &str| json!({"type": kind, "status": "True", "lastTransitionTime": now(), "reason": reason, "message": message});
-    let versions: Vec<Value> = crd["spec"]["versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|v| v["storage"] == true)
-        .map(|v| v["name"].clone())
-        .collect();
-    json!({
-        "conditions": [
-            condition("NamesAccepted", "NoConflicts", "no conflicts found"),
-            condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
-        ],
-        "acceptedNames": crd["spec"]["names"],
-        "storedVersions": versions,
-    })
-}
-
 fn not_found(resource: &Resource, name: &str) -> ApiError {
     ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", resource.id()))
 }
 
-fn metadata(object: &mut Value) -> &mut serde_json::Map<String, Value> {
+pub fn metadata(object: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }
@@ -539,27 +419,6 @@ fn metadata(object: &mut Value) -> &mut serde_json::Map<String, Value> {
 fn set_type(object: &mut Value, resource: &Resource) {
     object["kind"] = resource.kind.clone().into();
     object["apiVersion"] = resource.api_version().into();
-}
-
-/// RFC 7386 merge: objects merge, `null` deletes, anything else replaces. An object patched
-/// onto a non-object starts from an empty one, so its nulls delete rather than being stored.
-pub fn merge(target: &mut Value, patch: &Value) {
-    if patch.is_object() && !target.is_object() {
-        *target = json!({});
-    }
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else if !k.starts_with('$') {
-                    // Strategic-merge directives ($patch, $retainKeys) do not apply to these kinds.
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
 }
 
 /// Now, to the second, as Kubernetes writes timestamps.
