@@ -229,11 +229,17 @@ async fn a_revoked_grant_takes_effect_within_the_ttl_and_ends_an_open_long_poll(
     let poll_path = format!("/api/v1/namespaces/team-a/executions?sinceRevision={revision}&timeoutSeconds=300");
     let url = format!("{}{poll_path}", f.service.base);
     let poll = tokio::spawn(async move { reqwest::Client::new().get(url).bearer_auth("alice-token").send().await });
-    let (_, all) = f.get("alice-token", "/api/v1/executions?sinceRevision=1&timeoutSeconds=1").await;
+    let wide = format!("{}/api/v1/executions?sinceRevision={revision}&timeoutSeconds=300", f.service.base);
+    let wide_poll =
+        tokio::spawn(async move { reqwest::Client::new().get(wide).bearer_auth("alice-token").send().await });
+    let (_, all) = f.get("alice-token", "/api/v1/executions").await;
     assert_eq!(sorted(&all), ["a-1", "a-2"]);
     f.kubectl.ok(&["delete", "rolebinding", "alice", "-n", "team-a"], None).await.unwrap();
     let ended = tokio::time::timeout(DEADLINE, poll).await.expect("the long poll ends").unwrap().unwrap();
     assert_eq!(ended.status(), 404, "the poll ends with the caller's 404");
+    let ended = tokio::time::timeout(DEADLINE, wide_poll).await.expect("the cluster-wide poll ends").unwrap().unwrap();
+    let body: serde_json::Value = ended.json().await.unwrap();
+    assert!(names(&body).is_empty(), "it answers with what alice may read now: {body}");
     let (status, _) = f.get("alice-token", "/api/v1/namespaces/team-a/executions").await;
     assert_eq!(status, 404);
     let (_, all) = f.get("alice-token", "/api/v1/executions").await;

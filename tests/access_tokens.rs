@@ -47,6 +47,7 @@ async fn fixture(limits: CallerLimits) -> Fixture {
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("a.yaml"), manifest("team-a", "a-1")).unwrap();
     std::fs::write(data.join("b.yaml"), manifest("team-b", "b-1")).unwrap();
+    std::fs::write(data.join("broken.yaml"), "kind: ConfigMap\nmetadata: [unclosed\n").unwrap();
     let tokens = dir.path().join("tokens.yaml");
     std::fs::write(
         &tokens,
@@ -77,6 +78,9 @@ async fn a_tokens_file_edit_takes_effect_without_a_restart_and_a_broken_one_keep
     .await;
     assert_eq!(names_as(&f.service, "s3cret-dashboard", "/api/v1/executions").await, (200, vec!["a-1".into()]));
     assert_eq!(names_as(&f.service, "s3cret-dashboard", "/api/v1/namespaces/team-b/executions").await.0, 404);
+    let files = |token| names_as(&f.service, token, "/api/v1/rejections");
+    assert_eq!(files("s3cret-ops").await.1, ["broken.yaml"], "an unreadable file shows to a reader of everything");
+    assert!(files("s3cret-dashboard").await.1.is_empty(), "and to nobody else");
 
     std::fs::write(&f.tokens, tokens_file(&[("dashboard", "s3cret-dashboard", "[team-a, team-b]")])).unwrap();
     wait_until("the edit grants team-b", || async {
