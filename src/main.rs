@@ -76,7 +76,9 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(listen = %args.listen, "serving");
+    // The bound address, so `--listen 127.0.0.1:0` says which port it got.
+    let bound = listener.local_addr().unwrap_or(args.listen);
+    tracing::info!(listen = %bound, "serving");
     let page = PageLimits { default: args.default_page_size.clamp(1, args.max_page_size), max: args.max_page_size };
     let server = ServerSettings {
         header_read_timeout: args.header_read_timeout,

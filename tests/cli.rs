@@ -52,43 +52,65 @@ fn an_invalid_schema_stops_start_up_with_a_clear_error() {
     assert!(out.contains("bad.json is invalid"), "{out}");
 }
 
-/// A port free now, for a child process to listen on.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// `execwatch serve` on port 0 with JSON debug logs; stop it with `stop()`.
+struct Server {
+    /// Taken by `stop()`; a server still here when the test ends (it failed) is killed.
+    child: Option<std::process::Child>,
+    port: u16,
+    logs: Option<std::thread::JoinHandle<String>>,
 }
 
-/// `execwatch serve` on a free port with JSON debug logs; stop it with `stop()`.
-struct Server {
-    child: std::process::Child,
-    port: u16,
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Server {
+    /// Starts the server and waits (with a deadline) for the log line that names its port.
     fn start(args: &[&str]) -> Server {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_execwatch"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_execwatch"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(["--log-format", "json", "--log-level", "debug,hyper=info,kube=info"])
             .args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("binary runs");
-        Server { child, port }
+        let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let logs = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in stderr.lines().map_while(Result::ok) {
+                let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if entry["fields"]["message"] == "serving" {
+                    let listen = entry["fields"]["listen"].as_str().unwrap_or_default();
+                    let _ = port_tx.send(listen.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()));
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let port =
+            port_rx.recv_timeout(std::time::Duration::from_secs(30)).ok().flatten().expect("the server says its port");
+        let server = Server { child: Some(child), port, logs: Some(logs) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while server.get("/readyz", "") != "200" {
+            assert!(std::time::Instant::now() < deadline, "the server never became ready");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        server
     }
 
-    /// The status code of GET `path` with extra header lines, waiting (with a deadline) for the
-    /// server to listen.
+    /// The status code of GET `path` with extra header lines.
     fn get(&self, path: &str, headers: &str) -> String {
         use std::io::{Read, Write};
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let mut stream = loop {
-            match std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                Ok(stream) => break stream,
-                Err(e) => assert!(std::time::Instant::now() < deadline, "the server never listened: {e}"),
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("the server listens");
         write!(stream, "GET {path} HTTP/1.1\r\nHost: execwatch\r\n{headers}Connection: close\r\n\r\n").unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
@@ -96,13 +118,15 @@ impl Server {
     }
 
     /// Sends SIGTERM; returns how long the exit took and the logs.
-    fn stop(self) -> (std::time::Duration, String) {
-        let killed = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
+    fn stop(mut self) -> (std::time::Duration, String) {
+        let mut child = self.child.take().expect("running");
+        let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
         assert!(killed.success());
         let started = std::time::Instant::now();
-        let out = self.child.wait_with_output().expect("the server exits");
-        assert!(out.status.success(), "{:?}", out.status);
-        (started.elapsed(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let status = child.wait().expect("the server exits");
+        let took = started.elapsed();
+        assert!(status.success(), "{status:?}");
+        (took, self.logs.take().expect("the log reader").join().expect("the log reader"))
     }
 }
 
