@@ -34,6 +34,19 @@ static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 const CONCURRENCY: usize = 32;
 const LOAD_SECONDS: u64 = 3;
 
+/// How the benchmark's services watch the simulator.
+fn watch_settings() -> WatchSettings {
+    WatchSettings {
+        label_selector: "pipelines.gitops.dev/execution=true".into(),
+        watch_timeout: Duration::from_secs(290),
+        backoff_max: Duration::from_secs(1),
+    }
+}
+
+fn client_for(sim: &k8s_sim::Sim) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(sim.url().parse::<http::Uri>().expect("url"))).expect("client")
+}
+
 fn registry() -> Arc<SchemaRegistry> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
     Arc::new(SchemaRegistry::load(&dir, Limits::default()).expect("schemas"))
@@ -182,8 +195,7 @@ fn measure(oha: &std::path::Path, url: &str, token: Option<&str>, rate: Option<u
 async fn access_cost() {
     let sim = k8s_sim::Sim::start().await.expect("simulator");
     sim.set_token_file("bench-token,dashboard,1,\"readers\"\n").expect("tokens");
-    let client =
-        kube::Client::try_from(kube::Config::new(sim.url().parse::<http::Uri>().expect("url"))).expect("client");
+    let client = client_for(&sim);
     let namespaces = ["bench-a", "bench-b"];
     for ns in namespaces {
         sim.create_namespace(ns);
@@ -197,11 +209,7 @@ async fn access_cost() {
             .await
             .expect("create");
     }
-    let watch = WatchSettings {
-        label_selector: "pipelines.gitops.dev/execution=true".into(),
-        watch_timeout: Duration::from_secs(290),
-        backoff_max: Duration::from_secs(1),
-    };
+    let watch = watch_settings();
     let sources =
         Sources::Kube { client: client.clone(), namespaces: namespaces.map(String::from).to_vec().into(), watch };
     let settings = AccessSettings {
@@ -354,13 +362,8 @@ async fn throughput() {
 async fn latency(samples: usize) {
     let sim = k8s_sim::Sim::start().await.expect("simulator");
     sim.create_namespace("bench");
-    let config = kube::Config::new(sim.url().parse::<http::Uri>().expect("url"));
-    let client = kube::Client::try_from(config).expect("client");
-    let watch = WatchSettings {
-        label_selector: "pipelines.gitops.dev/execution=true".into(),
-        watch_timeout: Duration::from_secs(290),
-        backoff_max: Duration::from_secs(1),
-    };
+    let client = client_for(&sim);
+    let watch = watch_settings();
     let base = start(Sources::Kube { client: client.clone(), namespaces: vec!["bench".into()].into(), watch }).await;
     let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, "bench");
     let http = reqwest::Client::new();

@@ -13,15 +13,9 @@ use execwatch::access::tokens::TokenFile;
 use execwatch::api::CallerLimits;
 use execwatch::fixtures::Doc;
 
+/// A run of pipeline `web`.
 fn manifest(ns: &str, name: &str) -> String {
-    let indented: String = Doc::new("web").yaml().lines().map(|l| format!("    {l}\n")).collect();
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    pipelines.gitops.dev/execution: \"true\"\ndata:\n  execution.yaml: |\n{indented}"
-    )
-}
-
-fn sha256(token: &str) -> String {
-    execwatch::access::digest(token).iter().map(|b| format!("{b:02x}")).collect()
+    common::manifest(ns, name, &Doc::new("web").yaml())
 }
 
 fn tokens_file(entries: &[(&str, &str, &str)]) -> String {
@@ -29,7 +23,7 @@ fn tokens_file(entries: &[(&str, &str, &str)]) -> String {
     for (subject, token, namespaces) in entries {
         text.push_str(&format!(
             "  - subject: {subject}\n    sha256: {}\n    namespaces: {namespaces}\n",
-            sha256(token)
+            execwatch::access::digest_hex(token)
         ));
     }
     text

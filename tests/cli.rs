@@ -152,7 +152,7 @@ fn sigterm_stops_the_server_in_seconds_and_client_errors_are_not_logged_as_error
 fn bearer_tokens_never_reach_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.yaml");
-    let sha256: String = execwatch::access::digest("tok-3f9a-secret").iter().map(|b| format!("{b:02x}")).collect();
+    let sha256 = execwatch::access::digest_hex("tok-3f9a-secret");
     std::fs::write(&tokens, format!("tokens:\n- subject: board\n  sha256: {sha256}\n  namespaces: [team-payments]\n"))
         .unwrap();
     let auth = format!("tokens={}", tokens.display());

@@ -4,15 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Running, dir_source, names};
-use execwatch::fixtures::{Doc, EXECUTION_LABEL};
-
-fn manifest(ns: &str, name: &str, execution: &str) -> String {
-    let indented: String = execution.lines().map(|l| format!("    {l}\n")).collect();
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    {EXECUTION_LABEL}: \"true\"\ndata:\n  execution.yaml: |\n{indented}"
-    )
-}
+use common::{Running, dir_source, manifest, names};
+use execwatch::fixtures::Doc;
 
 #[tokio::test]
 async fn directory_changes_are_followed() {

@@ -12,11 +12,9 @@ use execwatch::fixtures::Doc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A run of pipeline `web`.
 fn manifest(ns: &str, name: &str) -> String {
-    let indented: String = Doc::new("web").yaml().lines().map(|l| format!("    {l}\n")).collect();
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    pipelines.gitops.dev/execution: \"true\"\ndata:\n  execution.yaml: |\n{indented}"
-    )
+    common::manifest(ns, name, &Doc::new("web").yaml())
 }
 
 async fn service(server: ServerSettings) -> (tempfile::TempDir, Running) {

@@ -110,6 +110,11 @@ pub fn digest(token: &str) -> TokenDigest {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// The digest as a tokens file holds it: 64 hexadecimal digits, as `sha256sum` prints them.
+pub fn digest_hex(token: &str) -> String {
+    digest(token).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// An authenticated caller.
 #[derive(Clone, Debug)]
 pub struct Caller {

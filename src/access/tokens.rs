@@ -157,11 +157,7 @@ fn decode_hex(hex: &str) -> Option<TokenDigest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::digest;
-
-    fn hex(token: &str) -> String {
-        digest(token).iter().map(|b| format!("{b:02x}")).collect()
-    }
+    use crate::access::{digest, digest_hex as hex};
 
     #[test]
     fn tokens_are_looked_up_by_digest_with_their_namespaces() {

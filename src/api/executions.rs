@@ -153,11 +153,7 @@ async fn access_lost(state: &AppState, caller: &Caller, namespace: Option<&str>,
         tokio::time::sleep(every).await;
         let unchanged = match namespace {
             Some(ns) => state.access.can_read(caller, ns, Verb::Watch).await.unwrap_or(false),
-            None => state
-                .access
-                .scope(caller, || state.index.namespaces(), Verb::Watch)
-                .await
-                .is_ok_and(|now| now == *scope),
+            None => super::scope(state, caller, Verb::Watch).await.is_ok_and(|now| now == *scope),
         };
         if !unchanged {
             return;

@@ -172,6 +172,12 @@ fn hidden(state: &AppState, namespace: &str, resource: &str, name: Option<&str>)
     })
 }
 
+/// Whether `scope` holds every namespace the service holds: only then may a caller see errors
+/// that name namespaces.
+fn covers_everything(state: &AppState, scope: &Scope) -> bool {
+    scope.is_all() || state.index.namespaces().iter().all(|ns| scope.allows(ns))
+}
+
 /// The namespaces `caller` may read now, for a cluster-wide list.
 async fn scope(state: &AppState, caller: &Caller, verb: Verb) -> Result<Scope, ApiError> {
     Ok(state.access.scope(caller, || state.index.namespaces(), verb).await?)

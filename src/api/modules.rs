@@ -7,7 +7,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::params::{self, Params};
-use super::{AppState, caller, scope, with_state};
+use super::{AppState, caller, covers_everything, scope, with_state};
 use crate::access::{Caller, Verb};
 use crate::modules::ModuleStatus;
 use crate::modules::switch::SwitchStatus;
@@ -27,18 +27,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and_then(|query: String, caller: Caller, state: AppState| async move {
             Params::parse(&query, &[])?;
-            let reads_all = reads_every_namespace(&state, &caller).await?;
+            let reads_all = covers_everything(&state, &scope(&state, &caller, Verb::List).await?);
             let body = Body { items: redacted(state.modules.status(), reads_all), switch: state.switch.status() };
             Ok::<_, warp::Rejection>(warp::reply::json(&body).into_response())
         })
         .boxed()
-}
-
-/// Whether `caller` may read every namespace the service holds: only then may they see errors
-/// that name namespaces.
-pub(super) async fn reads_every_namespace(state: &AppState, caller: &Caller) -> Result<bool, super::ApiError> {
-    let scope = scope(state, caller, Verb::List).await?;
-    Ok(scope.is_all() || state.index.namespaces().iter().all(|ns| scope.allows(ns)))
 }
 
 /// Drops modules' last errors, which name the namespaces that fail, unless `reads_all`.

@@ -324,6 +324,15 @@ impl Cluster {
     }
 }
 
+/// A labelled ConfigMap manifest holding `execution` (YAML text), as the directory source reads it.
+pub fn manifest(ns: &str, name: &str, execution: &str) -> String {
+    let indented: String = execution.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    {}: \"true\"\ndata:\n  execution.yaml: |\n{indented}",
+        execwatch::fixtures::EXECUTION_LABEL
+    )
+}
+
 /// The directory source on `path`, polled every `interval`, with the default size limit.
 pub fn dir_source(path: &std::path::Path, interval: Duration) -> Sources {
     Sources::Dir(execwatch::source::DirSource {
