@@ -34,6 +34,19 @@ impl Selector {
         self.0.is_empty()
     }
 
+    /// The requirements an index can answer from label postings: a key and the values it must
+    /// take (one for `=`, several for `in`).
+    pub fn indexed(&self) -> Vec<(&str, Vec<&str>)> {
+        self.0
+            .iter()
+            .filter_map(|r| match r {
+                Requirement::Equals(k, v) => Some((k.as_str(), vec![v.as_str()])),
+                Requirement::In(k, vs) => Some((k.as_str(), vs.iter().map(String::as_str).collect())),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.0.iter().all(|r| match r {
             Requirement::Equals(k, v) => labels.get(k) == Some(v),

@@ -37,11 +37,10 @@ impl Service {
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
         let index = Index::new(self.staleness);
         let executions = ExecutionsModule::new(self.sources.clone(), index.clone(), self.registry.clone());
-        let pipelines = PipelinesModule::new(index.clone());
-        let (executions_lifecycle, pipeline_cache) = (executions.lifecycle().clone(), pipelines.cache());
+        let executions_lifecycle = executions.lifecycle().clone();
         let modules = Arc::new(Modules::new(vec![
             Arc::new(executions) as Arc<dyn Module>,
-            Arc::new(pipelines),
+            Arc::new(PipelinesModule::default()),
             Arc::new(RejectionsModule::default()),
         ]));
         let (switch, follower) = match &self.sources {
@@ -72,7 +71,6 @@ impl Service {
             access: self.access,
             limits: self.limits,
             executions: executions_lifecycle,
-            pipelines: pipeline_cache,
         };
         let draining = async move {
             shutdown.await;

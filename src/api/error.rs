@@ -10,6 +10,7 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use crate::access::AccessError;
+use crate::index::CursorError;
 use crate::modules::NotInstalled;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +59,16 @@ impl From<AccessError> for ApiError {
                 ApiError::unavailable("AuthUnavailable", "access cannot be checked now; retry shortly")
             }
         }
+    }
+}
+
+impl From<CursorError> for ApiError {
+    fn from(e: CursorError) -> Self {
+        let hint = match e {
+            CursorError::Malformed => "",
+            CursorError::OtherFilter => "; repeat the first request's filters",
+        };
+        ApiError::bad_request("InvalidParameter", format!("query parameter continue is invalid: {e}{hint}"))
     }
 }
 

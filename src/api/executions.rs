@@ -10,7 +10,7 @@ use warp::{Filter, Rejection};
 use super::params::{self, Params};
 use super::{ApiError, AppState, caller, hidden, json_bytes, list_body, scope, with_state};
 use crate::access::{Caller, Verb};
-use crate::index::{Cursor, CursorError, Filter as ExecutionFilter, Scope};
+use crate::index::{Cursor, Filter as ExecutionFilter, Scope};
 use crate::model::Phase;
 use crate::modules::NotInstalled;
 use crate::quote::quote;
@@ -93,21 +93,9 @@ async fn list(
         labels: label_selector(&params)?,
         scope: readable,
     };
-    let limit = params
-        .parsed("limit", &format!("a whole number from 1 to {}", state.page.max), |s| {
-            s.parse::<usize>().ok().filter(|n| (1..=state.page.max).contains(n))
-        })?
-        .unwrap_or(state.page.default);
+    let limit = params.limit(state.page)?;
     let after =
-        params.get("continue").map(|token| Cursor::decode(token, &filter)).transpose().map_err(|e| match e {
-            CursorError::Malformed => {
-                ApiError::bad_request("InvalidParameter", format!("query parameter continue is invalid: {e}"))
-            }
-            CursorError::OtherFilter => ApiError::bad_request(
-                "InvalidParameter",
-                format!("query parameter continue is invalid: {e}; repeat the first request's filters"),
-            ),
-        })?;
+        params.get("continue").map(|token| Cursor::decode(token, &filter)).transpose().map_err(ApiError::from)?;
     let timeout = params
         .parsed("timeoutSeconds", &format!("a whole number from 1 to {MAX_POLL}"), |s| {
             s.parse::<u64>().ok().filter(|t| (1..=MAX_POLL).contains(t))

@@ -130,7 +130,7 @@ mod tests {
     use crate::api::PageLimits;
     use crate::index::Index;
     use crate::modules::switch::{Switch, SwitchState};
-    use crate::modules::{Lifecycle, Modules, PipelinesModule};
+    use crate::modules::{Lifecycle, Modules};
 
     #[tokio::test]
     async fn readiness_turns_false_when_shutdown_begins() {
@@ -144,7 +144,6 @@ mod tests {
             access: crate::access::Access::open(),
             limits: crate::api::CallerLimits::new(8, None),
             executions: Lifecycle::default(),
-            pipelines: PipelinesModule::new(index).cache(),
         };
         let filter = routes(state.clone());
         let ready = warp::test::request().path("/readyz").reply(&filter).await;

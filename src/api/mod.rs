@@ -28,7 +28,7 @@ pub use server::ServerSettings;
 use crate::access::{Access, Caller, Verb};
 use crate::index::{Completeness, Index, Scope};
 use crate::modules::switch::Switch;
-use crate::modules::{Lifecycle, Modules, PipelineCache};
+use crate::modules::{Lifecycle, Modules};
 use crate::quote::quote;
 
 /// What every handler can reach.
@@ -44,8 +44,6 @@ pub struct AppState {
     pub limits: CallerLimits,
     /// The executions module's lifecycle: its long polls end when it is switched off.
     pub executions: Lifecycle,
-    /// The pipelines module's resolved pipelines.
-    pub pipelines: Arc<PipelineCache>,
 }
 
 /// Pagination bounds of list endpoints.

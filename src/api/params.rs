@@ -5,6 +5,7 @@ use std::convert::Infallible;
 
 use warp::Filter;
 
+use super::PageLimits;
 use super::error::ApiError;
 use crate::quote::quote;
 
@@ -44,6 +45,14 @@ impl Params {
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The page size asked for (`limit`), within `page`'s bounds.
+    pub fn limit(&self, page: PageLimits) -> Result<usize, ApiError> {
+        let expected = format!("a whole number from 1 to {}", page.max);
+        let limit =
+            self.parsed("limit", &expected, |s| s.parse::<usize>().ok().filter(|n| (1..=page.max).contains(n)))?;
+        Ok(limit.unwrap_or(page.default))
     }
 
     /// Parses a parameter with `parse`, naming it and the expectation on failure.

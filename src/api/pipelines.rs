@@ -7,7 +7,7 @@ use warp::{Filter, Rejection};
 use super::params::{self, Params};
 use super::{ApiError, AppState, caller, hidden, json_bytes, list_body, scope, with_state};
 use crate::access::{Caller, Verb};
-use crate::index::Scope;
+use crate::index::{PipelineCursor, Scope};
 use crate::quote::quote;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -22,9 +22,9 @@ fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller(state.clone()))
         .and(with_state(state))
         .and_then(|query: String, caller: Caller, state: AppState| async move {
-            let params = Params::parse(&query, &["namespace"])?;
+            let params = Params::parse(&query, &["namespace", "limit", "continue"])?;
             let scope = scope(&state, &caller, Verb::List).await?;
-            Ok::<_, Rejection>(list(&state, params.get("namespace"), &scope))
+            Ok::<_, Rejection>(list(&state, &params, params.get("namespace"), &scope)?)
         })
         .boxed()
 }
@@ -37,21 +37,21 @@ fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller(state.clone()))
         .and(with_state(state))
         .and_then(|ns: String, query: String, _: Caller, state: AppState| async move {
-            Params::parse(&query, &[])?;
-            Ok::<_, Rejection>(list(&state, Some(&ns), &Scope::all()))
+            let params = Params::parse(&query, &["limit", "continue"])?;
+            Ok::<_, Rejection>(list(&state, &params, Some(&ns), &Scope::all())?)
         })
         .boxed()
 }
 
-/// `scope` is every namespace for a namespaced list: `caller()` has checked that one.
-fn list(state: &AppState, namespace: Option<&str>, scope: &Scope) -> Response {
-    let pipelines = state.pipelines.get();
-    let items: Vec<_> = pipelines
-        .iter()
-        .filter(|p| namespace.is_none_or(|ns| p.namespace == ns) && scope.allows(&p.namespace))
-        .map(|p| p.body.clone())
-        .collect();
-    list_body(&items, &[], &state.index.completeness(namespace, scope))
+/// One page of pipelines, by namespace and name. `scope` is every namespace for a namespaced
+/// list: `caller()` has checked that one.
+fn list(state: &AppState, params: &Params, namespace: Option<&str>, scope: &Scope) -> Result<Response, ApiError> {
+    let limit = params.limit(state.page)?;
+    let after = params.get("continue").map(|token| PipelineCursor::decode(token, namespace)).transpose()?;
+    let page = state.index.pipelines(namespace, scope, after.as_ref(), limit);
+    let next = page.next.as_ref().map(PipelineCursor::encode);
+    let extra = [("continue", next.into()), ("revision", page.revision.into())];
+    Ok(list_body(&page.items, &extra, &state.index.completeness(namespace, scope)))
 }
 
 /// GET /api/v1/namespaces/{namespace}/pipelines/{name}
@@ -63,8 +63,7 @@ fn get(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and_then(|ns: String, name: String, query: String, _: Caller, state: AppState| async move {
             Params::parse(&query, &[])?;
-            let pipelines = state.pipelines.get();
-            match pipelines.iter().find(|p| p.namespace == ns && p.name == name) {
+            match state.index.pipeline(&ns, &name) {
                 Some(p) => Ok(json_bytes(p.body.clone())),
                 None if !state.index.has_synced(&ns) => Err(Rejection::from(ApiError::unavailable(
                     "NotSynced",

@@ -9,13 +9,13 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::SortKey;
+use super::{Decoded, Key, SortKey};
 use crate::model::{Application, EnvironmentStatus, ExecutionView, Phase};
 use crate::validate::{Execution, ObjectRef, Rejection};
 
 /// A served execution. The document itself is kept only as its serialised detail response.
 pub struct ExecutionEntry {
-    pub id: ObjectRef,
+    pub id: Arc<ObjectRef>,
     pub labels: BTreeMap<String, String>,
     pub resource_version: String,
     pub sort_time: Timestamp,
@@ -64,7 +64,8 @@ struct Detail<'a> {
 }
 
 impl ExecutionEntry {
-    pub(super) fn new(e: Execution, shard: Arc<str>, revision: u64, now: Timestamp) -> Self {
+    /// Serialises an execution's responses, off the index lock; `Index` stamps it on insert.
+    pub fn new(e: Execution) -> Self {
         let detail = to_bytes(&Detail {
             namespace: &e.id.namespace,
             name: &e.id.name,
@@ -74,21 +75,40 @@ impl ExecutionEntry {
         });
         let summary = to_bytes(&summary(&e.id, &e.view, &e.resource_version));
         ExecutionEntry {
-            id: e.id,
+            id: Arc::new(e.id),
             labels: e.labels,
             resource_version: e.resource_version,
             sort_time: e.sort_time,
             view: e.view,
             detail,
             summary,
-            shard,
-            revision,
-            changed_at: now,
+            shard: Arc::from(""),
+            revision: 0,
+            changed_at: Timestamp::UNIX_EPOCH,
         }
     }
 
     pub(super) fn sort_key(&self) -> SortKey {
         (Reverse(self.sort_time), self.id.clone())
+    }
+
+    /// Every secondary-index key this execution is listed under.
+    pub(super) fn keys(&self) -> Vec<Key> {
+        let (ns, view) = (&self.id.namespace, &self.view);
+        let mut keys = vec![
+            Key::Namespace(ns.clone()),
+            Key::Pipeline(view.pipeline.clone()),
+            Key::NamespacedPipeline(ns.clone(), view.pipeline.clone()),
+            Key::Phase(view.phase),
+        ];
+        for env in &view.environments {
+            let key = Key::Environment(env.name.clone());
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys.extend(self.labels.iter().map(|(k, v)| Key::Label(k.clone(), v.clone())));
+        keys
     }
 
     pub fn has_environment(&self, name: &str) -> bool {
@@ -136,9 +156,48 @@ struct RejectionBody<'a> {
 }
 
 impl RejectionEntry {
-    pub(super) fn new(rejection: Rejection, shard: Arc<str>, revision: u64, now: Timestamp) -> Self {
+    pub fn new(rejection: Rejection) -> Self {
+        let now = Timestamp::now();
         let body = to_bytes(&RejectionBody { rejection: &rejection, rejected_at: now.to_string() });
-        RejectionEntry { rejection, body, shard, revision, changed_at: now }
+        RejectionEntry { rejection, body, shard: Arc::from(""), revision: 0, changed_at: now }
+    }
+}
+
+/// An object decoded and serialised, ready to go into the index. Building one is the costly
+/// part of ingestion, so it happens before the index lock is taken (and on any thread).
+pub enum Prepared {
+    Execution(ExecutionEntry),
+    Rejection(RejectionEntry),
+}
+
+impl Prepared {
+    pub fn id(&self) -> &ObjectRef {
+        match self {
+            Prepared::Execution(e) => &e.id,
+            Prepared::Rejection(r) => &r.rejection.id,
+        }
+    }
+}
+
+impl From<Decoded> for Prepared {
+    fn from(decoded: Decoded) -> Self {
+        match decoded {
+            Ok(execution) => Prepared::Execution(ExecutionEntry::new(execution)),
+            Err(rejection) => Prepared::Rejection(RejectionEntry::new(rejection)),
+        }
+    }
+}
+
+/// One object of a relist: prepared afresh, or the same version the index already holds (so
+/// it was not decoded again).
+pub enum Listed {
+    Fresh(Prepared),
+    Same(ObjectRef),
+}
+
+impl<T: Into<Prepared>> From<T> for Listed {
+    fn from(object: T) -> Self {
+        Listed::Fresh(object.into())
     }
 }
 

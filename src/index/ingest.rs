@@ -1,63 +1,147 @@
 //! Feeds the index from any stream of watcher events, whichever source produced it.
+//!
+//! Events are taken in batches of whatever is ready. A batch's objects are decoded and
+//! serialised on every core, off the async workers, before the index lock is taken; an object
+//! the index already holds at the same version is not decoded again, so a relist of unchanged
+//! data costs a lookup per object.
 
+use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher::Event;
 
-use super::{Decoded, Index};
-use crate::source::{Object, SourceEvent, Unreadable};
+use super::{Decoded, Index, Listed, Prepared};
+use crate::source::{Object, SourceError, SourceEvent, Unreadable};
 use crate::validate::{ObjectRef, Reason, Rejection};
+
+/// Most events taken at once: bounds what a relist holds undecoded.
+const BATCH: usize = 512;
+
+/// One event of a batch, its object (if any) decoded or found unchanged.
+enum Step {
+    Init,
+    Listed(Option<ObjectRef>),
+    Done,
+    Apply(Option<ObjectRef>),
+    Delete(ObjectRef),
+    Failed(SourceError),
+}
 
 /// Consumes `events` for the shard `source` until the stream ends, decoding each ConfigMap
 /// with `decoder` (normally `SchemaRegistry::decode`). Errors are recorded on the shard and never
-/// end ingestion; a relist is buffered and swapped in whole.
+/// end ingestion; a relist is buffered (decoded) and swapped in whole.
 pub async fn ingest<S, D>(index: Index, decoder: D, source: String, events: S)
 where
     S: Stream<Item = SourceEvent>,
-    D: Fn(&ConfigMap) -> Decoded,
+    D: Fn(&ConfigMap) -> Decoded + Send + Sync + 'static,
 {
-    let mut events = std::pin::pin!(events);
-    let mut relist: Option<Vec<Decoded>> = None;
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(Event::Init) => relist = Some(Vec::new()),
-            Ok(Event::InitApply(object)) => relist.get_or_insert_with(Vec::new).push(decode(&decoder, object)),
-            Ok(Event::InitDone) => {
-                let objects = relist.take().unwrap_or_default();
-                tracing::debug!(source, objects = objects.len(), "synced");
-                index.reset(&source, objects);
-            }
-            Ok(Event::Apply(object)) => index.apply(&source, decode(&decoder, object)),
-            Ok(Event::Delete(Object::ConfigMap(cm))) => index.delete(&object_ref(&cm)),
-            Ok(Event::Delete(Object::Unreadable(u))) => index.delete(&unreadable_ref(&u)),
-            Err(error) => {
-                tracing::warn!(source, %error, "source failed; serving the last complete data and retrying");
-                index.fail(&source, error.to_string(), error.answered());
+    let decoder = Arc::new(decoder);
+    let mut batches = std::pin::pin!(events.ready_chunks(BATCH));
+    let mut relist: Option<Vec<Listed>> = None;
+    while let Some(batch) = batches.next().await {
+        let mut steps = Vec::with_capacity(batch.len());
+        let mut fresh = Vec::new();
+        for event in batch {
+            // `None` for an object to decode, the id of one the index holds as it is.
+            let mut held = |object: Object| {
+                let same = match &object {
+                    Object::ConfigMap(cm) => {
+                        let rv = cm.metadata.resource_version.as_deref().unwrap_or_default();
+                        Some(object_ref(cm)).filter(|id| index.holds(&source, id, rv))
+                    }
+                    Object::Unreadable(_) => None,
+                };
+                if same.is_none() {
+                    fresh.push(object);
+                }
+                same
+            };
+            steps.push(match event {
+                Ok(Event::Init) => Step::Init,
+                Ok(Event::InitApply(object)) => Step::Listed(held(object)),
+                Ok(Event::InitDone) => Step::Done,
+                Ok(Event::Apply(object)) => Step::Apply(held(object)),
+                Ok(Event::Delete(Object::ConfigMap(cm))) => Step::Delete(object_ref(&cm)),
+                Ok(Event::Delete(Object::Unreadable(u))) => Step::Delete(unreadable_ref(&u)),
+                Err(error) => Step::Failed(error),
+            });
+        }
+        // Only a runtime shutting down cancels the blocking work: ingestion ends with it.
+        let Some(prepared) = prepare_all(decoder.clone(), fresh).await else { return };
+        let mut prepared = prepared.into_iter();
+        for step in steps {
+            match step {
+                Step::Init => relist = Some(Vec::new()),
+                Step::Listed(same) => {
+                    let listed = match same {
+                        Some(id) => Listed::Same(id),
+                        None => Listed::Fresh(prepared.next().expect("one prepared object per fresh one")),
+                    };
+                    relist.get_or_insert_with(Vec::new).push(listed);
+                }
+                Step::Done => {
+                    let objects = relist.take().unwrap_or_default();
+                    tracing::debug!(source, objects = objects.len(), "synced");
+                    index.reset(&source, objects);
+                }
+                Step::Apply(Some(_)) => {}
+                Step::Apply(None) => index.apply(&source, prepared.next().expect("one prepared object per fresh one")),
+                Step::Delete(id) => index.delete(&id),
+                Step::Failed(error) => {
+                    tracing::warn!(source, %error, "source failed; serving the last complete data and retrying");
+                    index.fail(&source, error.to_string(), error.answered());
+                }
             }
         }
     }
 }
 
+/// Decodes and serialises `objects` in order, split across the machine's cores on blocking
+/// threads.
+async fn prepare_all<D>(decoder: Arc<D>, objects: Vec<Object>) -> Option<Vec<Prepared>>
+where
+    D: Fn(&ConfigMap) -> Decoded + Send + Sync + 'static,
+{
+    if objects.is_empty() {
+        return Some(Vec::new());
+    }
+    let work = move || {
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let threads = cores.min(objects.len().div_ceil(32));
+        let prepare = |chunk: &[Object]| chunk.iter().map(|o| Prepared::from(decode(&*decoder, o))).collect();
+        if threads <= 1 {
+            return prepare(&objects);
+        }
+        let chunks: Vec<&[Object]> = objects.chunks(objects.len().div_ceil(threads)).collect();
+        std::thread::scope(|scope| {
+            let running: Vec<_> = chunks.iter().map(|chunk| scope.spawn(|| prepare(chunk))).collect();
+            running.into_iter().flat_map(|t| t.join().expect("decode catches panics")).collect::<Vec<Prepared>>()
+        })
+    };
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
 /// Decodes one object: an unreadable file is a rejection as it is, and a panic in the decoder
 /// becomes a rejection of that object alone.
-fn decode(decoder: &impl Fn(&ConfigMap) -> Decoded, object: Object) -> Decoded {
+fn decode(decoder: &impl Fn(&ConfigMap) -> Decoded, object: &Object) -> Decoded {
     let cm = match object {
         Object::ConfigMap(cm) => cm,
         Object::Unreadable(u) => {
             return Err(Rejection {
-                id: unreadable_ref(&u),
-                file: Some(u.file),
+                id: unreadable_ref(u),
+                file: Some(u.file.clone()),
                 resource_version: String::new(),
-                reasons: vec![Reason::new(u.code, u.message)],
+                reasons: vec![Reason::new(u.code, u.message.clone())],
             });
         }
     };
-    catch_unwind(AssertUnwindSafe(|| decoder(&cm))).unwrap_or_else(|_| {
-        tracing::error!(object = %object_ref(&cm), "decoder panicked; object rejected");
+    catch_unwind(AssertUnwindSafe(|| decoder(cm))).unwrap_or_else(|_| {
+        tracing::error!(object = %object_ref(cm), "decoder panicked; object rejected");
         Err(Rejection {
-            id: object_ref(&cm),
+            id: object_ref(cm),
             file: None,
             resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
             reasons: vec![Reason::new("Internal", "the decoder failed on this object; please report it")],

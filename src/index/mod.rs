@@ -14,6 +14,7 @@ mod shards;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hash;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -21,25 +22,46 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 pub(crate) use entry::to_bytes;
-pub use entry::{ExecutionEntry, RejectionEntry};
+pub use entry::{ExecutionEntry, Listed, Prepared, RejectionEntry};
 pub use ingest::ingest;
-pub use pipelines::{Pipeline, PipelineEnvironment, ResolvedPipeline};
+pub use pipelines::{PipelineCursor, PipelinePage, ResolvedPipeline};
 pub use query::{Cursor, CursorError, Filter, Page, Scope};
 pub use shards::{Completeness, ShardState, ShardStatus};
 
+use crate::model::Phase;
 use crate::validate::{Execution, ObjectRef, Rejection};
 
 /// Newest first, then namespace and name: a total order, so pages are stable.
-type SortKey = (Reverse<Timestamp>, ObjectRef);
+type SortKey = (Reverse<Timestamp>, Arc<ObjectRef>);
+
+/// Executions in the index's order. Every list reads one (or a merge of a few) of these.
+type Postings = BTreeMap<SortKey, Arc<ExecutionEntry>>;
 
 /// The outcome of decoding one ConfigMap.
 pub type Decoded = Result<Execution, Rejection>;
 
+/// A value a filter can ask for: each has its own postings, so a filtered page costs
+/// O(page + log N) however rare its matches are.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Namespace(String),
+    Pipeline(String),
+    NamespacedPipeline(String, String),
+    Phase(Phase),
+    Environment(String),
+    Label(String, String),
+}
+
 #[derive(Default)]
 struct State {
     revision: u64,
-    executions: HashMap<ObjectRef, Arc<ExecutionEntry>>,
-    order: BTreeSet<SortKey>,
+    executions: HashMap<Arc<ObjectRef>, Arc<ExecutionEntry>>,
+    order: Postings,
+    by: HashMap<Key, Postings>,
+    /// Resolved pipelines by namespace and name, kept current by `commit`.
+    pipelines: BTreeMap<(String, String), Arc<ResolvedPipeline>>,
+    /// Pipelines whose executions changed since the last commit.
+    dirty: BTreeSet<(String, String)>,
     rejections: BTreeMap<ObjectRef, Arc<RejectionEntry>>,
     shards: BTreeMap<String, ShardStatus>,
 }
@@ -78,20 +100,24 @@ impl Index {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Ends every change: pipelines whose executions changed are resolved again (only those),
+    /// and subscribers learn the new revision.
     fn commit(&self, state: &mut State) {
         state.revision += 1;
+        state.resolve_dirty_pipelines();
         self.revision.send_replace(state.revision);
     }
 
     /// Adds or replaces one object. Writes for a shard that is not registered (a source stopped
     /// meanwhile) are ignored, here and in every other verb.
-    pub fn apply(&self, shard: &str, decoded: Decoded) {
+    pub fn apply(&self, shard: &str, object: impl Into<Prepared>) {
+        let object = object.into();
         let mut state = self.write();
         if !state.shards.contains_key(shard) {
             return;
         }
         let revision = state.revision + 1;
-        state.insert(shard, decoded, revision, Timestamp::now());
+        state.insert(shard, object, revision, Timestamp::now());
         self.commit(&mut state);
     }
 
@@ -104,7 +130,7 @@ impl Index {
     }
 
     /// Replaces everything a shard owns with a complete relist and marks the shard synced.
-    pub fn reset(&self, shard: &str, objects: Vec<Decoded>) {
+    pub fn reset<T: Into<Listed>>(&self, shard: &str, objects: Vec<T>) {
         let mut state = self.write();
         if !state.shards.contains_key(shard) {
             return;
@@ -113,16 +139,19 @@ impl Index {
         let revision = state.revision + 1;
         let now = Timestamp::now();
         let mut kept = BTreeSet::new();
-        for decoded in objects {
-            let id = match &decoded {
-                Ok(e) => e.id.clone(),
-                Err(r) => r.id.clone(),
-            };
-            // An unchanged object keeps its entry (and revision), so a relist is not a change.
-            if !state.unchanged(&decoded) {
-                state.insert(shard, decoded, revision, now);
+        for object in objects {
+            match object.into() {
+                Listed::Same(id) => {
+                    kept.insert(id);
+                }
+                Listed::Fresh(object) => {
+                    kept.insert(object.id().clone());
+                    // An unchanged object keeps its entry (and revision), so a relist is not a change.
+                    if !state.unchanged(&object) {
+                        state.insert(shard, object, revision, now);
+                    }
+                }
             }
-            kept.insert(id);
         }
         for id in owned.into_iter().filter(|id| !kept.contains(id)) {
             state.remove(&id);
@@ -132,28 +161,47 @@ impl Index {
         }
         self.commit(&mut state);
     }
+
+    /// Whether the index holds this version of the object for `shard` already, so a relist
+    /// need not decode it again. Versions are opaque and never empty for a ConfigMap.
+    pub fn holds(&self, shard: &str, id: &ObjectRef, resource_version: &str) -> bool {
+        let state = self.read();
+        !resource_version.is_empty()
+            && match state.executions.get(id) {
+                Some(e) => &*e.shard == shard && e.resource_version == resource_version,
+                None => state
+                    .rejections
+                    .get(id)
+                    .is_some_and(|r| &*r.shard == shard && r.rejection.resource_version == resource_version),
+            }
+    }
 }
 
 impl State {
     /// Every object, served or rejected, that `shard` holds.
     fn owned_by(&self, shard: &str) -> Vec<ObjectRef> {
-        let executions = self.executions.iter().filter(|(_, e)| &*e.shard == shard).map(|(id, _)| id);
-        let rejections = self.rejections.iter().filter(|(_, r)| &*r.shard == shard).map(|(id, _)| id);
-        executions.chain(rejections).cloned().collect()
+        let executions = self.executions.values().filter(|e| &*e.shard == shard).map(|e| (*e.id).clone());
+        let rejections = self.rejections.iter().filter(|(_, r)| &*r.shard == shard).map(|(id, _)| id.clone());
+        executions.chain(rejections).collect()
     }
 
-    fn insert(&mut self, shard: &str, decoded: Decoded, revision: u64, now: Timestamp) {
+    fn insert(&mut self, shard: &str, object: Prepared, revision: u64, now: Timestamp) {
         let shard: Arc<str> = Arc::from(shard);
-        match decoded {
-            Ok(execution) => {
-                self.remove(&execution.id);
-                let entry = ExecutionEntry::new(execution, shard, revision, now);
-                self.order.insert(entry.sort_key());
-                self.executions.insert(entry.id.clone(), Arc::new(entry));
+        self.remove(object.id());
+        match object {
+            Prepared::Execution(mut entry) => {
+                (entry.shard, entry.revision, entry.changed_at) = (shard, revision, now);
+                let entry = Arc::new(entry);
+                let key = entry.sort_key();
+                for k in entry.keys() {
+                    self.by.entry(k).or_default().insert(key.clone(), entry.clone());
+                }
+                self.dirty.insert((entry.id.namespace.clone(), entry.view.pipeline.clone()));
+                self.order.insert(key, entry.clone());
+                self.executions.insert(entry.id.clone(), entry);
             }
-            Err(rejection) => {
-                self.remove(&rejection.id);
-                let entry = RejectionEntry::new(rejection, shard, revision, now);
+            Prepared::Rejection(mut entry) => {
+                (entry.shard, entry.revision, entry.changed_at) = (shard, revision, now);
                 self.rejections.insert(entry.rejection.id.clone(), Arc::new(entry));
             }
         }
@@ -162,16 +210,35 @@ impl State {
     fn remove(&mut self, id: &ObjectRef) -> bool {
         let execution = self.executions.remove(id);
         if let Some(e) = &execution {
-            self.order.remove(&e.sort_key());
+            let key = e.sort_key();
+            self.order.remove(&key);
+            for k in e.keys() {
+                if let Some(postings) = self.by.get_mut(&k) {
+                    postings.remove(&key);
+                    if postings.is_empty() {
+                        self.by.remove(&k);
+                    }
+                }
+            }
+            self.dirty.insert((e.id.namespace.clone(), e.view.pipeline.clone()));
         }
         execution.is_some() | self.rejections.remove(id).is_some()
     }
 
-    fn unchanged(&self, decoded: &Decoded) -> bool {
-        match decoded {
-            Ok(e) => self.executions.get(&e.id).is_some_and(|old| old.resource_version == e.resource_version),
-            Err(r) => self.rejections.get(&r.id).is_some_and(|old| old.rejection == *r),
+    fn unchanged(&self, object: &Prepared) -> bool {
+        match object {
+            Prepared::Execution(e) => {
+                self.executions.get(&*e.id).is_some_and(|old| old.resource_version == e.resource_version)
+            }
+            Prepared::Rejection(r) => {
+                self.rejections.get(&r.rejection.id).is_some_and(|old| old.rejection == r.rejection)
+            }
         }
+    }
+
+    /// The executions listed under `key` (none when nothing is).
+    fn postings(&self, key: &Key) -> Option<&Postings> {
+        self.by.get(key)
     }
 }
 

@@ -2,11 +2,15 @@
 //! and counts by phase.
 
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::ops::Bound;
+use std::sync::Arc;
 
-use serde::Serialize;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
-use super::Index;
-use super::entry::Summary;
+use super::entry::{Summary, to_bytes};
+use super::{CursorError, Index, Key, Postings, Scope, State, query};
 use crate::model::Phase;
 
 /// Where one environment of a pipeline stands: its latest attempted run.
@@ -40,52 +44,140 @@ fn attempted(phase: Phase) -> bool {
 pub struct ResolvedPipeline {
     pub namespace: String,
     pub name: String,
-    pub body: bytes::Bytes,
+    pub body: Bytes,
+    /// Index revision of the last change to it.
+    pub revision: u64,
+}
+
+/// A page of serialised pipelines.
+pub struct PipelinePage {
+    pub items: Vec<Bytes>,
+    pub next: Option<PipelineCursor>,
+    pub revision: u64,
+}
+
+/// Where the next page of pipelines starts: just after this one, for this namespace filter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PipelineCursor {
+    #[serde(rename = "ns")]
+    namespace: String,
+    #[serde(rename = "n")]
+    name: String,
+    #[serde(rename = "f")]
+    filter: u64,
+}
+
+impl PipelineCursor {
+    pub fn encode(&self) -> String {
+        query::encode_token(self)
+    }
+
+    /// Decodes a token and checks it was issued for a list of `namespace`.
+    pub fn decode(token: &str, namespace: Option<&str>) -> Result<Self, CursorError> {
+        let cursor: PipelineCursor = query::decode_token(token)?;
+        if cursor.filter != fingerprint(namespace) {
+            return Err(CursorError::OtherFilter);
+        }
+        Ok(cursor)
+    }
+}
+
+fn fingerprint(namespace: Option<&str>) -> u64 {
+    let mut h = DefaultHasher::new();
+    ("pipelines", namespace).hash(&mut h);
+    h.finish()
 }
 
 impl Index {
-    /// Every pipeline, ordered by namespace and name, serialised while the read lock is held so
-    /// nothing is copied.
-    pub fn pipelines(&self) -> Vec<ResolvedPipeline> {
+    /// Up to `limit` pipelines in `namespace` (or any) that `scope` covers, by namespace and
+    /// name, after `after`. Pipelines are resolved on write, so a page costs O(page).
+    pub fn pipelines(
+        &self,
+        namespace: Option<&str>,
+        scope: &Scope,
+        after: Option<&PipelineCursor>,
+        limit: usize,
+    ) -> PipelinePage {
         let state = self.read();
-        // Newest first, so the first run seen of a pipeline is its latest.
-        let mut pipelines: BTreeMap<(&str, &str), Pipeline<'_>> = BTreeMap::new();
-        for (_, id) in &state.order {
-            let e = &state.executions[id];
-            let p = pipelines.entry((&e.id.namespace, &e.view.pipeline)).or_insert_with(|| Pipeline {
-                namespace: &e.id.namespace,
-                name: &e.view.pipeline,
-                application: &e.view.application.name,
-                latest_execution: e.summary_value(),
-                environments: Vec::new(),
-                execution_count: 0,
-                counts: Phase::ALL.iter().filter(|p| **p != Phase::Skipped).map(|p| (p.as_str(), 0)).collect(),
-            });
-            p.execution_count += 1;
-            *p.counts.entry(e.view.phase.as_str()).or_default() += 1;
-            for env in &e.view.environments {
-                let known = p.environments.iter().position(|k| k.name == env.name);
-                let fresh = PipelineEnvironment {
-                    name: env.name.clone(),
-                    phase: env.phase,
-                    version: e.view.application.version.clone(),
-                    execution: e.id.name.clone(),
-                };
-                match known {
-                    None => p.environments.push(fresh),
-                    // An older run fills in an environment the newer ones have not reached yet.
-                    Some(i) if !attempted(p.environments[i].phase) && attempted(env.phase) => p.environments[i] = fresh,
-                    Some(_) => {}
+        let from = match (after, namespace) {
+            (Some(c), _) => Bound::Excluded((c.namespace.clone(), c.name.clone())),
+            (None, Some(ns)) => Bound::Included((ns.to_owned(), String::new())),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut matching = state
+            .pipelines
+            .range((from, Bound::Unbounded))
+            .take_while(|((ns, _), _)| namespace.is_none_or(|want| want == ns))
+            .filter(|((ns, _), _)| scope.allows(ns))
+            .map(|(_, p)| p);
+        let page: Vec<&Arc<ResolvedPipeline>> = matching.by_ref().take(limit).collect();
+        let more = matching.next().is_some();
+        let next = page.last().filter(|_| more).map(|p| PipelineCursor {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            filter: fingerprint(namespace),
+        });
+        PipelinePage { items: page.iter().map(|p| p.body.clone()).collect(), next, revision: state.revision }
+    }
+
+    /// One resolved pipeline.
+    pub fn pipeline(&self, namespace: &str, name: &str) -> Option<Arc<ResolvedPipeline>> {
+        self.read().pipelines.get(&(namespace.to_owned(), name.to_owned())).cloned()
+    }
+}
+
+impl State {
+    /// Resolves again the pipelines whose executions changed: O(runs of those pipelines).
+    pub(super) fn resolve_dirty_pipelines(&mut self) {
+        for (namespace, name) in std::mem::take(&mut self.dirty) {
+            let key = (namespace, name);
+            let runs = self.postings(&Key::NamespacedPipeline(key.0.clone(), key.1.clone()));
+            match runs {
+                Some(runs) => {
+                    let body = to_bytes(&resolve(runs));
+                    let (namespace, name) = key.clone();
+                    let resolved = ResolvedPipeline { namespace, name, body, revision: self.revision };
+                    self.pipelines.insert(key, Arc::new(resolved));
+                }
+                None => {
+                    self.pipelines.remove(&key);
                 }
             }
         }
-        pipelines
-            .values()
-            .map(|p| ResolvedPipeline {
-                namespace: p.namespace.to_owned(),
-                name: p.name.to_owned(),
-                body: super::entry::to_bytes(p),
-            })
-            .collect()
     }
+}
+
+/// One pipeline from its runs, newest first, so the first run seen is its latest.
+fn resolve(runs: &Postings) -> Pipeline<'_> {
+    let mut entries = runs.values();
+    let latest = entries.next().expect("a pipeline's postings are never empty");
+    let mut p = Pipeline {
+        namespace: &latest.id.namespace,
+        name: &latest.view.pipeline,
+        application: &latest.view.application.name,
+        latest_execution: latest.summary_value(),
+        environments: Vec::new(),
+        execution_count: 0,
+        counts: Phase::ALL.iter().filter(|p| **p != Phase::Skipped).map(|p| (p.as_str(), 0)).collect(),
+    };
+    for e in runs.values() {
+        p.execution_count += 1;
+        *p.counts.entry(e.view.phase.as_str()).or_default() += 1;
+        for env in &e.view.environments {
+            let known = p.environments.iter().position(|k| k.name == env.name);
+            let fresh = || PipelineEnvironment {
+                name: env.name.clone(),
+                phase: env.phase,
+                version: e.view.application.version.clone(),
+                execution: e.id.name.clone(),
+            };
+            match known {
+                None => p.environments.push(fresh()),
+                // An older run fills in an environment the newer ones have not reached yet.
+                Some(i) if !attempted(p.environments[i].phase) && attempted(env.phase) => p.environments[i] = fresh(),
+                Some(_) => {}
+            }
+        }
+    }
+    p
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{ExecutionEntry, Index, RejectionEntry, SortKey};
+use super::{ExecutionEntry, Index, Key, Postings, RejectionEntry, SortKey, State};
 use crate::model::Phase;
 use crate::selector::Selector;
 use crate::validate::ObjectRef;
@@ -39,6 +39,11 @@ impl Scope {
     /// True when it holds every namespace.
     pub fn is_all(&self) -> bool {
         self.0.is_none()
+    }
+
+    /// The namespaces it holds, unless it holds every one.
+    pub fn namespaces(&self) -> Option<&BTreeSet<String>> {
+        self.0.as_deref()
     }
 }
 
@@ -99,15 +104,24 @@ pub enum CursorError {
     OtherFilter,
 }
 
+/// A continue token: a cursor as URL-safe base64 of JSON.
+pub(super) fn encode_token<T: Serialize>(cursor: &T) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).unwrap_or_default())
+}
+
+pub(super) fn decode_token<T: serde::de::DeserializeOwned>(token: &str) -> Result<T, CursorError> {
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| CursorError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| CursorError::Malformed)
+}
+
 impl Cursor {
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+        encode_token(self)
     }
 
     /// Decodes a token and checks it was issued for `filter`.
     pub fn decode(token: &str, filter: &Filter) -> Result<Cursor, CursorError> {
-        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| CursorError::Malformed)?;
-        let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| CursorError::Malformed)?;
+        let cursor: Cursor = decode_token(token)?;
         if cursor.filter != filter.fingerprint() {
             return Err(CursorError::OtherFilter);
         }
@@ -115,7 +129,7 @@ impl Cursor {
     }
 
     fn key(&self) -> SortKey {
-        (Reverse(self.time), ObjectRef { namespace: self.namespace.clone(), name: self.name.clone() })
+        (Reverse(self.time), Arc::new(ObjectRef { namespace: self.namespace.clone(), name: self.name.clone() }))
     }
 }
 
@@ -128,14 +142,16 @@ pub struct Page {
 
 impl Index {
     /// Up to `limit` summaries matching `filter`, newest first, after `after`.
+    ///
+    /// It walks the smallest postings the filter names (a union, for `in` selectors and a
+    /// caller's namespaces) from the cursor on, and checks the rest of the filter per entry.
     pub fn list(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Page {
         let state = self.read();
-        let start = after.map_or(Bound::Unbounded, |c| Bound::Excluded(c.key()));
+        let start = after.map(Cursor::key);
         let mut items = Vec::with_capacity(limit.min(64));
         let mut last = None;
         let mut more = false;
-        for (_, id) in state.order.range((start, Bound::Unbounded)) {
-            let entry = &state.executions[id];
+        for entry in merged(state.candidates(filter), start.as_ref()) {
             if !filter.matches(entry) {
                 continue;
             }
@@ -180,7 +196,11 @@ impl Index {
         let mut all: BTreeSet<String> =
             state.shards.values().filter_map(|s| s.namespace.clone()).filter(|ns| !ns.is_empty()).collect();
         if state.shards.values().any(|s| s.namespace.is_none()) {
-            all.extend(state.executions.keys().map(|id| id.namespace.clone()));
+            let listed = state.by.keys().filter_map(|k| match k {
+                Key::Namespace(ns) => Some(ns.clone()),
+                _ => None,
+            });
+            all.extend(listed);
             all.extend(state.rejections.keys().map(|id| id.namespace.clone()).filter(|ns| !ns.is_empty()));
         }
         all
@@ -201,4 +221,53 @@ impl Index {
         let state = self.read();
         (state.executions.len(), state.rejections.len())
     }
+}
+
+impl State {
+    /// The postings to walk for `filter`: of every set of postings the filter confines it to,
+    /// the one holding fewest executions. Without any, every execution.
+    fn candidates(&self, filter: &Filter) -> Vec<&Postings> {
+        let one = |key: Key| self.postings(&key).into_iter().collect::<Vec<_>>();
+        let mut options: Vec<Vec<&Postings>> = Vec::new();
+        if let Some(ns) = &filter.namespace {
+            options.push(one(Key::Namespace(ns.clone())));
+        } else if let Some(readable) = filter.scope.namespaces() {
+            options.push(readable.iter().filter_map(|ns| self.postings(&Key::Namespace(ns.clone()))).collect());
+        }
+        match (&filter.namespace, &filter.pipeline) {
+            (Some(ns), Some(p)) => options.push(one(Key::NamespacedPipeline(ns.clone(), p.clone()))),
+            (None, Some(p)) => options.push(one(Key::Pipeline(p.clone()))),
+            _ => {}
+        }
+        if let Some(phase) = filter.phase {
+            options.push(one(Key::Phase(phase)));
+        }
+        if let Some(env) = &filter.environment {
+            options.push(one(Key::Environment(env.clone())));
+        }
+        for (key, values) in filter.labels.iter().flat_map(|s| s.indexed()) {
+            let label = |v: &&str| self.postings(&Key::Label(key.to_owned(), (*v).to_owned()));
+            options.push(values.iter().filter_map(label).collect());
+        }
+        let size = |o: &Vec<&Postings>| o.iter().map(|p| p.len()).sum::<usize>();
+        options.into_iter().min_by_key(size).unwrap_or_else(|| vec![&self.order])
+    }
+}
+
+/// The entries of several postings in the index's order, from just after `start`. The postings
+/// are disjoint (one namespace, or one value of a label, each).
+fn merged<'a>(postings: Vec<&'a Postings>, start: Option<&SortKey>) -> impl Iterator<Item = &'a ExecutionEntry> {
+    let from = start.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut ranges: Vec<_> = postings.into_iter().map(|p| p.range((from, Bound::Unbounded)).peekable()).collect();
+    std::iter::from_fn(move || {
+        let mut first: Option<(usize, &SortKey)> = None;
+        for (i, range) in ranges.iter_mut().enumerate() {
+            if let Some((key, _)) = range.peek()
+                && first.is_none_or(|(_, best)| *key < best)
+            {
+                first = Some((i, *key));
+            }
+        }
+        ranges[first?.0].next().map(|(_, e)| &**e)
+    })
 }

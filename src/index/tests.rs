@@ -158,10 +158,10 @@ fn pipelines_resolve_latest_run_environments_and_counts() {
             ),
         ],
     );
-    let resolved = index.pipelines();
-    assert_eq!(resolved.len(), 1);
-    assert_eq!((resolved[0].namespace.as_str(), resolved[0].name.as_str()), ("a", "web"));
-    let p: serde_json::Value = serde_json::from_slice(&resolved[0].body).unwrap();
+    let resolved = index.pipelines(None, &Scope::all(), None, 10);
+    assert_eq!(resolved.items.len(), 1);
+    let p: serde_json::Value = serde_json::from_slice(&resolved.items[0]).unwrap();
+    assert_eq!((&p["namespace"], &p["name"]), (&serde_json::json!("a"), &serde_json::json!("web")));
     assert_eq!(p["latestExecution"]["name"], "r2");
     assert_eq!(
         p["environments"][0],
@@ -181,7 +181,7 @@ fn completeness_names_unsynced_and_failing_sources() {
     let index = Index::new(Duration::ZERO);
     index.register("a", Some("a"));
     index.register("b", Some("b"));
-    index.reset("a", vec![]);
+    index.reset("a", Vec::<Listed>::new());
     assert!(!index.settled(), "b has not synced");
     index.fail("b", "forbidden".into(), true);
     assert!(index.settled(), "a refusal is reported, not waited for");
@@ -202,4 +202,85 @@ fn writes_for_an_unregistered_shard_are_ignored() {
     index.fail("gone", "error".into(), true);
     assert_eq!(index.counts(), (0, 0));
     assert!(index.shards().is_empty());
+}
+
+/// Every page walked through `continue`, as names.
+fn walk(index: &Index, filter: &Filter, limit: usize) -> Vec<String> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = index.list(filter, after.as_ref(), limit);
+        all.extend(
+            page.items.iter().map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()["name"].to_string()),
+        );
+        match page.next {
+            Some(next) => after = Some(Cursor::decode(&next.encode(), filter).unwrap()),
+            None => return all,
+        }
+    }
+}
+
+#[test]
+fn indexed_filters_page_exactly_like_a_full_scan() {
+    let index = Index::new(Duration::from_secs(60));
+    let registry = registry();
+    let phases = ["Running", "Succeeded", "Failed"];
+    for ns in ["a", "b", "c"] {
+        index.register(ns, Some(ns));
+        let runs: Vec<Decoded> = (0..60)
+            .map(|i| {
+                let doc = Doc::new(&format!("p{}", i % 4))
+                    .phase(phases[i % 3])
+                    .started_at(&format!("2026-01-{:02}T{:02}:00:00Z", 1 + i % 5, i % 24))
+                    .environments(&[(if i % 2 == 0 { "dev" } else { "prod" }, "Succeeded")]);
+                let cm = Cm::new(ns, &format!("r{i}")).label("team", ["x", "y", "z"][i % 3]).doc(&doc);
+                registry.decode(&cm.build())
+            })
+            .collect();
+        index.reset(ns, runs);
+    }
+    let everything = walk(&index, &Filter::default(), 500);
+    assert_eq!(everything.len(), 180);
+    let filters = [
+        Filter { namespace: Some("b".into()), ..Filter::default() },
+        Filter { pipeline: Some("p1".into()), ..Filter::default() },
+        Filter { namespace: Some("c".into()), pipeline: Some("p2".into()), ..Filter::default() },
+        Filter { phase: Some(Phase::Failed), environment: Some("dev".into()), ..Filter::default() },
+        Filter { labels: Some("team in (x,z)".parse().unwrap()), ..Filter::default() },
+        Filter { labels: Some("team=y,team!=x".parse().unwrap()), phase: Some(Phase::Running), ..Filter::default() },
+        Filter { scope: Scope::only(["a".to_owned(), "c".to_owned()].into()), ..Filter::default() },
+        Filter { pipeline: Some("missing".into()), ..Filter::default() },
+    ];
+    for filter in filters {
+        // The brute force: every execution, newest first, through the filter alone.
+        let expected: Vec<String> =
+            index.read().order.values().filter(|e| filter.matches(e)).map(|e| format!("{:?}", e.id.name)).collect();
+        assert!(expected.len() < 180, "{filter:?} filters something");
+        assert_eq!(walk(&index, &filter, 7), expected, "{filter:?}");
+    }
+}
+
+#[test]
+fn pipelines_follow_their_executions_and_page() {
+    let index = Index::new(Duration::from_secs(60));
+    index.register("a", Some("a"));
+    index.reset("a", (0..5).map(|i| exec("a", &format!("r{i}"), Doc::new(&format!("p{i}")))).collect());
+    let names = |page: &PipelinePage| -> Vec<String> {
+        page.items.iter().map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()["name"].to_string()).collect()
+    };
+    let first = index.pipelines(Some("a"), &Scope::all(), None, 3);
+    assert_eq!(names(&first), ["\"p0\"", "\"p1\"", "\"p2\""]);
+    let token = first.next.unwrap().encode();
+    assert_eq!(PipelineCursor::decode(&token, None), Err(CursorError::OtherFilter));
+    let after = PipelineCursor::decode(&token, Some("a")).unwrap();
+    index.delete(&ObjectRef { namespace: "a".into(), name: "r3".into() });
+    let second = index.pipelines(Some("a"), &Scope::all(), Some(&after), 3);
+    assert_eq!(names(&second), ["\"p4\""], "a pipeline goes with its last execution");
+    assert!(second.next.is_none());
+    let before = index.pipeline("a", "p1").unwrap().revision;
+    index.apply("a", exec("a", "r9", Doc::new("p0")));
+    assert_eq!(index.pipeline("a", "p1").unwrap().revision, before, "another pipeline's change leaves it alone");
+    let p0: serde_json::Value = serde_json::from_slice(&index.pipeline("a", "p0").unwrap().body).unwrap();
+    assert_eq!(p0["executionCount"], 2);
+    assert!(index.pipelines(None, &Scope::only(["b".to_owned()].into()), None, 10).items.is_empty());
 }

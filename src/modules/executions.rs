@@ -10,7 +10,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument;
 
 use super::{EXECUTIONS, Lifecycle, Module};
-use crate::index::{self, Index, ShardState};
+use crate::index::{self, Index, Listed, ShardState};
 use crate::selector::Selector;
 use crate::source::dir::watch_dir;
 use crate::source::kube::{WatchSettings, watch_namespace};
@@ -152,7 +152,7 @@ async fn follow_selected(
                 }
                 index.unregister(&ns);
             }
-            Change::Synced => index.reset(&source, Vec::new()),
+            Change::Synced => index.reset::<Listed>(&source, Vec::new()),
             Change::Failed(error) => {
                 tracing::warn!(%error, "cannot follow the selected namespaces; retrying");
                 index.fail(&source, error.to_string(), error.answered());

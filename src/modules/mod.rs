@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 pub use executions::ExecutionsModule;
-pub use pipelines::{PipelineCache, PipelinesModule};
+pub use pipelines::PipelinesModule;
 pub use rejections::RejectionsModule;
 
 pub const EXECUTIONS: &str = "executions";
