@@ -190,6 +190,8 @@ impl From<Decoded> for Prepared {
 
 /// One object of a relist: prepared afresh, or the same version the index already holds (so
 /// it was not decoded again).
+// A relist is mostly fresh objects, and it is transient: boxing would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub enum Listed {
     Fresh(Prepared),
     Same(ObjectRef),

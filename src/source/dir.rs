@@ -1,28 +1,34 @@
 //! The embedded default source: ConfigMap manifests (`*.yaml`, `*.yml`, multi-document) in a
-//! directory, re-read whenever its contents change.
+//! directory, followed as they change.
 //!
-//! Every change is delivered as a complete relist (`Init`, `InitApply`..., `InitDone`), which the
-//! index swaps in atomically, so the directory needs no special case downstream. Polling (rather
-//! than inotify) also follows ConfigMap volume mounts, which swap a symlink.
+//! The first read is a relist (`Init`, `InitApply`..., `InitDone`); after it, only what changed
+//! is sent, as `Apply` and `Delete`. Each poll costs a `stat` per file: a file is read again only
+//! when its inode, size, mtime or ctime changed (or it changed too recently for its timestamps
+//! to tell), and decoded again only when its content hash changed. Polling (rather than inotify)
+//! also follows ConfigMap volume mounts, which swap a symlink.
 //!
 //! A file that cannot be read (not a regular file, too large, not UTF-8, a symlink loop) or a
 //! document that is not a ConfigMap becomes an `Unreadable` object of its own, reported like any
 //! rejection: it hides nothing else. Only a directory that cannot be listed fails the source.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use futures::{Stream, StreamExt, stream};
+use futures::Stream;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::ObjectMeta;
 use kube::runtime::watcher::Event;
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use super::{Object, SourceError, SourceEvent, Unreadable};
 use crate::files::read_bounded;
 use crate::selector::Selector;
 use crate::strict::{self, ParseError};
+use crate::validate::ObjectRef;
 
 /// What the directory source reads, and how.
 #[derive(Clone, Debug)]
@@ -40,80 +46,231 @@ pub fn max_file_bytes(max_document_bytes: usize) -> u64 {
     max_document_bytes as u64 + 64 * 1024
 }
 
-/// Follows the directory, checking for changes every `interval`. The stream never ends.
+/// Events waiting for ingestion at most: bounds what a relist holds undecoded.
+const QUEUE: usize = 1024;
+
+/// Follows the directory, checking for changes every `interval`, on a thread of its own (all
+/// of its work is blocking file I/O). The stream never ends; dropping it stops the thread
+/// within one interval.
 pub fn watch_dir(source: DirSource) -> impl Stream<Item = SourceEvent> + Send {
-    stream::unfold((source, None::<u64>, true), |(source, last, first)| async move {
-        if !first {
-            tokio::time::sleep(source.interval).await;
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let follow = move || {
+        let mut scan = Scan::default();
+        while follow_once(&source, &mut scan, &tx).is_ok() {
+            std::thread::sleep(source.interval);
         }
-        let reading = source.clone();
-        let read = tokio::task::spawn_blocking(move || read(&reading)).await;
-        let (batch, last) = match read {
-            Ok(Ok((hash, _))) if Some(hash) == last => (Vec::new(), last),
-            Ok(Ok((hash, objects))) => (relist(objects), Some(hash)),
-            // After a failure the next good read is a relist even if nothing changed, so the
-            // source is seen to recover.
-            Ok(Err(e)) => (vec![Err(e)], None),
-            Err(join) => {
-                let path = source.path.display().to_string();
-                (vec![Err(SourceError::Dir { path, message: join.to_string() })], None)
+    };
+    if let Err(e) = std::thread::Builder::new().name("dir-source".into()).spawn(follow) {
+        tracing::error!(error = %e, "cannot start the directory source's thread");
+    }
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|event| (event, rx)) })
+}
+
+/// One poll: a relist the first time (and after a failure), the changes after. `Err` when the
+/// stream was dropped.
+fn follow_once(source: &DirSource, scan: &mut Scan, tx: &mpsc::Sender<SourceEvent>) -> Result<(), ()> {
+    let send = |event: SourceEvent| tx.blocking_send(event).map_err(|_| ());
+    if tx.is_closed() {
+        return Err(());
+    }
+    let relist = scan.files.is_empty() && !scan.listed;
+    let mut sent = Ok(());
+    if relist {
+        send(Ok(Event::Init))?;
+    }
+    let mut emit = |object: Object| {
+        if sent.is_ok() {
+            sent = send(Ok(if relist { Event::InitApply(object) } else { Event::Apply(object) }));
+        }
+    };
+    match scan.update(source, &mut emit) {
+        Ok(gone) => {
+            sent?;
+            if relist {
+                send(Ok(Event::InitDone))?;
             }
-        };
-        Some((batch, (source, last, false)))
-    })
-    .flat_map(stream::iter)
+            for id in gone {
+                send(Ok(Event::Delete(deleted(id))))?;
+            }
+        }
+        Err(e) => {
+            sent?;
+            // The next good read is a relist even if nothing changed, so the source is seen
+            // to recover.
+            *scan = Scan::default();
+            send(Err(e))?;
+        }
+    }
+    Ok(())
 }
 
-fn relist(objects: Vec<Object>) -> Vec<SourceEvent> {
-    let mut events = Vec::with_capacity(objects.len() + 2);
-    events.push(Ok(Event::Init));
-    events.extend(objects.into_iter().map(|o| Ok(Event::InitApply(o))));
-    events.push(Ok(Event::InitDone));
-    events
+/// What each file held when it was last read, and how many files hold each object.
+#[derive(Default)]
+pub struct Scan {
+    files: HashMap<String, FileState>,
+    holders: HashMap<ObjectRef, u32>,
+    /// True once a listing succeeded (an empty directory has no files but was read).
+    listed: bool,
 }
 
-/// Reads every manifest once: a hash of what was read, and every selected ConfigMap and
-/// unreadable file or document. Fails only when the directory cannot be listed.
-pub fn read(source: &DirSource) -> Result<(u64, Vec<Object>), SourceError> {
+struct FileState {
+    stamp: Option<Stamp>,
+    /// The mtime is so close to when it was read that a later write may keep the same stamp:
+    /// such a file is hashed again next time.
+    racy: bool,
+    hash: u64,
+    objects: Vec<ObjectRef>,
+}
+
+/// What a `stat` tells of a file's content without reading it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(path: &std::path::Path) -> Option<Stamp> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+
+    /// Whether a write within timestamp granularity of `now` could leave the stamp unchanged.
+    fn racy(&self, now: SystemTime) -> bool {
+        let now = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        self.mtime.0.max(self.ctime.0) >= now - 2
+    }
+}
+
+impl Scan {
+    /// Reads what changed since the last update, passing every object of a changed file to
+    /// `emit`, and returns the objects no file holds any longer. Fails only when the directory
+    /// cannot be listed.
+    pub fn update(&mut self, source: &DirSource, emit: &mut dyn FnMut(Object)) -> Result<Vec<ObjectRef>, SourceError> {
+        let names = list(source)?;
+        self.listed = true;
+        let now = SystemTime::now();
+        let mut released = Vec::new();
+        for name in &names {
+            let path = source.path.join(name);
+            let stamp = Stamp::of(&path);
+            let known = self.files.get_mut(name.as_str());
+            if let Some(known) = &known
+                && stamp.is_some()
+                && known.stamp == stamp
+                && !known.racy
+            {
+                continue;
+            }
+            let read = read_bounded(&path, source.max_file_bytes);
+            let hash = content_hash(&read);
+            let racy = stamp.is_none_or(|s| s.racy(now));
+            if let Some(known) = known
+                && known.hash == hash
+            {
+                (known.stamp, known.racy) = (stamp, racy);
+                continue;
+            }
+            let objects = objects(source, name, read);
+            let ids: Vec<ObjectRef> = objects.iter().map(object_ref).collect();
+            for id in &ids {
+                *self.holders.entry(id.clone()).or_default() += 1;
+            }
+            objects.into_iter().for_each(&mut *emit);
+            let previous = self.files.insert(name.clone(), FileState { stamp, racy, hash, objects: ids });
+            released.extend(previous.into_iter().flat_map(|f| f.objects));
+        }
+        let present: HashSet<&String> = names.iter().collect();
+        let removed: Vec<String> = self.files.keys().filter(|f| !present.contains(f)).cloned().collect();
+        for name in removed {
+            released.extend(self.files.remove(&name).into_iter().flat_map(|f| f.objects));
+        }
+        let mut gone = Vec::new();
+        for id in released {
+            let Some(count) = self.holders.get_mut(&id) else { continue };
+            *count -= 1;
+            if *count == 0 {
+                self.holders.remove(&id);
+                gone.push(id);
+            }
+        }
+        Ok(gone)
+    }
+}
+
+/// The manifest files of the directory, sorted.
+fn list(source: &DirSource) -> Result<Vec<String>, SourceError> {
     let dir = &source.path;
     let listing_failed =
         |e: std::io::Error| SourceError::Dir { path: dir.display().to_string(), message: e.to_string() };
-    let mut files = Vec::new();
+    let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(listing_failed)? {
         let path = entry.map_err(listing_failed)?.path();
-        if path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
-            files.push(path);
+        if path.extension().is_some_and(|x| x == "yaml" || x == "yml")
+            && let Some(name) = path.file_name()
+        {
+            names.push(name.to_string_lossy().into_owned());
         }
     }
-    files.sort();
-    let mut hasher = DefaultHasher::new();
+    names.sort();
+    Ok(names)
+}
+
+fn content_hash(read: &Result<String, (&'static str, String)>) -> u64 {
+    let mut h = DefaultHasher::new();
+    read.hash(&mut h);
+    h.finish()
+}
+
+/// Every selected ConfigMap and every unreadable document of one file.
+fn objects(source: &DirSource, name: &str, read: Result<String, (&'static str, String)>) -> Vec<Object> {
+    let text = match read {
+        Ok(text) => text,
+        Err((code, message)) => return vec![Object::Unreadable(Unreadable { file: name.to_owned(), code, message })],
+    };
+    let documents = parse_manifests(&text);
+    let several = documents.len() > 1;
     let mut objects = Vec::new();
-    for path in files {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        name.hash(&mut hasher);
-        let text = match read_bounded(&path, source.max_file_bytes) {
-            Ok(text) => text,
-            Err((code, message)) => {
-                message.hash(&mut hasher);
-                objects.push(Object::Unreadable(Unreadable { file: name, code, message }));
-                continue;
+    for (i, parsed) in documents.into_iter().enumerate() {
+        let file = if several { format!("{name} (document {})", i + 1) } else { name.to_owned() };
+        match parsed {
+            Ok(Some(cm)) if source.selector.matches(cm.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())) => {
+                objects.push(Object::ConfigMap(cm))
             }
-        };
-        text.hash(&mut hasher);
-        let documents = parse_manifests(&text);
-        let several = documents.len() > 1;
-        for (i, parsed) in documents.into_iter().enumerate() {
-            let file = if several { format!("{name} (document {})", i + 1) } else { name.clone() };
-            match parsed {
-                Ok(Some(cm)) if source.selector.matches(cm.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())) => {
-                    objects.push(Object::ConfigMap(cm))
-                }
-                Ok(_) => {}
-                Err((code, message)) => objects.push(Object::Unreadable(Unreadable { file, code, message })),
-            }
+            Ok(_) => {}
+            Err((code, message)) => objects.push(Object::Unreadable(Unreadable { file, code, message })),
         }
     }
-    Ok((hasher.finish(), objects))
+    objects
+}
+
+/// An object's identity as the index keys it: an unreadable document has no namespace.
+fn object_ref(object: &Object) -> ObjectRef {
+    match object {
+        Object::ConfigMap(cm) => ObjectRef {
+            namespace: cm.metadata.namespace.clone().unwrap_or_default(),
+            name: cm.metadata.name.clone().unwrap_or_default(),
+        },
+        Object::Unreadable(u) => ObjectRef { namespace: String::new(), name: u.file.clone() },
+    }
+}
+
+/// The object a `Delete` names: a ConfigMap always has a namespace (`default` when omitted).
+fn deleted(id: ObjectRef) -> Object {
+    if id.namespace.is_empty() {
+        return Object::Unreadable(Unreadable { file: id.name, code: "Unreadable", message: String::new() });
+    }
+    let metadata = ObjectMeta { namespace: Some(id.namespace), name: Some(id.name), ..ObjectMeta::default() };
+    Object::ConfigMap(ConfigMap { metadata, ..ConfigMap::default() })
 }
 
 /// Every document of a manifest file, as a ConfigMap where it is one (`None` for empty

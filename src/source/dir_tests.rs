@@ -18,6 +18,13 @@ fn source(dir: &Path) -> DirSource {
     }
 }
 
+/// Every object of a first read.
+fn read(source: &DirSource) -> Result<Vec<Object>, SourceError> {
+    let mut objects = Vec::new();
+    Scan::default().update(source, &mut |o| objects.push(o))?;
+    Ok(objects)
+}
+
 /// Names of the ConfigMaps read, and (file, code) of everything unreadable.
 fn outcome(objects: &[Object]) -> (Vec<String>, Vec<(String, &'static str)>) {
     let mut served = Vec::new();
@@ -39,7 +46,7 @@ fn reads_multi_document_files_and_reports_broken_documents() {
         .unwrap();
     std::fs::write(dir.path().join("b.yaml"), "kind: ConfigMap\nmetadata: [broken\n").unwrap();
     std::fs::write(dir.path().join("notes.txt"), manifest("ignored")).unwrap();
-    let (_, objects) = read(&source(dir.path())).unwrap();
+    let objects = read(&source(dir.path())).unwrap();
     let (served, unreadable) = outcome(&objects);
     assert_eq!(served, ["one", "two"]);
     assert_eq!(unreadable, [("b.yaml".to_owned(), "Unparsable")]);
@@ -61,7 +68,7 @@ fn hostile_files_are_reported_one_by_one_and_hide_nothing() {
     let duplicate = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dup\n  name: again\n";
     std::fs::write(path("dup.yaml"), duplicate).unwrap();
 
-    let (_, objects) = read(&source(dir.path())).unwrap();
+    let objects = read(&source(dir.path())).unwrap();
     let (served, unreadable) = outcome(&objects);
     assert_eq!(served, ["good"]);
     let codes: BTreeMap<String, &str> = unreadable.into_iter().collect();
@@ -96,4 +103,48 @@ fn only_a_directory_that_cannot_be_listed_fails() {
     let dir = tempfile::tempdir().unwrap();
     let missing = source(&dir.path().join("absent"));
     assert!(matches!(read(&missing), Err(SourceError::Dir { .. })));
+}
+
+/// Names of what one update emitted and of what it found gone.
+fn update(scan: &mut Scan, source: &DirSource) -> (Vec<String>, Vec<String>) {
+    let mut emitted = Vec::new();
+    let gone = scan.update(source, &mut |o| emitted.push(object_ref(&o).name)).unwrap();
+    (emitted, gone.into_iter().map(|id| id.name).collect())
+}
+
+#[test]
+fn after_the_first_read_only_changed_files_are_read_and_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |file: &str, text: String| std::fs::write(dir.path().join(file), text).unwrap();
+    write("a.yaml", manifest("one"));
+    write("b.yaml", format!("{}---\n{}", manifest("two"), manifest("three")));
+    let source = source(dir.path());
+    let mut scan = Scan::default();
+    assert_eq!(update(&mut scan, &source), (vec!["one".into(), "two".into(), "three".into()], vec![]));
+    // Files written this instant are racy: hashed again, and unchanged, so nothing is sent.
+    assert_eq!(update(&mut scan, &source), (vec![], vec![]));
+    write("a.yaml", manifest("one").replace(": x", ": y"));
+    assert_eq!(update(&mut scan, &source), (vec!["one".into()], vec![]));
+    // "three" moves from b to c: sent again, never deleted.
+    write("b.yaml", manifest("two"));
+    write("c.yaml", manifest("three"));
+    assert_eq!(update(&mut scan, &source), (vec!["two".into(), "three".into()], vec![]));
+    std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
+    assert_eq!(update(&mut scan, &source), (vec![], vec!["one".into()]));
+}
+
+#[test]
+fn a_rewrite_keeping_size_and_mtime_is_still_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.yaml");
+    std::fs::write(&path, manifest("one")).unwrap();
+    let old = SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+    let source = source(dir.path());
+    let mut scan = Scan::default();
+    update(&mut scan, &source);
+    // Same size, same mtime, new content: only the ctime (and the hash) can tell.
+    std::fs::write(&path, manifest("one").replace(": x", ": y")).unwrap();
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+    assert_eq!(update(&mut scan, &source), (vec!["one".into()], vec![]));
 }
