@@ -54,8 +54,8 @@ fn decode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, ParseErro
 where
     D::Error: fmt::Display,
 {
-    let duplicate = RefCell::new(None);
-    let result = Seed { pointer: String::new(), duplicate: &duplicate }.deserialize(deserializer);
+    let (path, duplicate) = (RefCell::new(Vec::new()), RefCell::new(None));
+    let result = Seed { path: &path, duplicate: &duplicate }.deserialize(deserializer);
     match (duplicate.into_inner(), result) {
         (Some((key, pointer)), _) => Err(ParseError::DuplicateKey { key, pointer }),
         (None, Ok(value)) => Ok(value),
@@ -63,17 +63,34 @@ where
     }
 }
 
-/// Builds a `Value` at `pointer`, recording the first duplicate key it meets.
+/// Builds a `Value` at `path`, recording the first duplicate key it meets. The path is a stack
+/// shared by the whole decode and rendered as a JSON pointer only for a duplicate, so a valid
+/// document costs no pointer strings.
+#[derive(Clone, Copy)]
 struct Seed<'a> {
-    pointer: String,
+    path: &'a RefCell<Vec<Token>>,
     duplicate: &'a RefCell<Option<(String, String)>>,
 }
 
-impl Seed<'_> {
-    fn child(&self, token: &str) -> Self {
-        let escaped = token.replace('~', "~0").replace('/', "~1");
-        Seed { pointer: format!("{}/{escaped}", self.pointer), duplicate: self.duplicate }
+enum Token {
+    Index(usize),
+    Key(String),
+}
+
+/// The JSON pointer of `key` under `path`.
+fn pointer(path: &[Token], key: &str) -> String {
+    let escape = |token: &str| token.replace('~', "~0").replace('/', "~1");
+    let mut pointer = String::new();
+    for token in path {
+        pointer.push('/');
+        match token {
+            Token::Index(i) => pointer.push_str(&i.to_string()),
+            Token::Key(k) => pointer.push_str(&escape(k)),
+        }
     }
+    pointer.push('/');
+    pointer.push_str(&escape(key));
+    pointer
 }
 
 impl<'de> DeserializeSeed<'de> for Seed<'_> {
@@ -121,22 +138,31 @@ impl<'de> Visitor<'de> for Seed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(self.child(&items.len().to_string()))? {
-            items.push(item);
+        loop {
+            self.path.borrow_mut().push(Token::Index(items.len()));
+            let item = seq.next_element_seed(self)?;
+            self.path.borrow_mut().pop();
+            match item {
+                Some(item) => items.push(item),
+                None => return Ok(Value::Array(items)),
+            }
         }
-        Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let child = self.child(&key);
             if object.contains_key(&key) {
                 let message = format!("duplicate key {key:?}");
-                self.duplicate.borrow_mut().get_or_insert((key, child.pointer));
+                let pointer = pointer(&self.path.borrow(), &key);
+                self.duplicate.borrow_mut().get_or_insert((key, pointer));
                 return Err(de::Error::custom(message));
             }
-            let value = map.next_value_seed(child)?;
+            self.path.borrow_mut().push(Token::Key(key));
+            let value = map.next_value_seed(self)?;
+            let Some(Token::Key(key)) = self.path.borrow_mut().pop() else {
+                return Err(de::Error::custom("the key path was corrupted"));
+            };
             object.insert(key, value);
         }
         Ok(Value::Object(object))

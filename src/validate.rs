@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use jsonschema::{PatternOptions, Validator};
 use k8s_openapi::api::core::v1::ConfigMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::ExecutionView;
@@ -172,18 +172,16 @@ impl SchemaRegistry {
             |reasons| Rejection { id: id.clone(), file: None, resource_version: resource_version.clone(), reasons };
         let document = self.document(cm).map_err(|r| reject(vec![r]))?;
         let validator = self.validator_for(&document).map_err(|r| reject(vec![r]))?;
-        let violations: Vec<Reason> = validator
-            .iter_errors(&document)
-            .map(|e| Reason {
+        // Most documents are valid: `is_valid` stops at nothing and builds no error.
+        if !validator.is_valid(&document) {
+            let violations = validator.iter_errors(&document).map(|e| Reason {
                 code: "SchemaViolation",
                 pointer: Some(e.instance_path().as_str().to_owned()),
                 message: e.to_string(),
-            })
-            .collect();
-        if !violations.is_empty() {
-            return Err(reject(violations));
+            });
+            return Err(reject(violations.collect()));
         }
-        let view: ExecutionView = serde_json::from_value(document.clone()).map_err(|e| {
+        let view = ExecutionView::deserialize(&document).map_err(|e| {
             reject(vec![Reason::new(
                 "SchemaViolation",
                 format!("document lacks a field every schema version must have: {e}"),

@@ -91,3 +91,42 @@ async fn duplicate_keys_are_rejected_naming_the_key() {
     assert!(common::names(&service.get("/api/v1/executions").await.1).is_empty());
     service.stop().await;
 }
+
+/// A ConfigMap volume as kubelet writes it: each file a symlink through `..data`, itself a
+/// symlink to a timestamped directory that an update replaces atomically.
+fn volume_update(dir: &std::path::Path, version: &str, files: &[(&str, String)]) {
+    let data = dir.join(format!("..{version}"));
+    std::fs::create_dir(&data).unwrap();
+    for (name, text) in files {
+        std::fs::write(data.join(name), text).unwrap();
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{name}"), link).unwrap();
+        }
+    }
+    std::os::unix::fs::symlink(format!("..{version}"), dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+}
+
+#[tokio::test]
+async fn changes_show_without_waiting_for_a_poll_even_in_a_configmap_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |phase: &str| manifest("team-a", "one", &Doc::new("web").phase(phase).yaml());
+    volume_update(dir.path(), "v1", &[("one.yaml", run("Running"))]);
+    // An hour between polls: only inotify can show a change within the test's deadline.
+    let service = Running::start(dir_source(dir.path(), Duration::from_secs(3600)), Duration::from_secs(60)).await;
+    service.wait_for("one is served", "/api/v1/executions", |b| names(b) == ["one"]).await;
+
+    volume_update(dir.path(), "v2", &[("one.yaml", run("Succeeded"))]);
+    let one = "/api/v1/namespaces/team-a/executions/one";
+    service.wait_for("a volume update shows", one, |b| b["execution"]["phase"] == "Succeeded").await;
+
+    // A writer's temporary file, renamed into place.
+    let tmp = dir.path().join(".two.yaml.tmp");
+    std::fs::write(&tmp, manifest("team-a", "two", &Doc::new("api").yaml())).unwrap();
+    std::fs::rename(&tmp, dir.path().join("two.yaml")).unwrap();
+    service.wait_for("a renamed-in file shows", "/api/v1/executions", |b| names(b).len() == 2).await;
+    std::fs::remove_file(dir.path().join("two.yaml")).unwrap();
+    service.wait_for("a removed file's run goes", "/api/v1/executions", |b| names(b) == ["one"]).await;
+    service.stop().await;
+}

@@ -145,12 +145,15 @@ impl Index {
     /// Completeness of data drawn from `namespace` (or from every shard when `None`), over the
     /// shards of namespaces `scope` covers: a caller never learns of a source they may not read.
     pub fn completeness(&self, namespace: Option<&str>, scope: &Scope) -> Completeness {
+        let now = Timestamp::now();
         let incomplete: Vec<ShardStatus> = self
-            .shards()
-            .into_iter()
+            .read()
+            .shards
+            .values()
+            .filter(|s| s.state != ShardState::Synced)
             .filter(|s| namespace.is_none_or(|ns| s.covers(ns)))
             .filter(|s| s.namespace.as_deref().is_none_or(|ns| scope.allows(ns)))
-            .filter(|s| s.state != ShardState::Synced)
+            .map(|s| s.with_staleness(self.staleness, now))
             .collect();
         Completeness {
             complete: incomplete.is_empty(),

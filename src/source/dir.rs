@@ -2,10 +2,15 @@
 //! directory, followed as they change.
 //!
 //! The first read is a relist (`Init`, `InitApply`..., `InitDone`); after it, only what changed
-//! is sent, as `Apply` and `Delete`. Each poll costs a `stat` per file: a file is read again only
-//! when its inode, size, mtime or ctime changed (or it changed too recently for its timestamps
-//! to tell), and decoded again only when its content hash changed. Polling (rather than inotify)
-//! also follows ConfigMap volume mounts, which swap a symlink.
+//! is sent, as `Apply` and `Delete`.
+//!
+//! inotify says which files changed, and only those are looked at again, so an idle directory
+//! costs nothing whatever its size. An event that names no manifest (a ConfigMap volume swapping
+//! its `..data` symlink, a lost event) means a full scan, and so does every minute, as a safety
+//! net; where inotify is unavailable, a full scan runs every poll interval instead. A full scan
+//! costs a `stat` per file: a file is read again only when its inode, size, mtime or ctime
+//! changed (or it changed too recently for its timestamps to tell), and decoded again only when
+//! its content hash changed.
 //!
 //! A file that cannot be read (not a regular file, too large, not UTF-8, a symlink loop) or a
 //! document that is not a ConfigMap becomes an `Unreadable` object of its own, reported like any
@@ -21,6 +26,7 @@ use futures::Stream;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ObjectMeta;
 use kube::runtime::watcher::Event;
+use notify::Watcher;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -49,16 +55,39 @@ pub fn max_file_bytes(max_document_bytes: usize) -> u64 {
 /// Events waiting for ingestion at most: bounds what a relist holds undecoded.
 const QUEUE: usize = 1024;
 
-/// Follows the directory, checking for changes every `interval`, on a thread of its own (all
-/// of its work is blocking file I/O). The stream never ends; dropping it stops the thread
-/// within one interval.
+/// How often the whole directory is scanned while inotify reports changes.
+const FULL_SCAN: Duration = Duration::from_secs(60);
+
+/// How long to wait for more events after one, so a burst of writes is one update.
+const SETTLE: Duration = Duration::from_millis(10);
+
+/// Follows the directory on a thread of its own (all of its work is blocking file I/O). The
+/// stream never ends; dropping it stops the thread within one interval.
 pub fn watch_dir(source: DirSource) -> impl Stream<Item = SourceEvent> + Send {
     let (tx, rx) = mpsc::channel(QUEUE);
     let follow = move || {
+        let (changed_tx, changed) = std::sync::mpsc::channel();
+        let watcher = notify::recommended_watcher(move |event| {
+            let _ = changed_tx.send(event);
+        })
+        .and_then(|mut w| w.watch(&source.path, notify::RecursiveMode::NonRecursive).map(|()| w));
+        let full_scan = match &watcher {
+            Ok(_) => FULL_SCAN,
+            Err(e) => {
+                tracing::warn!(error = %e, path = %source.path.display(), "cannot watch the directory with inotify: polling it instead");
+                source.interval
+            }
+        };
         let mut scan = Scan::default();
-        while follow_once(&source, &mut scan, &tx).is_ok() {
-            std::thread::sleep(source.interval);
+        let mut scanned = std::time::Instant::now();
+        let mut only: Option<HashSet<String>> = None;
+        while follow_once(&source, &mut scan, only.as_ref(), &tx).is_ok() {
+            if only.is_none() {
+                scanned = std::time::Instant::now();
+            }
+            only = wait(&source, &changed, scanned + full_scan, &tx);
         }
+        drop(watcher);
     };
     if let Err(e) = std::thread::Builder::new().name("dir-source".into()).spawn(follow) {
         tracing::error!(error = %e, "cannot start the directory source's thread");
@@ -66,14 +95,69 @@ pub fn watch_dir(source: DirSource) -> impl Stream<Item = SourceEvent> + Send {
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|event| (event, rx)) })
 }
 
-/// One poll: a relist the first time (and after a failure), the changes after. `Err` when the
-/// stream was dropped.
-fn follow_once(source: &DirSource, scan: &mut Scan, tx: &mpsc::Sender<SourceEvent>) -> Result<(), ()> {
+/// Waits for changes: the manifests inotify named, or `None` for a full scan (an event naming
+/// something else, or `full_scan_at` passed). Wakes every interval to see whether the stream is
+/// still wanted.
+fn wait(
+    source: &DirSource,
+    changed: &std::sync::mpsc::Receiver<notify::Result<notify::Event>>,
+    full_scan_at: std::time::Instant,
+    tx: &mpsc::Sender<SourceEvent>,
+) -> Option<HashSet<String>> {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut names = HashSet::new();
+    loop {
+        let now = std::time::Instant::now();
+        if now >= full_scan_at || tx.is_closed() {
+            return None;
+        }
+        let timeout = if names.is_empty() { source.interval.min(full_scan_at - now) } else { SETTLE };
+        match changed.recv_timeout(timeout) {
+            Ok(Ok(event)) if !event.need_rescan() => {
+                for path in event.paths {
+                    match manifest_name(source, &path) {
+                        Some(name) => names.insert(name),
+                        // Anything else (the directory itself, a volume's `..data`): scan it all.
+                        None if is_temporary(&path) => false,
+                        None => return None,
+                    };
+                }
+            }
+            Ok(_) => return None,
+            Err(RecvTimeoutError::Timeout) if !names.is_empty() => return Some(names),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
+        }
+    }
+}
+
+/// The manifest file `path` names directly in the directory, if it does.
+fn manifest_name(source: &DirSource, path: &std::path::Path) -> Option<String> {
+    let name = path.strip_prefix(&source.path).ok()?.to_str()?;
+    let manifest = !name.contains('/') && (name.ends_with(".yaml") || name.ends_with(".yml"));
+    manifest.then(|| name.to_owned())
+}
+
+/// A dotted file that is not a manifest: a writer's temporary file before its rename, ignored.
+fn is_temporary(path: &std::path::Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    name.starts_with('.') && !name.starts_with("..")
+}
+
+/// One update: a relist the first time (and after a failure), the changes after; of the files
+/// in `only`, or of the whole directory. `Err` when the stream was dropped.
+fn follow_once(
+    source: &DirSource,
+    scan: &mut Scan,
+    only: Option<&HashSet<String>>,
+    tx: &mpsc::Sender<SourceEvent>,
+) -> Result<(), ()> {
     let send = |event: SourceEvent| tx.blocking_send(event).map_err(|_| ());
     if tx.is_closed() {
         return Err(());
     }
     let relist = scan.files.is_empty() && !scan.listed;
+    let only = only.filter(|_| !relist);
     let mut sent = Ok(());
     if relist {
         send(Ok(Event::Init))?;
@@ -83,7 +167,11 @@ fn follow_once(source: &DirSource, scan: &mut Scan, tx: &mpsc::Sender<SourceEven
             sent = send(Ok(if relist { Event::InitApply(object) } else { Event::Apply(object) }));
         }
     };
-    match scan.update(source, &mut emit) {
+    let updated = match only {
+        Some(names) => Ok(scan.update_files(source, names, &mut emit)),
+        None => scan.update(source, &mut emit),
+    };
+    match updated {
         Ok(gone) => {
             sent?;
             if relist {
@@ -161,39 +249,77 @@ impl Scan {
         let now = SystemTime::now();
         let mut released = Vec::new();
         for name in &names {
-            let path = source.path.join(name);
-            let stamp = Stamp::of(&path);
-            let known = self.files.get_mut(name.as_str());
-            if let Some(known) = &known
-                && stamp.is_some()
-                && known.stamp == stamp
-                && !known.racy
-            {
-                continue;
-            }
-            let read = read_bounded(&path, source.max_file_bytes);
-            let hash = content_hash(&read);
-            let racy = stamp.is_none_or(|s| s.racy(now));
-            if let Some(known) = known
-                && known.hash == hash
-            {
-                (known.stamp, known.racy) = (stamp, racy);
-                continue;
-            }
-            let objects = objects(source, name, read);
-            let ids: Vec<ObjectRef> = objects.iter().map(object_ref).collect();
-            for id in &ids {
-                *self.holders.entry(id.clone()).or_default() += 1;
-            }
-            objects.into_iter().for_each(&mut *emit);
-            let previous = self.files.insert(name.clone(), FileState { stamp, racy, hash, objects: ids });
-            released.extend(previous.into_iter().flat_map(|f| f.objects));
+            self.visit(source, name, now, emit, &mut released);
         }
         let present: HashSet<&String> = names.iter().collect();
         let removed: Vec<String> = self.files.keys().filter(|f| !present.contains(f)).cloned().collect();
         for name in removed {
             released.extend(self.files.remove(&name).into_iter().flat_map(|f| f.objects));
         }
+        Ok(self.release(released))
+    }
+
+    /// Like `update`, for these files of the directory only (present or not).
+    pub fn update_files(
+        &mut self,
+        source: &DirSource,
+        names: &HashSet<String>,
+        emit: &mut dyn FnMut(Object),
+    ) -> Vec<ObjectRef> {
+        let now = SystemTime::now();
+        let mut released = Vec::new();
+        for name in names {
+            // Gone, or replaced by something that is not a file: `visit` reports the latter.
+            if std::fs::symlink_metadata(source.path.join(name)).is_err() {
+                released.extend(self.files.remove(name).into_iter().flat_map(|f| f.objects));
+                continue;
+            }
+            self.visit(source, name, now, emit, &mut released);
+        }
+        self.release(released)
+    }
+
+    /// Reads one file again if its stamp says it may have changed, and sends its objects if its
+    /// content did; what it held before goes to `released`.
+    fn visit(
+        &mut self,
+        source: &DirSource,
+        name: &str,
+        now: SystemTime,
+        emit: &mut dyn FnMut(Object),
+        released: &mut Vec<ObjectRef>,
+    ) {
+        let path = source.path.join(name);
+        let stamp = Stamp::of(&path);
+        let known = self.files.get_mut(name);
+        if let Some(known) = &known
+            && stamp.is_some()
+            && known.stamp == stamp
+            && !known.racy
+        {
+            return;
+        }
+        let read = read_bounded(&path, source.max_file_bytes);
+        let hash = content_hash(&read);
+        let racy = stamp.is_none_or(|s| s.racy(now));
+        if let Some(known) = known
+            && known.hash == hash
+        {
+            (known.stamp, known.racy) = (stamp, racy);
+            return;
+        }
+        let objects = objects(source, name, read);
+        let ids: Vec<ObjectRef> = objects.iter().map(object_ref).collect();
+        for id in &ids {
+            *self.holders.entry(id.clone()).or_default() += 1;
+        }
+        objects.into_iter().for_each(&mut *emit);
+        let previous = self.files.insert(name.to_owned(), FileState { stamp, racy, hash, objects: ids });
+        released.extend(previous.into_iter().flat_map(|f| f.objects));
+    }
+
+    /// Forgets one holding of each of `released`: those no file holds any longer are gone.
+    fn release(&mut self, released: Vec<ObjectRef>) -> Vec<ObjectRef> {
         let mut gone = Vec::new();
         for id in released {
             let Some(count) = self.holders.get_mut(&id) else { continue };
@@ -203,7 +329,7 @@ impl Scan {
                 gone.push(id);
             }
         }
-        Ok(gone)
+        gone
     }
 }
 

@@ -1,0 +1,69 @@
+//! Figures for execwatch, printed as Markdown tables for the README. Run:
+//! `cargo bench --bench figures` (every size and both sources, about half an hour), or narrow it
+//! with `EXECWATCH_BENCH_SIZES=1000,10000` and `EXECWATCH_BENCH_SOURCES=dir` (or `kube`), and
+//! `EXECWATCH_BENCH_ACCESS=0` to leave out the access figures. `EXECWATCH_BENCH_WRITE=DIR`
+//! only writes the data set of the first size into DIR as manifests, for profiling by hand.
+//!
+//! The service runs as its own release binary pinned to the first core; the `oha` load generator
+//! (installed on first use) runs on the second; the ceiling, a bare hyper server answering the
+//! same bytes from memory, runs in this process on the first core while the service is paused.
+
+mod access;
+mod data;
+mod load;
+mod scale;
+mod served;
+
+use scale::Source;
+
+fn list<T>(var: &str, default: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
+    let raw = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    raw.split(',').map(|s| parse(s.trim()).unwrap_or_else(|| panic!("{var}: cannot read {s:?}"))).collect()
+}
+
+fn main() {
+    let sizes = list("EXECWATCH_BENCH_SIZES", "1000,10000,100000", |s| s.parse::<usize>().ok());
+    let sources = list("EXECWATCH_BENCH_SOURCES", "dir,kube", |s| match s {
+        "dir" => Some(Source::Dir),
+        "kube" => Some(Source::Kube),
+        _ => None,
+    });
+    if let Ok(dir) = std::env::var("EXECWATCH_BENCH_WRITE") {
+        let payload = data::write_dir(std::path::Path::new(&dir), sizes[0]);
+        println!("wrote {} executions ({payload} bytes of documents) into {dir}", sizes[0]);
+        return;
+    }
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu.lines().find_map(|l| l.strip_prefix("model name")).map(|m| m.trim_start_matches([' ', '\t', ':']));
+    println!(
+        "machine: {} cores, {}; {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        model.unwrap_or("unknown CPU"),
+        jiff::Timestamp::now().strftime("%Y-%m-%d")
+    );
+    // This process (the simulator and the ceiling) shares the first core with the service.
+    let pinned = std::process::Command::new("taskset")
+        .args(["-a", "-cp", "0", &std::process::id().to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !pinned {
+        println!("note: taskset could not pin this process to core 0; figures share cores");
+    }
+    let oha = load::oha();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut rows = Vec::new();
+        for &n in &sizes {
+            for &source in &sources {
+                println!("measuring {} executions through {} ...", n, source.name());
+                rows.push(scale::run(&oha, source, n).await);
+                scale::print(std::slice::from_ref(rows.last().expect("a row")));
+            }
+        }
+        println!("\nAll runs:");
+        scale::print(&rows);
+        if std::env::var("EXECWATCH_BENCH_ACCESS").as_deref() != Ok("0") {
+            access::access_cost().await;
+        }
+    });
+}
