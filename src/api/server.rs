@@ -116,7 +116,7 @@ async fn accept(
 async fn handle(routes: BoxedFilter<(Response,)>, mut req: Request<Incoming>) -> Result<Response, Infallible> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = quote(req.uri().path());
+    let uri = req.uri().clone();
     if method == Method::HEAD {
         *req.method_mut() = Method::GET;
     }
@@ -128,7 +128,7 @@ async fn handle(routes: BoxedFilter<(Response,)>, mut req: Request<Incoming>) ->
             response.headers_mut().insert(header::CONTENT_LENGTH, length.into());
         }
     }
-    log(&method, &path, response.status(), started.elapsed());
+    log(&method, uri.path(), response.status(), started.elapsed());
     Ok(response)
 }
 
@@ -138,7 +138,8 @@ fn log(method: &Method, path: &str, status: StatusCode, took: Duration) {
     let status = status.as_u16();
     macro_rules! line {
         ($level:ident) => {
-            tracing::$level!(target: "execwatch::http", %method, path, status, took_ms = took.as_secs_f64() * 1e3, "request")
+            // Fields are evaluated only when the line is logged: no quoting on the hot path.
+            tracing::$level!(target: "execwatch::http", %method, path = quote(path), status, took_ms = took.as_secs_f64() * 1e3, "request")
         };
     }
     match status {

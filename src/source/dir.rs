@@ -113,6 +113,8 @@ fn wait(
         }
         let timeout = if names.is_empty() { source.interval.min(full_scan_at - now) } else { SETTLE };
         match changed.recv_timeout(timeout) {
+            // Opening and reading a file (as this source does) changes nothing.
+            Ok(Ok(event)) if !changes_content(&event.kind) => {}
             Ok(Ok(event)) if !event.need_rescan() => {
                 for path in event.paths {
                     match manifest_name(source, &path) {
@@ -128,6 +130,16 @@ fn wait(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => std::thread::sleep(timeout),
         }
+    }
+}
+
+/// Whether an event may change what a file holds: not an open, a read or a read-only close.
+fn changes_content(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
     }
 }
 
