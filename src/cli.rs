@@ -84,7 +84,8 @@ pub struct ServeArgs {
     /// Serve ConfigMap manifests from this directory instead of a cluster.
     #[arg(long, env = "EXECWATCH_FROM_DIR")]
     pub from_dir: Option<PathBuf>,
-    /// How often the directory is checked for changes.
+    /// How often the directory is scanned for changes where inotify is unavailable (with
+    /// inotify, changes show at once and a full scan runs every minute).
     #[arg(long, env = "EXECWATCH_DIR_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "1s")]
     pub dir_poll_interval: Duration,
     /// Server-side timeout of each watch; a silently dead connection is noticed within this plus 5s.

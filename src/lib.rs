@@ -22,6 +22,7 @@ pub mod index;
 pub mod model;
 pub mod modules;
 pub mod offline;
+pub mod parallel;
 pub mod quote;
 pub mod selector;
 mod service;

@@ -5,7 +5,6 @@
 //! the index already holds at the same version is not decoded again, so a relist of unchanged
 //! data costs a lookup per object.
 
-use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -108,19 +107,7 @@ where
     if objects.is_empty() {
         return Some(Vec::new());
     }
-    let work = move || {
-        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        let threads = cores.min(objects.len().div_ceil(32));
-        let prepare = |chunk: &[Object]| chunk.iter().map(|o| Prepared::from(decode(&*decoder, o))).collect();
-        if threads <= 1 {
-            return prepare(&objects);
-        }
-        let chunks: Vec<&[Object]> = objects.chunks(objects.len().div_ceil(threads)).collect();
-        std::thread::scope(|scope| {
-            let running: Vec<_> = chunks.iter().map(|chunk| scope.spawn(|| prepare(chunk))).collect();
-            running.into_iter().flat_map(|t| t.join().expect("decode catches panics")).collect::<Vec<Prepared>>()
-        })
-    };
+    let work = move || crate::parallel::map(&objects, |o| Prepared::from(decode(&*decoder, o)));
     tokio::task::spawn_blocking(work).await.ok()
 }
 

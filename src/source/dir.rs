@@ -258,11 +258,8 @@ impl Scan {
     pub fn update(&mut self, source: &DirSource, emit: &mut dyn FnMut(Object)) -> Result<Vec<ObjectRef>, SourceError> {
         let names = list(source)?;
         self.listed = true;
-        let now = SystemTime::now();
         let mut released = Vec::new();
-        for name in &names {
-            self.visit(source, name, now, emit, &mut released);
-        }
+        self.visit(source, &names, emit, &mut released);
         let present: HashSet<&String> = names.iter().collect();
         let removed: Vec<String> = self.files.keys().filter(|f| !present.contains(f)).cloned().collect();
         for name in removed {
@@ -278,56 +275,64 @@ impl Scan {
         names: &HashSet<String>,
         emit: &mut dyn FnMut(Object),
     ) -> Vec<ObjectRef> {
-        let now = SystemTime::now();
         let mut released = Vec::new();
+        let mut present = Vec::new();
         for name in names {
             // Gone, or replaced by something that is not a file: `visit` reports the latter.
             if std::fs::symlink_metadata(source.path.join(name)).is_err() {
                 released.extend(self.files.remove(name).into_iter().flat_map(|f| f.objects));
-                continue;
+            } else {
+                present.push(name.clone());
             }
-            self.visit(source, name, now, emit, &mut released);
         }
+        self.visit(source, &present, emit, &mut released);
         self.release(released)
     }
 
-    /// Reads one file again if its stamp says it may have changed, and sends its objects if its
-    /// content did; what it held before goes to `released`.
+    /// Reads again the files whose stamp says they may have changed, and sends the objects of
+    /// those whose content did; what they held before goes to `released`. Files are read and
+    /// parsed on every core, a batch at a time, so memory holds one batch of text at most.
     fn visit(
         &mut self,
         source: &DirSource,
-        name: &str,
-        now: SystemTime,
+        names: &[String],
         emit: &mut dyn FnMut(Object),
         released: &mut Vec<ObjectRef>,
     ) {
-        let path = source.path.join(name);
-        let stamp = Stamp::of(&path);
-        let known = self.files.get_mut(name);
-        if let Some(known) = &known
-            && stamp.is_some()
-            && known.stamp == stamp
-            && !known.racy
-        {
-            return;
+        let now = SystemTime::now();
+        for batch in names.chunks(256) {
+            let stale: Vec<(&String, Option<Stamp>, Option<u64>)> = batch
+                .iter()
+                .filter_map(|name| {
+                    let stamp = Stamp::of(&source.path.join(name));
+                    let known = self.files.get(name.as_str());
+                    let current = known.is_some_and(|k| stamp.is_some() && k.stamp == stamp && !k.racy);
+                    (!current).then(|| (name, stamp, known.map(|k| k.hash)))
+                })
+                .collect();
+            let loaded = crate::parallel::map(&stale, |(name, stamp, known)| {
+                let read = read_bounded(&source.path.join(name), source.max_file_bytes);
+                let hash = content_hash(&read);
+                // The same content as last time: nothing to parse or send.
+                let objects = (Some(hash) != *known).then(|| objects(source, name, read));
+                (hash, stamp.is_none_or(|s| s.racy(now)), objects)
+            });
+            for ((name, stamp, _), (hash, racy, objects)) in stale.into_iter().zip(loaded) {
+                let Some(objects) = objects else {
+                    if let Some(known) = self.files.get_mut(name.as_str()) {
+                        (known.stamp, known.racy) = (stamp, racy);
+                    }
+                    continue;
+                };
+                let ids: Vec<ObjectRef> = objects.iter().map(object_ref).collect();
+                for id in &ids {
+                    *self.holders.entry(id.clone()).or_default() += 1;
+                }
+                objects.into_iter().for_each(&mut *emit);
+                let previous = self.files.insert(name.clone(), FileState { stamp, racy, hash, objects: ids });
+                released.extend(previous.into_iter().flat_map(|f| f.objects));
+            }
         }
-        let read = read_bounded(&path, source.max_file_bytes);
-        let hash = content_hash(&read);
-        let racy = stamp.is_none_or(|s| s.racy(now));
-        if let Some(known) = known
-            && known.hash == hash
-        {
-            (known.stamp, known.racy) = (stamp, racy);
-            return;
-        }
-        let objects = objects(source, name, read);
-        let ids: Vec<ObjectRef> = objects.iter().map(object_ref).collect();
-        for id in &ids {
-            *self.holders.entry(id.clone()).or_default() += 1;
-        }
-        objects.into_iter().for_each(&mut *emit);
-        let previous = self.files.insert(name.to_owned(), FileState { stamp, racy, hash, objects: ids });
-        released.extend(previous.into_iter().flat_map(|f| f.objects));
     }
 
     /// Forgets one holding of each of `released`: those no file holds any longer are gone.

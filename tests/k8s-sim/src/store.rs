@@ -364,14 +364,18 @@ impl Store {
         Ok(object)
     }
 
-    /// Objects of `resource` in `namespace` ("" for all), ordered by namespace and name.
+    /// Objects of `resource` in `namespace` ("" for all), ordered by namespace and name: a range
+    /// of the store's order, so listing one kind costs nothing for the objects of others.
     pub fn list<'a>(
         &'a self,
         resource: &Resource,
         namespace: &'a str,
     ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
         let id = resource.id();
-        self.objects.iter().filter(move |((rid, ns, _), _)| *rid == id && (namespace.is_empty() || ns == namespace))
+        let from = (id.clone(), namespace.to_owned(), String::new());
+        self.objects
+            .range(from..)
+            .take_while(move |((rid, ns, _), _)| *rid == id && (namespace.is_empty() || ns == namespace))
     }
 
     /// The objects of `resource` in `namespace` as they were at resourceVersion `rv`, rebuilt
