@@ -193,4 +193,48 @@ mod tests {
             .collect();
         assert_eq!(served.len(), 2);
     }
+
+    #[tokio::test]
+    async fn a_relist_decodes_only_versions_the_index_does_not_hold() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let registry = SchemaRegistry::load(&dir, Limits::default()).unwrap();
+        let decoded = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = decoded.clone();
+        let decoder = move |cm: &ConfigMap| {
+            seen.lock().unwrap().push(cm.metadata.name.clone().unwrap_or_default());
+            registry.decode(cm)
+        };
+        let index = Index::new(Duration::from_secs(60));
+        index.register("ns", Some("ns"));
+        let (tx, rx) = mpsc::unbounded();
+        let task = tokio::spawn(ingest(index.clone(), decoder, "ns".to_owned(), rx));
+        let cm = |name: &str, rv: &str| {
+            let mut cm = Cm::new("ns", name).doc(&Doc::new("p")).build();
+            cm.metadata.resource_version = Some(rv.to_owned());
+            Object::ConfigMap(cm)
+        };
+        let relist = |objects: Vec<Object>| {
+            let events = std::iter::once(Event::Init).chain(objects.into_iter().map(Event::InitApply));
+            events.chain(std::iter::once(Event::InitDone)).collect::<Vec<_>>()
+        };
+        for event in relist(vec![cm("a", "1"), cm("b", "1")]) {
+            tx.unbounded_send(Ok(event)).unwrap();
+        }
+        // The second relist is checked against the index only once the first is in it.
+        let mut synced = index.subscribe();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while index.counts().0 < 2 {
+            assert!(std::time::Instant::now() < deadline, "the first relist is applied");
+            let _ = tokio::time::timeout(Duration::from_millis(100), synced.changed()).await;
+        }
+        for event in relist(vec![cm("a", "1"), cm("b", "2")]) {
+            tx.unbounded_send(Ok(event)).unwrap();
+        }
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(*decoded.lock().unwrap(), ["a", "b", "b"], "a at the same version is not decoded again");
+        let b = index.get(&ObjectRef { namespace: "ns".into(), name: "b".into() }).unwrap();
+        assert_eq!(b.resource_version, "2");
+        assert!(index.get(&ObjectRef { namespace: "ns".into(), name: "a".into() }).is_some(), "a is kept");
+    }
 }
