@@ -16,11 +16,6 @@ use execwatch::source::kube::WatchSettings;
 use execwatch::validate::{Limits, SchemaRegistry};
 use execwatch::{Service, Sources, telemetry};
 
-/// glibc's allocator fragments under this workload (many small, short-lived allocations on
-/// every request, large ones at ingestion): mimalloc cut CPU and RSS in `cargo bench`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Err(e) = telemetry::init(&args.log_level, args.log_format) {
