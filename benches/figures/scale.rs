@@ -92,6 +92,8 @@ async fn populate(source: Source, n: usize) -> (Writer, u64) {
         Source::Dir => {
             let dir = tempfile::tempdir().expect("tempdir");
             let payload = data::write_dir(dir.path(), n);
+            // The data set's own writeback would otherwise compete with the service's start.
+            let _ = std::process::Command::new("sync").status();
             (Writer::Dir(dir), payload)
         }
         Source::Kube => {
