@@ -17,7 +17,7 @@ use self::kube::WatchSettings;
 pub enum Sources {
     /// One watcher per namespace; modules follow BackendModule objects.
     Kube { client: ::kube::Client, namespaces: Namespaces, watch: WatchSettings },
-    /// Manifests in a directory, polled for changes; modules come from `--modules`.
+    /// Manifests in a directory, followed with inotify (or polled); modules come from `--modules`.
     Dir(DirSource),
 }
 
