@@ -184,4 +184,14 @@ async fn pipelines_are_resolved_from_executions() {
     assert_eq!(web["counts"]["Succeeded"], 1);
     let (status, body) = c.service.get("/api/v1/namespaces/team-a/pipelines/nope").await;
     assert_eq!((status, body["code"].as_str()), (404, Some("NotFound")));
+
+    // Pipelines page like executions, with tokens tied to the list they came from.
+    let (_, first) = c.service.get("/api/v1/pipelines?limit=1").await;
+    assert_eq!(first["items"][0]["name"], "api");
+    let token = first["continue"].as_str().expect("a second page");
+    let (_, second) = c.service.get(&format!("/api/v1/pipelines?limit=1&continue={token}")).await;
+    assert_eq!(second["items"][0]["name"], "web");
+    assert!(second["continue"].is_null(), "{second}");
+    let (status, body) = c.service.get(&format!("/api/v1/namespaces/team-a/pipelines?continue={token}")).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("InvalidParameter")), "{body}");
 }
