@@ -26,6 +26,16 @@ pub struct ObjectRef {
     pub name: String,
 }
 
+impl ObjectRef {
+    /// A ConfigMap's namespace and name.
+    pub fn of(cm: &ConfigMap) -> Self {
+        ObjectRef {
+            namespace: cm.metadata.namespace.clone().unwrap_or_default(),
+            name: cm.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
 impl std::fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)
@@ -163,10 +173,7 @@ impl SchemaRegistry {
 
     /// Decodes one ConfigMap. Pure: no I/O, no shared state.
     pub fn decode(&self, cm: &ConfigMap) -> Result<Execution, Rejection> {
-        let id = ObjectRef {
-            namespace: cm.metadata.namespace.clone().unwrap_or_default(),
-            name: cm.metadata.name.clone().unwrap_or_default(),
-        };
+        let id = ObjectRef::of(cm);
         let resource_version = cm.metadata.resource_version.clone().unwrap_or_default();
         let reject =
             |reasons| Rejection { id: id.clone(), file: None, resource_version: resource_version.clone(), reasons };

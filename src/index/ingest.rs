@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher::Event;
 
 use super::{Decoded, Index, Listed, Prepared};
-use crate::source::{Object, SourceError, SourceEvent, Unreadable};
+use crate::source::{Object, SourceError, SourceEvent};
 use crate::validate::{ObjectRef, Reason, Rejection};
 
 /// Most events taken at once: bounds what a relist holds undecoded.
@@ -49,7 +49,7 @@ where
                 let same = match &object {
                     Object::ConfigMap(cm) => {
                         let rv = cm.metadata.resource_version.as_deref().unwrap_or_default();
-                        Some(object_ref(cm)).filter(|id| index.holds(&source, id, rv))
+                        Some(ObjectRef::of(cm)).filter(|id| index.holds(&source, id, rv))
                     }
                     Object::Unreadable(_) => None,
                 };
@@ -63,8 +63,7 @@ where
                 Ok(Event::InitApply(object)) => Step::Listed(held(object)),
                 Ok(Event::InitDone) => Step::Done,
                 Ok(Event::Apply(object)) => Step::Apply(held(object)),
-                Ok(Event::Delete(Object::ConfigMap(cm))) => Step::Delete(object_ref(&cm)),
-                Ok(Event::Delete(Object::Unreadable(u))) => Step::Delete(unreadable_ref(&u)),
+                Ok(Event::Delete(object)) => Step::Delete(object.id()),
                 Err(error) => Step::Failed(error),
             });
         }
@@ -118,7 +117,7 @@ fn decode(decoder: &impl Fn(&ConfigMap) -> Decoded, object: &Object) -> Decoded 
         Object::ConfigMap(cm) => cm,
         Object::Unreadable(u) => {
             return Err(Rejection {
-                id: unreadable_ref(u),
+                id: object.id(),
                 file: Some(u.file.clone()),
                 resource_version: String::new(),
                 reasons: vec![Reason::new(u.code, u.message.clone())],
@@ -126,26 +125,14 @@ fn decode(decoder: &impl Fn(&ConfigMap) -> Decoded, object: &Object) -> Decoded 
         }
     };
     catch_unwind(AssertUnwindSafe(|| decoder(cm))).unwrap_or_else(|_| {
-        tracing::error!(object = %object_ref(cm), "decoder panicked; object rejected");
+        tracing::error!(object = %ObjectRef::of(cm), "decoder panicked; object rejected");
         Err(Rejection {
-            id: object_ref(cm),
+            id: ObjectRef::of(cm),
             file: None,
             resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
             reasons: vec![Reason::new("Internal", "the decoder failed on this object; please report it")],
         })
     })
-}
-
-/// An unreadable file has no namespace; its name is the file's.
-fn unreadable_ref(u: &Unreadable) -> ObjectRef {
-    ObjectRef { namespace: String::new(), name: u.file.clone() }
-}
-
-fn object_ref(cm: &ConfigMap) -> ObjectRef {
-    ObjectRef {
-        namespace: cm.metadata.namespace.clone().unwrap_or_default(),
-        name: cm.metadata.name.clone().unwrap_or_default(),
-    }
 }
 
 #[cfg(test)]

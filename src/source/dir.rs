@@ -146,8 +146,12 @@ fn changes_content(kind: &notify::EventKind) -> bool {
 /// The manifest file `path` names directly in the directory, if it does.
 fn manifest_name(source: &DirSource, path: &std::path::Path) -> Option<String> {
     let name = path.strip_prefix(&source.path).ok()?.to_str()?;
-    let manifest = !name.contains('/') && (name.ends_with(".yaml") || name.ends_with(".yml"));
-    manifest.then(|| name.to_owned())
+    (!name.contains('/') && is_manifest(name)).then(|| name.to_owned())
+}
+
+/// Whether a file of the directory is read: `*.yaml` and `*.yml`.
+fn is_manifest(name: &str) -> bool {
+    std::path::Path::new(name).extension().is_some_and(|x| x == "yaml" || x == "yml")
 }
 
 /// A dotted file that is not a manifest: a writer's temporary file before its rename, ignored.
@@ -168,7 +172,7 @@ fn follow_once(
     if tx.is_closed() {
         return Err(());
     }
-    let relist = scan.files.is_empty() && !scan.listed;
+    let relist = !scan.listed;
     let only = only.filter(|_| !relist);
     let mut sent = Ok(());
     if relist {
@@ -209,7 +213,7 @@ fn follow_once(
 pub struct Scan {
     files: HashMap<String, FileState>,
     holders: HashMap<ObjectRef, u32>,
-    /// True once a listing succeeded (an empty directory has no files but was read).
+    /// True once a listing succeeded: until then, an update is a relist.
     listed: bool,
 }
 
@@ -324,7 +328,7 @@ impl Scan {
                     }
                     continue;
                 };
-                let ids: Vec<ObjectRef> = objects.iter().map(object_ref).collect();
+                let ids: Vec<ObjectRef> = objects.iter().map(Object::id).collect();
                 for id in &ids {
                     *self.holders.entry(id.clone()).or_default() += 1;
                 }
@@ -358,10 +362,10 @@ fn list(source: &DirSource) -> Result<Vec<String>, SourceError> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(listing_failed)? {
         let path = entry.map_err(listing_failed)?.path();
-        if path.extension().is_some_and(|x| x == "yaml" || x == "yml")
-            && let Some(name) = path.file_name()
+        if let Some(name) = path.file_name().map(|n| n.to_string_lossy())
+            && is_manifest(&name)
         {
-            names.push(name.to_string_lossy().into_owned());
+            names.push(name.into_owned());
         }
     }
     names.sort();
@@ -394,17 +398,6 @@ fn objects(source: &DirSource, name: &str, read: Result<String, (&'static str, S
         }
     }
     objects
-}
-
-/// An object's identity as the index keys it: an unreadable document has no namespace.
-fn object_ref(object: &Object) -> ObjectRef {
-    match object {
-        Object::ConfigMap(cm) => ObjectRef {
-            namespace: cm.metadata.namespace.clone().unwrap_or_default(),
-            name: cm.metadata.name.clone().unwrap_or_default(),
-        },
-        Object::Unreadable(u) => ObjectRef { namespace: String::new(), name: u.file.clone() },
-    }
 }
 
 /// The object a `Delete` names: a ConfigMap always has a namespace (`default` when omitted).

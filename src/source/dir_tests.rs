@@ -108,7 +108,7 @@ fn only_a_directory_that_cannot_be_listed_fails() {
 /// Names of what one update emitted and of what it found gone.
 fn update(scan: &mut Scan, source: &DirSource) -> (Vec<String>, Vec<String>) {
     let mut emitted = Vec::new();
-    let gone = scan.update(source, &mut |o| emitted.push(object_ref(&o).name)).unwrap();
+    let gone = scan.update(source, &mut |o| emitted.push(o.id().name)).unwrap();
     (emitted, gone.into_iter().map(|id| id.name).collect())
 }
 

@@ -10,6 +10,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 
 pub use dir::DirSource;
 
+use crate::validate::ObjectRef;
+
 use self::kube::WatchSettings;
 
 /// Where executions come from.
@@ -45,6 +47,17 @@ impl From<Vec<String>> for Namespaces {
 pub enum Object {
     ConfigMap(ConfigMap),
     Unreadable(Unreadable),
+}
+
+impl Object {
+    /// The identity the index keys it by: an unreadable file has no namespace, and its name is
+    /// the file's (and document's).
+    pub fn id(&self) -> ObjectRef {
+        match self {
+            Object::ConfigMap(cm) => ObjectRef::of(cm),
+            Object::Unreadable(u) => ObjectRef { namespace: String::new(), name: u.file.clone() },
+        }
+    }
 }
 
 /// A file, or one document of it, that is not a readable ConfigMap.
