@@ -114,6 +114,10 @@ pub struct ServeArgs {
     /// On SIGTERM, how long in-flight requests may take before their connections are closed.
     #[arg(long, env = "EXECWATCH_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "5s")]
     pub shutdown_grace: Duration,
+    /// An origin (`https://ui.example.com`) whose pages may call the API from a browser; repeat
+    /// it or separate with commas. None by default; `*` is refused.
+    #[arg(long = "cors-origin", env = "EXECWATCH_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
     /// Who may read what: `none`, `kubernetes` (TokenReview, then SubjectAccessReview per
     /// namespace) or `tokens=FILE`. Default: `kubernetes` with --namespaces, `none` with --from-dir.
     #[arg(long, env = "EXECWATCH_AUTH")]
@@ -137,9 +141,13 @@ pub struct ServeArgs {
     /// How often a tokens file is checked for changes.
     #[arg(long, env = "EXECWATCH_TOKENS_RELOAD_INTERVAL", value_parser = humantime::parse_duration, default_value = "2s")]
     pub tokens_reload_interval: Duration,
-    /// Most long polls one caller may hold open at once; more get 429.
+    /// Most long polls and streams one caller may hold open at once; more get 429.
     #[arg(long, env = "EXECWATCH_MAX_LONG_POLLS_PER_SUBJECT", default_value_t = 32)]
     pub max_long_polls_per_subject: usize,
+    /// Most long polls and streams held open at once over every caller; more get 503. Each
+    /// holds a connection, so keep it below --max-connections.
+    #[arg(long, env = "EXECWATCH_MAX_HELD_REQUESTS", default_value_t = 768)]
+    pub max_held_requests: usize,
     /// Requests per second one caller may make (with as large a burst); more get 429. Off by default.
     #[arg(long, env = "EXECWATCH_RATE_LIMIT")]
     pub rate_limit: Option<NonZeroU32>,
@@ -160,6 +168,17 @@ pub struct ValidateArgs {
     pub schema: SchemaArgs,
 }
 
+/// An origin as browsers send it: `scheme://host[:port]`, nothing after.
+fn parse_origin(s: &str) -> Result<String, String> {
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(['/', '*', ' ', '?', '#']) => Ok(s.to_owned()),
+        _ => {
+            Err(format!("{s:?} is not an origin: expected scheme://host[:port] (e.g. https://ui.example.com), never *"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +196,13 @@ mod tests {
         let args = Args::try_parse_from(["execwatch", "serve", "--namespaces", "a,b"]).unwrap();
         let Command::Serve(serve) = args.command else { panic!("serve expected") };
         assert_eq!(serve.namespaces, ["a", "b"]);
+    }
+
+    #[test]
+    fn cors_origins_are_origins_never_a_wildcard() {
+        assert!(super::parse_origin("https://ui.example.com:8443").is_ok());
+        for bad in ["*", "https://*.example.com", "ui.example.com", "https://ui.example.com/path", "https://"] {
+            assert!(super::parse_origin(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -84,9 +84,10 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         header_read_timeout: args.header_read_timeout,
         max_connections: args.max_connections,
         shutdown_grace: args.shutdown_grace,
+        cors_origins: args.cors_origins.clone(),
     };
     let access = access(&args, &sources).await?;
-    let limits = CallerLimits::new(args.max_long_polls_per_subject, args.rate_limit);
+    let limits = CallerLimits::new(args.max_long_polls_per_subject, args.max_held_requests, args.rate_limit);
     let service = Service { sources, registry, staleness: args.staleness, page, server, access, limits, modules };
     service.run(listener, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)

@@ -13,6 +13,9 @@ use crate::access::Access;
 use crate::api::{self, AppState, CallerLimits, Health, PageLimits, ServerSettings};
 use crate::index::Index;
 use crate::modules::switch::{self, Switch, SwitchState};
+
+/// Budget of the cache of assembled pages and compressed bodies.
+const RESPONSE_CACHE_BYTES: u64 = 32 << 20;
 use crate::modules::{ExecutionsModule, Module, Modules, PipelinesModule, RejectionsModule};
 use crate::source::Sources;
 use crate::validate::SchemaRegistry;
@@ -37,7 +40,6 @@ impl Service {
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
         let index = Index::new(self.staleness);
         let executions = ExecutionsModule::new(self.sources.clone(), index.clone(), self.registry.clone());
-        let executions_lifecycle = executions.lifecycle().clone();
         let modules = Arc::new(Modules::new(vec![
             Arc::new(executions) as Arc<dyn Module>,
             Arc::new(PipelinesModule::default()),
@@ -70,7 +72,7 @@ impl Service {
             switch,
             access: self.access,
             limits: self.limits,
-            executions: executions_lifecycle,
+            responses: api::Responses::new(RESPONSE_CACHE_BYTES),
         };
         let draining = async move {
             shutdown.await;

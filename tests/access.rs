@@ -224,14 +224,11 @@ async fn a_revoked_grant_takes_effect_within_the_ttl_and_ends_an_open_long_poll(
     let short =
         AccessSettings { allow_ttl: Duration::from_millis(500), deny_ttl: Duration::from_millis(500), ..settings() };
     let Some(f) = fixture(short).await else { return };
-    let (_, list) = f.get("alice-token", "/api/v1/namespaces/team-a/executions").await;
-    let revision = list["revision"].as_u64().unwrap();
-    let poll_path = format!("/api/v1/namespaces/team-a/executions?sinceRevision={revision}&timeoutSeconds=300");
-    let url = format!("{}{poll_path}", f.service.base);
-    let poll = tokio::spawn(async move { reqwest::Client::new().get(url).bearer_auth("alice-token").send().await });
-    let wide = format!("{}/api/v1/executions?sinceRevision={revision}&timeoutSeconds=300", f.service.base);
-    let wide_poll =
-        tokio::spawn(async move { reqwest::Client::new().get(wide).bearer_auth("alice-token").send().await });
+    let (namespaced, wide) = ("/api/v1/namespaces/team-a/executions", "/api/v1/executions");
+    let alice = Some("alice-token");
+    let (held, held_wide) = (f.service.etag(namespaced, alice).await, f.service.etag(wide, alice).await);
+    let poll = f.service.long_poll(&format!("{namespaced}?timeoutSeconds=300"), &held, alice);
+    let wide_poll = f.service.long_poll(&format!("{wide}?timeoutSeconds=300"), &held_wide, alice);
     let (_, all) = f.get("alice-token", "/api/v1/executions").await;
     assert_eq!(sorted(&all), ["a-1", "a-2"]);
     f.kubectl.ok(&["delete", "rolebinding", "alice", "-n", "team-a"], None).await.unwrap();

@@ -65,7 +65,7 @@ async fn names_as(service: &Running, token: &str, path: &str) -> (u16, Vec<Strin
 
 #[tokio::test]
 async fn a_tokens_file_edit_takes_effect_without_a_restart_and_a_broken_one_keeps_the_last() {
-    let f = fixture(CallerLimits::new(8, None)).await;
+    let f = fixture(CallerLimits::new(8, 10_000, None)).await;
     wait_until("ops sees both", || async {
         (names_as(&f.service, "s3cret-ops", "/api/v1/executions").await.1.len() == 2).then_some(())
     })
@@ -104,27 +104,31 @@ async fn a_tokens_file_edit_takes_effect_without_a_restart_and_a_broken_one_keep
 
 #[tokio::test]
 async fn long_polls_and_request_rates_are_capped_per_subject() {
-    let f = fixture(CallerLimits::new(2, NonZeroU32::new(1000))).await;
-    let list = wait_until("both runs are served", || async {
+    let f = fixture(CallerLimits::new(2, 10_000, NonZeroU32::new(1000))).await;
+    wait_until("both runs are served", || async {
         let body: serde_json::Value = f.service.get_as("/api/v1/executions", "s3cret-ops").await.json().await.unwrap();
         (names(&body).len() == 2).then_some(body)
     })
     .await;
-    let url = format!("{}/api/v1/executions?sinceRevision={}&timeoutSeconds=300", f.service.base, list["revision"]);
+    let (ops, dashboard) = (
+        f.service.etag("/api/v1/executions", Some("s3cret-ops")).await,
+        f.service.etag("/api/v1/executions", Some("s3cret-dashboard")).await,
+    );
+    let path = "/api/v1/executions?timeoutSeconds=300";
     let hold = |token: &'static str| {
-        let url = url.clone();
-        tokio::spawn(async move { reqwest::Client::new().get(url).bearer_auth(token).send().await })
+        let etag = if token == "s3cret-ops" { &ops } else { &dashboard };
+        f.service.long_poll(path, etag, Some(token))
     };
     let held_now = |count: u64| {
         let service = &f.service;
         wait_until("the polls are held", move || async move {
             let body: serde_json::Value = service.get_as("/readyz", "s3cret-ops").await.json().await.unwrap();
-            (body["longPolls"] == count).then_some(())
+            (body["waiting"] == count).then_some(())
         })
     };
     let mut held = vec![hold("s3cret-ops"), hold("s3cret-ops")];
     held_now(2).await;
-    let refused = reqwest::Client::new().get(&url).bearer_auth("s3cret-ops").send().await.unwrap();
+    let refused = hold("s3cret-ops").await.unwrap().unwrap();
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.headers()["retry-after"], "1");
     let body: serde_json::Value = refused.json().await.unwrap();
@@ -133,10 +137,11 @@ async fn long_polls_and_request_rates_are_capped_per_subject() {
     held_now(3).await;
     f.service.stop().await;
     for poll in held {
-        assert_eq!(poll.await.unwrap().unwrap().status(), 200, "held polls are answered at shutdown");
+        let answered = poll.await.unwrap().unwrap();
+        assert_eq!(answered.status(), 304, "held polls are answered at shutdown: nothing changed");
     }
 
-    let f = fixture(CallerLimits::new(2, NonZeroU32::new(3))).await;
+    let f = fixture(CallerLimits::new(2, 10_000, NonZeroU32::new(3))).await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
         statuses.push(f.service.get_as("/api/v1/modules", "s3cret-ops").await.status().as_u16());

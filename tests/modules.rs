@@ -47,17 +47,16 @@ async fn disabling_answers_503_within_a_second_stops_watchers_and_frees_state() 
     let watches = c.sim.open_watches();
 
     // A long poll that is waiting when the module goes away ends with the same 503.
-    let (_, list) = c.service.get("/api/v1/executions").await;
-    let revision = list["revision"].as_u64().unwrap();
-    let poll_url = format!("{}/api/v1/executions?sinceRevision={revision}&timeoutSeconds=60", c.service.base);
-    let long_poll = tokio::spawn(async move { reqwest::get(poll_url).await.unwrap() });
+    let held = c.service.etag("/api/v1/executions", None).await;
+    let long_poll = c.service.long_poll("/api/v1/executions?timeoutSeconds=60", &held, None);
+    c.service.wait_for("the poll is held", "/readyz", |b| b["waiting"] == 1).await;
 
     c.set_module("executions", false).await;
     let disabled_at = tokio::time::Instant::now();
     let message = wait_until("executions answers 503", || module_not_installed(&c, "/api/v1/executions")).await;
     assert!(disabled_at.elapsed() < Duration::from_secs(1), "took {:?}", disabled_at.elapsed());
     assert_eq!(message, "module executions is not installed");
-    let polled = long_poll.await.unwrap();
+    let polled = long_poll.await.unwrap().unwrap();
     assert_eq!(polled.status().as_u16(), 503);
     assert_eq!(polled.json::<serde_json::Value>().await.unwrap()["code"], "ModuleNotInstalled");
 

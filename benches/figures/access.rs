@@ -154,7 +154,7 @@ async fn start_with(sources: Sources, access: Access) -> String {
         page: PageLimits::default(),
         server: ServerSettings::default(),
         access,
-        limits: execwatch::api::CallerLimits::new(64, None),
+        limits: execwatch::api::CallerLimits::new(64, 10_000, None),
         modules,
     };
     tokio::spawn(service.run(listener, std::future::pending()));

@@ -114,6 +114,8 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         ApiError::not_found("no such endpoint; see /api/v1")
     } else if let Some(header) = rejection.find::<warp::reject::InvalidHeader>() {
         ApiError::bad_request("InvalidHeader", format!("header {} is not valid", header.name()))
+    } else if let Some(refused) = rejection.find::<warp::filters::cors::CorsForbidden>() {
+        ApiError::new(StatusCode::FORBIDDEN, "CorsForbidden", format!("cross-origin request refused: {refused}"))
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only GET and HEAD are supported")
     } else {

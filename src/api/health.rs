@@ -62,8 +62,8 @@ struct Status {
 struct Readiness {
     ready: bool,
     shutting_down: bool,
-    /// Long polls waiting now; shutdown answers them all at once.
-    long_polls: usize,
+    /// Long polls and streams open now; shutdown ends them all at once.
+    waiting: usize,
     /// The tokens file, where it is the authority.
     #[serde(skip_serializing_if = "Option::is_none")]
     tokens_file: Option<crate::access::tokens::TokenFileStatus>,
@@ -113,7 +113,7 @@ async fn readyz(state: AppState, authorization: Option<String>) -> Response {
     let body = Readiness {
         ready,
         shutting_down,
-        long_polls: state.limits.long_polls(),
+        waiting: state.limits.held(),
         tokens_file: state.access.token_file().map(|f| f.status()),
         modules: super::modules::redacted(modules, reads_all),
         switch: state.switch.status(),
@@ -129,8 +129,8 @@ mod tests {
     use super::*;
     use crate::api::PageLimits;
     use crate::index::Index;
+    use crate::modules::Modules;
     use crate::modules::switch::{Switch, SwitchState};
-    use crate::modules::{Lifecycle, Modules};
 
     #[tokio::test]
     async fn readiness_turns_false_when_shutdown_begins() {
@@ -142,8 +142,8 @@ mod tests {
             modules: Arc::new(Modules::new(Vec::new())),
             switch: Arc::new(Switch::new(SwitchState::Flags)),
             access: crate::access::Access::open(),
-            limits: crate::api::CallerLimits::new(8, None),
-            executions: Lifecycle::default(),
+            limits: crate::api::CallerLimits::new(8, 10_000, None),
+            responses: crate::api::Responses::new(1 << 20),
         };
         let filter = routes(state.clone());
         let ready = warp::test::request().path("/readyz").reply(&filter).await;

@@ -1,5 +1,6 @@
-//! Per-caller limits: held long polls (and streams) per subject, and an optional request rate per
-//! subject. Beyond either, a clear `429` with `Retry-After`.
+//! Per-caller limits: held long polls and streams per subject, and an optional request rate per
+//! subject. Beyond either, a clear `429` with `Retry-After`. Held requests are capped over every
+//! caller too: beyond that, `503` with `Retry-After`.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -21,11 +22,12 @@ pub struct CallerLimits(Arc<Inner>);
 
 struct Inner {
     max_long_polls_per_subject: usize,
+    max_held: usize,
     held: Mutex<HashMap<Arc<str>, usize>>,
     rate: Option<DefaultKeyedRateLimiter<Arc<str>>>,
 }
 
-/// Counts one held long poll while it lives.
+/// Counts one held long poll or stream while it lives.
 pub struct Held {
     limits: CallerLimits,
     subject: Arc<str>,
@@ -44,11 +46,12 @@ impl Drop for Held {
 }
 
 impl CallerLimits {
-    /// `max_long_polls_per_subject` long polls at once per subject; `rate_per_second` requests
-    /// per second per subject, with as large a burst, or no rate limit when `None`.
-    pub fn new(max_long_polls_per_subject: usize, rate_per_second: Option<NonZeroU32>) -> Self {
+    /// `max_long_polls_per_subject` long polls and streams at once per subject, `max_held` over
+    /// every caller; `rate_per_second` requests per second per subject, with as large a burst, or
+    /// no rate limit when `None`.
+    pub fn new(max_long_polls_per_subject: usize, max_held: usize, rate_per_second: Option<NonZeroU32>) -> Self {
         let rate = rate_per_second.map(|n| RateLimiter::keyed(Quota::per_second(n)));
-        CallerLimits(Arc::new(Inner { max_long_polls_per_subject, held: Mutex::default(), rate }))
+        CallerLimits(Arc::new(Inner { max_long_polls_per_subject, max_held, held: Mutex::default(), rate }))
     }
 
     /// Admits one request of `subject`, or says when to retry.
@@ -60,11 +63,22 @@ impl CallerLimits {
         })
     }
 
-    /// Holds one long poll of `subject` until the guard drops, or refuses it past the cap.
-    pub fn hold_long_poll(&self, subject: Option<&Arc<str>>) -> Result<Held, ApiError> {
+    /// Holds one long poll or stream of `subject` until the guard drops, or refuses it past a cap.
+    pub fn hold(&self, subject: Option<&Arc<str>>) -> Result<Held, ApiError> {
         let capped = subject.is_some();
         let subject = subject.cloned().unwrap_or_else(|| ANONYMOUS.into());
         let mut held = self.0.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.values().sum::<usize>() >= self.0.max_held {
+            let mut error = ApiError::unavailable(
+                "TooManyWaiting",
+                format!(
+                    "{} long polls and streams are open, the most this service holds; retry shortly",
+                    self.0.max_held
+                ),
+            );
+            error.retry_after = Some(5);
+            return Err(error);
+        }
         let count = held.entry(subject.clone()).or_default();
         if capped && *count >= self.0.max_long_polls_per_subject {
             let message = format!(
@@ -77,8 +91,8 @@ impl CallerLimits {
         Ok(Held { limits: self.clone(), subject })
     }
 
-    /// Long polls held now, over every subject.
-    pub fn long_polls(&self) -> usize {
+    /// Long polls and streams held now, over every subject.
+    pub fn held(&self) -> usize {
         self.0.held.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
     }
 }
@@ -95,30 +109,34 @@ mod tests {
 
     #[test]
     fn long_polls_are_capped_per_subject_and_released_when_answered() {
-        let limits = CallerLimits::new(2, None);
+        let limits = CallerLimits::new(2, 100, None);
         let (a, b): (Arc<str>, Arc<str>) = ("alice".into(), "bob".into());
-        let first = limits.hold_long_poll(Some(&a)).unwrap();
-        let _second = limits.hold_long_poll(Some(&a)).unwrap();
-        let refused = limits.hold_long_poll(Some(&a)).err().unwrap();
+        let first = limits.hold(Some(&a)).unwrap();
+        let _second = limits.hold(Some(&a)).unwrap();
+        let refused = limits.hold(Some(&a)).err().unwrap();
         assert_eq!((refused.status.as_u16(), refused.retry_after), (429, Some(1)));
-        assert!(limits.hold_long_poll(Some(&b)).is_ok(), "another subject has its own cap");
+        assert!(limits.hold(Some(&b)).is_ok(), "another subject has its own cap");
         drop(first);
-        assert!(limits.hold_long_poll(Some(&a)).is_ok());
+        assert!(limits.hold(Some(&a)).is_ok());
     }
 
     #[test]
     fn anonymous_callers_are_counted_but_not_capped() {
-        let limits = CallerLimits::new(1, NonZeroU32::new(1));
-        let held: Vec<_> = (0..10).map(|_| limits.hold_long_poll(None).unwrap()).collect();
-        assert_eq!(limits.long_polls(), held.len());
+        let limits = CallerLimits::new(1, 100, NonZeroU32::new(1));
+        let held: Vec<_> = (0..10).map(|_| limits.hold(None).unwrap()).collect();
+        assert_eq!(limits.held(), held.len());
+        let limits = CallerLimits::new(8, 2, None);
+        let _held: Vec<_> = (0..2).map(|_| limits.hold(None).unwrap()).collect();
+        let refused = limits.hold(None).err().unwrap();
+        assert_eq!((refused.status.as_u16(), refused.code), (503, "TooManyWaiting"));
         assert!((0..10).all(|_| limits.admit(None).is_ok()));
     }
 
     #[test]
     fn the_rate_is_limited_per_subject_only_when_configured() {
-        let open = CallerLimits::new(1, None);
+        let open = CallerLimits::new(1, 100, None);
         assert!((0..1000).all(|_| open.admit(Some(&"a".into())).is_ok()));
-        let limited = CallerLimits::new(1, NonZeroU32::new(5));
+        let limited = CallerLimits::new(1, 100, NonZeroU32::new(5));
         let a: Arc<str> = "alice".into();
         let admitted = (0..20).filter(|_| limited.admit(Some(&a)).is_ok()).count();
         assert_eq!(admitted, 5, "the burst is the rate");

@@ -1,6 +1,7 @@
 //! The HTTP JSON API. Routes are composed in one `routes()` function from one group per domain;
 //! every `/api` request passes the module gate and one access check before any handler runs.
 
+mod conditional;
 mod error;
 pub(crate) mod executions;
 pub mod health;
@@ -8,11 +9,14 @@ mod limits;
 mod modules;
 mod params;
 pub(crate) mod pipelines;
+mod poll;
 pub(crate) mod rejections;
 pub mod server;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+
+use std::hash::Hasher;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use warp::filters::BoxedFilter;
@@ -20,15 +24,16 @@ use warp::http::header::{CONTENT_TYPE, HeaderValue};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+pub use conditional::Responses;
 pub use error::{ApiError, recover};
 pub use health::Health;
 pub use limits::CallerLimits;
 pub use server::ServerSettings;
 
 use crate::access::{Access, Caller, Verb};
-use crate::index::{Completeness, Index, Scope};
+use crate::index::{Completeness, Index, Json, Scope};
+use crate::modules::Modules;
 use crate::modules::switch::Switch;
-use crate::modules::{Lifecycle, Modules};
 use crate::quote::quote;
 
 /// What every handler can reach.
@@ -42,8 +47,15 @@ pub struct AppState {
     /// Who may read what.
     pub access: Access,
     pub limits: CallerLimits,
-    /// The executions module's lifecycle: its long polls end when it is switched off.
-    pub executions: Lifecycle,
+    /// Pages and compressed bodies, by ETag.
+    pub responses: Responses,
+}
+
+impl AppState {
+    /// What a response depends on besides its URL.
+    fn vary(&self) -> &'static str {
+        if self.access.required() { "Accept-Encoding, Authorization" } else { "Accept-Encoding" }
+    }
 }
 
 /// Pagination bounds of list endpoints.
@@ -144,7 +156,7 @@ impl<'a> Target<'a> {
             }
             resource => (params::first(query, "namespace"), resource.unwrap_or_default(), None),
         };
-        let verb = match (name, params::first(query, "sinceRevision")) {
+        let verb = match (name, params::first(query, "timeoutSeconds")) {
             (Some(_), _) => Verb::Get,
             (None, Some(_)) => Verb::Watch,
             (None, None) => Verb::List,
@@ -170,6 +182,23 @@ fn hidden(state: &AppState, namespace: &str, resource: &str, name: Option<&str>)
     })
 }
 
+/// Completes once `caller` may no longer read what a long poll or stream answers for
+/// (`namespace`, or the namespaces of `scope`), or their access cannot be checked: grants are
+/// checked again each time they expire. Never completes where nobody is asked (`--auth none`).
+async fn access_lost(state: &AppState, caller: &Caller, namespace: Option<&str>, scope: &Scope) {
+    let Some(every) = state.access.recheck_interval() else { return std::future::pending().await };
+    loop {
+        tokio::time::sleep(every).await;
+        let unchanged = match namespace {
+            Some(ns) => state.access.can_read(caller, ns, Verb::Watch).await.unwrap_or(false),
+            None => self::scope(state, caller, Verb::Watch).await.is_ok_and(|now| now == *scope),
+        };
+        if !unchanged {
+            return;
+        }
+    }
+}
+
 /// Whether `scope` holds every namespace the service holds: only then may a caller see errors
 /// that name namespaces.
 fn covers_everything(state: &AppState, scope: &Scope) -> bool {
@@ -188,23 +217,49 @@ fn json_bytes(body: Bytes) -> Response {
     response
 }
 
-/// `{"items":[...],<extra>,"freshness":{...}}` assembled from pre-serialised items.
-fn list_body(items: &[Bytes], extra: &[(&str, serde_json::Value)], freshness: &Completeness) -> Response {
-    let mut body = BytesMut::with_capacity(64 + items.iter().map(Bytes::len).sum::<usize>() + items.len());
-    body.put_slice(b"{\"items\":[");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            body.put_u8(b',');
+/// A list response, `{"items":[...],"continue":...,"freshness":{...}}`, from items serialised
+/// on write. Its tag is computed from theirs, so a page the client holds costs no copying.
+struct ListBody {
+    kind: &'static str,
+    items: Vec<Json>,
+    next: Option<String>,
+    freshness: Bytes,
+}
+
+impl ListBody {
+    fn new(kind: &'static str, items: Vec<Json>, next: Option<String>, freshness: &Completeness) -> Self {
+        ListBody { kind, items, next, freshness: crate::index::to_bytes(freshness) }
+    }
+
+    fn tag(&self) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&(self.kind, &self.next, &self.freshness[..], self.items.len()), &mut h);
+        for item in &self.items {
+            h.write_u64(item.tag);
         }
-        body.put_slice(item);
+        h.finish()
     }
-    body.put_u8(b']');
-    for (key, value) in extra {
-        body.put_slice(format!(",\"{key}\":").as_bytes());
-        body.put_slice(&serde_json::to_vec(value).unwrap_or_default());
+
+    fn render(&self) -> Bytes {
+        let items: usize = self.items.iter().map(|i| i.bytes.len() + 1).sum();
+        let mut body = BytesMut::with_capacity(64 + items + self.freshness.len());
+        body.put_slice(b"{\"items\":[");
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                body.put_u8(b',');
+            }
+            body.put_slice(&item.bytes);
+        }
+        body.put_slice(b"],\"continue\":");
+        body.put_slice(&serde_json::to_vec(&self.next).unwrap_or_default());
+        body.put_slice(b",\"freshness\":");
+        body.put_slice(&self.freshness);
+        body.put_u8(b'}');
+        body.freeze()
     }
-    body.put_slice(b",\"freshness\":");
-    body.put_slice(&crate::index::to_bytes(freshness));
-    body.put_u8(b'}');
-    json_bytes(body.freeze())
+
+    /// The response: `304` when the client holds this page already.
+    fn reply(self, state: &AppState, how: &conditional::Negotiation) -> Response {
+        state.responses.reply_with(how, self.tag(), state.vary(), || self.render())
+    }
 }

@@ -2,10 +2,11 @@
 //! Always available, whatever is enabled.
 
 use serde::Serialize;
+use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
-use warp::{Filter, Reply};
 
+use super::conditional::{Negotiation, negotiation, tag_of};
 use super::params::{self, Params};
 use super::{AppState, caller, covers_everything, scope, with_state};
 use crate::access::{Caller, Verb};
@@ -24,12 +25,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(params::raw())
         .and(caller(state.clone()))
+        .and(negotiation())
         .and(with_state(state))
-        .and_then(|query: String, caller: Caller, state: AppState| async move {
+        .and_then(|query: String, caller: Caller, how: Negotiation, state: AppState| async move {
             Params::parse(&query, &[])?;
             let reads_all = covers_everything(&state, &scope(&state, &caller, Verb::List).await?);
             let body = Body { items: redacted(state.modules.status(), reads_all), switch: state.switch.status() };
-            Ok::<_, warp::Rejection>(warp::reply::json(&body).into_response())
+            // A few hundred bytes, built per request: its tag is a hash of the bytes.
+            let body = crate::index::to_bytes(&body);
+            Ok::<_, warp::Rejection>(state.responses.reply(&how, tag_of(&body[..]), body, state.vary()))
         })
         .boxed()
 }

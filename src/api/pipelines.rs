@@ -4,10 +4,13 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::conditional::{Negotiation, negotiation};
 use super::params::{self, Params};
-use super::{ApiError, AppState, caller, hidden, json_bytes, list_body, scope, with_state};
+use super::poll::{self, Held};
+use super::{ApiError, AppState, ListBody, caller, hidden, scope, with_state};
 use crate::access::{Caller, Verb};
-use crate::index::{PipelineCursor, Scope};
+use crate::index::{NameCursor, Scope};
+use crate::modules::PIPELINES;
 use crate::quote::quote;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -20,11 +23,15 @@ fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(params::raw())
         .and(caller(state.clone()))
+        .and(negotiation())
         .and(with_state(state))
-        .and_then(|query: String, caller: Caller, state: AppState| async move {
-            let params = Params::parse(&query, &["namespace", "limit", "continue"])?;
-            let scope = scope(&state, &caller, Verb::List).await?;
-            Ok::<_, Rejection>(list(&state, &params, params.get("namespace"), &scope)?)
+        .and_then(|query: String, caller: Caller, how: Negotiation, state: AppState| async move {
+            let params = Params::parse(&query, &["namespace", "limit", "continue", "timeoutSeconds"])?;
+            let timeout = poll::timeout(&params)?;
+            let verb = if timeout.is_some() { Verb::Watch } else { Verb::List };
+            let scope = scope(&state, &caller, verb).await?;
+            let held = Held { resource: PIPELINES, namespace: None, scope };
+            list(&state, &caller, &how, &params, params.get("namespace"), held).await
         })
         .boxed()
 }
@@ -35,23 +42,35 @@ fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(params::raw())
         .and(caller(state.clone()))
+        .and(negotiation())
         .and(with_state(state))
-        .and_then(|ns: String, query: String, _: Caller, state: AppState| async move {
-            let params = Params::parse(&query, &["limit", "continue"])?;
-            Ok::<_, Rejection>(list(&state, &params, Some(&ns), &Scope::all())?)
+        .and_then(|ns: String, query: String, caller: Caller, how: Negotiation, state: AppState| async move {
+            let params = Params::parse(&query, &["limit", "continue", "timeoutSeconds"])?;
+            // `caller()` has checked this one namespace.
+            let held = Held { resource: PIPELINES, namespace: Some(&ns), scope: Scope::all() };
+            list(&state, &caller, &how, &params, Some(&ns), held).await
         })
         .boxed()
 }
 
-/// One page of pipelines, by namespace and name. `scope` is every namespace for a namespaced
-/// list: `caller()` has checked that one.
-fn list(state: &AppState, params: &Params, namespace: Option<&str>, scope: &Scope) -> Result<Response, ApiError> {
+/// One page of pipelines, by namespace and name; a long poll with `timeoutSeconds`.
+async fn list(
+    state: &AppState,
+    caller: &Caller,
+    how: &Negotiation,
+    params: &Params,
+    namespace: Option<&str>,
+    held: Held<'_>,
+) -> Result<Response, Rejection> {
     let limit = params.limit(state.page)?;
-    let after = params.get("continue").map(|token| PipelineCursor::decode(token, namespace)).transpose()?;
-    let page = state.index.pipelines(namespace, scope, after.as_ref(), limit);
-    let next = page.next.as_ref().map(PipelineCursor::encode);
-    let extra = [("continue", next.into()), ("revision", page.revision.into())];
-    Ok(list_body(&page.items, &extra, &state.index.completeness(namespace, scope)))
+    let after = params.get("continue").map(|token| NameCursor::decode(token, PIPELINES, namespace)).transpose();
+    let after = after.map_err(ApiError::from)?;
+    poll::list(state, caller, how, poll::timeout(params)?, held, |scope| {
+        let page = state.index.pipelines(namespace, scope, after.as_ref(), limit);
+        let freshness = state.index.completeness(namespace, scope);
+        Ok(ListBody::new(PIPELINES, page.items, page.next.as_ref().map(NameCursor::encode), &freshness))
+    })
+    .await
 }
 
 /// GET /api/v1/namespaces/{namespace}/pipelines/{name}
@@ -60,16 +79,17 @@ fn get(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(params::raw())
         .and(caller(state.clone()))
+        .and(negotiation())
         .and(with_state(state))
-        .and_then(|ns: String, name: String, query: String, _: Caller, state: AppState| async move {
+        .and_then(|ns: String, name: String, query: String, _: Caller, how: Negotiation, state: AppState| async move {
             Params::parse(&query, &[])?;
             match state.index.pipeline(&ns, &name) {
-                Some(p) => Ok(json_bytes(p.body.clone())),
+                Some(p) => Ok(state.responses.reply(&how, p.body.tag, p.body.bytes.clone(), state.vary())),
                 None if !state.index.has_synced(&ns) => Err(Rejection::from(ApiError::unavailable(
                     "NotSynced",
                     format!("namespace {} has not been listed yet; retry shortly", quote(&ns)),
                 ))),
-                None => Err(hidden(&state, &ns, "pipelines", Some(&name)).into()),
+                None => Err(hidden(&state, &ns, PIPELINES, Some(&name)).into()),
             }
         })
         .boxed()

@@ -1,13 +1,17 @@
-//! Rejection endpoints: how a pipeline writer finds out why an execution does not show.
+//! Rejection endpoints: how a pipeline writer finds out why an execution does not show. Paged
+//! like every list, by namespace and name.
 
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::conditional::{Negotiation, negotiation};
 use super::params::{self, Params};
-use super::{AppState, caller, list_body, scope, with_state};
+use super::poll::{self, Held};
+use super::{ApiError, AppState, ListBody, caller, scope, with_state};
 use crate::access::{Caller, Verb};
-use crate::index::Scope;
+use crate::index::{NameCursor, Scope};
+use crate::modules::REJECTIONS;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     list_all(state.clone()).or(list_namespaced(state)).unify().boxed()
@@ -19,11 +23,15 @@ fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(params::raw())
         .and(caller(state.clone()))
+        .and(negotiation())
         .and(with_state(state))
-        .and_then(|query: String, caller: Caller, state: AppState| async move {
-            let params = Params::parse(&query, &["namespace"])?;
-            let scope = scope(&state, &caller, Verb::List).await?;
-            Ok::<_, Rejection>(list(&state, params.get("namespace"), &scope))
+        .and_then(|query: String, caller: Caller, how: Negotiation, state: AppState| async move {
+            let params = Params::parse(&query, &["namespace", "limit", "continue", "timeoutSeconds"])?;
+            let timeout = poll::timeout(&params)?;
+            let verb = if timeout.is_some() { Verb::Watch } else { Verb::List };
+            let scope = scope(&state, &caller, verb).await?;
+            let held = Held { resource: REJECTIONS, namespace: None, scope };
+            list(&state, &caller, &how, &params, params.get("namespace"), held).await
         })
         .boxed()
 }
@@ -34,16 +42,32 @@ fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(params::raw())
         .and(caller(state.clone()))
+        .and(negotiation())
         .and(with_state(state))
-        .and_then(|ns: String, query: String, _: Caller, state: AppState| async move {
-            Params::parse(&query, &[])?;
-            Ok::<_, Rejection>(list(&state, Some(&ns), &Scope::all()))
+        .and_then(|ns: String, query: String, caller: Caller, how: Negotiation, state: AppState| async move {
+            let params = Params::parse(&query, &["limit", "continue", "timeoutSeconds"])?;
+            // `caller()` has checked this one namespace.
+            let held = Held { resource: REJECTIONS, namespace: Some(&ns), scope: Scope::all() };
+            list(&state, &caller, &how, &params, Some(&ns), held).await
         })
         .boxed()
 }
 
-/// `scope` is every namespace for a namespaced list: `caller()` has checked that one.
-fn list(state: &AppState, namespace: Option<&str>, scope: &Scope) -> Response {
-    let items: Vec<_> = state.index.rejections(namespace, scope).iter().map(|r| r.body.clone()).collect();
-    list_body(&items, &[], &state.index.completeness(namespace, scope))
+async fn list(
+    state: &AppState,
+    caller: &Caller,
+    how: &Negotiation,
+    params: &Params,
+    namespace: Option<&str>,
+    held: Held<'_>,
+) -> Result<Response, Rejection> {
+    let limit = params.limit(state.page)?;
+    let after = params.get("continue").map(|token| NameCursor::decode(token, REJECTIONS, namespace)).transpose();
+    let after = after.map_err(ApiError::from)?;
+    poll::list(state, caller, how, poll::timeout(params)?, held, |scope| {
+        let page = state.index.rejections(namespace, scope, after.as_ref(), limit);
+        let freshness = state.index.completeness(namespace, scope);
+        Ok(ListBody::new(REJECTIONS, page.items, page.next.as_ref().map(NameCursor::encode), &freshness))
+    })
+    .await
 }

@@ -1,7 +1,8 @@
 //! The HTTP server: hyper's HTTP/1 connections with a header-read timeout, a cap on concurrent
 //! connections, one access-log line per request at the level its status deserves, `HEAD` served
-//! as `GET` without a body, and a shutdown that drains for a bounded grace period, then closes
-//! whatever is still open.
+//! as `GET` without a body, CORS for the origins configured (none by default), `nosniff` on
+//! every response, and a shutdown that drains for a bounded grace period, then closes whatever is
+//! still open.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,13 +19,15 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower_service::Service as _;
 use warp::filters::BoxedFilter;
+use warp::http::header::HeaderValue;
 use warp::http::{Method, Request, StatusCode, header};
 use warp::reply::Response;
+use warp::{Filter, Reply};
 
 use crate::quote::quote;
 
-/// Connection limits and the shutdown deadline.
-#[derive(Clone, Copy, Debug)]
+/// Connection limits, the shutdown deadline and the origins browsers may call from.
+#[derive(Clone, Debug)]
 pub struct ServerSettings {
     /// A request's headers must arrive within this; an idle keep-alive connection is closed
     /// after it too (hyper starts the same timer while it waits for the next request).
@@ -33,6 +36,8 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests before closing their connections.
     pub shutdown_grace: Duration,
+    /// Origins (`https://ui.example.com`) whose pages may call the API from a browser.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -41,6 +46,7 @@ impl Default for ServerSettings {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(5),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -53,6 +59,8 @@ pub async fn serve(
     settings: ServerSettings,
     shutdown: impl Future<Output = ()>,
 ) {
+    let routes = with_cors(routes, &settings.cors_origins);
+    let cors = !settings.cors_origins.is_empty();
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let mut connections = JoinSet::new();
@@ -73,7 +81,7 @@ pub async fn serve(
             }
         };
         let routes = routes.clone();
-        let service = service_fn(move |req| handle(routes.clone(), req));
+        let service = service_fn(move |req| handle(routes.clone(), cors, req));
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(settings.header_read_timeout)
@@ -112,8 +120,29 @@ async fn accept(
     Ok((stream, permit))
 }
 
+/// CORS for `origins`: a preflight is answered, a request from an origin not listed is refused
+/// (`403`), and a listed origin may send the headers conditional polls, streams and access
+/// control need and read the `ETag`. Without origins, browsers keep other origins out.
+fn with_cors(routes: BoxedFilter<(Response,)>, origins: &[String]) -> BoxedFilter<(Response,)> {
+    if origins.is_empty() {
+        return routes;
+    }
+    let cors = warp::cors()
+        .allow_origins(origins.iter().map(String::as_str))
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers(["authorization", "if-none-match", "last-event-id", "accept"])
+        .expose_headers(["etag", "retry-after"])
+        .max_age(Duration::from_secs(600));
+    let allowed = routes.with(cors).map(Reply::into_response);
+    allowed.recover(super::recover).unify().boxed()
+}
+
 /// One request: `HEAD` is answered as `GET` without its body, and one log line is written.
-async fn handle(routes: BoxedFilter<(Response,)>, mut req: Request<Incoming>) -> Result<Response, Infallible> {
+async fn handle(
+    routes: BoxedFilter<(Response,)>,
+    cors: bool,
+    mut req: Request<Incoming>,
+) -> Result<Response, Infallible> {
     let started = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();
@@ -127,6 +156,12 @@ async fn handle(routes: BoxedFilter<(Response,)>, mut req: Request<Incoming>) ->
         if let Some(length) = length {
             response.headers_mut().insert(header::CONTENT_LENGTH, length.into());
         }
+    }
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if cors {
+        // Whether the CORS headers are there depends on the request's Origin.
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     log(&method, uri.path(), response.status(), started.elapsed());
     Ok(response)

@@ -2,6 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -21,9 +22,9 @@ pub struct ExecutionEntry {
     pub sort_time: Timestamp,
     pub view: ExecutionView,
     /// `GET .../executions/{name}` body.
-    pub detail: Bytes,
+    pub detail: Json,
     /// One item of a list body.
-    pub summary: Bytes,
+    pub summary: Json,
     pub(super) shard: Arc<str>,
     /// Index revision and wall time of the last change to this entry.
     pub revision: u64,
@@ -66,14 +67,14 @@ struct Detail<'a> {
 impl ExecutionEntry {
     /// Serialises an execution's responses, off the index lock; `Index` stamps it on insert.
     pub fn new(e: Execution) -> Self {
-        let detail = to_bytes(&Detail {
+        let detail = Json::of(&Detail {
             namespace: &e.id.namespace,
             name: &e.id.name,
             labels: &e.labels,
             resource_version: &e.resource_version,
             execution: &e.document,
         });
-        let summary = to_bytes(&summary(&e.id, &e.view, &e.resource_version));
+        let summary = Json::of(&summary(&e.id, &e.view, &e.resource_version));
         ExecutionEntry {
             id: Arc::new(e.id),
             labels: e.labels,
@@ -141,7 +142,7 @@ fn environment_phase(e: &EnvironmentStatus) -> EnvironmentPhase<'_> {
 /// A ConfigMap that is not served, with its reasons.
 pub struct RejectionEntry {
     pub rejection: Rejection,
-    pub body: Bytes,
+    pub body: Json,
     pub(super) shard: Arc<str>,
     pub revision: u64,
     pub changed_at: Timestamp,
@@ -158,7 +159,7 @@ struct RejectionBody<'a> {
 impl RejectionEntry {
     pub fn new(rejection: Rejection) -> Self {
         let now = Timestamp::now();
-        let body = to_bytes(&RejectionBody { rejection: &rejection, rejected_at: now.to_string() });
+        let body = Json::of(&RejectionBody { rejection: &rejection, rejected_at: now.to_string() });
         RejectionEntry { rejection, body, shard: Arc::from(""), revision: 0, changed_at: now }
     }
 }
@@ -200,6 +201,24 @@ pub enum Listed {
 impl<T: Into<Prepared>> From<T> for Listed {
     fn from(object: T) -> Self {
         Listed::Fresh(object.into())
+    }
+}
+
+/// A serialised response and a strong hash of it, so a response's ETag is computed without
+/// serialising or hashing its bytes again. The hash is the same in every process of one build,
+/// so replicas holding the same data agree on it.
+#[derive(Clone, Debug)]
+pub struct Json {
+    pub bytes: Bytes,
+    pub tag: u64,
+}
+
+impl Json {
+    pub(crate) fn of<T: Serialize>(value: &T) -> Json {
+        let bytes = to_bytes(value);
+        let mut h = DefaultHasher::new();
+        bytes.hash(&mut h);
+        Json { tag: h.finish(), bytes }
     }
 }
 

@@ -171,9 +171,10 @@ mod tests {
         }
         drop(tx);
         task.await.expect("ingestion survives the panic");
-        let rejections = index.rejections(None, &crate::index::Scope::all());
+        let rejections = index.rejections(None, &crate::index::Scope::all(), None, 10).items;
         assert_eq!(rejections.len(), 1);
-        assert_eq!(rejections[0].rejection.reasons[0].code, "Internal");
+        let rejection: serde_json::Value = serde_json::from_slice(&rejections[0].bytes).unwrap();
+        assert_eq!(rejection["reasons"][0]["code"], "Internal");
         let served: Vec<_> = ["before", "after"]
             .iter()
             .filter(|n| index.get(&ObjectRef { namespace: "ns".into(), name: n.to_string() }).is_some())

@@ -6,6 +6,7 @@
 //! that entries remember and that subscribers are notified of, so later conditional polls and
 //! streams can tell what changed and when. Responses are serialised once, on write.
 
+mod changes;
 mod entry;
 mod ingest;
 mod pipelines;
@@ -21,11 +22,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::watch;
 
+pub use changes::{Change, Changed, Lost};
 pub(crate) use entry::to_bytes;
-pub use entry::{ExecutionEntry, Listed, Prepared, RejectionEntry};
+pub use entry::{ExecutionEntry, Json, Listed, Prepared, RejectionEntry};
 pub use ingest::ingest;
-pub use pipelines::{PipelineCursor, PipelinePage, ResolvedPipeline};
-pub use query::{Cursor, CursorError, Filter, Page, Scope};
+pub use pipelines::{PipelinePage, ResolvedPipeline};
+pub use query::{Cursor, CursorError, Filter, NameCursor, NamedPage, Page, Scope};
 pub use shards::{Completeness, ShardState, ShardStatus};
 
 use crate::model::Phase;
@@ -64,6 +66,8 @@ struct State {
     dirty: BTreeSet<(String, String)>,
     rejections: BTreeMap<ObjectRef, Arc<RejectionEntry>>,
     shards: BTreeMap<String, ShardStatus>,
+    /// Recent changes to executions and pipelines, for streams.
+    changes: changes::History,
 }
 
 /// Shared handle to the index. Cheap to clone.
@@ -187,8 +191,8 @@ impl State {
 
     fn insert(&mut self, shard: &str, object: Prepared, revision: u64, now: Timestamp) {
         let shard: Arc<str> = Arc::from(shard);
-        self.remove(object.id());
-        match object {
+        let before = self.take(object.id()).0;
+        let after = match object {
             Prepared::Execution(mut entry) => {
                 (entry.shard, entry.revision, entry.changed_at) = (shard, revision, now);
                 let entry = Arc::new(entry);
@@ -198,16 +202,33 @@ impl State {
                 }
                 self.dirty.insert((entry.id.namespace.clone(), entry.view.pipeline.clone()));
                 self.order.insert(key, entry.clone());
-                self.executions.insert(entry.id.clone(), entry);
+                self.executions.insert(entry.id.clone(), entry.clone());
+                Some(entry)
             }
             Prepared::Rejection(mut entry) => {
                 (entry.shard, entry.revision, entry.changed_at) = (shard, revision, now);
                 self.rejections.insert(entry.rejection.id.clone(), Arc::new(entry));
+                None
             }
+        };
+        if before.is_some() || after.is_some() {
+            self.changes.record(Changed::Execution { before, after });
         }
     }
 
+    /// Removes an object, served or rejected; true when there was one.
     fn remove(&mut self, id: &ObjectRef) -> bool {
+        let (before, rejected) = self.take(id);
+        let removed = before.is_some() || rejected;
+        if before.is_some() {
+            self.changes.record(Changed::Execution { before, after: None });
+        }
+        removed
+    }
+
+    /// Takes an object out without recording a change: the execution it was, if it was one,
+    /// and whether it was a rejection.
+    fn take(&mut self, id: &ObjectRef) -> (Option<Arc<ExecutionEntry>>, bool) {
         let execution = self.executions.remove(id);
         if let Some(e) = &execution {
             let key = e.sort_key();
@@ -222,7 +243,8 @@ impl State {
             }
             self.dirty.insert((e.id.namespace.clone(), e.view.pipeline.clone()));
         }
-        execution.is_some() | self.rejections.remove(id).is_some()
+        let rejected = self.rejections.remove(id).is_some();
+        (execution, rejected)
     }
 
     fn unchanged(&self, object: &Prepared) -> bool {

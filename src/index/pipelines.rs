@@ -2,16 +2,15 @@
 //! and counts by phase.
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::entry::{Summary, to_bytes};
-use super::{CursorError, Index, Key, Postings, Scope, State, query};
+use super::entry::{Json, Summary};
+use super::{Changed, Index, Key, NameCursor, Postings, Scope, State};
 use crate::model::Phase;
+use crate::modules::PIPELINES;
 
 /// Where one environment of a pipeline stands: its latest attempted run.
 #[derive(Serialize)]
@@ -44,48 +43,17 @@ fn attempted(phase: Phase) -> bool {
 pub struct ResolvedPipeline {
     pub namespace: String,
     pub name: String,
-    pub body: Bytes,
+    pub body: Json,
     /// Index revision of the last change to it.
     pub revision: u64,
 }
 
 /// A page of serialised pipelines.
 pub struct PipelinePage {
-    pub items: Vec<Bytes>,
-    pub next: Option<PipelineCursor>,
-    pub revision: u64,
-}
-
-/// Where the next page of pipelines starts: just after this one, for this namespace filter.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PipelineCursor {
-    #[serde(rename = "ns")]
-    namespace: String,
-    #[serde(rename = "n")]
-    name: String,
-    #[serde(rename = "f")]
-    filter: u64,
-}
-
-impl PipelineCursor {
-    pub fn encode(&self) -> String {
-        query::encode_token(self)
-    }
-
-    /// Decodes a token and checks it was issued for a list of `namespace`.
-    pub fn decode(token: &str, namespace: Option<&str>) -> Result<Self, CursorError> {
-        let cursor: PipelineCursor = query::decode_token(token)?;
-        if cursor.filter != fingerprint(namespace) {
-            return Err(CursorError::OtherFilter);
-        }
-        Ok(cursor)
-    }
-}
-
-fn fingerprint(namespace: Option<&str>) -> u64 {
-    let mut h = DefaultHasher::new();
-    ("pipelines", namespace).hash(&mut h);
-    h.finish()
+    pub items: Vec<Json>,
+    pub next: Option<NameCursor>,
+    /// The last change the page reflects.
+    pub as_of: u64,
 }
 
 impl Index {
@@ -95,7 +63,7 @@ impl Index {
         &self,
         namespace: Option<&str>,
         scope: &Scope,
-        after: Option<&PipelineCursor>,
+        after: Option<&NameCursor>,
         limit: usize,
     ) -> PipelinePage {
         let state = self.read();
@@ -104,6 +72,7 @@ impl Index {
             (None, Some(ns)) => Bound::Included((ns.to_owned(), String::new())),
             (None, None) => Bound::Unbounded,
         };
+        // `after` was checked to belong to a list of `namespace`.
         let mut matching = state
             .pipelines
             .range((from, Bound::Unbounded))
@@ -112,12 +81,8 @@ impl Index {
             .map(|(_, p)| p);
         let page: Vec<&Arc<ResolvedPipeline>> = matching.by_ref().take(limit).collect();
         let more = matching.next().is_some();
-        let next = page.last().filter(|_| more).map(|p| PipelineCursor {
-            namespace: p.namespace.clone(),
-            name: p.name.clone(),
-            filter: fingerprint(namespace),
-        });
-        PipelinePage { items: page.iter().map(|p| p.body.clone()).collect(), next, revision: state.revision }
+        let next = page.last().filter(|_| more).map(|p| NameCursor::new(PIPELINES, namespace, &p.namespace, &p.name));
+        PipelinePage { items: page.iter().map(|p| p.body.clone()).collect(), next, as_of: state.changes.last() }
     }
 
     /// One resolved pipeline.
@@ -127,21 +92,31 @@ impl Index {
 }
 
 impl State {
-    /// Resolves again the pipelines whose executions changed: O(runs of those pipelines).
+    /// Resolves again the pipelines whose executions changed: O(runs of those pipelines). A
+    /// pipeline whose body comes out the same is not a change.
     pub(super) fn resolve_dirty_pipelines(&mut self) {
         for (namespace, name) in std::mem::take(&mut self.dirty) {
             let key = (namespace, name);
             let runs = self.postings(&Key::NamespacedPipeline(key.0.clone(), key.1.clone()));
-            match runs {
+            let before = self.pipelines.get(&key).cloned();
+            let after = match runs {
                 Some(runs) => {
-                    let body = to_bytes(&resolve(runs));
+                    let body = Json::of(&resolve(runs));
+                    if before.as_ref().is_some_and(|b| b.body.tag == body.tag) {
+                        continue;
+                    }
                     let (namespace, name) = key.clone();
-                    let resolved = ResolvedPipeline { namespace, name, body, revision: self.revision };
-                    self.pipelines.insert(key, Arc::new(resolved));
+                    let resolved = Arc::new(ResolvedPipeline { namespace, name, body, revision: self.revision });
+                    self.pipelines.insert(key, resolved.clone());
+                    Some(resolved)
                 }
                 None => {
                     self.pipelines.remove(&key);
+                    None
                 }
+            };
+            if before.is_some() || after.is_some() {
+                self.changes.record(Changed::Pipeline { before, after });
             }
         }
     }

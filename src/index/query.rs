@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{ExecutionEntry, Index, Key, Postings, RejectionEntry, SortKey, State};
+use super::{ExecutionEntry, Index, Json, Key, Postings, RejectionEntry, SortKey, State};
 use crate::model::Phase;
+use crate::modules::REJECTIONS;
 use crate::selector::Selector;
 use crate::validate::ObjectRef;
 use std::cmp::Reverse;
@@ -133,11 +133,55 @@ impl Cursor {
     }
 }
 
+/// Where the next page of a list ordered by namespace and name starts: just after this object,
+/// for lists of this kind and namespace filter only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NameCursor {
+    #[serde(rename = "ns")]
+    pub(super) namespace: String,
+    #[serde(rename = "n")]
+    pub(super) name: String,
+    #[serde(rename = "f")]
+    filter: u64,
+}
+
+impl NameCursor {
+    pub(super) fn new(list: &str, filter: Option<&str>, namespace: &str, name: &str) -> Self {
+        NameCursor { namespace: namespace.to_owned(), name: name.to_owned(), filter: Self::fingerprint(list, filter) }
+    }
+
+    pub fn encode(&self) -> String {
+        encode_token(self)
+    }
+
+    /// Decodes a token and checks it was issued for a `list` of `namespace` (or of any).
+    pub fn decode(token: &str, list: &str, namespace: Option<&str>) -> Result<Self, CursorError> {
+        let cursor: NameCursor = decode_token(token)?;
+        if cursor.filter != Self::fingerprint(list, namespace) {
+            return Err(CursorError::OtherFilter);
+        }
+        Ok(cursor)
+    }
+
+    fn fingerprint(list: &str, namespace: Option<&str>) -> u64 {
+        let mut h = DefaultHasher::new();
+        (list, namespace).hash(&mut h);
+        h.finish()
+    }
+}
+
+/// One page of serialised items, by namespace and name.
+pub struct NamedPage {
+    pub items: Vec<Json>,
+    pub next: Option<NameCursor>,
+}
+
 /// One page of serialised summaries.
 pub struct Page {
-    pub items: Vec<Bytes>,
+    pub items: Vec<Json>,
     pub next: Option<Cursor>,
-    pub revision: u64,
+    /// The last change the page reflects: a stream that starts from it resumes after this.
+    pub as_of: u64,
 }
 
 impl Index {
@@ -168,7 +212,7 @@ impl Index {
             name: e.id.name.clone(),
             filter: filter.fingerprint(),
         });
-        Page { items, next, revision: state.revision }
+        Page { items, next, as_of: state.changes.last() }
     }
 
     /// One execution.
@@ -176,16 +220,42 @@ impl Index {
         self.read().executions.get(id).cloned()
     }
 
-    /// Rejections the scope covers, by namespace and name, optionally for one namespace. A file
-    /// of the directory source (no namespace) is covered only by a scope of every namespace.
-    pub fn rejections(&self, namespace: Option<&str>, scope: &Scope) -> Vec<Arc<RejectionEntry>> {
-        self.read()
+    /// One execution, and the last change its state reflects.
+    pub fn get_as_of(&self, id: &ObjectRef) -> (Option<Arc<ExecutionEntry>>, u64) {
+        let state = self.read();
+        (state.executions.get(id).cloned(), state.changes.last())
+    }
+
+    /// Up to `limit` rejections the scope covers, by namespace and name, optionally of one
+    /// namespace, after `after` (checked to belong to a list of `namespace`). A file of the
+    /// directory source (no namespace) is covered only by a scope of every namespace.
+    pub fn rejections(
+        &self,
+        namespace: Option<&str>,
+        scope: &Scope,
+        after: Option<&NameCursor>,
+        limit: usize,
+    ) -> NamedPage {
+        let state = self.read();
+        let at = |namespace: &str, name: &str| ObjectRef { namespace: namespace.to_owned(), name: name.to_owned() };
+        let from = match (after, namespace) {
+            (Some(c), _) => Bound::Excluded(at(&c.namespace, &c.name)),
+            (None, Some(ns)) => Bound::Included(at(ns, "")),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut matching = state
             .rejections
-            .values()
-            .filter(|r| namespace.is_none_or(|ns| r.rejection.id.namespace == ns))
-            .filter(|r| scope.allows(&r.rejection.id.namespace))
-            .cloned()
-            .collect()
+            .range((from, Bound::Unbounded))
+            .take_while(|(id, _)| namespace.is_none_or(|want| want == id.namespace))
+            .filter(|(id, _)| scope.allows(&id.namespace))
+            .map(|(_, r)| r);
+        let page: Vec<&Arc<RejectionEntry>> = matching.by_ref().take(limit).collect();
+        let more = matching.next().is_some();
+        let next = page.last().filter(|_| more).map(|r| {
+            let id = &r.rejection.id;
+            NameCursor::new(REJECTIONS, namespace, &id.namespace, &id.name)
+        });
+        NamedPage { items: page.iter().map(|r| r.body.clone()).collect(), next }
     }
 
     /// Every namespace the index may hold: the watched ones, and those of the objects a

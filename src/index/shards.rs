@@ -111,8 +111,8 @@ impl Index {
     /// Forgets every shard and everything in the index (the executions module was disabled).
     pub fn clear(&self) {
         let mut state = self.write();
-        let revision = state.revision;
-        *state = super::State { revision, ..super::State::default() };
+        let (revision, changes) = (state.revision, state.changes.successor());
+        *state = super::State { revision, changes, ..super::State::default() };
         self.commit(&mut state);
     }
 

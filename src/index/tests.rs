@@ -21,7 +21,7 @@ fn names(index: &Index, filter: &Filter) -> Vec<String> {
         .list(filter, None, 500)
         .items
         .iter()
-        .map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()["name"].as_str().unwrap().to_owned())
+        .map(|b| serde_json::from_slice::<serde_json::Value>(&b.bytes).unwrap()["name"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -63,7 +63,7 @@ fn reset_swaps_in_a_relist_and_drops_what_it_lacks() {
     let mut all = names(&index, &Filter::default());
     all.sort();
     assert_eq!(all, ["three", "two"], "shard b untouched, shard a replaced");
-    assert!(index.rejections(None, &Scope::all()).is_empty());
+    assert!(index.rejections(None, &Scope::all(), None, 10).items.is_empty());
 }
 
 #[test]
@@ -73,10 +73,10 @@ fn a_rejection_replaces_the_execution_and_a_fix_brings_it_back() {
     index.reset("a", vec![exec("a", "one", Doc::new("p"))]);
     index.apply("a", rejected("a", "one"));
     assert!(names(&index, &Filter::default()).is_empty());
-    assert_eq!(index.rejections(Some("a"), &Scope::all()).len(), 1);
+    assert_eq!(index.rejections(Some("a"), &Scope::all(), None, 10).items.len(), 1);
     index.apply("a", exec("a", "one", Doc::new("p")));
     assert_eq!(names(&index, &Filter::default()), ["one"]);
-    assert!(index.rejections(None, &Scope::all()).is_empty());
+    assert!(index.rejections(None, &Scope::all(), None, 10).items.is_empty());
     index.delete(&ObjectRef { namespace: "a".into(), name: "one".into() });
     assert!(names(&index, &Filter::default()).is_empty());
 }
@@ -121,7 +121,7 @@ fn pages_stay_consistent_while_data_changes() {
     let got: Vec<String> = second
         .items
         .iter()
-        .map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()["name"].as_str().unwrap().to_owned())
+        .map(|b| serde_json::from_slice::<serde_json::Value>(&b.bytes).unwrap()["name"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(got, ["r5", "r4", "r3", "r2", "r1"]);
     assert!(second.next.is_none());
@@ -160,7 +160,7 @@ fn pipelines_resolve_latest_run_environments_and_counts() {
     );
     let resolved = index.pipelines(None, &Scope::all(), None, 10);
     assert_eq!(resolved.items.len(), 1);
-    let p: serde_json::Value = serde_json::from_slice(&resolved.items[0]).unwrap();
+    let p: serde_json::Value = serde_json::from_slice(&resolved.items[0].bytes).unwrap();
     assert_eq!((&p["namespace"], &p["name"]), (&serde_json::json!("a"), &serde_json::json!("web")));
     assert_eq!(p["latestExecution"]["name"], "r2");
     assert_eq!(
@@ -211,7 +211,9 @@ fn walk(index: &Index, filter: &Filter, limit: usize) -> Vec<String> {
     loop {
         let page = index.list(filter, after.as_ref(), limit);
         all.extend(
-            page.items.iter().map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()["name"].to_string()),
+            page.items
+                .iter()
+                .map(|b| serde_json::from_slice::<serde_json::Value>(&b.bytes).unwrap()["name"].to_string()),
         );
         match page.next {
             Some(next) => after = Some(Cursor::decode(&next.encode(), filter).unwrap()),
@@ -266,13 +268,17 @@ fn pipelines_follow_their_executions_and_page() {
     index.register("a", Some("a"));
     index.reset("a", (0..5).map(|i| exec("a", &format!("r{i}"), Doc::new(&format!("p{i}")))).collect());
     let names = |page: &PipelinePage| -> Vec<String> {
-        page.items.iter().map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()["name"].to_string()).collect()
+        page.items
+            .iter()
+            .map(|b| serde_json::from_slice::<serde_json::Value>(&b.bytes).unwrap()["name"].to_string())
+            .collect()
     };
     let first = index.pipelines(Some("a"), &Scope::all(), None, 3);
     assert_eq!(names(&first), ["\"p0\"", "\"p1\"", "\"p2\""]);
     let token = first.next.unwrap().encode();
-    assert_eq!(PipelineCursor::decode(&token, None), Err(CursorError::OtherFilter));
-    let after = PipelineCursor::decode(&token, Some("a")).unwrap();
+    assert_eq!(NameCursor::decode(&token, "pipelines", None), Err(CursorError::OtherFilter));
+    assert_eq!(NameCursor::decode(&token, "rejections", Some("a")), Err(CursorError::OtherFilter));
+    let after = NameCursor::decode(&token, "pipelines", Some("a")).unwrap();
     index.delete(&ObjectRef { namespace: "a".into(), name: "r3".into() });
     let second = index.pipelines(Some("a"), &Scope::all(), Some(&after), 3);
     assert_eq!(names(&second), ["\"p4\""], "a pipeline goes with its last execution");
@@ -280,7 +286,7 @@ fn pipelines_follow_their_executions_and_page() {
     let before = index.pipeline("a", "p1").unwrap().revision;
     index.apply("a", exec("a", "r9", Doc::new("p0")));
     assert_eq!(index.pipeline("a", "p1").unwrap().revision, before, "another pipeline's change leaves it alone");
-    let p0: serde_json::Value = serde_json::from_slice(&index.pipeline("a", "p0").unwrap().body).unwrap();
+    let p0: serde_json::Value = serde_json::from_slice(&index.pipeline("a", "p0").unwrap().body.bytes).unwrap();
     assert_eq!(p0["executionCount"], 2);
     assert!(index.pipelines(None, &Scope::only(["b".to_owned()].into()), None, 10).items.is_empty());
 }

@@ -154,6 +154,26 @@ impl Modules {
         Some(NotInstalled(format!("module {missing} is not installed (module {} depends on it)", owner.name())))
     }
 
+    /// Completes when the module owning API `resource`, or one it depends on, is (or becomes)
+    /// disabled, with why: what ends a long poll or a stream of that resource. Never completes
+    /// for a resource no module owns.
+    pub fn withdrawn(self: &Arc<Self>, resource: &str) -> impl Future<Output = NotInstalled> + Send + 'static {
+        let owner = self.modules.iter().find(|m| m.resources().contains(&resource));
+        let needed: Vec<Lifecycle> = owner
+            .into_iter()
+            .flat_map(|o| std::iter::once(o.name()).chain(o.depends_on().iter().copied()))
+            .filter_map(|name| self.get(name).map(|m| m.lifecycle().clone()))
+            .collect();
+        let (modules, resource) = (self.clone(), resource.to_owned());
+        async move {
+            if needed.is_empty() {
+                return std::future::pending().await;
+            }
+            futures::future::select_all(needed.iter().map(|l| Box::pin(l.disabled()))).await;
+            modules.unavailable(&resource).unwrap_or_else(|| NotInstalled(format!("{resource} was switched off")))
+        }
+    }
+
     /// Every module's state. A module is ready when it is available, its own sync is done and its
     /// dependencies are ready (modules are listed after their dependencies).
     pub fn status(&self) -> Vec<ModuleStatus> {

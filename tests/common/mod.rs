@@ -70,7 +70,7 @@ impl Default for Setup {
             modules: execwatch::modules::ALL.iter().map(|m| m.to_string()).collect(),
             server: ServerSettings::default(),
             access: execwatch::access::Access::open(),
-            limits: execwatch::api::CallerLimits::new(64, None),
+            limits: execwatch::api::CallerLimits::new(64, 10_000, None),
         }
     }
 }
@@ -137,6 +137,32 @@ impl Running {
     /// GETs `path` with `Authorization: Bearer <token>`, returning the whole response.
     pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
         self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.expect("service answers")
+    }
+
+    /// The `ETag` of `path` now, as the holder of `token` (or anyone) sees it.
+    pub async fn etag(&self, path: &str, token: Option<&str>) -> String {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("service answers");
+        assert_eq!(response.status(), 200, "{path}");
+        response.headers()["etag"].to_str().expect("ASCII ETag").to_owned()
+    }
+
+    /// Starts a conditional GET of `path` that holds `etag`: a long poll when `path` has
+    /// `timeoutSeconds`.
+    pub fn long_poll(
+        &self,
+        path: &str,
+        etag: &str,
+        token: Option<&str>,
+    ) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+        let mut request = self.http.get(format!("{}{path}", self.base)).header("if-none-match", etag);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        tokio::spawn(request.send())
     }
 
     /// Waits until GET `path` answers 200 with a body that satisfies `check`.

@@ -1,0 +1,217 @@
+//! Conditional GET and content coding. Every JSON response carries a strong `ETag` computed
+//! from the hashes the index keeps of what it serialised, so an `If-None-Match` that matches
+//! gets `304` with no body and nothing is serialised for it. A client that accepts gzip gets a
+//! body over 1 KiB compressed once and cached by its ETag, so a hot list is not compressed on
+//! every request.
+
+use std::convert::Infallible;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write as _;
+
+use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+use warp::Filter;
+use warp::http::header::{CACHE_CONTROL, CONTENT_ENCODING, ETAG, HeaderValue, VARY};
+use warp::http::{HeaderMap, StatusCode};
+use warp::reply::Response;
+
+use super::json_bytes;
+
+/// Bodies smaller than this are not worth compressing.
+const MIN_GZIP: usize = 1024;
+
+/// What the client already holds and what it accepts.
+#[derive(Clone, Debug, Default)]
+pub struct Negotiation {
+    /// The tags named by `If-None-Match`; `*` matches any.
+    holds: Vec<String>,
+    gzip: bool,
+}
+
+/// The negotiation of the request at hand.
+pub fn negotiation() -> impl Filter<Extract = (Negotiation,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().map(|headers: HeaderMap| Negotiation::of(&headers))
+}
+
+impl Negotiation {
+    pub fn of(headers: &HeaderMap) -> Self {
+        let values = |name| headers.get_all(name).into_iter().filter_map(|v| v.to_str().ok());
+        let holds = values("if-none-match")
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
+            // A gzip body's tag is the identity body's with a suffix: both name the same state.
+            .map(|t| t.trim_end_matches("-gzip").to_owned())
+            .filter(|t| !t.is_empty())
+            .take(32)
+            .collect();
+        let gzip = values("accept-encoding").flat_map(|v| v.split(',')).any(accepts_gzip);
+        Negotiation { holds, gzip }
+    }
+
+    /// Whether the client holds the response tagged `tag` already.
+    pub fn holds(&self, tag: u64) -> bool {
+        let hex = format!("{tag:016x}");
+        self.holds.iter().any(|t| *t == hex || t == "*")
+    }
+
+    /// Whether the client sent `If-None-Match` at all.
+    pub fn is_conditional(&self) -> bool {
+        !self.holds.is_empty()
+    }
+}
+
+/// `gzip` (or `x-gzip`, or `*`) with a weight above zero.
+fn accepts_gzip(coding: &str) -> bool {
+    let mut parts = coding.split(';').map(str::trim);
+    let name = parts.next().unwrap_or_default().to_ascii_lowercase();
+    let weight = parts.find_map(|p| p.strip_prefix("q=")).map_or(1.0, |q| q.parse::<f32>().unwrap_or(0.0));
+    matches!(name.as_str(), "gzip" | "x-gzip" | "*") && weight > 0.0
+}
+
+/// A tag from parts that determine a body (hashes of its pieces, tokens, the kind of list).
+pub fn tag_of(parts: impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
+}
+
+/// Bodies assembled per request (list pages) and compressed bodies, by tag and coding, up to a
+/// byte budget.
+#[derive(Clone)]
+pub struct Responses(std::sync::Arc<Cache<(u64, bool), Bytes, ByLength>>);
+
+#[derive(Clone)]
+struct ByLength;
+
+impl Weighter<(u64, bool), Bytes> for ByLength {
+    fn weight(&self, _: &(u64, bool), body: &Bytes) -> u64 {
+        body.len() as u64 + 64
+    }
+}
+
+impl Responses {
+    pub fn new(budget_bytes: u64) -> Self {
+        // quick_cache sizes its tables from an item estimate: assume pages of about 12 KiB.
+        let items = usize::try_from(budget_bytes / 12_288).unwrap_or(usize::MAX).max(16);
+        Responses(std::sync::Arc::new(Cache::with_weighter(items, budget_bytes, ByLength)))
+    }
+
+    /// A body serialised earlier (one execution or pipeline).
+    pub fn reply(&self, how: &Negotiation, tag: u64, body: Bytes, vary: &'static str) -> Response {
+        self.respond(how, tag, vary, || body)
+    }
+
+    /// A body assembled on demand (a page): assembled once per tag while it stays cached.
+    pub fn reply_with(
+        &self,
+        how: &Negotiation,
+        tag: u64,
+        vary: &'static str,
+        render: impl FnOnce() -> Bytes,
+    ) -> Response {
+        self.respond(how, tag, vary, || {
+            self.0.get_or_insert_with(&(tag, false), || Ok::<_, Infallible>(render())).unwrap_or_default()
+        })
+    }
+
+    fn respond(&self, how: &Negotiation, tag: u64, vary: &'static str, identity: impl FnOnce() -> Bytes) -> Response {
+        if how.holds(tag) {
+            let mut response = Response::new(Bytes::new().into());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            headers(&mut response, &format!("\"{tag:016x}\""), vary);
+            return response;
+        }
+        if how.gzip {
+            if let Some(gzipped) = self.0.get(&(tag, true)) {
+                return gzip_response(gzipped, tag, vary);
+            }
+            let body = identity();
+            if body.len() >= MIN_GZIP {
+                let gzipped = gzip(&body);
+                self.0.insert((tag, true), gzipped.clone());
+                return gzip_response(gzipped, tag, vary);
+            }
+            return identity_response(body, tag, vary);
+        }
+        identity_response(identity(), tag, vary)
+    }
+}
+
+fn identity_response(body: Bytes, tag: u64, vary: &'static str) -> Response {
+    let mut response = json_bytes(body);
+    headers(&mut response, &format!("\"{tag:016x}\""), vary);
+    response
+}
+
+fn gzip_response(body: Bytes, tag: u64, vary: &'static str) -> Response {
+    let mut response = json_bytes(body);
+    response.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    headers(&mut response, &format!("\"{tag:016x}-gzip\""), vary);
+    response
+}
+
+/// Caches may keep the body but must ask again before using it; what it depends on is named.
+fn headers(response: &mut Response, etag: &str, vary: &'static str) {
+    let headers = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(etag) {
+        headers.insert(ETAG, etag);
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    headers.insert(VARY, HeaderValue::from_static(vary));
+}
+
+fn gzip(body: &[u8]) -> Bytes {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn negotiated(pairs: &[(&'static str, &'static str)]) -> Negotiation {
+        let mut headers = HeaderMap::new();
+        for (k, v) in pairs {
+            headers.append(*k, HeaderValue::from_static(v));
+        }
+        Negotiation::of(&headers)
+    }
+
+    #[test]
+    fn if_none_match_names_a_tag_in_any_coding_or_any_tag() {
+        let n = negotiated(&[("if-none-match", "\"00000000000000ff-gzip\", W/\"0000000000000001\"")]);
+        assert!(n.holds(0xff) && n.holds(1) && !n.holds(2));
+        assert!(negotiated(&[("if-none-match", "*")]).holds(7));
+        assert!(!negotiated(&[]).holds(7) && !negotiated(&[]).is_conditional());
+    }
+
+    #[test]
+    fn gzip_is_accepted_unless_weighted_zero() {
+        assert!(negotiated(&[("accept-encoding", "br;q=1.0, gzip;q=0.5")]).gzip);
+        assert!(!negotiated(&[("accept-encoding", "gzip;q=0")]).gzip);
+        assert!(!negotiated(&[("accept-encoding", "identity")]).gzip);
+    }
+
+    #[test]
+    fn a_matching_tag_gets_304_without_a_body_and_gzip_round_trips() {
+        use std::io::Read as _;
+        let responses = Responses::new(1 << 20);
+        let body = Bytes::from(format!("[{}]", "1,".repeat(2000) + "1"));
+        let held = negotiated(&[("if-none-match", "\"000000000000002a\"")]);
+        let response = responses.reply(&held, 42, body.clone(), "Accept-Encoding");
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(http_body::Body::size_hint(response.body()).exact(), Some(0));
+        let gz = negotiated(&[("accept-encoding", "gzip")]);
+        let response = responses.reply(&gz, 42, body.clone(), "Accept-Encoding");
+        assert_eq!(response.headers()[ETAG], "\"000000000000002a-gzip\"");
+        let cached = responses.0.get(&(42, true)).expect("compressed body cached by tag");
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&cached[..]).read_to_end(&mut plain).unwrap();
+        assert_eq!(plain, body);
+    }
+}

@@ -1,0 +1,110 @@
+//! A bounded history of what changed, in order, so streams fan out from the one index and a
+//! client that reconnects resumes exactly where it left off. Each change has a sequence number
+//! (an event's `id`); a stream keeps only its position, so a slow reader holds no queue of its
+//! own. What falls out of the history is lost to it: it resynchronises from a snapshot.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::{ExecutionEntry, Index, ResolvedPipeline};
+
+/// One change, with the object before and after it (`None`: absent), so a stream can tell
+/// whether it entered, changed within or left the set it follows.
+#[derive(Clone)]
+pub enum Changed {
+    Execution { before: Option<Arc<ExecutionEntry>>, after: Option<Arc<ExecutionEntry>> },
+    Pipeline { before: Option<Arc<ResolvedPipeline>>, after: Option<Arc<ResolvedPipeline>> },
+}
+
+/// A change and its sequence number.
+#[derive(Clone)]
+pub struct Change {
+    pub seq: u64,
+    pub what: Changed,
+}
+
+/// The history lost the changes a stream asked for: it must resynchronise.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Lost;
+
+/// The history: at most `MAX_CHANGES` changes holding at most `MAX_BYTES` of responses that
+/// the index itself may no longer hold (versions since replaced).
+pub(super) struct History {
+    changes: VecDeque<(Change, usize)>,
+    bytes: usize,
+    /// The sequence number the next change gets; it survives `Index::clear`.
+    next: u64,
+}
+
+const MAX_CHANGES: usize = 4096;
+const MAX_BYTES: usize = 16 << 20;
+
+impl Default for History {
+    fn default() -> Self {
+        // Numbers start at the process's start time in milliseconds, like revisions, so an id a
+        // client kept from another process is (nearly always) unknown here, never mistaken.
+        let epoch = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or_default();
+        History { changes: VecDeque::new(), bytes: 0, next: epoch << 12 }
+    }
+}
+
+impl History {
+    pub(super) fn record(&mut self, what: Changed) {
+        let weight = weight(&what);
+        self.changes.push_back((Change { seq: self.next, what }, weight));
+        self.next += 1;
+        self.bytes += weight;
+        while self.changes.len() > MAX_CHANGES || (self.bytes > MAX_BYTES && self.changes.len() > 1) {
+            if let Some((_, w)) = self.changes.pop_front() {
+                self.bytes -= w;
+            }
+        }
+    }
+
+    /// A fresh history that goes on numbering where this one ends.
+    pub(super) fn successor(&self) -> History {
+        History { changes: VecDeque::new(), bytes: 0, next: self.next }
+    }
+
+    /// The sequence number of the last change (one below the first, before any).
+    pub(super) fn last(&self) -> u64 {
+        self.next - 1
+    }
+
+    /// Every change after `seq`, or `Lost` when some of them are no longer held, or `seq` was
+    /// never issued here.
+    fn since(&self, seq: u64) -> Result<Vec<Change>, Lost> {
+        if seq > self.last() {
+            return Err(Lost);
+        }
+        let first = self.changes.front().map_or(self.next, |(c, _)| c.seq);
+        if seq + 1 < first {
+            return Err(Lost);
+        }
+        let skip = usize::try_from(seq + 1 - first).unwrap_or(usize::MAX);
+        Ok(self.changes.iter().skip(skip).map(|(c, _)| c.clone()).collect())
+    }
+}
+
+fn weight(what: &Changed) -> usize {
+    let execution =
+        |e: &Option<Arc<ExecutionEntry>>| e.as_ref().map_or(0, |e| e.detail.bytes.len() + e.summary.bytes.len());
+    let pipeline = |p: &Option<Arc<ResolvedPipeline>>| p.as_ref().map_or(0, |p| p.body.bytes.len());
+    match what {
+        Changed::Execution { before, after } => execution(before) + execution(after),
+        Changed::Pipeline { before, after } => pipeline(before) + pipeline(after),
+    }
+}
+
+impl Index {
+    /// Every change after `seq`, in order.
+    pub fn changes_since(&self, seq: u64) -> Result<Vec<Change>, Lost> {
+        self.read().changes.since(seq)
+    }
+
+    /// The sequence number of the last change: a stream that starts from a snapshot taken now
+    /// resumes after it.
+    pub fn last_change(&self) -> u64 {
+        self.read().changes.last()
+    }
+}
