@@ -29,6 +29,10 @@ pub struct Negotiation {
     /// The tags named by `If-None-Match`; `*` matches any.
     holds: Vec<String>,
     gzip: bool,
+    /// `Accept: text/event-stream`: a stream, where the endpoint has one.
+    pub events: bool,
+    /// Where a stream resumes (`Last-Event-ID`).
+    pub last_event_id: Option<u64>,
 }
 
 /// The negotiation of the request at hand.
@@ -48,7 +52,8 @@ impl Negotiation {
             .take(32)
             .collect();
         let gzip = values("accept-encoding").flat_map(|v| v.split(',')).any(accepts_gzip);
-        Negotiation { holds, gzip }
+        let events = super::stream::accepts_events(values("accept"));
+        Negotiation { holds, gzip, events, last_event_id: super::stream::last_event_id(headers) }
     }
 
     /// Whether the client holds the response tagged `tag` already.

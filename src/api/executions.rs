@@ -8,10 +8,12 @@ use warp::{Filter, Rejection};
 use super::conditional::{Negotiation, negotiation};
 use super::params::{self, Params};
 use super::poll::{self, Held};
+use super::stream::{self, Ends, Followed};
 use super::{ApiError, AppState, ListBody, caller, hidden, scope, with_state};
 use crate::access::{Caller, Verb};
 use crate::index::{Cursor, Filter as ExecutionFilter, Scope};
 use crate::model::Phase;
+use crate::modules::EXECUTIONS;
 use crate::quote::quote;
 use crate::selector::Selector;
 use crate::validate::ObjectRef;
@@ -52,13 +54,15 @@ fn get(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller(state.clone()))
         .and(negotiation())
         .and(with_state(state))
-        .and_then(|ns, name, query, _: Caller, how, state| get_one(ns, name, query, how, state))
+        .and_then(|ns, name, query, caller: Caller, how, state| get_one(ns, name, query, caller, how, state))
         .boxed()
 }
 
-const FILTERS: [&str; 7] = ["pipeline", "phase", "environment", "labelSelector", "limit", "continue", "timeoutSeconds"];
+const FILTERS: [&str; 8] =
+    ["pipeline", "phase", "environment", "labelSelector", "limit", "continue", "timeoutSeconds", "watch"];
 
-/// Lists executions; with `If-None-Match` and `timeoutSeconds`, a long poll (see `poll`).
+/// Lists executions; with `If-None-Match` and `timeoutSeconds`, a long poll (see `poll`); with
+/// `Accept: text/event-stream` or `watch=true`, a stream of its changes (see `stream`).
 async fn list(
     state: AppState,
     caller: Caller,
@@ -73,7 +77,8 @@ async fn list(
     }
     let params = Params::parse(&query, &allowed)?;
     let timeout = poll::timeout(&params)?;
-    let verb = if timeout.is_some() { Verb::Watch } else { Verb::List };
+    let streams = stream::wanted(&how, &params)?;
+    let verb = if timeout.is_some() || streams { Verb::Watch } else { Verb::List };
     // A namespaced list's one namespace was checked by `caller()`.
     let readable = if namespaced { Scope::all() } else { scope(&state, &caller, verb).await? };
     let filter = ExecutionFilter {
@@ -91,13 +96,22 @@ async fn list(
     let limit = params.limit(state.page)?;
     let after =
         params.get("continue").map(|token| Cursor::decode(token, &filter)).transpose().map_err(ApiError::from)?;
-    let held =
-        Held { resource: "executions", namespace: filter.namespace.as_deref().filter(|_| namespaced), scope: readable };
+    let page = move |state: &AppState, filter: &ExecutionFilter| {
+        let page = state.index.list(filter, after.as_ref(), limit);
+        let freshness = state.index.completeness(filter.namespace.as_deref(), &filter.scope);
+        (ListBody::new(EXECUTIONS, page.items, page.next.as_ref().map(Cursor::encode), &freshness), page.as_of)
+    };
+    let checked = filter.namespace.clone().filter(|_| namespaced);
+    if streams {
+        let filter = ExecutionFilter { scope: readable.clone(), ..filter };
+        let ends = Ends { resource: EXECUTIONS, access_lost: stream::access_lost(&state, &caller, checked, readable) };
+        let snapshot_of = filter.clone();
+        let followed = Followed::Executions { filter, snapshot: Box::new(move |state| page(state, &snapshot_of)) };
+        return Ok(stream::start(&state, &caller, followed, ends, how.last_event_id)?);
+    }
+    let held = Held { resource: EXECUTIONS, namespace: checked.as_deref(), scope: readable };
     poll::list(&state, &caller, &how, timeout, held, |scope| {
-        let filter = ExecutionFilter { scope: scope.clone(), ..filter.clone() };
-        let page = state.index.list(&filter, after.as_ref(), limit);
-        let freshness = state.index.completeness(filter.namespace.as_deref(), scope);
-        Ok(ListBody::new("executions", page.items, page.next.as_ref().map(Cursor::encode), &freshness))
+        Ok(page(&state, &ExecutionFilter { scope: scope.clone(), ..filter.clone() }).0)
     })
     .await
 }
@@ -116,16 +130,23 @@ fn label_selector(params: &Params) -> Result<Option<Selector>, ApiError> {
         .transpose()
 }
 
+/// One execution; with `Accept: text/event-stream` or `watch=true`, a stream of its changes.
 async fn get_one(
     namespace: String,
     name: String,
     query: String,
+    caller: Caller,
     how: Negotiation,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    Params::parse(&query, &[])?;
+    let params = Params::parse(&query, &["watch"])?;
     let id = ObjectRef { namespace, name };
     match state.index.get(&id) {
+        Some(_) if stream::wanted(&how, &params)? => {
+            let lost = stream::access_lost(&state, &caller, Some(id.namespace.clone()), Scope::all());
+            let ends = Ends { resource: EXECUTIONS, access_lost: lost };
+            Ok(stream::start(&state, &caller, Followed::Execution(id), ends, how.last_event_id)?)
+        }
         Some(entry) => Ok(state.responses.reply(&how, entry.detail.tag, entry.detail.bytes.clone(), state.vary())),
         None if !state.index.has_synced(&id.namespace) => Err(ApiError::unavailable(
             "NotSynced",

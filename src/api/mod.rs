@@ -12,6 +12,7 @@ pub(crate) mod pipelines;
 mod poll;
 pub(crate) mod rejections;
 pub mod server;
+mod stream;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -117,13 +118,14 @@ fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Inf
 /// no caller learns whether a namespace they may not read exists: the review is made whether or
 /// not the namespace is watched.
 fn caller(state: AppState) -> impl Filter<Extract = (Caller,), Error = warp::Rejection> + Clone {
-    warp::path::full().and(params::raw()).and(warp::header::optional::<String>("authorization")).and_then(
-        move |path: warp::path::FullPath, query: String, authorization: Option<String>| {
+    let headers = warp::header::optional::<String>("authorization").and(warp::header::optional::<String>("accept"));
+    warp::path::full().and(params::raw()).and(headers).and_then(
+        move |path: warp::path::FullPath, query: String, authorization: Option<String>, accept: Option<String>| {
             let state = state.clone();
             async move {
                 let caller = state.access.authenticate(authorization.as_deref()).await.map_err(ApiError::from)?;
                 state.limits.admit(caller.subject.as_ref())?;
-                let target = Target::of(path.as_str(), &query);
+                let target = Target::of(path.as_str(), &query, accept.as_deref());
                 if let Some(namespace) = &target.namespace {
                     let readable =
                         state.access.can_read(&caller, namespace, target.verb).await.map_err(ApiError::from)?;
@@ -147,7 +149,9 @@ struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    fn of(path: &'a str, query: &str) -> Self {
+    /// A long poll (`timeoutSeconds`) and a stream (`watch`, or `Accept: text/event-stream`)
+    /// are watches; reading one object is a get.
+    fn of(path: &'a str, query: &str, accept: Option<&str>) -> Self {
         let mut parts = path.strip_prefix("/api/v1/").unwrap_or_default().split('/');
         let (namespace, resource, name) = match parts.next() {
             Some("namespaces") => {
@@ -156,10 +160,13 @@ impl<'a> Target<'a> {
             }
             resource => (params::first(query, "namespace"), resource.unwrap_or_default(), None),
         };
-        let verb = match (name, params::first(query, "timeoutSeconds")) {
-            (Some(_), _) => Verb::Get,
-            (None, Some(_)) => Verb::Watch,
-            (None, None) => Verb::List,
+        let watches = params::first(query, "timeoutSeconds").is_some()
+            || params::first(query, "watch").is_some_and(|w| w == "true")
+            || stream::accepts_events(accept.into_iter());
+        let verb = match (name, watches) {
+            (_, true) => Verb::Watch,
+            (Some(_), false) => Verb::Get,
+            (None, false) => Verb::List,
         };
         Target { namespace, resource, name, verb }
     }

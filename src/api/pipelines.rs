@@ -7,6 +7,7 @@ use warp::{Filter, Rejection};
 use super::conditional::{Negotiation, negotiation};
 use super::params::{self, Params};
 use super::poll::{self, Held};
+use super::stream::{self, Ends, Followed};
 use super::{ApiError, AppState, ListBody, caller, hidden, scope, with_state};
 use crate::access::{Caller, Verb};
 use crate::index::{NameCursor, Scope};
@@ -26,9 +27,9 @@ fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
         .and(negotiation())
         .and(with_state(state))
         .and_then(|query: String, caller: Caller, how: Negotiation, state: AppState| async move {
-            let params = Params::parse(&query, &["namespace", "limit", "continue", "timeoutSeconds"])?;
-            let timeout = poll::timeout(&params)?;
-            let verb = if timeout.is_some() { Verb::Watch } else { Verb::List };
+            let params = Params::parse(&query, &["namespace", "limit", "continue", "timeoutSeconds", "watch"])?;
+            let streams = poll::timeout(&params)?.is_some() || stream::wanted(&how, &params)?;
+            let verb = if streams { Verb::Watch } else { Verb::List };
             let scope = scope(&state, &caller, verb).await?;
             let held = Held { resource: PIPELINES, namespace: None, scope };
             list(&state, &caller, &how, &params, params.get("namespace"), held).await
@@ -45,7 +46,7 @@ fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
         .and(negotiation())
         .and(with_state(state))
         .and_then(|ns: String, query: String, caller: Caller, how: Negotiation, state: AppState| async move {
-            let params = Params::parse(&query, &["limit", "continue", "timeoutSeconds"])?;
+            let params = Params::parse(&query, &["limit", "continue", "timeoutSeconds", "watch"])?;
             // `caller()` has checked this one namespace.
             let held = Held { resource: PIPELINES, namespace: Some(&ns), scope: Scope::all() };
             list(&state, &caller, &how, &params, Some(&ns), held).await
@@ -53,7 +54,8 @@ fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// One page of pipelines, by namespace and name; a long poll with `timeoutSeconds`.
+/// One page of pipelines, by namespace and name; a long poll with `timeoutSeconds`, a stream of
+/// pipeline changes with `Accept: text/event-stream` or `watch=true`.
 async fn list(
     state: &AppState,
     caller: &Caller,
@@ -65,12 +67,22 @@ async fn list(
     let limit = params.limit(state.page)?;
     let after = params.get("continue").map(|token| NameCursor::decode(token, PIPELINES, namespace)).transpose();
     let after = after.map_err(ApiError::from)?;
-    poll::list(state, caller, how, poll::timeout(params)?, held, |scope| {
-        let page = state.index.pipelines(namespace, scope, after.as_ref(), limit);
-        let freshness = state.index.completeness(namespace, scope);
-        Ok(ListBody::new(PIPELINES, page.items, page.next.as_ref().map(NameCursor::encode), &freshness))
-    })
-    .await
+    let owned = namespace.map(str::to_owned);
+    let page = move |state: &AppState, scope: &Scope| {
+        let page = state.index.pipelines(owned.as_deref(), scope, after.as_ref(), limit);
+        let freshness = state.index.completeness(owned.as_deref(), scope);
+        (ListBody::new(PIPELINES, page.items, page.next.as_ref().map(NameCursor::encode), &freshness), page.as_of)
+    };
+    if stream::wanted(how, params)? {
+        let scope = held.scope.clone();
+        let lost = stream::access_lost(state, caller, held.namespace.map(str::to_owned), scope.clone());
+        let ends = Ends { resource: PIPELINES, access_lost: lost };
+        let snapshot_scope = scope.clone();
+        let snapshot = Box::new(move |state: &AppState| page(state, &snapshot_scope));
+        let followed = Followed::Pipelines { namespace: namespace.map(str::to_owned), scope, snapshot };
+        return Ok(stream::start(state, caller, followed, ends, how.last_event_id)?);
+    }
+    poll::list(state, caller, how, poll::timeout(params)?, held, |scope| Ok(page(state, scope).0)).await
 }
 
 /// GET /api/v1/namespaces/{namespace}/pipelines/{name}

@@ -1,0 +1,262 @@
+//! Live streams (Server-Sent Events) of an execution list, one execution, or pipelines, asked
+//! for with `Accept: text/event-stream` or `?watch=true`.
+//!
+//! A stream sends a `snapshot` (what the same request without streaming answers), then an event
+//! per change: `added`, `modified` and `deleted`, as objects enter, change within or leave what
+//! the stream follows. Every event's `id` is the change's place in the index's history, so a
+//! client that reconnects with `Last-Event-ID` gets exactly what it missed; when the history no
+//! longer holds that, it gets `resync` with a fresh snapshot. A stream ends with `closed` (and
+//! its reason) on shutdown, when its module is switched off, or when the caller's access
+//! changes; a one-execution stream ends after `deleted`.
+//!
+//! Every stream reads the one index: a task per stream follows the shared history from its own
+//! position and writes into a small bounded channel. A slow reader only makes its own task wait;
+//! once the history has moved past it, it resynchronises, and a reader that takes nothing for
+//! `STALLED` is closed, so memory stays bounded whatever clients do.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use warp::Reply;
+use warp::http::HeaderMap;
+use warp::reply::Response;
+use warp::sse::Event;
+
+use super::conditional::Negotiation;
+use super::params::Params;
+use super::{ApiError, AppState, ListBody};
+use crate::access::Caller;
+use crate::index::{Change, Changed, Filter, Lost, Scope};
+use crate::validate::ObjectRef;
+
+/// A comment this often keeps proxies from closing an idle stream.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How soon `EventSource` reconnects after a stream ends.
+const RETRY: Duration = Duration::from_secs(2);
+/// Events a stream may have waiting for its reader (each at most a document's detail).
+const BUFFER: usize = 16;
+/// A reader that takes no event for this long is closed.
+const STALLED: Duration = Duration::from_secs(30);
+
+/// Whether a request asks for a stream: `Accept: text/event-stream`, or `?watch=true`.
+pub fn wanted(how: &Negotiation, params: &Params) -> Result<bool, ApiError> {
+    let watch = params.parsed("watch", "true or false", |s| s.parse::<bool>().ok())?;
+    Ok(watch.unwrap_or(how.events))
+}
+
+/// Whether `Accept` values name `text/event-stream`.
+pub fn accepts_events<'a>(mut accept: impl Iterator<Item = &'a str>) -> bool {
+    accept.any(|v| v.split(',').any(|t| t.trim().starts_with("text/event-stream")))
+}
+
+/// `Last-Event-ID`, if it is one of ours (a number).
+pub fn last_event_id(headers: &HeaderMap) -> Option<u64> {
+    headers.get("last-event-id")?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Completes once `caller` may no longer read what the stream follows.
+pub fn access_lost(
+    state: &AppState,
+    caller: &Caller,
+    namespace: Option<String>,
+    scope: Scope,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let (state, caller) = (state.clone(), caller.clone());
+    Box::pin(async move { super::access_lost(&state, &caller, namespace.as_deref(), &scope).await })
+}
+
+/// A list's snapshot: its first page, and the last change that page reflects.
+pub type Snapshot = Box<dyn Fn(&AppState) -> (ListBody, u64) + Send + Sync>;
+
+/// What a stream follows.
+pub enum Followed {
+    /// A list of executions.
+    Executions {
+        filter: Filter,
+        snapshot: Snapshot,
+    },
+    Execution(ObjectRef),
+    /// Pipelines of one namespace (or any) within a scope.
+    Pipelines {
+        namespace: Option<String>,
+        scope: Scope,
+        snapshot: Snapshot,
+    },
+}
+
+/// What ends a stream early: its module going away, the caller's access changing.
+pub struct Ends {
+    pub resource: &'static str,
+    pub access_lost: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+/// Starts a stream for `caller`, counted against their limits while it lasts.
+pub fn start(
+    state: &AppState,
+    caller: &Caller,
+    followed: Followed,
+    ends: Ends,
+    resume: Option<u64>,
+) -> Result<Response, ApiError> {
+    let held = state.limits.hold(caller.subject.as_ref())?;
+    let (tx, mut rx) = mpsc::channel(BUFFER);
+    let follower = Follower { state: state.clone(), followed, tx };
+    tokio::spawn(async move {
+        follower.run(ends, resume).await;
+        drop(held);
+    });
+    let events = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|e| e.map(Ok::<_, std::convert::Infallible>)));
+    Ok(warp::sse::reply(events).into_response())
+}
+
+struct Follower {
+    state: AppState,
+    followed: Followed,
+    tx: mpsc::Sender<Event>,
+}
+
+/// Why a stream stops: the reader left or stalled (nothing more to say), or a reason to tell.
+enum Stop {
+    Gone,
+    Closed(String),
+}
+
+impl Follower {
+    async fn run(mut self, ends: Ends, resume: Option<u64>) {
+        let Ends { resource, mut access_lost } = ends;
+        let mut changes = self.state.index.subscribe();
+        let mut withdrawn = std::pin::pin!(self.state.modules.withdrawn(resource));
+        let state = self.state.clone();
+        let mut shutting_down = std::pin::pin!(state.health.shutting_down());
+        let mut position = match resume {
+            Some(seq) => seq,
+            None => match self.snapshot("snapshot").await {
+                Ok(seq) => seq,
+                Err(_) => return,
+            },
+        };
+        let mut catch_up = resume.is_some();
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        let stop = loop {
+            if !catch_up {
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    _ = heartbeat.tick() => {
+                        match self.send(Event::default().comment("heartbeat")).await {
+                            Ok(()) => continue,
+                            Err(stop) => break stop,
+                        }
+                    }
+                    _ = self.tx.closed() => break Stop::Gone,
+                    _ = &mut shutting_down => break Stop::Closed("the service is shutting down; reconnect to another replica".into()),
+                    why = &mut withdrawn => break Stop::Closed(why.0),
+                    _ = &mut access_lost => break Stop::Closed("access changed; reconnect to see what you may read now".into()),
+                }
+            }
+            catch_up = false;
+            let step = match self.state.index.changes_since(position) {
+                Ok(changes) => self.forward(&changes, &mut position).await,
+                Err(Lost) => self.snapshot("resync").await.map(|seq| {
+                    position = seq;
+                    true
+                }),
+            };
+            match step {
+                Ok(true) => {}
+                Ok(false) => break Stop::Closed("the execution was deleted".into()),
+                Err(stop) => break stop,
+            }
+        };
+        if let Stop::Closed(reason) = stop {
+            let data = serde_json::json!({ "reason": reason }).to_string();
+            let _ = self.send(Event::default().event("closed").data(data)).await;
+        }
+    }
+
+    /// Sends the state as it is now; the position it reflects.
+    async fn snapshot(&mut self, name: &str) -> Result<u64, Stop> {
+        let (data, seq) = match &self.followed {
+            Followed::Executions { snapshot, .. } | Followed::Pipelines { snapshot, .. } => {
+                let (page, seq) = snapshot(&self.state);
+                (page.render(), seq)
+            }
+            Followed::Execution(id) => match self.state.index.get_as_of(id) {
+                (Some(entry), seq) => (entry.detail.bytes.clone(), seq),
+                (None, seq) => {
+                    let gone = serde_json::json!({ "namespace": id.namespace, "name": id.name });
+                    self.send(event("deleted", seq, Bytes::from(gone.to_string()))).await?;
+                    return Err(Stop::Closed("the execution was deleted".into()));
+                }
+            },
+        };
+        self.send(event(name, seq, data).retry(RETRY)).await?;
+        Ok(seq)
+    }
+
+    /// Sends the changes this stream follows and moves `position` past them all; false once a
+    /// one-execution stream has sent `deleted`.
+    async fn forward(&mut self, changes: &[Change], position: &mut u64) -> Result<bool, Stop> {
+        for change in changes {
+            *position = change.seq;
+            let Some((name, data)) = self.event_for(&change.what) else { continue };
+            self.send(event(name, change.seq, data)).await?;
+            if name == "deleted" && matches!(self.followed, Followed::Execution(_)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The event a change makes for this stream, if any.
+    fn event_for(&self, what: &Changed) -> Option<(&'static str, Bytes)> {
+        match (&self.followed, what) {
+            (Followed::Executions { filter, .. }, Changed::Execution { before, after }) => {
+                let before = before.as_ref().filter(|e| filter.matches(e));
+                let after = after.as_ref().filter(|e| filter.matches(e));
+                transition(before.map(|e| &e.summary.bytes), after.map(|e| &e.summary.bytes))
+            }
+            (Followed::Execution(id), Changed::Execution { before, after }) => {
+                let before = before.as_ref().filter(|e| *e.id == *id);
+                let after = after.as_ref().filter(|e| *e.id == *id);
+                transition(before.map(|e| &e.detail.bytes), after.map(|e| &e.detail.bytes))
+            }
+            (Followed::Pipelines { namespace, scope, .. }, Changed::Pipeline { before, after }) => {
+                let follows = |ns: &str| namespace.as_deref().is_none_or(|want| want == ns) && scope.allows(ns);
+                let before = before.as_ref().filter(|p| follows(&p.namespace));
+                let after = after.as_ref().filter(|p| follows(&p.namespace));
+                transition(before.map(|p| &p.body.bytes), after.map(|p| &p.body.bytes))
+            }
+            _ => None,
+        }
+    }
+
+    /// Waits for room in the buffer, up to `STALLED`.
+    async fn send(&self, event: Event) -> Result<(), Stop> {
+        match tokio::time::timeout(STALLED, self.tx.send(event)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Stop::Gone),
+            Err(_) => {
+                tracing::info!(after = ?STALLED, "closing a stream whose reader took nothing");
+                Err(Stop::Gone)
+            }
+        }
+    }
+}
+
+/// `added`, `modified` or `deleted`, from what the stream saw before and after a change.
+fn transition(before: Option<&Bytes>, after: Option<&Bytes>) -> Option<(&'static str, Bytes)> {
+    match (before, after) {
+        (None, Some(after)) => Some(("added", after.clone())),
+        (Some(_), Some(after)) => Some(("modified", after.clone())),
+        (Some(before), None) => Some(("deleted", before.clone())),
+        (None, None) => None,
+    }
+}
+
+fn event(name: &str, seq: u64, data: Bytes) -> Event {
+    // Serialised JSON is UTF-8 on one line.
+    Event::default().event(name).id(seq.to_string()).data(String::from_utf8_lossy(&data).into_owned())
+}
