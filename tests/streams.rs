@@ -10,7 +10,7 @@ use common::{Cluster, DEADLINE, names};
 use eventsource_stream::{Event, Eventsource};
 use execwatch::fixtures::{Cm, Doc};
 use futures::{Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type Events = std::pin::Pin<Box<dyn Stream<Item = Event> + Send>>;
 
@@ -170,7 +170,25 @@ async fn a_stalled_reader_does_not_delay_another() {
     }
     let (status, _) = c.service.get("/api/v1/executions").await;
     assert_eq!(status, 200, "the service goes on answering");
-    drop(stalled);
+    // 150 versions of 100 KiB are more than the history holds: once the stalled reader reads
+    // again, what it missed is gone, and it is told to resynchronise.
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let resynced = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let n = stalled.read(&mut buf).await.expect("the stalled stream is still open");
+            assert!(n > 0, "the stream ended without a resync");
+            seen.extend_from_slice(&buf[..n]);
+            // Keep only a tail: the bytes before it have been searched.
+            if let Some(at) = seen.windows(13).position(|w| w == b"event:resync\n") {
+                return at;
+            }
+            let keep = seen.len().saturating_sub(16);
+            seen.drain(..keep);
+        }
+    })
+    .await;
+    assert!(resynced.is_ok(), "the stalled reader gets a resync");
 }
 
 #[tokio::test]

@@ -157,8 +157,12 @@ impl Follower {
                 }
             }
             catch_up = false;
-            let step = match self.state.index.changes_since(position) {
-                Ok(changes) => self.forward(&changes, &mut position).await,
+            let step = match self.state.index.changes_since(position, BUFFER) {
+                Ok(changes) => {
+                    // A full batch may have more behind it: take it before waiting again.
+                    catch_up = changes.len() == BUFFER;
+                    self.forward(&changes, &mut position).await
+                }
                 Err(Lost) => self.snapshot("resync").await.map(|seq| {
                     position = seq;
                     true

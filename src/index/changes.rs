@@ -71,9 +71,9 @@ impl History {
         self.next - 1
     }
 
-    /// Every change after `seq`, or `Lost` when some of them are no longer held, or `seq` was
-    /// never issued here.
-    fn since(&self, seq: u64) -> Result<Vec<Change>, Lost> {
+    /// Up to `limit` changes after `seq`, or `Lost` when some of them are no longer held, or
+    /// `seq` was never issued here.
+    fn since(&self, seq: u64, limit: usize) -> Result<Vec<Change>, Lost> {
         if seq > self.last() {
             return Err(Lost);
         }
@@ -82,7 +82,7 @@ impl History {
             return Err(Lost);
         }
         let skip = usize::try_from(seq + 1 - first).unwrap_or(usize::MAX);
-        Ok(self.changes.iter().skip(skip).map(|(c, _)| c.clone()).collect())
+        Ok(self.changes.iter().skip(skip).take(limit).map(|(c, _)| c.clone()).collect())
     }
 }
 
@@ -97,14 +97,40 @@ fn weight(what: &Changed) -> usize {
 }
 
 impl Index {
-    /// Every change after `seq`, in order.
-    pub fn changes_since(&self, seq: u64) -> Result<Vec<Change>, Lost> {
-        self.read().changes.since(seq)
+    /// Up to `limit` changes after `seq`, in order: a reader takes a few at a time, so one that
+    /// is slow holds no more than that of the history.
+    pub fn changes_since(&self, seq: u64, limit: usize) -> Result<Vec<Change>, Lost> {
+        self.read().changes.since(seq, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline_change(history: &mut History) {
+        history.record(Changed::Pipeline { before: None, after: None });
     }
 
-    /// The sequence number of the last change: a stream that starts from a snapshot taken now
-    /// resumes after it.
-    pub fn last_change(&self) -> u64 {
-        self.read().changes.last()
+    #[test]
+    fn readers_resume_after_what_they_saw_until_the_history_moves_past_them() {
+        let mut history = History::default();
+        let start = history.last();
+        assert_eq!(history.since(start, 10).map(|c| c.len()), Ok(0));
+        for _ in 0..5 {
+            pipeline_change(&mut history);
+        }
+        let seqs = |changes: Vec<Change>| changes.iter().map(|c| c.seq - start).collect::<Vec<_>>();
+        assert_eq!(history.since(start, 10).map(seqs), Ok(vec![1, 2, 3, 4, 5]));
+        assert_eq!(history.since(start + 2, 2).map(seqs), Ok(vec![3, 4]), "a few at a time");
+        assert_eq!(history.since(start + 6, 10).err(), Some(Lost), "an id not issued yet");
+        for _ in 0..MAX_CHANGES {
+            pipeline_change(&mut history);
+        }
+        assert_eq!(history.since(start, 10).err(), Some(Lost), "fell out of the history");
+        assert!(history.since(history.last() - 1, 10).is_ok());
+        let next = history.successor();
+        assert_eq!(next.last(), history.last(), "numbering goes on after a clear");
+        assert_eq!(next.since(start + 3, 10).err(), Some(Lost));
     }
 }
