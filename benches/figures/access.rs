@@ -85,10 +85,11 @@ pub async fn access_cost() {
         [("GET one", "/api/v1/namespaces/bench-a/executions/run-0"), ("list 50", "/api/v1/executions?limit=50")]
     {
         let body = reqwest::get(format!("{open}{path}")).await.expect("get").bytes().await.expect("body");
-        let bare = bare_hyper(body).await;
+        let bare = bare_hyper(200, body).await;
         let run = |url: String, token: Option<&'static str>, rate| {
             let oha = oha.clone();
-            tokio::task::spawn_blocking(move || measure(&oha, &url, token, rate))
+            let header = token.map(|t| format!("Authorization: Bearer {t}"));
+            tokio::task::spawn_blocking(move || measure(&oha, &url, header.as_deref(), rate, 200))
         };
         // This machine's throughput drifts by tens of percent from one second to the next: runs
         // alternate, and the medians of ROUNDS rounds are compared.

@@ -43,27 +43,28 @@ pub struct Measured {
     pub p99: Duration,
 }
 
-fn command(oha: &Path, url: &str, seconds: u64, rate: Option<u32>, token: Option<&str>) -> Command {
+fn command(oha: &Path, url: &str, seconds: u64, rate: Option<u32>, header: Option<&str>) -> Command {
     let mut command = Command::new("taskset");
     command.args(["-c", "1"]).arg(oha).args(["-z", &format!("{seconds}s"), "-c", "32", "--no-tui"]);
     command.args(["--output-format", "json"]);
     if let Some(rate) = rate {
         command.args(["-q", &rate.to_string(), "--latency-correction"]);
     }
-    if let Some(token) = token {
-        command.args(["-H", &format!("Authorization: Bearer {token}")]);
+    if let Some(header) = header {
+        command.args(["-H", header]);
     }
     command.arg(url);
     command
 }
 
-/// Runs oha against `url` for 2 s on the second core, 32 connections: as fast as it can, or at
-/// a fixed `rate` with latency measured from when each request was due.
-pub fn measure(oha: &Path, url: &str, token: Option<&str>, rate: Option<u32>) -> Measured {
-    let out = command(oha, url, 2, rate, token).output().expect("oha runs");
+/// Runs oha against `url` (with one extra `header` line, if any) for 2 s on the second core, 32
+/// connections: as fast as it can, or at a fixed `rate` with latency measured from when each
+/// request was due. Every answer must have status `expect`.
+pub fn measure(oha: &Path, url: &str, header: Option<&str>, rate: Option<u32>, expect: u16) -> Measured {
+    let out = command(oha, url, 2, rate, header).output().expect("oha runs");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("oha's JSON report");
     let codes = report["statusCodeDistribution"].as_object().expect("status codes");
-    assert!(codes.keys().all(|code| code == "200"), "{url}: {codes:?}");
+    assert!(codes.keys().all(|code| *code == expect.to_string()), "{url}: {codes:?}");
     let seconds = |v: &serde_json::Value| Duration::from_secs_f64(v.as_f64().unwrap_or_default());
     Measured {
         per_second: report["summary"]["requestsPerSec"].as_f64().unwrap_or_default(),
@@ -77,8 +78,8 @@ pub fn background(oha: &Path, url: &str, seconds: u64, rate: u32) -> Child {
     command(oha, url, seconds, Some(rate), None).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("oha runs")
 }
 
-/// A bare hyper server answering every request with `body`: the ceiling.
-pub async fn bare_hyper(body: Bytes) -> String {
+/// A bare hyper server answering every request with `status` and `body`: the ceiling.
+pub async fn bare_hyper(status: u16, body: Bytes) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
@@ -89,8 +90,10 @@ pub async fn bare_hyper(body: Bytes) -> String {
                 let service = service_fn(move |_req| {
                     let body = body.clone();
                     async move {
-                        let response =
-                            hyper::Response::builder().header("content-type", "application/json").body(Full::new(body));
+                        let response = hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/json")
+                            .body(Full::new(body));
                         Ok::<_, Infallible>(response.expect("response"))
                     }
                 });

@@ -165,9 +165,13 @@ pub async fn run(oha: &Path, source: Source, n: usize) -> Row {
     let one = n / 2;
     let one_path = format!("/api/v1/namespaces/{}/executions/run-{one}", data::namespace(one));
     let deep = deep_token(&http, &base, n / 2).await;
+    let list_50 = format!("{base}/api/v1/executions?limit=50");
+    let etag = http.get(&list_50).send().await.expect("get").headers()["etag"].to_str().expect("ETag").to_owned();
+    let unchanged = format!("If-None-Match: {etag}");
     let paths = [
         ("GET one", one_path.clone()),
         ("list 50", "/api/v1/executions?limit=50".to_owned()),
+        ("list 50 unchanged (304)", "/api/v1/executions?limit=50".to_owned()),
         ("by pipeline", "/api/v1/executions?pipeline=pipeline-7&limit=50".to_owned()),
         ("by phase", "/api/v1/executions?phase=Failed&limit=50".to_owned()),
         ("by environment", "/api/v1/executions?environment=canary&limit=50".to_owned()),
@@ -182,21 +186,29 @@ pub async fn run(oha: &Path, source: Source, n: usize) -> Row {
     let mut endpoints = Vec::new();
     for (name, path) in paths {
         let url = format!("{base}{path}");
-        let ceiling_url = load::bare_hyper(get(url.clone()).await).await;
+        // A client that holds the page already: the ceiling answers it 304 with no body too.
+        let conditional = name.ends_with("(304)");
+        let status = if conditional { 304 } else { 200 };
+        let request = Request { url: &url, header: conditional.then_some(unchanged.as_str()), rate: None, status };
+        let ceiling_url = match conditional {
+            true => load::bare_hyper(304, Default::default()).await,
+            false => load::bare_hyper(200, get(url.clone()).await).await,
+        };
         let (mut s, mut c, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
-            let (served_run, ceiling_run) = alternate(oha, &served, &url, &ceiling_url, None).await;
+            let (served_run, ceiling_run) = alternate(oha, &served, &request, &ceiling_url).await;
             ratios.push(served_run.per_second / ceiling_run.per_second);
             s.push(served_run);
             c.push(ceiling_run);
         }
         endpoints.push(Endpoint { name, served: middle(s), ceiling: middle(c), ratio: median(ratios) });
     }
-    let ceiling_url = load::bare_hyper(get(format!("{base}{one_path}")).await).await;
+    let ceiling_url = load::bare_hyper(200, get(format!("{base}{one_path}")).await).await;
     let (mut s, mut c) = (Vec::new(), Vec::new());
+    let one_url = format!("{base}{one_path}");
     for _ in 0..ROUNDS {
-        let (served_run, ceiling_run) =
-            alternate(oha, &served, &format!("{base}{one_path}"), &ceiling_url, Some(2000)).await;
+        let request = Request { url: &one_url, header: None, rate: Some(2000), status: 200 };
+        let (served_run, ceiling_run) = alternate(oha, &served, &request, &ceiling_url).await;
         s.push(served_run.p99);
         c.push(ceiling_run.p99);
     }
@@ -234,15 +246,27 @@ pub async fn run(oha: &Path, source: Source, n: usize) -> Row {
     Row { source, n, payload, ready, rss, peak, idle_cpu, endpoints, fixed, visible, after_changes }
 }
 
-/// One run against the service, then one against the ceiling with the service paused.
-async fn alternate(oha: &Path, served: &Served, url: &str, ceiling: &str, rate: Option<u32>) -> (Measured, Measured) {
-    let run = |url: String| {
-        let oha = oha.to_owned();
-        async move { tokio::task::spawn_blocking(move || load::measure(&oha, &url, None, rate)).await.expect("oha") }
+/// What the load generator sends: `url`, with one extra header line, as fast as it can or at
+/// a fixed `rate`; and the status every answer must have.
+struct Request<'a> {
+    url: &'a str,
+    header: Option<&'a str>,
+    rate: Option<u32>,
+    status: u16,
+}
+
+/// One run against the service, then one against the ceiling with the service paused; both
+/// answer with the same status.
+async fn alternate(oha: &Path, served: &Served, request: &Request<'_>, ceiling: &str) -> (Measured, Measured) {
+    let expect = request.status;
+    let run = |url: String, header: Option<String>| {
+        let (oha, rate) = (oha.to_owned(), request.rate);
+        let measured = move || load::measure(&oha, &url, header.as_deref(), rate, expect);
+        async move { tokio::task::spawn_blocking(measured).await.expect("oha") }
     };
-    let served_run = run(url.to_owned()).await;
+    let served_run = run(request.url.to_owned(), request.header.map(str::to_owned)).await;
     served.pause();
-    let ceiling_run = run(ceiling.to_owned()).await;
+    let ceiling_run = run(ceiling.to_owned(), None).await;
     served.resume();
     (served_run, ceiling_run)
 }
