@@ -348,7 +348,7 @@ pub fn print(rows: &[Row]) {
     }
     let names: Vec<&str> = rows.first().map(|r| r.endpoints.iter().map(|e| e.name).collect()).unwrap_or_default();
     println!(
-        "\nEach cell: the service's req/s ÷ the ceiling's (median of {ROUNDS} alternating rounds), then the service's req/s and p50 / p99, and the ceiling's req/s. The directory is polled every {POLL:?}.\n"
+        "\nEach cell: the service's req/s ÷ the ceiling's (median of {ROUNDS} alternating rounds), then the service's req/s and p50 / p99, and the ceiling's req/s. The directory source follows inotify (its poll fallback: every {POLL:?}).\n"
     );
     println!("| source | N | {} |", names.join(" | "));
     println!("|---|---|{}", "---|".repeat(names.len()));
