@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// Address to serve the HTTP API on.
     #[arg(long, env = "EXECWATCH_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// Where `/metrics` (Prometheus) is served: a port of its own, outside the API's access
+    /// control, so do not expose it beyond the cluster. `none` turns it off.
+    #[arg(long, env = "EXECWATCH_METRICS_LISTEN", default_value = "0.0.0.0:9090", value_parser = parse_metrics_listen)]
+    pub metrics_listen: MetricsListen,
     /// Namespaces to watch (comma-separated); or use --namespace-selector or --from-dir.
     #[arg(
         long,
@@ -168,6 +172,18 @@ pub struct ValidateArgs {
     pub schema: SchemaArgs,
 }
 
+/// Where metrics are served: an address, or nowhere (`none`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricsListen(pub Option<SocketAddr>);
+
+fn parse_metrics_listen(s: &str) -> Result<MetricsListen, String> {
+    if s == "none" {
+        return Ok(MetricsListen(None));
+    }
+    let address = s.parse().map_err(|e| format!("{s:?} is not an address (such as 0.0.0.0:9090) or none: {e}"))?;
+    Ok(MetricsListen(Some(address)))
+}
+
 /// An origin as browsers send it: `scheme://host[:port]`, nothing after.
 fn parse_origin(s: &str) -> Result<String, String> {
     let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
@@ -196,6 +212,11 @@ mod tests {
         let args = Args::try_parse_from(["execwatch", "serve", "--namespaces", "a,b"]).unwrap();
         let Command::Serve(serve) = args.command else { panic!("serve expected") };
         assert_eq!(serve.namespaces, ["a", "b"]);
+        assert_eq!(serve.metrics_listen, MetricsListen(Some("0.0.0.0:9090".parse().unwrap())));
+        let args = Args::try_parse_from(["execwatch", "serve", "--from-dir", "x", "--metrics-listen", "none"]).unwrap();
+        let Command::Serve(serve) = args.command else { panic!("serve expected") };
+        assert_eq!(serve.metrics_listen, MetricsListen(None));
+        assert!(Args::try_parse_from(["execwatch", "serve", "--from-dir", "x", "--metrics-listen", "9090"]).is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod files;
 pub mod fixtures;
 pub mod index;
+pub mod metrics;
 pub mod model;
 pub mod modules;
 pub mod offline;

@@ -88,7 +88,18 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let access = access(&args, &sources).await?;
     let limits = CallerLimits::new(args.max_long_polls_per_subject, args.max_held_requests, args.rate_limit);
-    let service = Service { sources, registry, staleness: args.staleness, page, server, access, limits, modules };
+    let metrics = match args.metrics_listen.0 {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+                format!("cannot listen on {address} for metrics (--metrics-listen none turns them off)")
+            })?;
+            tracing::info!(listen = %listener.local_addr().unwrap_or(address), "serving metrics");
+            Some(listener)
+        }
+        None => None,
+    };
+    let service =
+        Service { sources, registry, staleness: args.staleness, page, server, access, limits, modules, metrics };
     service.run(listener, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The overall phase of a run. `Unknown` is honest: the writer could not tell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Phase {
     Pending,
     Running,

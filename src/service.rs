@@ -32,6 +32,8 @@ pub struct Service {
     pub limits: CallerLimits,
     /// Modules enabled when no BackendModule CRD says otherwise.
     pub modules: BTreeSet<String>,
+    /// Where `/metrics` is served, if anywhere: a port of its own, outside access control.
+    pub metrics: Option<TcpListener>,
 }
 
 impl Service {
@@ -74,12 +76,21 @@ impl Service {
             limits: self.limits,
             responses: api::Responses::new(RESPONSE_CACHE_BYTES),
         };
+        let metrics = self.metrics.map(|listener| {
+            let registry = crate::metrics::registry(state.index.clone(), modules.clone(), state.limits.clone());
+            let settings = ServerSettings { cors_origins: Vec::new(), ..self.server.clone() };
+            let stop = health.shutting_down();
+            tokio::spawn(api::server::serve(listener, api::metrics_routes(Arc::new(registry)), settings, stop))
+        });
         let draining = async move {
             shutdown.await;
             health.begin_shutdown();
             tracing::info!("shutting down");
         };
         api::server::serve(listener, api::routes(state), self.server, draining).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         for task in [follower, tokens].into_iter().flatten() {
             task.abort();
             let _ = task.await;

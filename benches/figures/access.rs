@@ -157,6 +157,7 @@ async fn start_with(sources: Sources, access: Access) -> String {
         access,
         limits: execwatch::api::CallerLimits::new(64, 10_000, None),
         modules,
+        metrics: None,
     };
     tokio::spawn(service.run(listener, std::future::pending()));
     base

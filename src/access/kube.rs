@@ -39,6 +39,8 @@ type Pending<T> = Shared<BoxFuture<'static, Result<Answer<T>, AccessError>>>;
 /// Answers by key: allowed ones for the allow TTL, denied ones for the deny TTL, errors never.
 /// Concurrent lookups of a key that is not cached share one review, and its error too.
 struct Answers<K, T> {
+    /// What metrics call this cache.
+    name: &'static str,
     cached: quick_cache::sync::Cache<K, (Answer<T>, Instant)>,
     pending: Mutex<HashMap<K, Pending<T>>>,
     settings: AccessSettings,
@@ -49,9 +51,9 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {
-    fn new(settings: AccessSettings) -> Self {
+    fn new(name: &'static str, settings: AccessSettings) -> Self {
         let capacity = usize::try_from(settings.cache_size).unwrap_or(usize::MAX).max(1);
-        Answers { cached: quick_cache::sync::Cache::new(capacity), pending: Mutex::default(), settings }
+        Answers { name, cached: quick_cache::sync::Cache::new(capacity), pending: Mutex::default(), settings }
     }
 
     async fn get(
@@ -60,8 +62,16 @@ where
         review: impl Future<Output = Result<Answer<T>, AccessError>> + Send + 'static,
     ) -> Result<Answer<T>, AccessError> {
         if let Some((answer, _)) = self.cached.get(&key).filter(|(_, until)| *until > Instant::now()) {
+            crate::metrics::access_cache(self.name, true);
             return Ok(answer);
         }
+        crate::metrics::access_cache(self.name, false);
+        let review = async move {
+            let started = Instant::now();
+            let answer = review.await;
+            crate::metrics::review(started.elapsed());
+            answer
+        };
         let shared = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             pending.entry(key.clone()).or_insert_with(|| review.boxed().shared()).clone()
@@ -93,7 +103,8 @@ pub struct Reviewer {
 
 impl Reviewer {
     pub fn new(client: kube::Client, settings: AccessSettings) -> Self {
-        Reviewer { client, settings, identities: Answers::new(settings), decisions: Answers::new(settings) }
+        let (identities, decisions) = (Answers::new("identities", settings), Answers::new("decisions", settings));
+        Reviewer { client, settings, identities, decisions }
     }
 
     pub fn settings(&self) -> AccessSettings {

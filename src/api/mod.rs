@@ -86,6 +86,21 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     health::routes(state).or(api).unify().recover(recover).unify().boxed()
 }
 
+/// `GET /metrics` alone, for the metrics port.
+pub fn metrics_routes(registry: Arc<prometheus_client::registry::Registry>) -> BoxedFilter<(Response,)> {
+    warp::path!("metrics")
+        .and(warp::get())
+        .map(move || {
+            let mut response = Response::new(crate::metrics::encode(&registry).into());
+            let kind = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
+            response.headers_mut().insert(CONTENT_TYPE, kind);
+            response
+        })
+        .recover(recover)
+        .unify()
+        .boxed()
+}
+
 /// Answers `503 ModuleNotInstalled` for a resource whose module, or a module it depends on, is
 /// disabled, before any route of it runs.
 fn gate(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {

@@ -163,7 +163,9 @@ async fn handle(
         // Whether the CORS headers are there depends on the request's Origin.
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
     }
-    log(&method, uri.path(), response.status(), started.elapsed());
+    let took = started.elapsed();
+    log(&method, uri.path(), response.status(), took);
+    crate::metrics::http_request(uri.path(), response.status().as_u16(), took);
     Ok(response)
 }
 

@@ -68,6 +68,8 @@ struct State {
     shards: BTreeMap<String, ShardStatus>,
     /// Recent changes to executions and pipelines, for streams.
     changes: changes::History,
+    /// Executions by namespace and phase, for metrics.
+    tally: BTreeMap<(String, Phase), i64>,
 }
 
 /// Shared handle to the index. Cheap to clone.
@@ -201,6 +203,7 @@ impl State {
                     self.by.entry(k).or_default().insert(key.clone(), entry.clone());
                 }
                 self.dirty.insert((entry.id.namespace.clone(), entry.view.pipeline.clone()));
+                *self.tally.entry((entry.id.namespace.clone(), entry.view.phase)).or_default() += 1;
                 self.order.insert(key, entry.clone());
                 self.executions.insert(entry.id.clone(), entry.clone());
                 Some(entry)
@@ -242,6 +245,13 @@ impl State {
                 }
             }
             self.dirty.insert((e.id.namespace.clone(), e.view.pipeline.clone()));
+            let tally = (e.id.namespace.clone(), e.view.phase);
+            if let Some(n) = self.tally.get_mut(&tally) {
+                *n -= 1;
+                if *n == 0 {
+                    self.tally.remove(&tally);
+                }
+            }
         }
         let rejected = self.rejections.remove(id).is_some();
         (execution, rejected)

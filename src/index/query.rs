@@ -2,7 +2,7 @@
 //! `continue` token stays consistent while data changes: no item is served twice and none that
 //! existed throughout is skipped.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -284,6 +284,16 @@ impl Index {
     /// The current revision: changes whenever anything served changes.
     pub fn revision(&self) -> u64 {
         self.read().revision
+    }
+
+    /// Executions by namespace and phase.
+    pub fn counts_by_namespace_and_phase(&self) -> BTreeMap<(String, Phase), i64> {
+        self.read().tally.clone()
+    }
+
+    /// The code of each rejection's first reason.
+    pub fn rejection_reasons(&self) -> Vec<&'static str> {
+        self.read().rejections.values().map(|r| r.rejection.reasons.first().map_or("Unknown", |r| r.code)).collect()
     }
 
     /// Counts of executions and rejections, for metrics and memory figures.

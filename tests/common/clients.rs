@@ -81,15 +81,22 @@ impl Kubectl {
 /// Runs `tests/clients/{script}` with `args` under python3 once the `kubernetes` package
 /// imports; `None` (after reporting it) where it does not.
 pub async fn python(script: &str, args: &[&str]) -> Option<(bool, String)> {
+    python_with("kubernetes", script, args).await
+}
+
+/// Runs `tests/clients/{script}` with `args` under python3 once the Python `package` imports
+/// (its name on PyPI is the same, `_` for `-`); `None` (after reporting it) where it does not.
+pub async fn python_with(package: &'static str, script: &str, args: &[&str]) -> Option<(bool, String)> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(script);
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         let mut probe = Command::new("python3");
-        probe.args(["-c", "import kubernetes"]);
+        probe.args(["-c", &format!("import {package}")]);
         match run(probe, None, "python3") {
             Some((true, _)) => {}
             Some((false, out)) => {
-                missing(&format!("the Python kubernetes client (pip install kubernetes): {}", out.trim()));
+                let pip = package.replace('_', "-");
+                missing(&format!("the Python package {package} (pip install {pip}): {}", out.trim()));
                 return None;
             }
             None => return None,

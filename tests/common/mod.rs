@@ -61,6 +61,8 @@ pub struct Setup {
     pub server: ServerSettings,
     pub access: execwatch::access::Access,
     pub limits: execwatch::api::CallerLimits,
+    /// Serve `/metrics` on a port of its own.
+    pub metrics: bool,
 }
 
 impl Default for Setup {
@@ -71,6 +73,7 @@ impl Default for Setup {
             server: ServerSettings::default(),
             access: execwatch::access::Access::open(),
             limits: execwatch::api::CallerLimits::new(64, 10_000, None),
+            metrics: false,
         }
     }
 }
@@ -78,6 +81,8 @@ impl Default for Setup {
 /// A running execwatch service and a client for its HTTP API.
 pub struct Running {
     pub base: String,
+    /// Where `/metrics` is served, when asked for.
+    pub metrics: Option<String>,
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -109,6 +114,11 @@ impl Running {
     pub async fn launch(sources: Sources, setup: Setup) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let metrics_listener = match setup.metrics {
+            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0")),
+            false => None,
+        };
+        let metrics = metrics_listener.as_ref().map(|l| format!("http://{}/metrics", l.local_addr().expect("addr")));
         let service = Service {
             sources,
             registry: registry(),
@@ -118,12 +128,13 @@ impl Running {
             access: setup.access,
             limits: setup.limits,
             modules: setup.modules.into_iter().collect(),
+            metrics: metrics_listener,
         };
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(service.run(listener, async {
             let _ = rx.await;
         }));
-        Running { base, http: reqwest::Client::new(), shutdown: Some(tx), task: Some(task) }
+        Running { base, metrics, http: reqwest::Client::new(), shutdown: Some(tx), task: Some(task) }
     }
 
     /// GETs `path`, returning the status and the JSON body.
