@@ -74,7 +74,7 @@ impl Server {
     fn start(args: &[&str]) -> Server {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_execwatch"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .args(["--log-format", "json", "--log-level", "debug,hyper=info,kube=info"])
             .args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -166,6 +166,15 @@ fn bearer_tokens_never_reach_the_logs() {
     assert_eq!(server.get("/api/v1/executions?token=tok-3f9a-secret", ""), "401", "never from the query string");
     let (_, logs) = server.stop();
     assert!(logs.contains("\"status\":401"), "requests were logged:\n{logs}");
+    let requests: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "request")
+        .collect();
+    assert!(requests.len() >= 4, "{logs}");
+    let ids: std::collections::BTreeSet<&str> =
+        requests.iter().filter_map(|l| l["span"]["request_id"].as_str()).collect();
+    assert_eq!(ids.len(), requests.len(), "every request line has an id of its own:\n{logs}");
     assert!(!logs.contains("tok-3f9a-secret") && !logs.contains("tok-guessed-wrong"), "a token was logged:\n{logs}");
 }
 

@@ -166,6 +166,10 @@ async fn cors_admits_only_the_listed_origins_and_every_response_is_nosniff() {
     assert!(get.headers().get_all("vary").iter().any(|v| v == "Origin"));
     assert_eq!(get.headers()["x-content-type-options"], "nosniff");
 
+    let traced = http.get(&url).header("x-request-id", "trace-42.a_b").send().await.unwrap();
+    assert_eq!(traced.headers()["x-request-id"], "trace-42.a_b", "a plain client id is kept");
+    let hostile = http.get(&url).header("x-request-id", "a b;rm -rf /").send().await;
+    assert_ne!(hostile.unwrap().headers()["x-request-id"], "a b;rm -rf /", "anything else is replaced");
     let other = http.get(&url).header("origin", "https://evil.example.com").send().await.unwrap();
     assert_eq!(other.status(), 403);
     assert!(other.headers().get("access-control-allow-origin").is_none());
@@ -174,6 +178,7 @@ async fn cors_admits_only_the_listed_origins_and_every_response_is_nosniff() {
     for path in ["/api/v1/nothing", "/healthz", "/readyz", "/api/v1/executions?limit=0"] {
         let response = http.get(format!("{}{path}", service.base)).send().await.unwrap();
         assert_eq!(response.headers()["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(response.headers()["x-request-id"].len(), 16, "a request id of its own: {path}");
         assert!(response.headers().get("access-control-allow-origin").is_none(), "no Origin, no CORS: {path}");
     }
     service.stop().await;

@@ -18,7 +18,7 @@ impl Served {
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         let child = Command::new(env!("CARGO_BIN_EXE_execwatch"))
-            .args(["--log-level", "error", "serve", "--listen"])
+            .args(["--log-level", "error", "serve", "--metrics-listen", "127.0.0.1:0", "--listen"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["--schemas", concat!(env!("CARGO_MANIFEST_DIR"), "/schemas"), "--auth", "none"])
             .args(args)

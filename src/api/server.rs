@@ -18,8 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower_service::Service as _;
+use tracing::Instrument;
 use warp::filters::BoxedFilter;
-use warp::http::header::HeaderValue;
+use warp::http::header::{HeaderName, HeaderValue};
 use warp::http::{Method, Request, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -137,7 +138,9 @@ fn with_cors(routes: BoxedFilter<(Response,)>, origins: &[String]) -> BoxedFilte
     allowed.recover(super::recover).unify().boxed()
 }
 
-/// One request: `HEAD` is answered as `GET` without its body, and one log line is written.
+/// One request: `HEAD` is answered as `GET` without its body, and one log line is written. The
+/// request has an id (the client's `X-Request-Id` when it is short and plain, else a new one):
+/// every log line written while it is handled carries it, and the response echoes it.
 async fn handle(
     routes: BoxedFilter<(Response,)>,
     cors: bool,
@@ -149,7 +152,9 @@ async fn handle(
     if method == Method::HEAD {
         *req.method_mut() = Method::GET;
     }
-    let mut response = warp::service(routes).call(req).await?;
+    let id = request_id(req.headers());
+    let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
+    let mut response = warp::service(routes).call(req).instrument(span.clone()).await?;
     if method == Method::HEAD {
         let length = http_body::Body::size_hint(response.body()).exact();
         *response.body_mut() = bytes::Bytes::new().into();
@@ -163,10 +168,23 @@ async fn handle(
         // Whether the CORS headers are there depends on the request's Origin.
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
     }
+    headers.insert(HeaderName::from_static("x-request-id"), id);
     let took = started.elapsed();
-    log(&method, uri.path(), response.status(), took);
+    span.in_scope(|| log(&method, uri.path(), response.status(), took));
     crate::metrics::http_request(uri.path(), response.status().as_u16(), took);
     Ok(response)
+}
+
+/// The client's `X-Request-Id` when it is 1 to 64 letters, digits, `.`, `_` or `-`; else a new one.
+fn request_id(headers: &header::HeaderMap) -> HeaderValue {
+    let plain = |v: &&HeaderValue| {
+        let bytes = v.as_bytes();
+        (1..=64).contains(&bytes.len()) && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+    };
+    match headers.get("x-request-id").filter(plain) {
+        Some(id) => id.clone(),
+        None => HeaderValue::from_str(&format!("{:016x}", fastrand::u64(..))).unwrap_or(HeaderValue::from_static("-")),
+    }
 }
 
 /// Server faults are errors; a 503 is the service saying "not now" (not synced, module off,
