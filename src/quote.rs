@@ -11,9 +11,32 @@ pub fn quote(input: &str) -> String {
     }
 }
 
+/// A message built from client input (a schema error quotes the value it rejects), cut in the
+/// middle past `MAX` characters: its start and its end (where such messages say what is wrong)
+/// are kept, and the full length is said.
+pub fn shorten(message: String) -> String {
+    const MAX: usize = 240;
+    let chars = message.chars().count();
+    if chars <= MAX {
+        return message;
+    }
+    let head: String = message.chars().take(MAX / 2).collect();
+    let tail: String = message.chars().skip(chars - MAX / 2).collect();
+    format!("{head} … {tail} ({} bytes in all)", message.len())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::quote;
+    use super::{quote, shorten};
+
+    #[test]
+    fn long_messages_keep_their_start_and_end() {
+        assert_eq!(shorten("short".into()), "short");
+        let long = format!("\"{}\" is longer than 2048 characters", "a".repeat(100_000));
+        let cut = shorten(long.clone());
+        assert!(cut.len() < 300 && cut.starts_with("\"aaa") && cut.contains("is longer than 2048 characters"), "{cut}");
+        assert!(cut.ends_with(&format!("({} bytes in all)", long.len())));
+    }
 
     #[test]
     fn quotes_are_short_and_escaped() {

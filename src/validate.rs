@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::ExecutionView;
+use crate::quote::shorten;
 use crate::strict::{self, ParseError};
 
 /// The data keys a ConfigMap may hold its one execution document under.
@@ -82,8 +83,9 @@ pub struct Reason {
 }
 
 impl Reason {
+    /// Messages quote what the writer sent: they are cut to a bounded length.
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Reason { code, pointer: None, message: message.into() }
+        Reason { code, pointer: None, message: shorten(message.into()) }
     }
 }
 
@@ -129,6 +131,9 @@ pub struct SchemaRegistry {
     limits: Limits,
 }
 
+/// Schema violations a rejection lists one by one; the rest are counted.
+const MAX_VIOLATIONS: usize = 16;
+
 impl SchemaRegistry {
     /// Loads and compiles every `*.json` schema in `dir`.
     pub fn load(dir: &Path, limits: Limits) -> Result<Self, SchemaError> {
@@ -171,7 +176,8 @@ impl SchemaRegistry {
         kinds
     }
 
-    /// Decodes one ConfigMap. Pure: no I/O, no shared state.
+    /// Decodes one ConfigMap. Pure: no I/O, no shared state. A rejection says at most
+    /// `MAX_VIOLATIONS` schema violations, each in a bounded message.
     pub fn decode(&self, cm: &ConfigMap) -> Result<Execution, Rejection> {
         let id = ObjectRef::of(cm);
         let resource_version = cm.metadata.resource_version.clone().unwrap_or_default();
@@ -181,12 +187,23 @@ impl SchemaRegistry {
         let validator = self.validator_for(&document).map_err(|r| reject(vec![r]))?;
         // Most documents are valid: `is_valid` stops at nothing and builds no error.
         if !validator.is_valid(&document) {
-            let violations = validator.iter_errors(&document).map(|e| Reason {
-                code: "SchemaViolation",
-                pointer: Some(e.instance_path().as_str().to_owned()),
-                message: e.to_string(),
-            });
-            return Err(reject(violations.collect()));
+            let mut violations: Vec<Reason> = Vec::new();
+            let mut more = 0;
+            for e in validator.iter_errors(&document) {
+                if violations.len() == MAX_VIOLATIONS {
+                    more += 1;
+                    continue;
+                }
+                violations.push(Reason {
+                    code: "SchemaViolation",
+                    pointer: Some(shorten(e.instance_path().as_str().to_owned())),
+                    message: shorten(e.to_string()),
+                });
+            }
+            if more > 0 {
+                violations.push(Reason::new("SchemaViolation", format!("and {more} more violations")));
+            }
+            return Err(reject(violations));
         }
         let view = ExecutionView::deserialize(&document).map_err(|e| {
             reject(vec![Reason::new(
@@ -264,7 +281,8 @@ impl SchemaRegistry {
         };
         let value = parsed.map_err(|e| match e {
             ParseError::DuplicateKey { ref pointer, .. } => {
-                Reason { code: "DuplicateKey", pointer: Some(pointer.clone()), message: format!("{key} has a {e}") }
+                let (pointer, message) = (shorten(pointer.clone()), shorten(format!("{key} has a {e}")));
+                Reason { code: "DuplicateKey", pointer: Some(pointer), message }
             }
             ParseError::Syntax(e) => Reason::new("Unparsable", format!("{key} does not parse: {e}")),
         })?;
