@@ -98,6 +98,9 @@ pub struct ServeArgs {
     /// Longest wait between retries of a failing list or watch.
     #[arg(long, env = "EXECWATCH_BACKOFF_MAX", value_parser = humantime::parse_duration, default_value = "30s")]
     pub backoff_max: Duration,
+    /// Longest wait for the next page of a list from the API server before starting over.
+    #[arg(long, env = "EXECWATCH_LIST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub list_timeout: Duration,
     /// A failing source's last good data is marked stale after this long.
     #[arg(long, env = "EXECWATCH_STALENESS", value_parser = humantime::parse_duration, default_value = "60s")]
     pub staleness: Duration,

@@ -65,6 +65,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 label_selector: selector.to_string(),
                 watch_timeout: args.watch_timeout,
                 backoff_max: args.backoff_max,
+                list_timeout: args.list_timeout,
             };
             let namespaces = match &args.namespace_selector {
                 Some(selector) => Namespaces::Selected(selector.clone()),

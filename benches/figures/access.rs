@@ -25,6 +25,7 @@ fn watch_settings() -> WatchSettings {
         label_selector: "pipelines.gitops.dev/execution=true".into(),
         watch_timeout: Duration::from_secs(290),
         backoff_max: Duration::from_secs(1),
+        list_timeout: Duration::from_secs(30),
     }
 }
 

@@ -76,7 +76,7 @@ pub async fn follow(
     let gvk = GroupVersionKind::gvk(GROUP, VERSION, KIND);
     let api: Api<DynamicObject> = Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, PLURAL));
     let config = watcher::Config::default().timeout(watch.timeout_seconds());
-    let mut events = std::pin::pin!(resilient_watch(api, config, watch.backoff_max));
+    let mut events = std::pin::pin!(resilient_watch(api, config, &watch));
     let mut listing: BTreeSet<String> = BTreeSet::new();
     let mut present: BTreeSet<String> = BTreeSet::new();
     while let Some(event) = events.next().await {

@@ -20,6 +20,10 @@ pub struct WatchSettings {
     pub watch_timeout: Duration,
     /// Ceiling of the exponential backoff between failed attempts.
     pub backoff_max: Duration,
+    /// Longest wait for the next page of a list (each page is an event, or the end of the
+    /// list): kube-runtime sets no timeout on a list, so a server that accepts one and never
+    /// answers would otherwise hold the source unsynced until the client's read timeout.
+    pub list_timeout: Duration,
 }
 
 impl WatchSettings {
@@ -34,6 +38,8 @@ struct Attempt<K> {
     backoff: ExponentialBackoff,
     /// Set after a failure: wait this long before starting over.
     delay: Option<Duration>,
+    /// Between the start of a list and its `InitDone`.
+    listing: bool,
 }
 
 /// Watches labelled ConfigMaps in `namespace`. Errors are yielded and the stream never ends.
@@ -44,7 +50,7 @@ pub fn watch_namespace(
 ) -> impl Stream<Item = SourceEvent> + Send + use<> {
     let api: Api<ConfigMap> = Api::namespaced(client, namespace);
     let config = watcher::Config::default().labels(&settings.label_selector).timeout(settings.timeout_seconds());
-    resilient_watch(api, config, settings.backoff_max).map(|event| event.map(|e| map_event(e, Object::ConfigMap)))
+    resilient_watch(api, config, settings).map(|event| event.map(|e| map_event(e, Object::ConfigMap)))
 }
 
 /// A kube-runtime watcher that yields its errors and never ends.
@@ -56,29 +62,43 @@ pub fn watch_namespace(
 pub fn resilient_watch<K>(
     api: Api<K>,
     config: watcher::Config,
-    backoff_max: Duration,
+    settings: &WatchSettings,
 ) -> impl Stream<Item = Result<Event<K>, SourceError>> + Send + use<K>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
+    let (backoff_max, list_timeout) = (settings.backoff_max, settings.list_timeout);
     let backoff = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(800).min(backoff_max))
         .with_max_delay(backoff_max)
         .with_factor(2.0)
         .with_jitter()
         .without_max_times();
-    let start = Attempt { watch: None, backoff: ExponentialBackoff::from(backoff), delay: None };
+    let start = Attempt { watch: None, backoff: ExponentialBackoff::from(backoff), delay: None, listing: true };
     stream::unfold(start, move |mut attempt| {
         let (api, config) = (api.clone(), config.clone());
         async move {
             if let Some(delay) = attempt.delay.take() {
                 tokio::time::sleep(delay).await;
             }
-            let mut watch = attempt.watch.take().unwrap_or_else(|| watcher::watcher(api, config).boxed());
-            match watch.next().await? {
+            let mut watch = attempt.watch.take().unwrap_or_else(|| {
+                attempt.listing = true;
+                watcher::watcher(api, config).boxed()
+            });
+            let next = match attempt.listing {
+                true => tokio::time::timeout(list_timeout, watch.next()).await,
+                false => Ok(watch.next().await),
+            };
+            let Ok(next) = next else {
+                // The stalled list is dropped with `watch`; the next attempt lists afresh.
+                attempt.delay = attempt.backoff.next();
+                return Some((Err(SourceError::ListStalled(list_timeout)), attempt));
+            };
+            match next? {
                 Ok(event) => {
                     if matches!(event, Event::InitDone) {
                         attempt.backoff.reset();
+                        attempt.listing = false;
                     }
                     attempt.watch = Some(watch);
                     Some((Ok(event), attempt))

@@ -91,6 +91,9 @@ pub enum SourceError {
     Watch(#[from] ::kube::runtime::watcher::Error),
     #[error("cannot read {path}: {message}")]
     Dir { path: String, message: String },
+    /// A list page took longer than this to arrive: kube-runtime puts no timeout of its own on it.
+    #[error("the list did not answer within {0:?}; starting over")]
+    ListStalled(std::time::Duration),
 }
 
 impl SourceError {
@@ -109,7 +112,7 @@ impl SourceError {
                 matches!(e, ::kube::Error::Api(_))
             }
             SourceError::Watch(W::WatchError(_)) => true,
-            SourceError::Watch(_) => false,
+            SourceError::Watch(_) | SourceError::ListStalled(_) => false,
             SourceError::Dir { .. } => true,
         }
     }

@@ -28,7 +28,7 @@ pub fn follow(client: Client, selector: &Selector, watch: &WatchSettings) -> imp
     let config = watcher::Config::default().labels(&selector.to_string()).timeout(watch.timeout_seconds());
     let mut followed = BTreeSet::new();
     let mut listing = BTreeSet::new();
-    resilient_watch(api, config, watch.backoff_max).flat_map(move |event| {
+    resilient_watch(api, config, watch).flat_map(move |event| {
         let changes = match event {
             Ok(Event::Init) => {
                 listing.clear();

@@ -239,6 +239,7 @@ pub fn fast_watch() -> WatchSettings {
         label_selector: selector().to_string(),
         watch_timeout: Duration::from_secs(3),
         backoff_max: Duration::from_millis(500),
+        list_timeout: Duration::from_secs(2),
     }
 }
 

@@ -49,15 +49,22 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let query: HashMap<String, String> =
         form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).into_owned().collect();
+    if path == "/_sim/faults" {
+        return match *req.method() {
+            Method::GET => Ok(json_response(200, &inner.fault_state())),
+            Method::POST => {
+                let body = req.into_body().collect().await.map_err(|e| ApiError::new(400, "BadRequest", e.to_string()));
+                inner.apply_faults(&body?.to_bytes()).map(|state| json_response(200, &state))
+            }
+            _ => Err(ApiError::new(405, "MethodNotAllowed", "GET or POST /_sim/faults")),
+        };
+    }
     let resources = inner.store().resources();
     if let Some(body) = discovery::document(&path, &resources) {
         return Ok(json_response(200, &body));
     }
     let target = parse_target(&path, &resources)
         .ok_or_else(|| ApiError::new(404, "NotFound", "the server could not find the requested resource"))?;
-    if let Some(code) = inner.faults().namespace_status.get(&target.namespace).copied() {
-        return Err(injected(code, &req, &target));
-    }
     let method = req.method().clone();
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let content_type = content_type.split(';').next().unwrap_or_default().trim().to_owned();
@@ -81,7 +88,6 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
             ));
         }
     };
-    let body = req.into_body().collect().await.map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?.to_bytes();
     let (ns, plural) = (target.namespace.clone(), target.resource.id());
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     let verb = match (&method, &target.name, watching) {
@@ -96,7 +102,12 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
             return Err(ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported on {path}")));
         }
     };
+    // Counted whatever the answer, so tests can see how often a refused client retries.
     inner.count(format!("{verb} {plural} {ns}"));
+    if let Some(code) = inner.faults().namespace_status.get(&target.namespace).copied() {
+        return Err(injected(code, &req, &target));
+    }
+    let body = req.into_body().collect().await.map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?.to_bytes();
     if crate::rbac::is_review(&target.resource) {
         return review(&inner, &target, verb, &body).await;
     }
@@ -104,6 +115,9 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
         return watch::serve(inner, watch_request(&target, &query)?);
     }
     if verb == "list" {
+        if inner.faults().hang_lists {
+            return std::future::pending().await;
+        }
         return crate::list::list(&inner, &target, &query).map(|v| json_response(200, &v));
     }
     let name = target.name.clone().unwrap_or_default();

@@ -6,6 +6,7 @@
 //! It is not a fake of execwatch's own traits: kube-rs and kubectl talk to it as to a cluster.
 
 mod discovery;
+mod faults;
 mod http;
 mod list;
 mod patch;
@@ -43,6 +44,8 @@ struct Faults {
     review_status: Option<u16>,
     /// TokenReviews and SubjectAccessReviews are never answered.
     hang_reviews: bool,
+    /// Lists are accepted and never answered.
+    hang_lists: bool,
 }
 
 struct Inner {
@@ -175,7 +178,7 @@ impl Sim {
         Ok(())
     }
 
-    // ----- fault switches -----
+    // ----- fault switches (also reachable over HTTP: `POST /_sim/faults`, see `faults.rs`) -----
 
     /// Answers every TokenReview and SubjectAccessReview with `status` (e.g. 500); `None` heals.
     pub fn fail_reviews(&self, status: Option<u16>) {
@@ -187,15 +190,20 @@ impl Sim {
         self.inner.faults().hang_reviews = hang;
     }
 
+    /// Lists are accepted and never answered while `hang` is true; watches still work.
+    pub fn hang_lists(&self, hang: bool) {
+        self.inner.faults().hang_lists = hang;
+    }
+
     /// Ends every open watch abruptly, as a dropped connection would.
     pub fn drop_watches(&self) {
-        self.inner.drops.send_modify(|g| *g += 1);
+        self.inner.drop_watches();
     }
 
     /// Ends every open watch cleanly, as a server-side timeout does: clients resume from their
     /// last resourceVersion.
     pub fn end_watches(&self) {
-        self.inner.ends.send_modify(|g| *g += 1);
+        self.inner.end_watches();
     }
 
     /// Forgets all history: any watch from an older resourceVersion, and any continue token,
@@ -206,16 +214,12 @@ impl Sim {
 
     /// Answers every request in `namespace` with `status` (e.g. 403, 500); `None` heals it.
     pub fn fail_namespace(&self, namespace: &str, status: Option<u16>) {
-        let mut faults = self.inner.faults();
-        match status {
-            Some(code) => faults.namespace_status.insert(namespace.to_owned(), code),
-            None => faults.namespace_status.remove(namespace),
-        };
+        self.inner.fail_namespace(namespace, status);
     }
 
     /// Open watches go silent: no events, no bookmarks, connection kept open. New watches work.
     pub fn silence_watches(&self) {
-        self.inner.faults().silence_below = self.inner.next_watch_id.load(Ordering::SeqCst);
+        self.inner.silence_watches();
     }
 
     /// Delays every response by `latency`.
