@@ -135,7 +135,7 @@ impl Follower {
             Some(seq) => seq,
             None => match self.snapshot("snapshot").await {
                 Ok(seq) => seq,
-                Err(_) => return,
+                Err(stop) => return self.close(stop).await,
             },
         };
         let mut catch_up = resume.is_some();
@@ -174,6 +174,11 @@ impl Follower {
                 Err(stop) => break stop,
             }
         };
+        self.close(stop).await;
+    }
+
+    /// Ends the stream, with a last `closed` event that says why, unless the reader is gone.
+    async fn close(&self, stop: Stop) {
         if let Stop::Closed(reason) = stop {
             let data = serde_json::json!({ "reason": reason }).to_string();
             let _ = self.send(Event::default().event("closed").data(data)).await;
