@@ -86,6 +86,7 @@ fn route(path: &str) -> &'static str {
         ["livez"] => "/livez",
         ["readyz"] => "/readyz",
         ["metrics"] => "/metrics",
+        ["openapi.json"] => "/openapi.json",
         ["api", "v1", "executions"] => "/api/v1/executions",
         ["api", "v1", "pipelines"] => "/api/v1/pipelines",
         ["api", "v1", "rejections"] => "/api/v1/rejections",
@@ -214,6 +215,14 @@ impl Collector for State {
 #[cfg(test)]
 mod tests {
     use super::route;
+
+    #[test]
+    fn every_route_of_the_api_has_its_template() {
+        for template in crate::api::openapi::ROUTES {
+            let path = template.replace("{namespace}", "team-a").replace("{name}", "run-1");
+            assert_eq!(route(&path), template);
+        }
+    }
 
     #[test]
     fn routes_are_templates_so_label_values_stay_bounded() {

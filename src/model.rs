@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The overall phase of a run. `Unknown` is honest: the writer could not tell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Phase {
     Pending,
     Running,
@@ -45,7 +45,7 @@ impl Phase {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Application {
     pub name: String,
@@ -54,7 +54,7 @@ pub struct Application {
     pub revision: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentStatus {
     pub name: String,

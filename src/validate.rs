@@ -21,7 +21,7 @@ use crate::strict::{self, ParseError};
 pub const DOCUMENT_KEYS: [&str; 3] = ["execution.yaml", "execution.yml", "execution.json"];
 
 /// A ConfigMap's identity, which is also the execution's.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 pub struct ObjectRef {
     pub namespace: String,
     pub name: String,
@@ -57,7 +57,7 @@ pub struct Execution {
 }
 
 /// Why a ConfigMap is not served as an execution. Reasons are kept for the writer to read.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rejection {
     #[serde(flatten)]
@@ -70,7 +70,7 @@ pub struct Rejection {
     pub reasons: Vec<Reason>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Reason {
     /// Machine-readable class: `NoDocument`, `SeveralDocuments`, `TooLarge`, `Unparsable`,
     /// `DuplicateKey`, `TooDeep`, `UnknownKind`, `SchemaViolation`, `Internal`; for a file of the

@@ -41,7 +41,7 @@ struct TokenEntry {
 }
 
 /// What readiness says of the file.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenFileStatus {
     pub path: String,

@@ -78,8 +78,8 @@ impl From<NotInstalled> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Body<'a> {
     code: &'a str,
     message: &'a str,
 }

@@ -50,16 +50,16 @@ impl Health {
 }
 
 /// What a probe without credentials learns, where callers must authenticate.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Status {
     ready: bool,
     shutting_down: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Readiness {
+pub(crate) struct Readiness {
     ready: bool,
     shutting_down: bool,
     /// Long polls and streams open now; shutdown ends them all at once.

@@ -7,6 +7,7 @@ pub(crate) mod executions;
 pub mod health;
 mod limits;
 mod modules;
+pub mod openapi;
 mod params;
 pub(crate) mod pipelines;
 mod poll;
@@ -83,7 +84,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(rejections::routes(state.clone()))
         .unify();
     let api = warp::path!("api" / "v1" / ..).and(gate(state.clone())).and(domains).map(Reply::into_response);
-    health::routes(state).or(api).unify().recover(recover).unify().boxed()
+    let description = warp::path!("openapi.json").and(warp::get()).map(|| json_bytes(openapi::DOCUMENT.clone()));
+    health::routes(state).or(description).unify().or(api).unify().recover(recover).unify().boxed()
 }
 
 /// `GET /metrics` alone, for the metrics port.

@@ -13,8 +13,8 @@ use crate::access::{Caller, Verb};
 use crate::modules::ModuleStatus;
 use crate::modules::switch::SwitchStatus;
 
-#[derive(Serialize)]
-struct Body {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Body {
     items: Vec<ModuleStatus>,
     switch: SwitchStatus,
 }

@@ -32,7 +32,7 @@ pub struct ExecutionEntry {
 }
 
 /// The compact form lists serve.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary<'a> {
     namespace: &'a str,
@@ -48,19 +48,21 @@ pub struct Summary<'a> {
     resource_version: &'a str,
 }
 
-#[derive(Serialize)]
-struct EnvironmentPhase<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EnvironmentPhase<'a> {
     name: &'a str,
     phase: Phase,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Detail<'a> {
+pub(crate) struct Detail<'a> {
     namespace: &'a str,
     name: &'a str,
     labels: &'a BTreeMap<String, String>,
     resource_version: &'a str,
+    /// The document as the writer stored it, validated against its kind's schema.
+    #[schema(value_type = Object)]
     execution: &'a Value,
 }
 
@@ -148,9 +150,9 @@ pub struct RejectionEntry {
     pub changed_at: Timestamp,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RejectionBody<'a> {
+pub(crate) struct RejectionBody<'a> {
     #[serde(flatten)]
     rejection: &'a Rejection,
     rejected_at: String,

@@ -24,8 +24,10 @@ use tokio::sync::watch;
 
 pub use changes::{Change, Changed, Lost};
 pub(crate) use entry::to_bytes;
+pub(crate) use entry::{Detail, RejectionBody, Summary};
 pub use entry::{ExecutionEntry, Json, Listed, Prepared, RejectionEntry};
 pub use ingest::ingest;
+pub(crate) use pipelines::Pipeline;
 pub use pipelines::{PipelinePage, ResolvedPipeline};
 pub use query::{Cursor, CursorError, Filter, NameCursor, NamedPage, Page, Scope};
 pub use shards::{Completeness, ShardState, ShardStatus};

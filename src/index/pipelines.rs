@@ -13,7 +13,7 @@ use crate::model::Phase;
 use crate::modules::PIPELINES;
 
 /// Where one environment of a pipeline stands: its latest attempted run.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineEnvironment {
     pub name: String,
@@ -22,7 +22,7 @@ pub struct PipelineEnvironment {
     pub execution: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pipeline<'a> {
     pub namespace: &'a str,

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{Index, Scope};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum ShardState {
     /// Never synced yet.
     Pending,
@@ -17,7 +17,7 @@ pub enum ShardState {
     Failing,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShardStatus {
     /// The namespace watched, or `dir:PATH`.
@@ -27,10 +27,12 @@ pub struct ShardStatus {
     pub namespace: Option<String>,
     pub state: ShardState,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_sync: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub failing_since: Option<Timestamp>,
     /// The failure was an answer from the server (such as 403), not an unreachable server.
     #[serde(skip)]
@@ -78,7 +80,7 @@ impl ShardStatus {
 }
 
 /// How complete and fresh a response is: every source it draws on that is not synced is named.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Completeness {
     pub complete: bool,

@@ -94,7 +94,7 @@ impl NotInstalled {
 }
 
 /// What `GET /api/v1/modules` says of one module.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModuleStatus {
     pub name: &'static str,

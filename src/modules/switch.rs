@@ -19,7 +19,7 @@ pub const VERSION: &str = "v1alpha1";
 pub const KIND: &str = "BackendModule";
 pub const PLURAL: &str = "backendmodules";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum SwitchState {
     /// Modules come from `--modules` only (no cluster).
     Flags,
@@ -34,7 +34,7 @@ pub enum SwitchState {
 }
 
 /// What `/api/v1/modules` says of the switch.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SwitchStatus {
     pub state: SwitchState,

@@ -1,0 +1,260 @@
+//! The OpenAPI 3.1 description of the HTTP API, served at `/openapi.json`. Bodies are described
+//! by the very types that are serialised (`utoipa::ToSchema` on them), so a field cannot change
+//! without the description following; the operations are declared here, beside `ROUTES`, which
+//! a test holds equal to the description's paths and to what the server routes.
+
+// The operations and list types below are declarations for the description: never called.
+#![allow(dead_code)]
+
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::index::{Completeness, Detail, Pipeline, RejectionBody, Summary};
+
+/// Every route of the API port, as a template.
+pub const ROUTES: [&str; 12] = [
+    "/api/v1/executions",
+    "/api/v1/namespaces/{namespace}/executions",
+    "/api/v1/namespaces/{namespace}/executions/{name}",
+    "/api/v1/pipelines",
+    "/api/v1/namespaces/{namespace}/pipelines",
+    "/api/v1/namespaces/{namespace}/pipelines/{name}",
+    "/api/v1/rejections",
+    "/api/v1/namespaces/{namespace}/rejections",
+    "/api/v1/modules",
+    "/livez",
+    "/readyz",
+    "/openapi.json",
+];
+
+/// The description, serialised once.
+pub static DOCUMENT: LazyLock<Bytes> =
+    LazyLock::new(|| Bytes::from(Description::openapi().to_json().unwrap_or_else(|_| "{}".to_owned())));
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "execwatch",
+        description = "Lists, discovers and follows pipeline executions recorded as labelled Kubernetes ConfigMaps. \
+            Every JSON response has a strong ETag (If-None-Match gets 304). Lists are pages: pass `continue` from one \
+            to get the next. `/metrics` is served on a port of its own (--metrics-listen).",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        list_executions,
+        list_namespace_executions,
+        get_execution,
+        list_pipelines,
+        list_namespace_pipelines,
+        get_pipeline,
+        list_rejections,
+        list_namespace_rejections,
+        list_modules,
+        livez,
+        readyz,
+        openapi_json
+    ),
+    components(schemas(ErrorBody))
+)]
+struct Description;
+
+/// Every error: a machine-readable code and a message.
+#[derive(ToSchema)]
+struct ErrorBody {
+    /// `UnknownParameter`, `InvalidParameter`, `NotFound`, `Unauthorized`, `AuthUnavailable`,
+    /// `TooManyRequests`, `TooManyWaiting`, `NotSynced`, `ModuleNotInstalled`, `CorsForbidden`, ...
+    code: String,
+    message: String,
+}
+
+/// A page of execution summaries, newest first.
+#[derive(ToSchema)]
+struct ExecutionList {
+    items: Vec<Summary<'static>>,
+    /// Pass as `continue` for the next page; null on the last.
+    #[schema(rename = "continue")]
+    next: Option<String>,
+    freshness: Completeness,
+}
+
+/// A page of pipelines, by namespace and name.
+#[derive(ToSchema)]
+struct PipelineList {
+    items: Vec<Pipeline<'static>>,
+    #[schema(rename = "continue")]
+    next: Option<String>,
+    freshness: Completeness,
+}
+
+/// A page of rejected ConfigMaps, by namespace and name.
+#[derive(ToSchema)]
+struct RejectionList {
+    items: Vec<RejectionBody<'static>>,
+    #[schema(rename = "continue")]
+    next: Option<String>,
+    freshness: Completeness,
+}
+
+/// Filters and paging of the execution lists.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(non_snake_case)]
+struct ExecutionQuery {
+    /// Runs of this pipeline.
+    pipeline: Option<String>,
+    /// Runs in this phase.
+    #[param(pattern = "^(Pending|Running|Succeeded|Failed|Cancelled|Unknown)$")]
+    phase: Option<String>,
+    /// Runs that include this environment.
+    environment: Option<String>,
+    /// A Kubernetes label selector on the ConfigMap's labels.
+    labelSelector: Option<String>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// The token from the previous page.
+    #[param(rename = "continue")]
+    next: Option<String>,
+    /// With If-None-Match: hold the request until the page would differ, at most this long.
+    #[param(minimum = 1, maximum = 300)]
+    timeoutSeconds: Option<u32>,
+    /// `true`: a stream of Server-Sent Events (as `Accept: text/event-stream`).
+    watch: Option<bool>,
+}
+
+/// The all-namespaces form also filters by namespace.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+struct NamespaceFilter {
+    /// Only this namespace.
+    namespace: Option<String>,
+}
+
+/// Paging of the pipeline and rejection lists.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(non_snake_case)]
+struct PageQuery {
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    #[param(rename = "continue")]
+    next: Option<String>,
+    #[param(minimum = 1, maximum = 300)]
+    timeoutSeconds: Option<u32>,
+}
+
+/// A stream of the pipeline list (pipelines only).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+struct WatchQuery {
+    /// `true`: a stream of Server-Sent Events (as `Accept: text/event-stream`).
+    watch: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/api/v1/executions", tag = "executions",
+    params(ExecutionQuery, NamespaceFilter),
+    responses(
+        (status = 200, description = "A page, or with Accept: text/event-stream a stream of snapshot, added, modified, deleted, resync and closed events",
+            content((ExecutionList = "application/json"), (String = "text/event-stream"))),
+        (status = 304, description = "The page the client holds (If-None-Match) is current"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+fn list_executions() {}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/executions", tag = "executions",
+    params(("namespace" = String, Path), ExecutionQuery),
+    responses(
+        (status = 200, description = "A page, or a stream", content((ExecutionList = "application/json"), (String = "text/event-stream"))),
+        (status = 304, description = "Not modified"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+fn list_namespace_executions() {}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/executions/{name}", tag = "executions",
+    params(("namespace" = String, Path), ("name" = String, Path), WatchQuery),
+    responses(
+        (status = 200, description = "The whole execution, or a stream of it", content((Detail<'static> = "application/json"), (String = "text/event-stream"))),
+        (status = 304, description = "Not modified"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+fn get_execution() {}
+
+#[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines",
+    params(PageQuery, NamespaceFilter, WatchQuery),
+    responses(
+        (status = 200, description = "A page, or a stream", content((PipelineList = "application/json"), (String = "text/event-stream"))),
+        (status = 304, description = "Not modified"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+fn list_pipelines() {}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/pipelines", tag = "pipelines",
+    params(("namespace" = String, Path), PageQuery, WatchQuery),
+    responses(
+        (status = 200, description = "A page, or a stream", content((PipelineList = "application/json"), (String = "text/event-stream"))),
+        (status = 304, description = "Not modified"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+fn list_namespace_pipelines() {}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/pipelines/{name}", tag = "pipelines",
+    params(("namespace" = String, Path), ("name" = String, Path)),
+    responses(
+        (status = 200, body = Pipeline<'static>), (status = 304, description = "Not modified"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+fn get_pipeline() {}
+
+#[utoipa::path(get, path = "/api/v1/rejections", tag = "rejections",
+    params(PageQuery, NamespaceFilter),
+    responses(
+        (status = 200, body = RejectionList), (status = 304, description = "Not modified"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+fn list_rejections() {}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/rejections", tag = "rejections",
+    params(("namespace" = String, Path), PageQuery),
+    responses(
+        (status = 200, body = RejectionList), (status = 304, description = "Not modified"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+fn list_namespace_rejections() {}
+
+#[utoipa::path(get, path = "/api/v1/modules", tag = "modules",
+    responses(
+        (status = 200, body = super::modules::Body), (status = 304, description = "Not modified"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+fn list_modules() {}
+
+#[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, description = "The process is alive")))]
+fn livez() {}
+
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready (with a token, or without access control, the whole state)", body = super::health::Readiness),
+        (status = 503, description = "Not ready, or shutting down", body = super::health::Readiness)))]
+fn readyz() {}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "This description", content_type = "application/json")))]
+fn openapi_json() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_description_has_every_route_and_nothing_else() {
+        let document: serde_json::Value = serde_json::from_slice(&DOCUMENT).unwrap();
+        assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+        let mut paths: Vec<&str> = document["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+        paths.sort();
+        let mut routes = ROUTES.to_vec();
+        routes.sort();
+        assert_eq!(paths, routes);
+    }
+}

@@ -1,0 +1,39 @@
+//! `/openapi.json` describes every route the server answers, and nothing else.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Running, dir_source, names};
+use execwatch::api::openapi::ROUTES;
+use execwatch::fixtures::Doc;
+
+#[tokio::test]
+async fn every_described_route_is_routed_and_the_description_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), common::manifest("team-a", "run-1", &Doc::new("web").yaml())).unwrap();
+    let service = Running::start(dir_source(dir.path(), Duration::from_millis(50)), Duration::from_secs(60)).await;
+    service.wait_for("run-1 is served", "/api/v1/executions", |b| names(b) == ["run-1"]).await;
+
+    let (status, document) = service.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"), "{}", document["openapi"]);
+    let mut described: Vec<&str> = document["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    described.sort();
+    let mut routes = ROUTES.to_vec();
+    routes.sort();
+    assert_eq!(described, routes);
+
+    for template in ROUTES {
+        let path = template.replace("{namespace}", "team-a").replace("{name}", "web");
+        let response = reqwest::get(format!("{}{path}", service.base)).await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("no such endpoint"), "{template} is described but not routed: {status} {body}");
+        let operation = &document["paths"][template]["get"];
+        assert!(operation["responses"][status.to_string()].is_object(), "{template}: {status} is not described");
+    }
+    let (status, body) = service.get("/api/v1/undescribed").await;
+    assert_eq!((status, body["message"].as_str()), (404, Some("no such endpoint; see /api/v1")));
+    service.stop().await;
+}
