@@ -97,6 +97,19 @@ struct RejectionList {
     freshness: Completeness,
 }
 
+/// One Server-Sent Event of a stream: `snapshot` and `resync` carry what the same request
+/// answers without streaming; `added`, `modified` and `deleted` an item (a summary in a list, the
+/// whole execution for one); `closed` its reason. `id` is what `Last-Event-ID` resumes after.
+#[derive(ToSchema)]
+struct StreamEvent {
+    event: Option<String>,
+    /// JSON, on one line.
+    data: Option<String>,
+    id: Option<String>,
+    /// Milliseconds `EventSource` waits before it reconnects.
+    retry: Option<u64>,
+}
+
 /// Filters and paging of the execution lists.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -104,8 +117,8 @@ struct RejectionList {
 struct ExecutionQuery {
     /// Runs of this pipeline.
     pipeline: Option<String>,
-    /// Runs in this phase.
-    #[param(pattern = "^(Pending|Running|Succeeded|Failed|Cancelled|Unknown)$")]
+    /// Runs in this phase. Here as everywhere, an empty value is the same as none.
+    #[param(pattern = "^(Pending|Running|Succeeded|Failed|Cancelled|Unknown)?$")]
     phase: Option<String>,
     /// Runs that include this environment.
     environment: Option<String>,
@@ -157,7 +170,7 @@ struct WatchQuery {
     params(ExecutionQuery, NamespaceFilter),
     responses(
         (status = 200, description = "A page, or with Accept: text/event-stream a stream of snapshot, added, modified, deleted, resync and closed events",
-            content((ExecutionList = "application/json"), (String = "text/event-stream"))),
+            content((ExecutionList = "application/json"), (StreamEvent = "text/event-stream"))),
         (status = 304, description = "The page the client holds (If-None-Match) is current"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -166,7 +179,7 @@ fn list_executions() {}
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/executions", tag = "executions",
     params(("namespace" = String, Path), ExecutionQuery),
     responses(
-        (status = 200, description = "A page, or a stream", content((ExecutionList = "application/json"), (String = "text/event-stream"))),
+        (status = 200, description = "A page, or a stream", content((ExecutionList = "application/json"), (StreamEvent = "text/event-stream"))),
         (status = 304, description = "Not modified"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -175,7 +188,7 @@ fn list_namespace_executions() {}
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/executions/{name}", tag = "executions",
     params(("namespace" = String, Path), ("name" = String, Path), WatchQuery),
     responses(
-        (status = 200, description = "The whole execution, or a stream of it", content((Detail<'static> = "application/json"), (String = "text/event-stream"))),
+        (status = 200, description = "The whole execution, or a stream of it", content((Detail<'static> = "application/json"), (StreamEvent = "text/event-stream"))),
         (status = 304, description = "Not modified"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -184,7 +197,7 @@ fn get_execution() {}
 #[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines",
     params(PageQuery, NamespaceFilter, WatchQuery),
     responses(
-        (status = 200, description = "A page, or a stream", content((PipelineList = "application/json"), (String = "text/event-stream"))),
+        (status = 200, description = "A page, or a stream", content((PipelineList = "application/json"), (StreamEvent = "text/event-stream"))),
         (status = 304, description = "Not modified"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -193,7 +206,7 @@ fn list_pipelines() {}
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/pipelines", tag = "pipelines",
     params(("namespace" = String, Path), PageQuery, WatchQuery),
     responses(
-        (status = 200, description = "A page, or a stream", content((PipelineList = "application/json"), (String = "text/event-stream"))),
+        (status = 200, description = "A page, or a stream", content((PipelineList = "application/json"), (StreamEvent = "text/event-stream"))),
         (status = 304, description = "Not modified"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
