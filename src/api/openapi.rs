@@ -110,7 +110,7 @@ struct StreamEvent {
     retry: Option<u64>,
 }
 
-/// Filters and paging of the execution lists.
+/// Filters of the execution lists.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(non_snake_case)]
@@ -124,17 +124,6 @@ struct ExecutionQuery {
     environment: Option<String>,
     /// A Kubernetes label selector on the ConfigMap's labels.
     labelSelector: Option<String>,
-    /// Page size (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
-    /// The token from the previous page.
-    #[param(rename = "continue")]
-    next: Option<String>,
-    /// With If-None-Match: hold the request until the page would differ, at most this long.
-    #[param(minimum = 1, maximum = 300)]
-    timeoutSeconds: Option<u32>,
-    /// `true`: a stream of Server-Sent Events (as `Accept: text/event-stream`).
-    watch: Option<bool>,
 }
 
 /// The all-namespaces form also filters by namespace.
@@ -145,20 +134,23 @@ struct NamespaceFilter {
     namespace: Option<String>,
 }
 
-/// Paging of the pipeline and rejection lists.
+/// Paging of every list, and its long poll.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(non_snake_case)]
 struct PageQuery {
+    /// Page size (default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// The token from the previous page.
     #[param(rename = "continue")]
     next: Option<String>,
+    /// With If-None-Match: hold the request until the page would differ, at most this long.
     #[param(minimum = 1, maximum = 300)]
     timeoutSeconds: Option<u32>,
 }
 
-/// A stream of the pipeline list (pipelines only).
+/// A stream instead of one answer.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 struct WatchQuery {
@@ -167,7 +159,7 @@ struct WatchQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/executions", tag = "executions",
-    params(ExecutionQuery, NamespaceFilter),
+    params(ExecutionQuery, PageQuery, WatchQuery, NamespaceFilter),
     responses(
         (status = 200, description = "A page, or with Accept: text/event-stream a stream of snapshot, added, modified, deleted, resync and closed events",
             content((ExecutionList = "application/json"), (StreamEvent = "text/event-stream"))),
@@ -177,7 +169,7 @@ struct WatchQuery {
 fn list_executions() {}
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/executions", tag = "executions",
-    params(("namespace" = String, Path), ExecutionQuery),
+    params(("namespace" = String, Path), ExecutionQuery, PageQuery, WatchQuery),
     responses(
         (status = 200, description = "A page, or a stream", content((ExecutionList = "application/json"), (StreamEvent = "text/event-stream"))),
         (status = 304, description = "Not modified"),

@@ -2,12 +2,12 @@
 //! and counts by phase.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::entry::{Json, Summary};
+use super::query::ByName;
 use super::{Changed, Index, Key, NameCursor, Postings, Scope, State};
 use crate::model::Phase;
 use crate::modules::PIPELINES;
@@ -67,21 +67,12 @@ impl Index {
         limit: usize,
     ) -> PipelinePage {
         let state = self.read();
-        let from = match (after, namespace) {
-            (Some(c), _) => Bound::Excluded((c.namespace.clone(), c.name.clone())),
-            (None, Some(ns)) => Bound::Included((ns.to_owned(), String::new())),
-            (None, None) => Bound::Unbounded,
-        };
-        // `after` was checked to belong to a list of `namespace`.
-        let mut matching = state
-            .pipelines
-            .range((from, Bound::Unbounded))
-            .take_while(|((ns, _), _)| namespace.is_none_or(|want| want == ns))
-            .filter(|((ns, _), _)| scope.allows(ns))
-            .map(|(_, p)| p);
-        let page: Vec<&Arc<ResolvedPipeline>> = matching.by_ref().take(limit).collect();
-        let more = matching.next().is_some();
-        let next = page.last().filter(|_| more).map(|p| NameCursor::new(PIPELINES, namespace, &p.namespace, &p.name));
+        let key = |namespace: &str, name: &str| (namespace.to_owned(), name.to_owned());
+        fn id((namespace, name): &(String, String)) -> (&str, &str) {
+            (namespace, name)
+        }
+        let by_name = ByName { list: PIPELINES, namespace, scope, after, limit };
+        let (page, next) = by_name.page(&state.pipelines, key, id);
         PipelinePage { items: page.iter().map(|p| p.body.clone()).collect(), next, as_of: state.changes.last() }
     }
 

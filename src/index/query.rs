@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{ExecutionEntry, Index, Json, Key, Postings, RejectionEntry, SortKey, State};
+use super::{ExecutionEntry, Index, Json, Key, Postings, SortKey, State};
 use crate::model::Phase;
 use crate::modules::REJECTIONS;
 use crate::selector::Selector;
@@ -170,6 +170,43 @@ impl NameCursor {
     }
 }
 
+/// A page of a list ordered by namespace and name: up to `limit` after `after` (checked to
+/// belong to this `list` and `namespace`), within `namespace` (or any) and `scope`.
+pub(super) struct ByName<'a> {
+    pub list: &'static str,
+    pub namespace: Option<&'a str>,
+    pub scope: &'a Scope,
+    pub after: Option<&'a NameCursor>,
+    pub limit: usize,
+}
+
+impl ByName<'_> {
+    /// The page of `map`, whose keys `key` makes and `id` takes apart, and the next page's cursor.
+    pub fn page<'m, K: Ord, V>(
+        &self,
+        map: &'m BTreeMap<K, V>,
+        key: impl Fn(&str, &str) -> K,
+        id: impl Fn(&K) -> (&str, &str),
+    ) -> (Vec<&'m V>, Option<NameCursor>) {
+        let from = match (self.after, self.namespace) {
+            (Some(c), _) => Bound::Excluded(key(&c.namespace, &c.name)),
+            (None, Some(ns)) => Bound::Included(key(ns, "")),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut matching = map
+            .range((from, Bound::Unbounded))
+            .take_while(|(k, _)| self.namespace.is_none_or(|want| want == id(k).0))
+            .filter(|(k, _)| self.scope.allows(id(k).0));
+        let page: Vec<(&K, &V)> = matching.by_ref().take(self.limit).collect();
+        let more = matching.next().is_some();
+        let next = page.last().filter(|_| more).map(|(k, _)| {
+            let (namespace, name) = id(k);
+            NameCursor::new(self.list, self.namespace, namespace, name)
+        });
+        (page.into_iter().map(|(_, v)| v).collect(), next)
+    }
+}
+
 /// One page of serialised items, by namespace and name.
 pub struct NamedPage {
     pub items: Vec<Json>,
@@ -237,24 +274,12 @@ impl Index {
         limit: usize,
     ) -> NamedPage {
         let state = self.read();
-        let at = |namespace: &str, name: &str| ObjectRef { namespace: namespace.to_owned(), name: name.to_owned() };
-        let from = match (after, namespace) {
-            (Some(c), _) => Bound::Excluded(at(&c.namespace, &c.name)),
-            (None, Some(ns)) => Bound::Included(at(ns, "")),
-            (None, None) => Bound::Unbounded,
-        };
-        let mut matching = state
-            .rejections
-            .range((from, Bound::Unbounded))
-            .take_while(|(id, _)| namespace.is_none_or(|want| want == id.namespace))
-            .filter(|(id, _)| scope.allows(&id.namespace))
-            .map(|(_, r)| r);
-        let page: Vec<&Arc<RejectionEntry>> = matching.by_ref().take(limit).collect();
-        let more = matching.next().is_some();
-        let next = page.last().filter(|_| more).map(|r| {
-            let id = &r.rejection.id;
-            NameCursor::new(REJECTIONS, namespace, &id.namespace, &id.name)
-        });
+        let key = |namespace: &str, name: &str| ObjectRef { namespace: namespace.to_owned(), name: name.to_owned() };
+        fn id(k: &ObjectRef) -> (&str, &str) {
+            (&k.namespace, &k.name)
+        }
+        let by_name = ByName { list: REJECTIONS, namespace, scope, after, limit };
+        let (page, next) = by_name.page(&state.rejections, key, id);
         NamedPage { items: page.iter().map(|r| r.body.clone()).collect(), next }
     }
 
