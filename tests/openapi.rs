@@ -37,3 +37,28 @@ async fn every_described_route_is_routed_and_the_description_is_served() {
     assert_eq!((status, body["message"].as_str()), (404, Some("no such endpoint; see /api/v1")));
     service.stop().await;
 }
+
+/// schemathesis generates requests from the description, valid and not, and checks every answer
+/// against it: no 5xx, every status and body described, invalid requests refused. The number
+/// of cases per operation is in `tests/schemathesis.toml` (`EXECWATCH_SCHEMATHESIS_EXAMPLES`
+/// overrides it).
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_description() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
+    let service = Running::start(dir_source(&examples, Duration::from_millis(200)), Duration::from_secs(60)).await;
+    service.wait_for("the examples are served", "/api/v1/executions", |b| !names(b).is_empty()).await;
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
+    let url = format!("{}/openapi.json", service.base);
+    let mut args = vec!["--config-file", config.to_str().unwrap(), "run", &url, "--checks", "all"];
+    args.extend(["--exclude-checks", "positive_data_acceptance", "--no-color"]);
+    let examples = std::env::var("EXECWATCH_SCHEMATHESIS_EXAMPLES").unwrap_or_default();
+    if !examples.is_empty() {
+        args.extend(["--max-examples", &examples]);
+    }
+    let Some((ok, out)) = common::clients::python_module("schemathesis", "schemathesis.cli", &args).await else {
+        return;
+    };
+    assert!(ok, "schemathesis found failures:\n{out}");
+    assert!(out.contains("No issues found") || out.contains("passed"), "{out}");
+    service.stop().await;
+}

@@ -84,11 +84,13 @@ async fn list(
     let filter = ExecutionFilter {
         namespace: namespace.or_else(|| params.get("namespace").map(str::to_owned)),
         pipeline: params.get("pipeline").map(str::to_owned),
-        phase: params.parsed(
-            "phase",
-            "one of Pending, Running, Succeeded, Failed, Cancelled, Unknown",
-            Phase::parse,
-        )?,
+        // `phase=` is no filter, as an empty `pipeline=` is none.
+        phase: params
+            .parsed("phase", "one of Pending, Running, Succeeded, Failed, Cancelled, Unknown", |s| match s {
+                "" => Some(None),
+                s => Phase::parse(s).map(Some),
+            })?
+            .flatten(),
         environment: params.get("environment").map(str::to_owned),
         labels: label_selector(&params)?,
         scope: Scope::all(),

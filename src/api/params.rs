@@ -55,14 +55,16 @@ impl Params {
         Ok(limit.unwrap_or(page.default))
     }
 
-    /// Parses a parameter with `parse`, naming it and the expectation on failure.
+    /// Parses a parameter with `parse`, naming it and the expectation on failure. An empty
+    /// value is parsed too (`limit=` is no number), unlike `get`'s free-text parameters.
     pub fn parsed<T>(
         &self,
         key: &str,
         expected: &str,
         parse: impl FnOnce(&str) -> Option<T>,
     ) -> Result<Option<T>, ApiError> {
-        self.get(key)
+        self.0
+            .get(key)
             .map(|raw| {
                 parse(raw).ok_or_else(|| {
                     ApiError::bad_request(
@@ -94,6 +96,9 @@ mod tests {
         let err = p.parsed("limit", "a number", |s| s.parse::<u32>().ok()).unwrap_err();
         assert!(err.message.contains("limit=\"lots\"") && err.message.contains("a number"), "{}", err.message);
         assert_eq!(Params::parse("", &[]).unwrap().get("x"), None);
+        let p = Params::parse("limit=", &["limit"]).unwrap();
+        let err = p.parsed("limit", "a number", |s| s.parse::<u32>().ok()).unwrap_err();
+        assert!(err.message.contains("limit=\"\""), "an empty number is no number: {}", err.message);
     }
 
     #[test]

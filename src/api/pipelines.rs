@@ -65,6 +65,7 @@ async fn list(
     held: Held<'_>,
 ) -> Result<Response, Rejection> {
     let limit = params.limit(state.page)?;
+    let timeout = poll::timeout(params)?;
     let after = params.get("continue").map(|token| NameCursor::decode(token, PIPELINES, namespace)).transpose();
     let after = after.map_err(ApiError::from)?;
     let owned = namespace.map(str::to_owned);
@@ -82,7 +83,7 @@ async fn list(
         let followed = Followed::Pipelines { namespace: namespace.map(str::to_owned), scope, snapshot };
         return Ok(stream::start(state, caller, followed, ends, how.last_event_id)?);
     }
-    poll::list(state, caller, how, poll::timeout(params)?, held, |scope| Ok(page(state, scope).0)).await
+    poll::list(state, caller, how, timeout, held, |scope| Ok(page(state, scope).0)).await
 }
 
 /// GET /api/v1/namespaces/{namespace}/pipelines/{name}

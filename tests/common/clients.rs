@@ -88,7 +88,20 @@ pub async fn python(script: &str, args: &[&str]) -> Option<(bool, String)> {
 /// (its name on PyPI is the same, `_` for `-`); `None` (after reporting it) where it does not.
 pub async fn python_with(package: &'static str, script: &str, args: &[&str]) -> Option<(bool, String)> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(script);
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let mut argv = vec![script.to_string_lossy().into_owned()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    python_once(package, argv).await
+}
+
+/// Runs `python3 -m {module}` with `args` once the Python `package` imports; `None` (after
+/// reporting it) where it does not.
+pub async fn python_module(package: &'static str, module: &str, args: &[&str]) -> Option<(bool, String)> {
+    let mut argv = vec!["-m".to_owned(), module.to_owned()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    python_once(package, argv).await
+}
+
+async fn python_once(package: &'static str, argv: Vec<String>) -> Option<(bool, String)> {
     tokio::task::spawn_blocking(move || {
         let mut probe = Command::new("python3");
         probe.args(["-c", &format!("import {package}")]);
@@ -102,7 +115,7 @@ pub async fn python_with(package: &'static str, script: &str, args: &[&str]) -> 
             None => return None,
         }
         let mut cmd = Command::new("python3");
-        cmd.arg(&script).args(&args);
+        cmd.args(&argv);
         run(cmd, None, "python3")
     })
     .await
