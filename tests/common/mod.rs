@@ -18,7 +18,7 @@ use execwatch::validate::{Limits, SchemaRegistry};
 use execwatch::{Service, Sources};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_sim::Sim;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -311,6 +311,22 @@ impl Cluster {
         self.put(Cm::new(ns, name).doc(doc).build()).await;
     }
 
+    /// Names of the labelled ConfigMaps the API server holds in `namespaces`.
+    pub async fn held(&self, namespaces: &[&str]) -> std::collections::BTreeSet<String> {
+        let mut all = std::collections::BTreeSet::new();
+        for ns in namespaces {
+            let listed = self.configmaps(ns).list(&ListParams::default().labels(&selector().to_string())).await;
+            all.extend(listed.expect("list").items.into_iter().filter_map(|cm| cm.metadata.name));
+        }
+        all
+    }
+
+    /// Names of the executions the service serves (up to 500).
+    pub async fn served(&self) -> std::collections::BTreeSet<String> {
+        let (_, body) = self.service.get("/api/v1/executions?limit=500").await;
+        names(&body).into_iter().collect()
+    }
+
     pub async fn delete(&self, ns: &str, name: &str) {
         self.configmaps(ns).delete(name, &DeleteParams::default()).await.expect("delete");
     }
@@ -379,4 +395,13 @@ pub fn dir_source(path: &std::path::Path, interval: Duration) -> Sources {
         interval,
         max_file_bytes: execwatch::source::dir::max_file_bytes(Limits::default().max_document_bytes),
     })
+}
+
+/// Switches the simulator's faults over HTTP (`POST /_sim/faults`), as a script would; returns
+/// what is switched on.
+pub async fn sim_faults(sim: &Sim, switches: Value) -> Value {
+    let url = format!("{}/_sim/faults", sim.url());
+    let response = reqwest::Client::new().post(url).json(&switches).send().await.expect("the simulator answers");
+    assert_eq!(response.status(), 200, "{switches}");
+    response.json().await.expect("the fault state")
 }
