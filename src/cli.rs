@@ -125,6 +125,9 @@ pub struct ServeArgs {
     /// it or separate with commas. None by default; `*` is refused.
     #[arg(long = "cors-origin", env = "EXECWATCH_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
+    /// Serve the dashboard at `/` (`--ui=false` turns it off; the API needs no UI).
+    #[arg(long, env = "EXECWATCH_UI", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub ui: bool,
     /// Who may read what: `none`, `kubernetes` (TokenReview, then SubjectAccessReview per
     /// namespace) or `tokens=FILE`. Default: `kubernetes` with --namespaces, `none` with --from-dir.
     #[arg(long, env = "EXECWATCH_AUTH")]

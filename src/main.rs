@@ -86,6 +86,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_connections: args.max_connections,
         shutdown_grace: args.shutdown_grace,
         cors_origins: args.cors_origins.clone(),
+        dashboard: args.ui,
     };
     let access = access(&args, &sources).await?;
     let limits = CallerLimits::new(args.max_long_polls_per_subject, args.max_held_requests, args.rate_limit);

@@ -93,7 +93,7 @@ fn route(path: &str) -> &'static str {
             }
         }
     };
-    std::iter::once("/metrics").chain(ROUTES).find(|t| fits(t)).unwrap_or("other")
+    std::iter::once("/metrics").chain(ROUTES).chain(crate::api::ui::ROUTES).find(|t| fits(t)).unwrap_or("other")
 }
 
 /// The registry a service's `/metrics` encodes: the process's events and its state.

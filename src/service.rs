@@ -87,7 +87,7 @@ impl Service {
             health.begin_shutdown();
             tracing::info!("shutting down");
         };
-        api::server::serve(listener, api::routes(state), self.server, draining).await;
+        api::server::serve(listener, api::routes(state, self.server.dashboard), self.server, draining).await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }

@@ -14,6 +14,7 @@ mod poll;
 pub(crate) mod rejections;
 pub mod server;
 mod stream;
+pub mod ui;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -75,7 +76,7 @@ impl Default for PageLimits {
 
 /// Every route of the service: health, the module list, and each module's routes behind the
 /// module gate; every `/api` route takes its caller from the one access check, `caller()`.
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+pub fn routes(state: AppState, dashboard: bool) -> BoxedFilter<(Response,)> {
     let domains = modules::routes(state.clone())
         .or(executions::routes(state.clone()))
         .unify()
@@ -85,7 +86,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify();
     let api = warp::path!("api" / "v1" / ..).and(gate(state.clone())).and(domains).map(Reply::into_response);
     let description = warp::path!("openapi.json").and(warp::get()).map(|| json_bytes(openapi::DOCUMENT.clone()));
-    health::routes(state).or(description).unify().or(api).unify().recover(recover).unify().boxed()
+    let dashboard = ui::routes(dashboard, state.responses.clone());
+    health::routes(state).or(description).unify().or(api).unify().or(dashboard).unify().recover(recover).unify().boxed()
 }
 
 /// `GET /metrics` alone, for the metrics port.

@@ -39,6 +39,8 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Origins (`https://ui.example.com`) whose pages may call the API from a browser.
     pub cors_origins: Vec<String>,
+    /// Serve the dashboard at `/`.
+    pub dashboard: bool,
 }
 
 impl Default for ServerSettings {
@@ -48,6 +50,7 @@ impl Default for ServerSettings {
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(5),
             cors_origins: Vec::new(),
+            dashboard: true,
         }
     }
 }

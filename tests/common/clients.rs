@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Reports a missing client: a skip, or a failure where clients are required.
-fn missing(what: &str) {
+pub fn missing(what: &str) {
     if std::env::var_os("EXECWATCH_REQUIRE_CLIENTS").is_some() {
         panic!("{what} is required (EXECWATCH_REQUIRE_CLIENTS is set) but not available");
     }

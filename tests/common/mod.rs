@@ -3,6 +3,7 @@
 //! deadlines, never sleeps.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod browser;
 pub mod clients;
 
 use std::future::Future;
