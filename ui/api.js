@@ -143,7 +143,7 @@ export async function follow(path, on, signal, { stream = true } = {}) {
       on.error(error);
       if (error.status === 401) return; // the sign-in restarts the view
     }
-    await sleep(Math.min(retry * 2 ** Math.min(failures, 4), 30000), signal);
+    await sleep(Math.min(retry * 2 ** Math.min(failures, 3), 10000), signal);
   }
 }
 
