@@ -3,7 +3,7 @@
 // pipelines stream; filtered by namespace (on the server) and by name (here), both in the URL.
 
 import * as api from './api.js';
-import { age, executionLink, h, keyedRows, notice, phase, withQuery } from './dom.js';
+import { age, collection, executionLink, h, keyedRows, notice, phase, withQuery } from './dom.js';
 
 const PHASES = ['Running', 'Pending', 'Failed', 'Succeeded', 'Cancelled', 'Unknown'];
 
@@ -42,11 +42,10 @@ export function render(main, route, signal, ui) {
   const more = h('p', { class: 'muted', hidden: true });
   main.append(h('h1', {}, 'Pipelines'), form, status, h('div', { class: 'scroll' }, table), more);
 
-  const pipelines = new Map();
   const key = (p) => `${p.namespace}/${p.name}`;
   let columns = [];
   const draw = () => {
-    const rows = [...pipelines.values()]
+    const rows = [...pipelines.items.values()]
       .filter((p) => !q || p.name.includes(q))
       .sort((a, b) => key(a).localeCompare(key(b)));
     const wanted = environments(rows);
@@ -58,7 +57,7 @@ export function render(main, route, signal, ui) {
           h('th', { scope: 'col' }, 'Latest execution'), h('th', { scope: 'col' }, 'Runs'))),
         h('tbody'));
     }
-    status.replaceChildren(rows.length ? '' : notice(pipelines.size ? 'No pipeline matches.' : 'No pipelines yet.'));
+    status.replaceChildren(rows.length ? '' : notice(pipelines.items.size ? 'No pipeline matches.' : 'No pipelines yet.'));
     keyedRows(table.tBodies[0], rows, key, (p) => {
       const byName = new Map((p.environments || []).map((e) => [e.name, e]));
       const latest = p.latestExecution;
@@ -80,27 +79,19 @@ export function render(main, route, signal, ui) {
     });
   };
 
+  const pipelines = collection(key, draw);
   const path = withQuery('/api/v1/pipelines', { namespace, limit: 500 });
   api.follow(path, {
     snapshot(body) {
-      pipelines.clear();
-      for (const p of body.items) pipelines.set(key(p), p);
       more.hidden = !body.continue;
       more.textContent = 'Showing the first 500 pipelines: filter by namespace to see the others.';
       ui.freshness(body.freshness);
-      draw();
+      pipelines.replace(body.items);
     },
-    change(event, p) {
-      if (event === 'deleted') pipelines.delete(key(p));
-      else pipelines.set(key(p), p);
-      draw();
-    },
+    change: pipelines.change,
     error(e) {
       // A module switched off shows as such, in place of its data; other failures keep the last.
-      if (e.code === 'ModuleNotInstalled') {
-        pipelines.clear();
-        draw();
-      }
+      if (e.code === 'ModuleNotInstalled') pipelines.clear();
       status.replaceChildren(notice(e.message, 'error'));
     },
   }, signal);

@@ -90,6 +90,28 @@ export function keyedRows(tbody, items, key, render) {
   for (const tr of existing.values()) tr.remove();
 }
 
+/** Items by `key`, as a followed list's snapshots and changes leave them; `draw()` after each. */
+export function collection(key, draw) {
+  const items = new Map();
+  return {
+    items,
+    replace(list) {
+      items.clear();
+      for (const item of list) items.set(key(item), item);
+      draw();
+    },
+    change(event, item) {
+      if (event === 'deleted') items.delete(key(item));
+      else items.set(key(item), item);
+      draw();
+    },
+    clear() {
+      items.clear();
+      draw();
+    },
+  };
+}
+
 /** The hash route's query as an object, and back. */
 export function queryOf(hash) {
   const q = hash.indexOf('?');

@@ -3,7 +3,7 @@
 // execution follow their streams; a later page is long-polled.
 
 import * as api from './api.js';
-import { age, duration, executionLink, external, h, keyedRows, notice, phase, time, withQuery } from './dom.js';
+import { age, collection, duration, executionLink, external, h, keyedRows, notice, phase, time, withQuery } from './dom.js';
 
 const FILTERS = ['namespace', 'pipeline', 'phase', 'environment', 'labelSelector'];
 const PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Cancelled', 'Unknown'];
@@ -48,10 +48,9 @@ function list(main, query, signal, ui) {
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' });
   main.append(h('h1', {}, 'Executions'), filterForm(query), status, h('div', { class: 'scroll' }, table), pager);
 
-  const items = new Map();
   const key = (e) => `${e.namespace}/${e.name}`;
   const draw = () => {
-    const rows = [...items.values()].sort(newestFirst);
+    const rows = [...executions.items.values()].sort(newestFirst);
     status.replaceChildren(rows.length ? '' : notice('No executions match.'));
     keyedRows(tbody, rows, key, (e) => [
       h('th', { scope: 'row' }, executionLink(e.namespace, e.name), h('div', { class: 'muted small' }, e.namespace)),
@@ -68,25 +67,18 @@ function list(main, query, signal, ui) {
       next ? h('a', { href: withQuery('#/executions', { ...filters, continue: next }) }, 'Next page »') : '');
   };
 
+  const executions = collection(key, draw);
   const path = withQuery('/api/v1/executions', { ...filters, continue: query.continue });
   api.follow(path, {
     snapshot(body) {
-      items.clear();
-      for (const e of body.items) items.set(key(e), e);
       ui.freshness(body.freshness);
       pages(body.continue);
-      draw();
+      executions.replace(body.items);
     },
-    change(event, e) {
-      if (event === 'deleted') items.delete(key(e));
-      else items.set(key(e), e);
-      draw();
-    },
+    change: executions.change,
     error(e) {
-      if (e.code === 'ModuleNotInstalled' || e.status === 400) {
-        items.clear();
-        draw();
-      }
+      // A module switched off, or filters the API refuses: no rows, and the reason.
+      if (e.code === 'ModuleNotInstalled' || e.status === 400) executions.clear();
       status.replaceChildren(notice(e.message, 'error'));
     },
   }, signal, { stream: !query.continue });
