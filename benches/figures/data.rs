@@ -17,6 +17,7 @@ pub struct Execution {
 
 /// Writes executions `0..n` into `dir` as manifests, one file each; returns the payload.
 pub fn write_dir(dir: &std::path::Path, n: usize) -> u64 {
+    std::fs::create_dir_all(dir).expect("create the directory");
     let mut payload = 0;
     for i in 0..n {
         let e = execution(i, 0);
