@@ -80,20 +80,29 @@ pub fn review(took: Duration) {
     EVENTS.reviews.observe(took.as_secs_f64());
 }
 
+/// Every route template, split into segments once.
+static TEMPLATES: LazyLock<Vec<(&'static str, Vec<&'static str>)>> = LazyLock::new(|| {
+    let all = std::iter::once("/metrics").chain(ROUTES).chain(crate::api::ui::ROUTES);
+    all.map(|t| (t, t.trim_matches('/').split('/').collect())).collect()
+});
+
 /// The template of a path (`ROUTES`, or `/metrics`), or `other`: a bounded set of values.
 fn route(path: &str) -> &'static str {
-    // `{...}` in a template stands for any one segment.
-    let fits = |template: &str| {
-        let (mut want, mut got) = (template.trim_matches('/').split('/'), path.trim_matches('/').split('/'));
-        loop {
-            match (want.next(), got.next()) {
-                (None, None) => return true,
-                (Some(w), Some(g)) if w.starts_with('{') || w == g => {}
-                _ => return false,
-            }
+    // At most one more segment than the longest template is worth looking at.
+    let mut got = [""; 7];
+    let mut count = 0;
+    for segment in path.trim_matches('/').split('/') {
+        if count == got.len() {
+            return "other";
         }
-    };
-    std::iter::once("/metrics").chain(ROUTES).chain(crate::api::ui::ROUTES).find(|t| fits(t)).unwrap_or("other")
+        got[count] = segment;
+        count += 1;
+    }
+    let got = &got[..count];
+    // `{...}` in a template stands for any one segment.
+    let fits =
+        |want: &[&str]| want.len() == got.len() && want.iter().zip(got).all(|(w, g)| w.starts_with('{') || w == g);
+    TEMPLATES.iter().find(|(_, want)| fits(want)).map_or("other", |(template, _)| template)
 }
 
 /// The registry a service's `/metrics` encodes: the process's events and its state.

@@ -66,7 +66,7 @@ impl Service {
         };
         let tokens = self.access.token_file().map(|file| tokio::spawn(file.clone().follow()));
         let health = Health::default();
-        let state = AppState {
+        let state = AppState::new(api::Shared {
             index,
             health: health.clone(),
             page: self.page,
@@ -75,7 +75,7 @@ impl Service {
             access: self.access,
             limits: self.limits,
             responses: api::Responses::new(RESPONSE_CACHE_BYTES),
-        };
+        });
         let metrics = self.metrics.map(|listener| {
             let registry = crate::metrics::registry(state.index.clone(), modules.clone(), state.limits.clone());
             let settings = ServerSettings { cors_origins: Vec::new(), ..self.server.clone() };

@@ -239,3 +239,28 @@ async fn the_dashboard_is_served_with_a_strict_policy_and_can_be_switched_off() 
     assert_eq!(off.get("/api/v1/executions").await.0, 200, "the API needs no UI");
     off.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_board_fits_360_pixels_and_works_by_keyboard() {
+    let c = cluster().await;
+    let Some(browser) = Browser::start(360, 740).await else { return };
+    browser.goto(&format!("{}/", c.service.base)).await;
+    browser.wait_text("the board shows", "table.board tbody", |t| t.contains("checkout-api")).await;
+    let overflow = browser.eval("return document.documentElement.scrollWidth - window.innerWidth", vec![]).await;
+    assert!(overflow.as_i64().is_some_and(|px| px <= 0), "the page scrolls sideways by {overflow} px at 360 px");
+
+    // Tab from the top: the skip link, the brand, then the views; Enter follows a link.
+    const TAB: &str = "\u{E004}";
+    const ENTER: &str = "\u{E007}";
+    let body = browser.client.find(fantoccini::Locator::Css("body")).await.expect("body");
+    body.send_keys(TAB).await.expect("tab");
+    let focused = || async { browser.eval("return document.activeElement.textContent.trim()", vec![]).await };
+    assert_eq!(focused().await, json!("Skip to content"));
+    for _ in 0..3 {
+        browser.client.active_element().await.expect("focus").send_keys(TAB).await.expect("tab");
+    }
+    assert_eq!(focused().await, json!("Executions"));
+    browser.client.active_element().await.expect("focus").send_keys(ENTER).await.expect("enter");
+    browser.wait_text("the executions page opens", "main h1", |t| t == "Executions").await;
+    browser.close().await;
+}

@@ -135,7 +135,7 @@ mod tests {
     #[tokio::test]
     async fn readiness_turns_false_when_shutdown_begins() {
         let index = Index::new(Duration::from_secs(60));
-        let state = AppState {
+        let state = AppState::new(crate::api::Shared {
             index: index.clone(),
             health: Health::default(),
             page: PageLimits::default(),
@@ -144,7 +144,7 @@ mod tests {
             access: crate::access::Access::open(),
             limits: crate::api::CallerLimits::new(8, 10_000, None),
             responses: crate::api::Responses::new(1 << 20),
-        };
+        });
         let filter = routes(state.clone());
         let ready = warp::test::request().path("/readyz").reply(&filter).await;
         assert_eq!(ready.status(), StatusCode::OK);

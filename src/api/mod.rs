@@ -39,9 +39,27 @@ use crate::modules::Modules;
 use crate::modules::switch::Switch;
 use crate::quote::quote;
 
-/// What every handler can reach.
+/// What every handler can reach: one allocation, so that the filters that hand it on clone a
+/// pointer, not a struct of handles.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of `AppState`.
+pub struct Shared {
     pub index: Index,
     pub health: Health,
     pub page: PageLimits,
