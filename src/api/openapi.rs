@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 
 use bytes::Bytes;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
 use crate::index::{Completeness, Detail, Pipeline, RejectionBody, Summary};
 
@@ -68,6 +68,26 @@ struct ErrorBody {
     code: String,
     message: String,
 }
+
+/// What every `/api` route may answer besides its `200`, each error as `{code, message}`.
+#[derive(IntoResponses)]
+enum Refused {
+    #[response(status = 304, description = "What the client holds (If-None-Match) is current")]
+    NotModified,
+    #[response(status = 400, description = "A parameter is unknown, repeated or invalid")]
+    BadRequest(ErrorBody),
+    #[response(status = 401, description = "Callers must authenticate")]
+    Unauthorized(ErrorBody),
+    #[response(status = 429, description = "Too many requests or long polls from this caller")]
+    TooManyRequests(ErrorBody),
+    #[response(status = 503, description = "Not synced yet, module not installed, or shutting down")]
+    Unavailable(ErrorBody),
+}
+
+/// No such object, or a namespace this service does not watch or the caller may not read.
+#[derive(IntoResponses)]
+#[response(status = 404)]
+struct NotFound(ErrorBody);
 
 /// A page of execution summaries, newest first.
 #[derive(ToSchema)]
@@ -163,76 +183,58 @@ struct WatchQuery {
     responses(
         (status = 200, description = "A page, or with Accept: text/event-stream a stream of snapshot, added, modified, deleted, resync and closed events",
             content((ExecutionList = "application/json"), (StreamEvent = "text/event-stream"))),
-        (status = 304, description = "The page the client holds (If-None-Match) is current"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        Refused, NotFound))]
 fn list_executions() {}
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/executions", tag = "executions",
     params(("namespace" = String, Path), ExecutionQuery, PageQuery, WatchQuery),
     responses(
         (status = 200, description = "A page, or a stream", content((ExecutionList = "application/json"), (StreamEvent = "text/event-stream"))),
-        (status = 304, description = "Not modified"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        Refused, NotFound))]
 fn list_namespace_executions() {}
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/executions/{name}", tag = "executions",
     params(("namespace" = String, Path), ("name" = String, Path), WatchQuery),
     responses(
         (status = 200, description = "The whole execution, or a stream of it", content((Detail<'static> = "application/json"), (StreamEvent = "text/event-stream"))),
-        (status = 304, description = "Not modified"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        Refused, NotFound))]
 fn get_execution() {}
 
 #[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines",
     params(PageQuery, NamespaceFilter, WatchQuery),
     responses(
         (status = 200, description = "A page, or a stream", content((PipelineList = "application/json"), (StreamEvent = "text/event-stream"))),
-        (status = 304, description = "Not modified"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        Refused, NotFound))]
 fn list_pipelines() {}
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/pipelines", tag = "pipelines",
     params(("namespace" = String, Path), PageQuery, WatchQuery),
     responses(
         (status = 200, description = "A page, or a stream", content((PipelineList = "application/json"), (StreamEvent = "text/event-stream"))),
-        (status = 304, description = "Not modified"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        Refused, NotFound))]
 fn list_namespace_pipelines() {}
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/pipelines/{name}", tag = "pipelines",
     params(("namespace" = String, Path), ("name" = String, Path)),
     responses(
-        (status = 200, body = Pipeline<'static>), (status = 304, description = "Not modified"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 200, body = Pipeline<'static>), Refused, NotFound))]
 fn get_pipeline() {}
 
 #[utoipa::path(get, path = "/api/v1/rejections", tag = "rejections",
     params(PageQuery, NamespaceFilter),
     responses(
-        (status = 200, body = RejectionList), (status = 304, description = "Not modified"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 200, body = RejectionList), Refused, NotFound))]
 fn list_rejections() {}
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/rejections", tag = "rejections",
     params(("namespace" = String, Path), PageQuery),
     responses(
-        (status = 200, body = RejectionList), (status = 304, description = "Not modified"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 200, body = RejectionList), Refused, NotFound))]
 fn list_namespace_rejections() {}
 
 #[utoipa::path(get, path = "/api/v1/modules", tag = "modules",
     responses(
-        (status = 200, body = super::modules::Body), (status = 304, description = "Not modified"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+        (status = 200, body = super::modules::Body), Refused))]
 fn list_modules() {}
 
 #[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, description = "The process is alive")))]
