@@ -8,8 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::Browser;
-use common::{Cluster, Running, Setup, client_for, fast_watch, names, wait_until};
-use execwatch::Sources;
+use common::{Cluster, Running, Setup, fast_watch, names, wait_until};
 use execwatch::access::Access;
 use execwatch::access::tokens::TokenFile;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -150,10 +149,6 @@ async fn a_switched_off_pipelines_module_says_so_and_executions_still_work() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_for_one_team_shows_that_teams_namespaces_only() {
-    let sim = k8s_sim::Sim::start().await.expect("simulator starts");
-    for team in TEAMS {
-        sim.create_namespace(team);
-    }
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.yaml");
     let digest = execwatch::access::digest_hex("payments-s3cret");
@@ -163,20 +158,11 @@ async fn a_token_for_one_team_shows_that_teams_namespaces_only() {
     )
     .unwrap();
     let access = Access::tokens(TokenFile::load(&tokens, Duration::from_millis(100)).unwrap());
-    let sources = Sources::Kube {
-        client: client_for(&sim),
-        namespaces: TEAMS.iter().map(|t| t.to_string()).collect::<Vec<_>>().into(),
-        watch: fast_watch(),
-    };
-    let service = Running::launch(sources, Setup { access, ..Setup::default() }).await;
-    let writer = kube::Api::<ConfigMap>::all(client_for(&sim));
+    let c = Cluster::launch(&TEAMS, &TEAMS, fast_watch(), Setup { access, ..Setup::default() }).await;
     for cm in examples() {
-        let ns = cm.metadata.namespace.clone().unwrap();
-        kube::Api::<ConfigMap>::namespaced(writer.clone().into_client(), &ns)
-            .create(&Default::default(), &cm)
-            .await
-            .expect("create");
+        c.put(cm).await;
     }
+    let service = &c.service;
     wait_until("the service is ready", || async { (service.get("/readyz").await.0 == 200).then_some(()) }).await;
 
     let Some(browser) = Browser::start(1024, 768).await else { return };
@@ -204,7 +190,6 @@ async fn a_token_for_one_team_shows_that_teams_namespaces_only() {
     let url = browser.client.current_url().await.unwrap();
     assert!(!url.as_str().contains("s3cret"), "never in a URL: {url}");
     browser.close().await;
-    service.stop().await;
 }
 
 #[tokio::test]

@@ -263,6 +263,11 @@ impl Cluster {
     }
 
     pub async fn start_with(existing: &[&str], watched: &[&str], watch: WatchSettings, staleness: Duration) -> Cluster {
+        Self::launch(existing, watched, watch, Setup { staleness, ..Setup::default() }).await
+    }
+
+    /// Creates `existing` namespaces, then starts the service watching `watched` as `setup` says.
+    pub async fn launch(existing: &[&str], watched: &[&str], watch: WatchSettings, setup: Setup) -> Cluster {
         let sim = Sim::start().await.expect("simulator starts");
         for ns in existing {
             sim.create_namespace(ns);
@@ -272,7 +277,7 @@ impl Cluster {
             namespaces: watched.iter().map(|s| s.to_string()).collect::<Vec<_>>().into(),
             watch,
         };
-        let service = Running::start(sources, staleness).await;
+        let service = Running::launch(sources, setup).await;
         let writer = client_for(&sim);
         Cluster { sim, service, writer }
     }
