@@ -120,9 +120,8 @@ export async function follow(path, on, signal, { stream = true } = {}) {
             if (e.event === 'snapshot' || e.event === 'resync') {
               mode('live');
               on.snapshot(data);
-            } else if (e.event === 'closed') {
-              on.closed?.(data.reason);
-            } else {
+            } else if (e.event !== 'closed') {
+              // `closed` ends the stream: the loop reconnects, and learns why if it must.
               on.change(e.event, data);
             }
           }

@@ -9,7 +9,7 @@ const FILTERS = ['namespace', 'pipeline', 'phase', 'environment', 'labelSelector
 const PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Cancelled', 'Unknown'];
 
 export function render(main, route, signal, ui) {
-  if (route.variant === 'one') one(main, route.params[0], route.params[1], signal, ui);
+  if (route.variant === 'one') one(main, route.params[0], route.params[1], signal);
   else list(main, route.query, signal, ui);
 }
 
@@ -84,7 +84,7 @@ function list(main, query, signal, ui) {
   }, signal, { stream: !query.continue });
 }
 
-function one(main, namespace, name, signal, ui) {
+function one(main, namespace, name, signal) {
   const body = h('div');
   main.append(h('p', { class: 'crumbs' }, h('a', { href: '#/executions' }, 'Executions'), ' / ', namespace, ' / '), body);
   body.append(h('h1', {}, name), h('p', { class: 'muted' }, 'Loading…'));
@@ -105,13 +105,11 @@ function one(main, namespace, name, signal, ui) {
       }
       show(detail);
     },
-    closed() {},
     error(e) {
       body.replaceChildren(h('h1', {}, name), notice(e.message, 'error'));
       shown = '';
     },
   }, signal);
-  ui.freshness(null);
 }
 
 function execution(detail) {

@@ -31,7 +31,6 @@ export function render(main, route, signal, ui) {
       shown = json;
       list.replaceChildren(...(body.items.length ? body.items.map(rejection) : [notice('Nothing is rejected.')]));
     },
-    change() {},
     error(e) {
       shown = '';
       list.replaceChildren(notice(e.message, 'error'));
