@@ -75,6 +75,7 @@ impl Service {
             access: self.access,
             limits: self.limits,
             responses: api::Responses::new(RESPONSE_CACHE_BYTES),
+            pages: api::Pages::default(),
         });
         let metrics = self.metrics.map(|listener| {
             let registry = crate::metrics::registry(state.index.clone(), modules.clone(), state.limits.clone());

@@ -26,8 +26,12 @@ const MIN_GZIP: usize = 1024;
 /// What the client already holds and what it accepts.
 #[derive(Clone, Debug, Default)]
 pub struct Negotiation {
-    /// The tags named by `If-None-Match`; `*` matches any.
-    holds: Vec<String>,
+    /// The tags named by `If-None-Match` that this service could have issued.
+    holds: Vec<u64>,
+    /// `If-None-Match: *`: any tag matches.
+    holds_any: bool,
+    /// `If-None-Match` named at least one tag, of any form.
+    conditional: bool,
     gzip: bool,
     /// `Accept: text/event-stream`: a stream, where the endpoint has one.
     pub events: bool,
@@ -43,29 +47,49 @@ pub fn negotiation() -> impl Filter<Extract = (Negotiation,), Error = Infallible
 impl Negotiation {
     pub fn of(headers: &HeaderMap) -> Self {
         let values = |name| headers.get_all(name).into_iter().filter_map(|v| v.to_str().ok());
-        let holds = values("if-none-match")
+        let named: Vec<&str> = values("if-none-match")
             .flat_map(|v| v.split(','))
             .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
             // A gzip body's tag is the identity body's with a suffix: both name the same state.
-            .map(|t| t.trim_end_matches("-gzip").to_owned())
+            .map(|t| t.trim_end_matches("-gzip"))
             .filter(|t| !t.is_empty())
             .take(32)
             .collect();
-        let gzip = values("accept-encoding").flat_map(|v| v.split(',')).any(accepts_gzip);
-        let events = super::stream::accepts_events(values("accept"));
-        Negotiation { holds, gzip, events, last_event_id: super::stream::last_event_id(headers) }
+        Negotiation {
+            holds: named.iter().filter_map(|t| parse_tag(t)).collect(),
+            holds_any: named.contains(&"*"),
+            conditional: !named.is_empty(),
+            gzip: values("accept-encoding").flat_map(|v| v.split(',')).any(accepts_gzip),
+            events: super::stream::accepts_events(values("accept")),
+            last_event_id: super::stream::last_event_id(headers),
+        }
     }
 
     /// Whether the client holds the response tagged `tag` already.
     pub fn holds(&self, tag: u64) -> bool {
-        let hex = format!("{tag:016x}");
-        self.holds.iter().any(|t| *t == hex || t == "*")
+        self.holds_any || self.holds.contains(&tag)
     }
 
     /// Whether the client sent `If-None-Match` at all.
     pub fn is_conditional(&self) -> bool {
-        !self.holds.is_empty()
+        self.conditional
     }
+}
+
+/// A tag as this service writes it: 16 lowercase hex digits.
+fn parse_tag(text: &str) -> Option<u64> {
+    let ours = text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    ours.then(|| u64::from_str_radix(text, 16).ok()).flatten()
+}
+
+/// `"{tag:016x}{suffix}"` as a header value.
+fn etag(tag: u64, suffix: &str) -> HeaderValue {
+    let mut value = Vec::with_capacity(18 + suffix.len());
+    value.push(b'"');
+    value.extend_from_slice(&super::hex(tag));
+    value.extend_from_slice(suffix.as_bytes());
+    value.push(b'"');
+    HeaderValue::from_maybe_shared(Bytes::from(value)).unwrap_or(HeaderValue::from_static("\"\""))
 }
 
 /// `gzip` (or `x-gzip`, or `*`) with a weight above zero.
@@ -106,7 +130,7 @@ impl Responses {
 
     /// A body serialised earlier (one execution or pipeline).
     pub fn reply(&self, how: &Negotiation, tag: u64, body: Bytes, vary: &'static str) -> Response {
-        self.respond(how, tag, vary, || body)
+        self.without_body(how, tag, vary).unwrap_or_else(|| self.with_body(how, tag, vary, body))
     }
 
     /// A body assembled on demand (a page): assembled once per tag while it stays cached.
@@ -117,53 +141,57 @@ impl Responses {
         vary: &'static str,
         render: impl FnOnce() -> Bytes,
     ) -> Response {
-        self.respond(how, tag, vary, || {
-            self.0.get_or_insert_with(&(tag, false), || Ok::<_, Infallible>(render())).unwrap_or_default()
+        self.without_body(how, tag, vary).unwrap_or_else(|| {
+            let body = self.0.get_or_insert_with(&(tag, false), || Ok::<_, Infallible>(render())).unwrap_or_default();
+            self.with_body(how, tag, vary, body)
         })
     }
 
-    fn respond(&self, how: &Negotiation, tag: u64, vary: &'static str, identity: impl FnOnce() -> Bytes) -> Response {
+    /// The answer for `tag` from the cache alone: `None` when its body is no longer cached.
+    pub fn cached(&self, how: &Negotiation, tag: u64, vary: &'static str) -> Option<Response> {
+        self.without_body(how, tag, vary).or_else(|| Some(self.with_body(how, tag, vary, self.0.get(&(tag, false))?)))
+    }
+
+    /// `304` when the client holds `tag`, or the compressed body when it is cached.
+    fn without_body(&self, how: &Negotiation, tag: u64, vary: &'static str) -> Option<Response> {
         if how.holds(tag) {
             let mut response = Response::new(Bytes::new().into());
             *response.status_mut() = StatusCode::NOT_MODIFIED;
-            headers(&mut response, &format!("\"{tag:016x}\""), vary);
-            return response;
+            headers(&mut response, etag(tag, ""), vary);
+            return Some(response);
         }
-        if how.gzip {
-            if let Some(gzipped) = self.0.get(&(tag, true)) {
-                return gzip_response(gzipped, tag, vary);
-            }
-            let body = identity();
-            if body.len() >= MIN_GZIP {
-                let gzipped = gzip(&body);
-                self.0.insert((tag, true), gzipped.clone());
-                return gzip_response(gzipped, tag, vary);
-            }
-            return identity_response(body, tag, vary);
+        let gzipped = if how.gzip { self.0.get(&(tag, true))? } else { return None };
+        Some(gzip_response(gzipped, tag, vary))
+    }
+
+    /// `body`, compressed (and cached) when the client accepts gzip and it is worth it.
+    fn with_body(&self, how: &Negotiation, tag: u64, vary: &'static str, body: Bytes) -> Response {
+        if how.gzip && body.len() >= MIN_GZIP {
+            let gzipped = gzip(&body);
+            self.0.insert((tag, true), gzipped.clone());
+            return gzip_response(gzipped, tag, vary);
         }
-        identity_response(identity(), tag, vary)
+        identity_response(body, tag, vary)
     }
 }
 
 fn identity_response(body: Bytes, tag: u64, vary: &'static str) -> Response {
     let mut response = json_bytes(body);
-    headers(&mut response, &format!("\"{tag:016x}\""), vary);
+    headers(&mut response, etag(tag, ""), vary);
     response
 }
 
 fn gzip_response(body: Bytes, tag: u64, vary: &'static str) -> Response {
     let mut response = json_bytes(body);
     response.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    headers(&mut response, &format!("\"{tag:016x}-gzip\""), vary);
+    headers(&mut response, etag(tag, "-gzip"), vary);
     response
 }
 
 /// Caches may keep the body but must ask again before using it; what it depends on is named.
-fn headers(response: &mut Response, etag: &str, vary: &'static str) {
+fn headers(response: &mut Response, etag: HeaderValue, vary: &'static str) {
     let headers = response.headers_mut();
-    if let Ok(etag) = HeaderValue::from_str(etag) {
-        headers.insert(ETAG, etag);
-    }
+    headers.insert(ETAG, etag);
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     headers.insert(VARY, HeaderValue::from_static(vary));
 }
@@ -193,6 +221,9 @@ mod tests {
         assert!(n.holds(0xff) && n.holds(1) && !n.holds(2));
         assert!(negotiated(&[("if-none-match", "*")]).holds(7));
         assert!(!negotiated(&[]).holds(7) && !negotiated(&[]).is_conditional());
+        let foreign = negotiated(&[("if-none-match", "\"00000000000000FF\", \"+00000000000000f\", \"v1\"")]);
+        assert!(foreign.is_conditional(), "a tag of another form still makes the request conditional");
+        assert!(!foreign.holds(0xff) && !foreign.holds(0xf), "tags compare byte for byte");
     }
 
     #[test]

@@ -111,7 +111,7 @@ async fn list(
         let followed = Followed::Executions { filter, snapshot: Box::new(move |state| page(state, &snapshot_of)) };
         return Ok(stream::start(&state, &caller, followed, ends, how.last_event_id)?);
     }
-    let held = Held { resource: EXECUTIONS, namespace: checked.as_deref(), scope: readable };
+    let held = Held { resource: EXECUTIONS, namespace: checked.as_deref(), params: &params, scope: readable };
     poll::list(&state, &caller, &how, timeout, held, |scope| {
         Ok(page(&state, &ExecutionFilter { scope: scope.clone(), ..filter.clone() }).0)
     })

@@ -127,24 +127,12 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::api::PageLimits;
     use crate::index::Index;
-    use crate::modules::Modules;
-    use crate::modules::switch::{Switch, SwitchState};
 
     #[tokio::test]
     async fn readiness_turns_false_when_shutdown_begins() {
         let index = Index::new(Duration::from_secs(60));
-        let state = AppState::new(crate::api::Shared {
-            index: index.clone(),
-            health: Health::default(),
-            page: PageLimits::default(),
-            modules: Arc::new(Modules::new(Vec::new())),
-            switch: Arc::new(Switch::new(SwitchState::Flags)),
-            access: crate::access::Access::open(),
-            limits: crate::api::CallerLimits::new(8, 10_000, None),
-            responses: crate::api::Responses::new(1 << 20),
-        });
+        let state = crate::api::tests::state(index.clone());
         let filter = routes(state.clone());
         let ready = warp::test::request().path("/readyz").reply(&filter).await;
         assert_eq!(ready.status(), StatusCode::OK);

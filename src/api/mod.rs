@@ -8,6 +8,7 @@ pub mod health;
 mod limits;
 mod modules;
 pub mod openapi;
+mod pages;
 mod params;
 pub(crate) mod pipelines;
 mod poll;
@@ -31,6 +32,7 @@ pub use conditional::Responses;
 pub use error::{ApiError, recover};
 pub use health::Health;
 pub use limits::CallerLimits;
+pub use pages::Pages;
 pub use server::ServerSettings;
 
 use crate::access::{Access, Caller, Verb};
@@ -70,6 +72,8 @@ pub struct Shared {
     pub limits: CallerLimits,
     /// Pages and compressed bodies, by ETag.
     pub responses: Responses,
+    /// The ETag each list request got at the current index revision.
+    pub pages: Pages,
 }
 
 impl AppState {
@@ -254,6 +258,12 @@ async fn scope(state: &AppState, caller: &Caller, verb: Verb) -> Result<Scope, A
     Ok(state.access.scope(caller, || state.index.namespaces(), verb).await?)
 }
 
+/// `value` as 16 lowercase hex digits, written without a formatter: ETags and request ids are
+/// on every answer.
+fn hex(value: u64) -> [u8; 16] {
+    std::array::from_fn(|i| b"0123456789abcdef"[(value >> ((15 - i) * 4)) as usize & 0xf])
+}
+
 /// A JSON response from bytes serialised earlier.
 fn json_bytes(body: Bytes) -> Response {
     let mut response = Response::new(body.into());
@@ -268,11 +278,14 @@ struct ListBody {
     items: Vec<Json>,
     next: Option<String>,
     freshness: Bytes,
+    /// Every source it draws on is synced.
+    complete: bool,
 }
 
 impl ListBody {
     fn new(kind: &'static str, items: Vec<Json>, next: Option<String>, freshness: &Completeness) -> Self {
-        ListBody { kind, items, next, freshness: crate::index::to_bytes(freshness) }
+        let complete = freshness.complete;
+        ListBody { kind, items, next, freshness: crate::index::to_bytes(freshness), complete }
     }
 
     fn tag(&self) -> u64 {
@@ -305,5 +318,25 @@ impl ListBody {
     /// The response: `304` when the client holds this page already.
     fn reply(self, state: &AppState, how: &conditional::Negotiation) -> Response {
         state.responses.reply_with(how, self.tag(), state.vary(), || self.render())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The state of a service over `index`, every module and caller allowed.
+    pub fn state(index: Index) -> AppState {
+        AppState::new(Shared {
+            index,
+            health: Health::default(),
+            page: PageLimits::default(),
+            modules: Arc::new(Modules::new(Vec::new())),
+            switch: Arc::new(Switch::new(crate::modules::switch::SwitchState::Flags)),
+            access: Access::open(),
+            limits: CallerLimits::new(8, 10_000, None),
+            responses: Responses::new(1 << 20),
+            pages: Pages::default(),
+        })
     }
 }

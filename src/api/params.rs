@@ -20,6 +20,7 @@ pub fn first(query: &str, key: &str) -> Option<String> {
 }
 
 /// Parsed parameters of one request, checked against what the endpoint accepts.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Params(BTreeMap<String, String>);
 
 impl Params {

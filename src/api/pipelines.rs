@@ -31,7 +31,7 @@ fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
             let streams = poll::timeout(&params)?.is_some() || stream::wanted(&how, &params)?;
             let verb = if streams { Verb::Watch } else { Verb::List };
             let scope = scope(&state, &caller, verb).await?;
-            let held = Held { resource: PIPELINES, namespace: None, scope };
+            let held = Held { resource: PIPELINES, namespace: None, params: &params, scope };
             list(&state, &caller, &how, &params, params.get("namespace"), held).await
         })
         .boxed()
@@ -48,7 +48,7 @@ fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
         .and_then(|ns: String, query: String, caller: Caller, how: Negotiation, state: AppState| async move {
             let params = Params::parse(&query, &["limit", "continue", "timeoutSeconds", "watch"])?;
             // `caller()` has checked this one namespace.
-            let held = Held { resource: PIPELINES, namespace: Some(&ns), scope: Scope::all() };
+            let held = Held { resource: PIPELINES, namespace: Some(&ns), params: &params, scope: Scope::all() };
             list(&state, &caller, &how, &params, Some(&ns), held).await
         })
         .boxed()

@@ -11,6 +11,7 @@ use warp::Rejection;
 use warp::reply::Response;
 
 use super::conditional::Negotiation;
+use super::pages::PageRequest;
 use super::{ApiError, AppState, ListBody, hidden, params::Params};
 use crate::access::{Caller, Verb};
 use crate::index::Scope;
@@ -29,12 +30,13 @@ pub fn timeout(params: &Params) -> Result<Option<u64>, ApiError> {
     })
 }
 
-/// What a held list answers for.
+/// What a list answers for.
 pub struct Held<'a> {
     pub resource: &'static str,
     /// The namespace of a namespaced list (checked once by `caller()`), or `None` for a list
     /// over the caller's scope.
     pub namespace: Option<&'a str>,
+    pub params: &'a Params,
     pub scope: Scope,
 }
 
@@ -47,8 +49,19 @@ pub async fn list(
     held: Held<'_>,
     page: impl Fn(&Scope) -> Result<ListBody, ApiError>,
 ) -> Result<Response, Rejection> {
+    let Some(timeout) = timeout else {
+        let request = PageRequest {
+            resource: held.resource,
+            namespace: held.namespace.map(str::to_owned),
+            params: held.params.clone(),
+            scope: held.scope.clone(),
+        };
+        return Ok(state.pages.reply(state, how, request, || page(&held.scope))?);
+    };
     let mut body = page(&held.scope)?;
-    let Some(timeout) = timeout.filter(|_| how.holds(body.tag())) else { return Ok(body.reply(state, how)) };
+    if !how.holds(body.tag()) {
+        return Ok(body.reply(state, how));
+    }
     let _held = state.limits.hold(caller.subject.as_ref())?;
     let mut changes = state.index.subscribe();
     // Up to a tenth less than asked, so that polls started together come back spread out.

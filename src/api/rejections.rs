@@ -30,7 +30,7 @@ fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
             let timeout = poll::timeout(&params)?;
             let verb = if timeout.is_some() { Verb::Watch } else { Verb::List };
             let scope = scope(&state, &caller, verb).await?;
-            let held = Held { resource: REJECTIONS, namespace: None, scope };
+            let held = Held { resource: REJECTIONS, namespace: None, params: &params, scope };
             list(&state, &caller, &how, &params, params.get("namespace"), held).await
         })
         .boxed()
@@ -47,7 +47,7 @@ fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
         .and_then(|ns: String, query: String, caller: Caller, how: Negotiation, state: AppState| async move {
             let params = Params::parse(&query, &["limit", "continue", "timeoutSeconds"])?;
             // `caller()` has checked this one namespace.
-            let held = Held { resource: REJECTIONS, namespace: Some(&ns), scope: Scope::all() };
+            let held = Held { resource: REJECTIONS, namespace: Some(&ns), params: &params, scope: Scope::all() };
             list(&state, &caller, &how, &params, Some(&ns), held).await
         })
         .boxed()

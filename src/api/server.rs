@@ -186,7 +186,7 @@ fn request_id(headers: &header::HeaderMap) -> HeaderValue {
     };
     match headers.get("x-request-id").filter(plain) {
         Some(id) => id.clone(),
-        None => HeaderValue::from_str(&format!("{:016x}", fastrand::u64(..))).unwrap_or(HeaderValue::from_static("-")),
+        None => HeaderValue::from_bytes(&super::hex(fastrand::u64(..))).unwrap_or(HeaderValue::from_static("-")),
     }
 }
 

@@ -20,7 +20,7 @@ use crate::validate::ObjectRef;
 use std::cmp::Reverse;
 
 /// The namespaces a caller may read: every one, or these.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Scope(Option<Arc<BTreeSet<String>>>);
 
 impl Scope {
