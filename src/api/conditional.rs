@@ -39,9 +39,10 @@ pub struct Negotiation {
     pub last_event_id: Option<u64>,
 }
 
-/// The negotiation of the request at hand.
+/// The negotiation of the request at hand: read by the server from the request's headers
+/// before routing (so the header map is not cloned for it), none if it was not.
 pub fn negotiation() -> impl Filter<Extract = (Negotiation,), Error = Infallible> + Clone {
-    warp::header::headers_cloned().map(|headers: HeaderMap| Negotiation::of(&headers))
+    warp::ext::optional::<Negotiation>().map(Option::unwrap_or_default)
 }
 
 impl Negotiation {

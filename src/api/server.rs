@@ -156,6 +156,8 @@ async fn handle(
         *req.method_mut() = Method::GET;
     }
     let id = request_id(req.headers());
+    let negotiated = super::conditional::Negotiation::of(req.headers());
+    req.extensions_mut().insert(negotiated);
     let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
     let mut response = warp::service(routes).call(req).instrument(span.clone()).await?;
     if method == Method::HEAD {
