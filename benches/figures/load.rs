@@ -47,6 +47,9 @@ fn command(oha: &Path, url: &str, seconds: u64, rate: Option<u32>, header: Optio
     let mut command = Command::new("taskset");
     command.args(["-c", "1"]).arg(oha).args(["-z", &format!("{seconds}s"), "-c", "32", "--no-tui"]);
     command.args(["--output-format", "json"]);
+    // Identity bodies, as the ceiling answers: oha otherwise asks for gzip, and the service
+    // would send fewer bytes than the ceiling it is compared with.
+    command.arg("--disable-compression");
     if let Some(rate) = rate {
         command.args(["-q", &rate.to_string(), "--latency-correction"]);
     }
