@@ -81,41 +81,53 @@ async fn list(
     let verb = if timeout.is_some() || streams { Verb::Watch } else { Verb::List };
     // A namespaced list's one namespace was checked by `caller()`.
     let readable = if namespaced { Scope::all() } else { scope(&state, &caller, verb).await? };
-    let filter = ExecutionFilter {
-        namespace: namespace.or_else(|| params.get("namespace").map(str::to_owned)),
-        pipeline: params.get("pipeline").map(str::to_owned),
-        // `phase=` is no filter, as an empty `pipeline=` is none.
-        phase: params
-            .parsed("phase", "one of Pending, Running, Succeeded, Failed, Cancelled, Unknown", |s| match s {
-                "" => Some(None),
-                s => Phase::parse(s).map(Some),
-            })?
-            .flatten(),
-        environment: params.get("environment").map(str::to_owned),
-        labels: label_selector(&params)?,
-        scope: Scope::all(),
+    // What the parameters ask for, checked only when a page is made: a list remembered at this
+    // revision (see `pages`) is answered without parsing them again.
+    let wanted = |scope: &Scope| -> Result<Wanted, ApiError> {
+        let filter = ExecutionFilter {
+            namespace: namespace.clone().or_else(|| params.get("namespace").map(str::to_owned)),
+            pipeline: params.get("pipeline").map(str::to_owned),
+            // `phase=` is no filter, as an empty `pipeline=` is none.
+            phase: params
+                .parsed("phase", "one of Pending, Running, Succeeded, Failed, Cancelled, Unknown", |s| match s {
+                    "" => Some(None),
+                    s => Phase::parse(s).map(Some),
+                })?
+                .flatten(),
+            environment: params.get("environment").map(str::to_owned),
+            labels: label_selector(&params)?,
+            scope: scope.clone(),
+        };
+        let limit = params.limit(state.page)?;
+        let after = params.get("continue").map(|token| Cursor::decode(token, &filter)).transpose()?;
+        Ok(Wanted { filter, after, limit })
     };
-    let limit = params.limit(state.page)?;
-    let after =
-        params.get("continue").map(|token| Cursor::decode(token, &filter)).transpose().map_err(ApiError::from)?;
-    let page = move |state: &AppState, filter: &ExecutionFilter| {
-        let page = state.index.list(filter, after.as_ref(), limit);
-        let freshness = state.index.completeness(filter.namespace.as_deref(), &filter.scope);
-        (ListBody::new(EXECUTIONS, page.items, page.next.as_ref().map(Cursor::encode), &freshness), page.as_of)
-    };
-    let checked = filter.namespace.clone().filter(|_| namespaced);
     if streams {
-        let filter = ExecutionFilter { scope: readable.clone(), ..filter };
-        let ends = Ends { resource: EXECUTIONS, access_lost: stream::access_lost(&state, &caller, checked, readable) };
-        let snapshot_of = filter.clone();
-        let followed = Followed::Executions { filter, snapshot: Box::new(move |state| page(state, &snapshot_of)) };
+        let wanted = wanted(&readable)?;
+        let lost = stream::access_lost(&state, &caller, namespace.clone(), readable);
+        let ends = Ends { resource: EXECUTIONS, access_lost: lost };
+        let filter = wanted.filter.clone();
+        let followed = Followed::Executions { filter, snapshot: Box::new(move |state| wanted.page(state)) };
         return Ok(stream::start(&state, &caller, followed, ends, how.last_event_id)?);
     }
-    let held = Held { resource: EXECUTIONS, namespace: checked.as_deref(), params: &params, scope: readable };
-    poll::list(&state, &caller, &how, timeout, held, |scope| {
-        Ok(page(&state, &ExecutionFilter { scope: scope.clone(), ..filter.clone() }).0)
-    })
-    .await
+    let held = Held { resource: EXECUTIONS, namespace: namespace.as_deref(), params: &params, scope: readable };
+    poll::list(&state, &caller, &how, timeout, held, |scope| Ok(wanted(scope)?.page(&state).0)).await
+}
+
+/// A list's filter, where its page starts and its length.
+struct Wanted {
+    filter: ExecutionFilter,
+    after: Option<Cursor>,
+    limit: usize,
+}
+
+impl Wanted {
+    /// The page, and the last change it reflects.
+    fn page(&self, state: &AppState) -> (ListBody, u64) {
+        let page = state.index.list(&self.filter, self.after.as_ref(), self.limit);
+        let freshness = state.index.completeness(self.filter.namespace.as_deref(), &self.filter.scope);
+        (ListBody::new(EXECUTIONS, page.items, page.next.as_ref().map(Cursor::encode), &freshness), page.as_of)
+    }
 }
 
 fn label_selector(params: &Params) -> Result<Option<Selector>, ApiError> {

@@ -6,6 +6,7 @@
 //! lookup. Only complete pages are remembered, because an incomplete page's staleness changes
 //! with time alone.
 
+use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use warp::reply::Response;
 
@@ -14,8 +15,9 @@ use super::params::Params;
 use super::{ApiError, AppState, ListBody};
 use crate::index::Scope;
 
-/// Requests remembered at most; each holds only its key and two numbers.
-const REMEMBERED: usize = 4096;
+/// Bytes of requests remembered at most: a request is its key (the parameters can be long, a
+/// `continue` token or a hostile `pipeline=`) and two numbers.
+const BUDGET: u64 = 4 << 20;
 
 /// What determines a list page besides the index.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -32,11 +34,22 @@ struct Remembered {
     tag: u64,
 }
 
-pub struct Pages(Cache<PageRequest, Remembered>);
+pub struct Pages(Cache<PageRequest, Remembered, BySize>);
+
+#[derive(Clone)]
+struct BySize;
+
+impl Weighter<PageRequest, Remembered> for BySize {
+    fn weight(&self, request: &PageRequest, _: &Remembered) -> u64 {
+        let scope = request.scope.namespaces().map_or(0, |all| all.iter().map(|ns| ns.len() + 32).sum());
+        (128 + request.namespace.as_ref().map_or(0, String::len) + request.params.size() + scope) as u64
+    }
+}
 
 impl Default for Pages {
     fn default() -> Self {
-        Pages(Cache::new(REMEMBERED))
+        // quick_cache sizes its tables from an item estimate: assume requests of about 256 bytes.
+        Pages(Cache::with_weighter((BUDGET / 256) as usize, BUDGET, BySize))
     }
 }
 
@@ -110,5 +123,19 @@ mod tests {
         assert_eq!(ask("limit=5", true), 3, "a change to the index makes it again");
         assert_eq!(ask("limit=7", false), 4);
         assert_eq!(ask("limit=7", false), 5, "an incomplete page is never remembered");
+    }
+
+    #[test]
+    fn long_requests_are_remembered_within_the_budget() {
+        let state = crate::api::tests::state(Index::new(Duration::from_secs(60)));
+        let long = "p".repeat(60_000);
+        for i in 0..200 {
+            let params = Params::parse(&format!("pipeline={long}{i}"), &["pipeline"]).unwrap();
+            let request = PageRequest { resource: "executions", namespace: None, params, scope: Scope::all() };
+            let page = || Ok(body(true));
+            state.pages.reply(&state, &Negotiation::default(), request, page).unwrap();
+        }
+        assert!(state.pages.0.weight() <= BUDGET, "{} bytes remembered", state.pages.0.weight());
+        assert!(state.pages.0.weight() > BUDGET / 2, "and the budget is used");
     }
 }

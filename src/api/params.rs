@@ -44,6 +44,11 @@ impl Params {
         Ok(Params(params))
     }
 
+    /// Bytes of keys and values.
+    pub fn size(&self) -> usize {
+        self.0.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
