@@ -103,11 +103,11 @@ async fn list(
         Ok(Wanted { filter, after, limit })
     };
     if streams {
-        let wanted = wanted(&readable)?;
+        let followed = wanted(&readable)?;
         let lost = stream::access_lost(&state, &caller, namespace.clone(), readable);
         let ends = Ends { resource: EXECUTIONS, access_lost: lost };
-        let filter = wanted.filter.clone();
-        let followed = Followed::Executions { filter, snapshot: Box::new(move |state| wanted.page(state)) };
+        let filter = followed.filter.clone();
+        let followed = Followed::Executions { filter, snapshot: Box::new(move |state| followed.page(state)) };
         return Ok(stream::start(&state, &caller, followed, ends, how.last_event_id)?);
     }
     let held = Held { resource: EXECUTIONS, namespace: namespace.as_deref(), params: &params, scope: readable };
