@@ -71,10 +71,11 @@ impl Pages {
             return Ok(response);
         }
         let body = page()?;
+        let tag = body.tag();
         if body.complete {
-            self.0.insert(request, Remembered { revision, tag: body.tag() });
+            self.0.insert(request, Remembered { revision, tag });
         }
-        Ok(body.reply(state, how))
+        Ok(state.responses.reply_with(how, tag, state.vary(), || body.render()))
     }
 }
 
