@@ -64,11 +64,13 @@ pub struct SchemaArgs {
 
 #[derive(Debug, ClapArgs)]
 pub struct ServeArgs {
-    /// Address to serve the HTTP API on.
+    /// Address to serve the HTTP API on; `127.0.0.1:0` takes a free port (the log says which).
     #[arg(long, env = "EXECWATCH_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    /// Where `/metrics` (Prometheus) is served: a port of its own, outside the API's access
-    /// control, so do not expose it beyond the cluster. `none` turns it off.
+    /// Where `/metrics` (Prometheus) is served: a port of its own. With `--auth kubernetes` a
+    /// scraper needs a token allowed `get` on the non-resource URL `/metrics`; with
+    /// `--auth tokens=FILE`, a token that reads every namespace. `none` turns it off: use it (or
+    /// `127.0.0.1:0`) to run two services side by side, whose fixed ports would collide.
     #[arg(long, env = "EXECWATCH_METRICS_LISTEN", default_value = "0.0.0.0:9090", value_parser = parse_metrics_listen)]
     pub metrics_listen: MetricsListen,
     /// Namespaces to watch (comma-separated); or use --namespace-selector or --from-dir.
@@ -114,10 +116,10 @@ pub struct ServeArgs {
     /// closed too.
     #[arg(long, env = "EXECWATCH_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
     pub header_read_timeout: Duration,
-    /// Most HTTP connections open at once; more wait to be accepted. Keep it below the
-    /// process's file-descriptor limit.
-    #[arg(long, env = "EXECWATCH_MAX_CONNECTIONS", default_value_t = 1024)]
-    pub max_connections: usize,
+    /// Most HTTP connections open at once; more wait to be accepted. Default: derived from the
+    /// open-files limit, which is raised to its hard limit at start.
+    #[arg(long, env = "EXECWATCH_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// On SIGTERM, how long in-flight requests may take before their connections are closed.
     #[arg(long, env = "EXECWATCH_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "5s")]
     pub shutdown_grace: Duration,
@@ -148,6 +150,15 @@ pub struct ServeArgs {
     /// Most cached identities and decisions.
     #[arg(long, env = "EXECWATCH_AUTH_CACHE_SIZE", default_value_t = 10_000)]
     pub auth_cache_size: u64,
+    /// Most TokenReviews and SubjectAccessReviews in flight at once over every caller; a request
+    /// that needs one more gets 503 TooManyReviews.
+    #[arg(long, env = "EXECWATCH_AUTH_MAX_REVIEWS", default_value_t = 1024)]
+    pub auth_max_reviews: usize,
+    /// The audience TokenReview checks tokens against (e.g. `execwatch`), so callers send a
+    /// bound token made for this service (`kubectl create token SA --audience execwatch`)
+    /// instead of their API-server token. Default: the API server's own audience.
+    #[arg(long, env = "EXECWATCH_TOKEN_AUDIENCE")]
+    pub token_audience: Option<String>,
     /// How often a tokens file is checked for changes.
     #[arg(long, env = "EXECWATCH_TOKENS_RELOAD_INTERVAL", value_parser = humantime::parse_duration, default_value = "2s")]
     pub tokens_reload_interval: Duration,
@@ -155,9 +166,13 @@ pub struct ServeArgs {
     #[arg(long, env = "EXECWATCH_MAX_LONG_POLLS_PER_SUBJECT", default_value_t = 32)]
     pub max_long_polls_per_subject: usize,
     /// Most long polls and streams held open at once over every caller; more get 503. Each
-    /// holds a connection, so keep it below --max-connections.
-    #[arg(long, env = "EXECWATCH_MAX_HELD_REQUESTS", default_value_t = 768)]
-    pub max_held_requests: usize,
+    /// holds a connection. Default: seven eighths of --max-connections.
+    #[arg(long, env = "EXECWATCH_MAX_HELD_REQUESTS")]
+    pub max_held_requests: Option<usize>,
+    /// A stream is closed after this long; its client reconnects with `Last-Event-ID` and is
+    /// authorised again.
+    #[arg(long, env = "EXECWATCH_MAX_STREAM_LIFE", value_parser = humantime::parse_duration, default_value = "1h")]
+    pub max_stream_life: Duration,
     /// Requests per second one caller may make (with as large a burst); more get 429. Off by default.
     #[arg(long, env = "EXECWATCH_RATE_LIMIT")]
     pub rate_limit: Option<NonZeroU32>,

@@ -81,15 +81,17 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let bound = listener.local_addr().unwrap_or(args.listen);
     tracing::info!(listen = %bound, "serving");
     let page = PageLimits { default: args.default_page_size.clamp(1, args.max_page_size), max: args.max_page_size };
+    let (connections, held) = capacity(&args);
     let server = ServerSettings {
         header_read_timeout: args.header_read_timeout,
-        max_connections: args.max_connections,
+        max_connections: connections,
         shutdown_grace: args.shutdown_grace,
         cors_origins: args.cors_origins.clone(),
         dashboard: args.ui,
     };
     let access = access(&args, &sources).await?;
-    let limits = CallerLimits::new(args.max_long_polls_per_subject, args.max_held_requests, args.rate_limit);
+    let limits = CallerLimits::new(args.max_long_polls_per_subject, held, args.rate_limit)
+        .with_max_stream_life(args.max_stream_life);
     let metrics = match args.metrics_listen.0 {
         Some(address) => {
             let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
@@ -106,6 +108,24 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Connections and held requests: as configured, or derived from the open-files limit, raised
+/// to its hard limit first (as Go programs do), so a thousand followers are not refused at 768.
+fn capacity(args: &ServeArgs) -> (usize, usize) {
+    let open_files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read or raise the open-files limit; assuming 1024");
+        1024
+    });
+    let (connections, held) = execwatch::api::capacity(open_files);
+    let connections = args.max_connections.unwrap_or(connections);
+    let held = args.max_held_requests.unwrap_or(if args.max_connections.is_some() {
+        connections - connections / 8
+    } else {
+        held
+    });
+    tracing::info!(open_files, connections, held, "connection limits");
+    (connections, held)
+}
+
 /// The authority on callers: `--auth`, or its default for the source.
 async fn access(args: &ServeArgs, sources: &Sources) -> anyhow::Result<Access> {
     let default = match sources {
@@ -118,6 +138,8 @@ async fn access(args: &ServeArgs, sources: &Sources) -> anyhow::Result<Access> {
         timeout: args.auth_timeout,
         cache_size: args.auth_cache_size,
         authorize_as: args.authorize_as,
+        max_reviews_in_flight: args.auth_max_reviews,
+        audience: args.token_audience.as_deref().map(Into::into),
     };
     Ok(match args.auth.clone().unwrap_or(default) {
         AuthMode::None => {

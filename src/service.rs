@@ -81,7 +81,8 @@ impl Service {
             let registry = crate::metrics::registry(state.index.clone(), modules.clone(), state.limits.clone());
             let settings = ServerSettings { cors_origins: Vec::new(), ..self.server.clone() };
             let stop = health.shutting_down();
-            tokio::spawn(api::server::serve(listener, api::metrics_routes(Arc::new(registry)), settings, stop))
+            let routes = api::metrics_routes(Arc::new(registry), state.access.clone());
+            tokio::spawn(api::server::serve(listener, routes, settings, stop))
         });
         let draining = async move {
             shutdown.await;

@@ -1,5 +1,7 @@
 //! The `tokens=FILE` authority with the directory source, and the per-caller limits: a file
-//! edit takes effect without a restart, a broken edit keeps the previous tokens, long polls
+//! edit takes effect without a restart, a broken edit refuses every token until it is mended
+//! (so a revocation with a typo still revokes), only readers of everything see the file's
+//! status, long polls
 //! and request rates are capped per subject, and tokens never reach the logs.
 
 mod common;
@@ -64,7 +66,7 @@ async fn names_as(service: &Running, token: &str, path: &str) -> (u16, Vec<Strin
 }
 
 #[tokio::test]
-async fn a_tokens_file_edit_takes_effect_without_a_restart_and_a_broken_one_keeps_the_last() {
+async fn a_tokens_file_edit_takes_effect_without_a_restart_and_a_broken_one_refuses_every_token() {
     let f = fixture(CallerLimits::new(8, 10_000, None)).await;
     wait_until("ops sees both", || async {
         (names_as(&f.service, "s3cret-ops", "/api/v1/executions").await.1.len() == 2).then_some(())
@@ -87,18 +89,30 @@ async fn a_tokens_file_edit_takes_effect_without_a_restart_and_a_broken_one_keep
     })
     .await;
 
+    let readyz = |token: &'static str| async move {
+        let response = f.service.get_as("/readyz", token).await;
+        response.json::<serde_json::Value>().await.unwrap()
+    };
+    let ready = readyz("s3cret-dashboard").await;
+    assert_eq!(ready["tokensFile"]["tokens"], 1, "a reader of every namespace sees the file's status: {ready}");
+
+    // A revocation with a typo: the file no longer parses, and no token stays valid.
     std::fs::write(&f.tokens, "tokens:\n  - subject: x\n    token: in-clear\n").unwrap();
-    let ready = wait_until("the broken edit is reported", || async {
-        let response = f.service.get_as("/readyz", "s3cret-dashboard").await;
-        let body: serde_json::Value = response.json().await.unwrap();
-        body["tokensFile"]["lastError"].is_string().then_some(body)
+    wait_until("a broken edit refuses every token", || async {
+        (names_as(&f.service, "s3cret-dashboard", "/api/v1/executions").await.0 == 401).then_some(())
     })
     .await;
-    assert!(ready["tokensFile"]["lastError"].as_str().unwrap().contains("unknown field"), "{ready}");
-    assert_eq!(
-        names_as(&f.service, "s3cret-dashboard", "/api/v1/executions").await.1.len(),
-        2,
-        "the previous tokens stay"
+
+    std::fs::write(&f.tokens, tokens_file(&[("dashboard", "s3cret-dashboard", "[team-a]")])).unwrap();
+    wait_until("the mended file is in force", || async {
+        let seen = names_as(&f.service, "s3cret-dashboard", "/api/v1/executions").await;
+        (seen == (200, vec!["a-1".into()])).then_some(())
+    })
+    .await;
+    let ready = readyz("s3cret-dashboard").await;
+    assert!(
+        ready.get("tokensFile").is_none(),
+        "the file's path and errors are not for a reader of one namespace: {ready}"
     );
 }
 

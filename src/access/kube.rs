@@ -1,7 +1,8 @@
 //! The `kubernetes` authority: TokenReview says who a token is, SubjectAccessReview whether they
 //! may read a namespace's executions. Both are cached by token digest (allowed and denied
-//! answers for their own TTLs, errors never), concurrent identical reviews are one request, and
-//! a review that fails or outlasts the deadline denies with 503.
+//! answers for their own TTLs, errors never), concurrent identical reviews are one request, at
+//! most `max_reviews_in_flight` run at once over every caller (503 beyond), and a review that
+//! fails or outlasts the deadline denies with 503.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
@@ -11,8 +12,11 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use kube::api::{Api, PostParams};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{AccessError, AccessSettings, AuthorizeAs, TokenDigest, Verb, digest};
 
@@ -38,12 +42,19 @@ type Pending<T> = Shared<BoxFuture<'static, Result<Answer<T>, AccessError>>>;
 
 /// Answers by key: allowed ones for the allow TTL, denied ones for the deny TTL, errors never.
 /// Concurrent lookups of a key that is not cached share one review, and its error too.
-struct Answers<K, T> {
+///
+/// Each review runs as a task of its own that caches its answer and forgets itself whoever
+/// waits: a client that hangs up mid-request drops only its wait, never the bookkeeping.
+struct Answers<K, T>(Arc<Book<K, T>>);
+
+struct Book<K, T> {
     /// What metrics call this cache.
     name: &'static str,
     cached: quick_cache::sync::Cache<K, (Answer<T>, Instant)>,
     pending: Mutex<HashMap<K, Pending<T>>>,
     settings: AccessSettings,
+    /// Reviews in flight over every cache and caller.
+    in_flight: Arc<Semaphore>,
 }
 
 impl<K, T> Answers<K, T>
@@ -51,9 +62,10 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {
-    fn new(name: &'static str, settings: AccessSettings) -> Self {
+    fn new(name: &'static str, settings: AccessSettings, in_flight: Arc<Semaphore>) -> Self {
         let capacity = usize::try_from(settings.cache_size).unwrap_or(usize::MAX).max(1);
-        Answers { name, cached: quick_cache::sync::Cache::new(capacity), pending: Mutex::default(), settings }
+        let cached = quick_cache::sync::Cache::new(capacity);
+        Answers(Arc::new(Book { name, cached, pending: Mutex::default(), settings, in_flight }))
     }
 
     async fn get(
@@ -61,35 +73,62 @@ where
         key: K,
         review: impl Future<Output = Result<Answer<T>, AccessError>> + Send + 'static,
     ) -> Result<Answer<T>, AccessError> {
-        if let Some((answer, _)) = self.cached.get(&key).filter(|(_, until)| *until > Instant::now()) {
-            crate::metrics::access_cache(self.name, true);
+        let book = &self.0;
+        if let Some((answer, _)) = book.cached.get(&key).filter(|(_, until)| *until > Instant::now()) {
+            crate::metrics::access_cache(book.name, true);
             return Ok(answer);
         }
-        crate::metrics::access_cache(self.name, false);
-        let review = async move {
-            let started = Instant::now();
-            let answer = review.await;
-            crate::metrics::review(started.elapsed());
-            answer
-        };
+        crate::metrics::access_cache(book.name, false);
         let shared = {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            pending.entry(key.clone()).or_insert_with(|| review.boxed().shared()).clone()
-        };
-        let result = shared.clone().await;
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if pending.get(&key).is_some_and(|p| p.ptr_eq(&shared)) {
-                pending.remove(&key);
+            let mut pending = book.pending.lock().unwrap_or_else(|p| p.into_inner());
+            match pending.get(&key) {
+                Some(shared) => shared.clone(),
+                None => {
+                    let permit = book.in_flight.clone().try_acquire_owned().map_err(|_| AccessError::Busy)?;
+                    // The task forgets itself under this lock, so only after it is recorded here.
+                    let task = tokio::spawn(Book::review(book.clone(), key.clone(), review, permit));
+                    let joined = async move {
+                        task.await.unwrap_or_else(|e| Err(AccessError::Unavailable(format!("review ended: {e}"))))
+                    };
+                    let shared = joined.boxed().shared();
+                    pending.insert(key, shared.clone());
+                    shared
+                }
             }
-        }
+        };
+        shared.await
+    }
+
+    #[cfg(test)]
+    fn pending(&self) -> usize {
+        self.0.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+impl<K, T> Book<K, T>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    /// Runs one review to its end (its deadline bounds it), caches the answer and forgets it.
+    async fn review(
+        book: Arc<Self>,
+        key: K,
+        review: impl Future<Output = Result<Answer<T>, AccessError>>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Answer<T>, AccessError> {
+        let started = Instant::now();
+        let result = review.await;
+        crate::metrics::review(started.elapsed());
+        drop(permit);
         if let Ok(answer) = &result {
             let ttl = match answer {
-                Answer::Allowed(_) => self.settings.allow_ttl,
-                Answer::Denied => self.settings.deny_ttl,
+                Answer::Allowed(_) => book.settings.allow_ttl,
+                Answer::Denied => book.settings.deny_ttl,
             };
-            self.cached.insert(key, (answer.clone(), Instant::now() + ttl));
+            book.cached.insert(key.clone(), (answer.clone(), Instant::now() + ttl));
         }
+        book.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         result
     }
 }
@@ -98,23 +137,34 @@ pub struct Reviewer {
     client: kube::Client,
     settings: AccessSettings,
     identities: Answers<TokenDigest, Arc<Identity>>,
-    decisions: Answers<(TokenDigest, String, Verb), ()>,
+    decisions: Answers<(TokenDigest, Attributes, Verb), ()>,
+}
+
+/// What a SubjectAccessReview asks about besides the verb: a namespace's executions, or a path
+/// of this service's own (`/metrics`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Attributes {
+    Namespace(String),
+    Path(&'static str),
 }
 
 impl Reviewer {
     pub fn new(client: kube::Client, settings: AccessSettings) -> Self {
-        let (identities, decisions) = (Answers::new("identities", settings), Answers::new("decisions", settings));
+        let in_flight = Arc::new(Semaphore::new(settings.max_reviews_in_flight.max(1)));
+        let identities = Answers::new("identities", settings.clone(), in_flight.clone());
+        let decisions = Answers::new("decisions", settings.clone(), in_flight);
         Reviewer { client, settings, identities, decisions }
     }
 
-    pub fn settings(&self) -> AccessSettings {
-        self.settings
+    pub fn settings(&self) -> &AccessSettings {
+        &self.settings
     }
 
-    /// Who `token` is, or 401 when TokenReview rejects it.
+    /// Who `token` is, or 401 when TokenReview rejects it (or it was not made for this service's
+    /// audience, where one is set).
     pub async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, AccessError> {
         let key = digest(token);
-        let review = token_review(self.client.clone(), self.settings.timeout, token.to_owned(), key);
+        let review = token_review(self.client.clone(), self.settings.clone(), token.to_owned(), key);
         let answer = self.identities.get(key, review).await?;
         match answer {
             Answer::Allowed(identity) => Ok(identity),
@@ -122,10 +172,15 @@ impl Reviewer {
         }
     }
 
-    /// Whether `identity` may `verb` executions (or ConfigMaps) in `namespace`.
-    pub async fn authorize(&self, identity: &Arc<Identity>, namespace: &str, verb: Verb) -> Result<bool, AccessError> {
-        let key = (identity.key, namespace.to_owned(), verb);
-        let review = access_review(self.client.clone(), self.settings, identity.clone(), namespace.to_owned(), verb);
+    /// Whether `identity` may `verb` what `attributes` names.
+    pub async fn authorize(
+        &self,
+        identity: &Arc<Identity>,
+        attributes: Attributes,
+        verb: Verb,
+    ) -> Result<bool, AccessError> {
+        let key = (identity.key, attributes.clone(), verb);
+        let review = access_review(self.client.clone(), self.settings.clone(), identity.clone(), attributes, verb);
         let answer = self.decisions.get(key, review).await?;
         Ok(matches!(answer, Answer::Allowed(())))
     }
@@ -133,16 +188,21 @@ impl Reviewer {
 
 async fn token_review(
     client: kube::Client,
-    timeout: Duration,
+    settings: AccessSettings,
     token: String,
     key: TokenDigest,
 ) -> Result<Answer<Arc<Identity>>, AccessError> {
-    let review =
-        TokenReview { spec: TokenReviewSpec { token, ..TokenReviewSpec::default() }, ..TokenReview::default() };
+    let audiences = settings.audience.map(|a| vec![a.to_string()]);
+    let spec = TokenReviewSpec { token, audiences: audiences.clone() };
+    let review = TokenReview { spec, ..TokenReview::default() };
     let api: Api<TokenReview> = Api::all(client);
-    let answered = within_deadline("TokenReview", timeout, api.create(&PostParams::default(), &review)).await?;
+    let answered =
+        within_deadline("TokenReview", settings.timeout, api.create(&PostParams::default(), &review)).await?;
     let status = answered.status.unwrap_or_default();
-    let user = status.user.filter(|_| status.authenticated == Some(true));
+    // As kube-rbac-proxy: a token made for other audiences than the one asked for is refused,
+    // even where the API server says it is authenticated.
+    let for_us = audiences.is_none_or(|want| status.audiences.iter().flatten().any(|a| want.contains(a)));
+    let user = status.user.filter(|_| status.authenticated == Some(true) && for_us);
     Ok(match user.and_then(|u| u.username.clone().map(|name| (u, name))) {
         Some((user, username)) => Answer::Allowed(Arc::new(Identity {
             username: username.into(),
@@ -159,12 +219,29 @@ async fn access_review(
     client: kube::Client,
     settings: AccessSettings,
     identity: Arc<Identity>,
-    namespace: String,
+    attributes: Attributes,
     verb: Verb,
 ) -> Result<Answer<()>, AccessError> {
     let (group, resource) = match settings.authorize_as {
         AuthorizeAs::Executions => ("pipelines.gitops.dev", "executions"),
         AuthorizeAs::Configmaps => ("", "configmaps"),
+    };
+    let (resource_attributes, non_resource_attributes) = match attributes {
+        Attributes::Namespace(namespace) => {
+            let attributes = ResourceAttributes {
+                namespace: Some(namespace),
+                verb: Some(verb.as_str().to_owned()),
+                group: Some(group.to_owned()),
+                resource: Some(resource.to_owned()),
+                ..ResourceAttributes::default()
+            };
+            (Some(attributes), None)
+        }
+        Attributes::Path(path) => {
+            let attributes =
+                NonResourceAttributes { path: Some(path.to_owned()), verb: Some(verb.as_str().to_owned()) };
+            (None, Some(attributes))
+        }
     };
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
@@ -172,14 +249,8 @@ async fn access_review(
             uid: identity.uid.clone(),
             groups: Some(identity.groups.clone()),
             extra: Some(identity.extra.clone()),
-            resource_attributes: Some(ResourceAttributes {
-                namespace: Some(namespace),
-                verb: Some(verb.as_str().to_owned()),
-                group: Some(group.to_owned()),
-                resource: Some(resource.to_owned()),
-                ..ResourceAttributes::default()
-            }),
-            ..SubjectAccessReviewSpec::default()
+            resource_attributes,
+            non_resource_attributes,
         },
         ..SubjectAccessReview::default()
     };

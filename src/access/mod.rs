@@ -49,7 +49,7 @@ pub enum AuthorizeAs {
 }
 
 /// Cache and deadline settings of the authorities.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct AccessSettings {
     /// How long an allowed token or decision is trusted before it is checked again.
     pub allow_ttl: Duration,
@@ -60,6 +60,11 @@ pub struct AccessSettings {
     /// Most cached identities and decisions.
     pub cache_size: u64,
     pub authorize_as: AuthorizeAs,
+    /// Most reviews in flight at once over every caller; more are refused with 503.
+    pub max_reviews_in_flight: usize,
+    /// The audience TokenReview checks tokens against (`--token-audience`); `None` for the API
+    /// server's own.
+    pub audience: Option<Arc<str>>,
 }
 
 impl Default for AccessSettings {
@@ -70,6 +75,8 @@ impl Default for AccessSettings {
             timeout: Duration::from_secs(2),
             cache_size: 10_000,
             authorize_as: AuthorizeAs::Executions,
+            max_reviews_in_flight: 1024,
+            audience: None,
         }
     }
 }
@@ -80,10 +87,19 @@ pub enum AccessError {
     /// No token, a malformed one, or one the authority rejects: 401.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// A valid token that may not do this (where no identical 404 is owed): 403.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The authority could not be asked in time: 503, never a guess.
     #[error("access cannot be checked now: {0}")]
     Unavailable(String),
+    /// Too many reviews are in flight over every caller: 503, before asking.
+    #[error("too many access reviews are in flight")]
+    Busy,
 }
+
+/// The longest bearer token reviewed: API-server and bound service-account tokens are a few KiB.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// What a caller does with a namespace, as SubjectAccessReview verbs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,8 +143,9 @@ pub struct Caller {
 enum Grant {
     /// `--auth none`: every namespace.
     Everything,
-    /// Decided per namespace by SubjectAccessReview.
-    Reviewed(Arc<kube::Identity>),
+    /// Decided per namespace by SubjectAccessReview; the token is kept so that open streams
+    /// and long polls can have it reviewed again.
+    Reviewed(Arc<kube::Identity>, Arc<str>),
     /// The namespaces a tokens file lists for this digest, looked up anew each time, so an edit
     /// of the file applies to open long polls too.
     Listed(TokenDigest),
@@ -182,7 +199,8 @@ impl Access {
             Authority::Open => unreachable!("answered above"),
             Authority::Kubernetes(reviewer) => {
                 let identity = reviewer.authenticate(token).await?;
-                Ok(Caller { subject: Some(identity.username.clone()), grant: Grant::Reviewed(identity) })
+                let subject = Some(identity.username.clone());
+                Ok(Caller { subject, grant: Grant::Reviewed(identity, token.into()) })
             }
             Authority::Tokens(file) => {
                 let key = digest(token);
@@ -193,19 +211,57 @@ impl Access {
         }
     }
 
-    /// Whether `caller` may `verb` the executions of `namespace`.
+    /// Whether `caller` may `verb` the executions of `namespace`. A name that cannot be a
+    /// namespace (not a DNS label) is refused before anyone is asked.
     pub async fn can_read(&self, caller: &Caller, namespace: &str, verb: Verb) -> Result<bool, AccessError> {
+        if !is_dns_label(namespace) {
+            return Ok(false);
+        }
         match (&caller.grant, &*self.0) {
             (Grant::Everything, _) => Ok(true),
             (Grant::Listed(key), Authority::Tokens(file)) => {
                 Ok(file.lookup(key).is_some_and(|(_, s)| s.allows(namespace)))
             }
             (Grant::Listed(_), _) => Ok(false),
-            (Grant::Reviewed(identity), Authority::Kubernetes(reviewer)) => {
-                reviewer.authorize(identity, namespace, verb).await
+            (Grant::Reviewed(identity, _), Authority::Kubernetes(reviewer)) => {
+                reviewer.authorize(identity, kube::Attributes::Namespace(namespace.to_owned()), verb).await
             }
-            (Grant::Reviewed(_), _) => Ok(false),
+            (Grant::Reviewed(..), _) => Ok(false),
         }
+    }
+
+    /// Whether the credentials `caller` presented still stand for them: a token reviewed
+    /// again (through the cache) or still in the tokens file. Open streams and long polls ask
+    /// this each time their grant expires, so none outlives an expired or revoked token.
+    pub async fn still_valid(&self, caller: &Caller) -> Result<bool, AccessError> {
+        match (&caller.grant, &*self.0) {
+            (Grant::Everything, _) => Ok(true),
+            (Grant::Listed(key), Authority::Tokens(file)) => Ok(file.lookup(key).is_some()),
+            (Grant::Reviewed(identity, token), Authority::Kubernetes(reviewer)) => {
+                match reviewer.authenticate(token).await {
+                    Ok(now) => Ok(now.username == identity.username && now.uid == identity.uid),
+                    Err(AccessError::Unauthenticated(_)) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Whether the holder of `authorization` may read `/metrics`: anyone where nobody is asked;
+    /// a token of the file that reads every namespace; with `kubernetes`, as kube-rbac-proxy
+    /// decides it, a SubjectAccessReview of `get` on the non-resource URL `/metrics`.
+    pub async fn may_scrape(&self, authorization: Option<&str>) -> Result<(), AccessError> {
+        let caller = self.authenticate(authorization).await?;
+        let allowed = match (&caller.grant, &*self.0) {
+            (Grant::Everything, _) => true,
+            (Grant::Listed(key), Authority::Tokens(file)) => file.lookup(key).is_some_and(|(_, s)| s.is_all()),
+            (Grant::Reviewed(identity, _), Authority::Kubernetes(reviewer)) => {
+                reviewer.authorize(identity, kube::Attributes::Path("/metrics"), Verb::Get).await?
+            }
+            _ => false,
+        };
+        if allowed { Ok(()) } else { Err(AccessError::Forbidden("this token may not read /metrics")) }
     }
 
     /// The namespaces of `universe` that `caller` may `verb`, decided in parallel. `universe` is
@@ -222,7 +278,7 @@ impl Access {
                 let listed = self.token_file().and_then(|file| file.lookup(key)).map(|(_, scope)| scope);
                 Ok(listed.unwrap_or_else(|| Scope::only(BTreeSet::new())))
             }
-            Grant::Reviewed(_) => {
+            Grant::Reviewed(..) => {
                 let universe = universe();
                 let decisions =
                     futures::future::join_all(universe.iter().map(|ns| self.can_read(caller, ns, verb))).await;
@@ -232,9 +288,9 @@ impl Access {
                         readable.insert(ns.clone());
                     }
                 }
-                // Reading every namespace there is reads them all: lists then skip the check per
-                // execution. The universe is taken anew for every request.
-                Ok(if readable.len() == universe.len() { Scope::all() } else { Scope::only(readable) })
+                // Always the namespaces reviewed, never "all": a namespace watched later is
+                // reviewed before any of it reaches this caller.
+                Ok(Scope::only(readable))
             }
         }
     }
@@ -259,7 +315,21 @@ fn bearer(header: Option<&str>) -> Result<&str, AccessError> {
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(char::is_whitespace) {
         return Err(malformed);
     }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(AccessError::Unauthenticated("the bearer token is longer than 16 KiB; no valid token is"));
+    }
     Ok(token)
+}
+
+/// Whether `name` can be a namespace: an RFC 1123 DNS label (lowercase letters, digits and `-`,
+/// 1 to 63 characters, starting and ending with a letter or digit).
+pub fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let inner = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (1..=63).contains(&bytes.len())
+        && bytes.iter().all(|b| inner(b) || *b == b'-')
+        && bytes.first().is_some_and(inner)
+        && bytes.last().is_some_and(inner)
 }
 
 #[cfg(test)]
@@ -272,6 +342,20 @@ mod tests {
         assert_eq!(bearer(Some("bearer  abc ")), Ok("abc"));
         for bad in [None, Some("abc"), Some("Basic abc"), Some("Bearer "), Some("Bearer a b")] {
             assert!(matches!(bearer(bad), Err(AccessError::Unauthenticated(_))), "{bad:?}");
+        }
+        let longest = format!("Bearer {}", "t".repeat(MAX_TOKEN_BYTES));
+        assert!(bearer(Some(&longest)).is_ok());
+        let over = format!("Bearer {}", "t".repeat(MAX_TOKEN_BYTES + 1));
+        assert!(matches!(bearer(Some(&over)), Err(AccessError::Unauthenticated(_))), "refused before any review");
+    }
+
+    #[test]
+    fn only_dns_labels_can_be_namespaces() {
+        for good in ["a", "team-a", "0x", &"a".repeat(63)] {
+            assert!(is_dns_label(good), "{good}");
+        }
+        for bad in ["", "-a", "a-", "Team", "a.b", "a_b", "ä", &"a".repeat(64), "a/b", "%2e"] {
+            assert!(!is_dns_label(bad), "{bad}");
         }
     }
 

@@ -1,6 +1,8 @@
 //! The `tokens=FILE` authority: a YAML file of bearer tokens, held as SHA-256 digests and never
 //! in clear, each mapped to a subject and the namespaces it may read (or `*`). It is reloaded
-//! when it changes; a broken file keeps the previous tokens and says why.
+//! when it changes. An edit that does not parse refuses every token until the file is mended,
+//! and says why: keeping the previous tokens would let a revocation with a typo leave the revoked
+//! token valid.
 //!
 //! ```yaml
 //! tokens:
@@ -46,7 +48,7 @@ struct TokenEntry {
 pub struct TokenFileStatus {
     pub path: String,
     pub tokens: usize,
-    /// Why the last change could not be loaded; the previous tokens stay in force.
+    /// Why the last change could not be loaded; until it is mended, every token is refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
@@ -103,8 +105,9 @@ impl TokenFile {
                     guard.0 = Arc::new(table);
                 }
                 Err(e) => {
-                    tracing::warn!(path = %self.path.display(), error = %e, "tokens file not reloaded; keeping the previous tokens");
-                    guard.1.last_error = Some(e);
+                    tracing::error!(path = %self.path.display(), error = %e, "tokens file does not parse; refusing every token until it is mended");
+                    guard.1 = TokenFileStatus { path: guard.1.path.clone(), tokens: 0, last_error: Some(e) };
+                    guard.0 = Arc::new(Table::new());
                 }
             }
         }

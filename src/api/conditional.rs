@@ -5,7 +5,6 @@
 //! every request.
 
 use std::convert::Infallible;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write as _;
 
 use bytes::Bytes;
@@ -19,6 +18,7 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 
 use super::json_bytes;
+use crate::index::Tag;
 
 /// Bodies smaller than this are not worth compressing.
 const MIN_GZIP: usize = 1024;
@@ -27,7 +27,7 @@ const MIN_GZIP: usize = 1024;
 #[derive(Clone, Debug, Default)]
 pub struct Negotiation {
     /// The tags named by `If-None-Match` that this service could have issued.
-    holds: Vec<u64>,
+    holds: Vec<Tag>,
     /// `If-None-Match: *`: any tag matches.
     holds_any: bool,
     /// `If-None-Match` named at least one tag, of any form.
@@ -67,7 +67,7 @@ impl Negotiation {
     }
 
     /// Whether the client holds the response tagged `tag` already.
-    pub fn holds(&self, tag: u64) -> bool {
+    pub fn holds(&self, tag: Tag) -> bool {
         self.holds_any || self.holds.contains(&tag)
     }
 
@@ -77,17 +77,18 @@ impl Negotiation {
     }
 }
 
-/// A tag as this service writes it: 16 lowercase hex digits.
-fn parse_tag(text: &str) -> Option<u64> {
-    let ours = text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    ours.then(|| u64::from_str_radix(text, 16).ok()).flatten()
+/// A tag as this service writes it: 32 lowercase hex digits.
+fn parse_tag(text: &str) -> Option<Tag> {
+    let ours = text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    ours.then(|| u128::from_str_radix(text, 16).ok().map(Tag)).flatten()
 }
 
-/// `"{tag:016x}{suffix}"` as a header value.
-fn etag(tag: u64, suffix: &str) -> HeaderValue {
-    let mut value = Vec::with_capacity(18 + suffix.len());
+/// `"{tag:032x}{suffix}"` as a header value.
+fn etag(tag: Tag, suffix: &str) -> HeaderValue {
+    let mut value = Vec::with_capacity(34 + suffix.len());
     value.push(b'"');
-    value.extend_from_slice(&super::hex(tag));
+    value.extend_from_slice(&super::hex((tag.0 >> 64) as u64));
+    value.extend_from_slice(&super::hex(tag.0 as u64));
     value.extend_from_slice(suffix.as_bytes());
     value.push(b'"');
     HeaderValue::from_maybe_shared(Bytes::from(value)).unwrap_or(HeaderValue::from_static("\"\""))
@@ -101,23 +102,16 @@ fn accepts_gzip(coding: &str) -> bool {
     matches!(name.as_str(), "gzip" | "x-gzip" | "*") && weight > 0.0
 }
 
-/// A tag from parts that determine a body (hashes of its pieces, tokens, the kind of list).
-pub fn tag_of(parts: impl Hash) -> u64 {
-    let mut h = DefaultHasher::new();
-    parts.hash(&mut h);
-    h.finish()
-}
-
 /// Bodies assembled per request (list pages) and compressed bodies, by tag and coding, up to a
 /// byte budget.
 #[derive(Clone)]
-pub struct Responses(std::sync::Arc<Cache<(u64, bool), Bytes, ByLength>>);
+pub struct Responses(std::sync::Arc<Cache<(Tag, bool), Bytes, ByLength>>);
 
 #[derive(Clone)]
 struct ByLength;
 
-impl Weighter<(u64, bool), Bytes> for ByLength {
-    fn weight(&self, _: &(u64, bool), body: &Bytes) -> u64 {
+impl Weighter<(Tag, bool), Bytes> for ByLength {
+    fn weight(&self, _: &(Tag, bool), body: &Bytes) -> u64 {
         body.len() as u64 + 64
     }
 }
@@ -130,7 +124,7 @@ impl Responses {
     }
 
     /// A body serialised earlier (one execution or pipeline).
-    pub fn reply(&self, how: &Negotiation, tag: u64, body: Bytes, vary: &'static str) -> Response {
+    pub fn reply(&self, how: &Negotiation, tag: Tag, body: Bytes, vary: &'static str) -> Response {
         self.without_body(how, tag, vary).unwrap_or_else(|| self.with_body(how, tag, vary, body))
     }
 
@@ -138,7 +132,7 @@ impl Responses {
     pub fn reply_with(
         &self,
         how: &Negotiation,
-        tag: u64,
+        tag: Tag,
         vary: &'static str,
         render: impl FnOnce() -> Bytes,
     ) -> Response {
@@ -149,12 +143,12 @@ impl Responses {
     }
 
     /// The answer for `tag` from the cache alone: `None` when its body is no longer cached.
-    pub fn cached(&self, how: &Negotiation, tag: u64, vary: &'static str) -> Option<Response> {
+    pub fn cached(&self, how: &Negotiation, tag: Tag, vary: &'static str) -> Option<Response> {
         self.without_body(how, tag, vary).or_else(|| Some(self.with_body(how, tag, vary, self.0.get(&(tag, false))?)))
     }
 
     /// `304` when the client holds `tag`, or the compressed body when it is cached.
-    fn without_body(&self, how: &Negotiation, tag: u64, vary: &'static str) -> Option<Response> {
+    fn without_body(&self, how: &Negotiation, tag: Tag, vary: &'static str) -> Option<Response> {
         if how.holds(tag) {
             let mut response = Response::new(Bytes::new().into());
             *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -166,7 +160,7 @@ impl Responses {
     }
 
     /// `body`, compressed (and cached) when the client accepts gzip and it is worth it.
-    fn with_body(&self, how: &Negotiation, tag: u64, vary: &'static str, body: Bytes) -> Response {
+    fn with_body(&self, how: &Negotiation, tag: Tag, vary: &'static str, body: Bytes) -> Response {
         if how.gzip && body.len() >= MIN_GZIP {
             let gzipped = gzip(&body);
             self.0.insert((tag, true), gzipped.clone());
@@ -176,13 +170,13 @@ impl Responses {
     }
 }
 
-fn identity_response(body: Bytes, tag: u64, vary: &'static str) -> Response {
+fn identity_response(body: Bytes, tag: Tag, vary: &'static str) -> Response {
     let mut response = json_bytes(body);
     headers(&mut response, etag(tag, ""), vary);
     response
 }
 
-fn gzip_response(body: Bytes, tag: u64, vary: &'static str) -> Response {
+fn gzip_response(body: Bytes, tag: Tag, vary: &'static str) -> Response {
     let mut response = json_bytes(body);
     response.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     headers(&mut response, etag(tag, "-gzip"), vary);
@@ -208,23 +202,26 @@ fn gzip(body: &[u8]) -> Bytes {
 mod tests {
     use super::*;
 
-    fn negotiated(pairs: &[(&'static str, &'static str)]) -> Negotiation {
+    fn negotiated(pairs: &[(&'static str, &str)]) -> Negotiation {
         let mut headers = HeaderMap::new();
         for (k, v) in pairs {
-            headers.append(*k, HeaderValue::from_static(v));
+            headers.append(*k, HeaderValue::from_str(v).unwrap());
         }
         Negotiation::of(&headers)
     }
 
     #[test]
     fn if_none_match_names_a_tag_in_any_coding_or_any_tag() {
-        let n = negotiated(&[("if-none-match", "\"00000000000000ff-gzip\", W/\"0000000000000001\"")]);
-        assert!(n.holds(0xff) && n.holds(1) && !n.holds(2));
-        assert!(negotiated(&[("if-none-match", "*")]).holds(7));
-        assert!(!negotiated(&[]).holds(7) && !negotiated(&[]).is_conditional());
-        let foreign = negotiated(&[("if-none-match", "\"00000000000000FF\", \"+00000000000000f\", \"v1\"")]);
+        let (ff, one) = ("0".repeat(30) + "ff", "0".repeat(31) + "1");
+        let n = negotiated(&[("if-none-match", &format!("\"{ff}-gzip\", W/\"{one}\""))]);
+        assert!(n.holds(Tag(0xff)) && n.holds(Tag(1)) && !n.holds(Tag(2)));
+        assert!(negotiated(&[("if-none-match", "*")]).holds(Tag(7)));
+        assert!(!negotiated(&[]).holds(Tag(7)) && !negotiated(&[]).is_conditional());
+        let short = "0".repeat(14) + "ff";
+        let foreign = format!("\"{}FF\", \"+{}f\", \"v1\", \"{short}\"", "0".repeat(30), "0".repeat(30));
+        let foreign = negotiated(&[("if-none-match", &foreign)]);
         assert!(foreign.is_conditional(), "a tag of another form still makes the request conditional");
-        assert!(!foreign.holds(0xff) && !foreign.holds(0xf), "tags compare byte for byte");
+        assert!(!foreign.holds(Tag(0xff)) && !foreign.holds(Tag(0xf)), "tags compare byte for byte");
     }
 
     #[test]
@@ -239,14 +236,14 @@ mod tests {
         use std::io::Read as _;
         let responses = Responses::new(1 << 20);
         let body = Bytes::from(format!("[{}]", "1,".repeat(2000) + "1"));
-        let held = negotiated(&[("if-none-match", "\"000000000000002a\"")]);
-        let response = responses.reply(&held, 42, body.clone(), "Accept-Encoding");
+        let held = negotiated(&[("if-none-match", &format!("\"{}2a\"", "0".repeat(30)))]);
+        let response = responses.reply(&held, Tag(42), body.clone(), "Accept-Encoding");
         assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(http_body::Body::size_hint(response.body()).exact(), Some(0));
         let gz = negotiated(&[("accept-encoding", "gzip")]);
-        let response = responses.reply(&gz, 42, body.clone(), "Accept-Encoding");
-        assert_eq!(response.headers()[ETAG], "\"000000000000002a-gzip\"");
-        let cached = responses.0.get(&(42, true)).expect("compressed body cached by tag");
+        let response = responses.reply(&gz, Tag(42), body.clone(), "Accept-Encoding");
+        assert_eq!(response.headers()[ETAG], format!("\"{}2a-gzip\"", "0".repeat(30)).as_str());
+        let cached = responses.0.get(&(Tag(42), true)).expect("compressed body cached by tag");
         let mut plain = Vec::new();
         flate2::read::GzDecoder::new(&cached[..]).read_to_end(&mut plain).unwrap();
         assert_eq!(plain, body);

@@ -55,8 +55,17 @@ impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> Self {
         match e {
             AccessError::Unauthenticated(why) => ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", why),
+            AccessError::Forbidden(why) => ApiError::new(StatusCode::FORBIDDEN, "Forbidden", why),
             AccessError::Unavailable(_) => {
                 ApiError::unavailable("AuthUnavailable", "access cannot be checked now; retry shortly")
+            }
+            AccessError::Busy => {
+                let mut error = ApiError::unavailable(
+                    "TooManyReviews",
+                    "too many access reviews are in flight over every caller; retry shortly",
+                );
+                error.retry_after = Some(1);
+                error
             }
         }
     }

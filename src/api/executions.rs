@@ -5,11 +5,12 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::authz::{Target, authorize, caller, hidden, scope};
 use super::conditional::{Negotiation, negotiation};
 use super::params::{self, Params};
-use super::poll::{self, Held};
+use super::poll::{self, Held, One};
 use super::stream::{self, Ends, Followed};
-use super::{ApiError, AppState, ListBody, caller, hidden, scope, with_state};
+use super::{ApiError, AppState, ListBody, with_state};
 use crate::access::{Caller, Verb};
 use crate::index::{Cursor, Filter as ExecutionFilter, Scope};
 use crate::model::Phase;
@@ -79,7 +80,11 @@ async fn list(
     let timeout = poll::timeout(&params)?;
     let streams = stream::wanted(&how, &params)?;
     let verb = if timeout.is_some() || streams { Verb::Watch } else { Verb::List };
-    // A namespaced list's one namespace was checked by `caller()`.
+    let named = namespace.as_deref().or(params.get("namespace"));
+    if let Some(namespace) = named {
+        authorize(&state, &caller, Target { namespace, resource: EXECUTIONS, name: None, verb }).await?;
+    }
+    // A namespaced list's one namespace is checked above.
     let readable = if namespaced { Scope::all() } else { scope(&state, &caller, verb).await? };
     // What the parameters ask for, checked only when a page is made: a list remembered at this
     // revision (see `pages`) is answered without parsing them again.
@@ -153,20 +158,40 @@ async fn get_one(
     how: Negotiation,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    let params = Params::parse(&query, &["watch"])?;
+    let params = Params::parse(&query, &["watch", "timeoutSeconds"])?;
+    let timeout = poll::timeout(&params)?;
+    let streams = stream::wanted(&how, &params)?;
+    let verb = if timeout.is_some() || streams { Verb::Watch } else { Verb::Get };
+    let target = Target { namespace: &namespace, resource: EXECUTIONS, name: Some(&name), verb };
+    authorize(&state, &caller, target).await?;
     let id = ObjectRef { namespace, name };
-    match state.index.get(&id) {
-        Some(_) if stream::wanted(&how, &params)? => {
-            let lost = stream::access_lost(&state, &caller, Some(id.namespace.clone()), Scope::all());
-            let ends = Ends { resource: EXECUTIONS, access_lost: lost };
-            Ok(stream::start(&state, &caller, Followed::Execution(id), ends, how.last_event_id)?)
-        }
-        Some(entry) => Ok(state.responses.reply(&how, entry.detail.tag, entry.detail.bytes.clone(), state.vary())),
-        None if !state.index.has_synced(&id.namespace) => Err(ApiError::unavailable(
+    if streams {
+        // Whether it exists is answered as a plain GET would answer it.
+        look_up(&state, &id)?;
+        let lost = stream::access_lost(&state, &caller, Some(id.namespace.clone()), Scope::all());
+        let ends = Ends { resource: EXECUTIONS, access_lost: lost };
+        return Ok(stream::start(&state, &caller, Followed::Execution(id), ends, how.last_event_id)?);
+    }
+    let one = One { resource: EXECUTIONS, namespace: &id.namespace, name: &id.name };
+    poll::one(&state, &caller, &how, timeout, one, || look_up(&state, &id).map(|entry| entry.detail.clone())).await
+}
+
+/// One execution, `503 NotSynced` before its namespace was listed, or the identical 404.
+fn look_up(state: &AppState, id: &ObjectRef) -> Result<std::sync::Arc<crate::index::ExecutionEntry>, ApiError> {
+    match state.index.get(id) {
+        Some(entry) => Ok(entry),
+        None => Err(not_there(state, &id.namespace, EXECUTIONS, &id.name)),
+    }
+}
+
+/// Why one object is not answered: its namespace has not been listed yet, or it is not there.
+pub(super) fn not_there(state: &AppState, namespace: &str, resource: &str, name: &str) -> ApiError {
+    if state.index.has_synced(namespace) {
+        hidden(state, namespace, resource, Some(name))
+    } else {
+        ApiError::unavailable(
             "NotSynced",
-            format!("namespace {} has not been listed yet; retry shortly", quote(&id.namespace)),
+            format!("namespace {} has not been listed yet; retry shortly", quote(namespace)),
         )
-        .into()),
-        None => Err(hidden(&state, &id.namespace, "executions", Some(&id.name)).into()),
     }
 }

@@ -101,9 +101,9 @@ async fn readyz(state: AppState, authorization: Option<String>) -> Response {
         return warp::reply::with_status(warp::reply::json(&Status { ready, shutting_down }), status).into_response();
     };
     // Access that cannot be checked now shows no source and no error at all.
-    let (scope, reads_all) = match super::scope(&state, &caller, Verb::List).await {
+    let (scope, reads_all) = match super::authz::scope(&state, &caller, Verb::List).await {
         Ok(scope) => {
-            let reads_all = super::covers_everything(&state, &scope);
+            let reads_all = super::authz::covers_everything(&state, &scope);
             (scope, reads_all)
         }
         Err(_) => (Scope::only(Default::default()), false),
@@ -114,7 +114,8 @@ async fn readyz(state: AppState, authorization: Option<String>) -> Response {
         ready,
         shutting_down,
         waiting: state.limits.held(),
-        tokens_file: state.access.token_file().map(|f| f.status()),
+        // Its path, size and last error are for readers of everything only.
+        tokens_file: state.access.token_file().filter(|_| reads_all).map(|f| f.status()),
         modules: super::modules::redacted(modules, reads_all),
         switch: state.switch.status(),
         sources,

@@ -16,9 +16,29 @@ use super::ApiError;
 /// subject to cap, so they are counted but not capped, and requests are not rate limited.
 const ANONYMOUS: &str = "";
 
+/// Descriptors kept for the process's own files, watches and database connections.
+const RESERVED_FILES: u64 = 256;
+/// The most connections derived from a large open-files limit (each idle one costs memory).
+const MAX_DERIVED_CONNECTIONS: u64 = 65_536;
+
+/// Connections and held requests (long polls and streams) a process allowed `open_files`
+/// descriptors can take: one descriptor per connection after a reserve, and an eighth of the
+/// connections kept for requests that are answered at once.
+pub fn capacity(open_files: u64) -> (usize, usize) {
+    let connections = open_files.saturating_sub(RESERVED_FILES).clamp(64, MAX_DERIVED_CONNECTIONS);
+    let connections = usize::try_from(connections).unwrap_or(64);
+    (connections, connections - connections / 8)
+}
+
+/// How long a stream stays open unless configured otherwise.
+pub const DEFAULT_STREAM_LIFE: Duration = Duration::from_secs(3600);
+
 /// The limits and what they count now. Clones share them.
 #[derive(Clone)]
-pub struct CallerLimits(Arc<Inner>);
+pub struct CallerLimits {
+    shared: Arc<Inner>,
+    max_stream_life: Duration,
+}
 
 struct Inner {
     max_long_polls_per_subject: usize,
@@ -35,7 +55,7 @@ pub struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let mut held = self.limits.0.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.limits.shared.held.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(count) = held.get_mut(&self.subject) {
             *count -= 1;
             if *count == 0 {
@@ -51,12 +71,25 @@ impl CallerLimits {
     /// no rate limit when `None`.
     pub fn new(max_long_polls_per_subject: usize, max_held: usize, rate_per_second: Option<NonZeroU32>) -> Self {
         let rate = rate_per_second.map(|n| RateLimiter::keyed(Quota::per_second(n)));
-        CallerLimits(Arc::new(Inner { max_long_polls_per_subject, max_held, held: Mutex::default(), rate }))
+        let inner = Inner { max_long_polls_per_subject, max_held, held: Mutex::default(), rate };
+        CallerLimits { shared: Arc::new(inner), max_stream_life: DEFAULT_STREAM_LIFE }
+    }
+
+    /// The same limits, with streams closed after `life` (they are then opened, and
+    /// authorised, again).
+    pub fn with_max_stream_life(mut self, life: Duration) -> Self {
+        self.max_stream_life = life;
+        self
+    }
+
+    /// How long a stream may stay open.
+    pub fn max_stream_life(&self) -> Duration {
+        self.max_stream_life
     }
 
     /// Admits one request of `subject`, or says when to retry.
     pub fn admit(&self, subject: Option<&Arc<str>>) -> Result<(), ApiError> {
-        let (Some(rate), Some(subject)) = (&self.0.rate, subject) else { return Ok(()) };
+        let (Some(rate), Some(subject)) = (&self.shared.rate, subject) else { return Ok(()) };
         rate.check_key(subject).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             too_many("request rate limit reached for this caller", wait)
@@ -67,23 +100,23 @@ impl CallerLimits {
     pub fn hold(&self, subject: Option<&Arc<str>>) -> Result<Held, ApiError> {
         let capped = subject.is_some();
         let subject = subject.cloned().unwrap_or_else(|| ANONYMOUS.into());
-        let mut held = self.0.held.lock().unwrap_or_else(|p| p.into_inner());
-        if held.values().sum::<usize>() >= self.0.max_held {
+        let mut held = self.shared.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.values().sum::<usize>() >= self.shared.max_held {
             let mut error = ApiError::unavailable(
                 "TooManyWaiting",
                 format!(
                     "{} long polls and streams are open, the most this service holds; retry shortly",
-                    self.0.max_held
+                    self.shared.max_held
                 ),
             );
             error.retry_after = Some(5);
             return Err(error);
         }
         let count = held.entry(subject.clone()).or_default();
-        if capped && *count >= self.0.max_long_polls_per_subject {
+        if capped && *count >= self.shared.max_long_polls_per_subject {
             let message = format!(
                 "at most {} long polls may be open at once per caller; retry when one has been answered",
-                self.0.max_long_polls_per_subject
+                self.shared.max_long_polls_per_subject
             );
             return Err(too_many(&message, Duration::from_secs(1)));
         }
@@ -93,7 +126,7 @@ impl CallerLimits {
 
     /// Long polls and streams held now, over every subject.
     pub fn held(&self) -> usize {
-        self.0.held.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
+        self.shared.held.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
     }
 }
 
@@ -118,6 +151,14 @@ mod tests {
         assert!(limits.hold(Some(&b)).is_ok(), "another subject has its own cap");
         drop(first);
         assert!(limits.hold(Some(&a)).is_ok());
+    }
+
+    #[test]
+    fn capacity_follows_the_open_files_limit() {
+        assert_eq!(capacity(1024), (768, 672));
+        assert_eq!(capacity(20_000), (19_744, 17_276));
+        assert_eq!(capacity(1 << 20).0, 65_536, "bounded however large the limit");
+        assert_eq!(capacity(10).0, 64, "at least a few");
     }
 
     #[test]

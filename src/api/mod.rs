@@ -1,6 +1,8 @@
 //! The HTTP JSON API. Routes are composed in one `routes()` function from one group per domain;
-//! every `/api` request passes the module gate and one access check before any handler runs.
+//! every `/api` request is authenticated and passes the module gate before any handler runs,
+//! and each handler authorises the namespace it reads with the verb it serves (see `authz`).
 
+mod authz;
 mod conditional;
 mod error;
 pub(crate) mod executions;
@@ -20,8 +22,6 @@ pub mod ui;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use std::hash::Hasher;
-
 use bytes::{BufMut, Bytes, BytesMut};
 use warp::filters::BoxedFilter;
 use warp::http::header::{CONTENT_TYPE, HeaderValue};
@@ -31,15 +31,14 @@ use warp::{Filter, Reply};
 pub use conditional::Responses;
 pub use error::{ApiError, recover};
 pub use health::Health;
-pub use limits::CallerLimits;
+pub use limits::{CallerLimits, capacity};
 pub use pages::Pages;
 pub use server::ServerSettings;
 
-use crate::access::{Access, Caller, Verb};
-use crate::index::{Completeness, Index, Json, Scope};
+use crate::access::Access;
+use crate::index::{Completeness, Index, Json, Tag};
 use crate::modules::Modules;
 use crate::modules::switch::Switch;
-use crate::quote::quote;
 
 /// What every handler can reach: one allocation, so that the filters that hand it on clone a
 /// pointer, not a struct of handles.
@@ -106,156 +105,39 @@ pub fn routes(state: AppState, dashboard: bool) -> BoxedFilter<(Response,)> {
         .unify()
         .or(rejections::routes(state.clone()))
         .unify();
-    let api = warp::path!("api" / "v1" / ..).and(gate(state.clone())).and(domains).map(Reply::into_response);
+    let api = warp::path!("api" / "v1" / ..).and(domains).map(Reply::into_response);
     let description = warp::path!("openapi.json").and(warp::get()).map(|| json_bytes(openapi::DOCUMENT.clone()));
     let dashboard = ui::routes(dashboard, state.responses.clone());
     health::routes(state).or(description).unify().or(api).unify().or(dashboard).unify().recover(recover).unify().boxed()
 }
 
-/// `GET /metrics` alone, for the metrics port.
-pub fn metrics_routes(registry: Arc<prometheus_client::registry::Registry>) -> BoxedFilter<(Response,)> {
+/// `GET /metrics` alone, for the metrics port: it names namespaces and counts, so it is read
+/// only by those `Access::may_scrape` allows.
+pub fn metrics_routes(
+    registry: Arc<prometheus_client::registry::Registry>,
+    access: Access,
+) -> BoxedFilter<(Response,)> {
     warp::path!("metrics")
         .and(warp::get())
-        .map(move || {
-            let mut response = Response::new(crate::metrics::encode(&registry).into());
-            let kind = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
-            response.headers_mut().insert(CONTENT_TYPE, kind);
-            response
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(move |authorization: Option<String>| {
+            let (registry, access) = (registry.clone(), access.clone());
+            async move {
+                access.may_scrape(authorization.as_deref()).await.map_err(ApiError::from)?;
+                let mut response = Response::new(crate::metrics::encode(&registry).into());
+                let kind = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
+                response.headers_mut().insert(CONTENT_TYPE, kind);
+                Ok::<_, warp::Rejection>(response)
+            }
         })
         .recover(recover)
         .unify()
         .boxed()
 }
 
-/// Answers `503 ModuleNotInstalled` for a resource whose module, or a module it depends on, is
-/// disabled, before any route of it runs.
-fn gate(state: AppState) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
-    warp::path::full()
-        .and_then(move |path: warp::path::FullPath| {
-            let refused = resource_in(path.as_str()).and_then(|r| state.modules.unavailable(r));
-            async move { refused.map_or(Ok(()), |e| Err(warp::Rejection::from(ApiError::from(e)))) }
-        })
-        .untuple_one()
-}
-
-/// The resource of `/api/v1/{resource}/...` or `/api/v1/namespaces/{namespace}/{resource}/...`.
-fn resource_in(path: &str) -> Option<&str> {
-    let mut parts = path.strip_prefix("/api/v1/")?.split('/');
-    match parts.next()? {
-        "namespaces" => parts.nth(1),
-        resource => Some(resource),
-    }
-}
-
 /// Injects the shared state into a handler.
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
-}
-
-/// The one place every API request is authorised; every `/api` route takes its caller from
-/// here. The caller must authenticate (401 otherwise, or 503 when that cannot be checked), keep
-/// to their rate, and may name only a namespace they may read that this service watches, in the
-/// path or in a list's `namespace` filter. Anything else is the same 404 as a missing object, so
-/// no caller learns whether a namespace they may not read exists: the review is made whether or
-/// not the namespace is watched.
-fn caller(state: AppState) -> impl Filter<Extract = (Caller,), Error = warp::Rejection> + Clone {
-    let headers = warp::header::optional::<String>("authorization").and(warp::header::optional::<String>("accept"));
-    warp::path::full().and(params::raw()).and(headers).and_then(
-        move |path: warp::path::FullPath, query: String, authorization: Option<String>, accept: Option<String>| {
-            let state = state.clone();
-            async move {
-                let caller = state.access.authenticate(authorization.as_deref()).await.map_err(ApiError::from)?;
-                state.limits.admit(caller.subject.as_ref())?;
-                let target = Target::of(path.as_str(), &query, accept.as_deref());
-                if let Some(namespace) = &target.namespace {
-                    let readable =
-                        state.access.can_read(&caller, namespace, target.verb).await.map_err(ApiError::from)?;
-                    if !readable || !state.index.watches(namespace) {
-                        return Err(warp::Rejection::from(hidden(&state, namespace, target.resource, target.name)));
-                    }
-                }
-                Ok(caller)
-            }
-        },
-    )
-}
-
-/// What an `/api` request names: a namespace (in the path, or a list's `namespace` filter), the
-/// resource, one object's name, and what a SubjectAccessReview would call the reading.
-struct Target<'a> {
-    namespace: Option<String>,
-    resource: &'a str,
-    name: Option<&'a str>,
-    verb: Verb,
-}
-
-impl<'a> Target<'a> {
-    /// A long poll (`timeoutSeconds`) and a stream (`watch`, or `Accept: text/event-stream`)
-    /// are watches; reading one object is a get.
-    fn of(path: &'a str, query: &str, accept: Option<&str>) -> Self {
-        let mut parts = path.strip_prefix("/api/v1/").unwrap_or_default().split('/');
-        let (namespace, resource, name) = match parts.next() {
-            Some("namespaces") => {
-                let namespace = parts.next().filter(|ns| !ns.is_empty()).map(str::to_owned);
-                (namespace, parts.next().unwrap_or_default(), parts.next())
-            }
-            resource => (params::first(query, "namespace"), resource.unwrap_or_default(), None),
-        };
-        let watches = params::first(query, "timeoutSeconds").is_some()
-            || params::first(query, "watch").is_some_and(|w| w == "true")
-            || stream::accepts_events(accept.into_iter());
-        let verb = match (name, watches) {
-            (_, true) => Verb::Watch,
-            (Some(_), false) => Verb::Get,
-            (None, false) => Verb::List,
-        };
-        Target { namespace, resource, name, verb }
-    }
-}
-
-/// The one 404 for what a caller may not see: a namespace not watched, not readable, or an
-/// object that does not exist. Built from the request alone, so all three are byte-identical.
-fn hidden(state: &AppState, namespace: &str, resource: &str, name: Option<&str>) -> ApiError {
-    let unreadable = if state.access.required() { ", or not readable with these credentials" } else { "" };
-    let namespace = quote(namespace);
-    ApiError::not_found(match (resource, name) {
-        ("executions", Some(name)) => format!(
-            "execution {} not found in namespace {namespace}{unreadable}; if it was rejected, see /api/v1/namespaces/{{namespace}}/rejections",
-            quote(name)
-        ),
-        ("pipelines", Some(name)) => {
-            format!("pipeline {} has no executions in namespace {namespace}{unreadable}", quote(name))
-        }
-        _ => format!("namespace {namespace} is not watched by this service{unreadable}"),
-    })
-}
-
-/// Completes once `caller` may no longer read what a long poll or stream answers for
-/// (`namespace`, or the namespaces of `scope`), or their access cannot be checked: grants are
-/// checked again each time they expire. Never completes where nobody is asked (`--auth none`).
-async fn access_lost(state: &AppState, caller: &Caller, namespace: Option<&str>, scope: &Scope) {
-    let Some(every) = state.access.recheck_interval() else { return std::future::pending().await };
-    loop {
-        tokio::time::sleep(every).await;
-        let unchanged = match namespace {
-            Some(ns) => state.access.can_read(caller, ns, Verb::Watch).await.unwrap_or(false),
-            None => self::scope(state, caller, Verb::Watch).await.is_ok_and(|now| now == *scope),
-        };
-        if !unchanged {
-            return;
-        }
-    }
-}
-
-/// Whether `scope` holds every namespace the service holds: only then may a caller see errors
-/// that name namespaces.
-fn covers_everything(state: &AppState, scope: &Scope) -> bool {
-    scope.is_all() || state.index.namespaces().iter().all(|ns| scope.allows(ns))
-}
-
-/// The namespaces `caller` may read now, for a cluster-wide list.
-async fn scope(state: &AppState, caller: &Caller, verb: Verb) -> Result<Scope, ApiError> {
-    Ok(state.access.scope(caller, || state.index.namespaces(), verb).await?)
 }
 
 /// `value` as 16 lowercase hex digits, written without a formatter: ETags and request ids are
@@ -288,13 +170,14 @@ impl ListBody {
         ListBody { kind, items, next, freshness: crate::index::to_bytes(freshness), complete }
     }
 
-    fn tag(&self) -> u64 {
-        let mut h = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(&(self.kind, &self.next, &self.freshness[..], self.items.len()), &mut h);
-        for item in &self.items {
-            h.write_u64(item.tag);
-        }
-        h.finish()
+    fn tag(&self) -> Tag {
+        let items = self.items.iter().map(|item| item.tag.0.to_be_bytes());
+        let items: Vec<[u8; 16]> = items.collect();
+        let head = [self.kind.as_bytes(), self.next.as_deref().unwrap_or_default().as_bytes(), &self.freshness];
+        // `next` absent and empty differ: an empty token is never issued.
+        Tag::of_parts(
+            head.into_iter().chain([&[u8::from(self.next.is_some())][..]]).chain(items.iter().map(|t| &t[..])),
+        )
     }
 
     fn render(&self) -> Bytes {

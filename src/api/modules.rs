@@ -6,10 +6,12 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::conditional::{Negotiation, negotiation, tag_of};
+use super::authz::{caller, covers_everything, scope};
+use super::conditional::{Negotiation, negotiation};
 use super::params::{self, Params};
-use super::{AppState, caller, covers_everything, scope, with_state};
+use super::{AppState, with_state};
 use crate::access::{Caller, Verb};
+use crate::index::Tag;
 use crate::modules::ModuleStatus;
 use crate::modules::switch::SwitchStatus;
 
@@ -33,7 +35,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             let body = Body { items: redacted(state.modules.status(), reads_all), switch: state.switch.status() };
             // A few hundred bytes, built per request: its tag is a hash of the bytes.
             let body = crate::index::to_bytes(&body);
-            Ok::<_, warp::Rejection>(state.responses.reply(&how, tag_of(&body[..]), body, state.vary()))
+            Ok::<_, warp::Rejection>(state.responses.reply(&how, Tag::of(&body), body, state.vary()))
         })
         .boxed()
 }

@@ -13,7 +13,7 @@ use warp::reply::Response;
 use super::conditional::Negotiation;
 use super::params::Params;
 use super::{ApiError, AppState, ListBody};
-use crate::index::Scope;
+use crate::index::{Scope, Tag};
 
 /// Bytes of requests remembered at most: a request is its key (the parameters can be long, a
 /// `continue` token or a hostile `pipeline=`) and two numbers.
@@ -31,7 +31,7 @@ pub(super) struct PageRequest {
 #[derive(Clone, Copy)]
 struct Remembered {
     revision: u64,
-    tag: u64,
+    tag: Tag,
 }
 
 pub struct Pages(Cache<PageRequest, Remembered, BySize>);

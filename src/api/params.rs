@@ -14,11 +14,6 @@ pub fn raw() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
-/// The first value of `key` in a raw query string, if any.
-pub fn first(query: &str, key: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
-}
-
 /// Parsed parameters of one request, checked against what the endpoint accepts.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Params(BTreeMap<String, String>);

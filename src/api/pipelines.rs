@@ -4,15 +4,16 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::authz::{Target, authorize, caller, scope};
 use super::conditional::{Negotiation, negotiation};
+use super::executions::not_there;
 use super::params::{self, Params};
-use super::poll::{self, Held};
+use super::poll::{self, Held, One};
 use super::stream::{self, Ends, Followed};
-use super::{ApiError, AppState, ListBody, caller, hidden, scope, with_state};
+use super::{ApiError, AppState, ListBody, with_state};
 use crate::access::{Caller, Verb};
 use crate::index::{NameCursor, Scope};
 use crate::modules::PIPELINES;
-use crate::quote::quote;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     list_all(state.clone()).or(list_namespaced(state.clone())).unify().or(get(state)).unify().boxed()
@@ -28,8 +29,10 @@ fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and_then(|query: String, caller: Caller, how: Negotiation, state: AppState| async move {
             let params = Params::parse(&query, &["namespace", "limit", "continue", "timeoutSeconds", "watch"])?;
-            let streams = poll::timeout(&params)?.is_some() || stream::wanted(&how, &params)?;
-            let verb = if streams { Verb::Watch } else { Verb::List };
+            let verb = verb(&how, &params)?;
+            if let Some(namespace) = params.get("namespace") {
+                authorize(&state, &caller, Target { namespace, resource: PIPELINES, name: None, verb }).await?;
+            }
             let scope = scope(&state, &caller, verb).await?;
             let held = Held { resource: PIPELINES, namespace: None, params: &params, scope };
             list(&state, &caller, &how, &params, params.get("namespace"), held).await
@@ -47,7 +50,8 @@ fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and_then(|ns: String, query: String, caller: Caller, how: Negotiation, state: AppState| async move {
             let params = Params::parse(&query, &["limit", "continue", "timeoutSeconds", "watch"])?;
-            // `caller()` has checked this one namespace.
+            let verb = verb(&how, &params)?;
+            authorize(&state, &caller, Target { namespace: &ns, resource: PIPELINES, name: None, verb }).await?;
             let held = Held { resource: PIPELINES, namespace: Some(&ns), params: &params, scope: Scope::all() };
             list(&state, &caller, &how, &params, Some(&ns), held).await
         })
@@ -94,16 +98,26 @@ fn get(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller(state.clone()))
         .and(negotiation())
         .and(with_state(state))
-        .and_then(|ns: String, name: String, query: String, _: Caller, how: Negotiation, state: AppState| async move {
-            Params::parse(&query, &[])?;
-            match state.index.pipeline(&ns, &name) {
-                Some(p) => Ok(state.responses.reply(&how, p.body.tag, p.body.bytes.clone(), state.vary())),
-                None if !state.index.has_synced(&ns) => Err(Rejection::from(ApiError::unavailable(
-                    "NotSynced",
-                    format!("namespace {} has not been listed yet; retry shortly", quote(&ns)),
-                ))),
-                None => Err(hidden(&state, &ns, PIPELINES, Some(&name)).into()),
-            }
-        })
+        .and_then(
+            |ns: String, name: String, query: String, caller: Caller, how: Negotiation, state: AppState| async move {
+                let params = Params::parse(&query, &["timeoutSeconds"])?;
+                let timeout = poll::timeout(&params)?;
+                let verb = if timeout.is_some() { Verb::Watch } else { Verb::Get };
+                authorize(&state, &caller, Target { namespace: &ns, resource: PIPELINES, name: Some(&name), verb })
+                    .await?;
+                let one = One { resource: PIPELINES, namespace: &ns, name: &name };
+                let look_up = || match state.index.pipeline(&ns, &name) {
+                    Some(pipeline) => Ok(pipeline.body.clone()),
+                    None => Err(not_there(&state, &ns, PIPELINES, &name)),
+                };
+                poll::one(&state, &caller, &how, timeout, one, look_up).await
+            },
+        )
         .boxed()
+}
+
+/// A long poll or a stream is a watch; anything else a list.
+fn verb(how: &Negotiation, params: &Params) -> Result<Verb, ApiError> {
+    let watches = poll::timeout(params)?.is_some() || stream::wanted(how, params)?;
+    Ok(if watches { Verb::Watch } else { Verb::List })
 }

@@ -1,20 +1,27 @@
-//! Long polls. A list request that names the page the client holds (`If-None-Match`) and a
-//! `timeoutSeconds` is held until that page would differ (`200` with the new page) or the wait
-//! ends (`304`). It ends early, with the page as it is, on shutdown (so the client polls another
+//! Long polls. A list or one-object request that names what the client holds (`If-None-Match`)
+//! and a `timeoutSeconds` is held until that would differ (`200` with the new page or object; a
+//! `404` when the object goes) or the wait ends (`304`): every endpoint that answers `304` waits. It ends early, with the page as it is, on shutdown (so the client polls another
 //! replica), with `503` when the list's module is switched off, and when the caller's access
 //! changes. Waits are capped, jittered so that clients do not come back in step, and counted
 //! against the caller's and the service's limits.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
+use tokio::sync::watch;
+use tokio::time::Instant;
 use warp::Rejection;
 use warp::reply::Response;
 
+use super::authz::{access_lost, hidden, scope};
 use super::conditional::Negotiation;
+use super::limits;
 use super::pages::PageRequest;
-use super::{ApiError, AppState, ListBody, hidden, params::Params};
+use super::{ApiError, AppState, ListBody, params::Params};
 use crate::access::{Caller, Verb};
-use crate::index::Scope;
+use crate::index::{Json, Scope};
+use crate::modules::NotInstalled;
 
 /// Longest a long poll may wait, in seconds.
 pub const MAX_WAIT: u64 = 300;
@@ -33,11 +40,18 @@ pub fn timeout(params: &Params) -> Result<Option<u64>, ApiError> {
 /// What a list answers for.
 pub struct Held<'a> {
     pub resource: &'static str,
-    /// The namespace of a namespaced list (checked once by `caller()`), or `None` for a list
+    /// The namespace of a namespaced list (authorised by its handler), or `None` for a list
     /// over the caller's scope.
     pub namespace: Option<&'a str>,
     pub params: &'a Params,
     pub scope: Scope,
+}
+
+/// What a GET of one object answers for.
+pub struct One<'a> {
+    pub resource: &'static str,
+    pub namespace: &'a str,
+    pub name: &'a str,
 }
 
 /// Answers a list: at once, unless the client holds the current page and asked to wait.
@@ -62,26 +76,19 @@ pub async fn list(
     if !how.holds(body.tag()) {
         return Ok(body.reply(state, how));
     }
-    let _held = state.limits.hold(caller.subject.as_ref())?;
-    let mut changes = state.index.subscribe();
-    // Up to a tenth less than asked, so that polls started together come back spread out.
-    let wait = Duration::from_secs(timeout).mul_f64(1.0 - fastrand::f64() * 0.1);
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut withdrawn = std::pin::pin!(state.modules.withdrawn(held.resource));
-    let mut lost = std::pin::pin!(super::access_lost(state, caller, held.namespace, &held.scope));
-    let mut rescoped = None;
+    let namespace = held.namespace.map(str::to_owned);
+    let mut wait = Wait::start(state, caller, timeout, held.resource, namespace, held.scope.clone())?;
     loop {
-        tokio::select! {
-            _ = changes.changed() => {}
-            _ = tokio::time::sleep(RECHECK) => {}
-            _ = tokio::time::sleep_until(deadline) => break,
-            _ = state.health.shutting_down() => break,
-            why = &mut withdrawn => return Err(ApiError::from(why).into()),
-            _ = &mut lost => match held.namespace {
+        match wait.next().await {
+            Woke::Changed => {}
+            Woke::Ended => break,
+            Woke::Withdrawn(why) => return Err(ApiError::from(why).into()),
+            Woke::Lost => match held.namespace {
                 Some(ns) => return Err(hidden(state, ns, held.resource, None).into()),
                 None => {
-                    rescoped = Some(super::scope(state, caller, Verb::Watch).await?);
-                    break;
+                    // Answered with what the caller may read now.
+                    let now = scope(state, caller, Verb::Watch).await?;
+                    return Ok(page(&now)?.reply(state, how));
                 }
             },
         }
@@ -90,8 +97,90 @@ pub async fn list(
             break;
         }
     }
-    if let Some(scope) = rescoped {
-        body = page(&scope)?;
-    }
     Ok(body.reply(state, how))
+}
+
+/// Answers one object: at once, unless the client holds its current version (`If-None-Match`)
+/// and asked to wait; then held until it changes (`200`), goes (`404`), or the wait ends (`304`).
+pub async fn one(
+    state: &AppState,
+    caller: &Caller,
+    how: &Negotiation,
+    timeout: Option<u64>,
+    one: One<'_>,
+    look_up: impl Fn() -> Result<Json, ApiError>,
+) -> Result<Response, Rejection> {
+    let mut body = look_up()?;
+    if let Some(timeout) = timeout.filter(|_| how.holds(body.tag)) {
+        let namespace = Some(one.namespace.to_owned());
+        let mut wait = Wait::start(state, caller, timeout, one.resource, namespace, Scope::all())?;
+        loop {
+            match wait.next().await {
+                Woke::Changed => {}
+                Woke::Ended => break,
+                Woke::Withdrawn(why) => return Err(ApiError::from(why).into()),
+                Woke::Lost => return Err(hidden(state, one.namespace, one.resource, Some(one.name)).into()),
+            }
+            body = look_up()?;
+            if !how.holds(body.tag) {
+                break;
+            }
+        }
+    }
+    Ok(state.responses.reply(how, body.tag, body.bytes, state.vary()))
+}
+
+/// A held request's wait, counted against the caller's and the service's limits while it lasts.
+struct Wait {
+    changes: watch::Receiver<u64>,
+    deadline: Instant,
+    withdrawn: Pin<Box<dyn Future<Output = NotInstalled> + Send>>,
+    lost: Pin<Box<dyn Future<Output = ()> + Send>>,
+    shutting_down: Pin<Box<dyn Future<Output = ()> + Send>>,
+    _held: limits::Held,
+}
+
+/// Why a wait woke.
+enum Woke {
+    /// The index changed, or it is time to look again: look again.
+    Changed,
+    /// The wait is over (its time, or shutdown): answer with what is there.
+    Ended,
+    Withdrawn(NotInstalled),
+    /// The caller's access changed.
+    Lost,
+}
+
+impl Wait {
+    fn start(
+        state: &AppState,
+        caller: &Caller,
+        timeout: u64,
+        resource: &'static str,
+        namespace: Option<String>,
+        scope: Scope,
+    ) -> Result<Wait, ApiError> {
+        let held = state.limits.hold(caller.subject.as_ref())?;
+        // Up to a tenth less than asked, so that polls started together come back spread out.
+        let wait = Duration::from_secs(timeout).mul_f64(1.0 - fastrand::f64() * 0.1);
+        Ok(Wait {
+            changes: state.index.subscribe(),
+            deadline: Instant::now() + wait,
+            withdrawn: Box::pin(state.modules.withdrawn(resource)),
+            lost: Box::pin(access_lost(state.clone(), caller.clone(), namespace, scope)),
+            shutting_down: Box::pin(state.health.shutting_down()),
+            _held: held,
+        })
+    }
+
+    async fn next(&mut self) -> Woke {
+        tokio::select! {
+            _ = self.changes.changed() => Woke::Changed,
+            _ = tokio::time::sleep(RECHECK) => Woke::Changed,
+            _ = tokio::time::sleep_until(self.deadline) => Woke::Ended,
+            _ = &mut self.shutting_down => Woke::Ended,
+            why = &mut self.withdrawn => Woke::Withdrawn(why),
+            _ = &mut self.lost => Woke::Lost,
+        }
+    }
 }

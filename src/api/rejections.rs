@@ -5,10 +5,11 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::authz::{Target, authorize, caller, scope};
 use super::conditional::{Negotiation, negotiation};
 use super::params::{self, Params};
 use super::poll::{self, Held};
-use super::{ApiError, AppState, ListBody, caller, scope, with_state};
+use super::{ApiError, AppState, ListBody, with_state};
 use crate::access::{Caller, Verb};
 use crate::index::{NameCursor, Scope};
 use crate::modules::REJECTIONS;
@@ -27,8 +28,10 @@ fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and_then(|query: String, caller: Caller, how: Negotiation, state: AppState| async move {
             let params = Params::parse(&query, &["namespace", "limit", "continue", "timeoutSeconds"])?;
-            let timeout = poll::timeout(&params)?;
-            let verb = if timeout.is_some() { Verb::Watch } else { Verb::List };
+            let verb = verb(&params)?;
+            if let Some(namespace) = params.get("namespace") {
+                authorize(&state, &caller, Target { namespace, resource: REJECTIONS, name: None, verb }).await?;
+            }
             let scope = scope(&state, &caller, verb).await?;
             let held = Held { resource: REJECTIONS, namespace: None, params: &params, scope };
             list(&state, &caller, &how, &params, params.get("namespace"), held).await
@@ -46,11 +49,17 @@ fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state))
         .and_then(|ns: String, query: String, caller: Caller, how: Negotiation, state: AppState| async move {
             let params = Params::parse(&query, &["limit", "continue", "timeoutSeconds"])?;
-            // `caller()` has checked this one namespace.
+            let verb = verb(&params)?;
+            authorize(&state, &caller, Target { namespace: &ns, resource: REJECTIONS, name: None, verb }).await?;
             let held = Held { resource: REJECTIONS, namespace: Some(&ns), params: &params, scope: Scope::all() };
             list(&state, &caller, &how, &params, Some(&ns), held).await
         })
         .boxed()
+}
+
+/// A long poll is a watch; anything else a list.
+fn verb(params: &Params) -> Result<Verb, ApiError> {
+    Ok(if poll::timeout(params)?.is_some() { Verb::Watch } else { Verb::List })
 }
 
 async fn list(

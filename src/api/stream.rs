@@ -64,8 +64,7 @@ pub fn access_lost(
     namespace: Option<String>,
     scope: Scope,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    let (state, caller) = (state.clone(), caller.clone());
-    Box::pin(async move { super::access_lost(&state, &caller, namespace.as_deref(), &scope).await })
+    Box::pin(super::authz::access_lost(state.clone(), caller.clone(), namespace, scope))
 }
 
 /// A list's snapshot: its first page, and the last change that page reflects.
@@ -131,6 +130,9 @@ impl Follower {
         let mut withdrawn = std::pin::pin!(self.state.modules.withdrawn(resource));
         let state = self.state.clone();
         let mut shutting_down = std::pin::pin!(state.health.shutting_down());
+        // However long its grant lasts, a stream ends and is opened (and authorised) again.
+        let life = state.limits.max_stream_life();
+        let mut expired = std::pin::pin!(tokio::time::sleep(life));
         let mut position = match resume {
             Some(seq) => seq,
             None => match self.snapshot("snapshot").await {
@@ -154,6 +156,9 @@ impl Follower {
                     _ = &mut shutting_down => break Stop::Closed("the service is shutting down; reconnect to another replica".into()),
                     why = &mut withdrawn => break Stop::Closed(why.0),
                     _ = &mut access_lost => break Stop::Closed("access changed; reconnect to see what you may read now".into()),
+                    _ = &mut expired => break Stop::Closed(format!(
+                        "streams last at most {}; reconnect with Last-Event-ID to resume", humantime::format_duration(life)
+                    )),
                 }
             }
             catch_up = false;

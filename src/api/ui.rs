@@ -12,8 +12,9 @@ use warp::filters::BoxedFilter;
 use warp::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use warp::reply::Response;
 
-use super::conditional::{Negotiation, Responses, negotiation, tag_of};
+use super::conditional::{Negotiation, Responses, negotiation};
 use super::error::ApiError;
+use crate::index::Tag;
 
 /// Routes of the dashboard, as templates (for the metrics' route labels).
 pub const ROUTES: [&str; 2] = ["/", "/ui/{file}"];
@@ -45,13 +46,13 @@ struct Asset {
     name: &'static str,
     media_type: &'static str,
     body: Bytes,
-    tag: u64,
+    tag: Tag,
 }
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
     FILES
         .iter()
-        .map(|&(name, media_type, body)| Asset { name, media_type, body: Bytes::from_static(body), tag: tag_of(body) })
+        .map(|&(name, media_type, body)| Asset { name, media_type, body: Bytes::from_static(body), tag: Tag::of(body) })
         .collect()
 });
 

@@ -2,7 +2,6 @@
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -207,20 +206,45 @@ impl<T: Into<Prepared>> From<T> for Listed {
 }
 
 /// A serialised response and a strong hash of it, so a response's ETag is computed without
-/// serialising or hashing its bytes again. The hash is the same in every process of one build,
-/// so replicas holding the same data agree on it.
+/// serialising or hashing its bytes again. The hash is the same in every process, so replicas
+/// holding the same data agree on it.
 #[derive(Clone, Debug)]
 pub struct Json {
     pub bytes: Bytes,
-    pub tag: u64,
+    pub tag: Tag,
 }
 
 impl Json {
     pub(crate) fn of<T: Serialize>(value: &T) -> Json {
         let bytes = to_bytes(value);
-        let mut h = DefaultHasher::new();
-        bytes.hash(&mut h);
-        Json { tag: h.finish(), bytes }
+        Json { tag: Tag::of(&bytes), bytes }
+    }
+}
+
+/// An ETag: the first 128 bits of a SHA-256. Writers choose the documents that are hashed, so
+/// the hash must resist collisions that they craft: two documents of one tag would let a
+/// client holding one be told it holds the other, and one cached body be served for the other.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Tag(pub u128);
+
+impl Tag {
+    pub fn of(bytes: &[u8]) -> Tag {
+        Tag::of_parts([bytes])
+    }
+
+    /// The tag of a sequence of parts, each length-prefixed so that no two sequences collide
+    /// by moving a boundary.
+    pub fn of_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Tag {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        let digest = hasher.finalize();
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest[..16]);
+        Tag(u128::from_be_bytes(first))
     }
 }
 

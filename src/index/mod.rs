@@ -25,7 +25,7 @@ use tokio::sync::watch;
 pub use changes::{Change, Changed, Lost};
 pub(crate) use entry::to_bytes;
 pub(crate) use entry::{Detail, RejectionBody, Summary};
-pub use entry::{ExecutionEntry, Json, Listed, Prepared, RejectionEntry};
+pub use entry::{ExecutionEntry, Json, Listed, Prepared, RejectionEntry, Tag};
 pub use ingest::ingest;
 pub(crate) use pipelines::Pipeline;
 pub use pipelines::{PipelinePage, ResolvedPipeline};

@@ -182,21 +182,35 @@ pub(super) struct ByName<'a> {
 
 impl ByName<'_> {
     /// The page of `map`, whose keys `key` makes and `id` takes apart, and the next page's cursor.
-    pub fn page<'m, K: Ord, V>(
+    ///
+    /// A list of some namespaces (one named, or a caller's partial scope) walks only those
+    /// namespaces' keys, so its time says nothing of what the others hold.
+    pub fn page<'m, K: Ord + Clone, V>(
         &self,
         map: &'m BTreeMap<K, V>,
         key: impl Fn(&str, &str) -> K,
         id: impl Fn(&K) -> (&str, &str),
     ) -> (Vec<&'m V>, Option<NameCursor>) {
-        let from = match (self.after, self.namespace) {
-            (Some(c), _) => Bound::Excluded(key(&c.namespace, &c.name)),
-            (None, Some(ns)) => Bound::Included(key(ns, "")),
-            (None, None) => Bound::Unbounded,
+        let after = self.after.map(|c| key(&c.namespace, &c.name));
+        let namespaces: Vec<&str> = match (self.namespace, self.scope.namespaces()) {
+            (Some(ns), _) => vec![ns],
+            (None, Some(readable)) => readable.iter().map(String::as_str).collect(),
+            (None, None) => Vec::new(),
         };
-        let mut matching = map
-            .range((from, Bound::Unbounded))
-            .take_while(|(k, _)| self.namespace.is_none_or(|want| want == id(k).0))
-            .filter(|(k, _)| self.scope.allows(id(k).0));
+        let (key, id) = (&key, &id);
+        let walk: Box<dyn Iterator<Item = (&'m K, &'m V)> + '_> = if self.namespace.is_none() && self.scope.is_all() {
+            Box::new(map.range((after.map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded)))
+        } else {
+            Box::new(namespaces.into_iter().flat_map(move |ns| {
+                let first = key(ns, "");
+                let from = match &after {
+                    Some(after) if *after >= first => Bound::Excluded(after.clone()),
+                    _ => Bound::Included(first),
+                };
+                map.range((from, Bound::Unbounded)).take_while(move |(k, _)| id(k).0 == ns)
+            }))
+        };
+        let mut matching = walk.filter(|(k, _)| self.scope.allows(id(k).0));
         let page: Vec<(&K, &V)> = matching.by_ref().take(self.limit).collect();
         let more = matching.next().is_some();
         let next = page.last().filter(|_| more).map(|(k, _)| {
@@ -331,18 +345,29 @@ impl Index {
 impl State {
     /// The postings to walk for `filter`: of every set of postings the filter confines it to,
     /// the one holding fewest executions. Without any, every execution.
-    fn candidates(&self, filter: &Filter) -> Vec<&Postings> {
+    ///
+    /// A list of some namespaces (one named, or a caller's partial scope) walks only postings of
+    /// those namespaces: walking a cluster-wide posting would make a page's time grow with what
+    /// matches in namespaces its caller may not read.
+    pub(super) fn candidates(&self, filter: &Filter) -> Vec<&Postings> {
+        let confined: Option<Vec<&String>> = match (&filter.namespace, filter.scope.namespaces()) {
+            (Some(ns), _) => Some(vec![ns]),
+            (None, Some(readable)) => Some(readable.iter().collect()),
+            (None, None) => None,
+        };
+        if let Some(namespaces) = confined {
+            let each =
+                |key: &dyn Fn(&String) -> Key| namespaces.iter().filter_map(|ns| self.postings(&key(ns))).collect();
+            let mut options: Vec<Vec<&Postings>> = vec![each(&|ns| Key::Namespace(ns.clone()))];
+            if let Some(p) = &filter.pipeline {
+                options.push(each(&|ns| Key::NamespacedPipeline(ns.clone(), p.clone())));
+            }
+            return smallest(options).unwrap_or_default();
+        }
         let one = |key: Key| self.postings(&key).into_iter().collect::<Vec<_>>();
         let mut options: Vec<Vec<&Postings>> = Vec::new();
-        if let Some(ns) = &filter.namespace {
-            options.push(one(Key::Namespace(ns.clone())));
-        } else if let Some(readable) = filter.scope.namespaces() {
-            options.push(readable.iter().filter_map(|ns| self.postings(&Key::Namespace(ns.clone()))).collect());
-        }
-        match (&filter.namespace, &filter.pipeline) {
-            (Some(ns), Some(p)) => options.push(one(Key::NamespacedPipeline(ns.clone(), p.clone()))),
-            (None, Some(p)) => options.push(one(Key::Pipeline(p.clone()))),
-            _ => {}
+        if let Some(p) = &filter.pipeline {
+            options.push(one(Key::Pipeline(p.clone())));
         }
         if let Some(phase) = filter.phase {
             options.push(one(Key::Phase(phase)));
@@ -354,9 +379,13 @@ impl State {
             let label = |v: &&str| self.postings(&Key::Label(key.to_owned(), (*v).to_owned()));
             options.push(values.iter().filter_map(label).collect());
         }
-        let size = |o: &Vec<&Postings>| o.iter().map(|p| p.len()).sum::<usize>();
-        options.into_iter().min_by_key(size).unwrap_or_else(|| vec![&self.order])
+        smallest(options).unwrap_or_else(|| vec![&self.order])
     }
+}
+
+/// The option of postings that holds fewest executions.
+fn smallest(options: Vec<Vec<&Postings>>) -> Option<Vec<&Postings>> {
+    options.into_iter().min_by_key(|o| o.iter().map(|p| p.len()).sum::<usize>())
 }
 
 /// The entries of several postings in the index's order, from just after `start`. The postings

@@ -1,0 +1,108 @@
+//! Who sees what. Every `/api` route takes its caller from `caller()` (authenticated, within
+//! their rate, past the module gate), then asks `authorize()` for the one namespace it names,
+//! with the verb it serves: decided by the handler from the route that matched and the one
+//! negotiation it uses, never guessed from the raw request. Anything a caller may not see is the
+//! same 404 as a missing object.
+
+use warp::path::FullPath;
+use warp::{Filter, Rejection};
+
+use super::{ApiError, AppState};
+use crate::access::{Caller, Verb};
+use crate::index::Scope;
+use crate::quote::quote;
+
+/// Authenticates the caller (401, or 503 when that cannot be checked), keeps them to their rate,
+/// and only then answers for the module gate: module state is not for anonymous callers.
+pub(super) fn caller(state: AppState) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    warp::path::full().and(warp::header::optional::<String>("authorization")).and_then(
+        move |path: FullPath, authorization: Option<String>| {
+            let state = state.clone();
+            async move {
+                let caller = state.access.authenticate(authorization.as_deref()).await.map_err(ApiError::from)?;
+                state.limits.admit(caller.subject.as_ref())?;
+                if let Some(refused) = resource_in(path.as_str()).and_then(|r| state.modules.unavailable(r)) {
+                    return Err(Rejection::from(ApiError::from(refused)));
+                }
+                Ok(caller)
+            }
+        },
+    )
+}
+
+/// The resource of `/api/v1/{resource}/...` or `/api/v1/namespaces/{namespace}/{resource}/...`.
+fn resource_in(path: &str) -> Option<&str> {
+    let mut parts = path.strip_prefix("/api/v1/")?.split('/');
+    match parts.next()? {
+        "namespaces" => parts.nth(1),
+        resource => Some(resource),
+    }
+}
+
+/// What a request reads in one namespace: `verb` on `resource` (one object when `name` is given).
+pub(super) struct Target<'a> {
+    pub namespace: &'a str,
+    pub resource: &'a str,
+    pub name: Option<&'a str>,
+    pub verb: Verb,
+}
+
+/// Whether `caller` may read `target`: a namespace they may `verb` that this service watches.
+/// Anything else is the 404 of a missing object; the review is made whether or not the
+/// namespace is watched, so nothing tells the two apart.
+pub(super) async fn authorize(state: &AppState, caller: &Caller, target: Target<'_>) -> Result<(), ApiError> {
+    let readable = state.access.can_read(caller, target.namespace, target.verb).await?;
+    if readable && state.index.watches(target.namespace) {
+        Ok(())
+    } else {
+        Err(hidden(state, target.namespace, target.resource, target.name))
+    }
+}
+
+/// The one 404 for what a caller may not see: a namespace not watched, not readable, or an
+/// object that does not exist. Built from the request alone, so all three are byte-identical.
+pub(super) fn hidden(state: &AppState, namespace: &str, resource: &str, name: Option<&str>) -> ApiError {
+    let unreadable = if state.access.required() { ", or not readable with these credentials" } else { "" };
+    let namespace = quote(namespace);
+    ApiError::not_found(match (resource, name) {
+        ("executions", Some(name)) => format!(
+            "execution {} not found in namespace {namespace}{unreadable}; if it was rejected, see /api/v1/namespaces/{{namespace}}/rejections",
+            quote(name)
+        ),
+        ("pipelines", Some(name)) => {
+            format!("pipeline {} has no executions in namespace {namespace}{unreadable}", quote(name))
+        }
+        _ => format!("namespace {namespace} is not watched by this service{unreadable}"),
+    })
+}
+
+/// Completes once `caller` may no longer read what a long poll or stream answers for
+/// (`namespace`, or the namespaces of `scope`), their credentials no longer stand (a token
+/// expired or revoked), or their access cannot be checked: both are checked again each time a
+/// grant expires. Never completes where nobody is asked (`--auth none`).
+pub(super) async fn access_lost(state: AppState, caller: Caller, namespace: Option<String>, scope: Scope) {
+    let Some(every) = state.access.recheck_interval() else { return std::future::pending().await };
+    loop {
+        tokio::time::sleep(every).await;
+        let still = state.access.still_valid(&caller).await.unwrap_or(false)
+            && match &namespace {
+                Some(ns) => state.access.can_read(&caller, ns, Verb::Watch).await.unwrap_or(false),
+                None => self::scope(&state, &caller, Verb::Watch).await.is_ok_and(|now| now == scope),
+            };
+        if !still {
+            return;
+        }
+    }
+}
+
+/// Whether `scope` holds every namespace the service holds, and there is at least one: only
+/// then may a caller see errors and settings that name namespaces or files.
+pub(super) fn covers_everything(state: &AppState, scope: &Scope) -> bool {
+    let namespaces = state.index.namespaces();
+    scope.is_all() || (!namespaces.is_empty() && namespaces.iter().all(|ns| scope.allows(ns)))
+}
+
+/// The namespaces `caller` may `verb` now, for a cluster-wide list.
+pub(super) async fn scope(state: &AppState, caller: &Caller, verb: Verb) -> Result<Scope, ApiError> {
+    Ok(state.access.scope(caller, || state.index.namespaces(), verb).await?)
+}
