@@ -89,8 +89,9 @@ async fn a_tokens_file_edit_takes_effect_without_a_restart_and_a_broken_one_refu
     })
     .await;
 
+    let service = &f.service;
     let readyz = |token: &'static str| async move {
-        let response = f.service.get_as("/readyz", token).await;
+        let response = service.get_as("/readyz", token).await;
         response.json::<serde_json::Value>().await.unwrap()
     };
     let ready = readyz("s3cret-dashboard").await;

@@ -47,6 +47,12 @@ type Pending<T> = Shared<BoxFuture<'static, Result<Answer<T>, AccessError>>>;
 /// waits: a client that hangs up mid-request drops only its wait, never the bookkeeping.
 struct Answers<K, T>(Arc<Book<K, T>>);
 
+impl<K, T> Clone for Answers<K, T> {
+    fn clone(&self) -> Self {
+        Answers(self.0.clone())
+    }
+}
+
 struct Book<K, T> {
     /// What metrics call this cache.
     name: &'static str,
@@ -277,5 +283,68 @@ async fn within_deadline<T>(
             tracing::warn!(?timeout, "{what} took too long; denying");
             Err(AccessError::Unavailable(format!("{what} took longer than {timeout:?}")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answers(in_flight: usize) -> Answers<u8, ()> {
+        Answers::new("test", AccessSettings::default(), Arc::new(Semaphore::new(in_flight)))
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_review_whose_caller_hung_up_still_caches_its_answer_and_forgets_itself() {
+        let answers = answers(4);
+        let (answer, answered) = tokio::sync::oneshot::channel::<()>();
+        let review = async move {
+            let _ = answered.await;
+            Ok(Answer::Allowed(()))
+        };
+        let waiter = tokio::spawn({
+            let answers = answers.clone();
+            async move { answers.get(1, review).await }
+        });
+        until("the review is pending", || answers.pending() == 1).await;
+        // The client hangs up: hyper drops the request's future, and with it this wait.
+        waiter.abort();
+        let _ = waiter.await;
+        answer.send(()).unwrap();
+        until("the review forgets itself", || answers.pending() == 0).await;
+        let cached = answers.get(1, async { Err(AccessError::Unavailable("asked again".into())) }).await;
+        assert!(matches!(cached, Ok(Answer::Allowed(()))), "the answer was cached: {cached:?}");
+    }
+
+    #[tokio::test]
+    async fn reviews_beyond_the_cap_are_refused_at_once() {
+        let answers = answers(1);
+        let (answer, answered) = tokio::sync::oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let answers = answers.clone();
+            async move {
+                let review = async move {
+                    let _ = answered.await;
+                    Ok(Answer::Denied)
+                };
+                answers.get(1, review).await
+            }
+        });
+        until("the first review is in flight", || answers.pending() == 1).await;
+        let refused = answers.get(2, async { Ok(Answer::Allowed(())) }).await;
+        assert!(matches!(refused, Err(AccessError::Busy)), "{refused:?}");
+        answer.send(()).unwrap();
+        assert!(matches!(first.await.unwrap(), Ok(Answer::Denied)));
+        let freed = answers.get(2, async { Ok(Answer::Allowed(())) }).await;
+        assert!(matches!(freed, Ok(Answer::Allowed(()))), "the permit came back: {freed:?}");
     }
 }

@@ -225,6 +225,15 @@ mod tests {
     }
 
     #[test]
+    fn tags_are_the_first_128_bits_of_a_sha256() {
+        // `printf abc | sha256sum`: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
+        assert_eq!(Tag::of(b"abc"), Tag(0xba7816bf8f01cfea414140de5dae2223));
+        assert_eq!(etag(Tag::of(b"abc"), "-gzip"), "\"ba7816bf8f01cfea414140de5dae2223-gzip\"");
+        let (ab_c, a_bc) = (Tag::of_parts([&b"ab"[..], b"c"]), Tag::of_parts([&b"a"[..], b"bc"]));
+        assert_ne!(ab_c, a_bc, "parts cannot be re-cut into another sequence of one tag");
+    }
+
+    #[test]
     fn gzip_is_accepted_unless_weighted_zero() {
         assert!(negotiated(&[("accept-encoding", "br;q=1.0, gzip;q=0.5")]).gzip);
         assert!(!negotiated(&[("accept-encoding", "gzip;q=0")]).gzip);

@@ -1,5 +1,6 @@
 //! Index entries: what is kept of an object, with its responses serialised once on write.
 
+use sha2::{Digest, Sha256};
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -228,22 +229,25 @@ impl Json {
 pub struct Tag(pub u128);
 
 impl Tag {
+    /// The tag of a body: `sha256sum` of it, cut to 32 hex digits.
     pub fn of(bytes: &[u8]) -> Tag {
-        Tag::of_parts([bytes])
+        Tag::first_128(Sha256::digest(bytes))
     }
 
     /// The tag of a sequence of parts, each length-prefixed so that no two sequences collide
     /// by moving a boundary.
     pub fn of_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Tag {
-        use sha2::{Digest, Sha256};
         let mut hasher = Sha256::new();
         for part in parts {
             hasher.update((part.len() as u64).to_be_bytes());
             hasher.update(part);
         }
-        let digest = hasher.finalize();
+        Tag::first_128(hasher.finalize())
+    }
+
+    fn first_128(digest: impl AsRef<[u8]>) -> Tag {
         let mut first = [0u8; 16];
-        first.copy_from_slice(&digest[..16]);
+        first.copy_from_slice(&digest.as_ref()[..16]);
         Tag(u128::from_be_bytes(first))
     }
 }

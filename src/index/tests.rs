@@ -290,3 +290,57 @@ fn pipelines_follow_their_executions_and_page() {
     assert_eq!(p0["executionCount"], 2);
     assert!(index.pipelines(None, &Scope::only(["b".to_owned()].into()), None, 10).items.is_empty());
 }
+
+#[test]
+fn a_partial_scope_walks_only_the_namespaces_it_may_read() {
+    let index = Index::new(Duration::from_secs(60));
+    index.register("mine", Some("mine"));
+    index.register("theirs", Some("theirs"));
+    // `rare` is small cluster-wide, but nearly all of it is in a namespace the caller may not
+    // read: walking its cluster-wide posting would take time that grows with theirs.
+    let mine: Vec<_> = (0..20).map(|i| exec("mine", &format!("m{i}"), Doc::new("common"))).collect();
+    let mut theirs: Vec<_> = (0..5).map(|i| exec("theirs", &format!("t{i}"), Doc::new("rare"))).collect();
+    theirs.push(exec("theirs", "t-common", Doc::new("common")));
+    index.reset("mine", [mine, vec![exec("mine", "m-rare", Doc::new("rare"))]].concat());
+    index.reset("theirs", theirs);
+    let scope = Scope::only(["mine".to_owned()].into());
+    let walked = |filter: &Filter| -> Vec<String> {
+        let state = index.read();
+        let postings = state.candidates(filter);
+        postings.iter().flat_map(|p| p.values().map(|e| e.id.namespace.clone())).collect()
+    };
+    for filter in [
+        Filter { pipeline: Some("rare".into()), scope: scope.clone(), ..Filter::default() },
+        Filter { phase: Some(Phase::Running), scope: scope.clone(), ..Filter::default() },
+        Filter { namespace: Some("mine".into()), pipeline: Some("rare".into()), ..Filter::default() },
+        Filter { namespace: Some("mine".into()), phase: Some(Phase::Running), ..Filter::default() },
+    ] {
+        let namespaces = walked(&filter);
+        assert!(!namespaces.is_empty() && namespaces.iter().all(|ns| ns == "mine"), "{filter:?}: {namespaces:?}");
+        assert_eq!(names(&index, &Filter { pipeline: Some("rare".into()), ..filter.clone() }), ["m-rare"]);
+    }
+    let everything = walked(&Filter { pipeline: Some("rare".into()), ..Filter::default() });
+    assert_eq!(everything.len(), 6, "a reader of everything walks the smallest cluster-wide posting");
+}
+
+#[test]
+fn pages_by_name_over_a_partial_scope_skip_other_namespaces_and_resume_from_a_cursor() {
+    let index = Index::new(Duration::from_secs(60));
+    for ns in ["a", "b", "c"] {
+        index.register(ns, Some(ns));
+        index.reset(ns, (0..3).map(|i| rejected(ns, &format!("{ns}{i}"))).collect());
+    }
+    let scope = Scope::only(["a".to_owned(), "c".to_owned()].into());
+    let name = |json: &Json| serde_json::from_slice::<serde_json::Value>(&json.bytes).unwrap()["name"].clone();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = index.rejections(None, &scope, after.as_ref(), 2);
+        seen.extend(page.items.iter().map(name));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a0", "a1", "a2", "c0", "c1", "c2"]);
+}

@@ -178,6 +178,18 @@ impl Sim {
         Ok(())
     }
 
+    /// Adds a token bound to `audiences`, as `kubectl create token SA --audience A` makes one,
+    /// for the service account `namespace/name`.
+    pub fn add_bound_token(&self, token: &str, namespace: &str, name: &str, audiences: &[&str]) {
+        let user = rbac::User {
+            name: format!("system:serviceaccount:{namespace}:{name}"),
+            uid: format!("uid-{namespace}-{name}"),
+            groups: vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{namespace}")],
+            audiences: Some(audiences.iter().map(|a| a.to_string()).collect()),
+        };
+        self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(token.to_owned(), user);
+    }
+
     // ----- fault switches (also reachable over HTTP: `POST /_sim/faults`, see `faults.rs`) -----
 
     /// Answers every TokenReview and SubjectAccessReview with `status` (e.g. 500); `None` heals.

@@ -1,7 +1,9 @@
 //! Authentication and authorization as a cluster decides them, for callers that delegate to the
 //! API server (as execwatch does): `TokenReview` against a static token file in kube-apiserver's
-//! `--token-auth-file` format, and `SubjectAccessReview` decided by the RBAC objects stored like
-//! any other (`Role`, `ClusterRole`, `RoleBinding`, `ClusterRoleBinding`).
+//! `--token-auth-file` format (audience-agnostic, so valid for the API server's own audience
+//! only) or bound to audiences as service-account tokens are, and `SubjectAccessReview` of
+//! resource or non-resource attributes decided by the RBAC objects stored like any other
+//! (`Role`, `ClusterRole`, `RoleBinding`, `ClusterRoleBinding`).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,13 @@ pub struct User {
     pub name: String,
     pub uid: String,
     pub groups: Vec<String>,
+    /// The audiences a bound token was made for; `None` for a static token, which is valid for
+    /// the API server's own audience alone.
+    pub audiences: Option<Vec<String>>,
 }
+
+/// The API server's own audience (`--api-audiences`, defaulting to the issuer).
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// Parses kube-apiserver's static token file: `token,user,uid,"group1,group2"` per line.
 pub fn parse_token_file(text: &str) -> Result<BTreeMap<String, User>, String> {
@@ -26,7 +34,7 @@ pub fn parse_token_file(text: &str) -> Result<BTreeMap<String, User>, String> {
             return Err(format!("line {}: expected token,user,uid[,\"groups\"]", i + 1));
         };
         let groups = rest.first().map(|g| g.split(',').map(str::to_owned).filter(|g| !g.is_empty()).collect());
-        let user = User { name: name.clone(), uid: uid.clone(), groups: groups.unwrap_or_default() };
+        let user = User { name: name.clone(), uid: uid.clone(), groups: groups.unwrap_or_default(), audiences: None };
         tokens.insert(token.clone(), user);
     }
     Ok(tokens)
@@ -81,20 +89,32 @@ pub fn review(
 ) -> Result<Value, ApiError> {
     let status = if *resource == tokenreviews() {
         let token = request.pointer("/spec/token").and_then(Value::as_str).unwrap_or_default();
+        // As kube-apiserver: the audiences asked for default to its own, and a token is valid
+        // only for those it shares with them.
+        let asked: Vec<String> = match request.pointer("/spec/audiences").and_then(Value::as_array) {
+            Some(list) if !list.is_empty() => list.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            _ => vec![API_AUDIENCE.to_owned()],
+        };
         match tokens.get(token) {
             Some(user) => {
-                json!({"authenticated": true, "user": {"username": user.name, "uid": user.uid, "groups": user.groups}, "audiences": []})
+                let own = user.audiences.clone().unwrap_or_else(|| vec![API_AUDIENCE.to_owned()]);
+                let shared: Vec<&String> = asked.iter().filter(|a| own.contains(a)).collect();
+                if shared.is_empty() {
+                    json!({"authenticated": false, "error": "token audiences are invalid for the target audiences"})
+                } else {
+                    json!({"authenticated": true, "user": {"username": user.name, "uid": user.uid, "groups": user.groups}, "audiences": shared})
+                }
             }
             None => json!({"authenticated": false, "error": "invalid bearer token"}),
         }
     } else {
         let spec = &request["spec"];
-        let attributes = &spec["resourceAttributes"];
-        if !attributes.is_object() {
+        let (attributes, path) = (&spec["resourceAttributes"], &spec["nonResourceAttributes"]);
+        if attributes.is_object() == path.is_object() {
             return Err(ApiError::new(
                 422,
                 "Invalid",
-                "SubjectAccessReview is invalid: spec.resourceAttributes: Required value: k8s-sim decides resource attributes only",
+                "SubjectAccessReview is invalid: spec: Invalid value: exactly one of nonResourceAttributes or resourceAttributes must be specified",
             ));
         }
         let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
@@ -102,13 +122,18 @@ pub fn review(
             name: text(&spec["user"]),
             uid: text(&spec["uid"]),
             groups: spec["groups"].as_array().into_iter().flatten().map(text).collect(),
+            audiences: None,
         };
-        let ask = Ask {
-            namespace: text(&attributes["namespace"]),
-            verb: text(&attributes["verb"]),
-            group: text(&attributes["group"]),
-            resource: text(&attributes["resource"]),
-            name: text(&attributes["name"]),
+        let ask = if path.is_object() {
+            Ask::Path { path: text(&path["path"]), verb: text(&path["verb"]) }
+        } else {
+            Ask::Resource {
+                namespace: text(&attributes["namespace"]),
+                verb: text(&attributes["verb"]),
+                group: text(&attributes["group"]),
+                resource: text(&attributes["resource"]),
+                name: text(&attributes["name"]),
+            }
         };
         match allowed_by(store, &user, &ask) {
             Some(by) => json!({"allowed": true, "reason": format!("RBAC: allowed by {by}")}),
@@ -123,22 +148,21 @@ pub fn review(
 }
 
 /// What a SubjectAccessReview asks about.
-struct Ask {
-    namespace: String,
-    verb: String,
-    group: String,
-    resource: String,
-    name: String,
+enum Ask {
+    Resource { namespace: String, verb: String, group: String, resource: String, name: String },
+    /// A URL path that is no resource (`/metrics`, `/healthz`): granted by ClusterRoles alone.
+    Path { path: String, verb: String },
 }
 
 /// The binding that allows `ask` to `user`, if any.
 fn allowed_by(store: &Store, user: &User, ask: &Ask) -> Option<String> {
     let by_id = |plural: &str| rbac_resources().into_iter().find(|r| r.plural == plural).expect("an RBAC kind");
     let cluster_bindings = store.list(&by_id("clusterrolebindings"), "").map(|(_, b)| b.clone()).collect::<Vec<_>>();
-    let namespace_bindings: Vec<Value> = if ask.namespace.is_empty() {
-        Vec::new()
-    } else {
-        store.list(&by_id("rolebindings"), &ask.namespace).map(|(_, b)| b.clone()).collect()
+    let namespace_bindings: Vec<Value> = match ask {
+        Ask::Resource { namespace, .. } if !namespace.is_empty() => {
+            store.list(&by_id("rolebindings"), namespace).map(|(_, b)| b.clone()).collect()
+        }
+        _ => Vec::new(),
     };
     for binding in cluster_bindings.iter().chain(&namespace_bindings) {
         let binding_ns = binding["metadata"]["namespace"].as_str().unwrap_or_default();
@@ -181,11 +205,20 @@ fn rule_allows(rule: &Value, ask: &Ask) -> bool {
     let list =
         |field: &str| -> Vec<&str> { rule[field].as_array().into_iter().flatten().filter_map(Value::as_str).collect() };
     let has = |field: &str, want: &str| list(field).iter().any(|v| *v == "*" || *v == want);
-    let names = list("resourceNames");
-    has("verbs", &ask.verb)
-        && has("apiGroups", &ask.group)
-        && has("resources", &ask.resource)
-        && (names.is_empty() || names.contains(&ask.name.as_str()))
+    match ask {
+        Ask::Resource { verb, group, resource, name, .. } => {
+            let names = list("resourceNames");
+            has("verbs", verb)
+                && has("apiGroups", group)
+                && has("resources", resource)
+                && (names.is_empty() || names.contains(&name.as_str()))
+        }
+        // As RBAC matches them: the path itself, or a prefix ending in `*`.
+        Ask::Path { path, verb } => {
+            let url = |u: &&str| *u == path || u.strip_suffix('*').is_some_and(|prefix| path.starts_with(prefix));
+            has("verbs", verb) && list("nonResourceURLs").iter().any(url)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -197,7 +230,7 @@ mod tests {
         let tokens = parse_token_file("# comment\nabc,alice,1,\"team-a,devs\"\nxyz,bob,2\n").unwrap();
         assert_eq!(
             tokens["abc"],
-            User { name: "alice".into(), uid: "1".into(), groups: vec!["team-a".into(), "devs".into()] }
+            User { name: "alice".into(), uid: "1".into(), groups: vec!["team-a".into(), "devs".into()], audiences: None }
         );
         assert!(tokens["xyz"].groups.is_empty());
         assert!(parse_token_file("lonely\n").is_err());
@@ -205,7 +238,7 @@ mod tests {
 
     #[test]
     fn rules_match_verbs_groups_resources_names_and_wildcards() {
-        let ask = Ask {
+        let ask = Ask::Resource {
             namespace: "a".into(),
             verb: "list".into(),
             group: "pipelines.gitops.dev".into(),
@@ -222,5 +255,18 @@ mod tests {
         assert!(!rule(
             json!({"verbs": ["list"], "apiGroups": ["*"], "resources": ["executions"], "resourceNames": ["x"]})
         ));
+        assert!(!rule(json!({"verbs": ["list"], "nonResourceURLs": ["*"]})), "a URL rule grants no resource");
+    }
+
+    #[test]
+    fn non_resource_urls_match_the_path_or_a_prefix_ending_in_a_star() {
+        let ask = |path: &str, verb: &str| Ask::Path { path: path.into(), verb: verb.into() };
+        let rule = json!({"verbs": ["get"], "nonResourceURLs": ["/metrics", "/debug/*"]});
+        assert!(rule_allows(&rule, &ask("/metrics", "get")));
+        assert!(rule_allows(&rule, &ask("/debug/pprof", "get")));
+        assert!(!rule_allows(&rule, &ask("/metrics", "post")));
+        assert!(!rule_allows(&rule, &ask("/metricsx", "get")) && !rule_allows(&rule, &ask("/healthz", "get")));
+        let resources = json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]});
+        assert!(!rule_allows(&resources, &ask("/metrics", "get")), "a resource rule grants no URL");
     }
 }
