@@ -11,11 +11,28 @@ use common::{DEADLINE, Running, Setup, client_for, fast_watch, names, wait_until
 use execwatch::Sources;
 use execwatch::access::{Access, AccessSettings};
 use execwatch::fixtures::{Cm, Doc};
+use execwatch::source::Namespaces;
 use k8s_sim::Sim;
 
 /// alice reads team-a (and the unwatched team-c) as a user; bob reads team-b through his group;
-/// admin reads everything through a ClusterRoleBinding; carol reads nothing.
-const TOKENS: &str = "alice-token,alice,1,\"\"\nbob-token,bob,2,\"team-b-devs\"\nadmin-token,admin,3,\"readers\"\ncarol-token,carol,4,\"\"\n";
+/// admin reads everything through a ClusterRoleBinding; carol reads nothing; dave may only get
+/// team-a's executions and erin only get and list them; prometheus may read /metrics.
+const TOKENS: &str = "alice-token,alice,1,\"\"\nbob-token,bob,2,\"team-b-devs\"\nadmin-token,admin,3,\"readers\"\ncarol-token,carol,4,\"\"\ndave-token,dave,5,\"\"\nerin-token,erin,6,\"\"\nprom-token,prometheus,7,\"\"\n";
+
+/// Roles narrower than the shipped reader: get alone, and get and list without watch.
+const NARROW_ROLES: &str = "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: executions-getter}
+rules: [{apiGroups: [pipelines.gitops.dev], resources: [executions], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: executions-lister}
+rules: [{apiGroups: [pipelines.gitops.dev], resources: [executions], verbs: [get, list]}]
+";
+
+/// The label `SELECTED` namespaces carry.
+const SELECTED: &str = "pipelines.gitops.dev/executions=enabled";
 
 const SAR: &str = "subjectaccessreviews.authorization.k8s.io";
 const TOKEN_REVIEWS: &str = "tokenreviews.authentication.k8s.io";
@@ -30,10 +47,22 @@ struct Fixture {
 /// The simulator with its RBAC objects, the service watching team-a and team-b with
 /// `--auth kubernetes`, and data in both. `None` where kubectl is not available.
 async fn fixture(settings: AccessSettings) -> Option<Fixture> {
+    let namespaces = Namespaces::Listed(vec!["team-a".into(), "team-b".into()]);
+    let fixture = fixture_with(settings, namespaces, &[]).await?;
+    fixture.wait_for("admin", "every run is served", "/api/v1/executions", |b| names(b).len() == 5).await;
+    Some(fixture)
+}
+
+/// The same, with the service watching `namespaces`, and `labelled` namespaces labelled
+/// `SELECTED` before it starts.
+async fn fixture_with(settings: AccessSettings, namespaces: Namespaces, labelled: &[&str]) -> Option<Fixture> {
     let sim = Sim::start().await.unwrap();
     sim.set_token_file(TOKENS).unwrap();
     for ns in ["team-a", "team-b", "team-c"] {
         sim.create_namespace(ns);
+    }
+    for ns in labelled {
+        label(&sim, ns).await;
     }
     let dir = tempfile::tempdir().unwrap();
     let kubectl = Kubectl::new(dir.path(), &sim.kubeconfig());
@@ -48,6 +77,13 @@ async fn fixture(settings: AccessSettings) -> Option<Fixture> {
         kubectl.ok(&["create", "rolebinding", name, "-n", ns, reader, subject], None).await?;
     }
     kubectl.ok(&["create", "clusterrolebinding", "readers", reader, "--group=readers"], None).await?;
+    kubectl.ok(&["apply", "-f", "-"], Some(NARROW_ROLES)).await?;
+    for (name, role) in [("dave", "executions-getter"), ("erin", "executions-lister")] {
+        let (role, user) = (format!("--clusterrole={role}"), format!("--user={name}"));
+        kubectl.ok(&["create", "rolebinding", name, "-n", "team-a", &role, &user], None).await?;
+    }
+    let metrics = ["create", "clusterrolebinding", "prometheus", "--clusterrole=execwatch-metrics-reader"];
+    kubectl.ok(&[&metrics[..], &["--user=prometheus"]].concat(), None).await?;
 
     let writer = client_for(&sim);
     for (ns, name, pipeline) in [
@@ -65,16 +101,18 @@ async fn fixture(settings: AccessSettings) -> Option<Fixture> {
         kube::Api::namespaced(writer.clone(), ns).create(&Default::default(), &broken).await.unwrap();
     }
     let client = client_for(&sim);
-    let sources = Sources::Kube {
-        client: client.clone(),
-        namespaces: vec!["team-a".into(), "team-b".into()].into(),
-        watch: fast_watch(),
-    };
-    let setup = Setup { access: Access::kubernetes(client, settings), ..Setup::default() };
+    let sources = Sources::Kube { client: client.clone(), namespaces, watch: fast_watch() };
+    let setup = Setup { access: Access::kubernetes(client, settings), metrics: true, ..Setup::default() };
     let service = Running::launch(sources, setup).await;
-    let fixture = Fixture { sim, service, kubectl, _dir: dir };
-    fixture.wait_for("admin", "every run is served", "/api/v1/executions", |b| names(b).len() == 5).await;
-    Some(fixture)
+    Some(Fixture { sim, service, kubectl, _dir: dir })
+}
+
+/// Labels `namespace` so that a `SELECTED` selector picks it.
+async fn label(sim: &Sim, namespace: &str) {
+    let (key, value) = SELECTED.split_once('=').unwrap();
+    let patch = kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {key: value}}}));
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client_for(sim));
+    namespaces.patch(namespace, &Default::default(), &patch).await.unwrap();
 }
 
 fn settings() -> AccessSettings {
@@ -275,4 +313,170 @@ async fn a_thousand_polls_make_one_token_review_and_one_access_review_per_namesp
     }
     assert_eq!(f.sim.requests("create", TOKEN_REVIEWS, "") - reviews, 1, "one TokenReview");
     assert_eq!(f.sim.requests("create", SAR, "") - decisions, 2, "one SubjectAccessReview per watched namespace");
+}
+
+type Events = std::pin::Pin<Box<dyn futures::Stream<Item = eventsource_stream::Event> + Send>>;
+
+impl Fixture {
+    /// Opens a stream of `path` as the holder of `token`.
+    async fn stream(&self, token: &str, path: &str) -> Events {
+        use eventsource_stream::Eventsource;
+        use futures::StreamExt;
+        let url = format!("{}{path}", self.service.base);
+        let request = reqwest::Client::new().get(url).bearer_auth(token).header("accept", "text/event-stream");
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        Box::pin(response.bytes_stream().eventsource().map(|e| e.expect("well-formed events")))
+    }
+
+    /// Creates execution `name` of pipeline `web` in `namespace`, as a writer does.
+    async fn put(&self, namespace: &str, name: &str) {
+        let cm = Cm::new(namespace, name).doc(&Doc::new("web")).build();
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(client_for(&self.sim), namespace);
+        api.create(&Default::default(), &cm).await.unwrap();
+    }
+}
+
+/// The next event that is not a heartbeat, within the deadline.
+async fn next(events: &mut Events) -> eventsource_stream::Event {
+    use futures::StreamExt;
+    tokio::time::timeout(DEADLINE, events.next()).await.expect("an event in time").expect("the stream goes on")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_over_16_kib_or_a_name_that_cannot_be_a_namespace_is_refused_before_any_review() {
+    let Some(f) = fixture(settings()).await else { return };
+    let (reviews, decisions) = (f.sim.requests("create", TOKEN_REVIEWS, ""), f.sim.requests("create", SAR, ""));
+    let huge = "x".repeat(16 * 1024 + 1);
+    let (status, body) = f.get(&huge, "/api/v1/executions").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("16 KiB"), "{body}");
+    for bad in ["Team-A", "team_a", "a.b", "-a", &"a".repeat(64)] {
+        let (status, _) = f.get("alice-token", &format!("/api/v1/namespaces/{bad}/executions")).await;
+        assert_eq!(status, 404, "{bad}");
+        let (status, _) = f.get("alice-token", &format!("/api/v1/executions?namespace={bad}")).await;
+        assert_eq!(status, 404, "{bad}");
+    }
+    assert_eq!(f.sim.requests("create", TOKEN_REVIEWS, "") - reviews, 1, "alice's token alone was reviewed");
+    assert_eq!(f.sim.requests("create", SAR, "") - decisions, 0, "no namespace review for impossible names");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reviews_in_flight_are_capped_over_every_caller_with_a_clear_503() {
+    let capped = AccessSettings { max_reviews_in_flight: 2, timeout: Duration::from_secs(20), ..settings() };
+    let Some(f) = fixture(capped).await else { return };
+    f.sim.hang_reviews(true);
+    let (base, http) = (f.service.base.clone(), reqwest::Client::new());
+    let hanging: Vec<_> = ["stranger-1", "stranger-2"]
+        .into_iter()
+        .map(|token| tokio::spawn(http.get(format!("{base}/api/v1/executions")).bearer_auth(token).send()))
+        .collect();
+    wait_until("both reviews are in flight", || async {
+        (f.sim.requests("create", TOKEN_REVIEWS, "") >= 2).then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let (status, body) = f.get("stranger-3", "/api/v1/executions").await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("TooManyReviews")), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(10), "refused at once, not at the review deadline");
+    f.sim.hang_reviews(false);
+    for request in hanging {
+        request.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_verb_authorised_is_the_verb_served() {
+    let Some(f) = fixture(settings()).await else { return };
+    let service = &f.service;
+    let status = |token: &'static str, path: &'static str| async move {
+        // A stream is never read here: only its status matters.
+        service.get_as(path, token).await.status().as_u16()
+    };
+    assert_eq!(status("dave-token", "/api/v1/namespaces/team-a/executions/a-1").await, 200, "dave may get");
+    for path in [
+        "/api/v1/namespaces/team-a/executions",
+        "/api/v1/namespaces/team-a/executions/",
+        "/api/v1/executions?namespace=team-a",
+        "/api/v1/namespaces/team-a/executions/a-1?watch=true",
+        "/api/v1/namespaces/team-a/executions/a-1?timeoutSeconds=1",
+    ] {
+        assert_eq!(status("dave-token", path).await, 404, "dave may not list or watch: {path}");
+    }
+    assert_eq!(status("erin-token", "/api/v1/namespaces/team-a/executions/").await, 200, "erin may list");
+    let url = format!("{}/api/v1/namespaces/team-a/executions", f.service.base);
+    let two_accepts = reqwest::Client::new()
+        .get(url)
+        .bearer_auth("erin-token")
+        .header("accept", "application/json")
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(two_accepts.status(), 404, "a stream is a watch, whichever Accept header asks for it");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_of_every_watched_namespace_gets_none_watched_later_before_it_is_reviewed() {
+    let selected = Namespaces::Selected(SELECTED.parse().unwrap());
+    let Some(f) = fixture_with(settings(), selected, &["team-a"]).await else { return };
+    f.wait_for("admin", "team-a is served", "/api/v1/executions", |b| names(b).len() == 2).await;
+    // alice may read team-a, the one namespace watched now: every namespace there is.
+    let mut events = f.stream("alice-token", "/api/v1/executions").await;
+    assert_eq!(names(&serde_json::from_str(&next(&mut events).await.data).unwrap()).len(), 2);
+    label(&f.sim, "team-b").await;
+    f.wait_for("admin", "team-b is served", "/api/v1/executions", |b| names(b).len() == 5).await;
+    f.put("team-b", "b-later").await;
+    f.wait_for("admin", "b-later is served", "/api/v1/executions", |b| names(b).contains(&"b-later".into())).await;
+    f.put("team-a", "a-later").await;
+    let event = next(&mut events).await;
+    assert_eq!(event.event, "added");
+    assert!(event.data.contains("a-later"), "nothing of team-b reached alice before: {}", event.data);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_ends_when_its_token_is_revoked_though_its_grants_stand() {
+    let short =
+        AccessSettings { allow_ttl: Duration::from_millis(300), deny_ttl: Duration::from_millis(300), ..settings() };
+    let Some(f) = fixture(short).await else { return };
+    let mut events = f.stream("alice-token", "/api/v1/namespaces/team-a/executions").await;
+    assert_eq!(next(&mut events).await.event, "snapshot");
+    f.sim.set_token_file(&TOKENS.replace("alice-token,", "alice-new-token,")).unwrap();
+    let closed = next(&mut events).await;
+    assert_eq!(closed.event, "closed", "{closed:?}");
+    assert_eq!(f.get("alice-token", "/api/v1/namespaces/team-a/executions").await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_are_read_only_with_a_token_allowed_the_metrics_url() {
+    let Some(f) = fixture(settings()).await else { return };
+    let url = f.service.metrics.clone().expect("metrics are served");
+    let http = reqwest::Client::new();
+    let anonymous = http.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let forbidden = http.get(&url).bearer_auth("admin-token").send().await.unwrap();
+    assert_eq!(forbidden.status(), 403, "reading every namespace's executions is not reading /metrics");
+    let scraper = http.get(&url).bearer_auth("prom-token").send().await.unwrap();
+    assert_eq!(scraper.status(), 200);
+    assert!(scraper.text().await.unwrap().contains("team-a"), "the scraper sees the counts by namespace");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_an_audience_only_tokens_made_for_it_are_accepted() {
+    let audience = AccessSettings { audience: Some("execwatch".into()), ..settings() };
+    let Some(f) = fixture_with(audience, Namespaces::Listed(vec!["team-a".into()]), &[]).await else { return };
+    f.sim.add_bound_token("bound-token", "team-a", "dashboard", &["execwatch"]);
+    f.sim.add_bound_token("other-token", "team-a", "dashboard", &["vault"]);
+    let sa = "--serviceaccount=team-a:dashboard";
+    f.kubectl
+        .ok(&["create", "rolebinding", "sa", "-n", "team-a", "--clusterrole=execwatch-executions-reader", sa], None)
+        .await
+        .unwrap();
+    f.wait_for("bound", "the bound token reads team-a", "/api/v1/namespaces/team-a/executions", |b| {
+        names(b).len() == 2
+    })
+    .await;
+    assert_eq!(f.get("other-token", "/api/v1/executions").await.0, 401, "a token made for another audience");
+    assert_eq!(f.get("alice-token", "/api/v1/executions").await.0, 401, "an API-server token");
 }

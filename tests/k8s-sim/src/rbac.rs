@@ -149,9 +149,18 @@ pub fn review(
 
 /// What a SubjectAccessReview asks about.
 enum Ask {
-    Resource { namespace: String, verb: String, group: String, resource: String, name: String },
+    Resource {
+        namespace: String,
+        verb: String,
+        group: String,
+        resource: String,
+        name: String,
+    },
     /// A URL path that is no resource (`/metrics`, `/healthz`): granted by ClusterRoles alone.
-    Path { path: String, verb: String },
+    Path {
+        path: String,
+        verb: String,
+    },
 }
 
 /// The binding that allows `ask` to `user`, if any.
@@ -230,7 +239,12 @@ mod tests {
         let tokens = parse_token_file("# comment\nabc,alice,1,\"team-a,devs\"\nxyz,bob,2\n").unwrap();
         assert_eq!(
             tokens["abc"],
-            User { name: "alice".into(), uid: "1".into(), groups: vec!["team-a".into(), "devs".into()], audiences: None }
+            User {
+                name: "alice".into(),
+                uid: "1".into(),
+                groups: vec!["team-a".into(), "devs".into()],
+                audiences: None
+            }
         );
         assert!(tokens["xyz"].groups.is_empty());
         assert!(parse_token_file("lonely\n").is_err());
