@@ -164,3 +164,19 @@ async fn long_polls_and_request_rates_are_capped_per_subject() {
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3, "{statuses:?}");
     assert_eq!(f.service.get_as("/api/v1/modules", "s3cret-dashboard").await.status(), 200, "rates are per subject");
 }
+
+#[tokio::test]
+async fn an_anonymous_caller_learns_nothing_of_modules_not_even_that_one_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens, tokens_file(&[("ops", "s3cret-ops", "['*']")])).unwrap();
+    let file = TokenFile::load(&tokens, Duration::from_millis(100)).unwrap();
+    let modules = vec!["executions".to_owned()];
+    let setup = Setup { access: Access::tokens(file), modules, ..Setup::default() };
+    let service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), setup).await;
+    let (status, body) = service.get("/api/v1/pipelines").await;
+    assert_eq!(status, 401, "authentication comes before the module gate: {body}");
+    let response = service.get_as("/api/v1/pipelines", "s3cret-ops").await;
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "ModuleNotInstalled", "{body}");
+}

@@ -88,6 +88,40 @@ async fn a_long_poll_wakes_on_a_change_to_its_page_and_times_out_without_one() {
 }
 
 #[tokio::test]
+async fn one_execution_and_one_pipeline_long_poll_until_they_change_or_go() {
+    let c = Cluster::start(&["team-a"], &["team-a"]).await;
+    c.put_execution("team-a", "run-1", &Doc::new("web").phase("Running")).await;
+    c.put_execution("team-a", "run-2", &Doc::new("web").phase("Running")).await;
+    c.service.wait_for("both runs are served", "/api/v1/executions", |b| names(b).len() == 2).await;
+    let (execution, pipeline) =
+        ("/api/v1/namespaces/team-a/executions/run-1", "/api/v1/namespaces/team-a/pipelines/web");
+    let held = c.service.etag(execution, None).await;
+    let response = conditional(&c, &format!("{execution}?timeoutSeconds=1"), &held).await;
+    assert_eq!(response.status(), 304, "nothing changed within the wait");
+
+    let held_pipeline = c.service.etag(pipeline, None).await;
+    let poll = c.service.long_poll(&format!("{execution}?timeoutSeconds=300"), &held, None);
+    let pipeline_poll = c.service.long_poll(&format!("{pipeline}?timeoutSeconds=300"), &held_pipeline, None);
+    c.service.wait_for("both polls are held", "/readyz", |b| b["waiting"] == 2).await;
+    c.put_execution("team-a", "run-2", &Doc::new("web").phase("Failed")).await;
+    let pipeline_changed = tokio::time::timeout(DEADLINE, pipeline_poll).await.expect("it wakes").unwrap().unwrap();
+    assert_eq!(pipeline_changed.status(), 200, "another run of the pipeline changed it");
+    assert!(!poll.is_finished(), "a change to another execution does not answer the poll");
+    c.put_execution("team-a", "run-1", &Doc::new("web").phase("Succeeded")).await;
+    let response = tokio::time::timeout(DEADLINE, poll).await.expect("the poll wakes").unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["execution"]["phase"], "Succeeded");
+
+    let held = c.service.etag(execution, None).await;
+    let poll = c.service.long_poll(&format!("{execution}?timeoutSeconds=300"), &held, None);
+    c.service.wait_for("the poll is held", "/readyz", |b| b["waiting"] == 1).await;
+    c.delete("team-a", "run-1").await;
+    let gone = tokio::time::timeout(DEADLINE, poll).await.expect("the poll wakes").unwrap().unwrap();
+    assert_eq!(gone.status(), 404, "a deleted execution ends the poll with the 404 a GET would get");
+}
+
+#[tokio::test]
 async fn gzip_round_trips_and_small_bodies_stay_plain() {
     let c = Cluster::start(&["team-a"], &["team-a"]).await;
     for i in 0..10 {

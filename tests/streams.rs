@@ -118,6 +118,23 @@ async fn an_execution_stream_sends_its_state_then_each_change_then_deleted_and_e
 }
 
 #[tokio::test]
+async fn a_stream_ends_after_its_longest_life_and_resumes_where_it_ended() {
+    let limits = execwatch::api::CallerLimits::new(64, 10_000, None).with_max_stream_life(Duration::from_secs(1));
+    let setup = common::Setup { limits, ..common::Setup::default() };
+    let c = Cluster::launch(&["team-a"], &["team-a"], common::fast_watch(), setup).await;
+    c.wait_ready().await;
+    let mut events = open(&c, "/api/v1/namespaces/team-a/executions", None).await;
+    let snapshot = next(&mut events).await;
+    let closed = next(&mut events).await;
+    assert_eq!(closed.event, "closed");
+    assert!(json(&closed)["reason"].as_str().unwrap().contains("Last-Event-ID"), "{closed:?}");
+    c.put_execution("team-a", "meanwhile", &Doc::new("web")).await;
+    let mut resumed = open(&c, "/api/v1/namespaces/team-a/executions", Some(&snapshot.id)).await;
+    let added = next(&mut resumed).await;
+    assert_eq!((added.event.as_str(), json(&added)["name"].as_str()), ("added", Some("meanwhile")));
+}
+
+#[tokio::test]
 async fn pipelines_stream_their_changes() {
     let c = Cluster::start(&["team-a"], &["team-a"]).await;
     c.wait_ready().await;
