@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, Running, names, wait_until};
+use common::{Cluster, Running, names, rss_mib, wait_until};
 use execwatch::Sources;
 use execwatch::fixtures::Doc;
 
@@ -198,19 +198,13 @@ async fn flags_choose_the_modules_without_a_cluster() {
     assert_eq!(modules["items"][1]["dependsOn"][0], "executions");
 }
 
-/// Resident set size of this process, in bytes.
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_fast_toggles_leave_tasks_watches_and_memory_where_they_started() {
     let c = cluster_with_modules(300).await;
     let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
     // One warm-up round, so pooled connections are in the baseline.
     toggle(&c, 1).await;
-    let (base_tasks, base_watches, base_rss) = (tasks(), c.sim.open_watches(), rss());
+    let (base_tasks, base_watches, base_rss) = (tasks(), c.sim.open_watches(), rss_mib());
 
     toggle(&c, 100).await;
 
@@ -218,8 +212,8 @@ async fn a_hundred_fast_toggles_leave_tasks_watches_and_memory_where_they_starte
         (tasks() <= base_tasks + 4 && c.sim.open_watches() == base_watches).then_some(())
     })
     .await;
-    let grown = rss().saturating_sub(base_rss);
-    assert!(grown < 48 << 20, "resident memory grew by {} MiB over 100 toggles", grown >> 20);
+    let grown = rss_mib() - base_rss;
+    assert!(grown < 48.0, "resident memory grew by {grown:.1} MiB over 100 toggles");
 }
 
 /// Switches executions and pipelines off and on `rounds` times, as fast as the API takes it,

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, names, sim_faults, wait_until};
+use common::{Cluster, names, rss_mib, sim_faults, wait_until};
 use execwatch::fixtures::Doc;
 use serde_json::json;
 
@@ -17,12 +17,6 @@ fn rounds() -> u32 {
 }
 
 /// Resident memory of this process.
-fn rss_mib() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: f64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("resident pages");
-    pages * 4096.0 / (1024.0 * 1024.0)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_minute_of_watch_drops_and_410s_while_writing_ends_with_exactly_the_servers_set() {
     let namespaces = ["team-a", "team-b"];

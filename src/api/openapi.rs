@@ -38,8 +38,9 @@ pub static DOCUMENT: LazyLock<Bytes> =
     info(
         title = "execwatch",
         description = "Lists, discovers and follows pipeline executions recorded as labelled Kubernetes ConfigMaps. \
-            Every JSON response has a strong ETag (If-None-Match gets 304). Lists are pages: pass `continue` from one \
-            to get the next. `/metrics` is served on a port of its own (--metrics-listen).",
+            Every JSON response has a strong ETag of 32 hex digits (If-None-Match gets 304, and with `timeoutSeconds` \
+            is held until what it names changes). Lists are pages: pass `continue` from one to get the next. \
+            `/metrics` is served on a port of its own (--metrics-listen).",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -64,7 +65,8 @@ struct Description;
 #[derive(ToSchema)]
 struct ErrorBody {
     /// `UnknownParameter`, `InvalidParameter`, `NotFound`, `Unauthorized`, `AuthUnavailable`,
-    /// `TooManyRequests`, `TooManyWaiting`, `NotSynced`, `ModuleNotInstalled`, `CorsForbidden`, ...
+    /// `TooManyReviews`, `TooManyRequests`, `TooManyWaiting`, `NotSynced`, `ModuleNotInstalled`,
+    /// `CorsForbidden`, ...
     code: String,
     message: String,
 }
@@ -80,7 +82,10 @@ enum Refused {
     Unauthorized(ErrorBody),
     #[response(status = 429, description = "Too many requests or long polls from this caller")]
     TooManyRequests(ErrorBody),
-    #[response(status = 503, description = "Not synced yet, module not installed, or shutting down")]
+    #[response(
+        status = 503,
+        description = "Not synced yet, module not installed, access cannot be checked now, or shutting down"
+    )]
     Unavailable(ErrorBody),
 }
 
@@ -170,6 +175,17 @@ struct PageQuery {
     timeoutSeconds: Option<u32>,
 }
 
+/// The long poll of one object.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(non_snake_case)]
+struct WaitQuery {
+    /// With If-None-Match: hold the request until the object changes (200) or goes (404), at
+    /// most this long (then 304).
+    #[param(minimum = 1, maximum = 300)]
+    timeoutSeconds: Option<u32>,
+}
+
 /// A stream instead of one answer.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -194,7 +210,7 @@ fn list_executions() {}
 fn list_namespace_executions() {}
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/executions/{name}", tag = "executions",
-    params(("namespace" = String, Path), ("name" = String, Path), WatchQuery),
+    params(("namespace" = String, Path), ("name" = String, Path), WaitQuery, WatchQuery),
     responses(
         (status = 200, description = "The whole execution, or a stream of it", content((Detail<'static> = "application/json"), (StreamEvent = "text/event-stream"))),
         Refused, NotFound))]
@@ -215,7 +231,7 @@ fn list_pipelines() {}
 fn list_namespace_pipelines() {}
 
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/pipelines/{name}", tag = "pipelines",
-    params(("namespace" = String, Path), ("name" = String, Path)),
+    params(("namespace" = String, Path), ("name" = String, Path), WaitQuery),
     responses(
         (status = 200, body = Pipeline<'static>), Refused, NotFound))]
 fn get_pipeline() {}

@@ -27,6 +27,10 @@ use warp::{Filter, Reply};
 
 use crate::quote::quote;
 
+/// The most a request's head may take (hyper answers `431` beyond): no request of this read-only
+/// API needs more, and a bearer token over 16 KiB is refused anyway.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 /// Connection limits, the shutdown deadline and the origins browsers may call from.
 #[derive(Clone, Debug)]
 pub struct ServerSettings {
@@ -89,6 +93,7 @@ pub async fn serve(
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(settings.header_read_timeout)
+            .max_buf_size(MAX_HEADER_BYTES)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         connections.spawn(async move {

@@ -55,6 +55,13 @@ where
     }
 }
 
+/// Resident set size of this process, in MiB: a test that measures it runs alone in its binary.
+pub fn rss_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: f64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("resident pages");
+    pages * 4096.0 / (1024.0 * 1024.0)
+}
+
 /// How a test service runs, beyond its source.
 pub struct Setup {
     pub staleness: Duration,
