@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
+    let json_logs = args.log_format == execwatch::cli::LogFormat::Json;
     let result = match args.command {
         Command::Serve(serve) => {
             tokio::runtime::Runtime::new().context("cannot start the runtime").and_then(|rt| rt.block_on(run(serve)))
@@ -31,8 +32,12 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            // Once: as a log line where logs are JSON for a collector, else as plain text.
+            if json_logs {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::from(2)
         }
     }

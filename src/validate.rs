@@ -102,21 +102,29 @@ impl Default for Limits {
     }
 }
 
+/// What to do when the schemas are not where `--schemas` says.
+const WHERE_SCHEMAS_ARE: &str = "point --schemas (or EXECWATCH_SCHEMAS) at the JSON Schemas that ship with execwatch: \
+    schemas/ in its source tree, /schemas in its container image";
+
+/// The largest schema file read.
+const MAX_SCHEMA_BYTES: u64 = 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    #[error("cannot read schema directory {path}: {source}")]
-    ReadDir { path: PathBuf, source: std::io::Error },
-    #[error("cannot read schema {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("schema {path} is not valid JSON: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    // The causes are part of each message, not a chained `source`: `{:#}` would print them twice.
+    #[error("cannot read schema directory {}: {cause}; {WHERE_SCHEMAS_ARE}", path.display())]
+    ReadDir { path: PathBuf, cause: std::io::Error },
+    #[error("cannot read schema {}: {cause}", path.display())]
+    Read { path: PathBuf, cause: String },
+    #[error("schema {path} is not valid JSON: {cause}")]
+    Json { path: PathBuf, cause: serde_json::Error },
     #[error("schema {path} does not name its kind: it needs properties.apiVersion.const and properties.kind.const")]
     Unnamed { path: PathBuf },
     #[error("schema {path} is invalid: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("schemas {first} and {second} both describe {api_version} {kind}")]
     Duplicate { first: PathBuf, second: PathBuf, api_version: String, kind: String },
-    #[error("no schema found in {path}")]
+    #[error("no schema (*.json) found in {}; {WHERE_SCHEMAS_ARE}", path.display())]
     Empty { path: PathBuf },
 }
 
@@ -137,7 +145,9 @@ const MAX_VIOLATIONS: usize = 16;
 impl SchemaRegistry {
     /// Loads and compiles every `*.json` schema in `dir`.
     pub fn load(dir: &Path, limits: Limits) -> Result<Self, SchemaError> {
-        let read_dir = |source| SchemaError::ReadDir { path: dir.to_owned(), source };
+        // Named as the process sees it, so a relative default says where it looked.
+        let path = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+        let read_dir = |cause| SchemaError::ReadDir { path: path.clone(), cause };
         let mut paths = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(read_dir)? {
             let path = entry.map_err(read_dir)?.path();
@@ -160,7 +170,7 @@ impl SchemaRegistry {
             schemas.insert(key, Entry { path, validator });
         }
         if schemas.is_empty() {
-            return Err(SchemaError::Empty { path: dir.to_owned() });
+            return Err(SchemaError::Empty { path });
         }
         Ok(SchemaRegistry { schemas, limits })
     }
@@ -308,9 +318,10 @@ impl SchemaRegistry {
 /// Compiles one schema file: offline (a `$ref` outside the file fails), linear-time regexes only,
 /// formats asserted.
 fn compile(path: &Path) -> Result<((String, String), Validator), SchemaError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Read { path: path.to_owned(), source })?;
+    let text = crate::files::read_bounded(path, MAX_SCHEMA_BYTES)
+        .map_err(|(_, cause)| SchemaError::Read { path: path.to_owned(), cause })?;
     let schema: Value =
-        serde_json::from_str(&text).map_err(|source| SchemaError::Json { path: path.to_owned(), source })?;
+        serde_json::from_str(&text).map_err(|cause| SchemaError::Json { path: path.to_owned(), cause })?;
     let constant =
         |field: &str| schema.pointer(&format!("/properties/{field}/const")).and_then(Value::as_str).map(str::to_owned);
     let (Some(api_version), Some(kind)) = (constant("apiVersion"), constant("kind")) else {

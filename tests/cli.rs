@@ -52,6 +52,16 @@ fn an_invalid_schema_stops_start_up_with_a_clear_error() {
     assert!(out.contains("bad.json is invalid"), "{out}");
 }
 
+#[test]
+fn schemas_that_are_not_there_are_named_once_with_where_it_looked_and_how_to_point_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    let (code, out) = execwatch(&["serve", "--from-dir", "manifests/examples", "--schemas", missing.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(out.matches("No such file or directory").count(), 1, "the cause, once: {out}");
+    assert!(out.contains(&missing.display().to_string()) && out.contains("--schemas"), "{out}");
+}
+
 /// `execwatch serve` on port 0 with JSON debug logs; stop it with `stop()`.
 struct Server {
     /// Taken by `stop()`; a server still here when the test ends (it failed) is killed.

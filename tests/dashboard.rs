@@ -117,6 +117,20 @@ async fn a_broken_configmap_moves_to_rejections_with_its_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_environment_that_ended_without_a_finish_time_shows_no_growing_duration() {
+    let c = cluster().await;
+    let Some(browser) = Browser::start(1024, 768).await else { return };
+    browser.goto(&format!("{}/#/execution/team-payments/checkout-api-43", c.service.base)).await;
+    let staging = "ol.timeline li:nth-child(2)";
+    let running = browser.wait_text("the timeline shows", staging, |t| t.contains("so far")).await;
+    assert!(running.contains(" d "), "days since the example started, not hundreds of hours: {running}");
+    c.put(checkout_43_with_staging("Succeeded")).await;
+    let ended = browser.wait_text("staging ends", staging, |t| t.contains("Succeeded")).await;
+    assert!(ended.contains("duration unknown") && !ended.contains("so far"), "{ended}");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_switched_off_pipelines_module_says_so_and_executions_still_work() {
     let c = cluster().await;
     c.install_crd().await;

@@ -122,7 +122,7 @@ async fn changes_show_without_waiting_for_a_poll_even_in_a_configmap_volume() {
     service.wait_for("a volume update shows", one, |b| b["execution"]["phase"] == "Succeeded").await;
 
     // A writer's temporary file, renamed into place.
-    let tmp = dir.path().join(".two.yaml.tmp");
+    let tmp = dir.path().join("two.yaml.tmp");
     std::fs::write(&tmp, manifest("team-a", "two", &Doc::new("api").yaml())).unwrap();
     std::fs::rename(&tmp, dir.path().join("two.yaml")).unwrap();
     service.wait_for("a renamed-in file shows", "/api/v1/executions", |b| names(b).len() == 2).await;

@@ -36,13 +36,27 @@ export function ago(iso) {
   return `${Math.floor(s / 86400)} d ago`;
 }
 
+/** Phases after which nothing more happens. */
+const ENDED = new Set(['Succeeded', 'Failed', 'Skipped', 'Cancelled']);
+
 /** "1 h 4 min" between two times; the second defaults to now (still running). */
-export function duration(from, to) {
+function duration(from, to) {
   if (!from) return '';
   const s = Math.max(0, ((to ? Date.parse(to) : Date.now()) - Date.parse(from)) / 1000);
   if (s < 60) return `${Math.round(s)} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+/**
+ * How long something in `phase` took: "4 min 2 s", "1 h 3 min so far" while it runs, or
+ * "duration unknown" when it ended without saying when (it is not still running).
+ */
+export function took(phase, from, to) {
+  if (!from) return '';
+  if (to) return duration(from, to);
+  return ENDED.has(phase) ? 'duration unknown' : `${duration(from)} so far`;
 }
 
 export function time(iso) {

@@ -3,7 +3,7 @@
 // execution follow their streams; a later page is long-polled.
 
 import * as api from './api.js';
-import { age, collection, duration, executionLink, external, h, keyedRows, notice, phase, time, withQuery } from './dom.js';
+import { age, collection, executionLink, external, h, keyedRows, notice, phase, time, took, withQuery } from './dom.js';
 
 const FILTERS = ['namespace', 'pipeline', 'phase', 'environment', 'labelSelector'];
 const PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Cancelled', 'Unknown'];
@@ -123,7 +123,7 @@ function execution(detail) {
     ['Trigger', trigger ? `${trigger.type}${trigger.by ? ` by ${trigger.by}` : ''}${trigger.ref ? ` (${trigger.ref})` : ''}` : '—'],
     ['Started', time(x.startedAt)],
     ['Finished', time(x.finishedAt)],
-    ['Duration', duration(x.startedAt, x.finishedAt) || '—'],
+    ['Duration', took(x.phase, x.startedAt, x.finishedAt) || '—'],
     ['Logs', x.logsUrl ? external(x.logsUrl) : '—'],
   ];
   if (x.message) facts.push(['Message', x.message]);
@@ -135,7 +135,7 @@ function execution(detail) {
       h('li', { class: `step phase-${(env.phase || 'unknown').toLowerCase()}` },
         h('h3', {}, env.name, ' ', phase(env.phase)),
         h('p', { class: 'small' }, 'Started ', time(env.startedAt), ' · finished ', time(env.finishedAt),
-          env.startedAt ? ` · ${duration(env.startedAt, env.finishedAt)}${env.finishedAt ? '' : ' so far'}` : ''),
+          env.startedAt ? ` · ${took(env.phase, env.startedAt, env.finishedAt)}` : ''),
         env.message ? h('p', {}, env.message) : '',
         h('ul', { class: 'targets' }, (env.targets || []).map((t) =>
           h('li', {}, phase(t.phase), ' ', h('strong', {}, t.cluster), ` / ${t.namespace}`, t.message ? h('div', { class: 'small' }, t.message) : '')))))),

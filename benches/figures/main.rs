@@ -1,7 +1,8 @@
 //! Figures for execwatch, printed as Markdown tables for the README. Run:
 //! `cargo bench --bench figures` (every size and both sources, about half an hour), or narrow it
 //! with `EXECWATCH_BENCH_SIZES=1000,10000` and `EXECWATCH_BENCH_SOURCES=dir` (or `kube`), and
-//! `EXECWATCH_BENCH_ACCESS=0` to leave out the access figures. `EXECWATCH_BENCH_WRITE=DIR`
+//! `EXECWATCH_BENCH_ACCESS=0` to leave out the access figures, `EXECWATCH_BENCH_FOLLOWERS=N`
+//! for N idle followers over 10 000 executions (10 000 by default; 0 leaves them out). `EXECWATCH_BENCH_WRITE=DIR`
 //! only writes the data set of the first size into DIR as manifests, for profiling by hand.
 //!
 //! The service runs as its own release binary pinned to the first core; the `oha` load generator
@@ -10,6 +11,7 @@
 
 mod access;
 mod data;
+mod followers;
 mod load;
 mod scale;
 mod served;
@@ -18,7 +20,8 @@ use scale::Source;
 
 fn list<T>(var: &str, default: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
     let raw = std::env::var(var).unwrap_or_else(|_| default.to_owned());
-    raw.split(',').map(|s| parse(s.trim()).unwrap_or_else(|| panic!("{var}: cannot read {s:?}"))).collect()
+    let items = raw.split(',').map(str::trim).filter(|s| !s.is_empty());
+    items.map(|s| parse(s).unwrap_or_else(|| panic!("{var}: cannot read {s:?}"))).collect()
 }
 
 fn main() {
@@ -49,7 +52,8 @@ fn main() {
     if !pinned {
         println!("note: taskset could not pin this process to core 0; figures share cores");
     }
-    let oha = load::oha();
+    // `EXECWATCH_BENCH_SIZES=` (empty) measures nothing at scale, and needs no load generator.
+    let oha = if sizes.is_empty() { Default::default() } else { load::oha() };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
         let mut rows = Vec::new();
@@ -64,6 +68,12 @@ fn main() {
         scale::print(&rows);
         if std::env::var("EXECWATCH_BENCH_ACCESS").as_deref() != Ok("0") {
             access::access_cost().await;
+        }
+        let followers = list("EXECWATCH_BENCH_FOLLOWERS", "10000", |s| s.parse::<usize>().ok());
+        let followers = followers.first().copied().unwrap_or(0);
+        if followers > 0 {
+            println!("\nholding {followers} followers ...");
+            followers::print(&followers::run(10_000, followers).await);
         }
     });
 }

@@ -55,8 +55,11 @@ pub struct Row {
     pub endpoints: Vec<Endpoint>,
     /// GET one at 2 000 req/s: the service's p99 and the ceiling's.
     pub fixed: (Duration, Duration),
-    /// Change-to-visible under load: p50, p99, max.
+    /// Change-to-visible under load, written the usual way (a temporary file renamed over the
+    /// manifest; a patch through the API server): p50, p99, max.
     pub visible: (Duration, Duration, Duration),
+    /// The same, written in place (the directory source only).
+    pub visible_in_place: Option<(Duration, Duration, Duration)>,
     pub after_changes: u64,
 }
 
@@ -66,14 +69,27 @@ enum Writer {
     Kube { _sim: k8s_sim::Sim, client: kube::Client },
 }
 
+/// How a file is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// Written aside and renamed over the manifest, as editors, config tools and most programs
+    /// do (`name.yaml.tmp`, then `rename`), so no reader sees a torn file.
+    Renamed,
+    /// Truncated and written in place.
+    InPlace,
+}
+
 impl Writer {
-    async fn write(&self, i: usize, generation: usize) {
+    async fn write(&self, i: usize, generation: usize, way: Way) {
         let e = data::execution(i, generation);
         match self {
             Writer::Dir(dir) => {
-                // Written aside and renamed in, as writers (and kubelet) do, so no torn read.
                 let path = dir.path().join(format!("{}.yaml", e.name));
-                let tmp = dir.path().join(format!(".{}.tmp", e.name));
+                if way == Way::InPlace {
+                    std::fs::write(&path, e.manifest()).expect("write");
+                    return;
+                }
+                let tmp = dir.path().join(format!("{}.yaml.tmp", e.name));
                 std::fs::write(&tmp, e.manifest()).expect("write");
                 std::fs::rename(&tmp, &path).expect("rename");
             }
@@ -217,28 +233,21 @@ pub async fn run(oha: &Path, source: Source, n: usize) -> Row {
     }
     let fixed = (median(s), median(c));
 
-    // Change-to-visible, with GET one at 1 000 req/s alongside.
+    // Change-to-visible, with GET one at 1 000 req/s alongside: written the usual way, and
+    // (files only) in place.
     let mut background = load::background(oha, &format!("{base}{one_path}"), 600, 1000);
-    let mut times = Vec::with_capacity(SAMPLES);
-    for s in 0..SAMPLES {
-        let i = (s * 7919 + 13) % n;
-        let generation = s + 1;
-        let started = Instant::now();
-        writer.write(i, generation).await;
-        let url = format!("{base}/api/v1/namespaces/{}/executions/run-{i}", data::namespace(i));
-        let marker = format!("\"message\":\"change {generation}\"");
-        wait_for(&http, &url, &marker).await;
-        times.push(started.elapsed());
-    }
+    let visible = change_to_visible(&writer, &http, &base, n, Way::Renamed, 1).await;
+    let visible_in_place = match source {
+        Source::Dir => Some(change_to_visible(&writer, &http, &base, n, Way::InPlace, SAMPLES + 1).await),
+        Source::Kube => None,
+    };
     let _ = background.kill();
     let _ = background.wait();
-    times.sort();
-    let visible = (times[SAMPLES / 2], times[SAMPLES * 99 / 100], times[SAMPLES - 1]);
 
     // 1 000 changes spread over the data set, then memory once they are all visible.
     let step = (n / 1000).max(1);
     let changed: Vec<usize> = (0..n).step_by(step).take(1000).collect();
-    let writes = futures::stream::iter(changed.iter().map(|i| writer.write(*i, 5000)));
+    let writes = futures::stream::iter(changed.iter().map(|i| writer.write(*i, 5000, Way::Renamed)));
     writes.buffer_unordered(16).collect::<Vec<()>>().await;
     for i in &changed {
         let url = format!("{base}/api/v1/namespaces/{}/executions/run-{i}", data::namespace(*i));
@@ -246,7 +255,32 @@ pub async fn run(oha: &Path, source: Source, n: usize) -> Row {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_changes = served.rss();
-    Row { source, n, payload, ready, rss, peak, idle_cpu, endpoints, fixed, visible, after_changes }
+    Row { source, n, payload, ready, rss, peak, idle_cpu, endpoints, fixed, visible, visible_in_place, after_changes }
+}
+
+/// `SAMPLES` changes written `way`, from generation `first` on, each timed until it is served:
+/// p50, p99, max.
+async fn change_to_visible(
+    writer: &Writer,
+    http: &reqwest::Client,
+    base: &str,
+    n: usize,
+    way: Way,
+    first: usize,
+) -> (Duration, Duration, Duration) {
+    let mut times = Vec::with_capacity(SAMPLES);
+    for s in 0..SAMPLES {
+        let i = (s * 7919 + 13) % n;
+        let generation = first + s;
+        let started = Instant::now();
+        writer.write(i, generation, way).await;
+        let url = format!("{base}/api/v1/namespaces/{}/executions/run-{i}", data::namespace(i));
+        let marker = format!("\"message\":\"change {generation}\"");
+        wait_for(http, &url, &marker).await;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    (times[SAMPLES / 2], times[SAMPLES * 99 / 100], times[SAMPLES - 1])
 }
 
 /// What the load generator sends: `url`, with one extra header line, as fast as it can or at
@@ -326,12 +360,12 @@ pub fn print(rows: &[Row]) {
     let mib = |b: u64| b as f64 / 1048576.0;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "\n| source | N | ready | payload | RSS (÷ payload) | target 50 MB + 3× | peak ÷ RSS | RSS after 1 000 changes | idle CPU | GET one p99 at 2 000/s (ceiling) | change-to-visible p50 / p99 / max |"
+        "\n| source | N | ready | payload | RSS (÷ payload) | target 50 MB + 3× | peak ÷ RSS | RSS after 1 000 changes | idle CPU | GET one p99 at 2 000/s (ceiling) | change-to-visible p50 / p99 / max, renamed | in place |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {:.2} s | {:.0} MiB | {:.0} MiB ({:.2}×) | {:.0} MiB | {:.2} | {:.0} MiB | {:.1} % | {:.2} ms ({:.2} ms) | {:.0} / {:.0} / {:.0} ms |",
+            "| {} | {} | {:.2} s | {:.0} MiB | {:.0} MiB ({:.2}×) | {:.0} MiB | {:.2} | {:.0} MiB | {:.1} % | {:.2} ms ({:.2} ms) | {:.0} / {:.0} / {:.0} ms | {} |",
             r.source.name(),
             r.n,
             r.ready.as_secs_f64(),
@@ -347,6 +381,12 @@ pub fn print(rows: &[Row]) {
             ms(r.visible.0),
             ms(r.visible.1),
             ms(r.visible.2),
+            r.visible_in_place.map_or("—".to_owned(), |(p50, p99, max)| format!(
+                "{:.0} / {:.0} / {:.0} ms",
+                ms(p50),
+                ms(p99),
+                ms(max)
+            )),
         );
     }
     let names: Vec<&str> = rows.first().map(|r| r.endpoints.iter().map(|e| e.name).collect()).unwrap_or_default();

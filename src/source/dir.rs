@@ -5,9 +5,11 @@
 //! is sent, as `Apply` and `Delete`.
 //!
 //! inotify says which files changed, and only those are looked at again, so an idle directory
-//! costs nothing whatever its size. An event that names no manifest (a ConfigMap volume swapping
-//! its `..data` symlink, a lost event) means a full scan, and so does every minute, as a safety
-//! net; where inotify is unavailable, a full scan runs every poll interval instead. A full scan
+//! costs nothing whatever its size. A file written the usual safe way (a temporary file renamed
+//! over the manifest) costs the manifest's read alone: the temporary file's events are ignored and
+//! the rename names the manifest. Only an event that may change many manifests at once (a
+//! ConfigMap volume swapping its `..data` symlink, the directory itself, a lost event) means a
+//! full scan, and so does every minute, as a safety net; where inotify is unavailable, a full scan runs every poll interval instead. A full scan
 //! costs a `stat` per file: a file is read again only when its inode, size, mtime or ctime
 //! changed (or it changed too recently for its timestamps to tell), and decoded again only when
 //! its content hash changed.
@@ -117,11 +119,10 @@ fn wait(
             Ok(Ok(event)) if !changes_content(&event.kind) => {}
             Ok(Ok(event)) if !event.need_rescan() => {
                 for path in event.paths {
-                    match manifest_name(source, &path) {
-                        Some(name) => names.insert(name),
-                        // Anything else (the directory itself, a volume's `..data`): scan it all.
-                        None if is_temporary(&path) => false,
-                        None => return None,
+                    match classify(source, &path) {
+                        Touched::Manifest(name) => names.insert(name),
+                        Touched::Other => false,
+                        Touched::Unknown => return None,
                     };
                 }
             }
@@ -143,10 +144,29 @@ fn changes_content(kind: &notify::EventKind) -> bool {
     }
 }
 
-/// The manifest file `path` names directly in the directory, if it does.
-fn manifest_name(source: &DirSource, path: &std::path::Path) -> Option<String> {
-    let name = path.strip_prefix(&source.path).ok()?.to_str()?;
-    (!name.contains('/') && is_manifest(name)).then(|| name.to_owned())
+/// What an event's path means to the source.
+#[derive(Debug, PartialEq, Eq)]
+enum Touched {
+    /// A manifest of the directory: read it (a rename's destination is one too).
+    Manifest(String),
+    /// A file that is not read: a writer's temporary file before its rename (`x.yaml.tmp`,
+    /// `.x.yaml.swp`, `x.yaml~`), anything in a subdirectory. Ignored: its rename over a
+    /// manifest names the manifest.
+    Other,
+    /// Something that may change many manifests at once (the directory itself, a volume's
+    /// `..data` link swapped by the kubelet): scan the whole directory.
+    Unknown,
+}
+
+fn classify(source: &DirSource, path: &std::path::Path) -> Touched {
+    let Some(name) = path.strip_prefix(&source.path).ok().and_then(|p| p.to_str()) else { return Touched::Unknown };
+    if name.is_empty() || name.starts_with("..") {
+        Touched::Unknown
+    } else if !name.contains('/') && is_manifest(name) {
+        Touched::Manifest(name.to_owned())
+    } else {
+        Touched::Other
+    }
 }
 
 /// Whether a file of the directory is read: `*.yaml` and `*.yml`.
@@ -154,11 +174,6 @@ fn is_manifest(name: &str) -> bool {
     std::path::Path::new(name).extension().is_some_and(|x| x == "yaml" || x == "yml")
 }
 
-/// A dotted file that is not a manifest: a writer's temporary file before its rename, ignored.
-fn is_temporary(path: &std::path::Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    name.starts_with('.') && !name.starts_with("..")
-}
 
 /// One update: a relist the first time (and after a failure), the changes after; of the files
 /// in `only`, or of the whole directory. `Err` when the stream was dropped.

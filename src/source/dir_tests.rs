@@ -148,3 +148,18 @@ fn a_rewrite_keeping_size_and_mtime_is_still_seen() {
     std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
     assert_eq!(update(&mut scan, &source), (vec!["one".into()], vec![]));
 }
+
+#[test]
+fn a_temporary_file_is_ignored_its_rename_names_the_manifest_and_only_a_volume_swap_scans_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source(dir.path());
+    let at = |name: &str| dir.path().join(name);
+    assert_eq!(classify(&source, &at("run.yaml")), Touched::Manifest("run.yaml".into()));
+    for temporary in ["run.yaml.tmp", ".run.yaml.swp", "run.yaml~", "4913", "sub/run.yaml"] {
+        assert_eq!(classify(&source, &at(temporary)), Touched::Other, "{temporary}");
+    }
+    for everything in ["..data", "..2026_12_02_10_00_00.123", ""] {
+        assert_eq!(classify(&source, &at(everything)), Touched::Unknown, "{everything:?}");
+    }
+    assert_eq!(classify(&source, Path::new("/elsewhere/run.yaml")), Touched::Unknown);
+}
