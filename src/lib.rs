@@ -3,10 +3,10 @@
 //!
 //! ```text
 //!  source::kube (one watcher per namespace) ┐
-//!  source::dir  (manifests in a directory)  ┴─ watcher::Event<ConfigMap> ─▶ index::ingest
-//!                                                                             │ validate::decode
-//!                                                                             ▼ (pure: Execution | Rejection)
-//!                                      api (warp, JSON) ◀── read ── index (apply / delete / reset)
+//!  source::dir  (manifests in a directory)  ┴─ watcher::Event<Object> ─▶ index::ingest
+//!                                                                          │ validate::decode
+//!                                                                          ▼ (pure: Execution | Rejection)
+//!                                   api (warp, JSON) ◀── read ── index (apply / delete / reset)
 //! ```
 //!
 //! Every source yields the same event stream per shard (a namespace, or the directory); the

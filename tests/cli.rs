@@ -62,6 +62,14 @@ fn schemas_that_are_not_there_are_named_once_with_where_it_looked_and_how_to_poi
     assert!(out.contains(&missing.display().to_string()) && out.contains("--schemas"), "{out}");
 }
 
+#[test]
+fn help_says_how_to_run_two_services_side_by_side() {
+    let (code, out) = execwatch(&["serve", "--help"]);
+    assert_eq!(code, 0, "{out}");
+    let flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("to run two services side by side") && flat.contains("127.0.0.1:0"), "{out}");
+}
+
 /// `execwatch serve` on port 0 with JSON debug logs; stop it with `stop()`.
 struct Server {
     /// Taken by `stop()`; a server still here when the test ends (it failed) is killed.

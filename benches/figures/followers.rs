@@ -3,8 +3,6 @@
 //! one hears of a change. The followers are plain sockets in this process, moved to the second
 //! core; the service runs alone on the first.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -62,8 +60,8 @@ pub async fn run(executions: usize, followers: usize) -> Figures {
     let pipeline_tag = etag(format!("{base}{pipeline_path}")).await;
     let stream = |path: String| Follower {
         request: format!("GET {path} HTTP/1.1\r\n{host}Accept: text/event-stream\r\n\r\n"),
-        opened: Some("event: snapshot"),
-        heard: "event: added",
+        opened: Some("event:snapshot"),
+        heard: "event:added",
     };
     let poll = |path: String, tag: &str| Follower {
         request: format!("GET {path} HTTP/1.1\r\n{host}If-None-Match: {tag}\r\n\r\n"),
@@ -78,13 +76,11 @@ pub async fn run(executions: usize, followers: usize) -> Figures {
     ];
 
     let before = served.rss();
-    let open = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(followers);
     for batch in (0..followers).collect::<Vec<_>>().chunks(OPENING) {
         let opening = batch.iter().map(|i| {
             let follower = &kinds[i % kinds.len()];
-            let (address, open) = (address.clone(), open.clone());
-            let (request, opened, marker) = (follower.request.clone(), follower.opened, follower.heard);
+            let (address, request, opened) = (address.clone(), follower.request.clone(), follower.opened);
             async move {
                 let mut socket = tokio::net::TcpStream::connect(&address).await.expect("connect");
                 socket.write_all(request.as_bytes()).await.expect("request");
@@ -92,15 +88,18 @@ pub async fn run(executions: usize, followers: usize) -> Figures {
                 if let Some(opened) = opened {
                     read_until(&mut socket, &mut seen, opened, Duration::from_secs(60)).await;
                 }
-                open.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    // Held idle while the others are set up, then until the change.
-                    read_until(&mut socket, &mut seen, marker, Duration::from_secs(600)).await;
-                    Instant::now()
-                })
+                socket
             }
         });
-        tasks.extend(futures::stream::iter(opening).buffer_unordered(OPENING).collect::<Vec<_>>().await);
+        let sockets: Vec<_> = futures::stream::iter(opening).buffered(OPENING).collect().await;
+        for (i, mut socket) in batch.iter().zip(sockets) {
+            let marker = kinds[i % kinds.len()].heard;
+            tasks.push(tokio::spawn(async move {
+                // Held idle while the others are set up, then until the change.
+                read_until(&mut socket, &mut Vec::new(), marker, Duration::from_secs(600)).await;
+                Instant::now()
+            }));
+        }
     }
     // Every long poll is held once the service counts every follower as waiting.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -123,7 +122,8 @@ pub async fn run(executions: usize, followers: usize) -> Figures {
     std::fs::rename(&tmp, &path).expect("rename");
     let mut times = Vec::with_capacity(followers);
     for task in tasks {
-        let at = tokio::time::timeout(Duration::from_secs(60), task).await.expect("every follower hears").expect("task");
+        let at =
+            tokio::time::timeout(Duration::from_secs(60), task).await.expect("every follower hears").expect("task");
         times.push(at.saturating_duration_since(written));
     }
     times.sort();

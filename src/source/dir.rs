@@ -174,7 +174,6 @@ fn is_manifest(name: &str) -> bool {
     std::path::Path::new(name).extension().is_some_and(|x| x == "yaml" || x == "yml")
 }
 
-
 /// One update: a relist the first time (and after a failure), the changes after; of the files
 /// in `only`, or of the whole directory. `Err` when the stream was dropped.
 fn follow_once(
