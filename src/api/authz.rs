@@ -59,6 +59,27 @@ pub(super) async fn authorize(state: &AppState, caller: &Caller, target: Target<
     }
 }
 
+/// The namespaces a list of `resource` answers for: the one it names, in its path
+/// (`namespaced`) or as its `namespace` filter (`filtered`), authorised for `verb`; within it, a
+/// namespaced list reads every namespace (it is confined to its own), and a cluster-wide one the
+/// caller's scope.
+pub(super) async fn readable(
+    state: &AppState,
+    caller: &Caller,
+    resource: &str,
+    namespaced: Option<&str>,
+    filtered: Option<&str>,
+    verb: Verb,
+) -> Result<Scope, ApiError> {
+    if let Some(namespace) = namespaced.or(filtered) {
+        authorize(state, caller, Target { namespace, resource, name: None, verb }).await?;
+    }
+    match namespaced {
+        Some(_) => Ok(Scope::all()),
+        None => scope(state, caller, verb).await,
+    }
+}
+
 /// The one 404 for what a caller may not see: a namespace not watched, not readable, or an
 /// object that does not exist. Built from the request alone, so all three are byte-identical.
 pub(super) fn hidden(state: &AppState, namespace: &str, resource: &str, name: Option<&str>) -> ApiError {

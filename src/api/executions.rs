@@ -5,12 +5,12 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::authz::{Target, authorize, caller, hidden, scope};
-use super::conditional::{Negotiation, negotiation};
-use super::params::{self, Params};
+use super::authz::{Target, authorize, hidden, readable};
+use super::conditional::Negotiation;
+use super::params::Params;
 use super::poll::{self, Held, One};
 use super::stream::{self, Ends, Followed};
-use super::{ApiError, AppState, ListBody, with_state};
+use super::{ApiError, AppState, ListBody, list_routes, request};
 use crate::access::{Caller, Verb};
 use crate::index::{Cursor, Filter as ExecutionFilter, Scope};
 use crate::model::Phase;
@@ -19,42 +19,15 @@ use crate::quote::quote;
 use crate::selector::Selector;
 use crate::validate::ObjectRef;
 
+/// GET /api/v1/executions and /api/v1/namespaces/{namespace}/executions, and one execution.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    list_all(state.clone()).or(list_namespaced(state.clone())).unify().or(get(state)).unify().boxed()
-}
-
-/// GET /api/v1/executions
-fn list_all(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("executions")
-        .and(warp::get())
-        .and(params::raw())
-        .and(caller(state.clone()))
-        .and(negotiation())
-        .and(with_state(state))
-        .and_then(|query: String, caller, how, state| list(state, caller, None, query, how))
-        .boxed()
-}
-
-/// GET /api/v1/namespaces/{namespace}/executions
-fn list_namespaced(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("namespaces" / String / "executions")
-        .and(warp::get())
-        .and(params::raw())
-        .and(caller(state.clone()))
-        .and(negotiation())
-        .and(with_state(state))
-        .and_then(|ns: String, query: String, caller, how, state| list(state, caller, Some(ns), query, how))
-        .boxed()
+    list_routes(state.clone(), EXECUTIONS, list).or(get(state)).unify().boxed()
 }
 
 /// GET /api/v1/namespaces/{namespace}/executions/{name}
 fn get(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("namespaces" / String / "executions" / String)
-        .and(warp::get())
-        .and(params::raw())
-        .and(caller(state.clone()))
-        .and(negotiation())
-        .and(with_state(state))
+        .and(request(state))
         .and_then(|ns, name, query, caller: Caller, how, state| get_one(ns, name, query, caller, how, state))
         .boxed()
 }
@@ -65,27 +38,17 @@ const FILTERS: [&str; 8] =
 /// Lists executions; with `If-None-Match` and `timeoutSeconds`, a long poll (see `poll`); with
 /// `Accept: text/event-stream` or `watch=true`, a stream of its changes (see `stream`).
 async fn list(
-    state: AppState,
-    caller: Caller,
     namespace: Option<String>,
     query: String,
+    caller: Caller,
     how: Negotiation,
+    state: AppState,
 ) -> Result<Response, Rejection> {
-    let namespaced = namespace.is_some();
-    let mut allowed = FILTERS.to_vec();
-    if !namespaced {
-        allowed.push("namespace");
-    }
-    let params = Params::parse(&query, &allowed)?;
+    let params = Params::parse_list(&query, namespace.is_some(), &FILTERS)?;
     let timeout = poll::timeout(&params)?;
     let streams = stream::wanted(&how, &params)?;
     let verb = if timeout.is_some() || streams { Verb::Watch } else { Verb::List };
-    let named = namespace.as_deref().or(params.get("namespace"));
-    if let Some(namespace) = named {
-        authorize(&state, &caller, Target { namespace, resource: EXECUTIONS, name: None, verb }).await?;
-    }
-    // A namespaced list's one namespace is checked above.
-    let readable = if namespaced { Scope::all() } else { scope(&state, &caller, verb).await? };
+    let readable = readable(&state, &caller, EXECUTIONS, namespace.as_deref(), params.get("namespace"), verb).await?;
     // What the parameters ask for, checked only when a page is made: a list remembered at this
     // revision (see `pages`) is answered without parsing them again.
     let wanted = |scope: &Scope| -> Result<Wanted, ApiError> {

@@ -135,6 +135,33 @@ pub fn metrics_routes(
         .boxed()
 }
 
+/// What every `/api` handler takes, composed once: a GET's raw query, its caller (authenticated,
+/// within their rate, past the module gate), what it negotiates, and the shared state.
+fn request(
+    state: AppState,
+) -> impl Filter<Extract = (String, crate::access::Caller, conditional::Negotiation, AppState), Error = warp::Rejection>
++ Clone {
+    let caller = authz::caller(state.clone());
+    warp::get().and(params::raw()).and(caller).and(conditional::negotiation()).and(with_state(state))
+}
+
+/// `GET /api/v1/{resource}` and `GET /api/v1/namespaces/{namespace}/{resource}`: a list, over the
+/// caller's namespaces or one, both answered by `handle` with the namespace of the path, if any.
+fn list_routes<H, F>(state: AppState, resource: &'static str, handle: H) -> BoxedFilter<(Response,)>
+where
+    H: Fn(Option<String>, String, crate::access::Caller, conditional::Negotiation, AppState) -> F
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    F: Future<Output = Result<Response, warp::Rejection>> + Send,
+{
+    let all = warp::path(resource).and(warp::path::end()).map(|| None);
+    let namespaced = warp::path("namespaces").and(warp::path::param::<String>()).and(warp::path(resource));
+    let namespaced = namespaced.and(warp::path::end()).map(Some);
+    all.or(namespaced).unify().and(request(state)).and_then(handle).boxed()
+}
+
 /// Injects the shared state into a handler.
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())

@@ -6,10 +6,10 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::authz::{caller, covers_everything, scope};
-use super::conditional::{Negotiation, negotiation};
-use super::params::{self, Params};
-use super::{AppState, with_state};
+use super::authz::{covers_everything, scope};
+use super::conditional::Negotiation;
+use super::params::Params;
+use super::{AppState, request};
 use crate::access::{Caller, Verb};
 use crate::index::Tag;
 use crate::modules::ModuleStatus;
@@ -24,11 +24,7 @@ pub(crate) struct Body {
 /// GET /api/v1/modules
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("modules")
-        .and(warp::get())
-        .and(params::raw())
-        .and(caller(state.clone()))
-        .and(negotiation())
-        .and(with_state(state))
+        .and(request(state))
         .and_then(|query: String, caller: Caller, how: Negotiation, state: AppState| async move {
             Params::parse(&query, &[])?;
             let reads_all = covers_everything(&state, &scope(&state, &caller, Verb::List).await?);

@@ -39,6 +39,16 @@ impl Params {
         Ok(Params(params))
     }
 
+    /// The parameters of a list: `accepted`, and `namespace` too where the list is not confined
+    /// to one by its path.
+    pub fn parse_list(query: &str, namespaced: bool, accepted: &[&str]) -> Result<Params, ApiError> {
+        let mut allowed = accepted.to_vec();
+        if !namespaced {
+            allowed.push("namespace");
+        }
+        Params::parse(query, &allowed)
+    }
+
     /// Bytes of keys and values.
     pub fn size(&self) -> usize {
         self.0.iter().map(|(k, v)| k.len() + v.len()).sum()
