@@ -2,8 +2,8 @@
 //! labelled ConfigMaps.
 //!
 //! ```text
-//!  source::kube (one watcher per namespace) ┐
-//!  source::dir  (manifests in a directory)  ┴─ watcher::Event<Object> ─▶ index::ingest
+//!  source::cluster (a watcher per namespace) ┐
+//!  source::dir (manifests in a directory)    ┴─ watcher::Event<Object> ─▶ index::ingest
 //!                                                                          │ validate::decode
 //!                                                                          ▼ (pure: Execution | Rejection)
 //!                                   api (warp, JSON) ◀── read ── index (apply / delete / reset)
@@ -16,13 +16,13 @@
 pub mod access;
 pub mod api;
 pub mod cli;
+pub mod commands;
 pub mod files;
 pub mod fixtures;
 pub mod index;
 pub mod metrics;
 pub mod model;
 pub mod modules;
-pub mod offline;
 pub mod parallel;
 pub mod quote;
 pub mod selector;

@@ -11,8 +11,8 @@ use execwatch::access::{Access, AccessSettings, AuthMode};
 use execwatch::api::{CallerLimits, PageLimits, ServerSettings};
 use execwatch::cli::{Args, Command, SchemaArgs, ServeArgs, ValidateArgs};
 use execwatch::source::Namespaces;
+use execwatch::source::cluster::WatchSettings;
 use execwatch::source::dir::{DirSource, max_file_bytes};
-use execwatch::source::kube::WatchSettings;
 use execwatch::validate::{Limits, SchemaRegistry};
 use execwatch::{Service, Sources, telemetry};
 
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Command::Serve(serve) => {
             tokio::runtime::Runtime::new().context("cannot start the runtime").and_then(|rt| rt.block_on(run(serve)))
         }
-        Command::Validate(validate) => check(validate),
+        Command::Validate(args) => validate(args),
     };
     match result {
         Ok(code) => code,
@@ -196,9 +196,10 @@ async fn wait_for_signal() {
     }
 }
 
-fn check(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let registry = registry(&args.schema)?;
     let mut out = std::io::stdout().lock();
-    let rejected = execwatch::offline::validate_files(&registry, &args.schema.label_selector, &args.files, &mut out)?;
+    let rejected =
+        execwatch::commands::validate::validate_files(&registry, &args.schema.label_selector, &args.files, &mut out)?;
     Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

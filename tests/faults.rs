@@ -48,7 +48,8 @@ async fn a_list_that_never_answers_is_abandoned_and_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn forbidden_and_slow_api_servers_are_backed_off_and_recovered_from() {
     // A list may take 5 s here: longer than the slow server's 2 s per request.
-    let watch = execwatch::source::kube::WatchSettings { list_timeout: Duration::from_secs(5), ..common::fast_watch() };
+    let watch =
+        execwatch::source::cluster::WatchSettings { list_timeout: Duration::from_secs(5), ..common::fast_watch() };
     let c = Cluster::start_with(&["team-a"], &["team-a"], watch, Duration::from_secs(60)).await;
     c.put_execution("team-a", "run-1", &Doc::new("web")).await;
     c.service.wait_for("run-1 is served", "/api/v1/executions", |b| names(b) == ["run-1"]).await;
@@ -76,7 +77,8 @@ async fn forbidden_and_slow_api_servers_are_backed_off_and_recovered_from() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_api_server_is_retried_at_the_backoff_not_in_a_hot_loop() {
-    let watch = execwatch::source::kube::WatchSettings { backoff_max: Duration::from_secs(1), ..common::fast_watch() };
+    let watch =
+        execwatch::source::cluster::WatchSettings { backoff_max: Duration::from_secs(1), ..common::fast_watch() };
     let c = Cluster::start_with(&["team-a", "team-b"], &["team-a", "team-b"], watch, Duration::from_secs(60)).await;
     c.put_execution("team-a", "run-1", &Doc::new("web")).await;
     c.service.wait_for("run-1 is served", "/api/v1/executions", |b| names(b) == ["run-1"]).await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use execwatch::access::{Access, AccessSettings};
 use execwatch::api::{PageLimits, ServerSettings};
 use execwatch::fixtures::{Cm, Doc};
-use execwatch::source::kube::WatchSettings;
+use execwatch::source::cluster::WatchSettings;
 use execwatch::validate::{Limits, SchemaRegistry};
 use execwatch::{Service, Sources};
 use k8s_openapi::api::core::v1::ConfigMap;

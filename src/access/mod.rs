@@ -4,7 +4,7 @@
 //! SHA-256 digests, each with its namespaces). Decisions are cached by token digest; errors
 //! never are, and never fail open.
 
-pub mod kube;
+pub mod review;
 pub mod tokens;
 
 use std::collections::BTreeSet;
@@ -145,7 +145,7 @@ enum Grant {
     Everything,
     /// Decided per namespace by SubjectAccessReview; the token is kept so that open streams
     /// and long polls can have it reviewed again.
-    Reviewed(Arc<kube::Identity>, Arc<str>),
+    Reviewed(Arc<review::Identity>, Arc<str>),
     /// The namespaces a tokens file lists for this digest, looked up anew each time, so an edit
     /// of the file applies to open long polls too.
     Listed(TokenDigest),
@@ -157,7 +157,7 @@ pub struct Access(Arc<Authority>);
 
 enum Authority {
     Open,
-    Kubernetes(Box<kube::Reviewer>),
+    Kubernetes(Box<review::Reviewer>),
     Tokens(tokens::TokenFile),
 }
 
@@ -167,8 +167,8 @@ impl Access {
         Access(Arc::new(Authority::Open))
     }
 
-    pub fn kubernetes(client: ::kube::Client, settings: AccessSettings) -> Self {
-        Access(Arc::new(Authority::Kubernetes(Box::new(kube::Reviewer::new(client, settings)))))
+    pub fn kubernetes(client: kube::Client, settings: AccessSettings) -> Self {
+        Access(Arc::new(Authority::Kubernetes(Box::new(review::Reviewer::new(client, settings)))))
     }
 
     pub fn tokens(file: tokens::TokenFile) -> Self {
@@ -224,7 +224,7 @@ impl Access {
             }
             (Grant::Listed(_), _) => Ok(false),
             (Grant::Reviewed(identity, _), Authority::Kubernetes(reviewer)) => {
-                reviewer.authorize(identity, kube::Attributes::Namespace(namespace.to_owned()), verb).await
+                reviewer.authorize(identity, review::Attributes::Namespace(namespace.to_owned()), verb).await
             }
             (Grant::Reviewed(..), _) => Ok(false),
         }
@@ -257,7 +257,7 @@ impl Access {
             (Grant::Everything, _) => true,
             (Grant::Listed(key), Authority::Tokens(file)) => file.lookup(key).is_some_and(|(_, s)| s.is_all()),
             (Grant::Reviewed(identity, _), Authority::Kubernetes(reviewer)) => {
-                reviewer.authorize(identity, kube::Attributes::Path("/metrics"), Verb::Get).await?
+                reviewer.authorize(identity, review::Attributes::Path("/metrics"), Verb::Get).await?
             }
             _ => false,
         };

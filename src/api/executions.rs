@@ -8,11 +8,11 @@ use warp::{Filter, Rejection};
 use super::authz::{Target, authorize, hidden, readable};
 use super::conditional::Negotiation;
 use super::params::Params;
-use super::poll::{self, Held, One};
+use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
 use super::{ApiError, AppState, ListBody, list_routes, request};
 use crate::access::{Caller, Verb};
-use crate::index::{Cursor, Filter as ExecutionFilter, Scope};
+use crate::index::{Cursor, ExecutionFilter, Scope};
 use crate::model::Phase;
 use crate::modules::EXECUTIONS;
 use crate::quote::quote;
@@ -78,7 +78,7 @@ async fn list(
         let followed = Followed::Executions { filter, snapshot: Box::new(move |state| followed.page(state)) };
         return Ok(stream::start(&state, &caller, followed, ends, how.last_event_id)?);
     }
-    let held = Held { resource: EXECUTIONS, namespace: namespace.as_deref(), params: &params, scope: readable };
+    let held = HeldList { resource: EXECUTIONS, namespace: namespace.as_deref(), params: &params, scope: readable };
     poll::list(&state, &caller, &how, timeout, held, |scope| Ok(wanted(scope)?.page(&state).0)).await
 }
 
@@ -93,7 +93,7 @@ impl Wanted {
     /// The page, and the last change it reflects.
     fn page(&self, state: &AppState) -> (ListBody, u64) {
         let page = state.index.list(&self.filter, self.after.as_ref(), self.limit);
-        let freshness = state.index.completeness(self.filter.namespace.as_deref(), &self.filter.scope);
+        let freshness = state.index.freshness(self.filter.namespace.as_deref(), &self.filter.scope);
         (ListBody::new(EXECUTIONS, page.items, page.next.as_ref().map(Cursor::encode), &freshness), page.as_of)
     }
 }
@@ -112,7 +112,7 @@ fn label_selector(params: &Params) -> Result<Option<Selector>, ApiError> {
         .transpose()
 }
 
-/// One execution; with `Accept: text/event-stream` or `watch=true`, a stream of its changes.
+/// HeldOne execution; with `Accept: text/event-stream` or `watch=true`, a stream of its changes.
 async fn get_one(
     namespace: String,
     name: String,
@@ -135,11 +135,11 @@ async fn get_one(
         let ends = Ends { resource: EXECUTIONS, access_lost: lost };
         return Ok(stream::start(&state, &caller, Followed::Execution(id), ends, how.last_event_id)?);
     }
-    let one = One { resource: EXECUTIONS, namespace: &id.namespace, name: &id.name };
+    let one = HeldOne { resource: EXECUTIONS, namespace: &id.namespace, name: &id.name };
     poll::one(&state, &caller, &how, timeout, one, || look_up(&state, &id).map(|entry| entry.detail.clone())).await
 }
 
-/// One execution, `503 NotSynced` before its namespace was listed, or the identical 404.
+/// HeldOne execution, `503 NotSynced` before its namespace was listed, or the identical 404.
 fn look_up(state: &AppState, id: &ObjectRef) -> Result<std::sync::Arc<crate::index::ExecutionEntry>, ApiError> {
     match state.index.get(id) {
         Some(entry) => Ok(entry),

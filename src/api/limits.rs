@@ -1,5 +1,5 @@
 //! Per-caller limits: held long polls and streams per subject, and an optional request rate per
-//! subject. Beyond either, a clear `429` with `Retry-After`. Held requests are capped over every
+//! subject. Beyond either, a clear `429` with `Retry-After`. WaitSlot requests are capped over every
 //! caller too: beyond that, `503` with `Retry-After`.
 
 use std::collections::HashMap;
@@ -48,12 +48,12 @@ struct Inner {
 }
 
 /// Counts one held long poll or stream while it lives.
-pub struct Held {
+pub struct WaitSlot {
     limits: CallerLimits,
     subject: Arc<str>,
 }
 
-impl Drop for Held {
+impl Drop for WaitSlot {
     fn drop(&mut self) {
         let mut held = self.limits.shared.held.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(count) = held.get_mut(&self.subject) {
@@ -97,7 +97,7 @@ impl CallerLimits {
     }
 
     /// Holds one long poll or stream of `subject` until the guard drops, or refuses it past a cap.
-    pub fn hold(&self, subject: Option<&Arc<str>>) -> Result<Held, ApiError> {
+    pub fn hold(&self, subject: Option<&Arc<str>>) -> Result<WaitSlot, ApiError> {
         let capped = subject.is_some();
         let subject = subject.cloned().unwrap_or_else(|| ANONYMOUS.into());
         let mut held = self.shared.held.lock().unwrap_or_else(|p| p.into_inner());
@@ -121,7 +121,7 @@ impl CallerLimits {
             return Err(too_many(&message, Duration::from_secs(1)));
         }
         *count += 1;
-        Ok(Held { limits: self.clone(), subject })
+        Ok(WaitSlot { limits: self.clone(), subject })
     }
 
     /// Long polls and streams held now, over every subject.

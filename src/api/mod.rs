@@ -36,7 +36,7 @@ pub use pages::Pages;
 pub use server::ServerSettings;
 
 use crate::access::Access;
-use crate::index::{Completeness, Index, Json, Tag};
+use crate::index::{Freshness, Index, Json, Tag};
 use crate::modules::Modules;
 use crate::modules::switch::Switch;
 
@@ -192,7 +192,7 @@ struct ListBody {
 }
 
 impl ListBody {
-    fn new(kind: &'static str, items: Vec<Json>, next: Option<String>, freshness: &Completeness) -> Self {
+    fn new(kind: &'static str, items: Vec<Json>, next: Option<String>, freshness: &Freshness) -> Self {
         let complete = freshness.complete;
         ListBody { kind, items, next, freshness: crate::index::to_bytes(freshness), complete }
     }

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
-use crate::index::{Completeness, Detail, Pipeline, RejectionBody, Summary};
+use crate::index::{Detail, Freshness, Pipeline, RejectionBody, Summary};
 
 /// Every route of the API port, as a template.
 pub const ROUTES: [&str; 12] = [
@@ -101,7 +101,7 @@ struct ExecutionList {
     /// Pass as `continue` for the next page; null on the last.
     #[schema(rename = "continue")]
     next: Option<String>,
-    freshness: Completeness,
+    freshness: Freshness,
 }
 
 /// A page of pipelines, by namespace and name.
@@ -110,7 +110,7 @@ struct PipelineList {
     items: Vec<Pipeline<'static>>,
     #[schema(rename = "continue")]
     next: Option<String>,
-    freshness: Completeness,
+    freshness: Freshness,
 }
 
 /// A page of rejected ConfigMaps, by namespace and name.
@@ -119,7 +119,7 @@ struct RejectionList {
     items: Vec<RejectionBody<'static>>,
     #[schema(rename = "continue")]
     next: Option<String>,
-    freshness: Completeness,
+    freshness: Freshness,
 }
 
 /// One Server-Sent Event of a stream: `snapshot` and `resync` carry what the same request

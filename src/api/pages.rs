@@ -86,11 +86,11 @@ mod tests {
 
     use super::*;
     use crate::fixtures::{Cm, Doc};
-    use crate::index::{Completeness, Index};
+    use crate::index::{Freshness, Index};
     use crate::validate::{Limits, SchemaRegistry};
 
     fn body(complete: bool) -> ListBody {
-        let freshness = Completeness { complete, stale: false, incomplete_sources: Vec::new() };
+        let freshness = Freshness { complete, stale: false, incomplete_sources: Vec::new() };
         ListBody::new("executions", Vec::new(), None, &freshness)
     }
 

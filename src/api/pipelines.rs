@@ -8,7 +8,7 @@ use super::authz::{Target, authorize, readable};
 use super::conditional::Negotiation;
 use super::executions::not_there;
 use super::params::Params;
-use super::poll::{self, Held, One};
+use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
 use super::{ApiError, AppState, ListBody, list_routes, request};
 use crate::access::{Caller, Verb};
@@ -20,7 +20,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     list_routes(state.clone(), PIPELINES, list).or(get(state)).unify().boxed()
 }
 
-/// One page of pipelines, by namespace and name; a long poll with `timeoutSeconds`, a stream of
+/// HeldOne page of pipelines, by namespace and name; a long poll with `timeoutSeconds`, a stream of
 /// pipeline changes with `Accept: text/event-stream` or `watch=true` (both watches; anything else
 /// is a list).
 async fn list(
@@ -43,7 +43,7 @@ async fn list(
     let owned = namespace.map(str::to_owned);
     let page = move |state: &AppState, scope: &Scope| {
         let page = state.index.pipelines(owned.as_deref(), scope, after.as_ref(), limit);
-        let freshness = state.index.completeness(owned.as_deref(), scope);
+        let freshness = state.index.freshness(owned.as_deref(), scope);
         (ListBody::new(PIPELINES, page.items, page.next.as_ref().map(NameCursor::encode), &freshness), page.as_of)
     };
     if streams {
@@ -54,7 +54,7 @@ async fn list(
         let followed = Followed::Pipelines { namespace: namespace.map(str::to_owned), scope, snapshot };
         return Ok(stream::start(&state, &caller, followed, ends, how.last_event_id)?);
     }
-    let held = Held { resource: PIPELINES, namespace: namespaced.as_deref(), params: &params, scope };
+    let held = HeldList { resource: PIPELINES, namespace: namespaced.as_deref(), params: &params, scope };
     poll::list(&state, &caller, &how, timeout, held, |scope| Ok(page(&state, scope).0)).await
 }
 
@@ -69,7 +69,7 @@ fn get(state: AppState) -> BoxedFilter<(Response,)> {
                 let verb = if timeout.is_some() { Verb::Watch } else { Verb::Get };
                 authorize(&state, &caller, Target { namespace: &ns, resource: PIPELINES, name: Some(&name), verb })
                     .await?;
-                let one = One { resource: PIPELINES, namespace: &ns, name: &name };
+                let one = HeldOne { resource: PIPELINES, namespace: &ns, name: &name };
                 let look_up = || match state.index.pipeline(&ns, &name) {
                     Some(pipeline) => Ok(pipeline.body.clone()),
                     None => Err(not_there(&state, &ns, PIPELINES, &name)),

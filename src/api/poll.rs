@@ -38,7 +38,7 @@ pub fn timeout(params: &Params) -> Result<Option<u64>, ApiError> {
 }
 
 /// What a list answers for.
-pub struct Held<'a> {
+pub struct HeldList<'a> {
     pub resource: &'static str,
     /// The namespace of a namespaced list (authorised by its handler), or `None` for a list
     /// over the caller's scope.
@@ -48,7 +48,7 @@ pub struct Held<'a> {
 }
 
 /// What a GET of one object answers for.
-pub struct One<'a> {
+pub struct HeldOne<'a> {
     pub resource: &'static str,
     pub namespace: &'a str,
     pub name: &'a str,
@@ -60,7 +60,7 @@ pub async fn list(
     caller: &Caller,
     how: &Negotiation,
     timeout: Option<u64>,
-    held: Held<'_>,
+    held: HeldList<'_>,
     page: impl Fn(&Scope) -> Result<ListBody, ApiError>,
 ) -> Result<Response, Rejection> {
     let Some(timeout) = timeout else {
@@ -107,7 +107,7 @@ pub async fn one(
     caller: &Caller,
     how: &Negotiation,
     timeout: Option<u64>,
-    one: One<'_>,
+    one: HeldOne<'_>,
     look_up: impl Fn() -> Result<Json, ApiError>,
 ) -> Result<Response, Rejection> {
     let mut body = look_up()?;
@@ -137,7 +137,7 @@ struct Wait {
     withdrawn: Pin<Box<dyn Future<Output = NotInstalled> + Send>>,
     lost: Pin<Box<dyn Future<Output = ()> + Send>>,
     shutting_down: Pin<Box<dyn Future<Output = ()> + Send>>,
-    _held: limits::Held,
+    _slot: limits::WaitSlot,
 }
 
 /// Why a wait woke.
@@ -169,7 +169,7 @@ impl Wait {
             withdrawn: Box::pin(state.modules.withdrawn(resource)),
             lost: Box::pin(access_lost(state.clone(), caller.clone(), namespace, scope)),
             shutting_down: Box::pin(state.health.shutting_down()),
-            _held: held,
+            _slot: held,
         })
     }
 

@@ -8,7 +8,7 @@ use warp::reply::Response;
 use super::authz::readable;
 use super::conditional::Negotiation;
 use super::params::Params;
-use super::poll::{self, Held};
+use super::poll::{self, HeldList};
 use super::{ApiError, AppState, ListBody, list_routes};
 use crate::access::{Caller, Verb};
 use crate::index::NameCursor;
@@ -37,10 +37,10 @@ async fn list(
     let limit = params.limit(state.page)?;
     let after = params.get("continue").map(|token| NameCursor::decode(token, REJECTIONS, namespace)).transpose();
     let after = after.map_err(ApiError::from)?;
-    let held = Held { resource: REJECTIONS, namespace: namespaced.as_deref(), params: &params, scope };
+    let held = HeldList { resource: REJECTIONS, namespace: namespaced.as_deref(), params: &params, scope };
     poll::list(&state, &caller, &how, timeout, held, |scope| {
         let page = state.index.rejections(namespace, scope, after.as_ref(), limit);
-        let freshness = state.index.completeness(namespace, scope);
+        let freshness = state.index.freshness(namespace, scope);
         Ok(ListBody::new(REJECTIONS, page.items, page.next.as_ref().map(NameCursor::encode), &freshness))
     })
     .await

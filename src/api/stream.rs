@@ -29,7 +29,7 @@ use super::conditional::Negotiation;
 use super::params::Params;
 use super::{ApiError, AppState, ListBody};
 use crate::access::Caller;
-use crate::index::{Change, Changed, Filter, Lost, Scope};
+use crate::index::{Change, Changed, ExecutionFilter, Lost, Scope};
 use crate::validate::ObjectRef;
 
 /// A comment this often keeps proxies from closing an idle stream.
@@ -74,7 +74,7 @@ pub type Snapshot = Box<dyn Fn(&AppState) -> (ListBody, u64) + Send + Sync>;
 pub enum Followed {
     /// A list of executions.
     Executions {
-        filter: Filter,
+        filter: ExecutionFilter,
         snapshot: Snapshot,
     },
     Execution(ObjectRef),

@@ -29,8 +29,8 @@ pub use entry::{ExecutionEntry, Json, Listed, Prepared, RejectionEntry, Tag};
 pub use ingest::ingest;
 pub(crate) use pipelines::Pipeline;
 pub use pipelines::{PipelinePage, ResolvedPipeline};
-pub use query::{Cursor, CursorError, Filter, NameCursor, NamedPage, Page, Scope};
-pub use shards::{Completeness, ShardState, ShardStatus};
+pub use query::{Cursor, CursorError, ExecutionFilter, NameCursor, NamedPage, Page, Scope};
+pub use shards::{Freshness, ShardState, ShardStatus};
 
 use crate::model::Phase;
 use crate::validate::{Execution, ObjectRef, Rejection};

@@ -49,7 +49,7 @@ impl Scope {
 
 /// Which executions a list wants, within the namespaces its caller may read.
 #[derive(Clone, Debug, Default)]
-pub struct Filter {
+pub struct ExecutionFilter {
     pub namespace: Option<String>,
     pub pipeline: Option<String>,
     pub phase: Option<Phase>,
@@ -60,13 +60,13 @@ pub struct Filter {
     pub scope: Scope,
 }
 
-impl Hash for Filter {
+impl Hash for ExecutionFilter {
     fn hash<H: Hasher>(&self, h: &mut H) {
         (&self.namespace, &self.pipeline, &self.phase, &self.environment, &self.labels).hash(h);
     }
 }
 
-impl Filter {
+impl ExecutionFilter {
     pub fn matches(&self, e: &ExecutionEntry) -> bool {
         self.scope.allows(&e.id.namespace)
             && self.namespace.as_ref().is_none_or(|ns| *ns == e.id.namespace)
@@ -120,7 +120,7 @@ impl Cursor {
     }
 
     /// Decodes a token and checks it was issued for `filter`.
-    pub fn decode(token: &str, filter: &Filter) -> Result<Cursor, CursorError> {
+    pub fn decode(token: &str, filter: &ExecutionFilter) -> Result<Cursor, CursorError> {
         let cursor: Cursor = decode_token(token)?;
         if cursor.filter != filter.fingerprint() {
             return Err(CursorError::OtherFilter);
@@ -240,7 +240,7 @@ impl Index {
     ///
     /// It walks the smallest postings the filter names (a union, for `in` selectors and a
     /// caller's namespaces) from the cursor on, and checks the rest of the filter per entry.
-    pub fn list(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Page {
+    pub fn list(&self, filter: &ExecutionFilter, after: Option<&Cursor>, limit: usize) -> Page {
         let state = self.read();
         let start = after.map(Cursor::key);
         let mut items = Vec::with_capacity(limit.min(64));
@@ -349,7 +349,7 @@ impl State {
     /// A list of some namespaces (one named, or a caller's partial scope) walks only postings of
     /// those namespaces: walking a cluster-wide posting would make a page's time grow with what
     /// matches in namespaces its caller may not read.
-    pub(super) fn candidates(&self, filter: &Filter) -> Vec<&Postings> {
+    pub(super) fn candidates(&self, filter: &ExecutionFilter) -> Vec<&Postings> {
         let confined: Option<Vec<&String>> = match (&filter.namespace, filter.scope.namespaces()) {
             (Some(ns), _) => Some(vec![ns]),
             (None, Some(readable)) => Some(readable.iter().collect()),

@@ -82,7 +82,7 @@ impl ShardStatus {
 /// How complete and fresh a response is: every source it draws on that is not synced is named.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Completeness {
+pub struct Freshness {
     pub complete: bool,
     pub stale: bool,
     pub incomplete_sources: Vec<ShardStatus>,
@@ -144,9 +144,9 @@ impl Index {
         !state.shards.is_empty() && state.shards.values().all(ShardStatus::settled)
     }
 
-    /// Completeness of data drawn from `namespace` (or from every shard when `None`), over the
+    /// Freshness of data drawn from `namespace` (or from every shard when `None`), over the
     /// shards of namespaces `scope` covers: a caller never learns of a source they may not read.
-    pub fn completeness(&self, namespace: Option<&str>, scope: &Scope) -> Completeness {
+    pub fn freshness(&self, namespace: Option<&str>, scope: &Scope) -> Freshness {
         let now = Timestamp::now();
         let incomplete: Vec<ShardStatus> = self
             .read()
@@ -157,7 +157,7 @@ impl Index {
             .filter(|s| s.namespace.as_deref().is_none_or(|ns| scope.allows(ns)))
             .map(|s| s.with_staleness(self.staleness, now))
             .collect();
-        Completeness {
+        Freshness {
             complete: incomplete.is_empty(),
             stale: incomplete.iter().any(|s| s.stale),
             incomplete_sources: incomplete,

@@ -16,7 +16,7 @@ fn exec(ns: &str, name: &str, doc: Doc) -> Decoded {
     registry().decode(&Cm::new(ns, name).doc(&doc).build())
 }
 
-fn names(index: &Index, filter: &Filter) -> Vec<String> {
+fn names(index: &Index, filter: &ExecutionFilter) -> Vec<String> {
     index
         .list(filter, None, 500)
         .items
@@ -47,7 +47,7 @@ fn lists_newest_first_with_a_stable_tie_break() {
             exec("a", "new-a", at("2026-02-01T00:00:00Z")),
         ],
     );
-    assert_eq!(names(&index, &Filter::default()), ["new-a", "new-b", "old"]);
+    assert_eq!(names(&index, &ExecutionFilter::default()), ["new-a", "new-b", "old"]);
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn reset_swaps_in_a_relist_and_drops_what_it_lacks() {
     let before = index.revision();
     index.reset("a", vec![exec("a", "two", Doc::new("p"))]);
     assert!(index.revision() > before);
-    let mut all = names(&index, &Filter::default());
+    let mut all = names(&index, &ExecutionFilter::default());
     all.sort();
     assert_eq!(all, ["three", "two"], "shard b untouched, shard a replaced");
     assert!(index.rejections(None, &Scope::all(), None, 10).items.is_empty());
@@ -72,13 +72,13 @@ fn a_rejection_replaces_the_execution_and_a_fix_brings_it_back() {
     index.register("a", Some("a"));
     index.reset("a", vec![exec("a", "one", Doc::new("p"))]);
     index.apply("a", rejected("a", "one"));
-    assert!(names(&index, &Filter::default()).is_empty());
+    assert!(names(&index, &ExecutionFilter::default()).is_empty());
     assert_eq!(index.rejections(Some("a"), &Scope::all(), None, 10).items.len(), 1);
     index.apply("a", exec("a", "one", Doc::new("p")));
-    assert_eq!(names(&index, &Filter::default()), ["one"]);
+    assert_eq!(names(&index, &ExecutionFilter::default()), ["one"]);
     assert!(index.rejections(None, &Scope::all(), None, 10).items.is_empty());
     index.delete(&ObjectRef { namespace: "a".into(), name: "one".into() });
-    assert!(names(&index, &Filter::default()).is_empty());
+    assert!(names(&index, &ExecutionFilter::default()).is_empty());
 }
 
 #[test]
@@ -93,11 +93,11 @@ fn filters_combine() {
             exec("a", "z", Doc::new("api").phase("Failed")),
         ],
     );
-    let f = |p: Option<&str>, ph: Option<Phase>, env: Option<&str>| Filter {
+    let f = |p: Option<&str>, ph: Option<Phase>, env: Option<&str>| ExecutionFilter {
         pipeline: p.map(Into::into),
         phase: ph,
         environment: env.map(Into::into),
-        ..Filter::default()
+        ..ExecutionFilter::default()
     };
     assert_eq!(names(&index, &f(Some("web"), None, None)).len(), 2);
     assert_eq!(names(&index, &f(Some("web"), Some(Phase::Failed), None)), ["x"]);
@@ -110,7 +110,7 @@ fn pages_stay_consistent_while_data_changes() {
     index.register("a", Some("a"));
     let doc = |day: u32| Doc::new("p").started_at(&format!("2026-01-{day:02}T00:00:00Z"));
     index.reset("a", (1..=9).map(|d| exec("a", &format!("r{d}"), doc(d))).collect());
-    let filter = Filter::default();
+    let filter = ExecutionFilter::default();
     let first = index.list(&filter, None, 4);
     assert_eq!(first.items.len(), 4);
     // Newer runs arrive and an already-served one is deleted between pages.
@@ -125,7 +125,7 @@ fn pages_stay_consistent_while_data_changes() {
         .collect();
     assert_eq!(got, ["r5", "r4", "r3", "r2", "r1"]);
     assert!(second.next.is_none());
-    let other = Filter { pipeline: Some("q".into()), ..Filter::default() };
+    let other = ExecutionFilter { pipeline: Some("q".into()), ..ExecutionFilter::default() };
     let token = index.list(&filter, None, 1).next.unwrap().encode();
     assert_eq!(Cursor::decode(&token, &other), Err(CursorError::OtherFilter));
     assert_eq!(Cursor::decode("%%%", &filter), Err(CursorError::Malformed));
@@ -185,13 +185,13 @@ fn completeness_names_unsynced_and_failing_sources() {
     assert!(!index.settled(), "b has not synced");
     index.fail("b", "forbidden".into(), true);
     assert!(index.settled(), "a refusal is reported, not waited for");
-    let c = index.completeness(None, &Scope::all());
+    let c = index.freshness(None, &Scope::all());
     assert!(!c.complete);
     assert_eq!(c.incomplete_sources[0].source, "b");
-    assert!(index.completeness(Some("a"), &Scope::all()).complete);
+    assert!(index.freshness(Some("a"), &Scope::all()).complete);
     index.fail("a", "connection refused".into(), false);
     std::thread::sleep(Duration::from_millis(2));
-    assert!(index.completeness(Some("a"), &Scope::all()).stale, "a failing source past the bound is stale");
+    assert!(index.freshness(Some("a"), &Scope::all()).stale, "a failing source past the bound is stale");
 }
 
 #[test]
@@ -205,7 +205,7 @@ fn writes_for_an_unregistered_shard_are_ignored() {
 }
 
 /// Every page walked through `continue`, as names.
-fn walk(index: &Index, filter: &Filter, limit: usize) -> Vec<String> {
+fn walk(index: &Index, filter: &ExecutionFilter, limit: usize) -> Vec<String> {
     let mut all = Vec::new();
     let mut after = None;
     loop {
@@ -241,17 +241,21 @@ fn indexed_filters_page_exactly_like_a_full_scan() {
             .collect();
         index.reset(ns, runs);
     }
-    let everything = walk(&index, &Filter::default(), 500);
+    let everything = walk(&index, &ExecutionFilter::default(), 500);
     assert_eq!(everything.len(), 180);
     let filters = [
-        Filter { namespace: Some("b".into()), ..Filter::default() },
-        Filter { pipeline: Some("p1".into()), ..Filter::default() },
-        Filter { namespace: Some("c".into()), pipeline: Some("p2".into()), ..Filter::default() },
-        Filter { phase: Some(Phase::Failed), environment: Some("dev".into()), ..Filter::default() },
-        Filter { labels: Some("team in (x,z)".parse().unwrap()), ..Filter::default() },
-        Filter { labels: Some("team=y,team!=x".parse().unwrap()), phase: Some(Phase::Running), ..Filter::default() },
-        Filter { scope: Scope::only(["a".to_owned(), "c".to_owned()].into()), ..Filter::default() },
-        Filter { pipeline: Some("missing".into()), ..Filter::default() },
+        ExecutionFilter { namespace: Some("b".into()), ..ExecutionFilter::default() },
+        ExecutionFilter { pipeline: Some("p1".into()), ..ExecutionFilter::default() },
+        ExecutionFilter { namespace: Some("c".into()), pipeline: Some("p2".into()), ..ExecutionFilter::default() },
+        ExecutionFilter { phase: Some(Phase::Failed), environment: Some("dev".into()), ..ExecutionFilter::default() },
+        ExecutionFilter { labels: Some("team in (x,z)".parse().unwrap()), ..ExecutionFilter::default() },
+        ExecutionFilter {
+            labels: Some("team=y,team!=x".parse().unwrap()),
+            phase: Some(Phase::Running),
+            ..ExecutionFilter::default()
+        },
+        ExecutionFilter { scope: Scope::only(["a".to_owned(), "c".to_owned()].into()), ..ExecutionFilter::default() },
+        ExecutionFilter { pipeline: Some("missing".into()), ..ExecutionFilter::default() },
     ];
     for filter in filters {
         // The brute force: every execution, newest first, through the filter alone.
@@ -304,22 +308,22 @@ fn a_partial_scope_walks_only_the_namespaces_it_may_read() {
     index.reset("mine", [mine, vec![exec("mine", "m-rare", Doc::new("rare"))]].concat());
     index.reset("theirs", theirs);
     let scope = Scope::only(["mine".to_owned()].into());
-    let walked = |filter: &Filter| -> Vec<String> {
+    let walked = |filter: &ExecutionFilter| -> Vec<String> {
         let state = index.read();
         let postings = state.candidates(filter);
         postings.iter().flat_map(|p| p.values().map(|e| e.id.namespace.clone())).collect()
     };
     for filter in [
-        Filter { pipeline: Some("rare".into()), scope: scope.clone(), ..Filter::default() },
-        Filter { phase: Some(Phase::Running), scope: scope.clone(), ..Filter::default() },
-        Filter { namespace: Some("mine".into()), pipeline: Some("rare".into()), ..Filter::default() },
-        Filter { namespace: Some("mine".into()), phase: Some(Phase::Running), ..Filter::default() },
+        ExecutionFilter { pipeline: Some("rare".into()), scope: scope.clone(), ..ExecutionFilter::default() },
+        ExecutionFilter { phase: Some(Phase::Running), scope: scope.clone(), ..ExecutionFilter::default() },
+        ExecutionFilter { namespace: Some("mine".into()), pipeline: Some("rare".into()), ..ExecutionFilter::default() },
+        ExecutionFilter { namespace: Some("mine".into()), phase: Some(Phase::Running), ..ExecutionFilter::default() },
     ] {
         let namespaces = walked(&filter);
         assert!(!namespaces.is_empty() && namespaces.iter().all(|ns| ns == "mine"), "{filter:?}: {namespaces:?}");
-        assert_eq!(names(&index, &Filter { pipeline: Some("rare".into()), ..filter.clone() }), ["m-rare"]);
+        assert_eq!(names(&index, &ExecutionFilter { pipeline: Some("rare".into()), ..filter.clone() }), ["m-rare"]);
     }
-    let everything = walked(&Filter { pipeline: Some("rare".into()), ..Filter::default() });
+    let everything = walked(&ExecutionFilter { pipeline: Some("rare".into()), ..ExecutionFilter::default() });
     assert_eq!(everything.len(), 6, "a reader of everything walks the smallest cluster-wide posting");
 }
 

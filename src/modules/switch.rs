@@ -12,7 +12,7 @@ use kube::{Api, Client};
 use serde::Serialize;
 
 use super::{ALL, Modules};
-use crate::source::kube::{WatchSettings, resilient_watch};
+use crate::source::cluster::{WatchSettings, resilient_watch};
 
 pub const GROUP: &str = "pipelines.gitops.dev";
 pub const VERSION: &str = "v1alpha1";

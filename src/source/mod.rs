@@ -1,24 +1,24 @@
 //! Where ConfigMaps come from. Every source yields kube-runtime's `watcher::Event`, one stream per
 //! shard, so the index consumes the directory exactly as it consumes a namespace watch.
 
+pub mod cluster;
 pub mod dir;
-pub mod kube;
 pub mod namespaces;
 
-use ::kube::runtime::watcher::Event;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::watcher::Event;
 
 pub use dir::DirSource;
 
 use crate::validate::ObjectRef;
 
-use self::kube::WatchSettings;
+use self::cluster::WatchSettings;
 
 /// Where executions come from.
 #[derive(Clone)]
 pub enum Sources {
     /// One watcher per namespace; modules follow BackendModule objects.
-    Kube { client: ::kube::Client, namespaces: Namespaces, watch: WatchSettings },
+    Kube { client: kube::Client, namespaces: Namespaces, watch: WatchSettings },
     /// Manifests in a directory, followed with inotify (or polled); modules come from `--modules`.
     Dir(DirSource),
 }
@@ -88,7 +88,7 @@ pub fn map_event<A, B>(event: Event<A>, f: impl Fn(A) -> B) -> Event<B> {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(transparent)]
-    Watch(#[from] ::kube::runtime::watcher::Error),
+    Watch(#[from] kube::runtime::watcher::Error),
     #[error("cannot read {path}: {message}")]
     Dir { path: String, message: String },
     /// A list page took longer than this to arrive: kube-runtime puts no timeout of its own on it.
@@ -99,17 +99,17 @@ pub enum SourceError {
 impl SourceError {
     /// True when the API server said the resource does not exist (e.g. a CRD not installed).
     pub fn not_found(&self) -> bool {
-        use ::kube::runtime::watcher::Error as W;
-        matches!(self, SourceError::Watch(W::InitialListFailed(::kube::Error::Api(s)) | W::WatchStartFailed(::kube::Error::Api(s))) if s.code == 404)
+        use kube::runtime::watcher::Error as W;
+        matches!(self, SourceError::Watch(W::InitialListFailed(kube::Error::Api(s)) | W::WatchStartFailed(kube::Error::Api(s))) if s.code == 404)
     }
 
     /// True when the API server answered (for example 403 Forbidden) rather than being
     /// unreachable: an answered failure is reported, but does not hold readiness back.
     pub fn answered(&self) -> bool {
-        use ::kube::runtime::watcher::Error as W;
+        use kube::runtime::watcher::Error as W;
         match self {
             SourceError::Watch(W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e)) => {
-                matches!(e, ::kube::Error::Api(_))
+                matches!(e, kube::Error::Api(_))
             }
             SourceError::Watch(W::WatchError(_)) => true,
             SourceError::Watch(_) | SourceError::ListStalled(_) => false,

@@ -9,7 +9,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 
 use super::SourceError;
-use super::kube::{WatchSettings, resilient_watch};
+use super::cluster::{WatchSettings, resilient_watch};
 use crate::selector::Selector;
 
 /// A change to the set of namespaces to watch.

@@ -1,0 +1,3 @@
+//! The commands besides `serve`, each a function of its arguments and an output.
+
+pub mod validate;
