@@ -13,11 +13,31 @@ use crate::access::AccessError;
 use crate::index::CursorError;
 use crate::modules::NotInstalled;
 
+/// What went wrong, for programs: every code an error can carry, serialised as its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub enum ErrorCode {
+    UnknownParameter,
+    InvalidParameter,
+    InvalidHeader,
+    NotFound,
+    Unauthorized,
+    Forbidden,
+    AuthUnavailable,
+    TooManyReviews,
+    TooManyRequests,
+    TooManyWaiting,
+    NotSynced,
+    ModuleNotInstalled,
+    CorsForbidden,
+    MethodNotAllowed,
+    Internal,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// Seconds, for a `429`'s `Retry-After`.
     pub retry_after: Option<u64>,
@@ -30,7 +50,7 @@ impl warp::reject::Reject for ApiError {}
 const MAX_MESSAGE: usize = 512;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         let mut message = message.into();
         if message.len() > MAX_MESSAGE {
             let cut = (0..=MAX_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
@@ -39,13 +59,13 @@ impl ApiError {
         }
         ApiError { status, code, message, retry_after: None }
     }
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFound", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unavailable(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 }
@@ -54,14 +74,14 @@ impl From<AccessError> for ApiError {
     /// Says nothing of any resource: only that the caller must authenticate, or retry.
     fn from(e: AccessError) -> Self {
         match e {
-            AccessError::Unauthenticated(why) => ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", why),
-            AccessError::Forbidden(why) => ApiError::new(StatusCode::FORBIDDEN, "Forbidden", why),
+            AccessError::Unauthenticated(why) => ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, why),
+            AccessError::Forbidden(why) => ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, why),
             AccessError::Unavailable(_) => {
-                ApiError::unavailable("AuthUnavailable", "access cannot be checked now; retry shortly")
+                ApiError::unavailable(ErrorCode::AuthUnavailable, "access cannot be checked now; retry shortly")
             }
             AccessError::Busy => {
                 let mut error = ApiError::unavailable(
-                    "TooManyReviews",
+                    ErrorCode::TooManyReviews,
                     "too many access reviews are in flight over every caller; retry shortly",
                 );
                 error.retry_after = Some(1);
@@ -77,19 +97,19 @@ impl From<CursorError> for ApiError {
             CursorError::Malformed => "",
             CursorError::OtherFilter => "; repeat the first request's filters",
         };
-        ApiError::bad_request("InvalidParameter", format!("query parameter continue is invalid: {e}{hint}"))
+        ApiError::bad_request(ErrorCode::InvalidParameter, format!("query parameter continue is invalid: {e}{hint}"))
     }
 }
 
 impl From<NotInstalled> for ApiError {
     fn from(e: NotInstalled) -> Self {
-        ApiError::unavailable("ModuleNotInstalled", e.0)
+        ApiError::unavailable(ErrorCode::ModuleNotInstalled, e.0)
     }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Body<'a> {
-    code: &'a str,
+    code: ErrorCode,
     message: &'a str,
 }
 
@@ -122,14 +142,18 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     } else if rejection.is_not_found() {
         ApiError::not_found("no such endpoint; see /api/v1")
     } else if let Some(header) = rejection.find::<warp::reject::InvalidHeader>() {
-        ApiError::bad_request("InvalidHeader", format!("header {} is not valid", header.name()))
+        ApiError::bad_request(ErrorCode::InvalidHeader, format!("header {} is not valid", header.name()))
     } else if let Some(refused) = rejection.find::<warp::filters::cors::CorsForbidden>() {
-        ApiError::new(StatusCode::FORBIDDEN, "CorsForbidden", format!("cross-origin request refused: {refused}"))
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::CorsForbidden,
+            format!("cross-origin request refused: {refused}"),
+        )
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only GET and HEAD are supported")
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "only GET and HEAD are supported")
     } else {
         tracing::warn!(?rejection, "unhandled rejection");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal", "internal error")
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error")
     };
     Ok(error.into_response())
 }

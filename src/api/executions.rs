@@ -10,7 +10,7 @@ use super::conditional::Negotiation;
 use super::params::Params;
 use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
-use super::{ApiError, AppState, ListBody, list_routes, request};
+use super::{ApiError, AppState, ErrorCode, ListBody, list_routes, request};
 use crate::access::{Caller, Verb};
 use crate::index::{Cursor, ExecutionFilter, Scope};
 use crate::model::Phase;
@@ -104,7 +104,7 @@ fn label_selector(params: &Params) -> Result<Option<Selector>, ApiError> {
         .map(|s| {
             s.parse::<Selector>().map_err(|e| {
                 ApiError::bad_request(
-                    "InvalidParameter",
+                    ErrorCode::InvalidParameter,
                     format!("query parameter labelSelector={} is invalid: {}", quote(&e.input), e.reason),
                 )
             })
@@ -112,7 +112,7 @@ fn label_selector(params: &Params) -> Result<Option<Selector>, ApiError> {
         .transpose()
 }
 
-/// HeldOne execution; with `Accept: text/event-stream` or `watch=true`, a stream of its changes.
+/// One execution; with `Accept: text/event-stream` or `watch=true`, a stream of its changes.
 async fn get_one(
     namespace: String,
     name: String,
@@ -139,7 +139,7 @@ async fn get_one(
     poll::one(&state, &caller, &how, timeout, one, || look_up(&state, &id).map(|entry| entry.detail.clone())).await
 }
 
-/// HeldOne execution, `503 NotSynced` before its namespace was listed, or the identical 404.
+/// One execution, `503 NotSynced` before its namespace was listed, or the identical 404.
 fn look_up(state: &AppState, id: &ObjectRef) -> Result<std::sync::Arc<crate::index::ExecutionEntry>, ApiError> {
     match state.index.get(id) {
         Some(entry) => Ok(entry),
@@ -153,7 +153,7 @@ pub(super) fn not_there(state: &AppState, namespace: &str, resource: &str, name:
         hidden(state, namespace, resource, Some(name))
     } else {
         ApiError::unavailable(
-            "NotSynced",
+            ErrorCode::NotSynced,
             format!("namespace {} has not been listed yet; retry shortly", quote(namespace)),
         )
     }

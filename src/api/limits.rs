@@ -1,5 +1,5 @@
 //! Per-caller limits: held long polls and streams per subject, and an optional request rate per
-//! subject. Beyond either, a clear `429` with `Retry-After`. WaitSlot requests are capped over every
+//! subject. Beyond either, a clear `429` with `Retry-After`. Held requests are capped over every
 //! caller too: beyond that, `503` with `Retry-After`.
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::ApiError;
+use super::{ApiError, ErrorCode};
 
 /// Where long polls are counted when nobody is authenticated (`--auth none`): there is no
 /// subject to cap, so they are counted but not capped, and requests are not rate limited.
@@ -103,7 +103,7 @@ impl CallerLimits {
         let mut held = self.shared.held.lock().unwrap_or_else(|p| p.into_inner());
         if held.values().sum::<usize>() >= self.shared.max_held {
             let mut error = ApiError::unavailable(
-                "TooManyWaiting",
+                ErrorCode::TooManyWaiting,
                 format!(
                     "{} long polls and streams are open, the most this service holds; retry shortly",
                     self.shared.max_held
@@ -131,7 +131,7 @@ impl CallerLimits {
 }
 
 fn too_many(message: &str, wait: Duration) -> ApiError {
-    let mut error = ApiError::new(warp::http::StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message);
+    let mut error = ApiError::new(warp::http::StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRequests, message);
     error.retry_after = Some(wait.as_secs().max(1));
     error
 }
@@ -169,7 +169,7 @@ mod tests {
         let limits = CallerLimits::new(8, 2, None);
         let _held: Vec<_> = (0..2).map(|_| limits.hold(None).unwrap()).collect();
         let refused = limits.hold(None).err().unwrap();
-        assert_eq!((refused.status.as_u16(), refused.code), (503, "TooManyWaiting"));
+        assert_eq!((refused.status.as_u16(), refused.code), (503, ErrorCode::TooManyWaiting));
         assert!((0..10).all(|_| limits.admit(None).is_ok()));
     }
 

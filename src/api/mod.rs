@@ -29,7 +29,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 pub use conditional::Responses;
-pub use error::{ApiError, recover};
+pub use error::{ApiError, ErrorCode, recover};
 pub use health::Health;
 pub use limits::{CallerLimits, capacity};
 pub use pages::Pages;

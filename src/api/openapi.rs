@@ -57,17 +57,14 @@ pub static DOCUMENT: LazyLock<Bytes> =
         readyz,
         openapi_json
     ),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, super::ErrorCode))
 )]
 struct Description;
 
 /// Every error: a machine-readable code and a message.
 #[derive(ToSchema)]
 struct ErrorBody {
-    /// `UnknownParameter`, `InvalidParameter`, `NotFound`, `Unauthorized`, `AuthUnavailable`,
-    /// `TooManyReviews`, `TooManyRequests`, `TooManyWaiting`, `NotSynced`, `ModuleNotInstalled`,
-    /// `CorsForbidden`, ...
-    code: String,
+    code: super::ErrorCode,
     message: String,
 }
 

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use warp::Filter;
 
 use super::PageLimits;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::quote::quote;
 
 /// The raw query string, empty when there is none.
@@ -25,13 +25,13 @@ impl Params {
             if !allowed.contains(&key.as_ref()) {
                 let hint = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
                 return Err(ApiError::bad_request(
-                    "UnknownParameter",
+                    ErrorCode::UnknownParameter,
                     format!("unknown query parameter {}; this endpoint accepts: {hint}", quote(&key)),
                 ));
             }
             if params.insert(key.to_string(), value.to_string()).is_some() {
                 return Err(ApiError::bad_request(
-                    "InvalidParameter",
+                    ErrorCode::InvalidParameter,
                     format!("query parameter {} is repeated", quote(&key)),
                 ));
             }
@@ -79,7 +79,7 @@ impl Params {
             .map(|raw| {
                 parse(raw).ok_or_else(|| {
                     ApiError::bad_request(
-                        "InvalidParameter",
+                        ErrorCode::InvalidParameter,
                         format!("query parameter {key}={} is invalid: expected {expected}", quote(raw)),
                     )
                 })
@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn unknown_and_repeated_parameters_are_named() {
         let err = Params::parse("limit=5&colour=red", &["limit"]).err().unwrap();
-        assert_eq!(err.code, "UnknownParameter");
+        assert_eq!(err.code, ErrorCode::UnknownParameter);
         assert!(err.message.contains("\"colour\""));
         let err = Params::parse("limit=5&limit=6", &["limit"]).err().unwrap();
         assert!(err.message.contains("repeated"));

@@ -20,7 +20,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     list_routes(state.clone(), PIPELINES, list).or(get(state)).unify().boxed()
 }
 
-/// HeldOne page of pipelines, by namespace and name; a long poll with `timeoutSeconds`, a stream of
+/// One page of pipelines, by namespace and name; a long poll with `timeoutSeconds`, a stream of
 /// pipeline changes with `Accept: text/event-stream` or `watch=true` (both watches; anything else
 /// is a list).
 async fn list(
