@@ -25,6 +25,7 @@ pub mod model;
 pub mod modules;
 pub mod parallel;
 pub mod quote;
+pub mod routes;
 pub mod selector;
 mod service;
 pub mod source;

@@ -78,3 +78,8 @@ pub struct ExecutionView {
     pub finished_at: Option<String>,
     pub environments: Vec<EnvironmentStatus>,
 }
+
+/// The resources the API serves, each the name of the module that serves it.
+pub const EXECUTIONS: &str = "executions";
+pub const PIPELINES: &str = "pipelines";
+pub const REJECTIONS: &str = "rejections";

@@ -78,7 +78,7 @@ impl Service {
             pages: api::Pages::default(),
         });
         let metrics = self.metrics.map(|listener| {
-            let registry = crate::metrics::registry(state.index.clone(), modules.clone(), state.limits.clone());
+            let registry = api::scrape::registry(state.index.clone(), modules.clone(), state.limits.clone());
             let settings = ServerSettings { cors_origins: Vec::new(), ..self.server.clone() };
             let stop = health.shutting_down();
             let routes = api::metrics_routes(Arc::new(registry), state.access.clone());

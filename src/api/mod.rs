@@ -15,6 +15,7 @@ mod params;
 pub(crate) mod pipelines;
 mod poll;
 pub(crate) mod rejections;
+pub mod scrape;
 pub mod server;
 mod stream;
 pub mod ui;

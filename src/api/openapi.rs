@@ -14,20 +14,7 @@ use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 use crate::index::{Detail, Freshness, Pipeline, RejectionBody, Summary};
 
 /// Every route of the API port, as a template.
-pub const ROUTES: [&str; 12] = [
-    "/api/v1/executions",
-    "/api/v1/namespaces/{namespace}/executions",
-    "/api/v1/namespaces/{namespace}/executions/{name}",
-    "/api/v1/pipelines",
-    "/api/v1/namespaces/{namespace}/pipelines",
-    "/api/v1/namespaces/{namespace}/pipelines/{name}",
-    "/api/v1/rejections",
-    "/api/v1/namespaces/{namespace}/rejections",
-    "/api/v1/modules",
-    "/livez",
-    "/readyz",
-    "/openapi.json",
-];
+pub use crate::routes::API as ROUTES;
 
 /// The description, serialised once.
 pub static DOCUMENT: LazyLock<Bytes> =

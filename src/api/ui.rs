@@ -17,7 +17,7 @@ use super::error::ApiError;
 use crate::index::Tag;
 
 /// Routes of the dashboard, as templates (for the metrics' route labels).
-pub const ROUTES: [&str; 2] = ["/", "/ui/{file}"];
+pub use crate::routes::DASHBOARD as ROUTES;
 
 /// Where the dashboard may load from and connect to: itself alone.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \

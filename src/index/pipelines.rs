@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::entry::{Json, Summary};
 use super::query::ByName;
 use super::{Changed, Index, Key, NameCursor, Postings, Scope, State};
+use crate::model::PIPELINES;
 use crate::model::Phase;
-use crate::modules::PIPELINES;
 
 /// Where one environment of a pipeline stands: its latest attempted run.
 #[derive(Serialize, utoipa::ToSchema)]

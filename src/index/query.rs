@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ExecutionEntry, Index, Json, Key, Postings, SortKey, State};
 use crate::model::Phase;
-use crate::modules::REJECTIONS;
+use crate::model::REJECTIONS;
 use crate::selector::Selector;
 use crate::validate::ObjectRef;
 use std::cmp::Reverse;

@@ -19,9 +19,7 @@ pub use executions::ExecutionsModule;
 pub use pipelines::PipelinesModule;
 pub use rejections::RejectionsModule;
 
-pub const EXECUTIONS: &str = "executions";
-pub const PIPELINES: &str = "pipelines";
-pub const REJECTIONS: &str = "rejections";
+pub use crate::model::{EXECUTIONS, PIPELINES, REJECTIONS};
 /// Every module, in the order they are enabled.
 pub const ALL: [&str; 3] = [EXECUTIONS, PIPELINES, REJECTIONS];
 

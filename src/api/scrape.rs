@@ -1,0 +1,101 @@
+//! What `/metrics` reads from the service's state at each scrape (executions by namespace and
+//! phase, rejections by reason, each source's sync, modules, open long polls and streams), beside
+//! the events `crate::metrics` counts as they happen.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use super::CallerLimits;
+use crate::index::{Index, ShardState};
+use crate::modules::Modules;
+
+/// The registry a service's `/metrics` encodes: the process's events and its state.
+pub fn registry(index: Index, modules: Arc<Modules>, limits: CallerLimits) -> Registry {
+    let mut registry = Registry::with_prefix("execwatch");
+    crate::metrics::register_events(&mut registry);
+    registry.register_collector(Box::new(State { index, modules, limits }));
+    registry
+}
+
+/// What the service holds now, read at each scrape.
+struct State {
+    index: Index,
+    modules: Arc<Modules>,
+    limits: CallerLimits,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("State")
+    }
+}
+
+/// One gauge family from `(labels, value)` rows.
+fn gauges<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (L, i64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in rows {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for State {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        let executions = self.index.counts_by_namespace_and_phase();
+        let rows =
+            executions.iter().map(|((ns, phase), n)| ([("namespace", ns.as_str()), ("phase", phase.as_str())], *n));
+        gauges(e, "executions", "Executions served, by namespace and phase", rows)?;
+        let mut reasons: BTreeMap<&'static str, i64> = BTreeMap::new();
+        for code in self.index.rejection_reasons() {
+            *reasons.entry(code).or_default() += 1;
+        }
+        let rows = reasons.into_iter().map(|(code, n)| ([("reason", code)], n));
+        gauges(e, "rejections", "ConfigMaps rejected, by the code of their first reason", rows)?;
+
+        let shards = self.index.shards();
+        let states = [ShardState::Pending, ShardState::Synced, ShardState::Failing];
+        let rows = shards.iter().flat_map(|s| {
+            states.iter().map(move |state| {
+                let name = match state {
+                    ShardState::Pending => "Pending",
+                    ShardState::Synced => "Synced",
+                    ShardState::Failing => "Failing",
+                };
+                ([("source", s.source.as_str()), ("state", name)], i64::from(s.state == *state))
+            })
+        });
+        gauges(e, "source_state", "Each source's sync state: 1 for the state it is in", rows)?;
+        let rows = shards.iter().filter_map(|s| Some(([("source", s.source.as_str())], s.last_sync?.as_second())));
+        gauges(e, "source_last_sync_timestamp_seconds", "When each source last completed a list", rows)?;
+        let rows = shards.iter().map(|s| ([("source", s.source.as_str())], i64::from(s.stale)));
+        gauges(e, "source_stale", "1 while a source's data is older than --staleness", rows)?;
+
+        let modules = self.modules.status();
+        for (name, help, value) in [
+            (
+                "module_enabled",
+                "1 when the module is switched on",
+                (|m: &crate::modules::ModuleStatus| m.enabled) as fn(&_) -> bool,
+            ),
+            ("module_available", "1 when the module and every module it depends on are on", |m| m.available),
+            ("module_ready", "1 when the module is available and its sync is done", |m| m.ready),
+        ] {
+            gauges(e, name, help, modules.iter().map(|m| ([("module", m.name)], i64::from(value(m)))))?;
+        }
+        let waiting = i64::try_from(self.limits.held()).unwrap_or(i64::MAX);
+        gauges(e, "waiting_requests", "Long polls and streams open now", [([("kind", "held")], waiting)])?;
+        Ok(())
+    }
+}
