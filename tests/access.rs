@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::clients::Kubectl;
-use common::{DEADLINE, Running, Setup, client_for, fast_watch, names, wait_until};
+use common::{DEADLINE, Running, Setup, client_for, fast_watch, names, sorted, wait_until};
 use execwatch::Sources;
 use execwatch::access::{Access, AccessSettings};
 use execwatch::fixtures::{Cm, Doc};
@@ -152,12 +152,6 @@ impl Fixture {
         headers.sort();
         (status, headers, response.text().await.unwrap())
     }
-}
-
-fn sorted(body: &serde_json::Value) -> Vec<String> {
-    let mut names = names(body);
-    names.sort();
-    names
 }
 
 #[tokio::test(flavor = "multi_thread")]

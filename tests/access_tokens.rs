@@ -9,16 +9,10 @@ mod common;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use common::{Running, Setup, dir_source, names, wait_until};
+use common::{Running, Setup, dir_source, names, wait_until, web_run};
 use execwatch::access::Access;
 use execwatch::access::tokens::TokenFile;
 use execwatch::api::CallerLimits;
-use execwatch::fixtures::Doc;
-
-/// A run of pipeline `web`.
-fn manifest(ns: &str, name: &str) -> String {
-    common::manifest(ns, name, &Doc::new("web").yaml())
-}
 
 fn tokens_file(entries: &[(&str, &str, &str)]) -> String {
     let mut text = String::from("tokens:\n");
@@ -41,8 +35,8 @@ async fn fixture(limits: CallerLimits) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    std::fs::write(data.join("a.yaml"), manifest("team-a", "a-1")).unwrap();
-    std::fs::write(data.join("b.yaml"), manifest("team-b", "b-1")).unwrap();
+    std::fs::write(data.join("a.yaml"), web_run("team-a", "a-1")).unwrap();
+    std::fs::write(data.join("b.yaml"), web_run("team-b", "b-1")).unwrap();
     std::fs::write(data.join("broken.yaml"), "kind: ConfigMap\nmetadata: [unclosed\n").unwrap();
     let tokens = dir.path().join("tokens.yaml");
     std::fs::write(

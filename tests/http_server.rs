@@ -6,20 +6,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Running, dir_source, names};
+use common::{Running, dir_source, names, web_run};
 use execwatch::api::ServerSettings;
-use execwatch::fixtures::Doc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A run of pipeline `web`.
-fn manifest(ns: &str, name: &str) -> String {
-    common::manifest(ns, name, &Doc::new("web").yaml())
-}
-
 async fn service(server: ServerSettings) -> (tempfile::TempDir, Running) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.yaml"), manifest("team-a", "one")).unwrap();
+    std::fs::write(dir.path().join("a.yaml"), web_run("team-a", "one")).unwrap();
     let sources = dir_source(dir.path(), Duration::from_millis(50));
     let service = Running::start_with_server(sources, Duration::from_secs(60), &execwatch::modules::ALL, server).await;
     service.wait_for("one is served", "/api/v1/executions", |b| names(b) == ["one"]).await;

@@ -6,15 +6,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Cluster, fast_watch, names, wait_until};
+use common::{Cluster, fast_watch, names, sorted, wait_until};
 use execwatch::Sources;
 use execwatch::fixtures::{Cm, Doc};
-
-fn sorted(body: &serde_json::Value) -> Vec<String> {
-    let mut n = names(body);
-    n.sort();
-    n
-}
 
 #[tokio::test]
 async fn forbidden_namespace_is_reported_without_holding_back_others_and_recovers() {

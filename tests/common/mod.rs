@@ -236,6 +236,13 @@ impl Drop for Running {
     }
 }
 
+/// `items[].name` of a list body, sorted.
+pub fn sorted(body: &Value) -> Vec<String> {
+    let mut names = names(body);
+    names.sort();
+    names
+}
+
 /// `items[].name` of a list body.
 pub fn names(body: &Value) -> Vec<String> {
     body["items"].as_array().into_iter().flatten().filter_map(|i| i["name"].as_str().map(str::to_owned)).collect()
@@ -389,6 +396,11 @@ impl Cluster {
         let (_, body) = self.service.get("/api/v1/modules").await;
         body["items"].as_array().into_iter().flatten().find(|m| m["name"] == module).cloned().unwrap_or(Value::Null)
     }
+}
+
+/// A manifest of a run of pipeline `web`.
+pub fn web_run(ns: &str, name: &str) -> String {
+    manifest(ns, name, &Doc::new("web").yaml())
 }
 
 /// A labelled ConfigMap manifest holding `execution` (YAML text), as the directory source reads it.
