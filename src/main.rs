@@ -120,13 +120,8 @@ fn capacity(args: &ServeArgs) -> (usize, usize) {
         tracing::warn!(error = %e, "cannot read or raise the open-files limit; assuming 1024");
         1024
     });
-    let (connections, held) = execwatch::api::capacity(open_files);
-    let connections = args.max_connections.unwrap_or(connections);
-    let held = args.max_held_requests.unwrap_or(if args.max_connections.is_some() {
-        connections - connections / 8
-    } else {
-        held
-    });
+    let (connections, held) = execwatch::api::capacity(open_files, args.max_connections);
+    let held = args.max_held_requests.unwrap_or(held);
     tracing::info!(open_files, connections, held, "connection limits");
     (connections, held)
 }

@@ -22,11 +22,11 @@ const RESERVED_FILES: u64 = 256;
 const MAX_DERIVED_CONNECTIONS: u64 = 65_536;
 
 /// Connections and held requests (long polls and streams) a process allowed `open_files`
-/// descriptors can take: one descriptor per connection after a reserve, and an eighth of the
-/// connections kept for requests that are answered at once.
-pub fn capacity(open_files: u64) -> (usize, usize) {
-    let connections = open_files.saturating_sub(RESERVED_FILES).clamp(64, MAX_DERIVED_CONNECTIONS);
-    let connections = usize::try_from(connections).unwrap_or(64);
+/// descriptors can take: `connections` when configured, else one descriptor per connection after
+/// a reserve; and an eighth of the connections kept for requests that are answered at once.
+pub fn capacity(open_files: u64, connections: Option<usize>) -> (usize, usize) {
+    let derived = open_files.saturating_sub(RESERVED_FILES).clamp(64, MAX_DERIVED_CONNECTIONS);
+    let connections = connections.unwrap_or(usize::try_from(derived).unwrap_or(64));
     (connections, connections - connections / 8)
 }
 
@@ -155,10 +155,11 @@ mod tests {
 
     #[test]
     fn capacity_follows_the_open_files_limit() {
-        assert_eq!(capacity(1024), (768, 672));
-        assert_eq!(capacity(20_000), (19_744, 17_276));
-        assert_eq!(capacity(1 << 20).0, 65_536, "bounded however large the limit");
-        assert_eq!(capacity(10).0, 64, "at least a few");
+        assert_eq!(capacity(1024, None), (768, 672));
+        assert_eq!(capacity(20_000, None), (19_744, 17_276));
+        assert_eq!(capacity(1 << 20, None).0, 65_536, "bounded however large the limit");
+        assert_eq!(capacity(10, None).0, 64, "at least a few");
+        assert_eq!(capacity(20_000, Some(800)), (800, 700), "a configured cap keeps an eighth free too");
     }
 
     #[test]
