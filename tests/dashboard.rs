@@ -209,7 +209,7 @@ async fn a_token_for_one_team_shows_that_teams_namespaces_only() {
 #[tokio::test]
 async fn the_dashboard_is_served_with_a_strict_policy_and_can_be_switched_off() {
     let dir = tempfile::tempdir().unwrap();
-    let on = Running::start(common::dir_source(dir.path(), Duration::from_millis(50)), Duration::from_secs(60)).await;
+    let on = Running::launch(common::dir_source(dir.path(), Duration::from_millis(50)), common::Setup::default()).await;
     let page = reqwest::get(format!("{}/", on.base)).await.unwrap();
     assert_eq!(page.status(), 200);
     let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
@@ -230,7 +230,7 @@ async fn the_dashboard_is_served_with_a_strict_policy_and_can_be_switched_off() 
 
     let server = execwatch::api::ServerSettings { dashboard: false, ..Default::default() };
     let sources = common::dir_source(dir.path(), Duration::from_millis(50));
-    let off = Running::start_with_server(sources, Duration::from_secs(60), &execwatch::modules::ALL, server).await;
+    let off = Running::launch(sources, common::Setup { server, ..common::Setup::default() }).await;
     let (status, body) = off.get("/").await;
     assert_eq!(status, 404);
     assert!(body["message"].as_str().unwrap().contains("--ui=false"), "{body}");

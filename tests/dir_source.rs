@@ -12,7 +12,7 @@ async fn directory_changes_are_followed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), manifest("team-a", "one", &Doc::new("web").yaml())).unwrap();
     let sources = dir_source(dir.path(), Duration::from_millis(50));
-    let service = Running::start(sources, Duration::from_secs(60)).await;
+    let service = Running::launch(sources, common::Setup::default()).await;
     let ready = service.wait_for("the directory is read", "/readyz", |b| b["ready"] == true).await;
     assert!(ready["sources"][0]["source"].as_str().unwrap().starts_with("dir:"));
     service.wait_for("one is served", "/api/v1/executions", |b| names(b) == ["one"]).await;
@@ -49,7 +49,7 @@ async fn unreadable_files_are_rejections_that_hide_nothing_and_freeze_nothing() 
     std::fs::write(path("latin1.yaml"), b"kind: ConfigMap\nmetadata: {name: caf\xe9}\n").unwrap();
     std::fs::write(path("broken.yaml"), "kind: ConfigMap\nmetadata: [unclosed\n").unwrap();
     assert!(std::process::Command::new("mkfifo").arg(path("fifo.yaml")).status().unwrap().success());
-    let service = Running::start(dir_source(dir.path(), Duration::from_millis(50)), Duration::from_secs(60)).await;
+    let service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), common::Setup::default()).await;
     let body = service.wait_for("one is served", "/api/v1/executions", |b| names(b) == ["one"]).await;
     assert_eq!(body["freshness"]["complete"], true, "{body}");
     service.wait_for("the directory is ready", "/readyz", |b| b["ready"] == true).await;
@@ -84,7 +84,7 @@ async fn duplicate_keys_are_rejected_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let doc = Doc::new("web").yaml();
     std::fs::write(dir.path().join("a.yaml"), manifest("team-a", "dup", &format!("{doc}phase: Failed\n"))).unwrap();
-    let service = Running::start(dir_source(dir.path(), Duration::from_millis(50)), Duration::from_secs(60)).await;
+    let service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), common::Setup::default()).await;
     let body = service.wait_for("the run is rejected", "/api/v1/rejections", |b| names(b) == ["dup"]).await;
     let reason = &body["items"][0]["reasons"][0];
     assert_eq!((reason["code"].as_str(), reason["pointer"].as_str()), (Some("DuplicateKey"), Some("/phase")), "{body}");
@@ -114,7 +114,7 @@ async fn changes_show_without_waiting_for_a_poll_even_in_a_configmap_volume() {
     let run = |phase: &str| manifest("team-a", "one", &Doc::new("web").phase(phase).yaml());
     volume_update(dir.path(), "v1", &[("one.yaml", run("Running"))]);
     // An hour between polls: only inotify can show a change within the test's deadline.
-    let service = Running::start(dir_source(dir.path(), Duration::from_secs(3600)), Duration::from_secs(60)).await;
+    let service = Running::launch(dir_source(dir.path(), Duration::from_secs(3600)), common::Setup::default()).await;
     service.wait_for("one is served", "/api/v1/executions", |b| names(b) == ["one"]).await;
 
     volume_update(dir.path(), "v2", &[("one.yaml", run("Succeeded"))]);

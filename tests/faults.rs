@@ -29,7 +29,7 @@ async fn a_list_that_never_answers_is_abandoned_and_retried() {
         namespaces: vec!["team-a".to_owned()].into(),
         watch: common::fast_watch(),
     };
-    let service = common::Running::start(sources, Duration::from_secs(60)).await;
+    let service = common::Running::launch(sources, common::Setup::default()).await;
     // fast_watch() gives a list 2 s: the source reports the stall instead of waiting forever.
     wait_until("the stalled list is reported", || async {
         let (_, body) = service.get("/readyz").await;
@@ -50,7 +50,7 @@ async fn forbidden_and_slow_api_servers_are_backed_off_and_recovered_from() {
     // A list may take 5 s here: longer than the slow server's 2 s per request.
     let watch =
         execwatch::source::cluster::WatchSettings { list_timeout: Duration::from_secs(5), ..common::fast_watch() };
-    let c = Cluster::start_with(&["team-a"], &["team-a"], watch, Duration::from_secs(60)).await;
+    let c = Cluster::launch(&["team-a"], &["team-a"], watch, common::Setup::default()).await;
     c.put_execution("team-a", "run-1", &Doc::new("web")).await;
     c.service.wait_for("run-1 is served", "/api/v1/executions", |b| names(b) == ["run-1"]).await;
 
@@ -79,7 +79,7 @@ async fn forbidden_and_slow_api_servers_are_backed_off_and_recovered_from() {
 async fn a_dead_api_server_is_retried_at_the_backoff_not_in_a_hot_loop() {
     let watch =
         execwatch::source::cluster::WatchSettings { backoff_max: Duration::from_secs(1), ..common::fast_watch() };
-    let c = Cluster::start_with(&["team-a", "team-b"], &["team-a", "team-b"], watch, Duration::from_secs(60)).await;
+    let c = Cluster::launch(&["team-a", "team-b"], &["team-a", "team-b"], watch, common::Setup::default()).await;
     c.put_execution("team-a", "run-1", &Doc::new("web")).await;
     c.service.wait_for("run-1 is served", "/api/v1/executions", |b| names(b) == ["run-1"]).await;
 

@@ -79,7 +79,7 @@ fn rejection<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
 async fn every_hostile_document_is_rejected_in_time_and_hides_nothing() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("good.yaml"), common::manifest("team-a", "good", &Doc::new("web").yaml())).unwrap();
-    let service = Running::start(dir_source(dir.path(), Duration::from_millis(50)), Duration::from_secs(60)).await;
+    let service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), common::Setup::default()).await;
     service.wait_for("the valid run is served", "/api/v1/executions", |b| names(b) == ["good"]).await;
 
     // While the corpus is read, /livez is asked every 10 ms: the slowest answer is kept.

@@ -15,7 +15,7 @@ async fn service(server: ServerSettings) -> (tempfile::TempDir, Running) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), web_run("team-a", "one")).unwrap();
     let sources = dir_source(dir.path(), Duration::from_millis(50));
-    let service = Running::start_with_server(sources, Duration::from_secs(60), &execwatch::modules::ALL, server).await;
+    let service = Running::launch(sources, common::Setup { server, ..common::Setup::default() }).await;
     service.wait_for("one is served", "/api/v1/executions", |b| names(b) == ["one"]).await;
     (dir, service)
 }

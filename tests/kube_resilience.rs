@@ -50,7 +50,7 @@ async fn start_service(sim: &k8s_sim::Sim, namespaces: &[&str]) -> common::Runni
         namespaces: namespaces.iter().map(|s| s.to_string()).collect::<Vec<_>>().into(),
         watch: fast_watch(),
     };
-    common::Running::start(sources, Duration::from_secs(60)).await
+    common::Running::launch(sources, common::Setup::default()).await
 }
 
 #[tokio::test]
@@ -184,7 +184,13 @@ async fn api_server_down_at_start_is_not_ready_until_it_is_back() {
 
 #[tokio::test]
 async fn data_of_a_failing_namespace_is_marked_stale_after_the_bound() {
-    let c = Cluster::start_with(&["team-a"], &["team-a"], fast_watch(), Duration::from_millis(200)).await;
+    let c = Cluster::launch(
+        &["team-a"],
+        &["team-a"],
+        fast_watch(),
+        common::Setup { staleness: Duration::from_millis(200), ..common::Setup::default() },
+    )
+    .await;
     c.put_execution("team-a", "old-news", &Doc::new("web")).await;
     c.service.wait_for("the run is served", "/api/v1/executions", |b| names(b) == ["old-news"]).await;
     c.sim.fail_namespace("team-a", Some(500));
@@ -219,7 +225,7 @@ async fn a_namespace_selector_follows_namespaces_as_they_are_labelled_unlabelled
         namespaces: execwatch::source::Namespaces::Selected(selector),
         watch: fast_watch(),
     };
-    let service = common::Running::start(sources, Duration::from_secs(60)).await;
+    let service = common::Running::launch(sources, common::Setup::default()).await;
     service.wait_for("the labelled namespace is served", "/api/v1/executions", |b| sorted(b) == ["team-a-run"]).await;
     service.wait_for("the service is ready", "/readyz", |b| b["ready"] == true).await;
 

@@ -160,7 +160,7 @@ async fn the_service_starts_with_its_modules_when_the_api_server_is_unreachable(
         namespaces: vec!["team-a".into()].into(),
         watch: common::fast_watch(),
     };
-    let service = Running::start(sources, Duration::from_secs(60)).await;
+    let service = Running::launch(sources, common::Setup::default()).await;
     assert_eq!(service.get("/livez").await.0, 200);
     let modules = service
         .wait_for("modules report the outage", "/api/v1/modules", |b| {
@@ -181,7 +181,11 @@ async fn the_service_starts_with_its_modules_when_the_api_server_is_unreachable(
 async fn flags_choose_the_modules_without_a_cluster() {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
     let sources = common::dir_source(&dir, Duration::from_secs(1));
-    let service = Running::start_with_modules(sources, Duration::from_secs(60), &["pipelines", "rejections"]).await;
+    let service = Running::launch(
+        sources,
+        common::Setup { modules: vec!["pipelines".into(), "rejections".into()], ..common::Setup::default() },
+    )
+    .await;
     let (status, body) = service.get("/api/v1/namespaces/team-payments/pipelines/ledger").await;
     assert_eq!((status, body["code"].as_str()), (503, Some("ModuleNotInstalled")));
     assert!(body["message"].as_str().unwrap().contains("module executions is not installed"), "{body}");

@@ -12,7 +12,7 @@ use execwatch::fixtures::Doc;
 async fn every_described_route_is_routed_and_the_description_is_served() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), common::manifest("team-a", "run-1", &Doc::new("web").yaml())).unwrap();
-    let service = Running::start(dir_source(dir.path(), Duration::from_millis(50)), Duration::from_secs(60)).await;
+    let service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), common::Setup::default()).await;
     service.wait_for("run-1 is served", "/api/v1/executions", |b| names(b) == ["run-1"]).await;
 
     let (status, document) = service.get("/openapi.json").await;
@@ -45,7 +45,7 @@ async fn every_described_route_is_routed_and_the_description_is_served() {
 #[tokio::test(flavor = "multi_thread")]
 async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_description() {
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
-    let service = Running::start(dir_source(&examples, Duration::from_millis(200)), Duration::from_secs(60)).await;
+    let service = Running::launch(dir_source(&examples, Duration::from_millis(200)), common::Setup::default()).await;
     service.wait_for("the examples are served", "/api/v1/executions", |b| !names(b).is_empty()).await;
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
     let url = format!("{}/openapi.json", service.base);

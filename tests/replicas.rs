@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Cluster, Running, client_for, fast_watch, names};
 use execwatch::Sources;
 use execwatch::fixtures::Doc;
@@ -24,7 +22,7 @@ async fn two_replicas_converge_to_the_same_lists_and_etags() {
         namespaces: vec!["team-a".into(), "team-b".into()].into(),
         watch: fast_watch(),
     };
-    let second = Running::start(sources, Duration::from_secs(60)).await;
+    let second = Running::launch(sources, common::Setup::default()).await;
     for (ns, name, pipeline) in [("team-a", "run-1", "web"), ("team-a", "run-2", "api"), ("team-b", "run-3", "web")] {
         c.put_execution(ns, name, &Doc::new(pipeline)).await;
     }

@@ -97,27 +97,6 @@ pub struct Running {
 }
 
 impl Running {
-    pub async fn start(sources: Sources, staleness: Duration) -> Running {
-        Self::start_with_modules(sources, staleness, &execwatch::modules::ALL).await
-    }
-
-    /// Starts with `modules` enabled unless a BackendModule CRD says otherwise.
-    pub async fn start_with_modules(sources: Sources, staleness: Duration, modules: &[&str]) -> Running {
-        Self::start_with_server(sources, staleness, modules, ServerSettings::default()).await
-    }
-
-    /// Starts with every module and the given connection limits.
-    pub async fn start_with_server(
-        sources: Sources,
-        staleness: Duration,
-        modules: &[&str],
-        server: ServerSettings,
-    ) -> Running {
-        let setup =
-            Setup { staleness, server, modules: modules.iter().map(|m| m.to_string()).collect(), ..Setup::default() };
-        Self::launch(sources, setup).await
-    }
-
     /// Starts the service on port 0 as `setup` says.
     pub async fn launch(sources: Sources, setup: Setup) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
@@ -273,11 +252,7 @@ pub struct Cluster {
 impl Cluster {
     /// Creates `existing` namespaces, then starts the service watching `watched`.
     pub async fn start(existing: &[&str], watched: &[&str]) -> Cluster {
-        Self::start_with(existing, watched, fast_watch(), Duration::from_secs(60)).await
-    }
-
-    pub async fn start_with(existing: &[&str], watched: &[&str], watch: WatchSettings, staleness: Duration) -> Cluster {
-        Self::launch(existing, watched, watch, Setup { staleness, ..Setup::default() }).await
+        Self::launch(existing, watched, fast_watch(), Setup::default()).await
     }
 
     /// Creates `existing` namespaces, then starts the service watching `watched` as `setup` says.
