@@ -97,6 +97,18 @@ pub(super) fn hidden(state: &AppState, namespace: &str, resource: &str, name: Op
     })
 }
 
+/// Why one object is not answered: its namespace has not been listed yet, or it is not there.
+pub(super) fn not_there(state: &AppState, namespace: &str, resource: &str, name: &str) -> ApiError {
+    if state.index.has_synced(namespace) {
+        hidden(state, namespace, resource, Some(name))
+    } else {
+        ApiError::unavailable(
+            super::ErrorCode::NotSynced,
+            format!("namespace {} has not been listed yet; retry shortly", quote(namespace)),
+        )
+    }
+}
+
 /// Completes once `caller` may no longer read what a long poll or stream answers for
 /// (`namespace`, or the namespaces of `scope`), their credentials no longer stand (a token
 /// expired or revoked), or their access cannot be checked: both are checked again each time a

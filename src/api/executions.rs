@@ -5,7 +5,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::authz::{Target, authorize, hidden, readable};
+use super::authz::{Target, authorize, not_there, readable};
 use super::conditional::Negotiation;
 use super::params::Params;
 use super::poll::{self, HeldList, HeldOne};
@@ -144,17 +144,5 @@ fn look_up(state: &AppState, id: &ObjectRef) -> Result<std::sync::Arc<crate::ind
     match state.index.get(id) {
         Some(entry) => Ok(entry),
         None => Err(not_there(state, &id.namespace, EXECUTIONS, &id.name)),
-    }
-}
-
-/// Why one object is not answered: its namespace has not been listed yet, or it is not there.
-pub(super) fn not_there(state: &AppState, namespace: &str, resource: &str, name: &str) -> ApiError {
-    if state.index.has_synced(namespace) {
-        hidden(state, namespace, resource, Some(name))
-    } else {
-        ApiError::unavailable(
-            ErrorCode::NotSynced,
-            format!("namespace {} has not been listed yet; retry shortly", quote(namespace)),
-        )
     }
 }

@@ -4,9 +4,8 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::authz::{Target, authorize, readable};
+use super::authz::{Target, authorize, not_there, readable};
 use super::conditional::Negotiation;
-use super::executions::not_there;
 use super::params::Params;
 use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
