@@ -8,9 +8,13 @@ use std::num::NonZeroU32;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
-use crate::access::{AuthMode, AuthorizeAs};
-
+use crate::access::{AccessSettings, AuthMode, AuthorizeAs};
+use crate::api::{CallerLimits, PageLimits, ServerSettings};
 use crate::selector::Selector;
+use crate::source::Namespaces;
+use crate::source::cluster::WatchSettings;
+use crate::source::dir::{DirSource, max_file_bytes};
+use crate::validate::Limits;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -191,6 +195,80 @@ pub struct ValidateArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub schema: SchemaArgs,
+}
+
+impl SchemaArgs {
+    /// The bounds every decoded document is held to.
+    pub fn limits(&self) -> Limits {
+        Limits { max_document_bytes: self.max_document_bytes, max_depth: self.max_depth }
+    }
+}
+
+// The settings of each part, built from the flags here so `main` only wires parts together.
+impl ServeArgs {
+    /// How the cluster source lists and watches.
+    pub fn watch_settings(&self) -> WatchSettings {
+        WatchSettings {
+            label_selector: self.schema.label_selector.to_string(),
+            watch_timeout: self.watch_timeout,
+            backoff_max: self.backoff_max,
+            list_timeout: self.list_timeout,
+        }
+    }
+
+    /// The namespaces the cluster source watches: a fixed list or those a selector picks.
+    pub fn watched_namespaces(&self) -> Namespaces {
+        match &self.namespace_selector {
+            Some(selector) => Namespaces::Selected(selector.clone()),
+            None => Namespaces::Listed(self.namespaces.clone()),
+        }
+    }
+
+    /// The directory source, when `--from-dir` is given.
+    pub fn dir_source(&self) -> Option<DirSource> {
+        let path = self.from_dir.clone()?;
+        Some(DirSource {
+            path,
+            selector: self.schema.label_selector.clone(),
+            interval: self.dir_poll_interval,
+            max_file_bytes: max_file_bytes(self.schema.max_document_bytes),
+        })
+    }
+
+    /// Page sizes, the default never above the largest.
+    pub fn page_limits(&self) -> PageLimits {
+        PageLimits { default: self.default_page_size.clamp(1, self.max_page_size), max: self.max_page_size }
+    }
+
+    /// The HTTP server, given the connection cap derived at start.
+    pub fn server_settings(&self, max_connections: usize) -> ServerSettings {
+        ServerSettings {
+            header_read_timeout: self.header_read_timeout,
+            max_connections,
+            shutdown_grace: self.shutdown_grace,
+            cors_origins: self.cors_origins.clone(),
+            dashboard: self.ui,
+        }
+    }
+
+    /// What each caller may hold and how fast it may ask, given the held-request cap.
+    pub fn caller_limits(&self, held: usize) -> CallerLimits {
+        CallerLimits::new(self.max_long_polls_per_subject, held, self.rate_limit)
+            .with_max_stream_life(self.max_stream_life)
+    }
+
+    /// How reviews of tokens and namespaces are cached and bounded.
+    pub fn access_settings(&self) -> AccessSettings {
+        AccessSettings {
+            allow_ttl: self.auth_allow_ttl,
+            deny_ttl: self.auth_deny_ttl,
+            timeout: self.auth_timeout,
+            cache_size: self.auth_cache_size,
+            authorize_as: self.authorize_as,
+            max_reviews_in_flight: self.auth_max_reviews,
+            audience: self.token_audience.as_deref().map(Into::into),
+        }
+    }
 }
 
 /// Where metrics are served: an address, or nowhere (`none`).

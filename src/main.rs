@@ -7,13 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use execwatch::access::tokens::TokenFile;
-use execwatch::access::{Access, AccessSettings, AuthMode};
-use execwatch::api::{CallerLimits, PageLimits, ServerSettings};
+use execwatch::access::{Access, AuthMode};
 use execwatch::cli::{Args, Command, SchemaArgs, ServeArgs, ValidateArgs};
-use execwatch::source::Namespaces;
-use execwatch::source::cluster::WatchSettings;
-use execwatch::source::dir::{DirSource, max_file_bytes};
-use execwatch::validate::{Limits, SchemaRegistry};
+use execwatch::validate::SchemaRegistry;
 use execwatch::{Service, Sources, telemetry};
 
 fn main() -> ExitCode {
@@ -44,8 +40,7 @@ fn main() -> ExitCode {
 }
 
 fn registry(args: &SchemaArgs) -> anyhow::Result<Arc<SchemaRegistry>> {
-    let limits = Limits { max_document_bytes: args.max_document_bytes, max_depth: args.max_depth };
-    let registry = SchemaRegistry::load(&args.schemas, limits)?;
+    let registry = SchemaRegistry::load(&args.schemas, args.limits())?;
     tracing::info!(kinds = ?registry.kinds(), dir = %args.schemas.display(), "schemas loaded");
     Ok(Arc::new(registry))
 }
@@ -54,29 +49,13 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let registry = registry(&args.schema)?;
     let modules =
         execwatch::modules::parse_names(&args.modules).map_err(|e| anyhow::anyhow!("invalid --modules: {e}"))?;
-    let selector = args.schema.label_selector.clone();
-    let sources = match args.from_dir.clone() {
-        Some(path) => Sources::Dir(DirSource {
-            path,
-            selector,
-            interval: args.dir_poll_interval,
-            max_file_bytes: max_file_bytes(args.schema.max_document_bytes),
-        }),
+    let sources = match args.dir_source() {
+        Some(dir) => Sources::Dir(dir),
         None => {
             // Inference reads kubeconfig or the in-cluster environment; it never calls the API
             // server, so an unreachable server does not stop start-up.
             let client = kube::Client::try_default().await.context("cannot configure a Kubernetes client")?;
-            let watch = WatchSettings {
-                label_selector: selector.to_string(),
-                watch_timeout: args.watch_timeout,
-                backoff_max: args.backoff_max,
-                list_timeout: args.list_timeout,
-            };
-            let namespaces = match &args.namespace_selector {
-                Some(selector) => Namespaces::Selected(selector.clone()),
-                None => Namespaces::Listed(args.namespaces.clone()),
-            };
-            Sources::Kube { client, namespaces, watch }
+            Sources::Kube { client, namespaces: args.watched_namespaces(), watch: args.watch_settings() }
         }
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -85,18 +64,10 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The bound address, so `--listen 127.0.0.1:0` says which port it got.
     let bound = listener.local_addr().unwrap_or(args.listen);
     tracing::info!(listen = %bound, "serving");
-    let page = PageLimits { default: args.default_page_size.clamp(1, args.max_page_size), max: args.max_page_size };
     let (connections, held) = capacity(&args);
-    let server = ServerSettings {
-        header_read_timeout: args.header_read_timeout,
-        max_connections: connections,
-        shutdown_grace: args.shutdown_grace,
-        cors_origins: args.cors_origins.clone(),
-        dashboard: args.ui,
-    };
+    let server = args.server_settings(connections);
     let access = access(&args, &sources).await?;
-    let limits = CallerLimits::new(args.max_long_polls_per_subject, held, args.rate_limit)
-        .with_max_stream_life(args.max_stream_life);
+    let limits = args.caller_limits(held);
     let metrics = match args.metrics_listen.0 {
         Some(address) => {
             let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
@@ -107,6 +78,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let page = args.page_limits();
     let service =
         Service { sources, registry, staleness: args.staleness, page, server, access, limits, modules, metrics };
     service.run(listener, shutdown_signal()).await;
@@ -132,15 +104,7 @@ async fn access(args: &ServeArgs, sources: &Sources) -> anyhow::Result<Access> {
         Sources::Kube { .. } => AuthMode::Kubernetes,
         Sources::Dir(_) => AuthMode::None,
     };
-    let settings = AccessSettings {
-        allow_ttl: args.auth_allow_ttl,
-        deny_ttl: args.auth_deny_ttl,
-        timeout: args.auth_timeout,
-        cache_size: args.auth_cache_size,
-        authorize_as: args.authorize_as,
-        max_reviews_in_flight: args.auth_max_reviews,
-        audience: args.token_audience.as_deref().map(Into::into),
-    };
+    let settings = args.access_settings();
     Ok(match args.auth.clone().unwrap_or(default) {
         AuthMode::None => {
             if let Sources::Kube { .. } = sources {

@@ -3,7 +3,8 @@
 //! the namespace names in its labels.
 //!
 //! What happens (HTTP requests, watch restarts, access-cache lookups and reviews) is counted
-//! where it happens, in this process's `EVENTS`: anyone may count, so this module stays low. What
+//! where it happens, in counters the part that counts owns (a server, the index, the reviewer), so
+//! two services in one process count apart; the counter types live here, low, for anyone. What
 //! is a state (executions by namespace and phase, rejections by reason, each source's sync,
 //! modules, open long polls and streams) is read from its owner at scrape time, by
 //! `api::scrape`, so it cannot drift. Label values are bounded: routes are
@@ -37,41 +38,88 @@ struct CacheLabels {
     outcome: &'static str,
 }
 
-/// Counts of what happened, for the whole process.
-struct Events {
-    http: Family<HttpLabels, Histogram>,
-    watch_restarts: Family<SourceLabels, Counter>,
-    access_cache: Family<CacheLabels, Counter>,
+/// HTTP requests answered, by route template and status; owned by a server.
+#[derive(Clone)]
+pub struct HttpMetrics(Family<HttpLabels, Histogram>);
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        // 100 µs to about 13 s.
+        HttpMetrics(Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 18))))
+    }
+}
+
+impl HttpMetrics {
+    /// One HTTP request answered: its route template, status and how long it took.
+    pub fn observe(&self, path: &str, status: u16, took: Duration) {
+        self.0.get_or_create(&HttpLabels { route: route(path), status }).observe(took.as_secs_f64());
+    }
+
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP requests by route template and status, and how long they took to answer (a stream: until it started)",
+            self.0.clone(),
+        );
+    }
+}
+
+/// Lists or watches that failed and started over, by source; owned by the index.
+#[derive(Clone, Default)]
+pub struct SourceMetrics(Family<SourceLabels, Counter>);
+
+impl SourceMetrics {
+    /// A source's list or watch failed, and it starts over after a backoff.
+    pub fn restart(&self, source: &str) {
+        self.0.get_or_create(&SourceLabels { source: source.to_owned() }).inc();
+    }
+
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "watch_restarts",
+            "Lists or watches of a source that failed and started over after a backoff",
+            self.0.clone(),
+        );
+    }
+}
+
+/// Access-cache lookups and reviews sent to the API server; owned by the reviewer.
+#[derive(Clone)]
+pub struct ReviewMetrics {
+    cache: Family<CacheLabels, Counter>,
     reviews: Histogram,
 }
 
-static EVENTS: LazyLock<Events> = LazyLock::new(|| Events {
-    // 100 µs to about 13 s.
-    http: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 18))),
-    watch_restarts: Family::default(),
-    access_cache: Family::default(),
-    // 1 ms to about 8 s: a review is a round trip to the API server.
-    reviews: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-});
-
-/// One HTTP request answered: its route template, status and how long it took.
-pub fn http_request(path: &str, status: u16, took: Duration) {
-    EVENTS.http.get_or_create(&HttpLabels { route: route(path), status }).observe(took.as_secs_f64());
+impl Default for ReviewMetrics {
+    fn default() -> Self {
+        // 1 ms to about 8 s: a review is a round trip to the API server.
+        ReviewMetrics { cache: Family::default(), reviews: Histogram::new(exponential_buckets(0.001, 2.0, 14)) }
+    }
 }
 
-/// A source's list or watch failed, and it starts over after a backoff.
-pub fn watch_restart(source: &str) {
-    EVENTS.watch_restarts.get_or_create(&SourceLabels { source: source.to_owned() }).inc();
-}
+impl ReviewMetrics {
+    /// An access-cache lookup (`cache` is `identities` or `decisions`): answered from the cache or not.
+    pub fn lookup(&self, cache: &'static str, hit: bool) {
+        self.cache.get_or_create(&CacheLabels { cache, outcome: if hit { "hit" } else { "miss" } }).inc();
+    }
 
-/// An access-cache lookup (`cache` is `identities` or `decisions`): answered from the cache or not.
-pub fn access_cache(cache: &'static str, hit: bool) {
-    EVENTS.access_cache.get_or_create(&CacheLabels { cache, outcome: if hit { "hit" } else { "miss" } }).inc();
-}
+    /// A TokenReview or SubjectAccessReview took this long.
+    pub fn review(&self, took: Duration) {
+        self.reviews.observe(took.as_secs_f64());
+    }
 
-/// A TokenReview or SubjectAccessReview took this long.
-pub fn review(took: Duration) {
-    EVENTS.reviews.observe(took.as_secs_f64());
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "access_cache_lookups",
+            "Lookups of cached identities and namespace decisions, by outcome",
+            self.cache.clone(),
+        );
+        registry.register(
+            "access_review_duration_seconds",
+            "TokenReviews and SubjectAccessReviews sent to the API server, and how long they took",
+            self.reviews.clone(),
+        );
+    }
 }
 
 /// Every route template, split into segments once.
@@ -97,30 +145,6 @@ fn route(path: &str) -> &'static str {
     let fits =
         |want: &[&str]| want.len() == got.len() && want.iter().zip(got).all(|(w, g)| w.starts_with('{') || w == g);
     TEMPLATES.iter().find(|(_, want)| fits(want)).map_or("other", |(template, _)| template)
-}
-
-/// Registers the process's events in `registry`.
-pub fn register_events(registry: &mut Registry) {
-    registry.register(
-        "http_request_duration_seconds",
-        "HTTP requests by route template and status, and how long they took to answer (a stream: until it started)",
-        EVENTS.http.clone(),
-    );
-    registry.register(
-        "watch_restarts",
-        "Lists or watches of a source that failed and started over after a backoff",
-        EVENTS.watch_restarts.clone(),
-    );
-    registry.register(
-        "access_cache_lookups",
-        "Lookups of cached identities and namespace decisions, by outcome",
-        EVENTS.access_cache.clone(),
-    );
-    registry.register(
-        "access_review_duration_seconds",
-        "TokenReviews and SubjectAccessReviews sent to the API server, and how long they took",
-        EVENTS.reviews.clone(),
-    );
 }
 
 /// Encodes `registry` in the Prometheus text format.

@@ -12,6 +12,7 @@ use tracing::Instrument;
 use crate::access::Access;
 use crate::api::{self, AppState, CallerLimits, Health, PageLimits, ServerSettings};
 use crate::index::Index;
+use crate::metrics::HttpMetrics;
 use crate::modules::switch::{self, Switch, SwitchState};
 
 /// Budget of the cache of assembled pages and compressed bodies.
@@ -77,19 +78,22 @@ impl Service {
             responses: api::Responses::new(RESPONSE_CACHE_BYTES),
             pages: api::Pages::default(),
         });
+        let http = HttpMetrics::default();
         let metrics = self.metrics.map(|listener| {
-            let registry = api::scrape::registry(state.index.clone(), modules.clone(), state.limits.clone());
+            let (index, limits) = (state.index.clone(), state.limits.clone());
+            let registry = api::scrape::registry(index, modules.clone(), limits, &state.access, &http);
             let settings = ServerSettings { cors_origins: Vec::new(), ..self.server.clone() };
             let stop = health.shutting_down();
             let routes = api::metrics_routes(Arc::new(registry), state.access.clone());
-            tokio::spawn(api::server::serve(listener, routes, settings, stop))
+            tokio::spawn(api::server::serve(listener, routes, settings, http.clone(), stop))
         });
         let draining = async move {
             shutdown.await;
             health.begin_shutdown();
             tracing::info!("shutting down");
         };
-        api::server::serve(listener, api::routes(state, self.server.dashboard), self.server, draining).await;
+        let routes = api::routes(state, self.server.dashboard);
+        api::server::serve(listener, routes, self.server, http, draining).await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }

@@ -17,14 +17,17 @@ fn sample(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> Option<f64>
         .and_then(|s| s["value"].as_f64())
 }
 
+fn setup_with_metrics() -> Setup {
+    Setup { metrics: true, ..Setup::default() }
+}
+
 #[tokio::test]
 async fn metrics_report_state_and_events_with_bounded_labels() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = common::manifest("team-a", "run-secret-name", &Doc::new("web").phase("Running").yaml());
     std::fs::write(dir.path().join("good.yaml"), manifest).unwrap();
     std::fs::write(dir.path().join("bad.yaml"), common::manifest("team-a", "broken", "phase: [")).unwrap();
-    let setup = Setup { metrics: true, ..Setup::default() };
-    let service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), setup).await;
+    let service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), setup_with_metrics()).await;
     service.wait_for("the run is served", "/api/v1/executions", |b| names(b) == ["run-secret-name"]).await;
     service.wait_for("the broken one is rejected", "/api/v1/rejections", |b| names(b) == ["broken"]).await;
     let (status, _) = service.get("/api/v1/namespaces/team-a/executions/run-secret-name").await;
@@ -60,5 +63,13 @@ async fn metrics_report_state_and_events_with_bounded_labels() {
         let labels = s["labels"].to_string();
         assert!(!labels.contains("run-secret-name") && !labels.contains("broken"), "{labels}");
     }
+    // A second service in the same process counts its own requests only.
+    let other = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), setup_with_metrics()).await;
+    assert_eq!(other.get("/api/v1/executions").await.0, 200);
+    let url = other.metrics.clone().expect("a metrics port");
+    let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert!(text.contains(r#"route="/api/v1/executions""#), "{text}");
+    assert!(!text.contains("executions/{name}"), "the first service's requests are not counted here: {text}");
+    other.stop().await;
     service.stop().await;
 }

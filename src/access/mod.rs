@@ -175,6 +175,14 @@ impl Access {
         Access(Arc::new(Authority::Tokens(file)))
     }
 
+    /// Cache lookups and reviews sent to the API server, where it is the authority.
+    pub fn review_metrics(&self) -> Option<&crate::metrics::ReviewMetrics> {
+        match &*self.0 {
+            Authority::Kubernetes(reviewer) => Some(reviewer.metrics()),
+            _ => None,
+        }
+    }
+
     /// True when callers must present a token.
     pub fn required(&self) -> bool {
         !matches!(*self.0, Authority::Open)

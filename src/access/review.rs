@@ -4,6 +4,7 @@
 //! most `max_reviews_in_flight` run at once over every caller (503 beyond), and a review that
 //! fails or outlasts the deadline denies with 503.
 
+use crate::metrics::ReviewMetrics;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,7 @@ struct Book<K, T> {
     cached: quick_cache::sync::Cache<K, (Answer<T>, Instant)>,
     pending: Mutex<HashMap<K, Pending<T>>>,
     settings: AccessSettings,
+    metrics: ReviewMetrics,
     /// Reviews in flight over every cache and caller.
     in_flight: Arc<Semaphore>,
 }
@@ -68,10 +70,10 @@ where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
 {
-    fn new(name: &'static str, settings: AccessSettings, in_flight: Arc<Semaphore>) -> Self {
+    fn new(name: &'static str, settings: AccessSettings, metrics: ReviewMetrics, in_flight: Arc<Semaphore>) -> Self {
         let capacity = usize::try_from(settings.cache_size).unwrap_or(usize::MAX).max(1);
         let cached = quick_cache::sync::Cache::new(capacity);
-        Answers(Arc::new(Book { name, cached, pending: Mutex::default(), settings, in_flight }))
+        Answers(Arc::new(Book { name, cached, pending: Mutex::default(), settings, metrics, in_flight }))
     }
 
     async fn get(
@@ -81,10 +83,10 @@ where
     ) -> Result<Answer<T>, AccessError> {
         let book = &self.0;
         if let Some((answer, _)) = book.cached.get(&key).filter(|(_, until)| *until > Instant::now()) {
-            crate::metrics::access_cache(book.name, true);
+            book.metrics.lookup(book.name, true);
             return Ok(answer);
         }
-        crate::metrics::access_cache(book.name, false);
+        book.metrics.lookup(book.name, false);
         let shared = {
             let mut pending = book.pending.lock().unwrap_or_else(|p| p.into_inner());
             match pending.get(&key) {
@@ -125,7 +127,7 @@ where
     ) -> Result<Answer<T>, AccessError> {
         let started = Instant::now();
         let result = review.await;
-        crate::metrics::review(started.elapsed());
+        book.metrics.review(started.elapsed());
         drop(permit);
         if let Ok(answer) = &result {
             let ttl = match answer {
@@ -142,6 +144,7 @@ where
 pub struct Reviewer {
     client: kube::Client,
     settings: AccessSettings,
+    metrics: ReviewMetrics,
     identities: Answers<TokenDigest, Arc<Identity>>,
     decisions: Answers<(TokenDigest, Attributes, Verb), ()>,
 }
@@ -157,9 +160,15 @@ pub enum Attributes {
 impl Reviewer {
     pub fn new(client: kube::Client, settings: AccessSettings) -> Self {
         let in_flight = Arc::new(Semaphore::new(settings.max_reviews_in_flight.max(1)));
-        let identities = Answers::new("identities", settings.clone(), in_flight.clone());
-        let decisions = Answers::new("decisions", settings.clone(), in_flight);
-        Reviewer { client, settings, identities, decisions }
+        let metrics = ReviewMetrics::default();
+        let identities = Answers::new("identities", settings.clone(), metrics.clone(), in_flight.clone());
+        let decisions = Answers::new("decisions", settings.clone(), metrics.clone(), in_flight);
+        Reviewer { client, settings, metrics, identities, decisions }
+    }
+
+    /// Cache lookups and reviews, for `/metrics`.
+    pub fn metrics(&self) -> &ReviewMetrics {
+        &self.metrics
     }
 
     pub fn settings(&self) -> &AccessSettings {

@@ -12,13 +12,24 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use super::CallerLimits;
+use crate::access::Access;
+use crate::metrics::HttpMetrics;
 use crate::index::{Index, ShardState};
 use crate::modules::Modules;
 
-/// The registry a service's `/metrics` encodes: the process's events and its state.
-pub fn registry(index: Index, modules: Arc<Modules>, limits: CallerLimits) -> Registry {
+/// The registry a service's `/metrics` encodes: the events its parts counted and its state.
+pub fn registry(
+    index: Index,
+    modules: Arc<Modules>,
+    limits: CallerLimits,
+    access: &Access,
+    http: &HttpMetrics,
+) -> Registry {
     let mut registry = Registry::with_prefix("execwatch");
-    crate::metrics::register_events(&mut registry);
+    http.register(&mut registry);
+    index.restarts().register(&mut registry);
+    // Counted whatever the authority, so dashboards find the series: empty without reviews.
+    access.review_metrics().cloned().unwrap_or_default().register(&mut registry);
     registry.register_collector(Box::new(State { index, modules, limits }));
     registry
 }

@@ -4,6 +4,7 @@
 //! every response, and a shutdown that drains for a bounded grace period, then closes whatever is
 //! still open.
 
+use crate::metrics::HttpMetrics;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub async fn serve(
     listener: TcpListener,
     routes: BoxedFilter<(Response,)>,
     settings: ServerSettings,
+    metrics: HttpMetrics,
     shutdown: impl Future<Output = ()>,
 ) {
     let routes = with_cors(routes, &settings.cors_origins);
@@ -89,7 +91,8 @@ pub async fn serve(
             }
         };
         let routes = routes.clone();
-        let service = service_fn(move |req| handle(routes.clone(), cors, req));
+        let metrics = metrics.clone();
+        let service = service_fn(move |req| handle(routes.clone(), cors, metrics.clone(), req));
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(settings.header_read_timeout)
@@ -152,6 +155,7 @@ fn with_cors(routes: BoxedFilter<(Response,)>, origins: &[String]) -> BoxedFilte
 async fn handle(
     routes: BoxedFilter<(Response,)>,
     cors: bool,
+    metrics: HttpMetrics,
     mut req: Request<Incoming>,
 ) -> Result<Response, Infallible> {
     let started = Instant::now();
@@ -181,7 +185,7 @@ async fn handle(
     headers.insert(HeaderName::from_static("x-request-id"), id);
     let took = started.elapsed();
     span.in_scope(|| log(&method, uri.path(), response.status(), took));
-    crate::metrics::http_request(uri.path(), response.status().as_u16(), took);
+    metrics.observe(uri.path(), response.status().as_u16(), took);
     Ok(response)
 }
 

@@ -91,7 +91,6 @@ where
                 Step::Failed(error) => {
                     tracing::warn!(source, %error, "source failed; serving the last complete data and retrying");
                     index.fail(&source, error.to_string(), error.answered());
-                    crate::metrics::watch_restart(&source);
                 }
             }
         }

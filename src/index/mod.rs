@@ -13,6 +13,7 @@ mod pipelines;
 mod query;
 mod shards;
 
+use crate::metrics::SourceMetrics;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
@@ -80,6 +81,8 @@ pub struct Index {
     state: Arc<RwLock<State>>,
     revision: watch::Sender<u64>,
     staleness: Duration,
+    /// Failed lists and watches, counted for `/metrics`.
+    restarts: SourceMetrics,
 }
 
 impl Index {
@@ -91,7 +94,12 @@ impl Index {
     pub fn new(staleness: Duration) -> Self {
         let epoch = u64::try_from(Timestamp::now().as_millisecond()).unwrap_or_default();
         let state = State { revision: epoch, ..State::default() };
-        Index { state: Arc::new(RwLock::new(state)), revision: watch::Sender::new(epoch), staleness }
+        Index { state: Arc::new(RwLock::new(state)), revision: watch::Sender::new(epoch), staleness, restarts: SourceMetrics::default() }
+    }
+
+    /// Lists and watches that failed and started over, per source.
+    pub fn restarts(&self) -> &SourceMetrics {
+        &self.restarts
     }
 
     /// Notified with the new revision after every change.

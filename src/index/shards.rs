@@ -130,6 +130,7 @@ impl Index {
         shard.last_error = Some(error);
         shard.answered = answered;
         self.commit(&mut state);
+        self.restarts.restart(source);
     }
 
     /// Every shard, with staleness evaluated now.
