@@ -300,7 +300,7 @@ mod tests {
     use super::*;
 
     fn answers(in_flight: usize) -> Answers<u8, ()> {
-        Answers::new("test", AccessSettings::default(), Arc::new(Semaphore::new(in_flight)))
+        Answers::new("test", AccessSettings::default(), ReviewMetrics::default(), Arc::new(Semaphore::new(in_flight)))
     }
 
     async fn until(what: &str, mut done: impl FnMut() -> bool) {

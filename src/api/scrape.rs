@@ -13,8 +13,8 @@ use prometheus_client::registry::Registry;
 
 use super::CallerLimits;
 use crate::access::Access;
-use crate::metrics::HttpMetrics;
 use crate::index::{Index, ShardState};
+use crate::metrics::HttpMetrics;
 use crate::modules::Modules;
 
 /// The registry a service's `/metrics` encodes: the events its parts counted and its state.

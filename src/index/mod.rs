@@ -94,7 +94,12 @@ impl Index {
     pub fn new(staleness: Duration) -> Self {
         let epoch = u64::try_from(Timestamp::now().as_millisecond()).unwrap_or_default();
         let state = State { revision: epoch, ..State::default() };
-        Index { state: Arc::new(RwLock::new(state)), revision: watch::Sender::new(epoch), staleness, restarts: SourceMetrics::default() }
+        Index {
+            state: Arc::new(RwLock::new(state)),
+            revision: watch::Sender::new(epoch),
+            staleness,
+            restarts: SourceMetrics::default(),
+        }
     }
 
     /// Lists and watches that failed and started over, per source.
