@@ -32,7 +32,7 @@ pub struct Service {
     pub access: Access,
     pub limits: CallerLimits,
     /// Modules enabled when no BackendModule CRD says otherwise.
-    pub modules: BTreeSet<String>,
+    pub modules: BTreeSet<crate::modules::ModuleName>,
     /// Where `/metrics` is served, if anywhere: a port of its own, outside access control.
     pub metrics: Option<TcpListener>,
 }

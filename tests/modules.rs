@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::{Cluster, Running, names, rss_mib, wait_until};
 use execwatch::Sources;
 use execwatch::fixtures::Doc;
+use execwatch::modules::ModuleName;
 
 const ALL: [&str; 3] = ["executions", "pipelines", "rejections"];
 
@@ -183,7 +184,7 @@ async fn flags_choose_the_modules_without_a_cluster() {
     let sources = common::dir_source(&dir, Duration::from_secs(1));
     let service = Running::launch(
         sources,
-        common::Setup { modules: vec!["pipelines".into(), "rejections".into()], ..common::Setup::default() },
+        common::Setup { modules: vec![ModuleName::Pipelines, ModuleName::Rejections], ..common::Setup::default() },
     )
     .await;
     let (status, body) = service.get("/api/v1/namespaces/team-payments/pipelines/ledger").await;

@@ -213,7 +213,7 @@ async fn streams_end_with_a_reason_when_the_module_goes_and_on_shutdown() {
     let c = Cluster::start(&["team-a"], &["team-a"]).await;
     c.install_crd().await;
     for m in execwatch::modules::ALL {
-        c.set_module(m, true).await;
+        c.set_module(m.as_str(), true).await;
     }
     common::wait_until("the switch follows BackendModule objects", || async {
         let (_, body) = c.service.get("/api/v1/modules").await;

@@ -103,7 +103,7 @@ impl Collector for State {
             ("module_available", "1 when the module and every module it depends on are on", |m| m.available),
             ("module_ready", "1 when the module is available and its sync is done", |m| m.ready),
         ] {
-            gauges(e, name, help, modules.iter().map(|m| ([("module", m.name)], i64::from(value(m)))))?;
+            gauges(e, name, help, modules.iter().map(|m| ([("module", m.name.as_str())], i64::from(value(m)))))?;
         }
         let waiting = i64::try_from(self.limits.held()).unwrap_or(i64::MAX);
         gauges(e, "waiting_requests", "Long polls and streams open now", [([("kind", "held")], waiting)])?;

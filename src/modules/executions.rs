@@ -9,7 +9,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument;
 
-use super::{EXECUTIONS, Lifecycle, Module};
+use super::{Lifecycle, Module, ModuleName};
 use crate::index::{self, Index, Listed, ShardState};
 use crate::selector::Selector;
 use crate::source::cluster::{WatchSettings, watch_namespace};
@@ -37,8 +37,8 @@ impl ExecutionsModule {
 }
 
 impl Module for ExecutionsModule {
-    fn name(&self) -> &'static str {
-        EXECUTIONS
+    fn name(&self) -> ModuleName {
+        ModuleName::Executions
     }
 
     fn resources(&self) -> &'static [&'static str] {

@@ -21,13 +21,50 @@ pub use rejections::RejectionsModule;
 
 pub use crate::model::{EXECUTIONS, PIPELINES, REJECTIONS};
 /// Every module, in the order they are enabled.
-pub const ALL: [&str; 3] = [EXECUTIONS, PIPELINES, REJECTIONS];
+pub const ALL: [ModuleName; 3] = [ModuleName::Executions, ModuleName::Pipelines, ModuleName::Rejections];
+
+/// A module, by the name `--modules`, BackendModule objects and `/api/v1/modules` use: each is
+/// also the API resource it serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModuleName {
+    Executions,
+    Pipelines,
+    Rejections,
+}
+
+impl ModuleName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModuleName::Executions => EXECUTIONS,
+            ModuleName::Pipelines => PIPELINES,
+            ModuleName::Rejections => REJECTIONS,
+        }
+    }
+}
+
+impl std::fmt::Display for ModuleName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ModuleName {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        ALL.into_iter().find(|m| m.as_str() == name).ok_or_else(|| {
+            let known: Vec<&str> = ALL.iter().map(|m| m.as_str()).collect();
+            format!("unknown module {name:?}; known modules: {}", known.join(", "))
+        })
+    }
+}
 
 /// One domain of the API.
 pub trait Module: Send + Sync {
-    fn name(&self) -> &'static str;
+    fn name(&self) -> ModuleName;
     /// Modules this one needs enabled to be available.
-    fn depends_on(&self) -> &'static [&'static str] {
+    fn depends_on(&self) -> &'static [ModuleName] {
         &[]
     }
     /// The API resources (`/api/v1/{resource}`, `/api/v1/namespaces/{ns}/{resource}/...`) whose
@@ -86,7 +123,7 @@ impl Lifecycle {
 pub struct NotInstalled(pub String);
 
 impl NotInstalled {
-    pub fn module(name: &str) -> Self {
+    pub fn module(name: ModuleName) -> Self {
         NotInstalled(format!("module {name} is not installed"))
     }
 }
@@ -95,12 +132,12 @@ impl NotInstalled {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModuleStatus {
-    pub name: &'static str,
+    pub name: ModuleName,
     pub enabled: bool,
     /// Enabled, and so is every module it depends on: it answers its routes.
     pub available: bool,
     pub ready: bool,
-    pub depends_on: &'static [&'static str],
+    pub depends_on: &'static [ModuleName],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
@@ -119,21 +156,21 @@ impl Modules {
         self.modules.iter()
     }
 
-    fn get(&self, name: &str) -> Option<&Arc<dyn Module>> {
+    fn get(&self, name: ModuleName) -> Option<&Arc<dyn Module>> {
         self.modules.iter().find(|m| m.name() == name)
     }
 
     /// Enables exactly the modules in `wanted`, dependencies first, and disables the rest.
-    pub async fn apply(&self, wanted: &BTreeSet<String>) {
+    pub async fn apply(&self, wanted: &BTreeSet<ModuleName>) {
         for module in &self.modules {
-            if !wanted.contains(module.name()) && module.lifecycle().is_enabled() {
-                tracing::info!(module = module.name(), "disabling module");
+            if !wanted.contains(&module.name()) && module.lifecycle().is_enabled() {
+                tracing::info!(module = %module.name(), "disabling module");
                 module.disable().await;
             }
         }
         for module in &self.modules {
-            if wanted.contains(module.name()) && !module.lifecycle().is_enabled() {
-                tracing::info!(module = module.name(), "enabling module");
+            if wanted.contains(&module.name()) && !module.lifecycle().is_enabled() {
+                tracing::info!(module = %module.name(), "enabling module");
                 module.enable().await;
             }
         }
@@ -145,7 +182,7 @@ impl Modules {
         let owner = self.modules.iter().find(|m| m.resources().contains(&resource))?;
         let missing = std::iter::once(owner.name())
             .chain(owner.depends_on().iter().copied())
-            .find(|name| !self.get(name).is_some_and(|m| m.lifecycle().is_enabled()))?;
+            .find(|name| !self.get(*name).is_some_and(|m| m.lifecycle().is_enabled()))?;
         if missing == owner.name() {
             return Some(NotInstalled::module(missing));
         }
@@ -179,7 +216,7 @@ impl Modules {
         for m in &self.modules {
             let enabled = m.lifecycle().is_enabled();
             let (ready, own_error) = m.readiness();
-            let dependency = |d: &&str| all.iter().find(|s| s.name == *d);
+            let dependency = |d: &ModuleName| all.iter().find(|s| s.name == *d);
             let missing = m.depends_on().iter().find(|d| !dependency(d).is_some_and(|s| s.available));
             let deps_ready = m.depends_on().iter().all(|d| dependency(d).is_some_and(|s| s.ready));
             let last_error = missing.map(|d| format!("depends on module {d}, which is not installed")).or(own_error);
@@ -205,17 +242,6 @@ pub fn all_ready(modules: &[ModuleStatus]) -> bool {
 }
 
 /// Parses and checks `--modules` names.
-pub fn parse_names(names: &[String]) -> Result<BTreeSet<String>, String> {
-    names
-        .iter()
-        .map(|n| n.trim())
-        .filter(|n| !n.is_empty())
-        .map(|n| {
-            if ALL.contains(&n) {
-                Ok(n.to_owned())
-            } else {
-                Err(format!("unknown module {n:?}; known modules: {}", ALL.join(", ")))
-            }
-        })
-        .collect()
+pub fn parse_names(names: &[String]) -> Result<BTreeSet<ModuleName>, String> {
+    names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()).map(str::parse).collect()
 }

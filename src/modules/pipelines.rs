@@ -5,7 +5,7 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::{EXECUTIONS, Lifecycle, Module, PIPELINES};
+use super::{Lifecycle, Module, ModuleName};
 
 #[derive(Default)]
 pub struct PipelinesModule {
@@ -13,12 +13,12 @@ pub struct PipelinesModule {
 }
 
 impl Module for PipelinesModule {
-    fn name(&self) -> &'static str {
-        PIPELINES
+    fn name(&self) -> ModuleName {
+        ModuleName::Pipelines
     }
 
-    fn depends_on(&self) -> &'static [&'static str] {
-        &[EXECUTIONS]
+    fn depends_on(&self) -> &'static [ModuleName] {
+        &[ModuleName::Executions]
     }
 
     fn resources(&self) -> &'static [&'static str] {

@@ -1,7 +1,7 @@
 //! The `rejections` module: why ConfigMaps are not served. Its data comes from the executions
 //! module's watchers, so it depends on that module.
 
-use super::{EXECUTIONS, Lifecycle, Module, REJECTIONS};
+use super::{Lifecycle, Module, ModuleName};
 
 #[derive(Default)]
 pub struct RejectionsModule {
@@ -9,12 +9,12 @@ pub struct RejectionsModule {
 }
 
 impl Module for RejectionsModule {
-    fn name(&self) -> &'static str {
-        REJECTIONS
+    fn name(&self) -> ModuleName {
+        ModuleName::Rejections
     }
 
-    fn depends_on(&self) -> &'static [&'static str] {
-        &[EXECUTIONS]
+    fn depends_on(&self) -> &'static [ModuleName] {
+        &[ModuleName::Executions]
     }
 
     fn resources(&self) -> &'static [&'static str] {

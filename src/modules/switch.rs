@@ -11,7 +11,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use serde::Serialize;
 
-use super::{ALL, Modules};
+use super::{ModuleName, Modules};
 use crate::source::cluster::{WatchSettings, resilient_watch};
 
 pub const GROUP: &str = "pipelines.gitops.dev";
@@ -68,7 +68,7 @@ impl Switch {
 pub async fn follow(
     switch: Arc<Switch>,
     modules: Arc<Modules>,
-    defaults: BTreeSet<String>,
+    defaults: BTreeSet<ModuleName>,
     client: Client,
     watch: WatchSettings,
 ) {
@@ -110,7 +110,7 @@ pub async fn follow(
                     s.state = SwitchState::CrdAbsent;
                     s.last_error = Some(error.to_string());
                 });
-                present = defaults.clone();
+                present = defaults.iter().map(ModuleName::to_string).collect();
                 true
             }
             Err(error) => {
@@ -123,9 +123,11 @@ pub async fn follow(
             }
         };
         if changed && switch.status().state != SwitchState::Failing {
-            let unknown: Vec<String> = present.iter().filter(|n| !ALL.contains(&n.as_str())).cloned().collect();
+            let (known, unknown): (Vec<_>, Vec<_>) =
+                present.iter().map(|n| (n, n.parse())).partition(|(_, m)| m.is_ok());
+            let unknown: Vec<String> = unknown.into_iter().map(|(n, _)| n.clone()).collect();
             switch.update(|s| s.unknown_modules = unknown);
-            modules.apply(&present).await;
+            modules.apply(&known.into_iter().filter_map(|(_, m)| m.ok()).collect()).await;
         }
     }
 }
