@@ -1,25 +1,20 @@
-//! Kubernetes label selectors (`a=b,c!=d,e in (f,g),h notin (i),j,!k`), parsed once and matched
-//! against label maps. Shared with the API simulator so both sides agree on the syntax.
+//! Kubernetes label selectors (`a=b,c!=d,e in (f,g),h notin (i),j,!k`), parsed once into
+//! kube's `Expression`s, which match and print themselves. kube has no parser: this is it. The
+//! API simulator has a matcher of its own, so the two are checked against each other.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
+
+use kube::core::{Expression, SelectorExt};
 
 use crate::quote::quote;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Requirement {
-    Equals(String, String),
-    NotEquals(String, String),
-    In(String, BTreeSet<String>),
-    NotIn(String, BTreeSet<String>),
-    Exists(String),
-    DoesNotExist(String),
-}
-
-/// A parsed selector. The empty selector matches everything.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Selector(Vec<Requirement>);
+/// A parsed selector: kube's expressions, which match and print themselves. The empty selector
+/// matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selector(Vec<Expression>);
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid label selector {}: {reason}", quote(input))]
@@ -39,23 +34,24 @@ impl Selector {
     pub fn indexed(&self) -> Vec<(&str, Vec<&str>)> {
         self.0
             .iter()
-            .filter_map(|r| match r {
-                Requirement::Equals(k, v) => Some((k.as_str(), vec![v.as_str()])),
-                Requirement::In(k, vs) => Some((k.as_str(), vs.iter().map(String::as_str).collect())),
+            .filter_map(|e| match e {
+                Expression::Equal(k, v) => Some((k.as_str(), vec![v.as_str()])),
+                Expression::In(k, vs) => Some((k.as_str(), vs.iter().map(String::as_str).collect())),
                 _ => None,
             })
             .collect()
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.0.iter().all(|r| match r {
-            Requirement::Equals(k, v) => labels.get(k) == Some(v),
-            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
-            Requirement::Exists(k) => labels.contains_key(k),
-            Requirement::DoesNotExist(k) => !labels.contains_key(k),
-        })
+        self.0.iter().all(|e| e.matches(labels))
+    }
+}
+
+/// Hashed as printed: the printed form is canonical (sets are sorted), and a continue token's
+/// filter fingerprint needs no more.
+impl Hash for Selector {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.to_string().hash(h);
     }
 }
 
@@ -103,18 +99,18 @@ fn split_top_level(input: &str) -> Result<Vec<&str>, String> {
     Ok(parts)
 }
 
-fn parse_requirement(part: &str) -> Result<Requirement, String> {
+fn parse_requirement(part: &str) -> Result<Expression, String> {
     if let Some(key) = part.strip_prefix('!') {
-        return Ok(Requirement::DoesNotExist(key_of(key.trim())?));
+        return Ok(Expression::DoesNotExist(key_of(key.trim())?));
     }
     for (op, ctor) in
-        [("!=", Requirement::NotEquals as fn(_, _) -> _), ("==", Requirement::Equals), ("=", Requirement::Equals)]
+        [("!=", Expression::NotEqual as fn(_, _) -> _), ("==", Expression::Equal), ("=", Expression::Equal)]
     {
         if let Some((k, v)) = part.split_once(op) {
             return Ok(ctor(key_of(k.trim())?, value_of(v.trim())?));
         }
     }
-    for (op, ctor) in [(" notin ", Requirement::NotIn as fn(_, _) -> _), (" in ", Requirement::In)] {
+    for (op, ctor) in [(" notin ", Expression::NotIn as fn(_, _) -> _), (" in ", Expression::In)] {
         if let Some((k, set)) = part.split_once(op) {
             let set = set.trim();
             let inner = set
@@ -125,7 +121,7 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
             return Ok(ctor(key_of(k.trim())?, values));
         }
     }
-    Ok(Requirement::Exists(key_of(part)?))
+    Ok(Expression::Exists(key_of(part)?))
 }
 
 fn key_of(key: &str) -> Result<String, String> {
@@ -153,20 +149,13 @@ fn is_label_value(v: &str) -> bool {
 
 impl fmt::Display for Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let join = |vs: &BTreeSet<String>| vs.iter().cloned().collect::<Vec<_>>().join(",");
-        let parts: Vec<String> = self
-            .0
-            .iter()
-            .map(|r| match r {
-                Requirement::Equals(k, v) => format!("{k}={v}"),
-                Requirement::NotEquals(k, v) => format!("{k}!={v}"),
-                Requirement::In(k, vs) => format!("{k} in ({})", join(vs)),
-                Requirement::NotIn(k, vs) => format!("{k} notin ({})", join(vs)),
-                Requirement::Exists(k) => k.clone(),
-                Requirement::DoesNotExist(k) => format!("!{k}"),
-            })
-            .collect();
-        f.write_str(&parts.join(","))
+        for (i, expression) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{expression}")?;
+        }
+        Ok(())
     }
 }
 

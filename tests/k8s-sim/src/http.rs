@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use crate::labels::Selector;
 use bytes::Bytes;
-use execwatch::selector::Selector;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -328,9 +328,7 @@ fn watch_request(target: &Target, query: &HashMap<String, String>) -> Result<Wat
 
 pub(crate) fn labels(query: &HashMap<String, String>) -> Result<Selector, ApiError> {
     query.get("labelSelector").map_or(Ok(Selector::default()), |s| {
-        s.parse().map_err(|e: execwatch::selector::SelectorError| {
-            ApiError::new(400, "BadRequest", format!("unable to parse requirement: {e}"))
-        })
+        s.parse().map_err(|e: String| ApiError::new(400, "BadRequest", format!("unable to parse requirement: {e}")))
     })
 }
 

@@ -8,6 +8,7 @@
 mod discovery;
 mod faults;
 mod http;
+mod labels;
 mod list;
 mod patch;
 mod protobuf;

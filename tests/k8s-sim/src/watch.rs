@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::labels::Selector;
 use bytes::Bytes;
-use execwatch::selector::Selector;
 use futures::stream;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::Response;
