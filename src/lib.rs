@@ -18,6 +18,7 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod files;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod index;
 pub mod metrics;

@@ -379,5 +379,4 @@ fn depth(value: &Value) -> usize {
 }
 
 #[cfg(test)]
-#[path = "validate_tests.rs"]
 mod tests;

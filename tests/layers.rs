@@ -19,7 +19,7 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             }
             let relative = path.strip_prefix(&src).expect("under src").to_string_lossy().into_owned();
             let top = relative.split('/').next().unwrap_or_default().trim_end_matches(".rs").to_owned();
-            if !relative.ends_with(".rs") || top == "main" || top == "lib" || top.ends_with("_tests") {
+            if !relative.ends_with(".rs") || top == "main" || top == "lib" || relative.ends_with("/tests.rs") {
                 continue;
             }
             let text = std::fs::read_to_string(&path).expect("a source file");

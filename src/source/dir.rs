@@ -452,5 +452,4 @@ fn configmap(value: Value) -> Result<Option<ConfigMap>, String> {
 }
 
 #[cfg(test)]
-#[path = "dir_tests.rs"]
 mod tests;
