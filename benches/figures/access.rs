@@ -49,14 +49,7 @@ pub async fn access_cost() {
         sim.create_namespace(ns);
     }
     grant_readers(&client).await;
-    for i in 0..2000 {
-        let ns = namespaces[i % 2];
-        let cm = Cm::new(ns, &format!("run-{i}")).doc(&Doc::new(&format!("pipeline-{}", i % 50))).build();
-        kube::Api::<ConfigMap>::namespaced(client.clone(), ns)
-            .create(&PostParams::default(), &cm)
-            .await
-            .expect("create");
-    }
+    create_executions(&client, &namespaces, 2000).await;
     let watch = watch_settings();
     let sources =
         Sources::Kube { client: client.clone(), namespaces: namespaces.map(String::from).to_vec().into(), watch };
@@ -68,18 +61,7 @@ pub async fn access_cost() {
     let open = start_with(sources.clone(), Access::open()).await;
     let guarded = start_with(sources, Access::kubernetes(client, settings)).await;
     for (base, token) in [(&open, None), (&guarded, Some("bench-token"))] {
-        let url = format!("{base}/api/v1/executions?limit=500");
-        loop {
-            let mut request = reqwest::Client::new().get(&url);
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            let body: serde_json::Value = request.send().await.expect("list").json().await.expect("json");
-            if body["items"].as_array().is_some_and(|i| i.len() == 500) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_page(base, token).await;
     }
     let oha = oha();
     for (what, path) in
@@ -120,6 +102,34 @@ pub async fn access_cost() {
     let reviews = sim.requests("create", "tokenreviews.authentication.k8s.io", "");
     let decisions = sim.requests("create", "subjectaccessreviews.authorization.k8s.io", "");
     println!("access: the whole run made {reviews} TokenReview(s) and {decisions} SubjectAccessReview(s)");
+}
+
+/// `count` executions, spread over `namespaces`, created through the API.
+async fn create_executions(client: &kube::Client, namespaces: &[&str], count: usize) {
+    for i in 0..count {
+        let ns = namespaces[i % namespaces.len()];
+        let cm = Cm::new(ns, &format!("run-{i}")).doc(&Doc::new(&format!("pipeline-{}", i % 50))).build();
+        kube::Api::<ConfigMap>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &cm)
+            .await
+            .expect("create");
+    }
+}
+
+/// Waits until the service at `base` serves a full page of 500 to `token`.
+async fn wait_for_page(base: &str, token: Option<&str>) {
+    let url = format!("{base}/api/v1/executions?limit=500");
+    loop {
+        let mut request = reqwest::Client::new().get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let body: serde_json::Value = request.send().await.expect("list").json().await.expect("json");
+        if body["items"].as_array().is_some_and(|i| i.len() == 500) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Binds the shipped executions reader to the group `readers`, cluster-wide.

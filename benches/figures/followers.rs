@@ -41,71 +41,18 @@ pub async fn run(executions: usize, followers: usize) -> Figures {
     let open_files = rlimit::increase_nofile_limit(u64::MAX).expect("the open-files limit");
     assert!(open_files as usize > followers + 100, "this process may open only {open_files} files");
     pin_self("1");
-    let address = served.base.trim_start_matches("http://").to_owned();
     let http = reqwest::Client::new();
 
     // The change to come: a new, newest run of a pipeline, in its namespace.
     let change = data::execution(executions, 1);
-    let (ns, pipeline) = (change.namespace.clone(), change.pipeline.clone());
-    let etag = |path: String| {
-        let http = http.clone();
-        async move {
-            let response = http.get(&path).send().await.expect("get");
-            response.headers()["etag"].to_str().expect("ETag").to_owned()
-        }
-    };
-    let (base, host) = (&served.base, "Host: execwatch\r\n");
-    let list_tag = etag(format!("{base}/api/v1/executions?limit=1")).await;
-    let pipeline_path = format!("/api/v1/namespaces/{ns}/pipelines/{pipeline}");
-    let pipeline_tag = etag(format!("{base}{pipeline_path}")).await;
-    let stream = |path: String| Follower {
-        request: format!("GET {path} HTTP/1.1\r\n{host}Accept: text/event-stream\r\n\r\n"),
-        opened: Some("event:snapshot"),
-        heard: "event:added",
-    };
-    let poll = |path: String, tag: &str| Follower {
-        request: format!("GET {path} HTTP/1.1\r\n{host}If-None-Match: {tag}\r\n\r\n"),
-        opened: None,
-        heard: "HTTP/1.1 200",
-    };
-    let kinds = [
-        stream("/api/v1/executions?limit=1".into()),
-        stream(format!("/api/v1/namespaces/{ns}/executions?limit=1")),
-        poll("/api/v1/executions?limit=1&timeoutSeconds=300".into(), &list_tag),
-        poll(format!("{pipeline_path}?timeoutSeconds=300"), &pipeline_tag),
-    ];
-
+    let kinds = kinds(&http, &served.base, &change).await;
     let before = served.rss();
-    let mut tasks = Vec::with_capacity(followers);
-    for batch in (0..followers).collect::<Vec<_>>().chunks(OPENING) {
-        let opening = batch.iter().map(|i| {
-            let follower = &kinds[i % kinds.len()];
-            let (address, request, opened) = (address.clone(), follower.request.clone(), follower.opened);
-            async move {
-                let mut socket = tokio::net::TcpStream::connect(&address).await.expect("connect");
-                socket.write_all(request.as_bytes()).await.expect("request");
-                let mut seen = Vec::new();
-                if let Some(opened) = opened {
-                    read_until(&mut socket, &mut seen, opened, Duration::from_secs(60)).await;
-                }
-                socket
-            }
-        });
-        let sockets: Vec<_> = futures::stream::iter(opening).buffered(OPENING).collect().await;
-        for (i, mut socket) in batch.iter().zip(sockets) {
-            let marker = kinds[i % kinds.len()].heard;
-            tasks.push(tokio::spawn(async move {
-                // Held idle while the others are set up, then until the change.
-                read_until(&mut socket, &mut Vec::new(), marker, Duration::from_secs(600)).await;
-                Instant::now()
-            }));
-        }
-    }
+    let tasks = open(&served, &kinds, followers).await;
     // Every long poll is held once the service counts every follower as waiting.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let ready: serde_json::Value =
-            http.get(format!("{base}/readyz")).send().await.expect("readyz").json().await.expect("json");
+            http.get(format!("{}/readyz", served.base)).send().await.expect("readyz").json().await.expect("json");
         if ready["waiting"].as_u64() == Some(followers as u64) {
             break;
         }
@@ -132,6 +79,71 @@ pub async fn run(executions: usize, followers: usize) -> Figures {
     drop(served);
     let woken = (median(times.clone()), times[times.len() * 99 / 100], times[times.len() - 1]);
     Figures { followers, executions, rss: (before, held), woken, within_a_second }
+}
+
+/// The four kinds of follower, each waiting for `change`: streams of every and of one
+/// namespace's executions, and long polls of the list and of the change's pipeline.
+async fn kinds(http: &reqwest::Client, base: &str, change: &data::Execution) -> [Follower; 4] {
+    let (ns, pipeline) = (&change.namespace, &change.pipeline);
+    let etag = |path: String| {
+        let http = http.clone();
+        async move {
+            let response = http.get(&path).send().await.expect("get");
+            response.headers()["etag"].to_str().expect("ETag").to_owned()
+        }
+    };
+    let host = "Host: execwatch\r\n";
+    let list_tag = etag(format!("{base}/api/v1/executions?limit=1")).await;
+    let pipeline_path = format!("/api/v1/namespaces/{ns}/pipelines/{pipeline}");
+    let pipeline_tag = etag(format!("{base}{pipeline_path}")).await;
+    let stream = |path: String| Follower {
+        request: format!("GET {path} HTTP/1.1\r\n{host}Accept: text/event-stream\r\n\r\n"),
+        opened: Some("event:snapshot"),
+        heard: "event:added",
+    };
+    let poll = |path: String, tag: &str| Follower {
+        request: format!("GET {path} HTTP/1.1\r\n{host}If-None-Match: {tag}\r\n\r\n"),
+        opened: None,
+        heard: "HTTP/1.1 200",
+    };
+    [
+        stream("/api/v1/executions?limit=1".into()),
+        stream(format!("/api/v1/namespaces/{ns}/executions?limit=1")),
+        poll("/api/v1/executions?limit=1&timeoutSeconds=300".into(), &list_tag),
+        poll(format!("{pipeline_path}?timeoutSeconds=300"), &pipeline_tag),
+    ]
+}
+
+/// Opens `followers` connections, `OPENING` at a time, each a kind in turn: tasks that finish
+/// when their follower hears the change, with when it did.
+async fn open(served: &Served, kinds: &[Follower], followers: usize) -> Vec<tokio::task::JoinHandle<Instant>> {
+    let address = served.base.trim_start_matches("http://").to_owned();
+    let mut tasks = Vec::with_capacity(followers);
+    for batch in (0..followers).collect::<Vec<_>>().chunks(OPENING) {
+        let opening = batch.iter().map(|i| {
+            let follower = &kinds[i % kinds.len()];
+            let (address, request, opened) = (address.clone(), follower.request.clone(), follower.opened);
+            async move {
+                let mut socket = tokio::net::TcpStream::connect(&address).await.expect("connect");
+                socket.write_all(request.as_bytes()).await.expect("request");
+                let mut seen = Vec::new();
+                if let Some(opened) = opened {
+                    read_until(&mut socket, &mut seen, opened, Duration::from_secs(60)).await;
+                }
+                socket
+            }
+        });
+        let sockets: Vec<_> = futures::stream::iter(opening).buffered(OPENING).collect().await;
+        for (i, mut socket) in batch.iter().zip(sockets) {
+            let marker = kinds[i % kinds.len()].heard;
+            tasks.push(tokio::spawn(async move {
+                // Held idle while the others are set up, then until the change.
+                read_until(&mut socket, &mut Vec::new(), marker, Duration::from_secs(600)).await;
+                Instant::now()
+            }));
+        }
+    }
+    tasks
 }
 
 /// Reads from `socket` into `seen` until it holds `marker`, with at most `idle` between reads.

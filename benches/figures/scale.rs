@@ -160,17 +160,9 @@ pub async fn run(oha: &Path, source: Source, n: usize) -> Row {
     let (served, ready, _kubeconfig) = start(&writer).await;
     let base = served.base.clone();
     let http = reqwest::Client::new();
-    let get = |path: String| {
-        let http = http.clone();
-        async move {
-            let response = http.get(&path).send().await.expect("get");
-            assert_eq!(response.status(), 200, "{path}");
-            response.bytes().await.expect("body")
-        }
-    };
-    let listed = get(format!("{base}/api/v1/executions?limit=1")).await;
+    let listed = get_ok(&http, &format!("{base}/api/v1/executions?limit=1")).await;
     assert!(listed.starts_with(b"{\"items\":[{"), "served");
-    let rejections = get(format!("{base}/api/v1/rejections")).await;
+    let rejections = get_ok(&http, &format!("{base}/api/v1/rejections")).await;
     assert!(rejections.starts_with(b"{\"items\":[]"), "every generated execution is valid");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss, peak) = (served.rss(), served.peak());
@@ -179,63 +171,13 @@ pub async fn run(oha: &Path, source: Source, n: usize) -> Row {
     let idle_cpu = (served.cpu() - cpu) / 5.0;
 
     let one = n / 2;
-    let one_path = format!("/api/v1/namespaces/{}/executions/run-{one}", data::namespace(one));
-    let deep = deep_token(&http, &base, n / 2).await;
-    let list_50 = format!("{base}/api/v1/executions?limit=50");
-    let etag = http.get(&list_50).send().await.expect("get").headers()["etag"].to_str().expect("ETag").to_owned();
-    let unchanged = format!("If-None-Match: {etag}");
-    let paths = [
-        // The floor: the same server, logging, metrics and request id around a handler that
-        // does nothing but answer a few bytes. No endpoint can beat its ratio.
-        ("livez (floor)", "/livez".to_owned()),
-        ("GET one", one_path.clone()),
-        ("list 50", "/api/v1/executions?limit=50".to_owned()),
-        ("list 50 unchanged (304)", "/api/v1/executions?limit=50".to_owned()),
-        ("by pipeline", "/api/v1/executions?pipeline=pipeline-7&limit=50".to_owned()),
-        ("by phase", "/api/v1/executions?phase=Failed&limit=50".to_owned()),
-        ("by environment", "/api/v1/executions?environment=canary&limit=50".to_owned()),
-        ("by namespace", "/api/v1/namespaces/ns-7/executions?limit=50".to_owned()),
-        (
-            "label selector",
-            "/api/v1/executions?labelSelector=pipelines.gitops.dev/pipeline%3Dpipeline-7&limit=50".to_owned(),
-        ),
-        ("deep page", format!("/api/v1/executions?limit=50&continue={deep}")),
-        ("pipelines page", "/api/v1/pipelines?limit=50".to_owned()),
-    ];
-    let mut endpoints = Vec::new();
-    for (name, path) in paths {
-        let url = format!("{base}{path}");
-        // A client that holds the page already: the ceiling answers it 304 with no body too.
-        let conditional = name.ends_with("(304)");
-        let status = if conditional { 304 } else { 200 };
-        let request = Request { url: &url, header: conditional.then_some(unchanged.as_str()), rate: None, status };
-        let ceiling_url = match conditional {
-            true => load::bare_hyper(304, Default::default()).await,
-            false => load::bare_hyper(200, get(url.clone()).await).await,
-        };
-        let (mut s, mut c, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
-            let (served_run, ceiling_run) = alternate(oha, &served, &request, &ceiling_url).await;
-            ratios.push(served_run.per_second / ceiling_run.per_second);
-            s.push(served_run);
-            c.push(ceiling_run);
-        }
-        endpoints.push(Endpoint { name, served: middle(s), ceiling: middle(c), ratio: median(ratios) });
-    }
-    let ceiling_url = load::bare_hyper(200, get(format!("{base}{one_path}")).await).await;
-    let (mut s, mut c) = (Vec::new(), Vec::new());
-    let one_url = format!("{base}{one_path}");
-    for _ in 0..ROUNDS {
-        let request = Request { url: &one_url, header: None, rate: Some(2000), status: 200 };
-        let (served_run, ceiling_run) = alternate(oha, &served, &request, &ceiling_url).await;
-        s.push(served_run.p99);
-        c.push(ceiling_run.p99);
-    }
-    let fixed = (median(s), median(c));
+    let one_url = format!("{base}/api/v1/namespaces/{}/executions/run-{one}", data::namespace(one));
+    let endpoints = endpoints(oha, &served, &http, &one_url, n).await;
+    let fixed = fixed_rate_p99(oha, &served, &http, &one_url).await;
 
     // Change-to-visible, with GET one at 1 000 req/s alongside: written the usual way, and
     // (files only) in place.
-    let mut background = load::background(oha, &format!("{base}{one_path}"), 600, 1000);
+    let mut background = load::background(oha, &one_url, 600, 1000);
     let visible = change_to_visible(&writer, &http, &base, n, Way::Renamed, 1).await;
     let visible_in_place = match source {
         Source::Dir => Some(change_to_visible(&writer, &http, &base, n, Way::InPlace, SAMPLES + 1).await),
@@ -243,19 +185,91 @@ pub async fn run(oha: &Path, source: Source, n: usize) -> Row {
     };
     let _ = background.kill();
     let _ = background.wait();
+    let after_changes = memory_after_changes(&writer, &served, &http, n).await;
+    Row { source, n, payload, ready, rss, peak, idle_cpu, endpoints, fixed, visible, visible_in_place, after_changes }
+}
 
-    // 1 000 changes spread over the data set, then memory once they are all visible.
+/// The body of a GET that must answer 200.
+async fn get_ok(http: &reqwest::Client, url: &str) -> bytes::Bytes {
+    let response = http.get(url).send().await.expect("get");
+    assert_eq!(response.status(), 200, "{url}");
+    response.bytes().await.expect("body")
+}
+
+/// Each endpoint's throughput against a bare hyper server answering its bytes, in alternating
+/// rounds: the median ratio.
+async fn endpoints(oha: &Path, served: &Served, http: &reqwest::Client, one_url: &str, n: usize) -> Vec<Endpoint> {
+    let base = &served.base;
+    let deep = deep_token(http, base, n / 2).await;
+    let list_50 = format!("{base}/api/v1/executions?limit=50");
+    let etag = http.get(&list_50).send().await.expect("get").headers()["etag"].to_str().expect("ETag").to_owned();
+    let unchanged = format!("If-None-Match: {etag}");
+    let paths = [
+        // The floor: the same server, logging, metrics and request id around a handler that
+        // does nothing but answer a few bytes. No endpoint can beat its ratio.
+        ("livez (floor)", format!("{base}/livez")),
+        ("GET one", one_url.to_owned()),
+        ("list 50", list_50.clone()),
+        ("list 50 unchanged (304)", list_50),
+        ("by pipeline", format!("{base}/api/v1/executions?pipeline=pipeline-7&limit=50")),
+        ("by phase", format!("{base}/api/v1/executions?phase=Failed&limit=50")),
+        ("by environment", format!("{base}/api/v1/executions?environment=canary&limit=50")),
+        ("by namespace", format!("{base}/api/v1/namespaces/ns-7/executions?limit=50")),
+        (
+            "label selector",
+            format!("{base}/api/v1/executions?labelSelector=pipelines.gitops.dev/pipeline%3Dpipeline-7&limit=50"),
+        ),
+        ("deep page", format!("{base}/api/v1/executions?limit=50&continue={deep}")),
+        ("pipelines page", format!("{base}/api/v1/pipelines?limit=50")),
+    ];
+    let mut endpoints = Vec::new();
+    for (name, url) in paths {
+        // A client that holds the page already: the ceiling answers it 304 with no body too.
+        let conditional = name.ends_with("(304)");
+        let status = if conditional { 304 } else { 200 };
+        let request = Request { url: &url, header: conditional.then_some(unchanged.as_str()), rate: None, status };
+        let ceiling_url = match conditional {
+            true => load::bare_hyper(304, Default::default()).await,
+            false => load::bare_hyper(200, get_ok(http, &url).await).await,
+        };
+        let (mut s, mut c, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let (served_run, ceiling_run) = alternate(oha, served, &request, &ceiling_url).await;
+            ratios.push(served_run.per_second / ceiling_run.per_second);
+            s.push(served_run);
+            c.push(ceiling_run);
+        }
+        endpoints.push(Endpoint { name, served: middle(s), ceiling: middle(c), ratio: median(ratios) });
+    }
+    endpoints
+}
+
+/// GET one's p99 at a fixed 2 000 requests a second, served and ceiling.
+async fn fixed_rate_p99(oha: &Path, served: &Served, http: &reqwest::Client, one_url: &str) -> (Duration, Duration) {
+    let ceiling_url = load::bare_hyper(200, get_ok(http, one_url).await).await;
+    let (mut s, mut c) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let request = Request { url: one_url, header: None, rate: Some(2000), status: 200 };
+        let (served_run, ceiling_run) = alternate(oha, served, &request, &ceiling_url).await;
+        s.push(served_run.p99);
+        c.push(ceiling_run.p99);
+    }
+    (median(s), median(c))
+}
+
+/// 1 000 changes spread over the data set, then the resident memory once they are all visible.
+async fn memory_after_changes(writer: &Writer, served: &Served, http: &reqwest::Client, n: usize) -> u64 {
+    let base = &served.base;
     let step = (n / 1000).max(1);
     let changed: Vec<usize> = (0..n).step_by(step).take(1000).collect();
     let writes = futures::stream::iter(changed.iter().map(|i| writer.write(*i, 5000, Way::Renamed)));
     writes.buffer_unordered(16).collect::<Vec<()>>().await;
     for i in &changed {
         let url = format!("{base}/api/v1/namespaces/{}/executions/run-{i}", data::namespace(*i));
-        wait_for(&http, &url, "\"message\":\"change 5000\"").await;
+        wait_for(http, &url, "\"message\":\"change 5000\"").await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after_changes = served.rss();
-    Row { source, n, payload, ready, rss, peak, idle_cpu, endpoints, fixed, visible, visible_in_place, after_changes }
+    served.rss()
 }
 
 /// `SAMPLES` changes written `way`, from generation `first` on, each timed until it is served:

@@ -45,19 +45,22 @@ pub(crate) struct Target {
     pub name: Option<String>,
 }
 
+/// One request of a client, as it reached the resource it names.
+struct Call {
+    target: Target,
+    verb: &'static str,
+    content_type: String,
+    query: HashMap<String, String>,
+    dry_run: bool,
+    body: Bytes,
+}
+
 async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let query: HashMap<String, String> =
         form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).into_owned().collect();
     if path == "/_sim/faults" {
-        return match *req.method() {
-            Method::GET => Ok(json_response(200, &inner.fault_state())),
-            Method::POST => {
-                let body = req.into_body().collect().await.map_err(|e| ApiError::new(400, "BadRequest", e.to_string()));
-                inner.apply_faults(&body?.to_bytes()).map(|state| json_response(200, &state))
-            }
-            _ => Err(ApiError::new(405, "MethodNotAllowed", "GET or POST /_sim/faults")),
-        };
+        return faults(&inner, req).await;
     }
     let resources = inner.store().resources();
     if let Some(body) = discovery::document(&path, &resources) {
@@ -65,45 +68,11 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
     }
     let target = parse_target(&path, &resources)
         .ok_or_else(|| ApiError::new(404, "NotFound", "the server could not find the requested resource"))?;
-    let method = req.method().clone();
-    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let content_type = content_type.split(';').next().unwrap_or_default().trim().to_owned();
-    if !body_is_supported(&method, &content_type) {
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type})"
-            ),
-        ));
-    }
-    let dry_run = match query.get("dryRun").map(String::as_str) {
-        None | Some("") => false,
-        Some("All") => true,
-        Some(other) => {
-            return Err(ApiError::new(
-                400,
-                "BadRequest",
-                format!("Invalid dry run value: {other:?}; only \"All\" is supported"),
-            ));
-        }
-    };
-    let (ns, plural) = (target.namespace.clone(), target.resource.id());
-    let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
-    let verb = match (&method, &target.name, watching) {
-        (&Method::GET, None, true) => "watch",
-        (&Method::GET, None, false) => "list",
-        (&Method::GET, Some(_), _) => "get",
-        (&Method::POST, None, _) => "create",
-        (&Method::PUT, Some(_), _) => "update",
-        (&Method::PATCH, Some(_), _) => "patch",
-        (&Method::DELETE, Some(_), _) => "delete",
-        _ => {
-            return Err(ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported on {path}")));
-        }
-    };
+    let content_type = content_type(&req)?;
+    let dry_run = dry_run(&query)?;
+    let verb = verb(req.method(), &target, &query, &path)?;
     // Counted whatever the answer, so tests can see how often a refused client retries.
-    inner.count(format!("{verb} {plural} {ns}"));
+    inner.count(format!("{verb} {} {}", target.resource.id(), target.namespace));
     if let Some(code) = inner.faults().namespace_status.get(&target.namespace).copied() {
         return Err(injected(code, &req, &target));
     }
@@ -111,75 +80,144 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
     if crate::rbac::is_review(&target.resource) {
         return review(&inner, &target, verb, &body).await;
     }
-    if verb == "watch" {
-        return watch::serve(inner, watch_request(&target, &query)?);
-    }
-    if verb == "list" {
-        if inner.faults().hang_lists {
-            return std::future::pending().await;
+    match verb {
+        "watch" => watch::serve(inner, watch_request(&target, &query)?),
+        "list" if inner.faults().hang_lists => std::future::pending().await,
+        "list" => crate::list::list(&inner, &target, &query).map(|v| json_response(200, &v)),
+        _ => {
+            let call = Call { target, verb, content_type, query, dry_run, body };
+            let (code, object) = object_verb(&inner, &call)?;
+            if verb != "get" {
+                inner.changed();
+            }
+            Ok(json_response(code, &object))
         }
-        return crate::list::list(&inner, &target, &query).map(|v| json_response(200, &v));
     }
-    let name = target.name.clone().unwrap_or_default();
+}
+
+/// `/_sim/faults`: the switches tests turn, read with GET and set with POST.
+async fn faults(inner: &Inner, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    match *req.method() {
+        Method::GET => Ok(json_response(200, &inner.fault_state())),
+        Method::POST => {
+            let body = req.into_body().collect().await.map_err(|e| ApiError::new(400, "BadRequest", e.to_string()));
+            inner.apply_faults(&body?.to_bytes()).map(|state| json_response(200, &state))
+        }
+        _ => Err(ApiError::new(405, "MethodNotAllowed", "GET or POST /_sim/faults")),
+    }
+}
+
+/// The body's media type, without parameters; 415 for one a write does not accept.
+fn content_type(req: &Request<Incoming>) -> Result<String, ApiError> {
+    let header = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = header.split(';').next().unwrap_or_default().trim().to_owned();
+    if body_is_supported(req.method(), &content_type) {
+        return Ok(content_type);
+    }
+    Err(ApiError::new(
+        415,
+        "UnsupportedMediaType",
+        format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type})"
+        ),
+    ))
+}
+
+fn dry_run(query: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match query.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::new(
+            400,
+            "BadRequest",
+            format!("Invalid dry run value: {other:?}; only \"All\" is supported"),
+        )),
+    }
+}
+
+/// The RBAC verb a request is, from its method, whether it names an object, and `watch`.
+fn verb(
+    method: &Method,
+    target: &Target,
+    query: &HashMap<String, String>,
+    path: &str,
+) -> Result<&'static str, ApiError> {
+    let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    Ok(match (method, &target.name, watching) {
+        (&Method::GET, None, true) => "watch",
+        (&Method::GET, None, false) => "list",
+        (&Method::GET, Some(_), _) => "get",
+        (&Method::POST, None, _) => "create",
+        (&Method::PUT, Some(_), _) => "update",
+        (&Method::PATCH, Some(_), _) => "patch",
+        (&Method::DELETE, Some(_), _) => "delete",
+        _ => return Err(ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported on {path}"))),
+    })
+}
+
+/// The object a create, update or patch sends, in the format its content type says; checked
+/// field by field when `fieldValidation=Strict`.
+fn decoded(call: &Call) -> Result<Value, ApiError> {
     let invalid = |e: String| ApiError::new(400, "BadRequest", format!("invalid body: {e}"));
-    let decoded = || {
-        let object = match content_type.as_str() {
-            PROTOBUF => return crate::protobuf::decode(&body).map_err(invalid),
-            APPLY => {
-                let text = std::str::from_utf8(&body).map_err(|e| invalid(e.to_string()))?;
-                serde_yaml::from_str::<Value>(text).map_err(|e| invalid(e.to_string()))?
-            }
-            _ => serde_json::from_slice::<Value>(&body).map_err(|e| invalid(e.to_string()))?,
-        };
-        if query.get("fieldValidation").is_some_and(|v| v == "Strict") && !content_type.contains("patch") {
-            strict(&target.resource, &object)?;
+    let object = match call.content_type.as_str() {
+        PROTOBUF => return crate::protobuf::decode(&call.body).map_err(invalid),
+        APPLY => {
+            let text = std::str::from_utf8(&call.body).map_err(|e| invalid(e.to_string()))?;
+            serde_yaml::from_str::<Value>(text).map_err(|e| invalid(e.to_string()))?
         }
-        Ok(object)
+        _ => serde_json::from_slice::<Value>(&call.body).map_err(|e| invalid(e.to_string()))?,
     };
-    let result = {
-        let mut store = inner.store();
-        match verb {
-            "get" => store.get(&target.resource, &ns, &name).map(|o| (200, o)),
-            "create" => store.create(&target.resource, &ns, decoded()?, dry_run).map(|o| (201, o)),
-            "update" => store.update(&target.resource, &ns, &name, decoded()?, dry_run).map(|o| (200, o)),
-            "patch" => {
-                let patch = match content_type.as_str() {
-                    JSON_PATCH => Patch::Json(decoded()?),
-                    APPLY => {
-                        let manager = query.get("fieldManager").filter(|m| !m.is_empty()).ok_or_else(|| {
-                            ApiError::new(
-                                422,
-                                "Invalid",
-                                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-                            )
-                        })?;
-                        Patch::Apply { object: decoded()?, manager: manager.clone() }
-                    }
-                    _ => Patch::Merge(decoded()?),
-                };
-                let created = matches!(patch, Patch::Apply { .. }) && store.get(&target.resource, &ns, &name).is_err();
-                let code = if created { 201 } else { 200 };
-                store.patch(&target.resource, &ns, &name, &patch, dry_run).map(|o| (code, o))
-            }
-            _ => {
-                let options: Value = if body.is_empty() {
-                    Value::Null
-                } else {
-                    serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?
-                };
-                let precondition = options.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
-                let dry_run = dry_run || options["dryRun"].as_array().is_some_and(|d| d.iter().any(|v| v == "All"));
-                store
-                    .delete(&target.resource, &ns, &name, precondition, dry_run)
-                    .map(|o| (200, deleted(&target.resource, o)))
-            }
-        }
-    };
-    let (code, object) = result?;
-    if verb != "get" {
-        inner.changed();
+    if call.query.get("fieldValidation").is_some_and(|v| v == "Strict") && !call.content_type.contains("patch") {
+        strict(&call.target.resource, &object)?;
     }
-    Ok(json_response(code, &object))
+    Ok(object)
+}
+
+/// get, create, update, patch or delete of one object: the status code and the object.
+fn object_verb(inner: &Inner, call: &Call) -> Result<(u16, Value), ApiError> {
+    let (resource, ns) = (&call.target.resource, call.target.namespace.as_str());
+    let name = call.target.name.clone().unwrap_or_default();
+    let mut store = inner.store();
+    match call.verb {
+        "get" => store.get(resource, ns, &name).map(|o| (200, o)),
+        "create" => store.create(resource, ns, decoded(call)?, call.dry_run).map(|o| (201, o)),
+        "update" => store.update(resource, ns, &name, decoded(call)?, call.dry_run).map(|o| (200, o)),
+        "patch" => {
+            let patch = patch(call)?;
+            let created = matches!(patch, Patch::Apply { .. }) && store.get(resource, ns, &name).is_err();
+            let code = if created { 201 } else { 200 };
+            store.patch(resource, ns, &name, &patch, call.dry_run).map(|o| (code, o))
+        }
+        _ => {
+            let options: Value = if call.body.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&call.body)
+                    .map_err(|e| ApiError::new(400, "BadRequest", format!("invalid body: {e}")))?
+            };
+            let precondition = options.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
+            let dry_run = call.dry_run || options["dryRun"].as_array().is_some_and(|d| d.iter().any(|v| v == "All"));
+            store.delete(resource, ns, &name, precondition, dry_run).map(|o| (200, deleted(resource, o)))
+        }
+    }
+}
+
+/// The patch a PATCH sends: JSON patch, server-side apply (which needs a field manager) or merge.
+fn patch(call: &Call) -> Result<Patch, ApiError> {
+    Ok(match call.content_type.as_str() {
+        JSON_PATCH => Patch::Json(decoded(call)?),
+        APPLY => {
+            let manager = call.query.get("fieldManager").filter(|m| !m.is_empty()).ok_or_else(|| {
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                )
+            })?;
+            Patch::Apply { object: decoded(call)?, manager: manager.clone() }
+        }
+        _ => Patch::Merge(decoded(call)?),
+    })
 }
 
 /// TokenReview and SubjectAccessReview: created and answered, never stored.
