@@ -62,6 +62,11 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
     if path == "/_sim/faults" {
         return faults(&inner, req).await;
     }
+    if let Some((ns, name)) = token_request_path(&path) {
+        let body = req.into_body().collect().await.map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?;
+        let request = serde_json::from_slice(&body.to_bytes()).unwrap_or(Value::Null);
+        return Ok(json_response(201, &crate::rbac::token_request(&inner, ns, name, &request)));
+    }
     let resources = inner.store().resources();
     if let Some(body) = discovery::document(&path, &resources) {
         return Ok(json_response(200, &body));
@@ -93,6 +98,14 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
             Ok(json_response(code, &object))
         }
     }
+}
+
+/// `/api/v1/namespaces/{ns}/serviceaccounts/{name}/token`, the TokenRequest subresource
+/// (`kubectl create token`): the namespace and the service account.
+fn token_request_path(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("/api/v1/namespaces/")?.strip_suffix("/token")?;
+    let (ns, name) = rest.split_once("/serviceaccounts/")?;
+    (!ns.contains('/') && !name.contains('/')).then_some((ns, name))
 }
 
 /// `/_sim/faults`: the switches tests turn, read with GET and set with POST.

@@ -83,6 +83,25 @@ impl Inner {
     }
 }
 
+/// The command line of the `k8s-sim` binary.
+#[derive(clap::Parser)]
+#[command(about = "A Kubernetes API simulator (core v1 ConfigMaps and Namespaces) for execwatch")]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: std::net::SocketAddr,
+    /// Where to write a kubeconfig that points at the simulator.
+    #[arg(long, default_value = "k8s-sim.kubeconfig")]
+    pub kubeconfig: std::path::PathBuf,
+    /// Namespaces to create at start (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Bearer tokens that TokenReview accepts, in kube-apiserver's format:
+    /// `token,user,uid,"group1,group2"` per line.
+    #[arg(long)]
+    pub token_auth_file: Option<std::path::PathBuf>,
+}
+
 /// Options of a simulator instance.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -182,12 +201,7 @@ impl Sim {
     /// Adds a token bound to `audiences`, as `kubectl create token SA --audience A` makes one,
     /// for the service account `namespace/name`.
     pub fn add_bound_token(&self, token: &str, namespace: &str, name: &str, audiences: &[&str]) {
-        let user = rbac::User {
-            name: format!("system:serviceaccount:{namespace}:{name}"),
-            uid: format!("uid-{namespace}-{name}"),
-            groups: vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{namespace}")],
-            audiences: Some(audiences.iter().map(|a| a.to_string()).collect()),
-        };
+        let user = rbac::service_account(namespace, name, audiences.iter().map(|a| a.to_string()).collect());
         self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(token.to_owned(), user);
     }
 
