@@ -10,7 +10,7 @@ use super::conditional::Negotiation;
 use super::params::Params;
 use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
-use super::{ApiError, AppState, ErrorCode, ListBody, list_routes, request};
+use super::{ApiError, AppState, ErrorCode, ListBody, ListRequest, list_routes, request};
 use crate::access::{Caller, Verb};
 use crate::index::{Cursor, ExecutionFilter, Scope};
 use crate::model::Phase;
@@ -37,13 +37,8 @@ const FILTERS: [&str; 8] =
 
 /// Lists executions; with `If-None-Match` and `timeoutSeconds`, a long poll (see `poll`); with
 /// `Accept: text/event-stream` or `watch=true`, a stream of its changes (see `stream`).
-async fn list(
-    namespace: Option<String>,
-    query: String,
-    caller: Caller,
-    how: Negotiation,
-    state: AppState,
-) -> Result<Response, Rejection> {
+async fn list(request: ListRequest) -> Result<Response, Rejection> {
+    let ListRequest { namespace, query, caller, how, state } = request;
     let params = Params::parse_list(&query, namespace.is_some(), &FILTERS)?;
     let timeout = poll::timeout(&params)?;
     let streams = stream::wanted(&how, &params)?;

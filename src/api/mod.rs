@@ -9,6 +9,7 @@ pub(crate) mod executions;
 pub mod health;
 mod limits;
 mod modules;
+mod named;
 pub mod openapi;
 mod pages;
 mod params;
@@ -150,17 +151,27 @@ fn request(
 /// caller's namespaces or one, both answered by `handle` with the namespace of the path, if any.
 fn list_routes<H, F>(state: AppState, resource: &'static str, handle: H) -> BoxedFilter<(Response,)>
 where
-    H: Fn(Option<String>, String, crate::access::Caller, conditional::Negotiation, AppState) -> F
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    H: Fn(ListRequest) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response, warp::Rejection>> + Send,
 {
     let all = warp::path(resource).and(warp::path::end()).map(|| None);
     let namespaced = warp::path("namespaces").and(warp::path::param::<String>()).and(warp::path(resource));
     let namespaced = namespaced.and(warp::path::end()).map(Some);
-    all.or(namespaced).unify().and(request(state)).and_then(handle).boxed()
+    let listed = all.or(namespaced).unify().and(request(state));
+    let listed =
+        listed.map(|namespace, query, caller, how, state| ListRequest { namespace, query, caller, how, state });
+    listed.and_then(handle).boxed()
+}
+
+/// A list request as every list handler takes it.
+struct ListRequest {
+    /// The namespace of the path, if any.
+    namespace: Option<String>,
+    /// The raw query string.
+    query: String,
+    caller: crate::access::Caller,
+    how: conditional::Negotiation,
+    state: AppState,
 }
 
 /// Injects the shared state into a handler.

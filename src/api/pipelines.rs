@@ -4,12 +4,13 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::authz::{Target, authorize, not_there, readable};
+use super::authz::{Target, authorize, not_there};
 use super::conditional::Negotiation;
+use super::named::NamedList;
 use super::params::Params;
 use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
-use super::{ApiError, AppState, ListBody, list_routes, request};
+use super::{AppState, ListBody, ListRequest, list_routes, request};
 use crate::access::{Caller, Verb};
 use crate::index::{NameCursor, Scope};
 use crate::modules::PIPELINES;
@@ -22,23 +23,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 /// One page of pipelines, by namespace and name; a long poll with `timeoutSeconds`, a stream of
 /// pipeline changes with `Accept: text/event-stream` or `watch=true` (both watches; anything else
 /// is a list).
-async fn list(
-    namespaced: Option<String>,
-    query: String,
-    caller: Caller,
-    how: Negotiation,
-    state: AppState,
-) -> Result<Response, Rejection> {
+async fn list(request: ListRequest) -> Result<Response, Rejection> {
+    let ListRequest { namespace: namespaced, query, caller, how, state } = request;
     let accepted = ["limit", "continue", "timeoutSeconds", "watch"];
     let params = Params::parse_list(&query, namespaced.is_some(), &accepted)?;
     let (timeout, streams) = (poll::timeout(&params)?, stream::wanted(&how, &params)?);
     let verb = if timeout.is_some() || streams { Verb::Watch } else { Verb::List };
-    let filtered = params.get("namespace");
-    let scope = readable(&state, &caller, PIPELINES, namespaced.as_deref(), filtered, verb).await?;
-    let namespace = namespaced.as_deref().or(filtered);
-    let limit = params.limit(state.page)?;
-    let after = params.get("continue").map(|token| NameCursor::decode(token, PIPELINES, namespace)).transpose();
-    let after = after.map_err(ApiError::from)?;
+    let NamedList { scope, namespace, limit, after } =
+        NamedList::read(&state, &caller, PIPELINES, namespaced.as_deref(), &params, verb).await?;
     let owned = namespace.map(str::to_owned);
     let page = move |state: &AppState, scope: &Scope| {
         let page = state.index.pipelines(owned.as_deref(), scope, after.as_ref(), limit);

@@ -5,12 +5,11 @@ use warp::Rejection;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::authz::readable;
-use super::conditional::Negotiation;
+use super::named::NamedList;
 use super::params::Params;
 use super::poll::{self, HeldList};
-use super::{ApiError, AppState, ListBody, list_routes};
-use crate::access::{Caller, Verb};
+use super::{AppState, ListBody, ListRequest, list_routes};
+use crate::access::Verb;
 use crate::index::NameCursor;
 use crate::modules::REJECTIONS;
 
@@ -21,22 +20,13 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 
 /// A page of rejections, by namespace and name; a long poll with `timeoutSeconds` (a watch;
 /// anything else is a list).
-async fn list(
-    namespaced: Option<String>,
-    query: String,
-    caller: Caller,
-    how: Negotiation,
-    state: AppState,
-) -> Result<Response, Rejection> {
+async fn list(request: ListRequest) -> Result<Response, Rejection> {
+    let ListRequest { namespace: namespaced, query, caller, how, state } = request;
     let params = Params::parse_list(&query, namespaced.is_some(), &["limit", "continue", "timeoutSeconds"])?;
     let timeout = poll::timeout(&params)?;
     let verb = if timeout.is_some() { Verb::Watch } else { Verb::List };
-    let filtered = params.get("namespace");
-    let scope = readable(&state, &caller, REJECTIONS, namespaced.as_deref(), filtered, verb).await?;
-    let namespace = namespaced.as_deref().or(filtered);
-    let limit = params.limit(state.page)?;
-    let after = params.get("continue").map(|token| NameCursor::decode(token, REJECTIONS, namespace)).transpose();
-    let after = after.map_err(ApiError::from)?;
+    let NamedList { scope, namespace, limit, after } =
+        NamedList::read(&state, &caller, REJECTIONS, namespaced.as_deref(), &params, verb).await?;
     let held = HeldList { resource: REJECTIONS, namespace: namespaced.as_deref(), params: &params, scope };
     poll::list(&state, &caller, &how, timeout, held, |scope| {
         let page = state.index.rejections(namespace, scope, after.as_ref(), limit);
