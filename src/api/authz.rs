@@ -1,11 +1,8 @@
-//! Who sees what. Every `/api` route takes its caller from `caller()` (authenticated, within
+//! Who sees what. Every `/api` route takes its caller from `admit()` (authenticated, within
 //! their rate, past the module gate), then asks `authorize()` for the one namespace it names,
 //! with the verb it serves: decided by the handler from the route that matched and the one
 //! negotiation it uses, never guessed from the raw request. Anything a caller may not see is the
 //! same 404 as a missing object.
-
-use warp::path::FullPath;
-use warp::{Filter, Rejection};
 
 use super::{ApiError, AppState};
 use crate::access::{Caller, Verb};
@@ -13,30 +10,19 @@ use crate::index::Scope;
 use crate::quote::quote;
 
 /// Authenticates the caller (401, or 503 when that cannot be checked), keeps them to their rate,
-/// and only then answers for the module gate: module state is not for anonymous callers.
-pub(super) fn caller(state: AppState) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
-    warp::path::full().and(warp::header::optional::<String>("authorization")).and_then(
-        move |path: FullPath, authorization: Option<String>| {
-            let state = state.clone();
-            async move {
-                let caller = state.access.authenticate(authorization.as_deref()).await.map_err(ApiError::from)?;
-                state.limits.admit(caller.subject.as_ref())?;
-                if let Some(refused) = resource_in(path.as_str()).and_then(|r| state.modules.unavailable(r)) {
-                    return Err(Rejection::from(ApiError::from(refused)));
-                }
-                Ok(caller)
-            }
-        },
-    )
-}
-
-/// The resource of `/api/v1/{resource}/...` or `/api/v1/namespaces/{namespace}/{resource}/...`.
-fn resource_in(path: &str) -> Option<&str> {
-    let mut parts = path.strip_prefix("/api/v1/")?.split('/');
-    match parts.next()? {
-        "namespaces" => parts.nth(1),
-        resource => Some(resource),
+/// and only then answers for the module gate of `resource`: module state is not for anonymous
+/// callers.
+pub(super) async fn admit(
+    state: &AppState,
+    resource: Option<&str>,
+    authorization: Option<&str>,
+) -> Result<Caller, ApiError> {
+    let caller = state.access.authenticate(authorization).await?;
+    state.limits.admit(caller.subject.as_ref())?;
+    if let Some(refused) = resource.and_then(|r| state.modules.unavailable(r)) {
+        return Err(refused.into());
     }
+    Ok(caller)
 }
 
 /// What a request reads in one namespace: `verb` on `resource` (one object when `name` is given).

@@ -1,16 +1,15 @@
 //! Execution endpoints: list (all namespaces or one, optionally as a long poll) and follow one
 //! execution.
 
-use warp::filters::BoxedFilter;
+use warp::Rejection;
 use warp::reply::Response;
-use warp::{Filter, Rejection};
 
 use super::authz::{Target, authorize, not_there, readable};
 use super::conditional::Negotiation;
 use super::params::Params;
 use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
-use super::{ApiError, AppState, ErrorCode, ListBody, ListRequest, list_routes, request};
+use super::{ApiError, AppState, ErrorCode, ListBody, ListRequest};
 use crate::access::{Caller, Verb};
 use crate::index::{Cursor, ExecutionFilter, Scope};
 use crate::model::Phase;
@@ -19,25 +18,12 @@ use crate::quote::quote;
 use crate::selector::Selector;
 use crate::validate::ObjectRef;
 
-/// GET /api/v1/executions and /api/v1/namespaces/{namespace}/executions, and one execution.
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    list_routes(state.clone(), EXECUTIONS, list).or(get(state)).unify().boxed()
-}
-
-/// GET /api/v1/namespaces/{namespace}/executions/{name}
-fn get(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("namespaces" / String / "executions" / String)
-        .and(request(state))
-        .and_then(|ns, name, query, caller: Caller, how, state| get_one(ns, name, query, caller, how, state))
-        .boxed()
-}
-
 const FILTERS: [&str; 8] =
     ["pipeline", "phase", "environment", "labelSelector", "limit", "continue", "timeoutSeconds", "watch"];
 
 /// Lists executions; with `If-None-Match` and `timeoutSeconds`, a long poll (see `poll`); with
 /// `Accept: text/event-stream` or `watch=true`, a stream of its changes (see `stream`).
-async fn list(request: ListRequest) -> Result<Response, Rejection> {
+pub(super) async fn list(request: ListRequest) -> Result<Response, Rejection> {
     let ListRequest { namespace, query, caller, how, state } = request;
     let params = Params::parse_list(&query, namespace.is_some(), &FILTERS)?;
     let timeout = poll::timeout(&params)?;
@@ -107,8 +93,9 @@ fn label_selector(params: &Params) -> Result<Option<Selector>, ApiError> {
         .transpose()
 }
 
-/// One execution; with `Accept: text/event-stream` or `watch=true`, a stream of its changes.
-async fn get_one(
+/// GET /api/v1/namespaces/{namespace}/executions/{name}: one execution; with
+/// `Accept: text/event-stream` or `watch=true`, a stream of its changes.
+pub(super) async fn get_one(
     namespace: String,
     name: String,
     query: String,

@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::watch;
-use warp::filters::BoxedFilter;
+use warp::Reply;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::{Filter, Reply};
 
 use super::AppState;
 use crate::access::Verb;
@@ -74,20 +73,13 @@ pub(crate) struct Readiness {
     sources: Vec<ShardStatus>,
 }
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let livez = warp::path!("livez")
-        .and(warp::get())
-        .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
-    let readyz = warp::path!("readyz")
-        .and(warp::get())
-        .and(warp::header::optional::<String>("authorization"))
-        .then(move |authorization: Option<String>| readyz(state.clone(), authorization));
-    livez.or(readyz).unify().boxed()
+pub(super) fn livez() -> Response {
+    warp::reply::json(&serde_json::json!({"status": "ok"})).into_response()
 }
 
 /// GET /readyz. Where callers must authenticate, a probe without a valid token learns the status
 /// only; a caller with one sees the modules and the sources of the namespaces they may read.
-async fn readyz(state: AppState, authorization: Option<String>) -> Response {
+pub(super) async fn readyz(state: AppState, authorization: Option<String>) -> Response {
     let shutting_down = state.health.is_shutting_down();
     let modules = state.modules.status();
     let ready = !shutting_down && crate::modules::all_ready(&modules);
@@ -134,7 +126,7 @@ mod tests {
     async fn readiness_turns_false_when_shutdown_begins() {
         let index = Index::new(Duration::from_secs(60));
         let state = crate::api::tests::state(index.clone());
-        let filter = routes(state.clone());
+        let filter = crate::api::routes(state.clone(), false);
         let ready = warp::test::request().path("/readyz").reply(&filter).await;
         assert_eq!(ready.status(), StatusCode::OK);
         state.health.begin_shutdown();

@@ -1,5 +1,5 @@
-//! The HTTP JSON API. Routes are composed in one `routes()` function from one group per domain;
-//! every `/api` request is authenticated and passes the module gate before any handler runs,
+//! The HTTP JSON API. Routes are matched as a tree in `router`; every `/api` request is
+//! authenticated and passes the module gate before any handler runs,
 //! and each handler authorises the namespace it reads with the verb it serves (see `authz`).
 
 mod authz;
@@ -16,19 +16,19 @@ mod params;
 pub(crate) mod pipelines;
 mod poll;
 pub(crate) mod rejections;
+mod router;
 pub mod scrape;
 pub mod server;
 mod stream;
 pub mod ui;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::header::{CONTENT_TYPE, HeaderValue};
 use warp::reply::Response;
-use warp::{Filter, Reply};
 
 pub use conditional::Responses;
 pub use error::{ApiError, ErrorCode, recover};
@@ -97,20 +97,18 @@ impl Default for PageLimits {
     }
 }
 
-/// Every route of the service: health, the module list, and each module's routes behind the
-/// module gate; every `/api` route takes its caller from the one access check, `caller()`.
+/// Every route of the service: health, the description, the module list and each module's
+/// routes (matched as a tree, in `router`), then the dashboard's files.
 pub fn routes(state: AppState, dashboard: bool) -> BoxedFilter<(Response,)> {
-    let domains = modules::routes(state.clone())
-        .or(executions::routes(state.clone()))
-        .unify()
-        .or(pipelines::routes(state.clone()))
-        .unify()
-        .or(rejections::routes(state.clone()))
-        .unify();
-    let api = warp::path!("api" / "v1" / ..).and(domains).map(Reply::into_response);
-    let description = warp::path!("openapi.json").and(warp::get()).map(|| json_bytes(openapi::DOCUMENT.clone()));
     let dashboard = ui::routes(dashboard, state.responses.clone());
-    health::routes(state).or(description).unify().or(api).unify().or(dashboard).unify().recover(recover).unify().boxed()
+    let incoming = warp::method()
+        .and(warp::path::full())
+        .and(params::raw())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(conditional::negotiation())
+        .map(|method, path, query, authorization, how| router::Incoming { method, path, query, authorization, how });
+    let api = incoming.and_then(move |incoming| router::dispatch(state.clone(), incoming));
+    api.or(dashboard).unify().recover(recover).unify().boxed()
 }
 
 /// `GET /metrics` alone, for the metrics port: it names namespaces and counts, so it is read
@@ -137,32 +135,6 @@ pub fn metrics_routes(
         .boxed()
 }
 
-/// What every `/api` handler takes, composed once: a GET's raw query, its caller (authenticated,
-/// within their rate, past the module gate), what it negotiates, and the shared state.
-fn request(
-    state: AppState,
-) -> impl Filter<Extract = (String, crate::access::Caller, conditional::Negotiation, AppState), Error = warp::Rejection>
-+ Clone {
-    let caller = authz::caller(state.clone());
-    warp::get().and(params::raw()).and(caller).and(conditional::negotiation()).and(with_state(state))
-}
-
-/// `GET /api/v1/{resource}` and `GET /api/v1/namespaces/{namespace}/{resource}`: a list, over the
-/// caller's namespaces or one, both answered by `handle` with the namespace of the path, if any.
-fn list_routes<H, F>(state: AppState, resource: &'static str, handle: H) -> BoxedFilter<(Response,)>
-where
-    H: Fn(ListRequest) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Result<Response, warp::Rejection>> + Send,
-{
-    let all = warp::path(resource).and(warp::path::end()).map(|| None);
-    let namespaced = warp::path("namespaces").and(warp::path::param::<String>()).and(warp::path(resource));
-    let namespaced = namespaced.and(warp::path::end()).map(Some);
-    let listed = all.or(namespaced).unify().and(request(state));
-    let listed =
-        listed.map(|namespace, query, caller, how, state| ListRequest { namespace, query, caller, how, state });
-    listed.and_then(handle).boxed()
-}
-
 /// A list request as every list handler takes it.
 struct ListRequest {
     /// The namespace of the path, if any.
@@ -172,11 +144,6 @@ struct ListRequest {
     caller: crate::access::Caller,
     how: conditional::Negotiation,
     state: AppState,
-}
-
-/// Injects the shared state into a handler.
-fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
-    warp::any().map(move || state.clone())
 }
 
 /// `value` as 16 lowercase hex digits, written without a formatter: ETags and request ids are

@@ -2,14 +2,12 @@
 //! Always available, whatever is enabled.
 
 use serde::Serialize;
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
+use super::AppState;
 use super::authz::{covers_everything, scope};
 use super::conditional::Negotiation;
 use super::params::Params;
-use super::{AppState, request};
 use crate::access::{Caller, Verb};
 use crate::index::Tag;
 use crate::modules::ModuleStatus;
@@ -22,18 +20,18 @@ pub(crate) struct Body {
 }
 
 /// GET /api/v1/modules
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("modules")
-        .and(request(state))
-        .and_then(|query: String, caller: Caller, how: Negotiation, state: AppState| async move {
-            Params::parse(&query, &[])?;
-            let reads_all = covers_everything(&state, &scope(&state, &caller, Verb::List).await?);
-            let body = Body { items: redacted(state.modules.status(), reads_all), switch: state.switch.status() };
-            // A few hundred bytes, built per request: its tag is a hash of the bytes.
-            let body = crate::index::to_bytes(&body);
-            Ok::<_, warp::Rejection>(state.responses.reply(&how, Tag::of(&body), body, state.vary()))
-        })
-        .boxed()
+pub(super) async fn list(
+    query: String,
+    caller: Caller,
+    how: Negotiation,
+    state: AppState,
+) -> Result<Response, warp::Rejection> {
+    Params::parse(&query, &[])?;
+    let reads_all = covers_everything(&state, &scope(&state, &caller, Verb::List).await?);
+    let body = Body { items: redacted(state.modules.status(), reads_all), switch: state.switch.status() };
+    // A few hundred bytes, built per request: its tag is a hash of the bytes.
+    let body = crate::index::to_bytes(&body);
+    Ok(state.responses.reply(&how, Tag::of(&body), body, state.vary()))
 }
 
 /// Drops modules' last errors, which name the namespaces that fail, unless `reads_all`.

@@ -1,8 +1,7 @@
 //! Pipeline endpoints: pipelines resolved from their executions.
 
-use warp::filters::BoxedFilter;
+use warp::Rejection;
 use warp::reply::Response;
-use warp::{Filter, Rejection};
 
 use super::authz::{Target, authorize, not_there};
 use super::conditional::Negotiation;
@@ -10,20 +9,15 @@ use super::named::NamedList;
 use super::params::Params;
 use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
-use super::{AppState, ListBody, ListRequest, list_routes, request};
+use super::{AppState, ListBody, ListRequest};
 use crate::access::{Caller, Verb};
 use crate::index::{NameCursor, Scope};
 use crate::modules::PIPELINES;
 
-/// GET /api/v1/pipelines and /api/v1/namespaces/{namespace}/pipelines, and one pipeline.
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    list_routes(state.clone(), PIPELINES, list).or(get(state)).unify().boxed()
-}
-
-/// One page of pipelines, by namespace and name; a long poll with `timeoutSeconds`, a stream of
+/// GET /api/v1/pipelines and /api/v1/namespaces/{namespace}/pipelines: one page of pipelines, by namespace and name; a long poll with `timeoutSeconds`, a stream of
 /// pipeline changes with `Accept: text/event-stream` or `watch=true` (both watches; anything else
 /// is a list).
-async fn list(request: ListRequest) -> Result<Response, Rejection> {
+pub(super) async fn list(request: ListRequest) -> Result<Response, Rejection> {
     let ListRequest { namespace: namespaced, query, caller, how, state } = request;
     let accepted = ["limit", "continue", "timeoutSeconds", "watch"];
     let params = Params::parse_list(&query, namespaced.is_some(), &accepted)?;
@@ -49,24 +43,23 @@ async fn list(request: ListRequest) -> Result<Response, Rejection> {
     poll::list(&state, &caller, &how, timeout, held, |scope| Ok(page(&state, scope).0)).await
 }
 
-/// GET /api/v1/namespaces/{namespace}/pipelines/{name}
-fn get(state: AppState) -> BoxedFilter<(Response,)> {
-    warp::path!("namespaces" / String / "pipelines" / String)
-        .and(request(state))
-        .and_then(
-            |ns: String, name: String, query: String, caller: Caller, how: Negotiation, state: AppState| async move {
-                let params = Params::parse(&query, &["timeoutSeconds"])?;
-                let timeout = poll::timeout(&params)?;
-                let verb = if timeout.is_some() { Verb::Watch } else { Verb::Get };
-                authorize(&state, &caller, Target { namespace: &ns, resource: PIPELINES, name: Some(&name), verb })
-                    .await?;
-                let one = HeldOne { resource: PIPELINES, namespace: &ns, name: &name };
-                let look_up = || match state.index.pipeline(&ns, &name) {
-                    Some(pipeline) => Ok(pipeline.body.clone()),
-                    None => Err(not_there(&state, &ns, PIPELINES, &name)),
-                };
-                poll::one(&state, &caller, &how, timeout, one, look_up).await
-            },
-        )
-        .boxed()
+/// GET /api/v1/namespaces/{namespace}/pipelines/{name}; a long poll with `timeoutSeconds`.
+pub(super) async fn get_one(
+    ns: String,
+    name: String,
+    query: String,
+    caller: Caller,
+    how: Negotiation,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    let params = Params::parse(&query, &["timeoutSeconds"])?;
+    let timeout = poll::timeout(&params)?;
+    let verb = if timeout.is_some() { Verb::Watch } else { Verb::Get };
+    authorize(&state, &caller, Target { namespace: &ns, resource: PIPELINES, name: Some(&name), verb }).await?;
+    let one = HeldOne { resource: PIPELINES, namespace: &ns, name: &name };
+    let look_up = || match state.index.pipeline(&ns, &name) {
+        Some(pipeline) => Ok(pipeline.body.clone()),
+        None => Err(not_there(&state, &ns, PIPELINES, &name)),
+    };
+    poll::one(&state, &caller, &how, timeout, one, look_up).await
 }

@@ -2,25 +2,19 @@
 //! like every list, by namespace and name.
 
 use warp::Rejection;
-use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::named::NamedList;
 use super::params::Params;
 use super::poll::{self, HeldList};
-use super::{AppState, ListBody, ListRequest, list_routes};
+use super::{ListBody, ListRequest};
 use crate::access::Verb;
 use crate::index::NameCursor;
 use crate::modules::REJECTIONS;
 
-/// GET /api/v1/rejections and /api/v1/namespaces/{namespace}/rejections
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    list_routes(state, REJECTIONS, list)
-}
-
-/// A page of rejections, by namespace and name; a long poll with `timeoutSeconds` (a watch;
+/// GET /api/v1/rejections and /api/v1/namespaces/{namespace}/rejections: a page of rejections, by namespace and name; a long poll with `timeoutSeconds` (a watch;
 /// anything else is a list).
-async fn list(request: ListRequest) -> Result<Response, Rejection> {
+pub(super) async fn list(request: ListRequest) -> Result<Response, Rejection> {
     let ListRequest { namespace: namespaced, query, caller, how, state } = request;
     let params = Params::parse_list(&query, namespaced.is_some(), &["limit", "continue", "timeoutSeconds"])?;
     let timeout = poll::timeout(&params)?;
