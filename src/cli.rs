@@ -10,6 +10,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 use crate::access::{AccessSettings, AuthMode, AuthorizeAs};
 use crate::api::{CallerLimits, PageLimits, ServerSettings};
+use crate::history::{ArchiveSettings, ArchiveUrl};
 use crate::selector::Selector;
 use crate::source::Namespaces;
 use crate::source::cluster::WatchSettings;
@@ -184,6 +185,14 @@ pub struct ServeArgs {
     /// with --from-dir.
     #[arg(long, env = "EXECWATCH_MODULES", value_delimiter = ',', default_value = "executions,pipelines,rejections")]
     pub modules: Vec<String>,
+    /// Keep every execution served in a database, also after its ConfigMap is deleted:
+    /// `sqlite:PATH` (one replica; the file is created) or `postgres://USER@HOST/DB` (replicas
+    /// sharing one history). Enables the `history` module. Off by default.
+    #[arg(long, env = "EXECWATCH_ARCHIVE", value_name = "URL")]
+    pub archive: Option<ArchiveUrl>,
+    /// Archived executions deleted from the cluster longer ago than this are pruned.
+    #[arg(long, env = "EXECWATCH_ARCHIVE_RETAIN", value_parser = humantime::parse_duration, default_value = "400d")]
+    pub archive_retain: Duration,
     #[command(flatten)]
     pub schema: SchemaArgs,
 }
@@ -255,6 +264,12 @@ impl ServeArgs {
     pub fn caller_limits(&self, held: usize) -> CallerLimits {
         CallerLimits::new(self.max_long_polls_per_subject, held, self.rate_limit)
             .with_max_stream_life(self.max_stream_life)
+    }
+
+    /// The archive, when `--archive` is given.
+    pub fn archive_settings(&self) -> Option<ArchiveSettings> {
+        let url = self.archive.clone()?;
+        Some(ArchiveSettings { url, retain: self.archive_retain })
     }
 
     /// How reviews of tokens and namespaces are cached and bounded.

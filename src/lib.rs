@@ -20,6 +20,7 @@ pub mod commands;
 pub mod files;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod history;
 pub mod index;
 pub mod metrics;
 pub mod model;

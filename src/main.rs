@@ -47,8 +47,14 @@ fn registry(args: &SchemaArgs) -> anyhow::Result<Arc<SchemaRegistry>> {
 
 async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let registry = registry(&args.schema)?;
-    let modules =
+    let mut modules =
         execwatch::modules::parse_names(&args.modules).map_err(|e| anyhow::anyhow!("invalid --modules: {e}"))?;
+    let archive = args.archive_settings();
+    if let Some(archive) = &archive {
+        // Configured, so on: `--modules` (or a BackendModule) may still turn it off.
+        modules.insert(execwatch::modules::ModuleName::History);
+        tracing::info!(archive = %archive.url.redacted(), "archiving executions");
+    }
     let sources = match args.dir_source() {
         Some(dir) => Sources::Dir(dir),
         None => {
@@ -79,8 +85,18 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let page = args.page_limits();
-    let service =
-        Service { sources, registry, staleness: args.staleness, page, server, access, limits, modules, metrics };
+    let service = Service {
+        sources,
+        registry,
+        staleness: args.staleness,
+        page,
+        server,
+        access,
+        limits,
+        modules,
+        metrics,
+        archive,
+    };
     service.run(listener, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -17,7 +17,9 @@ use crate::modules::switch::{self, Switch, SwitchState};
 
 /// Budget of the cache of assembled pages and compressed bodies.
 const RESPONSE_CACHE_BYTES: u64 = 32 << 20;
-use crate::modules::{ExecutionsModule, Module, Modules, PipelinesModule, RejectionsModule};
+use crate::history::{ArchiveSettings, ArchiveStatus};
+use crate::index::Journal;
+use crate::modules::{ExecutionsModule, HistoryModule, Module, Modules, PipelinesModule, RejectionsModule};
 use crate::source::Sources;
 use crate::validate::SchemaRegistry;
 
@@ -35,19 +37,29 @@ pub struct Service {
     pub modules: BTreeSet<crate::modules::ModuleName>,
     /// Where `/metrics` is served, if anywhere: a port of its own, outside access control.
     pub metrics: Option<TcpListener>,
+    /// The archive, if any: the `history` module writes it.
+    pub archive: Option<ArchiveSettings>,
 }
 
 impl Service {
     /// Runs until `shutdown` completes: readiness turns false and long polls answer at once, the
     /// server drains in-flight requests for at most the grace period, and every module stops.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let index = Index::new(self.staleness);
+        let (journal, archive) = (Journal::default(), ArchiveStatus::default());
+        let index = match &self.archive {
+            // Every clone of the index notes for the archive: set before any is made.
+            Some(_) => Index::new(self.staleness).with_journal(journal.clone()),
+            None => Index::new(self.staleness),
+        };
         let executions = ExecutionsModule::new(self.sources.clone(), index.clone(), self.registry.clone());
-        let modules = Arc::new(Modules::new(vec![
-            Arc::new(executions) as Arc<dyn Module>,
-            Arc::new(PipelinesModule::default()),
-            Arc::new(RejectionsModule::default()),
-        ]));
+        let mut all: Vec<Arc<dyn Module>> =
+            vec![Arc::new(executions), Arc::new(PipelinesModule::default()), Arc::new(RejectionsModule::default())];
+        let has_archive = self.archive.is_some();
+        if let Some(settings) = self.archive {
+            let fingerprint = self.registry.fingerprint().to_owned();
+            all.push(Arc::new(HistoryModule::new(settings, journal.clone(), archive.clone(), fingerprint)));
+        }
+        let modules = Arc::new(Modules::new(all));
         let (switch, follower) = match &self.sources {
             Sources::Kube { client, watch, .. } => {
                 let switch = Arc::new(Switch::new(SwitchState::Starting));
@@ -81,7 +93,9 @@ impl Service {
         let http = HttpMetrics::default();
         let metrics = self.metrics.map(|listener| {
             let (index, limits) = (state.index.clone(), state.limits.clone());
-            let registry = api::scrape::registry(index, modules.clone(), limits, &state.access, &http);
+            let archived =
+                has_archive.then(|| api::scrape::Archive { status: archive.clone(), journal: journal.clone() });
+            let registry = api::scrape::registry(index, modules.clone(), limits, &state.access, &http, archived);
             let settings = ServerSettings { cors_origins: Vec::new(), ..self.server.clone() };
             let stop = health.shutting_down();
             let routes = api::metrics_routes(Arc::new(registry), state.access.clone());

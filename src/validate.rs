@@ -4,6 +4,7 @@
 //! schema itself (`properties.apiVersion.const` and `properties.kind.const`), so a new version is a
 //! new file in `schemas/` and no code change.
 
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,8 @@ impl std::fmt::Display for ObjectRef {
 pub struct Execution {
     pub id: ObjectRef,
     pub labels: BTreeMap<String, String>,
+    /// The ConfigMap's uid: a ConfigMap deleted and created again under its name is another.
+    pub uid: String,
     pub resource_version: String,
     /// `startedAt`, or the ConfigMap's creation time for runs that have not started.
     pub sort_time: Timestamp,
@@ -137,6 +140,9 @@ struct Entry {
 pub struct SchemaRegistry {
     schemas: HashMap<(String, String), Entry>,
     limits: Limits,
+    /// A digest of every schema's text and the limits: a document validated under another
+    /// fingerprint is validated again.
+    fingerprint: String,
 }
 
 /// Schema violations a rejection lists one by one; the rest are counted.
@@ -157,8 +163,12 @@ impl SchemaRegistry {
         }
         paths.sort();
         let mut schemas: HashMap<(String, String), Entry> = HashMap::new();
+        let mut digest = Sha256::new();
+        digest.update(format!("{}/{}", limits.max_document_bytes, limits.max_depth));
         for path in paths {
-            let (key, validator) = compile(&path)?;
+            let (key, validator, text) = compile(&path)?;
+            digest.update(text.len().to_le_bytes());
+            digest.update(text);
             if let Some(first) = schemas.get(&key) {
                 return Err(SchemaError::Duplicate {
                     first: first.path.clone(),
@@ -172,11 +182,17 @@ impl SchemaRegistry {
         if schemas.is_empty() {
             return Err(SchemaError::Empty { path });
         }
-        Ok(SchemaRegistry { schemas, limits })
+        let fingerprint = digest.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+        Ok(SchemaRegistry { schemas, limits, fingerprint })
     }
 
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Names the schemas and limits documents are validated under (32 hex digits).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// The (apiVersion, kind) pairs this registry accepts, sorted.
@@ -231,6 +247,7 @@ impl SchemaRegistry {
         Ok(Execution {
             id,
             labels: cm.metadata.labels.clone().unwrap_or_default(),
+            uid: cm.metadata.uid.clone().unwrap_or_default(),
             resource_version,
             sort_time,
             view,
@@ -317,7 +334,7 @@ impl SchemaRegistry {
 
 /// Compiles one schema file: offline (a `$ref` outside the file fails), linear-time regexes only,
 /// formats asserted.
-fn compile(path: &Path) -> Result<((String, String), Validator), SchemaError> {
+fn compile(path: &Path) -> Result<((String, String), Validator, String), SchemaError> {
     let text = crate::files::read_bounded(path, MAX_SCHEMA_BYTES)
         .map_err(|(_, cause)| SchemaError::Read { path: path.to_owned(), cause })?;
     let schema: Value =
@@ -333,7 +350,7 @@ fn compile(path: &Path) -> Result<((String, String), Validator), SchemaError> {
         .with_pattern_options(PatternOptions::regex())
         .build(&schema)
         .map_err(|e| SchemaError::Invalid { path: path.to_owned(), message: e.to_string() })?;
-    Ok(((api_version, kind), validator))
+    Ok(((api_version, kind), validator, text))
 }
 
 /// The depth of `[`/`{` nesting in YAML text (outside quotes and comments) once it passes

@@ -169,6 +169,7 @@ async fn start_with(sources: Sources, access: Access) -> String {
         limits: execwatch::api::CallerLimits::new(64, 10_000, None),
         modules,
         metrics: None,
+        archive: None,
     };
     tokio::spawn(service.run(listener, std::future::pending()));
     base

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use super::CallerLimits;
 use crate::access::Access;
-use crate::index::{Index, ShardState};
+use crate::history::ArchiveStatus;
+use crate::index::{Index, Journal, ShardState};
 use crate::metrics::HttpMetrics;
 use crate::modules::Modules;
 
@@ -24,13 +26,14 @@ pub fn registry(
     limits: CallerLimits,
     access: &Access,
     http: &HttpMetrics,
+    archive: Option<Archive>,
 ) -> Registry {
     let mut registry = Registry::with_prefix("execwatch");
     http.register(&mut registry);
     index.restarts().register(&mut registry);
     // Counted whatever the authority, so dashboards find the series: empty without reviews.
     access.review_metrics().cloned().unwrap_or_default().register(&mut registry);
-    registry.register_collector(Box::new(State { index, modules, limits }));
+    registry.register_collector(Box::new(State { index, modules, limits, archive }));
     registry
 }
 
@@ -39,6 +42,42 @@ struct State {
     index: Index,
     modules: Arc<Modules>,
     limits: CallerLimits,
+    archive: Option<Archive>,
+}
+
+/// The archive's state and the notes it has yet to write.
+pub struct Archive {
+    pub status: ArchiveStatus,
+    pub journal: Journal,
+}
+
+impl Archive {
+    fn encode(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let status = self.status.get();
+        let none: [(&str, &str); 0] = [];
+        let one = |value: u64| [(none, i64::try_from(value).unwrap_or(i64::MAX))];
+        gauges(
+            e,
+            "archive_connected",
+            "1 while the archive's database is connected",
+            one(u64::from(status.connected)),
+        )?;
+        let pending = "Executions with a version or deletion not yet written to the archive";
+        gauges(e, "archive_pending", pending, one(self.journal.len() as u64))?;
+        for (name, help, value) in [
+            ("archive_written", "Execution versions and deletions written to the archive", status.written),
+            ("archive_write_failures", "Batches the archive failed to write (kept to retry)", status.failures),
+            ("archive_pruned", "Archived executions pruned by --archive-retain", status.pruned),
+        ] {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(family.encode_family(&none)?)?;
+        }
+        if let Some(at) = status.last_write {
+            let help = "When the archive last wrote a batch";
+            gauges(e, "archive_last_write_timestamp_seconds", help, [(none, at.as_second())])?;
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for State {
@@ -107,6 +146,9 @@ impl Collector for State {
         }
         let waiting = i64::try_from(self.limits.held()).unwrap_or(i64::MAX);
         gauges(e, "waiting_requests", "Long polls and streams open now", [([("kind", "held")], waiting)])?;
+        if let Some(archive) = &self.archive {
+            archive.encode(e)?;
+        }
         Ok(())
     }
 }

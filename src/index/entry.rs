@@ -18,6 +18,7 @@ use crate::validate::{Execution, ObjectRef, Rejection};
 pub struct ExecutionEntry {
     pub id: Arc<ObjectRef>,
     pub labels: BTreeMap<String, String>,
+    pub uid: String,
     pub resource_version: String,
     pub sort_time: Timestamp,
     pub view: ExecutionView,
@@ -80,6 +81,7 @@ impl ExecutionEntry {
         ExecutionEntry {
             id: Arc::new(e.id),
             labels: e.labels,
+            uid: e.uid,
             resource_version: e.resource_version,
             sort_time: e.sort_time,
             view: e.view,
@@ -168,6 +170,8 @@ impl RejectionEntry {
 
 /// An object decoded and serialised, ready to go into the index. Building one is the costly
 /// part of ingestion, so it happens before the index lock is taken (and on any thread).
+// Transient, and mostly executions: boxing would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub enum Prepared {
     Execution(ExecutionEntry),
     Rejection(RejectionEntry),

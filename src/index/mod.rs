@@ -9,6 +9,7 @@
 mod changes;
 mod entry;
 mod ingest;
+mod journal;
 mod pipelines;
 mod query;
 mod shards;
@@ -28,6 +29,7 @@ pub(crate) use entry::to_bytes;
 pub(crate) use entry::{Detail, RejectionBody, Summary};
 pub use entry::{ExecutionEntry, Json, Listed, Prepared, RejectionEntry, Tag};
 pub use ingest::ingest;
+pub use journal::{ArchiveKey, Journal, Note};
 pub(crate) use pipelines::Pipeline;
 pub use pipelines::{PipelinePage, ResolvedPipeline};
 pub use query::{Cursor, CursorError, ExecutionFilter, NameCursor, NamedPage, Page, Scope};
@@ -83,6 +85,8 @@ pub struct Index {
     staleness: Duration,
     /// Failed lists and watches, counted for `/metrics`.
     restarts: SourceMetrics,
+    /// Where served versions and deletions are noted for the archive, if there is one.
+    journal: Option<Journal>,
 }
 
 impl Index {
@@ -98,8 +102,15 @@ impl Index {
             state: Arc::new(RwLock::new(state)),
             revision: watch::Sender::new(epoch),
             staleness,
+            journal: None,
             restarts: SourceMetrics::default(),
         }
+    }
+
+    /// Notes every version served and every deletion in `journal`, for the archive.
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// Lists and watches that failed and started over, per source.
@@ -138,15 +149,22 @@ impl Index {
             return;
         }
         let revision = state.revision + 1;
-        state.insert(shard, object, revision, Timestamp::now());
+        let served = state.insert(shard, object, revision, Timestamp::now());
         self.commit(&mut state);
+        if let (Some(journal), Some(entry)) = (&self.journal, served) {
+            journal.served(&entry);
+        }
     }
 
     /// Removes one object, whether it was served or rejected.
     pub fn delete(&self, id: &ObjectRef) {
         let mut state = self.write();
+        let was = state.executions.get(id).cloned();
         if state.remove(id) {
             self.commit(&mut state);
+        }
+        if let (Some(journal), Some(entry)) = (&self.journal, was) {
+            journal.deleted(&entry);
         }
     }
 
@@ -169,13 +187,20 @@ impl Index {
                     kept.insert(object.id().clone());
                     // An unchanged object keeps its entry (and revision), so a relist is not a change.
                     if !state.unchanged(&object) {
-                        state.insert(shard, object, revision, now);
+                        let served = state.insert(shard, object, revision, now);
+                        if let (Some(journal), Some(entry)) = (&self.journal, served) {
+                            journal.served(&entry);
+                        }
                     }
                 }
             }
         }
         for id in owned.into_iter().filter(|id| !kept.contains(id)) {
+            let was = state.executions.get(&id).cloned();
             state.remove(&id);
+            if let (Some(journal), Some(entry)) = (&self.journal, was) {
+                journal.deleted(&entry);
+            }
         }
         if let Some(status) = state.shards.get_mut(shard) {
             status.synced(now);
@@ -206,7 +231,8 @@ impl State {
         executions.chain(rejections).collect()
     }
 
-    fn insert(&mut self, shard: &str, object: Prepared, revision: u64, now: Timestamp) {
+    /// Adds or replaces an object: the execution it now serves, if it is one.
+    fn insert(&mut self, shard: &str, object: Prepared, revision: u64, now: Timestamp) -> Option<Arc<ExecutionEntry>> {
         let shard: Arc<str> = Arc::from(shard);
         let before = self.take(object.id()).0;
         let after = match object {
@@ -230,8 +256,9 @@ impl State {
             }
         };
         if before.is_some() || after.is_some() {
-            self.changes.record(Changed::Execution { before, after });
+            self.changes.record(Changed::Execution { before, after: after.clone() });
         }
+        after
     }
 
     /// Removes an object, served or rejected; true when there was one.

@@ -3,6 +3,7 @@
 //! its routes with `503 ModuleNotInstalled`, checked in one place: the gate in `api::routes`.
 
 mod executions;
+mod history;
 mod pipelines;
 mod rejections;
 pub mod switch;
@@ -16,12 +17,14 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 pub use executions::ExecutionsModule;
+pub use history::HistoryModule;
 pub use pipelines::PipelinesModule;
 pub use rejections::RejectionsModule;
 
 pub use crate::model::{EXECUTIONS, PIPELINES, REJECTIONS};
 /// Every module, in the order they are enabled.
-pub const ALL: [ModuleName; 3] = [ModuleName::Executions, ModuleName::Pipelines, ModuleName::Rejections];
+pub const ALL: [ModuleName; 4] =
+    [ModuleName::Executions, ModuleName::Pipelines, ModuleName::Rejections, ModuleName::History];
 
 /// A module, by the name `--modules`, BackendModule objects and `/api/v1/modules` use: each is
 /// also the API resource it serves.
@@ -31,6 +34,8 @@ pub enum ModuleName {
     Executions,
     Pipelines,
     Rejections,
+    /// The archive (`--archive`): present only where one is configured.
+    History,
 }
 
 impl ModuleName {
@@ -39,6 +44,7 @@ impl ModuleName {
             ModuleName::Executions => EXECUTIONS,
             ModuleName::Pipelines => PIPELINES,
             ModuleName::Rejections => REJECTIONS,
+            ModuleName::History => "history",
         }
     }
 }
@@ -86,6 +92,11 @@ pub trait Module: Send + Sync {
     /// module has no sync of its own.
     fn readiness(&self) -> (bool, Option<String>) {
         (true, None)
+    }
+    /// Whether the service is ready only once this module is: true but for modules (the
+    /// archive) whose outage must not take live executions off the service's endpoints.
+    fn holds_readiness(&self) -> bool {
+        true
     }
 }
 
@@ -140,6 +151,9 @@ pub struct ModuleStatus {
     pub depends_on: &'static [ModuleName],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Whether the service's readiness waits for this module's.
+    #[serde(skip)]
+    pub holds_readiness: bool,
 }
 
 /// Every module of the service.
@@ -229,6 +243,7 @@ impl Modules {
                 ready,
                 depends_on: m.depends_on(),
                 last_error,
+                holds_readiness: m.holds_readiness(),
             });
         }
         all
@@ -238,7 +253,7 @@ impl Modules {
 /// True when every available module is ready. A module switched off, or left without a
 /// dependency, is configuration rather than a fault, and does not hold readiness back.
 pub fn all_ready(modules: &[ModuleStatus]) -> bool {
-    modules.iter().filter(|s| s.available).all(|s| s.ready)
+    modules.iter().filter(|s| s.available && s.holds_readiness).all(|s| s.ready)
 }
 
 /// Parses and checks `--modules` names.

@@ -18,6 +18,7 @@
 //! document that is not a ConfigMap becomes an `Unreadable` object of its own, reported like any
 //! rejection: it hides nothing else. Only a directory that cannot be listed fails the source.
 
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
@@ -448,6 +449,15 @@ fn configmap(value: Value) -> Result<Option<ConfigMap>, String> {
     cm.data.hash(&mut h);
     cm.metadata.labels.hash(&mut h);
     cm.metadata.resource_version.get_or_insert_with(|| format!("{:x}", h.finish()));
+    // Files carry no uid either: one derived from the name is the same in every process, so
+    // the archive keeps one row per file's execution across restarts.
+    let key = format!(
+        "{}/{}",
+        cm.metadata.namespace.as_deref().unwrap_or_default(),
+        cm.metadata.name.as_deref().unwrap_or_default()
+    );
+    let digest = Sha256::digest(key.as_bytes());
+    cm.metadata.uid.get_or_insert_with(|| digest.iter().take(16).map(|b| format!("{b:02x}")).collect());
     Ok(Some(cm))
 }
 

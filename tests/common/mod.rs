@@ -71,6 +71,8 @@ pub struct Setup {
     pub limits: execwatch::api::CallerLimits,
     /// Serve `/metrics` on a port of its own.
     pub metrics: bool,
+    /// Archive executions there.
+    pub archive: Option<execwatch::history::ArchiveSettings>,
 }
 
 impl Default for Setup {
@@ -82,6 +84,7 @@ impl Default for Setup {
             access: execwatch::access::Access::open(),
             limits: execwatch::api::CallerLimits::new(64, 10_000, None),
             metrics: false,
+            archive: None,
         }
     }
 }
@@ -116,6 +119,7 @@ impl Running {
             limits: setup.limits,
             modules: setup.modules.into_iter().collect(),
             metrics: metrics_listener,
+            archive: setup.archive,
         };
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(service.run(listener, async {

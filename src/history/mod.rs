@@ -1,0 +1,124 @@
+//! History that outlives its ConfigMaps: every execution version the index served, written to a
+//! database (`--archive`), kept after its ConfigMap is deleted and pruned after
+//! `--archive-retain`. SQLite (a file) for one replica, PostgreSQL for replicas sharing one
+//! history; both through sqlx's `Any` driver, so there is one code path and one set of
+//! migrations, in the SQL both speak.
+//!
+//! The index notes what changed in its `Journal`; the writer here takes batches of notes off the
+//! request and ingest paths. A database that is slow or down delays nothing but the archive:
+//! notes wait in the journal (one per execution at most), the module says why it is not ready,
+//! and `/metrics` counts the failures.
+
+mod store;
+mod writer;
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+pub use writer::run;
+
+/// Where the archive lives: `sqlite:PATH` or `postgres://…`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveUrl(String);
+
+impl FromStr for ArchiveUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, String> {
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            if path.is_empty() {
+                return Err("sqlite: needs a file, as in sqlite:/var/lib/execwatch/history.db".to_owned());
+            }
+            // Created when missing; the directory must exist.
+            return Ok(ArchiveUrl(format!("sqlite://{path}?mode=rwc")));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(ArchiveUrl(url.to_owned()));
+        }
+        let shown: String = url.chars().take(40).collect();
+        Err(format!("{shown:?} is not an archive: expected sqlite:PATH or postgres://USER@HOST/DATABASE"))
+    }
+}
+
+impl ArchiveUrl {
+    fn is_sqlite(&self) -> bool {
+        self.0.starts_with("sqlite:")
+    }
+
+    /// The URL with any password left out, for logs and errors.
+    pub fn redacted(&self) -> String {
+        match self.0.split_once("://").and_then(|(scheme, rest)| Some((scheme, rest.split_once('@')?))) {
+            Some((scheme, (user, host))) => format!("{scheme}://{}@{host}", user.split(':').next().unwrap_or("")),
+            None => self.0.clone(),
+        }
+    }
+}
+
+/// The archive's settings, from the command line.
+#[derive(Clone, Debug)]
+pub struct ArchiveSettings {
+    pub url: ArchiveUrl,
+    /// Rows of executions deleted from the cluster longer ago than this are pruned.
+    pub retain: Duration,
+}
+
+/// How the archive is doing, for readiness and `/metrics`. Clones share it.
+#[derive(Clone, Default)]
+pub struct ArchiveStatus(Arc<Mutex<StatusInner>>);
+
+/// A snapshot of the archive's state.
+#[derive(Clone, Debug, Default)]
+pub struct StatusInner {
+    /// Connected and migrated.
+    pub connected: bool,
+    pub last_error: Option<String>,
+    /// Execution versions and deletions written.
+    pub written: u64,
+    /// Batches that failed and were kept to retry.
+    pub failures: u64,
+    pub last_write: Option<Timestamp>,
+    /// Rows pruned by `--archive-retain`.
+    pub pruned: u64,
+}
+
+impl ArchiveStatus {
+    pub fn get(&self) -> StatusInner {
+        self.lock().clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut StatusInner)) {
+        f(&mut self.lock());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StatusInner> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An error quoted in status and logs: the database's message, bounded.
+fn short(error: impl std::fmt::Display) -> String {
+    let text = error.to_string();
+    match text.char_indices().nth(300) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ArchiveUrl;
+
+    #[test]
+    fn archive_urls_are_sqlite_files_or_postgres() {
+        assert_eq!("sqlite:/tmp/h.db".parse(), Ok(ArchiveUrl("sqlite:///tmp/h.db?mode=rwc".into())));
+        assert_eq!("sqlite:h.db".parse(), Ok(ArchiveUrl("sqlite://h.db?mode=rwc".into())));
+        assert!("sqlite:".parse::<ArchiveUrl>().is_err());
+        assert!("mysql://x".parse::<ArchiveUrl>().unwrap_err().contains("sqlite:PATH"));
+        let pg: ArchiveUrl = "postgres://app:s3cret@db:5432/history".parse().unwrap();
+        assert_eq!(pg.redacted(), "postgres://app@db:5432/history", "the password never shows");
+    }
+}

@@ -1,0 +1,105 @@
+//! The archive's SQL: opening (with the embedded migrations), writing a batch of notes in one
+//! transaction, pruning. Every statement is in the SQL SQLite and PostgreSQL share.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+use super::ArchiveUrl;
+use crate::index::{ArchiveKey, ExecutionEntry, Note};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// Connects and brings the schema up to date. Replicas may do this at once: the migrator
+/// takes a lock where the database has one.
+pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
+    install_default_drivers();
+    let pool = AnyPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(5)).connect(&url.0).await?;
+    if url.is_sqlite() {
+        // Readers never wait for the writer; persisted in the file.
+        pool.execute("PRAGMA journal_mode = WAL").await?;
+    }
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Writes a version (and, for a deletion, when), never over a newer version another replica
+/// wrote; a deletion stays marked against the same version written again by a replica that had
+/// not seen it yet.
+const UPSERT: &str = "INSERT INTO executions (namespace, name, uid, resource_version, version_order, \
+    schema_set, pipeline, phase, sort_time, started_at, finished_at, labels, summary, detail, \
+    first_seen, last_seen, deleted_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+    ON CONFLICT (namespace, name, uid) DO UPDATE SET \
+    resource_version = excluded.resource_version, version_order = excluded.version_order, \
+    schema_set = excluded.schema_set, pipeline = excluded.pipeline, phase = excluded.phase, \
+    sort_time = excluded.sort_time, started_at = excluded.started_at, \
+    finished_at = excluded.finished_at, labels = excluded.labels, summary = excluded.summary, \
+    detail = excluded.detail, \
+    last_seen = CASE WHEN executions.last_seen > excluded.last_seen THEN executions.last_seen \
+        ELSE excluded.last_seen END, \
+    deleted_at = CASE WHEN executions.version_order < excluded.version_order THEN excluded.deleted_at \
+        ELSE COALESCE(executions.deleted_at, excluded.deleted_at) END \
+    WHERE executions.version_order <= excluded.version_order";
+
+/// Writes every note of `batch` in one transaction.
+pub async fn write(pool: &AnyPool, batch: &[(ArchiveKey, Note)], schema_set: &str) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for (key, note) in batch {
+        let (entry, seen, deleted) = match note {
+            Note::Served(entry, at) => (entry, *at, None),
+            Note::Deleted(entry, at) => (entry, *at, Some(millis(*at))),
+        };
+        upsert(key, entry, schema_set, millis(seen), deleted).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+fn upsert<'q>(
+    key: &'q ArchiveKey,
+    entry: &'q ExecutionEntry,
+    schema_set: &'q str,
+    seen: i64,
+    deleted: Option<i64>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let text = |json: &crate::index::Json| String::from_utf8_lossy(&json.bytes).into_owned();
+    sqlx::query(UPSERT)
+        .bind(key.namespace.as_str())
+        .bind(key.name.as_str())
+        .bind(key.uid.as_str())
+        .bind(entry.resource_version.as_str())
+        // etcd's resourceVersions are numbers; anything else orders as 0, last write wins.
+        .bind(entry.resource_version.parse::<i64>().unwrap_or(0))
+        .bind(schema_set)
+        .bind(entry.view.pipeline.as_str())
+        .bind(entry.view.phase.as_str())
+        .bind(millis(entry.sort_time))
+        .bind(entry.view.started_at.clone())
+        .bind(entry.view.finished_at.clone())
+        .bind(serde_json::to_string(&entry.labels).unwrap_or_default())
+        .bind(text(&entry.summary))
+        .bind(text(&entry.detail))
+        .bind(seen)
+        .bind(seen)
+        .bind(deleted)
+}
+
+/// Deletes up to `batch` rows of executions deleted from the cluster before `before`: the
+/// number deleted, so the caller goes on until none is left without holding a long lock.
+pub async fn prune(pool: &AnyPool, before: Timestamp, batch: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM executions WHERE (namespace, name, uid) IN \
+         (SELECT namespace, name, uid FROM executions WHERE deleted_at < $1 LIMIT $2)",
+    )
+    .bind(millis(before))
+    .bind(batch)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+fn millis(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}

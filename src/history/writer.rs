@@ -1,0 +1,106 @@
+//! The archive's one task: connect (retrying until the database answers), then write the
+//! journal's notes in batches and prune old rows, for as long as the history module is on.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use sqlx::AnyPool;
+
+use super::{ArchiveSettings, ArchiveStatus, short, store};
+use crate::index::Journal;
+
+/// Most notes written in one transaction.
+const BATCH: usize = 500;
+/// How long notes gather before a batch is written: a burst becomes one transaction.
+const GATHER: Duration = Duration::from_millis(50);
+/// How often old rows are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Rows pruned per statement.
+const PRUNE_BATCH: i64 = 1000;
+/// Longest wait between retries of a failing database.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Runs until aborted.
+pub async fn run(settings: ArchiveSettings, journal: Journal, status: ArchiveStatus, schema_set: String) {
+    let pool = connect(&settings, &status).await;
+    let mut prune_at = tokio::time::Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if tokio::time::Instant::now() >= prune_at {
+            prune(&pool, &settings, &status).await;
+            prune_at = tokio::time::Instant::now() + PRUNE_EVERY;
+        }
+        if journal.is_empty() {
+            tokio::select! {
+                _ = journal.noted() => {}
+                _ = tokio::time::sleep_until(prune_at) => continue,
+            }
+            tokio::time::sleep(GATHER).await;
+        }
+        let batch = journal.take(BATCH);
+        match store::write(&pool, &batch, &schema_set).await {
+            Ok(()) => {
+                status.update(|s| {
+                    s.connected = true;
+                    s.last_error = None;
+                    s.written += batch.len() as u64;
+                    s.last_write = Some(Timestamp::now());
+                });
+                backoff = Duration::from_millis(100);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, notes = batch.len(), retry_in = ?backoff, "cannot write to the archive; keeping the notes");
+                journal.put_back(batch);
+                status.update(|s| {
+                    s.last_error = Some(format!("cannot write to the archive: {}", short(&e)));
+                    s.failures += 1;
+                });
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Connects and migrates, retrying with backoff; the status says why meanwhile.
+async fn connect(settings: &ArchiveSettings, status: &ArchiveStatus) -> AnyPool {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match store::open(&settings.url).await {
+            Ok(pool) => {
+                tracing::info!(archive = %settings.url.redacted(), "archive connected");
+                status.update(|s| {
+                    s.connected = true;
+                    s.last_error = None;
+                });
+                return pool;
+            }
+            Err(e) => {
+                let message = format!("cannot open the archive {}: {}", settings.url.redacted(), short(&e));
+                tracing::warn!(retry_in = ?backoff, "{message}");
+                status.update(|s| {
+                    s.connected = false;
+                    s.last_error = Some(message);
+                });
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Prunes rows of executions deleted from the cluster longer ago than `--archive-retain`.
+async fn prune(pool: &AnyPool, settings: &ArchiveSettings, status: &ArchiveStatus) {
+    let retain = SignedDuration::try_from(settings.retain).unwrap_or(SignedDuration::MAX);
+    let Ok(before) = Timestamp::now().checked_sub(retain) else { return };
+    loop {
+        match store::prune(pool, before, PRUNE_BATCH).await {
+            Ok(0) => return,
+            Ok(n) => status.update(|s| s.pruned += n),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prune the archive; trying again within the hour");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The `history` module: the archive's writer. Present when `--archive` is given; its
+//! readiness is the archive's, shown in `/readyz` and `/api/v1/modules`, but a database that is
+//! down never holds the service's readiness back: live executions are served regardless.
+
+use std::sync::Mutex;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::{Lifecycle, Module, ModuleName};
+use crate::history::{ArchiveSettings, ArchiveStatus};
+use crate::index::Journal;
+
+pub struct HistoryModule {
+    settings: ArchiveSettings,
+    journal: Journal,
+    status: ArchiveStatus,
+    /// Names the schemas the archived documents were validated under.
+    schema_set: String,
+    task: Mutex<Option<JoinHandle<()>>>,
+    lifecycle: Lifecycle,
+}
+
+impl HistoryModule {
+    pub fn new(settings: ArchiveSettings, journal: Journal, status: ArchiveStatus, schema_set: String) -> Self {
+        HistoryModule { settings, journal, status, schema_set, task: Mutex::default(), lifecycle: Lifecycle::default() }
+    }
+
+    fn task(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.task.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Module for HistoryModule {
+    fn name(&self) -> ModuleName {
+        ModuleName::History
+    }
+
+    fn depends_on(&self) -> &'static [ModuleName] {
+        &[ModuleName::Executions]
+    }
+
+    fn resources(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn enable(&self) -> BoxFuture<'_, ()> {
+        async move {
+            let mut task = self.task();
+            if task.is_none() {
+                let (settings, journal) = (self.settings.clone(), self.journal.clone());
+                let run = crate::history::run(settings, journal, self.status.clone(), self.schema_set.clone());
+                *task = Some(tokio::spawn(run.instrument(tracing::info_span!("archive"))));
+            }
+            self.lifecycle.set(true);
+        }
+        .boxed()
+    }
+
+    fn disable(&self) -> BoxFuture<'_, ()> {
+        async move {
+            self.lifecycle.set(false);
+            let task = self.task().take();
+            if let Some(task) = task {
+                // A batch cut short is rolled back; its notes are lost to this process but
+                // written again by the next relist.
+                task.abort();
+                let _ = task.await;
+            }
+        }
+        .boxed()
+    }
+
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    fn readiness(&self) -> (bool, Option<String>) {
+        let status = self.status.get();
+        (status.connected, status.last_error)
+    }
+
+    fn holds_readiness(&self) -> bool {
+        false
+    }
+}
