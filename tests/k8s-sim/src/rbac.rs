@@ -230,6 +230,47 @@ fn rule_allows(rule: &Value, ask: &Ask) -> bool {
     }
 }
 
+/// A TokenRequest answered as kube-apiserver does: a new token for the service account
+/// `namespace/name`, bound to the audiences asked for (the API server's own by default), which
+/// TokenReview then accepts. The simulator does not check that the service account exists.
+pub fn token_request(inner: &crate::Inner, namespace: &str, name: &str, request: &Value) -> Value {
+    let audiences: Vec<String> = request
+        .pointer("/spec/audiences")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .filter(|a: &Vec<String>| !a.is_empty())
+        .unwrap_or_else(|| vec![API_AUDIENCE.to_owned()]);
+    let seconds = request.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+    let token = format!("sim-{namespace}-{name}-{:016x}", rand_u64());
+    let user = service_account(namespace, name, audiences.clone());
+    inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), user);
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds);
+    json!({
+        "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": crate::store::now()},
+        "spec": {"audiences": audiences, "expirationSeconds": seconds},
+        "status": {"token": token, "expirationTimestamp": expires.to_string()}
+    })
+}
+
+/// The user a bound token of the service account `namespace/name` authenticates as.
+pub fn service_account(namespace: &str, name: &str, audiences: Vec<String>) -> User {
+    User {
+        name: format!("system:serviceaccount:{namespace}:{name}"),
+        uid: format!("uid-{namespace}-{name}"),
+        groups: vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{namespace}")],
+        audiences: Some(audiences),
+    }
+}
+
+/// Enough randomness that two tokens differ: the time and a counter, mixed.
+fn rand_u64() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ n.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,45 +324,4 @@ mod tests {
         let resources = json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]});
         assert!(!rule_allows(&resources, &ask("/metrics", "get")), "a resource rule grants no URL");
     }
-}
-
-/// A TokenRequest answered as kube-apiserver does: a new token for the service account
-/// `namespace/name`, bound to the audiences asked for (the API server's own by default), which
-/// TokenReview then accepts. The simulator does not check that the service account exists.
-pub fn token_request(inner: &crate::Inner, namespace: &str, name: &str, request: &Value) -> Value {
-    let audiences: Vec<String> = request
-        .pointer("/spec/audiences")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-        .filter(|a: &Vec<String>| !a.is_empty())
-        .unwrap_or_else(|| vec![API_AUDIENCE.to_owned()]);
-    let seconds = request.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
-    let token = format!("sim-{namespace}-{name}-{:016x}", rand_u64());
-    let user = service_account(namespace, name, audiences.clone());
-    inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), user);
-    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds);
-    json!({
-        "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
-        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": crate::store::now()},
-        "spec": {"audiences": audiences, "expirationSeconds": seconds},
-        "status": {"token": token, "expirationTimestamp": expires.to_string()}
-    })
-}
-
-/// The user a bound token of the service account `namespace/name` authenticates as.
-pub fn service_account(namespace: &str, name: &str, audiences: Vec<String>) -> User {
-    User {
-        name: format!("system:serviceaccount:{namespace}:{name}"),
-        uid: format!("uid-{namespace}-{name}"),
-        groups: vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{namespace}")],
-        audiences: Some(audiences),
-    }
-}
-
-/// Enough randomness that two tokens differ: the time and a counter, mixed.
-fn rand_u64() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    (nanos ^ n.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
