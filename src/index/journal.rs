@@ -60,11 +60,16 @@ impl Journal {
         self.0.noted.notify_one();
     }
 
-    /// Up to `max` notes, taken out; the writer puts back what it could not write.
+    /// Up to `max` notes, taken out, in key order: replicas writing the same rows then lock
+    /// them in the same order, so their transactions never deadlock. The writer puts back what
+    /// it could not write.
     pub fn take(&self, max: usize) -> Vec<(ArchiveKey, Note)> {
         let mut notes = self.lock();
         let keys: Vec<ArchiveKey> = notes.keys().take(max).cloned().collect();
-        keys.into_iter().filter_map(|k| notes.remove(&k).map(|n| (k, n))).collect()
+        let mut taken: Vec<(ArchiveKey, Note)> =
+            keys.into_iter().filter_map(|k| notes.remove(&k).map(|n| (k, n))).collect();
+        taken.sort_by(|(a, _), (b, _)| (&a.namespace, &a.name, &a.uid).cmp(&(&b.namespace, &b.name, &b.uid)));
+        taken
     }
 
     /// Notes that were not written, back in the journal unless a newer one came meanwhile.

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod clients;
+pub mod postgres;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -1,0 +1,190 @@
+//! The archive against real databases: a SQLite file, and a PostgreSQL server started for the
+//! test. What the service wrote is read back with SQL; what it served is read over HTTP.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::postgres::Postgres;
+use common::{Running, Setup, dir_source, manifest, wait_until};
+use execwatch::fixtures::Doc;
+use execwatch::history::ArchiveSettings;
+use serde_json::Value;
+use sqlx::Row;
+
+/// One archived row: name, uid, resourceVersion, phase, detail, first seen, last seen, deleted.
+#[derive(Clone, Debug)]
+struct Archived {
+    name: String,
+    uid: String,
+    resource_version: String,
+    phase: String,
+    detail: Value,
+    first_seen: i64,
+    last_seen: i64,
+    deleted_at: Option<i64>,
+}
+
+async fn archived(url: &str) -> Vec<Archived> {
+    sqlx::any::install_default_drivers();
+    let Ok(pool) = sqlx::AnyPool::connect(url).await else { return Vec::new() };
+    let sql = "SELECT name, uid, resource_version, phase, detail, first_seen, last_seen, deleted_at \
+               FROM executions ORDER BY name";
+    let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap_or_default();
+    pool.close().await;
+    rows.iter()
+        .map(|r| Archived {
+            name: r.get(0),
+            uid: r.get(1),
+            resource_version: r.get(2),
+            phase: r.get(3),
+            detail: serde_json::from_str(&r.get::<String, _>(4)).expect("detail is JSON"),
+            first_seen: r.get(5),
+            last_seen: r.get(6),
+            deleted_at: r.get(7),
+        })
+        .collect()
+}
+
+/// Waits until the archive's rows satisfy `check`.
+async fn wait_rows(url: &str, what: &str, check: impl Fn(&[Archived]) -> bool) -> Vec<Archived> {
+    wait_until(what, || async {
+        let rows = archived(url).await;
+        check(&rows).then_some(rows)
+    })
+    .await
+}
+
+fn write(dir: &Path, name: &str, phase: &str) {
+    let text = manifest("team-a", name, &Doc::new("web").phase(phase).yaml());
+    // The usual way: a temporary file renamed over the old one.
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("{name}.yaml"))).unwrap();
+}
+
+fn archive(url: &str, retain: Duration) -> Setup {
+    let url = url.parse().expect("an archive URL");
+    Setup { archive: Some(ArchiveSettings { url, retain }), ..Setup::default() }
+}
+
+async fn history_module(service: &Running) -> Value {
+    let (_, body) = service.get("/api/v1/modules").await;
+    body["items"].as_array().into_iter().flatten().find(|m| m["name"] == "history").cloned().unwrap_or(Value::Null)
+}
+
+/// Versions are written as served, updated in place, kept and marked when their ConfigMap goes,
+/// and pruned once deleted longer ago than the retention.
+async fn keeps_every_version_and_marks_deletions(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "run-1", "Running");
+    write(dir.path(), "run-2", "Succeeded");
+    let year = Duration::from_secs(365 * 86400);
+    let service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), archive(url, year)).await;
+    let rows = wait_rows(url, "both runs are archived", |rows| rows.len() == 2).await;
+    let (_, served) = service.get("/api/v1/namespaces/team-a/executions/run-1").await;
+    assert_eq!(rows[0].detail, served, "the detail is archived as served");
+    assert_eq!((rows[0].phase.as_str(), rows[1].phase.as_str()), ("Running", "Succeeded"));
+    assert!(rows.iter().all(|r| r.deleted_at.is_none() && r.first_seen <= r.last_seen));
+    assert_eq!(history_module(&service).await["ready"], true);
+
+    write(dir.path(), "run-1", "Failed");
+    let updated = wait_rows(url, "the new version replaces the old", |rows| rows[0].phase == "Failed").await;
+    assert_eq!(updated.len(), 2, "the same ConfigMap is the same row");
+    assert_eq!(updated[0].uid, rows[0].uid);
+    assert_ne!(updated[0].resource_version, rows[0].resource_version);
+    assert_eq!(updated[0].first_seen, rows[0].first_seen);
+    assert!(updated[0].last_seen >= rows[0].last_seen);
+
+    std::fs::remove_file(dir.path().join("run-2.yaml")).unwrap();
+    let marked = wait_rows(url, "the deletion is marked", |rows| rows[1].deleted_at.is_some()).await;
+    assert_eq!(marked.len(), 2, "a deleted execution stays archived");
+    assert_eq!(marked[1].detail, rows[1].detail, "with its last version");
+    service.stop().await;
+
+    // Started again with a retention shorter than the deletion's age: pruned at start.
+    let service =
+        Running::launch(dir_source(dir.path(), Duration::from_millis(50)), archive(url, Duration::ZERO)).await;
+    let pruned = wait_rows(url, "the deleted run is pruned", |rows| rows.len() == 1).await;
+    assert_eq!(pruned[0].name, "run-1", "what still exists is never pruned");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_sqlite_archive_keeps_every_version_and_marks_deletions() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("history.db");
+    keeps_every_version_and_marks_deletions(&format!("sqlite:{}", file.display())).await;
+}
+
+#[tokio::test]
+async fn a_postgres_archive_keeps_every_version_and_marks_deletions() {
+    let Some(postgres) = Postgres::start() else { return };
+    postgres.create("versions");
+    keeps_every_version_and_marks_deletions(&postgres.url("versions")).await;
+}
+
+#[tokio::test]
+async fn replicas_share_one_postgres_history_without_conflict_or_duplicate() {
+    let Some(postgres) = Postgres::start() else { return };
+    postgres.create("replicas");
+    let url = postgres.url("replicas");
+    let dir = tempfile::tempdir().unwrap();
+    let runs = 1000;
+    for i in 0..runs {
+        write(dir.path(), &format!("run-{i:04}"), "Running");
+    }
+    let year = Duration::from_secs(365 * 86400);
+    let setup = || Setup { metrics: true, ..archive(&url, year) };
+    let launch = || Running::launch(dir_source(dir.path(), Duration::from_millis(50)), setup());
+    let (a, b) = (launch().await, launch().await);
+    wait_rows(&url, "every run is archived", |rows| rows.len() == runs).await;
+    for i in (0..runs).step_by(10) {
+        write(dir.path(), &format!("run-{i:04}"), "Succeeded");
+    }
+    std::fs::remove_file(dir.path().join("run-0999.yaml")).unwrap();
+    let rows = wait_rows(&url, "both replicas wrote the changes", |rows| {
+        rows.iter().filter(|r| r.phase == "Succeeded").count() == runs / 10 && rows[runs - 1].deleted_at.is_some()
+    })
+    .await;
+    assert_eq!(rows.len(), runs, "one row per execution, whichever replica wrote it");
+    for service in [&a, &b] {
+        let history = history_module(service).await;
+        assert_eq!(history["ready"], true, "{history}");
+        assert!(history.get("lastError").is_none(), "{history}");
+        let text = reqwest::get(service.metrics.clone().unwrap()).await.unwrap().text().await.unwrap();
+        let failures = text.lines().find(|l| l.starts_with("execwatch_archive_write_failures_total"));
+        assert!(failures.is_some_and(|l| l.ends_with(" 0")), "no write failed (no deadlock): {failures:?}");
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_archive_delays_nothing_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "run-1", "Running");
+    // Nothing listens on port 1.
+    let setup =
+        Setup { metrics: true, ..archive("postgres://execwatch:s3cret@127.0.0.1:1/none", Duration::from_secs(60)) };
+    let service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), setup).await;
+    service.wait_for("the run is served", "/api/v1/executions", |b| b["items"][0]["name"] == "run-1").await;
+    let (status, ready) = service.get("/readyz").await;
+    assert_eq!(status, 200, "live executions are served and the service is ready: {ready}");
+    let history = wait_until("the history module says why", || async {
+        let history = history_module(&service).await;
+        history["lastError"].as_str().is_some_and(|e| e.contains("cannot open the archive")).then_some(history)
+    })
+    .await;
+    assert_eq!(history["ready"], false);
+    assert!(!history["lastError"].as_str().unwrap().contains("s3cret"));
+    let url = service.metrics.clone().expect("metrics");
+    let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains("execwatch_archive_connected{} 0") || text.contains("execwatch_archive_connected 0"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("execwatch_archive_pending") && l.ends_with(" 1")), "{text}");
+    service.stop().await;
+}
