@@ -89,6 +89,7 @@ impl Service {
             limits: self.limits,
             responses: api::Responses::new(RESPONSE_CACHE_BYTES),
             pages: api::Pages::default(),
+            archive: has_archive.then(|| archive.clone()),
         });
         let http = HttpMetrics::default();
         let metrics = self.metrics.map(|listener| {

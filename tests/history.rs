@@ -101,6 +101,13 @@ async fn keeps_every_version_and_marks_deletions(url: &str) {
     let marked = wait_rows(url, "the deletion is marked", |rows| rows[1].deleted_at.is_some()).await;
     assert_eq!(marked.len(), 2, "a deleted execution stays archived");
     assert_eq!(marked[1].detail, rows[1].detail, "with its last version");
+    let (status, gone) = service.get("/api/v1/namespaces/team-a/executions/run-2").await;
+    assert_eq!(status, 200, "an archived execution still answers GET one: {gone}");
+    assert_eq!(gone["archived"], true);
+    assert!(gone["deletedAt"].as_str().is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok()), "{gone}");
+    assert_eq!(gone["execution"], rows[1].detail["execution"]);
+    let (status, _) = service.get("/api/v1/namespaces/team-a/executions/never-was").await;
+    assert_eq!(status, 404, "what was never served is not found");
     service.stop().await;
 
     // Started again with a retention shorter than the deletion's age: pruned at start.
@@ -178,6 +185,8 @@ async fn an_unreachable_archive_delays_nothing_and_says_why() {
     })
     .await;
     assert_eq!(history["ready"], false);
+    let (status, body) = service.get("/api/v1/namespaces/team-a/executions/gone").await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("HistoryUnavailable")), "not passed off as absent: {body}");
     assert!(!history["lastError"].as_str().unwrap().contains("s3cret"));
     let url = service.metrics.clone().expect("metrics");
     let text = reqwest::get(&url).await.unwrap().text().await.unwrap();

@@ -28,6 +28,7 @@ pub enum ErrorCode {
     TooManyWaiting,
     NotSynced,
     ModuleNotInstalled,
+    HistoryUnavailable,
     CorsForbidden,
     MethodNotAllowed,
     Internal,

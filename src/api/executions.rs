@@ -11,12 +11,14 @@ use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
 use super::{ApiError, AppState, ErrorCode, ListBody, ListRequest};
 use crate::access::{Caller, Verb};
+use crate::index::Tag;
 use crate::index::{Cursor, ExecutionFilter, Scope};
 use crate::model::Phase;
-use crate::modules::EXECUTIONS;
+use crate::modules::{EXECUTIONS, ModuleName};
 use crate::quote::quote;
 use crate::selector::Selector;
 use crate::validate::ObjectRef;
+use warp::http::StatusCode;
 
 const FILTERS: [&str; 8] =
     ["pipeline", "phase", "environment", "labelSelector", "limit", "continue", "timeoutSeconds", "watch"];
@@ -117,8 +119,28 @@ pub(super) async fn get_one(
         let ends = Ends { resource: EXECUTIONS, access_lost: lost };
         return Ok(stream::start(&state, &caller, Followed::Execution(id), ends, how.last_event_id)?);
     }
+    if timeout.is_none()
+        && let Some(archived) = archived(&state, &id).await?
+    {
+        return Ok(state.responses.reply(&how, Tag::of(&archived), archived, state.vary()));
+    }
     let one = HeldOne { resource: EXECUTIONS, namespace: &id.namespace, name: &id.name };
     poll::one(&state, &caller, &how, timeout, one, || look_up(&state, &id).map(|entry| entry.detail.clone())).await
+}
+
+/// An execution whose ConfigMap is gone, from the archive (where one is on): asked for only
+/// when the index holds none, and an error when the archive cannot say.
+async fn archived(state: &AppState, id: &ObjectRef) -> Result<Option<bytes::Bytes>, ApiError> {
+    let Some(archive) = state.archive.as_ref().filter(|_| state.modules.is_available(ModuleName::History)) else {
+        return Ok(None);
+    };
+    if state.index.get(id).is_some() || look_up(state, id).is_err_and(|e| e.code == ErrorCode::NotSynced) {
+        return Ok(None);
+    }
+    archive.deleted(&id.namespace, &id.name).await.map_err(|e| {
+        let message = format!("execution {} is not live and the archive cannot be read: {e}", quote(&id.name));
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::HistoryUnavailable, message)
+    })
 }
 
 /// One execution, `503 NotSynced` before its namespace was listed, or the identical 404.

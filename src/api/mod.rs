@@ -38,6 +38,7 @@ pub use pages::Pages;
 pub use server::ServerSettings;
 
 use crate::access::Access;
+use crate::history::ArchiveStatus;
 use crate::index::{Freshness, Index, Json, Tag};
 use crate::modules::Modules;
 use crate::modules::switch::Switch;
@@ -75,6 +76,8 @@ pub struct Shared {
     pub responses: Responses,
     /// The ETag each list request got at the current index revision.
     pub pages: Pages,
+    /// The archive, where one is configured: executions whose ConfigMaps are gone.
+    pub archive: Option<ArchiveStatus>,
 }
 
 impl AppState {
@@ -226,6 +229,7 @@ pub(crate) mod tests {
             limits: CallerLimits::new(8, 10_000, None),
             responses: Responses::new(1 << 20),
             pages: Pages::default(),
+            archive: None,
         })
     }
 }

@@ -16,7 +16,9 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use jiff::Timestamp;
+use sqlx::AnyPool;
 
 pub use writer::run;
 
@@ -66,9 +68,10 @@ pub struct ArchiveSettings {
     pub retain: Duration,
 }
 
-/// How the archive is doing, for readiness and `/metrics`. Clones share it.
+/// How the archive is doing, for readiness and `/metrics`, and its connection once it has one,
+/// for the API to read archived executions. Clones share it.
 #[derive(Clone, Default)]
-pub struct ArchiveStatus(Arc<Mutex<StatusInner>>);
+pub struct ArchiveStatus(Arc<Mutex<StatusInner>>, Arc<Mutex<Option<AnyPool>>>);
 
 /// A snapshot of the archive's state.
 #[derive(Clone, Debug, Default)]
@@ -97,6 +100,33 @@ impl ArchiveStatus {
     fn lock(&self) -> std::sync::MutexGuard<'_, StatusInner> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn connected(&self, pool: AnyPool) {
+        *self.1.lock().unwrap_or_else(|p| p.into_inner()) = Some(pool);
+    }
+
+    /// The archived version of `namespace/name` whose ConfigMap is gone (the latest deleted,
+    /// where several were): its detail as served then, with `archived` and `deletedAt`. An
+    /// error when the archive cannot be read within `READ_TIMEOUT`, so a missing execution is
+    /// never passed off as one that does not exist.
+    pub async fn deleted(&self, namespace: &str, name: &str) -> Result<Option<Bytes>, String> {
+        let pool = self.1.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let pool = pool.ok_or_else(|| self.get().last_error.unwrap_or_else(|| "not connected yet".to_owned()))?;
+        let found = tokio::time::timeout(READ_TIMEOUT, store::deleted(&pool, namespace, name)).await;
+        let found = found.map_err(|_| format!("no answer within {READ_TIMEOUT:?}"))?.map_err(short)?;
+        Ok(found.map(|(detail, deleted_at)| archived_detail(&detail, deleted_at)))
+    }
+}
+
+/// The longest a request waits for the archive.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An archived detail body, marked: `"archived":true,"deletedAt":"…"` after its fields.
+fn archived_detail(detail: &str, deleted_at: i64) -> Bytes {
+    let at = Timestamp::from_millisecond(deleted_at).unwrap_or(Timestamp::UNIX_EPOCH);
+    let mut body = detail.trim_end().strip_suffix('}').unwrap_or(detail).to_owned();
+    body.push_str(&format!(",\"archived\":true,\"deletedAt\":\"{at}\"}}"));
+    Bytes::from(body)
 }
 
 /// An error quoted in status and logs: the database's message, bounded.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Executor, Row};
 
 use super::ArchiveUrl;
 use crate::index::{ArchiveKey, ExecutionEntry, Note};
@@ -98,6 +98,19 @@ pub async fn prune(pool: &AnyPool, before: Timestamp, batch: i64) -> Result<u64,
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// The detail and deletion time of the latest deleted version of `namespace/name`.
+pub async fn deleted(pool: &AnyPool, namespace: &str, name: &str) -> Result<Option<(String, i64)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT detail, deleted_at FROM executions WHERE namespace = $1 AND name = $2 \
+         AND deleted_at IS NOT NULL ORDER BY deleted_at DESC LIMIT 1",
+    )
+    .bind(namespace)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
 fn millis(t: Timestamp) -> i64 {

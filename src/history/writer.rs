@@ -69,6 +69,7 @@ async fn connect(settings: &ArchiveSettings, status: &ArchiveStatus) -> AnyPool 
         match store::open(&settings.url).await {
             Ok(pool) => {
                 tracing::info!(archive = %settings.url.redacted(), "archive connected");
+                status.connected(pool.clone());
                 status.update(|s| {
                     s.connected = true;
                     s.last_error = None;

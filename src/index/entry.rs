@@ -65,6 +65,12 @@ pub(crate) struct Detail<'a> {
     /// The document as the writer stored it, validated against its kind's schema.
     #[schema(value_type = Object)]
     execution: &'a Value,
+    /// Only on an execution served from the archive: its ConfigMap is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    archived: Option<bool>,
+    /// When the archive saw its ConfigMap deleted (or unlabelled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<String>,
 }
 
 impl ExecutionEntry {
@@ -76,6 +82,8 @@ impl ExecutionEntry {
             labels: &e.labels,
             resource_version: &e.resource_version,
             execution: &e.document,
+            archived: None,
+            deleted_at: None,
         });
         let summary = Json::of(&summary(&e.id, &e.view, &e.resource_version));
         ExecutionEntry {

@@ -190,6 +190,12 @@ impl Modules {
         }
     }
 
+    /// Whether the module is on, and every module it depends on.
+    pub fn is_available(&self, name: ModuleName) -> bool {
+        let on = |name: ModuleName| self.get(name).is_some_and(|m| m.lifecycle().is_enabled());
+        self.get(name).is_some_and(|m| on(name) && m.depends_on().iter().all(|d| on(*d)))
+    }
+
     /// Why the module owning API `resource` cannot answer now, if it cannot: itself or a
     /// dependency is not installed. Resources no module owns are always available.
     pub fn unavailable(&self, resource: &str) -> Option<NotInstalled> {
