@@ -17,7 +17,7 @@ use crate::modules::switch::{self, Switch, SwitchState};
 
 /// Budget of the cache of assembled pages and compressed bodies.
 const RESPONSE_CACHE_BYTES: u64 = 32 << 20;
-use crate::history::{ArchiveSettings, ArchiveStatus};
+use crate::history::{ArchiveSettings, ArchiveStatus, WarmSource};
 use crate::index::Journal;
 use crate::modules::{ExecutionsModule, HistoryModule, Module, Modules, PipelinesModule, RejectionsModule};
 use crate::source::Sources;
@@ -51,12 +51,13 @@ impl Service {
             Some(_) => Index::new(self.staleness).with_journal(journal.clone()),
             None => Index::new(self.staleness),
         };
-        let executions = ExecutionsModule::new(self.sources.clone(), index.clone(), self.registry.clone());
+        let fingerprint = self.registry.fingerprint().to_owned();
+        let warm = self.archive.clone().map(|settings| WarmSource::new(settings, fingerprint.clone()));
+        let executions = ExecutionsModule::new(self.sources.clone(), index.clone(), self.registry.clone(), warm);
         let mut all: Vec<Arc<dyn Module>> =
             vec![Arc::new(executions), Arc::new(PipelinesModule::default()), Arc::new(RejectionsModule::default())];
         let has_archive = self.archive.is_some();
         if let Some(settings) = self.archive {
-            let fingerprint = self.registry.fingerprint().to_owned();
             all.push(Arc::new(HistoryModule::new(settings, journal.clone(), archive.clone(), fingerprint)));
         }
         let modules = Arc::new(Modules::new(all));

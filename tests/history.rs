@@ -197,3 +197,54 @@ async fn an_unreachable_archive_delays_nothing_and_says_why() {
     assert!(text.lines().any(|l| l.starts_with("execwatch_archive_pending") && l.ends_with(" 1")), "{text}");
     service.stop().await;
 }
+
+/// A restart serves the versions the archive holds as they were stored, without parsing them
+/// again: a stored detail changed behind the service's back shows, which no decoding of the
+/// unchanged file could produce. A file changed meanwhile is decoded as usual.
+async fn a_warm_start_serves_archived_versions(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "run-1", "Running");
+    write(dir.path(), "run-2", "Running");
+    let year = Duration::from_secs(365 * 86400);
+    let launch = || Running::launch(dir_source(dir.path(), Duration::from_millis(50)), archive(url, year));
+    let service = launch().await;
+    wait_rows(url, "both runs are archived", |rows| rows.len() == 2).await;
+    let (_, cold) = service.get("/api/v1/namespaces/team-a/executions/run-1").await;
+    service.stop().await;
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let marked = cold["execution"]["pipeline"].as_str().unwrap().replace("web", "web-as-archived");
+    let detail = cold.to_string().replace("\"pipeline\":\"web\"", &format!("\"pipeline\":\"{marked}\""));
+    sqlx::query("UPDATE executions SET detail = $1 WHERE name = $2")
+        .bind(detail)
+        .bind("run-1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    write(dir.path(), "run-2", "Succeeded");
+
+    let service = launch().await;
+    service
+        .wait_for("both runs are served", "/api/v1/executions", |b| b["items"].as_array().is_some_and(|i| i.len() == 2))
+        .await;
+    let (_, warm) = service.get("/api/v1/namespaces/team-a/executions/run-1").await;
+    assert_eq!(warm["execution"]["pipeline"], "web-as-archived", "the stored version is served as stored: {warm}");
+    let (_, changed) = service.get("/api/v1/namespaces/team-a/executions/run-2").await;
+    assert_eq!(changed["execution"]["phase"], "Succeeded", "a version the archive does not hold is decoded");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_warm_start_from_sqlite_serves_archived_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    a_warm_start_serves_archived_versions(&format!("sqlite:{}", dir.path().join("history.db").display())).await;
+}
+
+#[tokio::test]
+async fn a_warm_start_from_postgres_serves_archived_versions() {
+    let Some(postgres) = Postgres::start() else { return };
+    postgres.create("warm");
+    a_warm_start_serves_archived_versions(&postgres.url("warm")).await;
+}

@@ -10,6 +10,7 @@
 //! and `/metrics` counts the failures.
 
 mod store;
+mod warm;
 mod writer;
 
 use std::str::FromStr;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use sqlx::AnyPool;
 
+pub use warm::{Warm, WarmSource};
 pub use writer::run;
 
 /// Where the archive lives: `sqlite:PATH` or `postgres://…`.

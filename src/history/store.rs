@@ -8,7 +8,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor, Row};
 
 use super::ArchiveUrl;
-use crate::index::{ArchiveKey, ExecutionEntry, Note};
+use crate::index::{ArchiveKey, ExecutionEntry, Note, Stored};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -98,6 +98,28 @@ pub async fn prune(pool: &AnyPool, before: Timestamp, batch: i64) -> Result<u64,
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// The stored versions of executions that still exist (of one namespace, or all), validated
+/// under `schema_set`: namespace, name and what was served.
+pub async fn stored(
+    pool: &AnyPool,
+    namespace: Option<&str>,
+    schema_set: &str,
+) -> Result<Vec<(String, String, Stored)>, sqlx::Error> {
+    let sql = "SELECT namespace, name, uid, resource_version, sort_time, detail, summary FROM executions \
+               WHERE deleted_at IS NULL AND schema_set = $1 AND ($2 = '' OR namespace = $3)";
+    let ns = namespace.unwrap_or_default();
+    let rows = sqlx::query(sql).bind(schema_set).bind(ns).bind(ns).fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let sort_time = Timestamp::from_millisecond(r.get(4)).unwrap_or(Timestamp::UNIX_EPOCH);
+            let stored =
+                Stored { uid: r.get(2), resource_version: r.get(3), sort_time, detail: r.get(5), summary: r.get(6) };
+            (r.get(0), r.get(1), stored)
+        })
+        .collect())
 }
 
 /// The detail and deletion time of the latest deleted version of `namespace/name`.

@@ -32,6 +32,15 @@ pub struct ExecutionEntry {
     pub changed_at: Timestamp,
 }
 
+/// What the archive kept of one execution version, as it was served.
+pub struct Stored {
+    pub uid: String,
+    pub resource_version: String,
+    pub sort_time: Timestamp,
+    pub detail: String,
+    pub summary: String,
+}
+
 /// The compact form lists serve.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -99,6 +108,34 @@ impl ExecutionEntry {
             revision: 0,
             changed_at: Timestamp::UNIX_EPOCH,
         }
+    }
+
+    /// An execution as the archive kept it: its bodies as they were served, which the index
+    /// serves again as they are, so a warm start neither parses nor validates its document.
+    /// `None` when the stored detail is not what this version serves.
+    pub fn restored(id: ObjectRef, labels: BTreeMap<String, String>, stored: Stored) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        struct Served {
+            execution: ExecutionView,
+        }
+        let Served { execution: view } = serde_json::from_str(&stored.detail).ok()?;
+        let json = |text: String| {
+            let bytes = Bytes::from(text);
+            Json { tag: Tag::of(&bytes), bytes }
+        };
+        Some(ExecutionEntry {
+            id: Arc::new(id),
+            labels,
+            uid: stored.uid,
+            resource_version: stored.resource_version,
+            sort_time: stored.sort_time,
+            view,
+            detail: json(stored.detail),
+            summary: json(stored.summary),
+            shard: Arc::from(""),
+            revision: 0,
+            changed_at: Timestamp::UNIX_EPOCH,
+        })
     }
 
     pub(super) fn sort_key(&self) -> SortKey {

@@ -12,9 +12,9 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher::Event;
 
-use super::{Decoded, Index, Listed, Prepared};
+use super::{Index, Listed, Prepared};
 use crate::source::{Object, SourceError, SourceEvent};
-use crate::validate::{ObjectRef, Reason, Rejection};
+use crate::validate::{Execution, ObjectRef, Reason, Rejection};
 
 /// Most events taken at once: bounds what a relist holds undecoded.
 const BATCH: usize = 512;
@@ -32,10 +32,11 @@ enum Step {
 /// Consumes `events` for the shard `source` until the stream ends, decoding each ConfigMap
 /// with `decoder` (normally `SchemaRegistry::decode`). Errors are recorded on the shard and never
 /// end ingestion; a relist is buffered (decoded) and swapped in whole.
-pub async fn ingest<S, D>(index: Index, decoder: D, source: String, events: S)
+pub async fn ingest<S, D, P>(index: Index, decoder: D, source: String, events: S)
 where
     S: Stream<Item = SourceEvent>,
-    D: Fn(&ConfigMap) -> Decoded + Send + Sync + 'static,
+    D: Fn(&ConfigMap) -> P + Send + Sync + 'static,
+    P: Into<Prepared>,
 {
     let decoder = Arc::new(decoder);
     let mut batches = std::pin::pin!(events.ready_chunks(BATCH));
@@ -99,39 +100,40 @@ where
 
 /// Decodes and serialises `objects` in order, split across the machine's cores on blocking
 /// threads.
-async fn prepare_all<D>(decoder: Arc<D>, objects: Vec<Object>) -> Option<Vec<Prepared>>
+async fn prepare_all<D, P>(decoder: Arc<D>, objects: Vec<Object>) -> Option<Vec<Prepared>>
 where
-    D: Fn(&ConfigMap) -> Decoded + Send + Sync + 'static,
+    D: Fn(&ConfigMap) -> P + Send + Sync + 'static,
+    P: Into<Prepared>,
 {
     if objects.is_empty() {
         return Some(Vec::new());
     }
-    let work = move || crate::parallel::map(&objects, |o| Prepared::from(decode(&*decoder, o)));
+    let work = move || crate::parallel::map(&objects, |o| decode(&*decoder, o));
     tokio::task::spawn_blocking(work).await.ok()
 }
 
 /// Decodes one object: an unreadable file is a rejection as it is, and a panic in the decoder
 /// becomes a rejection of that object alone.
-fn decode(decoder: &impl Fn(&ConfigMap) -> Decoded, object: &Object) -> Decoded {
+fn decode<P: Into<Prepared>>(decoder: &impl Fn(&ConfigMap) -> P, object: &Object) -> Prepared {
     let cm = match object {
         Object::ConfigMap(cm) => cm,
         Object::Unreadable(u) => {
-            return Err(Rejection {
+            return Prepared::from(Err::<Execution, _>(Rejection {
                 id: object.id(),
                 file: Some(u.file.clone()),
                 resource_version: String::new(),
                 reasons: vec![Reason::new(u.code, u.message.clone())],
-            });
+            }));
         }
     };
-    catch_unwind(AssertUnwindSafe(|| decoder(cm))).unwrap_or_else(|_| {
+    catch_unwind(AssertUnwindSafe(|| decoder(cm).into())).unwrap_or_else(|_| {
         tracing::error!(object = %ObjectRef::of(cm), "decoder panicked; object rejected");
-        Err(Rejection {
+        Prepared::from(Err::<Execution, _>(Rejection {
             id: ObjectRef::of(cm),
             file: None,
             resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
             reasons: vec![Reason::new("Internal", "the decoder failed on this object; please report it")],
-        })
+        }))
     })
 }
 

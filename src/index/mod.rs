@@ -27,7 +27,7 @@ use tokio::sync::watch;
 pub use changes::{Change, Changed, Lost};
 pub(crate) use entry::to_bytes;
 pub(crate) use entry::{Detail, RejectionBody, Summary};
-pub use entry::{ExecutionEntry, Json, Listed, Prepared, RejectionEntry, Tag};
+pub use entry::{ExecutionEntry, Json, Listed, Prepared, RejectionEntry, Stored, Tag};
 pub use ingest::ingest;
 pub use journal::{ArchiveKey, Journal, Note};
 pub(crate) use pipelines::Pipeline;

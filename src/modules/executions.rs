@@ -10,25 +10,30 @@ use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument;
 
 use super::{Lifecycle, Module, ModuleName};
-use crate::index::{self, Index, Listed, ShardState};
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use crate::history::{Warm, WarmSource};
+use crate::index::{self, ExecutionEntry, Index, Listed, Prepared, ShardState};
 use crate::selector::Selector;
 use crate::source::cluster::{WatchSettings, watch_namespace};
 use crate::source::dir::watch_dir;
 use crate::source::namespaces::{self, Change};
 use crate::source::{Namespaces, SourceEvent, Sources};
-use crate::validate::SchemaRegistry;
+use crate::validate::{ObjectRef, SchemaRegistry};
 
 pub struct ExecutionsModule {
     sources: Sources,
     index: Index,
-    registry: Arc<SchemaRegistry>,
+    decoding: Decoding,
     tasks: Mutex<Option<JoinSet<()>>>,
     lifecycle: Lifecycle,
 }
 
 impl ExecutionsModule {
-    pub fn new(sources: Sources, index: Index, registry: Arc<SchemaRegistry>) -> Self {
-        ExecutionsModule { sources, index, registry, tasks: Mutex::default(), lifecycle: Lifecycle::default() }
+    /// With `warm`, each shard starts from the versions the archive holds.
+    pub fn new(sources: Sources, index: Index, registry: Arc<SchemaRegistry>, warm: Option<WarmSource>) -> Self {
+        let decoding = Decoding { registry, warm: warm.map(Arc::new) };
+        ExecutionsModule { sources, index, decoding, tasks: Mutex::default(), lifecycle: Lifecycle::default() }
     }
 
     fn tasks(&self) -> std::sync::MutexGuard<'_, Option<JoinSet<()>>> {
@@ -49,7 +54,7 @@ impl Module for ExecutionsModule {
         async move {
             let mut tasks = self.tasks();
             if tasks.is_none() {
-                *tasks = Some(spawn_sources(self.sources.clone(), &self.index, &self.registry));
+                *tasks = Some(spawn_sources(self.sources.clone(), &self.index, &self.decoding));
             }
             self.lifecycle.set(true);
         }
@@ -85,24 +90,24 @@ impl Module for ExecutionsModule {
 }
 
 /// Starts one ingestion task per shard, or the task that follows selected namespaces.
-fn spawn_sources(sources: Sources, index: &Index, registry: &Arc<SchemaRegistry>) -> JoinSet<()> {
+fn spawn_sources(sources: Sources, index: &Index, decoding: &Decoding) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     match sources {
         Sources::Kube { client, namespaces: Namespaces::Listed(namespaces), watch } => {
             for ns in namespaces {
-                watch_one(&mut tasks, &client, &ns, &watch, index, registry);
+                watch_one(&mut tasks, &client, &ns, &watch, index, decoding);
             }
         }
         Sources::Kube { client, namespaces: Namespaces::Selected(selector), watch } => {
             let span = tracing::info_span!("namespaces", selector = %selector);
-            let follow = follow_selected(client, selector, watch, index.clone(), registry.clone());
+            let follow = follow_selected(client, selector, watch, index.clone(), decoding.clone());
             tasks.spawn(follow.instrument(span));
         }
         Sources::Dir(dir) => {
             let source = format!("dir:{}", dir.path.display());
             index.register(&source, None);
             let span = tracing::info_span!("dir", path = %dir.path.display());
-            spawn_ingest(&mut tasks, index, registry, source, watch_dir(dir), span);
+            spawn_ingest(&mut tasks, index, decoding, (source, None), watch_dir(dir), span);
         }
     }
     tasks
@@ -115,12 +120,12 @@ fn watch_one(
     ns: &str,
     watch: &WatchSettings,
     index: &Index,
-    registry: &Arc<SchemaRegistry>,
+    decoding: &Decoding,
 ) -> AbortHandle {
     index.register(ns, Some(ns));
     let events = watch_namespace(client.clone(), ns, watch);
     let span = tracing::info_span!("watch", namespace = %ns);
-    spawn_ingest(tasks, index, registry, ns.to_owned(), events, span)
+    spawn_ingest(tasks, index, decoding, (ns.to_owned(), Some(ns.to_owned())), events, span)
 }
 
 /// Starts and stops a watcher per namespace as namespaces matching `selector` come and go. The
@@ -131,7 +136,7 @@ async fn follow_selected(
     selector: Selector,
     watch: WatchSettings,
     index: Index,
-    registry: Arc<SchemaRegistry>,
+    decoding: Decoding,
 ) {
     let source = format!("namespaces:{selector}");
     index.register(&source, Some(""));
@@ -142,7 +147,7 @@ async fn follow_selected(
         match change {
             Change::Start(ns) => {
                 tracing::info!(namespace = %ns, "namespace selected: watching it");
-                let handle = watch_one(&mut tasks, &client, &ns, &watch, &index, &registry);
+                let handle = watch_one(&mut tasks, &client, &ns, &watch, &index, &decoding);
                 watchers.insert(ns, handle);
             }
             Change::Stop(ns) => {
@@ -162,19 +167,44 @@ async fn follow_selected(
     }
 }
 
-/// One task per shard, in its own span.
+/// How a shard's ConfigMaps are decoded: by the schemas, unless the archive kept the very
+/// version (a warm start).
+#[derive(Clone)]
+pub struct Decoding {
+    pub registry: Arc<SchemaRegistry>,
+    pub warm: Option<Arc<WarmSource>>,
+}
+
+/// One task per shard, in its own span: `(source, namespace)` names the shard and the
+/// namespace whose archived versions it may start from.
 fn spawn_ingest<S>(
     tasks: &mut JoinSet<()>,
     index: &Index,
-    registry: &Arc<SchemaRegistry>,
-    source: String,
+    decoding: &Decoding,
+    (source, namespace): (String, Option<String>),
     events: S,
     span: tracing::Span,
 ) -> AbortHandle
 where
     S: Stream<Item = SourceEvent> + Send + 'static,
 {
-    let registry = registry.clone();
-    let decoder = move |cm: &_| registry.decode(cm);
-    tasks.spawn(index::ingest(index.clone(), decoder, source, events).instrument(span))
+    let (index, decoding) = (index.clone(), decoding.clone());
+    let run = async move {
+        let warm = match &decoding.warm {
+            Some(source) => source.load(namespace.as_deref()).await,
+            None => Warm::default(),
+        };
+        let registry = decoding.registry;
+        let decoder = move |cm: &ConfigMap| {
+            let restored = warm.take(cm).and_then(|stored| {
+                ExecutionEntry::restored(ObjectRef::of(cm), cm.metadata.labels.clone().unwrap_or_default(), stored)
+            });
+            match restored {
+                Some(entry) => Prepared::Execution(entry),
+                None => Prepared::from(registry.decode(cm)),
+            }
+        };
+        index::ingest(index, decoder, source, events).await
+    };
+    tasks.spawn(run.instrument(span))
 }
