@@ -2,7 +2,9 @@
 //! `cargo bench --bench figures` (every size and both sources, about half an hour), or narrow it
 //! with `EXECWATCH_BENCH_SIZES=1000,10000` and `EXECWATCH_BENCH_SOURCES=dir` (or `kube`), and
 //! `EXECWATCH_BENCH_ACCESS=0` to leave out the access figures, `EXECWATCH_BENCH_FOLLOWERS=N`
-//! for N idle followers over 10 000 executions (10 000 by default; 0 leaves them out). `EXECWATCH_BENCH_WRITE=DIR`
+//! for N idle followers over 10 000 executions (10 000 by default; 0 leaves them out),
+//! `EXECWATCH_BENCH_WARM=N,…` for the ready time of a restart over a warm archive (10 000 by
+//! default; empty leaves it out). `EXECWATCH_BENCH_WRITE=DIR`
 //! only writes the data set of the first size into DIR as manifests, for profiling by hand.
 //!
 //! The service runs as its own release binary pinned to the first core; the `oha` load generator
@@ -15,6 +17,7 @@ mod followers;
 mod load;
 mod scale;
 mod served;
+mod warm;
 
 use scale::Source;
 
@@ -68,6 +71,10 @@ fn main() {
         scale::print(&rows);
         if std::env::var("EXECWATCH_BENCH_ACCESS").as_deref() != Ok("0") {
             access::access_cost().await;
+        }
+        for n in list("EXECWATCH_BENCH_WARM", "10000", |s| s.parse::<usize>().ok()) {
+            println!("\nrestarting over a warm archive of {n} executions ...");
+            warm::print(&warm::run(n).await);
         }
         let followers = list("EXECWATCH_BENCH_FOLLOWERS", "10000", |s| s.parse::<usize>().ok());
         let followers = followers.first().copied().unwrap_or(0);

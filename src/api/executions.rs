@@ -5,12 +5,11 @@ use warp::Rejection;
 use warp::reply::Response;
 
 use super::authz::{Target, authorize, not_there, readable};
-use super::conditional::Negotiation;
 use super::params::Params;
 use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
-use super::{ApiError, AppState, ErrorCode, ListBody, ListRequest};
-use crate::access::{Caller, Verb};
+use super::{ApiError, ApiRequest, AppState, ErrorCode, ListBody};
+use crate::access::Verb;
 use crate::index::Tag;
 use crate::index::{Cursor, ExecutionFilter, Scope};
 use crate::model::Phase;
@@ -25,8 +24,8 @@ const FILTERS: [&str; 8] =
 
 /// Lists executions; with `If-None-Match` and `timeoutSeconds`, a long poll (see `poll`); with
 /// `Accept: text/event-stream` or `watch=true`, a stream of its changes (see `stream`).
-pub(super) async fn list(request: ListRequest) -> Result<Response, Rejection> {
-    let ListRequest { namespace, query, caller, how, state } = request;
+pub(super) async fn list(namespace: Option<String>, request: ApiRequest) -> Result<Response, Rejection> {
+    let ApiRequest { query, caller, how, state } = request;
     let params = Params::parse_list(&query, namespace.is_some(), &FILTERS)?;
     let timeout = poll::timeout(&params)?;
     let streams = stream::wanted(&how, &params)?;
@@ -97,14 +96,8 @@ fn label_selector(params: &Params) -> Result<Option<Selector>, ApiError> {
 
 /// GET /api/v1/namespaces/{namespace}/executions/{name}: one execution; with
 /// `Accept: text/event-stream` or `watch=true`, a stream of its changes.
-pub(super) async fn get_one(
-    namespace: String,
-    name: String,
-    query: String,
-    caller: Caller,
-    how: Negotiation,
-    state: AppState,
-) -> Result<Response, Rejection> {
+pub(super) async fn get_one(namespace: String, name: String, request: ApiRequest) -> Result<Response, Rejection> {
+    let ApiRequest { query, caller, how, state } = request;
     let params = Params::parse(&query, &["watch", "timeoutSeconds"])?;
     let timeout = poll::timeout(&params)?;
     let streams = stream::wanted(&how, &params)?;

@@ -138,11 +138,9 @@ pub fn metrics_routes(
         .boxed()
 }
 
-/// A list request as every list handler takes it.
-struct ListRequest {
-    /// The namespace of the path, if any.
-    namespace: Option<String>,
-    /// The raw query string.
+/// What every `/api` handler takes besides the names in its path: the raw query, the caller
+/// past the access check, what the request negotiates, and the state.
+struct ApiRequest {
     query: String,
     caller: crate::access::Caller,
     how: conditional::Negotiation,

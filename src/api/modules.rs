@@ -4,11 +4,10 @@
 use serde::Serialize;
 use warp::reply::Response;
 
-use super::AppState;
+use super::ApiRequest;
 use super::authz::{covers_everything, scope};
-use super::conditional::Negotiation;
 use super::params::Params;
-use crate::access::{Caller, Verb};
+use crate::access::Verb;
 use crate::index::Tag;
 use crate::modules::ModuleStatus;
 use crate::modules::switch::SwitchStatus;
@@ -20,12 +19,8 @@ pub(crate) struct Body {
 }
 
 /// GET /api/v1/modules
-pub(super) async fn list(
-    query: String,
-    caller: Caller,
-    how: Negotiation,
-    state: AppState,
-) -> Result<Response, warp::Rejection> {
+pub(super) async fn list(request: ApiRequest) -> Result<Response, warp::Rejection> {
+    let ApiRequest { query, caller, how, state } = request;
     Params::parse(&query, &[])?;
     let reads_all = covers_everything(&state, &scope(&state, &caller, Verb::List).await?);
     let body = Body { items: redacted(state.modules.status(), reads_all), switch: state.switch.status() };

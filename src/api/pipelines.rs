@@ -4,21 +4,20 @@ use warp::Rejection;
 use warp::reply::Response;
 
 use super::authz::{Target, authorize, not_there};
-use super::conditional::Negotiation;
 use super::named::NamedList;
 use super::params::Params;
 use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
-use super::{AppState, ListBody, ListRequest};
-use crate::access::{Caller, Verb};
+use super::{ApiRequest, AppState, ListBody};
+use crate::access::Verb;
 use crate::index::{NameCursor, Scope};
 use crate::modules::PIPELINES;
 
 /// GET /api/v1/pipelines and /api/v1/namespaces/{namespace}/pipelines: one page of pipelines, by namespace and name; a long poll with `timeoutSeconds`, a stream of
 /// pipeline changes with `Accept: text/event-stream` or `watch=true` (both watches; anything else
 /// is a list).
-pub(super) async fn list(request: ListRequest) -> Result<Response, Rejection> {
-    let ListRequest { namespace: namespaced, query, caller, how, state } = request;
+pub(super) async fn list(namespaced: Option<String>, request: ApiRequest) -> Result<Response, Rejection> {
+    let ApiRequest { query, caller, how, state } = request;
     let accepted = ["limit", "continue", "timeoutSeconds", "watch"];
     let params = Params::parse_list(&query, namespaced.is_some(), &accepted)?;
     let (timeout, streams) = (poll::timeout(&params)?, stream::wanted(&how, &params)?);
@@ -44,14 +43,8 @@ pub(super) async fn list(request: ListRequest) -> Result<Response, Rejection> {
 }
 
 /// GET /api/v1/namespaces/{namespace}/pipelines/{name}; a long poll with `timeoutSeconds`.
-pub(super) async fn get_one(
-    ns: String,
-    name: String,
-    query: String,
-    caller: Caller,
-    how: Negotiation,
-    state: AppState,
-) -> Result<Response, Rejection> {
+pub(super) async fn get_one(ns: String, name: String, request: ApiRequest) -> Result<Response, Rejection> {
+    let ApiRequest { query, caller, how, state } = request;
     let params = Params::parse(&query, &["timeoutSeconds"])?;
     let timeout = poll::timeout(&params)?;
     let verb = if timeout.is_some() { Verb::Watch } else { Verb::Get };

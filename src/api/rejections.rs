@@ -7,15 +7,15 @@ use warp::reply::Response;
 use super::named::NamedList;
 use super::params::Params;
 use super::poll::{self, HeldList};
-use super::{ListBody, ListRequest};
+use super::{ApiRequest, ListBody};
 use crate::access::Verb;
 use crate::index::NameCursor;
 use crate::modules::REJECTIONS;
 
 /// GET /api/v1/rejections and /api/v1/namespaces/{namespace}/rejections: a page of rejections, by namespace and name; a long poll with `timeoutSeconds` (a watch;
 /// anything else is a list).
-pub(super) async fn list(request: ListRequest) -> Result<Response, Rejection> {
-    let ListRequest { namespace: namespaced, query, caller, how, state } = request;
+pub(super) async fn list(namespaced: Option<String>, request: ApiRequest) -> Result<Response, Rejection> {
+    let ApiRequest { query, caller, how, state } = request;
     let params = Params::parse_list(&query, namespaced.is_some(), &["limit", "continue", "timeoutSeconds"])?;
     let timeout = poll::timeout(&params)?;
     let verb = if timeout.is_some() { Verb::Watch } else { Verb::List };

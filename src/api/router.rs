@@ -8,7 +8,7 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use super::conditional::Negotiation;
-use super::{ApiError, AppState, ErrorCode, ListRequest, authz, executions, health, modules, pipelines, rejections};
+use super::{ApiError, ApiRequest, AppState, ErrorCode, authz, executions, health, modules, pipelines, rejections};
 use crate::model::{EXECUTIONS, PIPELINES, REJECTIONS};
 
 /// Where a path leads.
@@ -109,22 +109,19 @@ pub(super) async fn dispatch(state: AppState, request: Incoming) -> Result<Respo
     }
     let caller = authz::admit(&state, route.resource(), authorization.as_deref()).await?;
     let owned = |s: &str| s.to_owned();
+    let request = ApiRequest { query, caller, how, state };
     match route {
-        Route::Modules => modules::list(query, caller, how, state).await,
+        Route::Modules => modules::list(request).await,
         Route::List { resource, namespace } => {
-            let request = ListRequest { namespace: namespace.map(owned), query, caller, how, state };
+            let namespace = namespace.map(owned);
             match resource {
-                EXECUTIONS => executions::list(request).await,
-                PIPELINES => pipelines::list(request).await,
-                _ => rejections::list(request).await,
+                EXECUTIONS => executions::list(namespace, request).await,
+                PIPELINES => pipelines::list(namespace, request).await,
+                _ => rejections::list(namespace, request).await,
             }
         }
-        Route::Execution { namespace, name } => {
-            executions::get_one(owned(namespace), owned(name), query, caller, how, state).await
-        }
-        Route::Pipeline { namespace, name } => {
-            pipelines::get_one(owned(namespace), owned(name), query, caller, how, state).await
-        }
+        Route::Execution { namespace, name } => executions::get_one(owned(namespace), owned(name), request).await,
+        Route::Pipeline { namespace, name } => pipelines::get_one(owned(namespace), owned(name), request).await,
         Route::Livez | Route::Readyz | Route::OpenApi => unreachable!("answered above"),
     }
     .map(Reply::into_response)
