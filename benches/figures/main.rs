@@ -19,6 +19,15 @@ mod scale;
 mod served;
 mod warm;
 
+/// The tests' PostgreSQL harness: a server in a temporary directory, for the warm start.
+#[path = "../../tests/common/postgres.rs"]
+mod postgres;
+mod clients {
+    pub fn missing(what: &str) {
+        println!("skipped: {what} is not available");
+    }
+}
+
 use scale::Source;
 
 fn list<T>(var: &str, default: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
@@ -74,7 +83,12 @@ fn main() {
         }
         for n in list("EXECWATCH_BENCH_WARM", "10000", |s| s.parse::<usize>().ok()) {
             println!("\nrestarting over a warm archive of {n} executions ...");
-            warm::print(&warm::run(n).await);
+            let mut rows = vec![warm::run(n, warm::Archive::Sqlite).await];
+            if let Some(postgres) = postgres::Postgres::start() {
+                postgres.create("warm");
+                rows.push(warm::run(n, warm::Archive::Postgres(postgres.url("warm"))).await);
+            }
+            warm::print(&rows);
         }
         let followers = list("EXECWATCH_BENCH_FOLLOWERS", "10000", |s| s.parse::<usize>().ok());
         let followers = followers.first().copied().unwrap_or(0);

@@ -1,5 +1,6 @@
 //! Ready after a restart with a warm archive: N executions from a directory, started once with
-//! `--archive` on an empty SQLite file (a cold start, which also fills the archive), stopped once
+//! `--archive` on an empty SQLite file or PostgreSQL database (a cold start, which also fills
+//! the archive), stopped once
 //! every version is written, then started again (warm: every ConfigMap the archive holds at the
 //! same version is served as stored, not decoded).
 
@@ -8,7 +9,14 @@ use std::time::{Duration, Instant};
 use crate::data;
 use crate::served::Served;
 
+/// Where the archive is.
+pub enum Archive {
+    Sqlite,
+    Postgres(String),
+}
+
 pub struct Figures {
+    pub archive: &'static str,
     pub executions: usize,
     pub cold: Duration,
     pub warm: Duration,
@@ -17,35 +25,33 @@ pub struct Figures {
     pub archive_bytes: u64,
 }
 
-pub async fn run(executions: usize) -> Figures {
+pub async fn run(executions: usize, archive: Archive) -> Figures {
     let dir = tempfile::tempdir().expect("tempdir");
     let manifests = dir.path().join("manifests");
     data::write_dir(&manifests, executions);
     let file = dir.path().join("history.db");
-    let args = [
-        "--from-dir".to_owned(),
-        manifests.display().to_string(),
-        "--archive".to_owned(),
-        format!("sqlite:{}", file.display()),
-    ];
+    let (name, url, reader) = match archive {
+        Archive::Sqlite => ("SQLite", format!("sqlite:{}", file.display()), format!("sqlite://{}", file.display())),
+        Archive::Postgres(url) => ("PostgreSQL", url.clone(), url),
+    };
+    let args = ["--from-dir".to_owned(), manifests.display().to_string(), "--archive".to_owned(), url];
     let (served, cold) = Served::start(&args, &[]).await;
     let cold_rss = served.rss();
-    wait_archived(&file.display().to_string(), executions).await;
+    wait_archived(&reader, executions).await;
     drop(served);
     let (served, warm) = Served::start(&args, &[]).await;
     let warm_rss = served.rss();
     drop(served);
     let archive_bytes = std::fs::metadata(&file).map_or(0, |m| m.len());
-    Figures { executions, cold, warm, cold_rss, warm_rss, archive_bytes }
+    Figures { archive: name, executions, cold, warm, cold_rss, warm_rss, archive_bytes }
 }
 
 /// Waits until the archive holds every execution.
-async fn wait_archived(file: &str, executions: usize) {
+async fn wait_archived(url: &str, executions: usize) {
     sqlx::any::install_default_drivers();
-    let url = format!("sqlite://{file}");
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        if let Ok(pool) = sqlx::AnyPool::connect(&url).await {
+        if let Ok(pool) = sqlx::AnyPool::connect(url).await {
             let count: Option<i64> = sqlx::query_scalar("SELECT COUNT(*) FROM executions").fetch_one(&pool).await.ok();
             pool.close().await;
             if count.is_some_and(|c| c as usize >= executions) {
@@ -57,19 +63,22 @@ async fn wait_archived(file: &str, executions: usize) {
     }
 }
 
-pub fn print(f: &Figures) {
+pub fn print(rows: &[Figures]) {
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
-        "\n| executions | ready, cold (first start, archive empty) | ready, warm (restart) | RSS cold → warm | archive file |"
+        "\n| archive | executions | ready, cold (first start, archive empty) | ready, warm (restart) | RSS cold → warm | SQLite file |"
     );
-    println!("|---|---|---|---|---|");
-    println!(
-        "| {} | {:.2} s | {:.2} s | {:.0} → {:.0} MiB | {:.0} MiB |",
-        f.executions,
-        f.cold.as_secs_f64(),
-        f.warm.as_secs_f64(),
-        mib(f.cold_rss),
-        mib(f.warm_rss),
-        mib(f.archive_bytes)
-    );
+    println!("|---|---|---|---|---|---|");
+    for f in rows {
+        println!(
+            "| {} | {} | {:.2} s | {:.2} s | {:.0} → {:.0} MiB | {} |",
+            f.archive,
+            f.executions,
+            f.cold.as_secs_f64(),
+            f.warm.as_secs_f64(),
+            mib(f.cold_rss),
+            mib(f.warm_rss),
+            if f.archive_bytes > 0 { format!("{:.0} MiB", mib(f.archive_bytes)) } else { "—".to_owned() }
+        );
+    }
 }
