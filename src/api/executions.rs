@@ -127,8 +127,10 @@ async fn archived(state: &AppState, id: &ObjectRef) -> Result<Option<bytes::Byte
     let Some(archive) = state.archive.as_ref().filter(|_| state.modules.is_available(ModuleName::History)) else {
         return Ok(None);
     };
-    if state.index.get(id).is_some() || look_up(state, id).is_err_and(|e| e.code == ErrorCode::NotSynced) {
-        return Ok(None);
+    // Live, or its namespace not listed yet: answered as ever.
+    match look_up(state, id) {
+        Err(e) if e.code == ErrorCode::NotFound => {}
+        _ => return Ok(None),
     }
     archive.deleted(&id.namespace, &id.name).await.map_err(|e| {
         let message = format!("execution {} is not live and the archive cannot be read: {e}", quote(&id.name));
