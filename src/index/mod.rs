@@ -159,7 +159,7 @@ impl Index {
     /// Removes one object, whether it was served or rejected.
     pub fn delete(&self, id: &ObjectRef) {
         let mut state = self.write();
-        let was = state.executions.get(id).cloned();
+        let was = self.journal.as_ref().and_then(|_| state.executions.get(id).cloned());
         if state.remove(id) {
             self.commit(&mut state);
         }
@@ -196,7 +196,7 @@ impl Index {
             }
         }
         for id in owned.into_iter().filter(|id| !kept.contains(id)) {
-            let was = state.executions.get(&id).cloned();
+            let was = self.journal.as_ref().and_then(|_| state.executions.get(&id).cloned());
             state.remove(&id);
             if let (Some(journal), Some(entry)) = (&self.journal, was) {
                 journal.deleted(&entry);
