@@ -27,10 +27,18 @@ CREATE TABLE executions (
     last_seen BIGINT NOT NULL,
     -- When the ConfigMap was seen deleted or unlabelled; NULL while it exists.
     deleted_at BIGINT,
+    -- The namespace's bytes, a zero byte, the name's: lists order ties of sort_time by it.
+    -- Bytes compare alike in both databases, whatever PostgreSQL's collation makes of text.
+    list_key BYTEA NOT NULL,
     PRIMARY KEY (namespace, name, uid)
 );
 
--- Lists: newest first, keyset-paged.
-CREATE INDEX executions_by_time ON executions (sort_time DESC, namespace, name);
+-- Lists of archived executions (their ConfigMaps gone): newest first, keyset-paged; of every
+-- namespace, of one, of one pipeline.
+CREATE INDEX executions_archived ON executions (sort_time DESC, list_key) WHERE deleted_at IS NOT NULL;
+CREATE INDEX executions_archived_by_namespace ON executions (namespace, sort_time DESC, list_key)
+    WHERE deleted_at IS NOT NULL;
+CREATE INDEX executions_archived_by_pipeline ON executions (pipeline, sort_time DESC, list_key)
+    WHERE deleted_at IS NOT NULL;
 -- Retention: deleted rows by age.
 CREATE INDEX executions_by_deletion ON executions (deleted_at);

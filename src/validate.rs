@@ -238,11 +238,14 @@ impl SchemaRegistry {
             )])
         })?;
         let created = cm.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        // Kept to the millisecond, as the archive stores it: a live execution and its archived
+        // row then sit at the same place in a list, so a page boundary never moves when it goes.
         let sort_time = view
             .started_at
             .as_deref()
             .and_then(|s| s.parse::<Timestamp>().ok())
             .or(created)
+            .and_then(|t| Timestamp::from_millisecond(t.as_millisecond()).ok())
             .unwrap_or(Timestamp::UNIX_EPOCH);
         Ok(Execution {
             id,

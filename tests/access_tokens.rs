@@ -9,21 +9,10 @@ mod common;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use common::{Running, Setup, dir_source, names, wait_until, web_run};
+use common::{Running, Setup, dir_source, names, tokens_file, wait_until, web_run};
 use execwatch::access::Access;
 use execwatch::access::tokens::TokenFile;
 use execwatch::api::CallerLimits;
-
-fn tokens_file(entries: &[(&str, &str, &str)]) -> String {
-    let mut text = String::from("tokens:\n");
-    for (subject, token, namespaces) in entries {
-        text.push_str(&format!(
-            "  - subject: {subject}\n    sha256: {}\n    namespaces: {namespaces}\n",
-            execwatch::access::digest_hex(token)
-        ));
-    }
-    text
-}
 
 struct Fixture {
     service: Running,

@@ -187,6 +187,12 @@ async fn an_unreachable_archive_delays_nothing_and_says_why() {
     assert_eq!(history["ready"], false);
     let (status, body) = service.get("/api/v1/namespaces/team-a/executions/gone").await;
     assert_eq!((status, body["code"].as_str()), (503, Some("HistoryUnavailable")), "not passed off as absent: {body}");
+    let (_, list) = service.get("/api/v1/executions").await;
+    assert_eq!(list["items"][0]["name"], "run-1", "a list holds what is live: {list}");
+    let sources = &list["freshness"]["incompleteSources"];
+    let archive = sources.as_array().unwrap().iter().find(|s| s["source"] == "archive");
+    assert!(archive.is_some_and(|a| a["lastError"].is_string()), "and names the archive it could not read: {list}");
+    assert_eq!(list["freshness"]["complete"], false);
     assert!(!history["lastError"].as_str().unwrap().contains("s3cret"));
     let url = service.metrics.clone().expect("metrics");
     let text = reqwest::get(&url).await.unwrap().text().await.unwrap();

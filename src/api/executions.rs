@@ -10,13 +10,15 @@ use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
 use super::{ApiError, ApiRequest, AppState, ErrorCode, ListBody};
 use crate::access::Verb;
+use crate::history;
 use crate::index::Tag;
 use crate::index::{Cursor, ExecutionFilter, Scope};
 use crate::model::Phase;
-use crate::modules::{EXECUTIONS, ModuleName};
+use crate::modules::EXECUTIONS;
 use crate::quote::quote;
 use crate::selector::Selector;
 use crate::validate::ObjectRef;
+use std::sync::Arc;
 use warp::http::StatusCode;
 
 const FILTERS: [&str; 8] =
@@ -53,15 +55,21 @@ pub(super) async fn list(namespace: Option<String>, request: ApiRequest) -> Resu
         Ok(Wanted { filter, after, limit })
     };
     if streams {
-        let followed = wanted(&readable)?;
+        let followed = Arc::new(wanted(&readable)?);
         let lost = stream::access_lost(&state, &caller, namespace.clone(), readable);
         let ends = Ends { resource: EXECUTIONS, access_lost: lost };
         let filter = followed.filter.clone();
-        let followed = Followed::Executions { filter, snapshot: Box::new(move |state| followed.page(state)) };
+        let snapshot: stream::Snapshot = Box::new(move |state| {
+            let (followed, state) = (followed.clone(), state.clone());
+            Box::pin(async move { followed.page(&state).await })
+        });
+        let followed = Followed::Executions { filter, snapshot };
         return Ok(stream::start(&state, &caller, followed, ends, how.last_event_id)?);
     }
     let held = HeldList { resource: EXECUTIONS, namespace: namespace.as_deref(), params: &params, scope: readable };
-    poll::list(&state, &caller, &how, timeout, held, |scope| Ok(wanted(scope)?.page(&state).0)).await
+    let (state, wanted) = (&state, &wanted);
+    poll::list(state, &caller, &how, timeout, held, move |scope| async move { Ok(wanted(&scope)?.page(state).await.0) })
+        .await
 }
 
 /// A list's filter, where its page starts and its length.
@@ -72,11 +80,29 @@ struct Wanted {
 }
 
 impl Wanted {
-    /// The page, and the last change it reflects.
-    fn page(&self, state: &AppState) -> (ListBody, u64) {
-        let page = state.index.list(&self.filter, self.after.as_ref(), self.limit);
-        let freshness = state.index.freshness(self.filter.namespace.as_deref(), &self.filter.scope);
-        (ListBody::new(EXECUTIONS, page.items, page.next.as_ref().map(Cursor::encode), &freshness), page.as_of)
+    /// The page, and the last change it reflects: live executions, and with the history module
+    /// on, archived ones merged in (see `history::merge`). An archive that cannot be read is
+    /// named in the page's freshness, and the page holds what is live.
+    async fn page(&self, state: &AppState) -> (ListBody, u64) {
+        let after = self.after.as_ref().map(Cursor::position);
+        let (live, as_of) = state.index.listing(&self.filter, after.as_ref(), self.limit);
+        let mut freshness = state.index.freshness(self.filter.namespace.as_deref(), &self.filter.scope);
+        let archived = match state.history() {
+            Some(archive) => Some(archive.list(&state.index, &self.filter, after.as_ref(), self.limit).await),
+            None => None,
+        };
+        let (items, next) = match archived {
+            Some(Ok(archived)) => history::merge(live, archived, self.limit),
+            unread => {
+                if let Some(Err(error)) = unread {
+                    freshness.archive_unreadable(error);
+                }
+                let next = live.items.last().filter(|_| live.more).map(|(at, _)| at.clone());
+                (live.items.into_iter().map(|(_, item)| item).collect(), next)
+            }
+        };
+        let next = next.map(|at| Cursor::at(at, &self.filter).encode());
+        (ListBody::new(EXECUTIONS, items, next, &freshness), as_of)
     }
 }
 
@@ -106,8 +132,11 @@ pub(super) async fn get_one(namespace: String, name: String, request: ApiRequest
     authorize(&state, &caller, target).await?;
     let id = ObjectRef { namespace, name };
     if streams {
-        // Whether it exists is answered as a plain GET would answer it.
-        look_up(&state, &id)?;
+        // Whether it exists is answered as a plain GET would answer it: an archived one gets
+        // its last state, and the stream ends.
+        if archived(&state, &id).await?.is_none() {
+            look_up(&state, &id)?;
+        }
         let lost = stream::access_lost(&state, &caller, Some(id.namespace.clone()), Scope::all());
         let ends = Ends { resource: EXECUTIONS, access_lost: lost };
         return Ok(stream::start(&state, &caller, Followed::Execution(id), ends, how.last_event_id)?);
@@ -124,7 +153,7 @@ pub(super) async fn get_one(namespace: String, name: String, request: ApiRequest
 /// An execution whose ConfigMap is gone, from the archive (where one is on): asked for only
 /// when the index holds none, and an error when the archive cannot say.
 async fn archived(state: &AppState, id: &ObjectRef) -> Result<Option<bytes::Bytes>, ApiError> {
-    let Some(archive) = state.archive.as_ref().filter(|_| state.modules.is_available(ModuleName::History)) else {
+    let Some(archive) = state.history() else {
         return Ok(None);
     };
     // Live, or its namespace not listed yet: answered as ever.
@@ -132,7 +161,7 @@ async fn archived(state: &AppState, id: &ObjectRef) -> Result<Option<bytes::Byte
         Err(e) if e.code == ErrorCode::NotFound => {}
         _ => return Ok(None),
     }
-    archive.deleted(&id.namespace, &id.name).await.map_err(|e| {
+    archive.deleted(&state.index, id).await.map_err(|e| {
         let message = format!("execution {} is not live and the archive cannot be read: {e}", quote(&id.name));
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::HistoryUnavailable, message)
     })

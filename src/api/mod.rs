@@ -81,6 +81,11 @@ pub struct Shared {
 }
 
 impl AppState {
+    /// The archive, while the history module is on.
+    pub fn history(&self) -> Option<&ArchiveStatus> {
+        self.archive.as_ref().filter(|_| self.modules.is_available(crate::modules::ModuleName::History))
+    }
+
     /// What a response depends on besides its URL.
     fn vary(&self) -> &'static str {
         if self.access.required() { "Accept-Encoding, Authorization" } else { "Accept-Encoding" }

@@ -30,8 +30,18 @@ pub(super) struct PageRequest {
 
 #[derive(Clone, Copy)]
 struct Remembered {
-    revision: u64,
+    revision: Revision,
     tag: Tag,
+}
+
+/// What a page is made of: the index at a revision, and the archive at a generation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Revision(u64, u64);
+
+impl Revision {
+    fn now(state: &AppState) -> Self {
+        Revision(state.index.revision(), state.archive.as_ref().map_or(0, |a| a.generation()))
+    }
 }
 
 pub struct Pages(Cache<PageRequest, Remembered, BySize>);
@@ -56,21 +66,21 @@ impl Default for Pages {
 impl Pages {
     /// Answers `request`: from what it got at this revision if its body is still cached, else
     /// from `page`, remembered if complete.
-    pub(super) fn reply(
+    pub(super) async fn reply(
         &self,
         state: &AppState,
         how: &Negotiation,
         request: PageRequest,
-        page: impl FnOnce() -> Result<ListBody, ApiError>,
+        page: impl Future<Output = Result<ListBody, ApiError>>,
     ) -> Result<Response, ApiError> {
         // Read before the page is made: a change in between makes the entry unreachable, never
         // older than what it is served for.
-        let revision = state.index.revision();
+        let revision = Revision::now(state);
         let remembered = self.0.get(&request).filter(|r| r.revision == revision);
         if let Some(response) = remembered.and_then(|r| state.responses.cached(how, r.tag, state.vary())) {
             return Ok(response);
         }
-        let body = page()?;
+        let body = page.await?;
         let tag = body.tag();
         if body.complete {
             self.0.insert(request, Remembered { revision, tag });
@@ -110,10 +120,11 @@ mod tests {
         };
         let made = Cell::new(0);
         let ask = |query: &str, complete: bool| {
-            let response = state.pages.reply(&state, &how, request(query), || {
+            let page = async {
                 made.set(made.get() + 1);
                 Ok(body(complete))
-            });
+            };
+            let response = futures::executor::block_on(state.pages.reply(&state, &how, request(query), page));
             assert_eq!(response.unwrap().status(), 200);
             made.get()
         };
@@ -133,8 +144,8 @@ mod tests {
         for i in 0..200 {
             let params = Params::parse(&format!("pipeline={long}{i}"), &["pipeline"]).unwrap();
             let request = PageRequest { resource: "executions", namespace: None, params, scope: Scope::all() };
-            let page = || Ok(body(true));
-            state.pages.reply(&state, &Negotiation::default(), request, page).unwrap();
+            let page = async { Ok(body(true)) };
+            futures::executor::block_on(state.pages.reply(&state, &Negotiation::default(), request, page)).unwrap();
         }
         assert!(state.pages.0.weight() <= BUDGET, "{} bytes remembered", state.pages.0.weight());
         assert!(state.pages.0.weight() > BUDGET / 2, "and the budget is used");

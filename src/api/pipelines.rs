@@ -34,12 +34,13 @@ pub(super) async fn list(namespaced: Option<String>, request: ApiRequest) -> Res
         let lost = stream::access_lost(&state, &caller, namespaced.clone(), scope.clone());
         let ends = Ends { resource: PIPELINES, access_lost: lost };
         let snapshot_scope = scope.clone();
-        let snapshot = Box::new(move |state: &AppState| page(state, &snapshot_scope));
+        let snapshot: stream::Snapshot =
+            Box::new(move |state: &AppState| Box::pin(std::future::ready(page(state, &snapshot_scope))));
         let followed = Followed::Pipelines { namespace: namespace.map(str::to_owned), scope, snapshot };
         return Ok(stream::start(&state, &caller, followed, ends, how.last_event_id)?);
     }
     let held = HeldList { resource: PIPELINES, namespace: namespaced.as_deref(), params: &params, scope };
-    poll::list(&state, &caller, &how, timeout, held, |scope| Ok(page(&state, scope).0)).await
+    poll::list(&state, &caller, &how, timeout, held, |scope| std::future::ready(Ok(page(&state, &scope).0))).await
 }
 
 /// GET /api/v1/namespaces/{namespace}/pipelines/{name}; a long poll with `timeoutSeconds`.

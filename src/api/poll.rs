@@ -55,14 +55,17 @@ pub struct HeldOne<'a> {
 }
 
 /// Answers a list: at once, unless the client holds the current page and asked to wait.
-pub async fn list(
+pub async fn list<F>(
     state: &AppState,
     caller: &Caller,
     how: &Negotiation,
     timeout: Option<u64>,
     held: HeldList<'_>,
-    page: impl Fn(&Scope) -> Result<ListBody, ApiError>,
-) -> Result<Response, Rejection> {
+    page: impl Fn(Scope) -> F,
+) -> Result<Response, Rejection>
+where
+    F: Future<Output = Result<ListBody, ApiError>>,
+{
     let Some(timeout) = timeout else {
         let request = PageRequest {
             resource: held.resource,
@@ -70,9 +73,9 @@ pub async fn list(
             params: held.params.clone(),
             scope: held.scope.clone(),
         };
-        return Ok(state.pages.reply(state, how, request, || page(&held.scope))?);
+        return Ok(state.pages.reply(state, how, request, page(held.scope.clone())).await?);
     };
-    let mut body = page(&held.scope)?;
+    let mut body = page(held.scope.clone()).await?;
     if !how.holds(body.tag()) {
         return Ok(body.reply(state, how));
     }
@@ -88,11 +91,11 @@ pub async fn list(
                 None => {
                     // Answered with what the caller may read now.
                     let now = scope(state, caller, Verb::Watch).await?;
-                    return Ok(page(&now)?.reply(state, how));
+                    return Ok(page(now).await?.reply(state, how));
                 }
             },
         }
-        body = page(&held.scope)?;
+        body = page(held.scope.clone()).await?;
         if !how.holds(body.tag()) {
             break;
         }

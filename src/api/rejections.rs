@@ -23,9 +23,14 @@ pub(super) async fn list(namespaced: Option<String>, request: ApiRequest) -> Res
         NamedList::read(&state, &caller, REJECTIONS, namespaced.as_deref(), &params, verb).await?;
     let held = HeldList { resource: REJECTIONS, namespace: namespaced.as_deref(), params: &params, scope };
     poll::list(&state, &caller, &how, timeout, held, |scope| {
-        let page = state.index.rejections(namespace, scope, after.as_ref(), limit);
-        let freshness = state.index.freshness(namespace, scope);
-        Ok(ListBody::new(REJECTIONS, page.items, page.next.as_ref().map(NameCursor::encode), &freshness))
+        let page = state.index.rejections(namespace, &scope, after.as_ref(), limit);
+        let freshness = state.index.freshness(namespace, &scope);
+        std::future::ready(Ok(ListBody::new(
+            REJECTIONS,
+            page.items,
+            page.next.as_ref().map(NameCursor::encode),
+            &freshness,
+        )))
     })
     .await
 }

@@ -19,6 +19,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use jiff::Timestamp;
 use tokio::sync::mpsc;
 use warp::Reply;
 use warp::http::HeaderMap;
@@ -29,7 +31,7 @@ use super::conditional::Negotiation;
 use super::params::Params;
 use super::{ApiError, AppState, ListBody};
 use crate::access::Caller;
-use crate::index::{Change, Changed, ExecutionFilter, Lost, Scope};
+use crate::index::{Change, Changed, ExecutionFilter, Json, Lost, Scope};
 use crate::validate::ObjectRef;
 
 /// A comment this often keeps proxies from closing an idle stream.
@@ -40,6 +42,9 @@ const RETRY: Duration = Duration::from_secs(2);
 const BUFFER: usize = 16;
 /// A reader that takes no event for this long is closed.
 const STALLED: Duration = Duration::from_secs(30);
+/// Why a one-execution stream ends.
+const DELETED: &str = "the execution was deleted";
+const ARCHIVED: &str = "the execution's ConfigMap is gone and the archive keeps its last state: it no longer changes";
 
 /// Whether a request asks for a stream: `Accept: text/event-stream`, or `?watch=true`.
 pub fn wanted(how: &Negotiation, params: &Params) -> Result<bool, ApiError> {
@@ -68,7 +73,7 @@ pub fn access_lost(
 }
 
 /// A list's snapshot: its first page, and the last change that page reflects.
-pub type Snapshot = Box<dyn Fn(&AppState) -> (ListBody, u64) + Send + Sync>;
+pub type Snapshot = Box<dyn Fn(&AppState) -> BoxFuture<'static, (ListBody, u64)> + Send + Sync>;
 
 /// What a stream follows.
 pub enum Followed {
@@ -170,12 +175,12 @@ impl Follower {
                 }
                 Err(Lost) => self.snapshot("resync").await.map(|seq| {
                     position = seq;
-                    true
+                    None
                 }),
             };
             match step {
-                Ok(true) => {}
-                Ok(false) => break Stop::Closed("the execution was deleted".into()),
+                Ok(None) => {}
+                Ok(Some(reason)) => break Stop::Closed(reason.into()),
                 Err(stop) => break stop,
             }
         };
@@ -194,15 +199,21 @@ impl Follower {
     async fn snapshot(&mut self, name: &str) -> Result<u64, Stop> {
         let (data, seq) = match &self.followed {
             Followed::Executions { snapshot, .. } | Followed::Pipelines { snapshot, .. } => {
-                let (page, seq) = snapshot(&self.state);
+                let (page, seq) = snapshot(&self.state).await;
                 (page.render(), seq)
             }
             Followed::Execution(id) => match self.state.index.get_as_of(id) {
                 (Some(entry), seq) => (entry.detail.bytes.clone(), seq),
                 (None, seq) => {
+                    if let Some(archive) = self.state.history()
+                        && let Ok(Some(archived)) = archive.deleted(&self.state.index, id).await
+                    {
+                        self.send(event(name, seq, archived).retry(RETRY)).await?;
+                        return Err(Stop::Closed(ARCHIVED.into()));
+                    }
                     let gone = serde_json::json!({ "namespace": id.namespace, "name": id.name });
                     self.send(event("deleted", seq, Bytes::from(gone.to_string()))).await?;
-                    return Err(Stop::Closed("the execution was deleted".into()));
+                    return Err(Stop::Closed(DELETED.into()));
                 }
             },
         };
@@ -210,31 +221,39 @@ impl Follower {
         Ok(seq)
     }
 
-    /// Sends the changes this stream follows and moves `position` past them all; false once a
-    /// one-execution stream has sent `deleted`.
-    async fn forward(&mut self, changes: &[Change], position: &mut u64) -> Result<bool, Stop> {
+    /// Sends the changes this stream follows and moves `position` past them all; why it ends,
+    /// once a one-execution stream has sent its execution's last state.
+    async fn forward(&mut self, changes: &[Change], position: &mut u64) -> Result<Option<&'static str>, Stop> {
         for change in changes {
             *position = change.seq;
             let Some((name, data)) = self.event_for(&change.what) else { continue };
             self.send(event(name, change.seq, data)).await?;
-            if name == "deleted" && matches!(self.followed, Followed::Execution(_)) {
-                return Ok(false);
+            if let (Followed::Execution(_), Changed::Execution { after: None, archived, .. }) =
+                (&self.followed, &change.what)
+            {
+                return Ok(Some(if name == "deleted" || archived.is_none() { DELETED } else { ARCHIVED }));
             }
         }
-        Ok(true)
+        Ok(None)
     }
 
     /// The event a change makes for this stream, if any.
     fn event_for(&self, what: &Changed) -> Option<(&'static str, Bytes)> {
         match (&self.followed, what) {
-            (Followed::Executions { filter, .. }, Changed::Execution { before, after }) => {
+            (Followed::Executions { filter, .. }, Changed::Execution { before, after, archived }) => {
                 let before = before.as_ref().filter(|e| filter.matches(e));
                 let after = after.as_ref().filter(|e| filter.matches(e));
+                if let (Some(gone), Some(at)) = (before, self.archives(archived)) {
+                    return Some(("modified", Json::archived(&gone.summary.bytes, at).bytes));
+                }
                 transition(before.map(|e| &e.summary.bytes), after.map(|e| &e.summary.bytes))
             }
-            (Followed::Execution(id), Changed::Execution { before, after }) => {
+            (Followed::Execution(id), Changed::Execution { before, after, archived }) => {
                 let before = before.as_ref().filter(|e| *e.id == *id);
                 let after = after.as_ref().filter(|e| *e.id == *id);
+                if let (Some(gone), Some(at)) = (before, self.archives(archived)) {
+                    return Some(("modified", Json::archived(&gone.detail.bytes, at).bytes));
+                }
                 transition(before.map(|e| &e.detail.bytes), after.map(|e| &e.detail.bytes))
             }
             (Followed::Pipelines { namespace, scope, .. }, Changed::Pipeline { before, after }) => {
@@ -245,6 +264,12 @@ impl Follower {
             }
             _ => None,
         }
+    }
+
+    /// When an execution that left was archived, if lists now serve it from the archive: it
+    /// is then modified (marked archived), not deleted.
+    fn archives(&self, archived: &Option<Timestamp>) -> Option<Timestamp> {
+        archived.filter(|_| self.state.history().is_some())
     }
 
     /// Waits for room in the buffer, up to `STALLED`.

@@ -9,11 +9,13 @@
 //! notes wait in the journal (one per execution at most), the module says why it is not ready,
 //! and `/metrics` counts the failures.
 
+mod list;
 mod store;
 mod warm;
 mod writer;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +23,10 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use sqlx::AnyPool;
 
+use crate::index::{ExecutionFilter, Index, Json, Position};
+use crate::validate::ObjectRef;
+
+pub use list::{Archived, merge};
 pub use warm::{Warm, WarmSource};
 pub use writer::run;
 
@@ -73,7 +79,7 @@ pub struct ArchiveSettings {
 /// How the archive is doing, for readiness and `/metrics`, and its connection once it has one,
 /// for the API to read archived executions. Clones share it.
 #[derive(Clone, Default)]
-pub struct ArchiveStatus(Arc<Mutex<StatusInner>>, Arc<Mutex<Option<AnyPool>>>);
+pub struct ArchiveStatus(Arc<Mutex<StatusInner>>, Arc<Mutex<Option<AnyPool>>>, Arc<AtomicU64>);
 
 /// A snapshot of the archive's state.
 #[derive(Clone, Debug, Default)]
@@ -105,31 +111,58 @@ impl ArchiveStatus {
 
     fn connected(&self, pool: AnyPool) {
         *self.1.lock().unwrap_or_else(|p| p.into_inner()) = Some(pool);
+        self.changed();
+    }
+
+    /// Counts a change to what the archive holds.
+    fn changed(&self) {
+        self.2.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes every time what the archive holds may have: list pages remembered for one
+    /// generation are made again for the next.
+    pub fn generation(&self) -> u64 {
+        self.2.load(Ordering::Acquire)
+    }
+
+    fn pool(&self) -> Result<AnyPool, String> {
+        let pool = self.1.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        pool.ok_or_else(|| self.get().last_error.unwrap_or_else(|| "not connected yet".to_owned()))
+    }
+
+    /// Up to `limit` archived executions matching `filter` after `after` (see `list`); an
+    /// error when the archive cannot be read within `READ_TIMEOUT`.
+    pub async fn list(
+        &self,
+        index: &Index,
+        filter: &ExecutionFilter,
+        after: Option<&Position>,
+        limit: usize,
+    ) -> Result<Archived, String> {
+        let pool = self.pool()?;
+        let page = tokio::time::timeout(READ_TIMEOUT, list::page(&pool, index, filter, after, limit)).await;
+        page.map_err(|_| format!("no answer within {READ_TIMEOUT:?}"))?.map_err(short)
     }
 
     /// The archived version of `namespace/name` whose ConfigMap is gone (the latest deleted,
     /// where several were): its detail as served then, with `archived` and `deletedAt`. An
     /// error when the archive cannot be read within `READ_TIMEOUT`, so a missing execution is
     /// never passed off as one that does not exist.
-    pub async fn deleted(&self, namespace: &str, name: &str) -> Result<Option<Bytes>, String> {
-        let pool = self.1.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let pool = pool.ok_or_else(|| self.get().last_error.unwrap_or_else(|| "not connected yet".to_owned()))?;
+    pub async fn deleted(&self, index: &Index, id: &ObjectRef) -> Result<Option<Bytes>, String> {
+        // Deleted so lately that its row may not be written yet.
+        if let Some((entry, at)) = index.departed().into_iter().find(|(entry, _)| *entry.id == *id) {
+            return Ok(Some(Json::archived(&entry.detail.bytes, at).bytes));
+        }
+        let (namespace, name) = (id.namespace.as_str(), id.name.as_str());
+        let pool = self.pool()?;
         let found = tokio::time::timeout(READ_TIMEOUT, store::deleted(&pool, namespace, name)).await;
         let found = found.map_err(|_| format!("no answer within {READ_TIMEOUT:?}"))?.map_err(short)?;
-        Ok(found.map(|(detail, deleted_at)| archived_detail(&detail, deleted_at)))
+        Ok(found.map(|(detail, deleted_at)| Json::archived(detail.as_bytes(), store::timestamp(deleted_at)).bytes))
     }
 }
 
 /// The longest a request waits for the archive.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// An archived detail body, marked: `"archived":true,"deletedAt":"…"` after its fields.
-fn archived_detail(detail: &str, deleted_at: i64) -> Bytes {
-    let at = Timestamp::from_millisecond(deleted_at).unwrap_or(Timestamp::UNIX_EPOCH);
-    let mut body = detail.trim_end().strip_suffix('}').unwrap_or(detail).to_owned();
-    body.push_str(&format!(",\"archived\":true,\"deletedAt\":\"{at}\"}}"));
-    Bytes::from(body)
-}
 
 /// An error quoted in status and logs: the database's message, bounded.
 fn short(error: impl std::fmt::Display) -> String {

@@ -30,8 +30,8 @@ pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
 /// not seen it yet.
 const UPSERT: &str = "INSERT INTO executions (namespace, name, uid, resource_version, version_order, \
     schema_set, pipeline, phase, sort_time, started_at, finished_at, labels, summary, detail, \
-    first_seen, last_seen, deleted_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+    first_seen, last_seen, deleted_at, list_key) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
     ON CONFLICT (namespace, name, uid) DO UPDATE SET \
     resource_version = excluded.resource_version, version_order = excluded.version_order, \
     schema_set = excluded.schema_set, pipeline = excluded.pipeline, phase = excluded.phase, \
@@ -84,6 +84,12 @@ fn upsert<'q>(
         .bind(seen)
         .bind(seen)
         .bind(deleted)
+        .bind(list_key(&key.namespace, &key.name))
+}
+
+/// The bytes ties of `sort_time` are ordered by: as Rust orders (namespace, name).
+fn list_key(namespace: &str, name: &str) -> Vec<u8> {
+    [namespace.as_bytes(), &[0], name.as_bytes()].concat()
 }
 
 /// Deletes up to `batch` rows of executions deleted from the cluster before `before`: the
@@ -137,4 +143,98 @@ pub async fn deleted(pool: &AnyPool, namespace: &str, name: &str) -> Result<Opti
 
 fn millis(t: Timestamp) -> i64 {
     t.as_millisecond()
+}
+
+/// A time the archive stored, in Unix milliseconds.
+pub fn timestamp(millis: i64) -> Timestamp {
+    Timestamp::from_millisecond(millis).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// What an archived list asks the database for; the rest of its filter (labels, environment)
+/// is checked on the rows.
+pub struct ArchivedQuery<'a> {
+    /// Every namespace, or these.
+    pub namespaces: Option<Vec<&'a str>>,
+    pub pipeline: Option<&'a str>,
+    pub phase: Option<&'a str>,
+}
+
+/// One archived execution of a list: the latest deleted version of its name, when no version
+/// of that name is live.
+pub struct ArchivedRow {
+    pub namespace: String,
+    pub name: String,
+    pub sort_time: i64,
+    pub summary: String,
+    pub labels: String,
+    pub deleted_at: i64,
+}
+
+/// Up to `limit` rows of `query` after (`sort_time`, namespace, name), in list order.
+pub async fn archived<'a>(
+    pool: &AnyPool,
+    query: &'a ArchivedQuery<'a>,
+    after: Option<(i64, &'a str, &'a str)>,
+    limit: usize,
+) -> Result<Vec<ArchivedRow>, sqlx::Error> {
+    enum Value<'v> {
+        Text(&'v str),
+        Number(i64),
+        Bytes(Vec<u8>),
+    }
+    let mut sql = String::from(
+        "SELECT namespace, name, sort_time, summary, labels, deleted_at FROM executions e \
+         WHERE deleted_at IS NOT NULL",
+    );
+    let mut values = Vec::new();
+    let mut place = |value: Value<'a>| {
+        values.push(value);
+        format!("${}", values.len())
+    };
+    if let Some(namespaces) = &query.namespaces {
+        let each: Vec<String> = namespaces.iter().map(|ns| place(Value::Text(ns))).collect();
+        // An empty scope reads nothing (`IN ()` is not SQL).
+        let each = if each.is_empty() { "NULL".to_owned() } else { each.join(", ") };
+        sql.push_str(&format!(" AND namespace IN ({each})"));
+    }
+    if let Some(pipeline) = query.pipeline {
+        sql.push_str(&format!(" AND pipeline = {}", place(Value::Text(pipeline))));
+    }
+    if let Some(phase) = query.phase {
+        sql.push_str(&format!(" AND phase = {}", place(Value::Text(phase))));
+    }
+    if let Some((time, namespace, name)) = after {
+        let (earlier, same) = (place(Value::Number(time)), place(Value::Number(time)));
+        let key = place(Value::Bytes(list_key(namespace, name)));
+        sql.push_str(&format!(" AND (sort_time < {earlier} OR (sort_time = {same} AND list_key > {key}))"));
+    }
+    // A name deleted and created again has a row per ConfigMap: the list holds the latest.
+    sql.push_str(
+        " AND NOT EXISTS (SELECT 1 FROM executions l WHERE l.namespace = e.namespace AND l.name = e.name \
+         AND l.uid <> e.uid AND (l.deleted_at IS NULL OR l.deleted_at > e.deleted_at \
+         OR (l.deleted_at = e.deleted_at AND l.uid > e.uid)))",
+    );
+    let limit = place(Value::Number(i64::try_from(limit).unwrap_or(i64::MAX)));
+    sql.push_str(&format!(" ORDER BY sort_time DESC, list_key LIMIT {limit}"));
+    // Only placeholders are written into the text; every value is bound.
+    let mut select = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in values {
+        select = match value {
+            Value::Text(text) => select.bind(text),
+            Value::Number(n) => select.bind(n),
+            Value::Bytes(bytes) => select.bind(bytes),
+        };
+    }
+    let rows = select.fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ArchivedRow {
+            namespace: r.get(0),
+            name: r.get(1),
+            sort_time: r.get(2),
+            summary: r.get(3),
+            labels: r.get(4),
+            deleted_at: r.get(5),
+        })
+        .collect())
 }

@@ -40,6 +40,8 @@ pub async fn run(settings: ArchiveSettings, journal: Journal, status: ArchiveSta
         let batch = journal.take(BATCH);
         match store::write(&pool, &batch, &schema_set).await {
             Ok(()) => {
+                journal.written(&batch);
+                status.changed();
                 status.update(|s| {
                     s.connected = true;
                     s.last_error = None;
@@ -97,7 +99,10 @@ async fn prune(pool: &AnyPool, settings: &ArchiveSettings, status: &ArchiveStatu
     loop {
         match store::prune(pool, before, PRUNE_BATCH).await {
             Ok(0) => return,
-            Ok(n) => status.update(|s| s.pruned += n),
+            Ok(n) => {
+                status.update(|s| s.pruned += n);
+                status.changed();
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot prune the archive; trying again within the hour");
                 return;

@@ -12,8 +12,17 @@ use super::{ExecutionEntry, Index, ResolvedPipeline};
 /// whether it entered, changed within or left the set it follows.
 #[derive(Clone)]
 pub enum Changed {
-    Execution { before: Option<Arc<ExecutionEntry>>, after: Option<Arc<ExecutionEntry>> },
-    Pipeline { before: Option<Arc<ResolvedPipeline>>, after: Option<Arc<ResolvedPipeline>> },
+    Execution {
+        before: Option<Arc<ExecutionEntry>>,
+        after: Option<Arc<ExecutionEntry>>,
+        /// Set when the execution left because its ConfigMap was deleted (or unlabelled) and
+        /// the archive keeps it: when, as the archive records it.
+        archived: Option<jiff::Timestamp>,
+    },
+    Pipeline {
+        before: Option<Arc<ResolvedPipeline>>,
+        after: Option<Arc<ResolvedPipeline>>,
+    },
 }
 
 /// A change and its sequence number.
@@ -91,7 +100,7 @@ fn weight(what: &Changed) -> usize {
         |e: &Option<Arc<ExecutionEntry>>| e.as_ref().map_or(0, |e| e.detail.bytes.len() + e.summary.bytes.len());
     let pipeline = |p: &Option<Arc<ResolvedPipeline>>| p.as_ref().map_or(0, |p| p.body.bytes.len());
     match what {
-        Changed::Execution { before, after } => execution(before) + execution(after),
+        Changed::Execution { before, after, .. } => execution(before) + execution(after),
         Changed::Pipeline { before, after } => pipeline(before) + pipeline(after),
     }
 }

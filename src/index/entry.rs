@@ -56,6 +56,12 @@ pub struct Summary<'a> {
     finished_at: Option<&'a str>,
     environments: Vec<EnvironmentPhase<'a>>,
     resource_version: &'a str,
+    /// Only on an execution served from the archive: its ConfigMap is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    archived: Option<bool>,
+    /// When the archive saw its ConfigMap deleted (or unlabelled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -119,10 +125,7 @@ impl ExecutionEntry {
             execution: ExecutionView,
         }
         let Served { execution: view } = serde_json::from_str(&stored.detail).ok()?;
-        let json = |text: String| {
-            let bytes = Bytes::from(text);
-            Json { tag: Tag::of(&bytes), bytes }
-        };
+        let json = |text: String| Json::from_bytes(Bytes::from(text));
         Some(ExecutionEntry {
             id: Arc::new(id),
             labels,
@@ -181,6 +184,8 @@ fn summary<'a>(id: &'a ObjectRef, view: &'a ExecutionView, rv: &'a str) -> Summa
         finished_at: view.finished_at.as_deref(),
         environments: view.environments.iter().map(environment_phase).collect(),
         resource_version: rv,
+        archived: None,
+        deleted_at: None,
     }
 }
 
@@ -266,8 +271,22 @@ pub struct Json {
 
 impl Json {
     pub(crate) fn of<T: Serialize>(value: &T) -> Json {
-        let bytes = to_bytes(value);
+        Json::from_bytes(to_bytes(value))
+    }
+
+    pub fn from_bytes(bytes: Bytes) -> Json {
         Json { tag: Tag::of(&bytes), bytes }
+    }
+
+    /// A body (a JSON object) as the archive serves it: marked `"archived":true` and
+    /// `"deletedAt"` after its own fields.
+    pub fn archived(body: &[u8], deleted_at: Timestamp) -> Json {
+        let body = body.trim_ascii_end();
+        let fields = body.strip_suffix(b"}").unwrap_or(body);
+        let mut marked = Vec::with_capacity(fields.len() + 64);
+        marked.extend_from_slice(fields);
+        marked.extend_from_slice(format!(",\"archived\":true,\"deletedAt\":\"{deleted_at}\"}}").as_bytes());
+        Json::from_bytes(Bytes::from(marked))
     }
 }
 

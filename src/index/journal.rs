@@ -42,8 +42,16 @@ pub struct Journal(Arc<Inner>);
 
 #[derive(Default)]
 struct Inner {
-    notes: Mutex<HashMap<ArchiveKey, Note>>,
+    notes: Mutex<Notes>,
     noted: Notify,
+}
+
+#[derive(Default)]
+struct Notes {
+    /// Not taken yet.
+    pending: HashMap<ArchiveKey, Note>,
+    /// Taken by the writer and not yet confirmed written: lists still find deletions here.
+    writing: HashMap<ArchiveKey, Note>,
 }
 
 impl Journal {
@@ -51,12 +59,12 @@ impl Journal {
         self.note(ArchiveKey::of(entry), Note::Served(entry.clone(), Timestamp::now()));
     }
 
-    pub(super) fn deleted(&self, entry: &Arc<ExecutionEntry>) {
-        self.note(ArchiveKey::of(entry), Note::Deleted(entry.clone(), Timestamp::now()));
+    pub(super) fn deleted(&self, entry: &Arc<ExecutionEntry>, at: Timestamp) {
+        self.note(ArchiveKey::of(entry), Note::Deleted(entry.clone(), at));
     }
 
     fn note(&self, key: ArchiveKey, note: Note) {
-        self.lock().insert(key, note);
+        self.lock().pending.insert(key, note);
         self.0.noted.notify_one();
     }
 
@@ -65,24 +73,46 @@ impl Journal {
     /// it could not write.
     pub fn take(&self, max: usize) -> Vec<(ArchiveKey, Note)> {
         let mut notes = self.lock();
-        let keys: Vec<ArchiveKey> = notes.keys().take(max).cloned().collect();
+        let keys: Vec<ArchiveKey> = notes.pending.keys().take(max).cloned().collect();
         let mut taken: Vec<(ArchiveKey, Note)> =
-            keys.into_iter().filter_map(|k| notes.remove(&k).map(|n| (k, n))).collect();
+            keys.into_iter().filter_map(|k| notes.pending.remove(&k).map(|n| (k, n))).collect();
         taken.sort_by(|(a, _), (b, _)| (&a.namespace, &a.name, &a.uid).cmp(&(&b.namespace, &b.name, &b.uid)));
+        notes.writing.extend(taken.iter().cloned());
         taken
+    }
+
+    /// A batch `take` gave is in the archive.
+    pub fn written(&self, batch: &[(ArchiveKey, Note)]) {
+        let mut notes = self.lock();
+        for (key, _) in batch {
+            notes.writing.remove(key);
+        }
     }
 
     /// Notes that were not written, back in the journal unless a newer one came meanwhile.
     pub fn put_back(&self, unwritten: Vec<(ArchiveKey, Note)>) {
         let mut notes = self.lock();
         for (key, note) in unwritten {
-            notes.entry(key).or_insert(note);
+            notes.writing.remove(&key);
+            notes.pending.entry(key).or_insert(note);
         }
+    }
+
+    /// Executions deleted from the cluster that the archive may not hold yet, with when: lists
+    /// serve them from here as archived, so none is missing while its row is being written.
+    pub(super) fn departed(&self) -> Vec<(Arc<ExecutionEntry>, Timestamp)> {
+        let notes = self.lock();
+        let writing = notes.writing.iter().filter(|(key, _)| !notes.pending.contains_key(*key));
+        let deleted = notes.pending.iter().chain(writing).filter_map(|(_, note)| match note {
+            Note::Deleted(entry, at) => Some((entry.clone(), *at)),
+            Note::Served(..) => None,
+        });
+        deleted.collect()
     }
 
     /// How many executions have notes not yet written.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().pending.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,7 +124,7 @@ impl Journal {
         self.0.noted.notified().await;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ArchiveKey, Note>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Notes> {
         self.0.notes.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

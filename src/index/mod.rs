@@ -32,7 +32,7 @@ pub use ingest::ingest;
 pub use journal::{ArchiveKey, Journal, Note};
 pub(crate) use pipelines::Pipeline;
 pub use pipelines::{PipelinePage, ResolvedPipeline};
-pub use query::{Cursor, CursorError, ExecutionFilter, NameCursor, NamedPage, Page, Scope};
+pub use query::{Cursor, CursorError, ExecutionFilter, Listing, NameCursor, NamedPage, Page, Position, Scope};
 pub use shards::{Freshness, ShardState, ShardStatus};
 
 use crate::model::Phase;
@@ -159,13 +159,41 @@ impl Index {
     /// Removes one object, whether it was served or rejected.
     pub fn delete(&self, id: &ObjectRef) {
         let mut state = self.write();
-        let was = self.journal.as_ref().and_then(|_| state.executions.get(id).cloned());
-        if state.remove(id) {
+        let archived = self.archived_now();
+        if let Some(removed) = state.remove(id, archived) {
             self.commit(&mut state);
+            self.note_deleted(removed, archived);
         }
-        if let (Some(journal), Some(entry)) = (&self.journal, was) {
-            journal.deleted(&entry);
+    }
+
+    /// When a deletion happens now, as the archive records it (to the millisecond), if there
+    /// is an archive.
+    fn archived_now(&self) -> Option<Timestamp> {
+        let now = Timestamp::now();
+        self.journal.as_ref().map(|_| Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now))
+    }
+
+    fn note_deleted(&self, removed: Removed, at: Option<Timestamp>) {
+        if let (Some(journal), Removed::Execution(entry), Some(at)) = (&self.journal, removed, at) {
+            journal.deleted(&entry, at);
         }
+    }
+
+    /// Executions deleted from the cluster that the archive may not hold yet (see `Journal`),
+    /// each with when: the latest deletion of each name that is not live again.
+    pub fn departed(&self) -> Vec<(Arc<ExecutionEntry>, Timestamp)> {
+        let Some(journal) = &self.journal else { return Vec::new() };
+        let mut departed = journal.departed();
+        let state = self.read();
+        departed.retain(|(entry, _)| !state.executions.contains_key(&entry.id));
+        departed.sort_by(|(a, at), (b, bt)| (&a.id, std::cmp::Reverse(at)).cmp(&(&b.id, std::cmp::Reverse(bt))));
+        departed.dedup_by(|later, first| later.0.id == first.0.id);
+        departed
+    }
+
+    /// Whether the index serves an execution of this name.
+    pub fn is_live(&self, id: &ObjectRef) -> bool {
+        self.read().executions.contains_key(id)
     }
 
     /// Replaces everything a shard owns with a complete relist and marks the shard synced.
@@ -195,11 +223,10 @@ impl Index {
                 }
             }
         }
+        let archived = self.archived_now();
         for id in owned.into_iter().filter(|id| !kept.contains(id)) {
-            let was = self.journal.as_ref().and_then(|_| state.executions.get(&id).cloned());
-            state.remove(&id);
-            if let (Some(journal), Some(entry)) = (&self.journal, was) {
-                journal.deleted(&entry);
+            if let Some(removed) = state.remove(&id, archived) {
+                self.note_deleted(removed, archived);
             }
         }
         if let Some(status) = state.shards.get_mut(shard) {
@@ -221,6 +248,12 @@ impl Index {
                     .is_some_and(|r| &*r.shard == shard && r.rejection.resource_version == resource_version),
             }
     }
+}
+
+/// What `State::remove` took out.
+enum Removed {
+    Execution(Arc<ExecutionEntry>),
+    Rejection,
 }
 
 impl State {
@@ -256,19 +289,22 @@ impl State {
             }
         };
         if before.is_some() || after.is_some() {
-            self.changes.record(Changed::Execution { before, after: after.clone() });
+            self.changes.record(Changed::Execution { before, after: after.clone(), archived: None });
         }
         after
     }
 
-    /// Removes an object, served or rejected; true when there was one.
-    fn remove(&mut self, id: &ObjectRef) -> bool {
-        let (before, rejected) = self.take(id);
-        let removed = before.is_some() || rejected;
-        if before.is_some() {
-            self.changes.record(Changed::Execution { before, after: None });
+    /// Removes an object, served or rejected: what it was, if anything. `archived` says when,
+    /// where the archive keeps what is deleted.
+    fn remove(&mut self, id: &ObjectRef, archived: Option<Timestamp>) -> Option<Removed> {
+        match self.take(id) {
+            (Some(before), _) => {
+                self.changes.record(Changed::Execution { before: Some(before.clone()), after: None, archived });
+                Some(Removed::Execution(before))
+            }
+            (None, true) => Some(Removed::Rejection),
+            (None, false) => None,
         }
-        removed
     }
 
     /// Takes an object out without recording a change: the execution it was, if it was one,

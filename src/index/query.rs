@@ -128,9 +128,54 @@ impl Cursor {
         Ok(cursor)
     }
 
+    /// Where the page it ends was cut.
+    pub fn position(&self) -> Position {
+        Position { time: self.time, namespace: self.namespace.clone(), name: self.name.clone() }
+    }
+
+    /// The cursor of a page of `filter` cut at `position`.
+    pub fn at(position: Position, filter: &ExecutionFilter) -> Cursor {
+        let Position { time, namespace, name } = position;
+        Cursor { time, namespace, name, filter: filter.fingerprint() }
+    }
+}
+
+/// A place in the order of every execution list: newest first, then by namespace and name.
+/// Live and archived executions share it, so their lists merge into one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub time: Timestamp,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Ord for Position {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (Reverse(self.time), &self.namespace, &self.name).cmp(&(Reverse(other.time), &other.namespace, &other.name))
+    }
+}
+
+impl PartialOrd for Position {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Position {
+    pub fn of(entry: &ExecutionEntry) -> Self {
+        Position { time: entry.sort_time, namespace: entry.id.namespace.clone(), name: entry.id.name.clone() }
+    }
+
     fn key(&self) -> SortKey {
         (Reverse(self.time), Arc::new(ObjectRef { namespace: self.namespace.clone(), name: self.name.clone() }))
     }
+}
+
+/// Items of an execution list in its order, each with its place.
+pub struct Listing {
+    pub items: Vec<(Position, Json)>,
+    /// More items follow the last.
+    pub more: bool,
 }
 
 /// Where the next page of a list ordered by namespace and name starts: just after this object,
@@ -237,14 +282,21 @@ pub struct Page {
 
 impl Index {
     /// Up to `limit` summaries matching `filter`, newest first, after `after`.
+    pub fn list(&self, filter: &ExecutionFilter, after: Option<&Cursor>, limit: usize) -> Page {
+        let (listing, as_of) = self.listing(filter, after.map(Cursor::position).as_ref(), limit);
+        let next = listing.items.last().filter(|_| listing.more).map(|(at, _)| Cursor::at(at.clone(), filter));
+        Page { items: listing.items.into_iter().map(|(_, item)| item).collect(), next, as_of }
+    }
+
+    /// Up to `limit` summaries matching `filter` after `after`, each with its place; and the
+    /// last change they reflect.
     ///
     /// It walks the smallest postings the filter names (a union, for `in` selectors and a
     /// caller's namespaces) from the cursor on, and checks the rest of the filter per entry.
-    pub fn list(&self, filter: &ExecutionFilter, after: Option<&Cursor>, limit: usize) -> Page {
+    pub fn listing(&self, filter: &ExecutionFilter, after: Option<&Position>, limit: usize) -> (Listing, u64) {
         let state = self.read();
-        let start = after.map(Cursor::key);
+        let start = after.map(Position::key);
         let mut items = Vec::with_capacity(limit.min(64));
-        let mut last = None;
         let mut more = false;
         for entry in merged(state.candidates(filter), start.as_ref()) {
             if !filter.matches(entry) {
@@ -254,16 +306,9 @@ impl Index {
                 more = true;
                 break;
             }
-            items.push(entry.summary.clone());
-            last = Some(entry);
+            items.push((Position::of(entry), entry.summary.clone()));
         }
-        let next = last.filter(|_| more).map(|e| Cursor {
-            time: e.sort_time,
-            namespace: e.id.namespace.clone(),
-            name: e.id.name.clone(),
-            filter: filter.fingerprint(),
-        });
-        Page { items, next, as_of: state.changes.last() }
+        (Listing { items, more }, state.changes.last())
     }
 
     /// One execution.

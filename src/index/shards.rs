@@ -88,6 +88,17 @@ pub struct Freshness {
     pub incomplete_sources: Vec<ShardStatus>,
 }
 
+impl Freshness {
+    /// Names the archive among the sources not read: a list that merges it in holds only what
+    /// is live.
+    pub fn archive_unreadable(&mut self, error: String) {
+        let mut archive = ShardStatus::new("archive", None);
+        (archive.state, archive.last_error, archive.answered) = (ShardState::Failing, Some(error), true);
+        self.complete = false;
+        self.incomplete_sources.push(archive);
+    }
+}
+
 impl Index {
     /// Registers a shard before its first sync, so it shows as pending. `namespace` is the one
     /// namespace it holds, `None` for any.
@@ -105,7 +116,7 @@ impl Index {
             return;
         }
         for id in state.owned_by(source) {
-            state.remove(&id);
+            state.remove(&id, None);
         }
         self.commit(&mut state);
     }

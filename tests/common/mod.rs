@@ -95,7 +95,7 @@ pub struct Running {
     pub base: String,
     /// Where `/metrics` is served, when asked for.
     pub metrics: Option<String>,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -376,6 +376,18 @@ impl Cluster {
         let (_, body) = self.service.get("/api/v1/modules").await;
         body["items"].as_array().into_iter().flatten().find(|m| m["name"] == module).cloned().unwrap_or(Value::Null)
     }
+}
+
+/// A tokens file (`tokens=FILE`) of (subject, token, namespaces as YAML) entries.
+pub fn tokens_file(entries: &[(&str, &str, &str)]) -> String {
+    let mut text = String::from("tokens:\n");
+    for (subject, token, namespaces) in entries {
+        text.push_str(&format!(
+            "  - subject: {subject}\n    sha256: {}\n    namespaces: {namespaces}\n",
+            execwatch::access::digest_hex(token)
+        ));
+    }
+    text
 }
 
 /// A manifest of a run of pipeline `web`.
