@@ -58,7 +58,13 @@ impl Service {
             vec![Arc::new(executions), Arc::new(PipelinesModule::default()), Arc::new(RejectionsModule::default())];
         let has_archive = self.archive.is_some();
         if let Some(settings) = self.archive {
-            all.push(Arc::new(HistoryModule::new(settings, journal.clone(), archive.clone(), fingerprint)));
+            all.push(Arc::new(HistoryModule::new(
+                settings,
+                index.clone(),
+                journal.clone(),
+                archive.clone(),
+                fingerprint,
+            )));
         }
         let modules = Arc::new(Modules::new(all));
         let (switch, follower) = match &self.sources {

@@ -296,3 +296,26 @@ async fn a_rare_match_deep_in_history_is_reached_page_by_page() {
     assert_eq!(all.len(), 1 + rows as usize, "the live run and every archived one");
     service.stop().await;
 }
+
+/// A ConfigMap deleted while no replica watched is found gone by the next start's relist, and
+/// its execution is listed as archived from then on.
+#[tokio::test]
+async fn what_was_deleted_while_nobody_watched_is_archived_at_the_next_start() {
+    let data = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        write(data.path(), i);
+    }
+    let file = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", file.path().join("history.db").display());
+    let launch = || Running::launch(dir_source(data.path(), Duration::from_millis(50)), setup(&url));
+    let service = launch().await;
+    wait_until("every run is archived", || async { (rows(&url).await.0 == 3).then_some(()) }).await;
+    service.stop().await;
+    remove(data.path(), 1);
+    let service = launch().await;
+    wait_until("the relist marks the absentee", || async { (rows(&url).await == (3, 1)).then_some(()) }).await;
+    let all = all_pages(&service, "token-ops", "/api/v1/executions", 10).await;
+    let expected = [("run-02", false), ("run-01", true), ("run-00", false)].map(|(n, a)| (n.to_owned(), a));
+    assert_eq!(all, expected);
+    service.stop().await;
+}

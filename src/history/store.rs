@@ -106,6 +106,34 @@ pub async fn prune(pool: &AnyPool, before: Timestamp, batch: i64) -> Result<u64,
     Ok(done.rows_affected())
 }
 
+/// The executions of `namespace` (or every one) the archive holds as existing, at versions no
+/// newer than `newest`.
+pub async fn undeleted(pool: &AnyPool, namespace: Option<&str>, newest: i64) -> Result<Vec<ArchiveKey>, sqlx::Error> {
+    let sql = "SELECT namespace, name, uid FROM executions \
+               WHERE deleted_at IS NULL AND version_order <= $1 AND ($2 = '' OR namespace = $3)";
+    let ns = namespace.unwrap_or_default();
+    let rows = sqlx::query(sql).bind(newest).bind(ns).bind(ns).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|r| ArchiveKey { namespace: r.get(0), name: r.get(1), uid: r.get(2) }).collect())
+}
+
+/// Marks these executions deleted at `at`, in one transaction.
+pub async fn mark_deleted(pool: &AnyPool, gone: &[ArchiveKey], at: Timestamp) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for key in gone {
+        sqlx::query(
+            "UPDATE executions SET deleted_at = $1 WHERE namespace = $2 AND name = $3 AND uid = $4 \
+             AND deleted_at IS NULL",
+        )
+        .bind(millis(at))
+        .bind(key.namespace.as_str())
+        .bind(key.name.as_str())
+        .bind(key.uid.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
 /// The stored versions of executions that still exist (of one namespace, or all), validated
 /// under `schema_set`: namespace, name and what was served.
 pub async fn stored(

@@ -7,7 +7,8 @@ use jiff::{SignedDuration, Timestamp};
 use sqlx::AnyPool;
 
 use super::{ArchiveSettings, ArchiveStatus, short, store};
-use crate::index::Journal;
+use crate::index::{ArchiveKey, Index, Journal};
+use crate::validate::ObjectRef;
 
 /// Most notes written in one transaction.
 const BATCH: usize = 500;
@@ -21,7 +22,7 @@ const PRUNE_BATCH: i64 = 1000;
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Runs until aborted.
-pub async fn run(settings: ArchiveSettings, journal: Journal, status: ArchiveStatus, schema_set: String) {
+pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, status: ArchiveStatus, schema_set: String) {
     let pool = connect(&settings, &status).await;
     let mut prune_at = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(100);
@@ -30,7 +31,7 @@ pub async fn run(settings: ArchiveSettings, journal: Journal, status: ArchiveSta
             prune(&pool, &settings, &status).await;
             prune_at = tokio::time::Instant::now() + PRUNE_EVERY;
         }
-        if journal.is_empty() {
+        if journal.is_idle() {
             tokio::select! {
                 _ = journal.noted() => {}
                 _ = tokio::time::sleep_until(prune_at) => continue,
@@ -38,6 +39,11 @@ pub async fn run(settings: ArchiveSettings, journal: Journal, status: ArchiveSta
             tokio::time::sleep(GATHER).await;
         }
         let batch = journal.take(BATCH);
+        // Versions first: an absentee is one the relist did not hold, whatever is being written.
+        if batch.is_empty() {
+            reconcile(&pool, &index, &journal, &status).await;
+            continue;
+        }
         match store::write(&pool, &batch, &schema_set).await {
             Ok(()) => {
                 journal.written(&batch);
@@ -59,6 +65,36 @@ pub async fn run(settings: ArchiveSettings, journal: Journal, status: ArchiveSta
                 });
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Marks deleted what relists found gone: archived executions of a relisted namespace that are
+/// not live (or live under another uid), at versions no newer than the relist's newest.
+async fn reconcile(pool: &AnyPool, index: &Index, journal: &Journal, status: &ArchiveStatus) {
+    for synced in journal.take_synced() {
+        let gone = async {
+            let unseen = store::undeleted(pool, synced.namespace.as_deref(), synced.newest).await?;
+            let gone: Vec<ArchiveKey> = unseen
+                .into_iter()
+                .filter(|key| {
+                    let id = ObjectRef { namespace: key.namespace.clone(), name: key.name.clone() };
+                    index.get(&id).is_none_or(|live| live.uid != key.uid)
+                })
+                .collect();
+            store::mark_deleted(pool, &gone, Timestamp::now()).await.map(|()| gone.len())
+        };
+        match gone.await {
+            Ok(0) => {}
+            Ok(marked) => {
+                tracing::info!(namespace = synced.namespace, marked, "archived executions found deleted by a relist");
+                status.changed();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reconcile the archive with a relist; trying again");
+                journal.put_back_synced(vec![synced]);
+                return;
             }
         }
     }

@@ -52,6 +52,18 @@ struct Notes {
     pending: HashMap<ArchiveKey, Note>,
     /// Taken by the writer and not yet confirmed written: lists still find deletions here.
     writing: HashMap<ArchiveKey, Note>,
+    /// Relists done, whose absentees the archive must mark deleted.
+    synced: Vec<Synced>,
+}
+
+/// A complete relist of one namespace (or, from a directory, of every one): an archived
+/// execution of it that is not live now, at a version no newer than the newest listed, was
+/// deleted while nobody watched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Synced {
+    pub namespace: Option<String>,
+    /// The newest resourceVersion listed; `i64::MAX` where versions are not numbers.
+    pub newest: i64,
 }
 
 impl Journal {
@@ -79,6 +91,39 @@ impl Journal {
         taken.sort_by(|(a, _), (b, _)| (&a.namespace, &a.name, &a.uid).cmp(&(&b.namespace, &b.name, &b.uid)));
         notes.writing.extend(taken.iter().cloned());
         taken
+    }
+
+    pub(super) fn synced(&self, synced: Synced) {
+        let mut notes = self.lock();
+        // One per namespace is enough: a later relist sees as much.
+        notes.synced.retain(|s| s.namespace != synced.namespace);
+        notes.synced.push(synced);
+        drop(notes);
+        self.0.noted.notify_one();
+    }
+
+    /// The relists to reconcile, taken out.
+    pub fn take_synced(&self) -> Vec<Synced> {
+        std::mem::take(&mut self.lock().synced)
+    }
+
+    /// Relists that could not be reconciled, to try again.
+    pub fn put_back_synced(&self, unreconciled: Vec<Synced>) {
+        let mut notes = self.lock();
+        for synced in unreconciled {
+            if !notes.synced.iter().any(|s| s.namespace == synced.namespace) {
+                notes.synced.push(synced);
+            }
+        }
+    }
+
+    /// Everything taken and not confirmed written, pending again: the writer stopped.
+    pub fn requeue(&self) {
+        let mut notes = self.lock();
+        let writing = std::mem::take(&mut notes.writing);
+        for (key, note) in writing {
+            notes.pending.entry(key).or_insert(note);
+        }
     }
 
     /// A batch `take` gave is in the archive.
@@ -113,6 +158,12 @@ impl Journal {
     /// How many executions have notes not yet written.
     pub fn len(&self) -> usize {
         self.lock().pending.len()
+    }
+
+    /// Nothing to write and no relist to reconcile.
+    pub fn is_idle(&self) -> bool {
+        let notes = self.lock();
+        notes.pending.is_empty() && notes.synced.is_empty()
     }
 
     pub fn is_empty(&self) -> bool {

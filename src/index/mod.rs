@@ -29,7 +29,7 @@ pub(crate) use entry::to_bytes;
 pub(crate) use entry::{Detail, RejectionBody, Summary};
 pub use entry::{ExecutionEntry, Json, Listed, Prepared, RejectionEntry, Stored, Tag};
 pub use ingest::ingest;
-pub use journal::{ArchiveKey, Journal, Note};
+pub use journal::{ArchiveKey, Journal, Note, Synced};
 pub(crate) use pipelines::Pipeline;
 pub use pipelines::{PipelinePage, ResolvedPipeline};
 pub use query::{Cursor, CursorError, ExecutionFilter, Listing, NameCursor, NamedPage, Page, Position, Scope};
@@ -232,6 +232,12 @@ impl Index {
         if let Some(status) = state.shards.get_mut(shard) {
             status.synced(now);
         }
+        if let Some(journal) = &self.journal {
+            let namespace = state.shards.get(shard).and_then(|s| s.namespace.clone());
+            let newest =
+                kept.iter().map(|id| state.version_order(id)).try_fold(0, |newest, v| v.map(|v| newest.max(v)));
+            journal.synced(Synced { namespace, newest: newest.unwrap_or(i64::MAX) });
+        }
         self.commit(&mut state);
     }
 
@@ -333,6 +339,15 @@ impl State {
         }
         let rejected = self.rejections.remove(id).is_some();
         (execution, rejected)
+    }
+
+    /// An object's resourceVersion as a number, as etcd's are.
+    fn version_order(&self, id: &ObjectRef) -> Option<i64> {
+        let version = match self.executions.get(id) {
+            Some(e) => &e.resource_version,
+            None => &self.rejections.get(id)?.rejection.resource_version,
+        };
+        version.parse().ok()
     }
 
     fn unchanged(&self, object: &Prepared) -> bool {

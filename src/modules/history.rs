@@ -11,10 +11,12 @@ use tracing::Instrument;
 
 use super::{Lifecycle, Module, ModuleName};
 use crate::history::{ArchiveSettings, ArchiveStatus};
-use crate::index::Journal;
+use crate::index::{Index, Journal};
 
 pub struct HistoryModule {
     settings: ArchiveSettings,
+    /// What the archive reconciles relists against.
+    index: Index,
     journal: Journal,
     status: ArchiveStatus,
     /// Names the schemas the archived documents were validated under.
@@ -24,8 +26,15 @@ pub struct HistoryModule {
 }
 
 impl HistoryModule {
-    pub fn new(settings: ArchiveSettings, journal: Journal, status: ArchiveStatus, schema_set: String) -> Self {
-        HistoryModule { settings, journal, status, schema_set, task: Mutex::default(), lifecycle: Lifecycle::default() }
+    pub fn new(
+        settings: ArchiveSettings,
+        index: Index,
+        journal: Journal,
+        status: ArchiveStatus,
+        schema_set: String,
+    ) -> Self {
+        let (task, lifecycle) = (Mutex::default(), Lifecycle::default());
+        HistoryModule { settings, index, journal, status, schema_set, task, lifecycle }
     }
 
     fn task(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
@@ -50,8 +59,8 @@ impl Module for HistoryModule {
         async move {
             let mut task = self.task();
             if task.is_none() {
-                let (settings, journal) = (self.settings.clone(), self.journal.clone());
-                let run = crate::history::run(settings, journal, self.status.clone(), self.schema_set.clone());
+                let parts = (self.settings.clone(), self.index.clone(), self.journal.clone(), self.status.clone());
+                let run = crate::history::run(parts.0, parts.1, parts.2, parts.3, self.schema_set.clone());
                 *task = Some(tokio::spawn(run.instrument(tracing::info_span!("archive"))));
             }
             self.lifecycle.set(true);
@@ -64,10 +73,10 @@ impl Module for HistoryModule {
             self.lifecycle.set(false);
             let task = self.task().take();
             if let Some(task) = task {
-                // A batch cut short is rolled back; its notes are lost to this process but
-                // written again by the next relist.
+                // A batch cut short is rolled back: its notes wait in the journal again.
                 task.abort();
                 let _ = task.await;
+                self.journal.requeue();
             }
         }
         .boxed()
