@@ -11,6 +11,7 @@ use common::browser::Browser;
 use common::{Cluster, Running, Setup, fast_watch, names, wait_until};
 use execwatch::access::Access;
 use execwatch::access::tokens::TokenFile;
+use execwatch::fixtures::Doc;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
@@ -261,5 +262,43 @@ async fn the_board_fits_360_pixels_and_works_by_keyboard() {
     assert_eq!(focused().await, json!("Executions"));
     browser.client.active_element().await.expect("focus").send_keys(ENTER).await.expect("enter");
     browser.wait_text("the executions page opens", "main h1", |t| t == "Executions").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn archived_executions_are_marked_and_the_list_pages_into_history() {
+    let file = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", file.path().join("history.db").display()).parse().unwrap();
+    let archive = execwatch::history::ArchiveSettings { url, retain: Duration::from_secs(86400) };
+    let c = Cluster::launch(&TEAMS, &TEAMS, fast_watch(), Setup { archive: Some(archive), ..Setup::default() }).await;
+    // 55 runs, 10 of them deleted: the first page (50) ends in history, the second is all history.
+    for i in 0..55 {
+        let doc = Doc::new("web").started_at(&format!("2026-11-01T10:{i:02}:00Z"));
+        c.put_execution("team-payments", &format!("run-{i:02}"), &doc).await;
+    }
+    c.service.wait_for("every run is served", "/api/v1/executions?limit=100", |b| names(b).len() == 55).await;
+    for i in 0..10 {
+        c.delete("team-payments", &format!("run-{i:02}")).await;
+    }
+    c.service
+        .wait_for("the deleted runs are listed as archived", "/api/v1/executions?limit=100", |b| {
+            b["items"].as_array().unwrap().iter().filter(|e| e["archived"] == true).count() == 10
+        })
+        .await;
+
+    let Some(browser) = Browser::start(1024, 768).await else { return };
+    browser.goto(&format!("{}/#/executions", c.service.base)).await;
+    browser
+        .wait_text("the first page shows", "main table tbody", |t| t.contains("run-54") && t.contains("run-05"))
+        .await;
+    let marked = browser.texts("main table tbody tr:has(.archived) th a").await;
+    assert_eq!(marked, ["run-09", "run-08", "run-07", "run-06", "run-05"], "archived runs are marked");
+    browser.eval("document.querySelector('nav.pager a:last-child').click()", vec![]).await;
+    browser.wait_text("the next page is history", "main table tbody", |t| t.contains("run-00")).await;
+    let page = browser.texts("main table tbody th a").await;
+    assert_eq!(page, ["run-04", "run-03", "run-02", "run-01", "run-00"]);
+    assert_eq!(browser.texts("main table tbody .archived").await.len(), 5, "each marked");
+    browser.goto(&format!("{}/#/execution/team-payments/run-00", c.service.base)).await;
+    browser.wait_text("one archived run says so", "main", |t| t.contains("Archived: its ConfigMap was deleted")).await;
     browser.close().await;
 }

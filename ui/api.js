@@ -98,7 +98,8 @@ async function* events(body) {
  * Keeps `path` live until `signal` aborts. `on.snapshot(body)` gets the whole state (the first
  * answer, and after a resync or a fallback poll), `on.change(event, data)` each change, and
  * `on.error(error)` each failure, after which it retries with backoff (a module switched off
- * comes back on, a lost connection returns). With `stream: false` it long-polls.
+ * comes back on, a lost connection returns); when a stream ends and `on.finished()` says so,
+ * it stops. With `stream: false` it long-polls.
  */
 export async function follow(path, on, signal, { stream = true } = {}) {
   let lastId = null;
@@ -124,6 +125,11 @@ export async function follow(path, on, signal, { stream = true } = {}) {
               // `closed` ends the stream: the loop reconnects, and learns why if it must.
               on.change(e.event, data);
             }
+          }
+          // What no longer changes (an archived execution) is not followed again.
+          if (on.finished?.()) {
+            mode('live');
+            return;
           }
           if (!signal.aborted) mode('reconnecting');
         } else {

@@ -53,7 +53,7 @@ function list(main, query, signal, ui) {
     const rows = [...executions.items.values()].sort(newestFirst);
     status.replaceChildren(rows.length ? '' : notice('No executions match.'));
     keyedRows(tbody, rows, key, (e) => [
-      h('th', { scope: 'row' }, executionLink(e.namespace, e.name), h('div', { class: 'muted small' }, e.namespace)),
+      h('th', { scope: 'row' }, executionLink(e.namespace, e.name), archivedTag(e), h('div', { class: 'muted small' }, e.namespace)),
       h('td', {}, e.pipeline),
       h('td', {}, e.application?.version || ''),
       h('td', {}, phase(e.phase)),
@@ -84,20 +84,31 @@ function list(main, query, signal, ui) {
   }, signal, { stream: !query.continue });
 }
 
+// An execution whose ConfigMap is gone, served from the archive.
+function archivedTag(e) {
+  return e.archived ? h('span', { class: 'archived', title: `ConfigMap deleted ${new Date(e.deletedAt).toLocaleString()}` }, 'archived') : '';
+}
+
 function one(main, namespace, name, signal) {
   const body = h('div');
   main.append(h('p', { class: 'crumbs' }, h('a', { href: '#/executions' }, 'Executions'), ' / ', namespace, ' / '), body);
   body.append(h('h1', {}, name), h('p', { class: 'muted' }, 'Loading…'));
   const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/executions/${encodeURIComponent(name)}`;
   let shown = '';
+  let archived = false;
   const show = (detail) => {
+    archived = detail.archived === true;
     const json = JSON.stringify(detail);
     if (json === shown) return;
     shown = json;
     body.replaceChildren(...execution(detail));
+    if (detail.archived) {
+      body.prepend(notice(`Archived: its ConfigMap was deleted ${new Date(detail.deletedAt).toLocaleString()}. This is its last state.`));
+    }
   };
   api.follow(path, {
     snapshot: show,
+    finished: () => archived,
     change(event, detail) {
       if (event === 'deleted') {
         body.prepend(notice('This execution was deleted.', 'error'));
