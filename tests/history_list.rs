@@ -319,3 +319,71 @@ async fn what_was_deleted_while_nobody_watched_is_archived_at_the_next_start() {
     assert_eq!(all, expected);
     service.stop().await;
 }
+
+/// The pipelines page (every pipeline, one page) as `token-ops` sees it, once complete.
+async fn pipelines(service: &Running) -> Vec<Value> {
+    wait_until("the pipelines are complete", || async {
+        let page: Value = service.get_as("/api/v1/pipelines", "token-ops").await.json().await.unwrap();
+        (page["freshness"]["complete"] == true).then(|| page["items"].as_array().unwrap().clone())
+    })
+    .await
+}
+
+/// Pipelines count their whole history: deleting runs changes neither a count nor where an
+/// environment stands, only the latest run's mark; a pipeline whose runs are all archived stays;
+/// and a restart loads the same history from the archive.
+#[tokio::test]
+async fn pipelines_count_their_whole_history_across_restarts() {
+    let data = tempfile::tempdir().unwrap();
+    for i in 0..10 {
+        write(data.path(), i);
+    }
+    let file = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", file.path().join("history.db").display());
+    let launch = || Running::launch(dir_source(data.path(), Duration::from_millis(50)), setup(&url));
+    let service = launch().await;
+    wait_until("every run is archived", || async { (rows(&url).await.0 == 10).then_some(()) }).await;
+    let live = pipelines(&service).await;
+    assert_eq!(live.len(), 4, "web and api of team-a, and of team-b");
+    // Every `api` run (the odd ones: team-a/api and team-b/api are all history), and the newest
+    // `web` run of team-a.
+    for i in [1, 3, 5, 7, 9, 8] {
+        remove(data.path(), i);
+    }
+    wait_until("the deletions are written", || async { (rows(&url).await.1 == 6).then_some(()) }).await;
+    let expected: Vec<Value> = live
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            let latest = p["latestExecution"]["name"].as_str().unwrap();
+            if ["run-09", "run-08", "run-07"].contains(&latest) {
+                p["latestExecution"]["archived"] = Value::Bool(true);
+            }
+            p
+        })
+        .collect();
+    let check = |got: &[Value]| {
+        assert_eq!(got.len(), expected.len());
+        for (got, want) in got.iter().zip(&expected) {
+            let mut got = got.clone();
+            assert!(got["latestExecution"]["archived"] != true || got["latestExecution"]["deletedAt"].is_string());
+            got["latestExecution"].as_object_mut().unwrap().remove("deletedAt");
+            assert_eq!(&got, want, "counts, environments and the latest run are those of the whole history");
+        }
+    };
+    let history = wait_until("the deletions are archived runs", || async {
+        let got = pipelines(&service).await;
+        got.iter().any(|p| p["latestExecution"]["archived"] == true).then_some(got)
+    })
+    .await;
+    check(&history);
+    service.stop().await;
+    let service = launch().await;
+    let restarted = wait_until("the history is loaded again", || async {
+        let got = pipelines(&service).await;
+        (got.len() == 4).then_some(got)
+    })
+    .await;
+    check(&restarted);
+    service.stop().await;
+}

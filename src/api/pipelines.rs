@@ -26,8 +26,12 @@ pub(super) async fn list(namespaced: Option<String>, request: ApiRequest) -> Res
         NamedList::read(&state, &caller, PIPELINES, namespaced.as_deref(), &params, verb).await?;
     let owned = namespace.map(str::to_owned);
     let page = move |state: &AppState, scope: &Scope| {
-        let page = state.index.pipelines(owned.as_deref(), scope, after.as_ref(), limit);
-        let freshness = state.index.freshness(owned.as_deref(), scope);
+        let history = state.history();
+        let page = state.index.pipelines(owned.as_deref(), scope, after.as_ref(), limit, history.is_some());
+        let mut freshness = state.index.freshness(owned.as_deref(), scope);
+        if let Some(Err(unread)) = history.map(|archive| archive.runs_loaded()) {
+            freshness.archive_unreadable(unread);
+        }
         (ListBody::new(PIPELINES, page.items, page.next.as_ref().map(NameCursor::encode), &freshness), page.as_of)
     };
     if streams {
@@ -51,9 +55,12 @@ pub(super) async fn get_one(ns: String, name: String, request: ApiRequest) -> Re
     let verb = if timeout.is_some() { Verb::Watch } else { Verb::Get };
     authorize(&state, &caller, Target { namespace: &ns, resource: PIPELINES, name: Some(&name), verb }).await?;
     let one = HeldOne { resource: PIPELINES, namespace: &ns, name: &name };
-    let look_up = || match state.index.pipeline(&ns, &name) {
-        Some(pipeline) => Ok(pipeline.body.clone()),
-        None => Err(not_there(&state, &ns, PIPELINES, &name)),
+    let look_up = || {
+        let pipeline = state.index.pipeline(&ns, &name);
+        match pipeline.as_ref().and_then(|p| p.body(state.history().is_some())) {
+            Some(body) => Ok(body.clone()),
+            None => Err(not_there(&state, &ns, PIPELINES, &name)),
+        }
     };
     poll::one(&state, &caller, &how, timeout, one, look_up).await
 }

@@ -260,7 +260,14 @@ impl Follower {
                 let follows = |ns: &str| namespace.as_deref().is_none_or(|want| want == ns) && scope.allows(ns);
                 let before = before.as_ref().filter(|p| follows(&p.namespace));
                 let after = after.as_ref().filter(|p| follows(&p.namespace));
-                transition(before.map(|p| &p.body.bytes), after.map(|p| &p.body.bytes))
+                let history = self.state.history().is_some();
+                let before = before.and_then(|p| p.body(history)).map(|b| &b.bytes);
+                let after = after.and_then(|p| p.body(history)).map(|b| &b.bytes);
+                // A change to the other body only.
+                if before == after {
+                    return None;
+                }
+                transition(before, after)
             }
             _ => None,
         }

@@ -94,6 +94,8 @@ pub struct StatusInner {
     pub last_write: Option<Timestamp>,
     /// Rows pruned by `--archive-retain`.
     pub pruned: u64,
+    /// Pipelines count the archived runs: they were loaded.
+    pub runs_loaded: bool,
 }
 
 impl ArchiveStatus {
@@ -123,6 +125,16 @@ impl ArchiveStatus {
     /// generation are made again for the next.
     pub fn generation(&self) -> u64 {
         self.2.load(Ordering::Acquire)
+    }
+
+    /// Whether pipelines count every archived run yet; why not.
+    pub fn runs_loaded(&self) -> Result<(), String> {
+        let status = self.get();
+        match (status.runs_loaded, status.last_error) {
+            (true, _) => Ok(()),
+            (false, Some(error)) => Err(error),
+            (false, None) => Err("archived runs are being loaded".to_owned()),
+        }
     }
 
     fn pool(&self) -> Result<AnyPool, String> {

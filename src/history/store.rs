@@ -8,7 +8,8 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor, Row};
 
 use super::ArchiveUrl;
-use crate::index::{ArchiveKey, ExecutionEntry, Note, Stored};
+use crate::index::{ArchiveKey, ArchivedRun, ExecutionEntry, Note, Stored};
+use futures::TryStreamExt;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -104,6 +105,23 @@ pub async fn prune(pool: &AnyPool, before: Timestamp, batch: i64) -> Result<u64,
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Every archived run (the latest deletion of each name), for pipelines' whole history: read as
+/// a stream, so the rows are never all in memory at once.
+pub async fn archived_runs(pool: &AnyPool) -> Result<Vec<ArchivedRun>, sqlx::Error> {
+    let sql = "SELECT sort_time, summary, deleted_at FROM executions e WHERE deleted_at IS NOT NULL \
+               AND NOT EXISTS (SELECT 1 FROM executions l WHERE l.namespace = e.namespace AND l.name = e.name \
+               AND l.uid <> e.uid AND (l.deleted_at IS NULL OR l.deleted_at > e.deleted_at \
+               OR (l.deleted_at = e.deleted_at AND l.uid > e.uid)))";
+    let mut rows = sqlx::query(sql).fetch(pool);
+    let mut runs = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let summary: String = row.get(1);
+        // A row this version cannot read is left out of the counts, never fatal.
+        runs.extend(ArchivedRun::from_summary(&summary, timestamp(row.get(0)), timestamp(row.get(2))));
+    }
+    Ok(runs)
 }
 
 /// The executions of `namespace` (or every one) the archive holds as existing, at versions no

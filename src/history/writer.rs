@@ -24,17 +24,27 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Runs until aborted.
 pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, status: ArchiveStatus, schema_set: String) {
     let pool = connect(&settings, &status).await;
-    let mut prune_at = tokio::time::Instant::now();
+    let (mut prune_at, mut load_at) = (tokio::time::Instant::now(), tokio::time::Instant::now());
     let mut backoff = Duration::from_millis(100);
     loop {
         if tokio::time::Instant::now() >= prune_at {
-            prune(&pool, &settings, &status).await;
+            if prune(&pool, &settings, &status).await > 0 {
+                status.update(|s| s.runs_loaded = false);
+            }
             prune_at = tokio::time::Instant::now() + PRUNE_EVERY;
         }
+        let loaded = status.get().runs_loaded;
+        if !loaded && tokio::time::Instant::now() >= load_at {
+            if !load_runs(&pool, &index, &status).await {
+                load_at = tokio::time::Instant::now() + BACKOFF_MAX;
+            }
+            continue;
+        }
         if journal.is_idle() {
+            let wake = if loaded { prune_at } else { prune_at.min(load_at) };
             tokio::select! {
                 _ = journal.noted() => {}
-                _ = tokio::time::sleep_until(prune_at) => continue,
+                _ = tokio::time::sleep_until(wake) => continue,
             }
             tokio::time::sleep(GATHER).await;
         }
@@ -70,6 +80,26 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
     }
 }
 
+/// Loads every archived run into the index, for pipelines' whole history; on failure, the
+/// status says why, and false.
+async fn load_runs(pool: &AnyPool, index: &Index, status: &ArchiveStatus) -> bool {
+    let started = std::time::Instant::now();
+    match store::archived_runs(pool).await {
+        Ok(runs) => {
+            let count = runs.len();
+            index.load_archived(runs);
+            status.update(|s| s.runs_loaded = true);
+            tracing::info!(runs = count, took = ?started.elapsed(), "archived runs loaded for pipelines");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load archived runs; pipelines count live runs meanwhile");
+            status.update(|s| s.last_error = Some(format!("cannot load archived runs: {}", short(&e))));
+            false
+        }
+    }
+}
+
 /// Marks deleted what relists found gone: archived executions of a relisted namespace that are
 /// not live (or live under another uid), at versions no newer than the relist's newest.
 async fn reconcile(pool: &AnyPool, index: &Index, journal: &Journal, status: &ArchiveStatus) {
@@ -90,6 +120,8 @@ async fn reconcile(pool: &AnyPool, index: &Index, journal: &Journal, status: &Ar
             Ok(marked) => {
                 tracing::info!(namespace = synced.namespace, marked, "archived executions found deleted by a relist");
                 status.changed();
+                // Their runs join their pipelines' history.
+                status.update(|s| s.runs_loaded = false);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot reconcile the archive with a relist; trying again");
@@ -128,20 +160,23 @@ async fn connect(settings: &ArchiveSettings, status: &ArchiveStatus) -> AnyPool 
     }
 }
 
-/// Prunes rows of executions deleted from the cluster longer ago than `--archive-retain`.
-async fn prune(pool: &AnyPool, settings: &ArchiveSettings, status: &ArchiveStatus) {
+/// Prunes rows of executions deleted from the cluster longer ago than `--archive-retain`: the
+/// number pruned.
+async fn prune(pool: &AnyPool, settings: &ArchiveSettings, status: &ArchiveStatus) -> u64 {
     let retain = SignedDuration::try_from(settings.retain).unwrap_or(SignedDuration::MAX);
-    let Ok(before) = Timestamp::now().checked_sub(retain) else { return };
+    let Ok(before) = Timestamp::now().checked_sub(retain) else { return 0 };
+    let mut pruned = 0;
     loop {
         match store::prune(pool, before, PRUNE_BATCH).await {
-            Ok(0) => return,
+            Ok(0) => return pruned,
             Ok(n) => {
+                pruned += n;
                 status.update(|s| s.pruned += n);
                 status.changed();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot prune the archive; trying again within the hour");
-                return;
+                return pruned;
             }
         }
     }

@@ -98,7 +98,8 @@ impl History {
 fn weight(what: &Changed) -> usize {
     let execution =
         |e: &Option<Arc<ExecutionEntry>>| e.as_ref().map_or(0, |e| e.detail.bytes.len() + e.summary.bytes.len());
-    let pipeline = |p: &Option<Arc<ResolvedPipeline>>| p.as_ref().map_or(0, |p| p.body.bytes.len());
+    let body = |b: &Option<super::Json>| b.as_ref().map_or(0, |b| b.bytes.len());
+    let pipeline = |p: &Option<Arc<ResolvedPipeline>>| p.as_ref().map_or(0, |p| body(&p.live) + body(&p.whole));
     match what {
         Changed::Execution { before, after, .. } => execution(before) + execution(after),
         Changed::Pipeline { before, after } => pipeline(before) + pipeline(after),

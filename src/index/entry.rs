@@ -58,10 +58,10 @@ pub struct Summary<'a> {
     resource_version: &'a str,
     /// Only on an execution served from the archive: its ConfigMap is gone.
     #[serde(skip_serializing_if = "Option::is_none")]
-    archived: Option<bool>,
+    pub(super) archived: Option<bool>,
     /// When the archive saw its ConfigMap deleted (or unlabelled).
     #[serde(skip_serializing_if = "Option::is_none")]
-    deleted_at: Option<String>,
+    pub(super) deleted_at: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -173,7 +173,7 @@ impl ExecutionEntry {
     }
 }
 
-fn summary<'a>(id: &'a ObjectRef, view: &'a ExecutionView, rv: &'a str) -> Summary<'a> {
+pub(super) fn summary<'a>(id: &'a ObjectRef, view: &'a ExecutionView, rv: &'a str) -> Summary<'a> {
     Summary {
         namespace: &id.namespace,
         name: &id.name,

@@ -6,6 +6,7 @@
 //! that entries remember and that subscribers are notified of, so later conditional polls and
 //! streams can tell what changed and when. Responses are serialised once, on write.
 
+mod archived;
 mod changes;
 mod entry;
 mod ingest;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::watch;
 
+pub use archived::ArchivedRun;
 pub use changes::{Change, Changed, Lost};
 pub(crate) use entry::to_bytes;
 pub(crate) use entry::{Detail, RejectionBody, Summary};
@@ -75,6 +77,8 @@ struct State {
     changes: changes::History,
     /// Executions by namespace and phase, for metrics.
     tally: BTreeMap<(String, Phase), i64>,
+    /// Runs whose ConfigMaps are gone, for pipelines' whole history.
+    archived: archived::ArchivedRuns,
 }
 
 /// Shared handle to the index. Cheap to clone.
@@ -161,8 +165,8 @@ impl Index {
         let mut state = self.write();
         let archived = self.archived_now();
         if let Some(removed) = state.remove(id, archived) {
+            self.note_deleted(&mut state, removed, archived);
             self.commit(&mut state);
-            self.note_deleted(removed, archived);
         }
     }
 
@@ -173,8 +177,10 @@ impl Index {
         self.journal.as_ref().map(|_| Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now))
     }
 
-    fn note_deleted(&self, removed: Removed, at: Option<Timestamp>) {
+    /// Notes a deletion for the archive, and the run it was among its pipeline's archived runs.
+    fn note_deleted(&self, state: &mut State, removed: Removed, at: Option<Timestamp>) {
         if let (Some(journal), Removed::Execution(entry), Some(at)) = (&self.journal, removed, at) {
+            Index::archive_run(state, &entry, at);
             journal.deleted(&entry, at);
         }
     }
@@ -226,7 +232,7 @@ impl Index {
         let archived = self.archived_now();
         for id in owned.into_iter().filter(|id| !kept.contains(id)) {
             if let Some(removed) = state.remove(&id, archived) {
-                self.note_deleted(removed, archived);
+                self.note_deleted(&mut state, removed, archived);
             }
         }
         if let Some(status) = state.shards.get_mut(shard) {
@@ -283,6 +289,10 @@ impl State {
                     self.by.entry(k).or_default().insert(key.clone(), entry.clone());
                 }
                 self.dirty.insert((entry.id.namespace.clone(), entry.view.pipeline.clone()));
+                // A name live again leaves the history it was archived in.
+                if let Some(archived) = self.archived.pipeline_of(&entry.id) {
+                    self.dirty.insert(archived.clone());
+                }
                 *self.tally.entry((entry.id.namespace.clone(), entry.view.phase)).or_default() += 1;
                 self.order.insert(key, entry.clone());
                 self.executions.insert(entry.id.clone(), entry.clone());

@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use super::entry::{Json, Summary};
 use super::query::ByName;
-use super::{Changed, Index, Key, NameCursor, Postings, Scope, State};
-use crate::model::PIPELINES;
-use crate::model::Phase;
+use super::{ArchivedRun, Changed, ExecutionEntry, Index, Key, NameCursor, Scope, State};
+use crate::model::{ExecutionView, PIPELINES, Phase};
+use crate::validate::ObjectRef;
 
 /// Where one environment of a pipeline stands: its latest attempted run.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -39,13 +39,24 @@ fn attempted(phase: Phase) -> bool {
     !matches!(phase, Phase::Pending | Phase::Skipped)
 }
 
-/// One resolved pipeline, serialised.
+/// One resolved pipeline, serialised: from its live runs, and from all its runs where some are
+/// archived.
 pub struct ResolvedPipeline {
     pub namespace: String,
     pub name: String,
-    pub body: Json,
+    /// From its live runs; none when all are archived.
+    pub live: Option<Json>,
+    /// From its live and archived runs; none when none is archived.
+    pub whole: Option<Json>,
     /// Index revision of the last change to it.
     pub revision: u64,
+}
+
+impl ResolvedPipeline {
+    /// Its body, with its archived runs or without; none when it has no such runs.
+    pub fn body(&self, history: bool) -> Option<&Json> {
+        if history { self.whole.as_ref().or(self.live.as_ref()) } else { self.live.as_ref() }
+    }
 }
 
 /// A page of serialised pipelines.
@@ -58,13 +69,15 @@ pub struct PipelinePage {
 
 impl Index {
     /// Up to `limit` pipelines in `namespace` (or any) that `scope` covers, by namespace and
-    /// name, after `after`. Pipelines are resolved on write, so a page costs O(page).
+    /// name, after `after`; with their archived runs (`history`) or without. Pipelines are
+    /// resolved on write, so a page costs O(page).
     pub fn pipelines(
         &self,
         namespace: Option<&str>,
         scope: &Scope,
         after: Option<&NameCursor>,
         limit: usize,
+        history: bool,
     ) -> PipelinePage {
         let state = self.read();
         let key = |namespace: &str, name: &str| (namespace.to_owned(), name.to_owned());
@@ -72,8 +85,9 @@ impl Index {
             (namespace, name)
         }
         let by_name = ByName { list: PIPELINES, namespace, scope, after, limit };
-        let (page, next) = by_name.page(&state.pipelines, key, id);
-        PipelinePage { items: page.iter().map(|p| p.body.clone()).collect(), next, as_of: state.changes.last() }
+        let (page, next) = by_name.page(&state.pipelines, key, id, |p| p.body(history).is_some());
+        let items = page.iter().filter_map(|p| p.body(history).cloned()).collect();
+        PipelinePage { items, next, as_of: state.changes.last() }
     }
 
     /// One resolved pipeline.
@@ -84,27 +98,33 @@ impl Index {
 
 impl State {
     /// Resolves again the pipelines whose executions changed: O(runs of those pipelines). A
-    /// pipeline whose body comes out the same is not a change.
+    /// pipeline whose bodies come out the same is not a change.
     pub(super) fn resolve_dirty_pipelines(&mut self) {
-        for (namespace, name) in std::mem::take(&mut self.dirty) {
-            let key = (namespace, name);
-            let runs = self.postings(&Key::NamespacedPipeline(key.0.clone(), key.1.clone()));
+        for key in std::mem::take(&mut self.dirty) {
+            let live = self.postings(&Key::NamespacedPipeline(key.0.clone(), key.1.clone()));
+            let live_runs = || live.into_iter().flat_map(|runs| runs.values().map(|e| &**e));
+            let body = resolve(live_runs().map(Run::Live)).map(|p| Json::of(&p));
+            // Archived runs of a name that is live again are left out, as lists leave them.
+            let archived = self.archived.by_pipeline.get(&key).into_iter().flat_map(|runs| runs.values());
+            let mut archived = archived.filter(|r| !self.executions.contains_key(&r.id)).peekable();
+            let whole = match archived.peek() {
+                Some(_) => resolve(newest_first(live_runs(), archived)).map(|p| Json::of(&p)),
+                None => None,
+            };
             let before = self.pipelines.get(&key).cloned();
-            let after = match runs {
-                Some(runs) => {
-                    let body = Json::of(&resolve(runs));
-                    if before.as_ref().is_some_and(|b| b.body.tag == body.tag) {
-                        continue;
-                    }
-                    let (namespace, name) = key.clone();
-                    let resolved = Arc::new(ResolvedPipeline { namespace, name, body, revision: self.revision });
-                    self.pipelines.insert(key, resolved.clone());
-                    Some(resolved)
-                }
-                None => {
-                    self.pipelines.remove(&key);
-                    None
-                }
+            let tags = |p: &ResolvedPipeline| (p.live.as_ref().map(|b| b.tag), p.whole.as_ref().map(|b| b.tag));
+            if before.as_deref().map(tags) == Some((body.as_ref().map(|b| b.tag), whole.as_ref().map(|b| b.tag))) {
+                continue;
+            }
+            let after = if body.is_none() && whole.is_none() {
+                self.pipelines.remove(&key);
+                None
+            } else {
+                let (namespace, name) = key.clone();
+                let resolved = ResolvedPipeline { namespace, name, live: body, whole, revision: self.revision };
+                let resolved = Arc::new(resolved);
+                self.pipelines.insert(key, resolved.clone());
+                Some(resolved)
             };
             if before.is_some() || after.is_some() {
                 self.changes.record(Changed::Pipeline { before, after });
@@ -113,29 +133,82 @@ impl State {
     }
 }
 
+/// A run of a pipeline: live, or archived.
+#[derive(Clone, Copy)]
+enum Run<'a> {
+    Live(&'a ExecutionEntry),
+    Archived(&'a ArchivedRun),
+}
+
+impl<'a> Run<'a> {
+    fn id(self) -> &'a ObjectRef {
+        match self {
+            Run::Live(e) => &e.id,
+            Run::Archived(r) => &r.id,
+        }
+    }
+
+    fn view(self) -> &'a ExecutionView {
+        match self {
+            Run::Live(e) => &e.view,
+            Run::Archived(r) => &r.view,
+        }
+    }
+
+    fn summary(self) -> Summary<'a> {
+        match self {
+            Run::Live(e) => e.summary_value(),
+            Run::Archived(r) => r.summary(),
+        }
+    }
+
+    /// Its place in a list: newest first, then by namespace and name.
+    fn order(self) -> (std::cmp::Reverse<jiff::Timestamp>, &'a str, &'a str) {
+        let time = match self {
+            Run::Live(e) => e.sort_time,
+            Run::Archived(r) => r.sort_time,
+        };
+        (std::cmp::Reverse(time), &self.id().namespace, &self.id().name)
+    }
+}
+
+/// Live and archived runs, each newest first, merged newest first.
+fn newest_first<'a>(
+    live: impl Iterator<Item = &'a ExecutionEntry>,
+    archived: impl Iterator<Item = &'a ArchivedRun>,
+) -> impl Iterator<Item = Run<'a>> {
+    let (mut live, mut archived) = (live.map(Run::Live).peekable(), archived.map(Run::Archived).peekable());
+    std::iter::from_fn(move || match (live.peek(), archived.peek()) {
+        (Some(l), Some(a)) if a.order() < l.order() => archived.next(),
+        (Some(_), _) => live.next(),
+        (None, _) => archived.next(),
+    })
+}
+
 /// One pipeline from its runs, newest first, so the first run seen is its latest.
-fn resolve(runs: &Postings) -> Pipeline<'_> {
-    let mut entries = runs.values();
-    let latest = entries.next().expect("a pipeline's postings are never empty");
+fn resolve<'a>(runs: impl Iterator<Item = Run<'a>>) -> Option<Pipeline<'a>> {
+    let mut runs = runs.peekable();
+    let latest = *runs.peek()?;
     let mut p = Pipeline {
-        namespace: &latest.id.namespace,
-        name: &latest.view.pipeline,
-        application: &latest.view.application.name,
-        latest_execution: latest.summary_value(),
+        namespace: &latest.id().namespace,
+        name: &latest.view().pipeline,
+        application: &latest.view().application.name,
+        latest_execution: latest.summary(),
         environments: Vec::new(),
         execution_count: 0,
         counts: Phase::ALL.iter().filter(|p| **p != Phase::Skipped).map(|p| (p.as_str(), 0)).collect(),
     };
-    for e in runs.values() {
+    for run in runs {
+        let view = run.view();
         p.execution_count += 1;
-        *p.counts.entry(e.view.phase.as_str()).or_default() += 1;
-        for env in &e.view.environments {
+        *p.counts.entry(view.phase.as_str()).or_default() += 1;
+        for env in &view.environments {
             let known = p.environments.iter().position(|k| k.name == env.name);
             let fresh = || PipelineEnvironment {
                 name: env.name.clone(),
                 phase: env.phase,
-                version: e.view.application.version.clone(),
-                execution: e.id.name.clone(),
+                version: view.application.version.clone(),
+                execution: run.id().name.clone(),
             };
             match known {
                 None => p.environments.push(fresh()),
@@ -145,5 +218,5 @@ fn resolve(runs: &Postings) -> Pipeline<'_> {
             }
         }
     }
-    p
+    Some(p)
 }

@@ -235,6 +235,7 @@ impl ByName<'_> {
         map: &'m BTreeMap<K, V>,
         key: impl Fn(&str, &str) -> K,
         id: impl Fn(&K) -> (&str, &str),
+        listed: impl Fn(&V) -> bool,
     ) -> (Vec<&'m V>, Option<NameCursor>) {
         let after = self.after.map(|c| key(&c.namespace, &c.name));
         let namespaces: Vec<&str> = match (self.namespace, self.scope.namespaces()) {
@@ -255,7 +256,7 @@ impl ByName<'_> {
                 map.range((from, Bound::Unbounded)).take_while(move |(k, _)| id(k).0 == ns)
             }))
         };
-        let mut matching = walk.filter(|(k, _)| self.scope.allows(id(k).0));
+        let mut matching = walk.filter(|(k, v)| self.scope.allows(id(k).0) && listed(v));
         let page: Vec<(&K, &V)> = matching.by_ref().take(self.limit).collect();
         let more = matching.next().is_some();
         let next = page.last().filter(|_| more).map(|(k, _)| {
@@ -338,7 +339,7 @@ impl Index {
             (&k.namespace, &k.name)
         }
         let by_name = ByName { list: REJECTIONS, namespace, scope, after, limit };
-        let (page, next) = by_name.page(&state.rejections, key, id);
+        let (page, next) = by_name.page(&state.rejections, key, id, |_| true);
         NamedPage { items: page.iter().map(|r| r.body.clone()).collect(), next }
     }
 

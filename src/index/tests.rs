@@ -158,7 +158,7 @@ fn pipelines_resolve_latest_run_environments_and_counts() {
             ),
         ],
     );
-    let resolved = index.pipelines(None, &Scope::all(), None, 10);
+    let resolved = index.pipelines(None, &Scope::all(), None, 10, false);
     assert_eq!(resolved.items.len(), 1);
     let p: serde_json::Value = serde_json::from_slice(&resolved.items[0].bytes).unwrap();
     assert_eq!((&p["namespace"], &p["name"]), (&serde_json::json!("a"), &serde_json::json!("web")));
@@ -277,22 +277,23 @@ fn pipelines_follow_their_executions_and_page() {
             .map(|b| serde_json::from_slice::<serde_json::Value>(&b.bytes).unwrap()["name"].to_string())
             .collect()
     };
-    let first = index.pipelines(Some("a"), &Scope::all(), None, 3);
+    let first = index.pipelines(Some("a"), &Scope::all(), None, 3, false);
     assert_eq!(names(&first), ["\"p0\"", "\"p1\"", "\"p2\""]);
     let token = first.next.unwrap().encode();
     assert_eq!(NameCursor::decode(&token, "pipelines", None), Err(CursorError::OtherFilter));
     assert_eq!(NameCursor::decode(&token, "rejections", Some("a")), Err(CursorError::OtherFilter));
     let after = NameCursor::decode(&token, "pipelines", Some("a")).unwrap();
     index.delete(&ObjectRef { namespace: "a".into(), name: "r3".into() });
-    let second = index.pipelines(Some("a"), &Scope::all(), Some(&after), 3);
+    let second = index.pipelines(Some("a"), &Scope::all(), Some(&after), 3, false);
     assert_eq!(names(&second), ["\"p4\""], "a pipeline goes with its last execution");
     assert!(second.next.is_none());
     let before = index.pipeline("a", "p1").unwrap().revision;
     index.apply("a", exec("a", "r9", Doc::new("p0")));
     assert_eq!(index.pipeline("a", "p1").unwrap().revision, before, "another pipeline's change leaves it alone");
-    let p0: serde_json::Value = serde_json::from_slice(&index.pipeline("a", "p0").unwrap().body.bytes).unwrap();
+    let p0: serde_json::Value =
+        serde_json::from_slice(&index.pipeline("a", "p0").unwrap().live.as_ref().unwrap().bytes).unwrap();
     assert_eq!(p0["executionCount"], 2);
-    assert!(index.pipelines(None, &Scope::only(["b".to_owned()].into()), None, 10).items.is_empty());
+    assert!(index.pipelines(None, &Scope::only(["b".to_owned()].into()), None, 10, false).items.is_empty());
 }
 
 #[test]
@@ -347,4 +348,31 @@ fn pages_by_name_over_a_partial_scope_skip_other_namespaces_and_resume_from_a_cu
         }
     }
     assert_eq!(seen, ["a0", "a1", "a2", "c0", "c1", "c2"]);
+}
+
+#[test]
+fn pipelines_count_archived_runs_once_per_name_and_only_with_history() {
+    let index = Index::new(Duration::from_secs(60)).with_journal(Journal::default());
+    index.register("a", Some("a"));
+    index.apply("a", exec("a", "run-1", Doc::new("p").phase("Failed")));
+    index.apply("a", exec("a", "run-2", Doc::new("p").phase("Succeeded")));
+    let body = |history: bool| {
+        let page = index.pipelines(None, &Scope::all(), None, 10, history);
+        page.items.first().map(|b| serde_json::from_slice::<serde_json::Value>(&b.bytes).unwrap())
+    };
+    let count = |history: bool| body(history).map(|p| p["executionCount"].clone());
+    assert_eq!((count(false), count(true)), (Some(2.into()), Some(2.into())));
+
+    index.delete(&ObjectRef { namespace: "a".into(), name: "run-1".into() });
+    assert_eq!((count(false), count(true)), (Some(1.into()), Some(2.into())), "the deleted run stays in history");
+    assert_eq!(body(true).unwrap()["counts"]["Failed"], 1);
+    index.delete(&ObjectRef { namespace: "a".into(), name: "run-2".into() });
+    assert_eq!(count(false), None, "without history, a pipeline of no live run is not listed");
+    assert_eq!(count(true), Some(2.into()));
+    assert_eq!(body(true).unwrap()["latestExecution"]["archived"], true);
+
+    index.apply("a", exec("a", "run-1", Doc::new("p").phase("Running")));
+    assert_eq!(count(true), Some(2.into()), "a name live again is counted once, live");
+    assert_eq!(body(true).unwrap()["counts"]["Failed"], 0);
+    assert_eq!(body(true).unwrap()["counts"]["Running"], 1);
 }
