@@ -28,9 +28,10 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
     let mut backoff = Duration::from_millis(100);
     loop {
         if tokio::time::Instant::now() >= prune_at {
-            if prune(&pool, &settings, &status).await > 0 {
-                status.update(|s| s.runs_loaded = false);
-            }
+            prune(&pool, &settings, &status).await;
+            // Pipelines' history loaded again: without what was pruned, and counting a name
+            // deleted and created again once.
+            status.update(|s| s.runs_loaded = false);
             prune_at = tokio::time::Instant::now() + PRUNE_EVERY;
         }
         let loaded = status.get().runs_loaded;
@@ -160,23 +161,20 @@ async fn connect(settings: &ArchiveSettings, status: &ArchiveStatus) -> AnyPool 
     }
 }
 
-/// Prunes rows of executions deleted from the cluster longer ago than `--archive-retain`: the
-/// number pruned.
-async fn prune(pool: &AnyPool, settings: &ArchiveSettings, status: &ArchiveStatus) -> u64 {
+/// Prunes rows of executions deleted from the cluster longer ago than `--archive-retain`.
+async fn prune(pool: &AnyPool, settings: &ArchiveSettings, status: &ArchiveStatus) {
     let retain = SignedDuration::try_from(settings.retain).unwrap_or(SignedDuration::MAX);
-    let Ok(before) = Timestamp::now().checked_sub(retain) else { return 0 };
-    let mut pruned = 0;
+    let Ok(before) = Timestamp::now().checked_sub(retain) else { return };
     loop {
         match store::prune(pool, before, PRUNE_BATCH).await {
-            Ok(0) => return pruned,
+            Ok(0) => return,
             Ok(n) => {
-                pruned += n;
                 status.update(|s| s.pruned += n);
                 status.changed();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot prune the archive; trying again within the hour");
-                return pruned;
+                return;
             }
         }
     }

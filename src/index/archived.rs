@@ -1,17 +1,19 @@
-//! Archived runs of each pipeline, so that pipelines count their whole history: what a run
-//! contributes to its pipeline (phase, version, environments), kept after its ConfigMap is gone.
-//! The archive's writer loads them when it connects (and again after pruning); a deletion adds
-//! one as it happens. A name is counted once: while a run of that name is live, its archived
-//! runs are left out, as lists leave them out.
+//! Archived runs of each pipeline, added up, so that pipelines count their whole history: how
+//! many runs in each phase, the newest, and where each environment stands by them. The archive's
+//! writer loads them when it connects (and again every hour, after pruning); a deletion adds one
+//! as it happens. A name deleted and created again under a new uid counts twice, its archived
+//! run and its live one, until the next load (which leaves out a name that is live again).
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 use serde::Deserialize;
 
 use super::entry::{Summary, summary};
+use super::pipelines::Environments;
 use super::{ExecutionEntry, Index, Position, State};
-use crate::model::ExecutionView;
+use crate::model::{ExecutionView, Phase};
 use crate::validate::ObjectRef;
 
 /// A pipeline's namespace and name.
@@ -69,46 +71,64 @@ impl ArchivedRun {
     }
 }
 
-/// Archived runs by pipeline (newest first), and where each name's run is.
-#[derive(Default)]
-pub(super) struct ArchivedRuns {
-    pub by_pipeline: HashMap<PipelineKey, BTreeMap<Position, ArchivedRun>>,
-    names: HashMap<ObjectRef, (PipelineKey, Position, Timestamp)>,
+/// An environment as one run names it: enough to tell which run's word stands.
+#[derive(Clone)]
+pub(super) struct Mention {
+    /// The run's place (newest first, then by name) and the environment's among the run's.
+    pub order: (Reverse<Timestamp>, String, usize),
+    pub phase: Phase,
+    pub version: String,
+    pub execution: String,
 }
 
-impl ArchivedRuns {
-    /// The pipeline an archived run of this name counts in, if any.
-    pub fn pipeline_of(&self, id: &ObjectRef) -> Option<&PipelineKey> {
-        self.names.get(id).map(|(pipeline, ..)| pipeline)
+impl Mention {
+    /// The `index`th environment of a live run.
+    pub(super) fn of(entry: &ExecutionEntry, index: usize) -> Self {
+        Mention::new(entry.sort_time, &entry.id.name, &entry.view, index)
     }
 
-    /// Adds a run, unless a later deletion of its name is held; the pipelines changed.
-    fn add(&mut self, run: ArchivedRun) -> Vec<PipelineKey> {
-        let mut changed = Vec::new();
-        if let Some((pipeline, position, deleted_at)) = self.names.get(&run.id) {
-            if *deleted_at > run.deleted_at {
-                return changed;
-            }
-            if let Some(runs) = self.by_pipeline.get_mut(pipeline) {
-                runs.remove(position);
-                if runs.is_empty() {
-                    self.by_pipeline.remove(pipeline);
-                }
-            }
-            changed.push(pipeline.clone());
+    fn new(time: Timestamp, name: &str, view: &ExecutionView, index: usize) -> Self {
+        Mention {
+            order: (Reverse(time), name.to_owned(), index),
+            phase: view.environments[index].phase,
+            version: view.application.version.clone(),
+            execution: name.to_owned(),
         }
-        let (pipeline, position) = (run.pipeline(), run.position());
-        self.names.insert(run.id.clone(), (pipeline.clone(), position.clone(), run.deleted_at));
-        self.by_pipeline.entry(pipeline.clone()).or_default().insert(position, run);
-        changed.push(pipeline);
-        changed
     }
 }
+
+/// What a pipeline's archived runs add up to, kept in O(environments) however many they are:
+/// archived executions are never held in memory one by one.
+#[derive(Default)]
+pub(super) struct PipelineHistory {
+    pub count: usize,
+    pub counts: BTreeMap<Phase, usize>,
+    /// The newest archived run.
+    pub latest: Option<ArchivedRun>,
+    pub environments: Environments,
+}
+
+impl PipelineHistory {
+    fn add(&mut self, run: ArchivedRun) {
+        self.count += 1;
+        *self.counts.entry(run.view.phase).or_default() += 1;
+        for (index, env) in run.view.environments.iter().enumerate() {
+            self.environments.add(&env.name, &Mention::new(run.sort_time, &run.id.name, &run.view, index));
+        }
+        if self.latest.as_ref().is_none_or(|latest| run.position() < latest.position()) {
+            self.latest = Some(run);
+        }
+    }
+}
+
+/// Archived runs, added up by pipeline.
+pub(super) type ArchivedRuns = HashMap<PipelineKey, PipelineHistory>;
 
 impl State {
     pub(super) fn add_archived(&mut self, run: ArchivedRun) {
-        let changed = self.archived.add(run);
-        self.dirty.extend(changed);
+        let pipeline = run.pipeline();
+        self.archived.entry(pipeline.clone()).or_default().add(run);
+        self.dirty.insert(pipeline);
     }
 }
 
@@ -117,10 +137,12 @@ impl Index {
     /// deletions it may not hold yet.
     pub fn load_archived(&self, runs: Vec<ArchivedRun>) {
         let departed = self.departed();
+        // A deletion may be both in the journal and already written: counted once.
+        let pending: HashSet<&ObjectRef> = departed.iter().map(|(entry, _)| &*entry.id).collect();
         let mut state = self.write();
         let old = std::mem::take(&mut state.archived);
-        state.dirty.extend(old.by_pipeline.into_keys());
-        for run in runs {
+        state.dirty.extend(old.into_keys());
+        for run in runs.into_iter().filter(|run| !pending.contains(&run.id)) {
             state.add_archived(run);
         }
         for (entry, at) in departed {

@@ -289,10 +289,6 @@ impl State {
                     self.by.entry(k).or_default().insert(key.clone(), entry.clone());
                 }
                 self.dirty.insert((entry.id.namespace.clone(), entry.view.pipeline.clone()));
-                // A name live again leaves the history it was archived in.
-                if let Some(archived) = self.archived.pipeline_of(&entry.id) {
-                    self.dirty.insert(archived.clone());
-                }
                 *self.tally.entry((entry.id.namespace.clone(), entry.view.phase)).or_default() += 1;
                 self.order.insert(key, entry.clone());
                 self.executions.insert(entry.id.clone(), entry.clone());

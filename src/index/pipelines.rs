@@ -1,16 +1,17 @@
 //! Pipelines, resolved from their executions: the latest run, where each environment stands,
 //! and counts by phase.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::archived::{Mention, PipelineHistory};
 use super::entry::{Json, Summary};
 use super::query::ByName;
-use super::{ArchivedRun, Changed, ExecutionEntry, Index, Key, NameCursor, Scope, State};
-use crate::model::{ExecutionView, PIPELINES, Phase};
-use crate::validate::ObjectRef;
+use super::{Changed, ExecutionEntry, Index, Key, NameCursor, Scope, State};
+use crate::model::{PIPELINES, Phase};
 
 /// Where one environment of a pipeline stands: its latest attempted run.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -35,7 +36,7 @@ pub struct Pipeline<'a> {
 }
 
 /// An environment counts as attempted by a run once it has left `Pending` and was not skipped.
-fn attempted(phase: Phase) -> bool {
+pub(super) fn attempted(phase: Phase) -> bool {
     !matches!(phase, Phase::Pending | Phase::Skipped)
 }
 
@@ -102,15 +103,10 @@ impl State {
     pub(super) fn resolve_dirty_pipelines(&mut self) {
         for key in std::mem::take(&mut self.dirty) {
             let live = self.postings(&Key::NamespacedPipeline(key.0.clone(), key.1.clone()));
-            let live_runs = || live.into_iter().flat_map(|runs| runs.values().map(|e| &**e));
-            let body = resolve(live_runs().map(Run::Live)).map(|p| Json::of(&p));
-            // Archived runs of a name that is live again are left out, as lists leave them.
-            let archived = self.archived.by_pipeline.get(&key).into_iter().flat_map(|runs| runs.values());
-            let mut archived = archived.filter(|r| !self.executions.contains_key(&r.id)).peekable();
-            let whole = match archived.peek() {
-                Some(_) => resolve(newest_first(live_runs(), archived)).map(|p| Json::of(&p)),
-                None => None,
-            };
+            let live = live.map(|runs| resolve(runs.values().map(|e| &**e)));
+            let history = self.archived.get(&key);
+            let whole = history.map(|history| Json::of(&with_history(live.as_ref(), history)));
+            let body = live.map(|live| Json::of(&live.pipeline()));
             let before = self.pipelines.get(&key).cloned();
             let tags = |p: &ResolvedPipeline| (p.live.as_ref().map(|b| b.tag), p.whole.as_ref().map(|b| b.tag));
             if before.as_deref().map(tags) == Some((body.as_ref().map(|b| b.tag), whole.as_ref().map(|b| b.tag))) {
@@ -133,90 +129,126 @@ impl State {
     }
 }
 
-/// A run of a pipeline: live, or archived.
-#[derive(Clone, Copy)]
-enum Run<'a> {
-    Live(&'a ExecutionEntry),
-    Archived(&'a ArchivedRun),
-}
+/// Where each environment stands by a pipeline's runs: per environment, its newest mention and
+/// its newest attempted one. The newest stands, unless it has not been attempted yet and an
+/// older run attempted it; environments are in the order the newest runs name them.
+#[derive(Clone, Default)]
+pub(super) struct Environments(HashMap<String, (Mention, Option<Mention>)>);
 
-impl<'a> Run<'a> {
-    fn id(self) -> &'a ObjectRef {
-        match self {
-            Run::Live(e) => &e.id,
-            Run::Archived(r) => &r.id,
-        }
-    }
-
-    fn view(self) -> &'a ExecutionView {
-        match self {
-            Run::Live(e) => &e.view,
-            Run::Archived(r) => &r.view,
-        }
-    }
-
-    fn summary(self) -> Summary<'a> {
-        match self {
-            Run::Live(e) => e.summary_value(),
-            Run::Archived(r) => r.summary(),
-        }
-    }
-
-    /// Its place in a list: newest first, then by namespace and name.
-    fn order(self) -> (std::cmp::Reverse<jiff::Timestamp>, &'a str, &'a str) {
-        let time = match self {
-            Run::Live(e) => e.sort_time,
-            Run::Archived(r) => r.sort_time,
-        };
-        (std::cmp::Reverse(time), &self.id().namespace, &self.id().name)
-    }
-}
-
-/// Live and archived runs, each newest first, merged newest first.
-fn newest_first<'a>(
-    live: impl Iterator<Item = &'a ExecutionEntry>,
-    archived: impl Iterator<Item = &'a ArchivedRun>,
-) -> impl Iterator<Item = Run<'a>> {
-    let (mut live, mut archived) = (live.map(Run::Live).peekable(), archived.map(Run::Archived).peekable());
-    std::iter::from_fn(move || match (live.peek(), archived.peek()) {
-        (Some(l), Some(a)) if a.order() < l.order() => archived.next(),
-        (Some(_), _) => live.next(),
-        (None, _) => archived.next(),
-    })
-}
-
-/// One pipeline from its runs, newest first, so the first run seen is its latest.
-fn resolve<'a>(runs: impl Iterator<Item = Run<'a>>) -> Option<Pipeline<'a>> {
-    let mut runs = runs.peekable();
-    let latest = *runs.peek()?;
-    let mut p = Pipeline {
-        namespace: &latest.id().namespace,
-        name: &latest.view().pipeline,
-        application: &latest.view().application.name,
-        latest_execution: latest.summary(),
-        environments: Vec::new(),
-        execution_count: 0,
-        counts: Phase::ALL.iter().filter(|p| **p != Phase::Skipped).map(|p| (p.as_str(), 0)).collect(),
-    };
-    for run in runs {
-        let view = run.view();
-        p.execution_count += 1;
-        *p.counts.entry(view.phase.as_str()).or_default() += 1;
-        for env in &view.environments {
-            let known = p.environments.iter().position(|k| k.name == env.name);
-            let fresh = || PipelineEnvironment {
-                name: env.name.clone(),
-                phase: env.phase,
-                version: view.application.version.clone(),
-                execution: run.id().name.clone(),
-            };
-            match known {
-                None => p.environments.push(fresh()),
-                // An older run fills in an environment the newer ones have not reached yet.
-                Some(i) if !attempted(p.environments[i].phase) && attempted(env.phase) => p.environments[i] = fresh(),
-                Some(_) => {}
+impl Environments {
+    pub(super) fn add(&mut self, name: &str, mention: &Mention) {
+        let newer = |known: &Mention| mention.order < known.order;
+        match self.0.get_mut(name) {
+            None => {
+                let attempted = attempted(mention.phase).then(|| mention.clone());
+                self.0.insert(name.to_owned(), (mention.clone(), attempted));
+            }
+            Some((newest, attempted_one)) => {
+                if attempted(mention.phase) && attempted_one.as_ref().is_none_or(newer) {
+                    *attempted_one = Some(mention.clone());
+                }
+                if newer(newest) {
+                    *newest = mention.clone();
+                }
             }
         }
     }
-    Some(p)
+
+    fn merge(&mut self, other: &Environments) {
+        for (name, (newest, attempted)) in &other.0 {
+            self.add(name, newest);
+            if let Some(attempted) = attempted {
+                self.add(name, attempted);
+            }
+        }
+    }
+
+    fn resolved(&self) -> Vec<PipelineEnvironment> {
+        let mut chosen: Vec<(&String, &Mention, &Mention)> = self
+            .0
+            .iter()
+            .map(|(name, (newest, attempted_one))| {
+                let stands = if attempted(newest.phase) { newest } else { attempted_one.as_ref().unwrap_or(newest) };
+                (name, newest, stands)
+            })
+            .collect();
+        chosen.sort_by(|a, b| a.1.order.cmp(&b.1.order));
+        chosen
+            .into_iter()
+            .map(|(name, _, m)| PipelineEnvironment {
+                name: name.clone(),
+                phase: m.phase,
+                version: m.version.clone(),
+                execution: m.execution.clone(),
+            })
+            .collect()
+    }
+}
+
+/// A pipeline resolved from its live runs, before its environments are chosen.
+struct Resolved<'a> {
+    latest: &'a ExecutionEntry,
+    count: usize,
+    counts: BTreeMap<&'static str, usize>,
+    environments: Environments,
+}
+
+impl<'a> Resolved<'a> {
+    fn pipeline(&self) -> Pipeline<'a> {
+        let latest = self.latest;
+        Pipeline {
+            namespace: &latest.id.namespace,
+            name: &latest.view.pipeline,
+            application: &latest.view.application.name,
+            latest_execution: latest.summary_value(),
+            environments: self.environments.resolved(),
+            execution_count: self.count,
+            counts: self.counts.clone(),
+        }
+    }
+}
+
+fn no_counts() -> BTreeMap<&'static str, usize> {
+    Phase::ALL.iter().filter(|p| **p != Phase::Skipped).map(|p| (p.as_str(), 0)).collect()
+}
+
+/// One pipeline from its live runs, newest first, so the first run seen is its latest.
+fn resolve<'a>(mut runs: impl Iterator<Item = &'a ExecutionEntry>) -> Resolved<'a> {
+    let latest = runs.next().expect("a pipeline's postings are never empty");
+    let mut p = Resolved { latest, count: 0, counts: no_counts(), environments: Environments::default() };
+    for e in std::iter::once(latest).chain(runs) {
+        p.count += 1;
+        *p.counts.entry(e.view.phase.as_str()).or_default() += 1;
+        for (index, env) in e.view.environments.iter().enumerate() {
+            p.environments.add(&env.name, &Mention::of(e, index));
+        }
+    }
+    p
+}
+
+/// A pipeline from its live runs (if any) and its archived ones, added up.
+fn with_history<'a>(live: Option<&Resolved<'a>>, history: &'a PipelineHistory) -> Pipeline<'a> {
+    let archived = history.latest.as_ref().expect("a pipeline's history holds a run");
+    let newest_live = live.map(|l| (Reverse(l.latest.sort_time), l.latest.id.name.as_str()));
+    let mut p = match live {
+        Some(live) if newest_live < Some((Reverse(archived.sort_time), archived.id.name.as_str())) => live.pipeline(),
+        _ => Pipeline {
+            namespace: &archived.id.namespace,
+            name: &archived.view.pipeline,
+            application: &archived.view.application.name,
+            latest_execution: archived.summary(),
+            environments: Vec::new(),
+            execution_count: live.map_or(0, |l| l.count),
+            counts: live.map_or_else(no_counts, |l| l.counts.clone()),
+        },
+    };
+    p.execution_count = live.map_or(0, |l| l.count) + history.count;
+    p.counts = live.map_or_else(no_counts, |l| l.counts.clone());
+    for (phase, n) in &history.counts {
+        *p.counts.entry(phase.as_str()).or_default() += n;
+    }
+    let mut environments = live.map(|l| l.environments.clone()).unwrap_or_default();
+    environments.merge(&history.environments);
+    p.environments = environments.resolved();
+    p
 }
