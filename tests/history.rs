@@ -211,10 +211,18 @@ async fn a_warm_start_serves_archived_versions(url: &str) {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "run-1", "Running");
     write(dir.path(), "run-2", "Running");
+    // A file whose second document is rejected: never archived, so the file is parsed again
+    // and the rejection still reported.
+    let mixed = format!(
+        "{}---\n{}",
+        manifest("team-a", "run-3", &Doc::new("web").yaml()),
+        manifest("team-a", "bad", "kind: nonsense")
+    );
+    std::fs::write(dir.path().join("mixed.yaml"), mixed).unwrap();
     let year = Duration::from_secs(365 * 86400);
     let launch = || Running::launch(dir_source(dir.path(), Duration::from_millis(50)), archive(url, year));
     let service = launch().await;
-    wait_rows(url, "both runs are archived", |rows| rows.len() == 2).await;
+    wait_rows(url, "the runs are archived", |rows| rows.len() == 3).await;
     let (_, cold) = service.get("/api/v1/namespaces/team-a/executions/run-1").await;
     service.stop().await;
 
@@ -233,8 +241,10 @@ async fn a_warm_start_serves_archived_versions(url: &str) {
 
     let service = launch().await;
     service
-        .wait_for("both runs are served", "/api/v1/executions", |b| b["items"].as_array().is_some_and(|i| i.len() == 2))
+        .wait_for("the runs are served", "/api/v1/executions", |b| b["items"].as_array().is_some_and(|i| i.len() == 3))
         .await;
+    let (_, rejections) = service.get("/api/v1/rejections").await;
+    assert_eq!(rejections["items"][0]["name"], "bad", "a rejection beside an archived run is reported: {rejections}");
     let (_, warm) = service.get("/api/v1/namespaces/team-a/executions/run-1").await;
     assert_eq!(warm["execution"]["pipeline"], "web-as-archived", "the stored version is served as stored: {warm}");
     let (_, changed) = service.get("/api/v1/namespaces/team-a/executions/run-2").await;

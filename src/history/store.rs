@@ -1,6 +1,7 @@
 //! The archive's SQL: opening (with the embedded migrations), writing a batch of notes in one
 //! transaction, pruning. Every statement is in the SQL SQLite and PostgreSQL share.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -153,25 +154,29 @@ pub async fn mark_deleted(pool: &AnyPool, gone: &[ArchiveKey], at: Timestamp) ->
 }
 
 /// The stored versions of executions that still exist (of one namespace, or all), validated
-/// under `schema_set`: namespace, name and what was served.
+/// under `schema_set`: namespace, name, labels and what was served.
 pub async fn stored(
     pool: &AnyPool,
     namespace: Option<&str>,
     schema_set: &str,
-) -> Result<Vec<(String, String, Stored)>, sqlx::Error> {
-    let sql = "SELECT namespace, name, uid, resource_version, sort_time, detail, summary FROM executions \
+) -> Result<Vec<(String, String, BTreeMap<String, String>, Stored)>, sqlx::Error> {
+    let sql = "SELECT namespace, name, uid, resource_version, sort_time, detail, summary, labels FROM executions \
                WHERE deleted_at IS NULL AND schema_set = $1 AND ($2 = '' OR namespace = $3)";
     let ns = namespace.unwrap_or_default();
-    let rows = sqlx::query(sql).bind(schema_set).bind(ns).bind(ns).fetch_all(pool).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let sort_time = Timestamp::from_millisecond(r.get(4)).unwrap_or(Timestamp::UNIX_EPOCH);
-            let stored =
-                Stored { uid: r.get(2), resource_version: r.get(3), sort_time, detail: r.get(5), summary: r.get(6) };
-            (r.get(0), r.get(1), stored)
-        })
-        .collect())
+    let mut rows = sqlx::query(sql).bind(schema_set).bind(ns).bind(ns).fetch(pool);
+    let mut stored = Vec::new();
+    while let Some(r) = rows.try_next().await? {
+        let labels = serde_json::from_str(&r.get::<String, _>(7)).unwrap_or_default();
+        let version = Stored {
+            uid: r.get(2),
+            resource_version: r.get(3),
+            sort_time: timestamp(r.get(4)),
+            detail: r.get(5),
+            summary: r.get(6),
+        };
+        stored.push((r.get(0), r.get(1), labels, version));
+    }
+    Ok(stored)
 }
 
 /// The detail and deletion time of the latest deleted version of `namespace/name`.

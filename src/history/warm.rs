@@ -9,10 +9,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::ObjectMeta;
 use sqlx::AnyPool;
 
 use super::{ArchiveSettings, short, store};
 use crate::index::Stored;
+use crate::source::dir::parse_file_version;
 
 /// The longest a shard waits for its archived versions before it decodes everything.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,13 +53,36 @@ impl WarmSource {
             }
         };
         tracing::info!(namespace, versions = rows.len(), took = ?started.elapsed(), "warm start: archived versions loaded");
-        Warm(Mutex::new(rows.into_iter().map(|(ns, name, stored)| ((ns, name), stored)).collect()))
+        let mut files: HashMap<String, FileObjects> = HashMap::new();
+        let mut stored = HashMap::with_capacity(rows.len());
+        for (namespace, name, labels, version) in rows {
+            if let Some((hash, i, n)) = parse_file_version(&version.resource_version) {
+                let metadata = ObjectMeta {
+                    namespace: Some(namespace.clone()),
+                    name: Some(name.clone()),
+                    labels: Some(labels),
+                    uid: Some(version.uid.clone()),
+                    resource_version: Some(version.resource_version.clone()),
+                    ..ObjectMeta::default()
+                };
+                files.entry(hash.to_owned()).or_default().push((i, n, metadata));
+            }
+            stored.insert((namespace, name), version);
+        }
+        Warm { stored: Mutex::new(stored), files: Mutex::new(files) }
     }
 }
 
-/// Stored versions by namespace and name, each taken at most once.
+/// Stored versions by namespace and name, each taken at most once; and, for a directory, the
+/// objects of each file content they came from.
 #[derive(Default)]
-pub struct Warm(Mutex<HashMap<(String, String), Stored>>);
+pub struct Warm {
+    stored: Mutex<HashMap<(String, String), Stored>>,
+    files: Mutex<HashMap<String, FileObjects>>,
+}
+
+/// The objects of one file content: each one's place, how many there were, its metadata.
+type FileObjects = Vec<(usize, usize, ObjectMeta)>;
 
 impl Warm {
     /// The stored version of `cm`, if the archive holds this very one (same uid and
@@ -65,10 +90,22 @@ impl Warm {
     pub fn take(&self, cm: &ConfigMap) -> Option<Stored> {
         let meta = &cm.metadata;
         let key = (meta.namespace.clone()?, meta.name.clone()?);
-        let mut stored = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stored = self.stored.lock().unwrap_or_else(|p| p.into_inner());
         let same = stored.get(&key).is_some_and(|s| {
             Some(&s.uid) == meta.uid.as_ref() && Some(&s.resource_version) == meta.resource_version.as_ref()
         });
         if same { stored.remove(&key) } else { None }
+    }
+
+    /// The objects a file of this content yielded, when the archive holds every one of them
+    /// as an execution (so none was rejected): the directory source need not parse it. Given
+    /// once per content.
+    pub fn file(&self, hash: &str) -> Option<Vec<ObjectMeta>> {
+        let mut objects = self.files.lock().unwrap_or_else(|p| p.into_inner()).remove(hash)?;
+        objects.sort_by_key(|(i, ..)| *i);
+        let n = objects.first()?.1;
+        let complete =
+            objects.len() == n && objects.iter().enumerate().all(|(at, (i, count, _))| at == *i && *count == n);
+        complete.then(|| objects.into_iter().map(|(.., metadata)| metadata).collect())
     }
 }

@@ -16,7 +16,7 @@ use crate::history::{Warm, WarmSource};
 use crate::index::{self, ExecutionEntry, Index, Listed, Prepared, ShardState};
 use crate::selector::Selector;
 use crate::source::cluster::{WatchSettings, watch_namespace};
-use crate::source::dir::watch_dir;
+use crate::source::dir::{Archived, watch_dir};
 use crate::source::namespaces::{self, Change};
 use crate::source::{Namespaces, SourceEvent, Sources};
 use crate::validate::{ObjectRef, SchemaRegistry};
@@ -107,7 +107,12 @@ fn spawn_sources(sources: Sources, index: &Index, decoding: &Decoding) -> JoinSe
             let source = format!("dir:{}", dir.path.display());
             index.register(&source, None);
             let span = tracing::info_span!("dir", path = %dir.path.display());
-            spawn_ingest(&mut tasks, index, decoding, (source, None), watch_dir(dir), span);
+            let events = move |warm: Arc<Warm>| {
+                // A file whose every object the archive holds is not parsed again.
+                let archived: Archived = Arc::new(move |hash: &str| warm.file(hash));
+                watch_dir(dir, Some(archived))
+            };
+            spawn_ingest(&mut tasks, index, decoding, (source, None), events, span);
         }
     }
     tasks
@@ -125,7 +130,7 @@ fn watch_one(
     index.register(ns, Some(ns));
     let events = watch_namespace(client.clone(), ns, watch);
     let span = tracing::info_span!("watch", namespace = %ns);
-    spawn_ingest(tasks, index, decoding, (ns.to_owned(), Some(ns.to_owned())), events, span)
+    spawn_ingest(tasks, index, decoding, (ns.to_owned(), Some(ns.to_owned())), |_| events, span)
 }
 
 /// Starts and stops a watcher per namespace as namespaces matching `selector` come and go. The
@@ -176,13 +181,14 @@ pub struct Decoding {
 }
 
 /// One task per shard, in its own span: `(source, namespace)` names the shard and the
-/// namespace whose archived versions it may start from.
+/// namespace whose archived versions it may start from; `events` starts its source once those
+/// are loaded.
 fn spawn_ingest<S>(
     tasks: &mut JoinSet<()>,
     index: &Index,
     decoding: &Decoding,
     (source, namespace): (String, Option<String>),
-    events: S,
+    events: impl FnOnce(Arc<Warm>) -> S + Send + 'static,
     span: tracing::Span,
 ) -> AbortHandle
 where
@@ -190,10 +196,11 @@ where
 {
     let (index, decoding) = (index.clone(), decoding.clone());
     let run = async move {
-        let warm = match &decoding.warm {
+        let warm = Arc::new(match &decoding.warm {
             Some(source) => source.load(namespace.as_deref()).await,
             None => Warm::default(),
-        };
+        });
+        let events = events(warm.clone());
         let registry = decoding.registry;
         let decoder = move |cm: &ConfigMap| {
             let restored = warm.take(cm).and_then(|stored| {

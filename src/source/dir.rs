@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::Stream;
@@ -66,7 +67,7 @@ const SETTLE: Duration = Duration::from_millis(10);
 
 /// Follows the directory on a thread of its own (all of its work is blocking file I/O). The
 /// stream never ends; dropping it stops the thread within one interval.
-pub fn watch_dir(source: DirSource) -> impl Stream<Item = SourceEvent> + Send {
+pub fn watch_dir(source: DirSource, archived: Option<Archived>) -> impl Stream<Item = SourceEvent> + Send {
     let (tx, rx) = mpsc::channel(QUEUE);
     let follow = move || {
         let (changed_tx, changed) = std::sync::mpsc::channel();
@@ -81,7 +82,7 @@ pub fn watch_dir(source: DirSource) -> impl Stream<Item = SourceEvent> + Send {
                 source.interval
             }
         };
-        let mut scan = Scan::default();
+        let mut scan = Scan::with_archived(archived);
         let mut scanned = std::time::Instant::now();
         let mut only: Option<HashSet<String>> = None;
         while follow_once(&source, &mut scan, only.as_ref(), &tx).is_ok() {
@@ -216,7 +217,7 @@ fn follow_once(
             sent?;
             // The next good read is a relist even if nothing changed, so the source is seen
             // to recover.
-            *scan = Scan::default();
+            *scan = Scan::with_archived(scan.archived.take());
             send(Err(e))?;
         }
     }
@@ -230,6 +231,19 @@ pub struct Scan {
     holders: HashMap<ObjectRef, u32>,
     /// True once a listing succeeded: until then, an update is a relist.
     listed: bool,
+    /// What a warm start knows of files by their content.
+    archived: Option<Archived>,
+}
+
+/// The objects a file of this content (`file_hash`) yielded before, each archived as an
+/// execution at this very version: such a file is not parsed again (a warm start). Each answer
+/// is given once, so a copy of a file is parsed as usual.
+pub type Archived = Arc<dyn Fn(&str) -> Option<Vec<ObjectMeta>> + Send + Sync>;
+
+impl Scan {
+    pub fn with_archived(archived: Option<Archived>) -> Self {
+        Scan { archived, ..Scan::default() }
+    }
 }
 
 struct FileState {
@@ -329,11 +343,12 @@ impl Scan {
                     (!current).then(|| (name, stamp, known.map(|k| k.hash)))
                 })
                 .collect();
+            let archived = self.archived.as_ref();
             let loaded = crate::parallel::map(&stale, |(name, stamp, known)| {
                 let read = read_bounded(&source.path.join(name), source.max_file_bytes);
                 let hash = content_hash(&read);
                 // The same content as last time: nothing to parse or send.
-                let objects = (Some(hash) != *known).then(|| objects(source, name, read));
+                let objects = (Some(hash) != *known).then(|| objects(source, name, read, archived));
                 (hash, stamp.is_none_or(|s| s.racy(now)), objects)
             });
             for ((name, stamp, _), (hash, racy, objects)) in stale.into_iter().zip(loaded) {
@@ -393,12 +408,25 @@ fn content_hash(read: &Result<String, (&'static str, String)>) -> u64 {
     h.finish()
 }
 
-/// Every selected ConfigMap and every unreadable document of one file.
-fn objects(source: &DirSource, name: &str, read: Result<String, (&'static str, String)>) -> Vec<Object> {
+/// Every selected ConfigMap and every unreadable document of one file. A ConfigMap without a
+/// resourceVersion gets one from the file's content and its place among the file's objects.
+fn objects(
+    source: &DirSource,
+    name: &str,
+    read: Result<String, (&'static str, String)>,
+    archived: Option<&Archived>,
+) -> Vec<Object> {
     let text = match read {
         Ok(text) => text,
         Err((code, message)) => return vec![Object::Unreadable(Unreadable { file: name.to_owned(), code, message })],
     };
+    let hash = file_hash(&text);
+    if let Some(known) = archived.and_then(|archived| archived(&hash)) {
+        return known
+            .into_iter()
+            .map(|metadata| Object::ConfigMap(ConfigMap { metadata, ..ConfigMap::default() }))
+            .collect();
+    }
     let documents = parse_manifests(&text);
     let several = documents.len() > 1;
     let mut objects = Vec::new();
@@ -412,7 +440,35 @@ fn objects(source: &DirSource, name: &str, read: Result<String, (&'static str, S
             Err((code, message)) => objects.push(Object::Unreadable(Unreadable { file, code, message })),
         }
     }
+    let n = objects.len();
+    for (i, object) in objects.iter_mut().enumerate() {
+        if let Object::ConfigMap(cm) = object {
+            cm.metadata.resource_version.get_or_insert_with(|| file_version(&hash, i, n));
+        }
+    }
     objects
+}
+
+/// A file's content hash: the first 128 bits of its SHA-256, in hex. Stable across processes
+/// and releases, as the archive keeps versions made of it.
+pub fn file_hash(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes())[..16])
+}
+
+/// The resourceVersion of the `i`th of a file's `n` objects.
+pub fn file_version(hash: &str, i: usize, n: usize) -> String {
+    format!("{hash}-{i}-{n}")
+}
+
+/// Which file content, and which of its objects, a version names (see `file_version`).
+pub fn parse_file_version(version: &str) -> Option<(&str, usize, usize)> {
+    let mut parts = version.splitn(3, '-');
+    let (hash, i, n) = (parts.next()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    (hash.len() == 32 && i < n).then_some((hash, i, n))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The object a `Delete` names: a ConfigMap always has a namespace (`default` when omitted).
@@ -444,20 +500,14 @@ fn configmap(value: Value) -> Result<Option<ConfigMap>, String> {
     }
     let mut cm: ConfigMap = serde_json::from_value(value).map_err(|e| format!("not a valid ConfigMap: {e}"))?;
     cm.metadata.namespace.get_or_insert_with(|| "default".to_owned());
-    // Files carry no resourceVersion: a content hash lets a relist skip unchanged objects.
-    let mut h = DefaultHasher::new();
-    cm.data.hash(&mut h);
-    cm.metadata.labels.hash(&mut h);
-    cm.metadata.resource_version.get_or_insert_with(|| format!("{:x}", h.finish()));
-    // Files carry no uid either: one derived from the name is the same in every process, so
+    // Files carry no uid: one derived from the name is the same in every process, so
     // the archive keeps one row per file's execution across restarts.
     let key = format!(
         "{}/{}",
         cm.metadata.namespace.as_deref().unwrap_or_default(),
         cm.metadata.name.as_deref().unwrap_or_default()
     );
-    let digest = Sha256::digest(key.as_bytes());
-    cm.metadata.uid.get_or_insert_with(|| digest.iter().take(16).map(|b| format!("{b:02x}")).collect());
+    cm.metadata.uid.get_or_insert_with(|| hex(&Sha256::digest(key.as_bytes())[..16]));
     Ok(Some(cm))
 }
 
