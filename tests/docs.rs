@@ -81,7 +81,7 @@ impl Env {
         let service = Running::launch(examples, Setup::default()).await;
         service.wait_for("the examples are served", "/api/v1/executions", |b| b["items"][0].is_object()).await;
         let sim = k8s_sim::Sim::start().await.unwrap();
-        for ns in ["team-payments", "team-storefront"] {
+        for ns in ["team-payments", "team-storefront", "execwatch"] {
             sim.create_namespace(ns);
         }
         let dir = tempfile::tempdir().unwrap();

@@ -286,6 +286,7 @@ const APPLY: &str = "application/apply-patch+yaml";
 fn strict(resource: &Resource, object: &Value) -> Result<(), ApiError> {
     let known: &[&str] = match resource.plural.as_str() {
         "configmaps" => &["apiVersion", "kind", "metadata", "data", "binaryData", "immutable"],
+        "secrets" => &["apiVersion", "kind", "metadata", "data", "stringData", "type", "immutable"],
         "namespaces" => &["apiVersion", "kind", "metadata", "spec", "status"],
         _ => return Ok(()),
     };

@@ -35,6 +35,9 @@ impl Resource {
     pub fn configmaps() -> Self {
         Self::new("", "v1", "configmaps", "ConfigMap", true, &["cm"])
     }
+    pub fn secrets() -> Self {
+        Self::new("", "v1", "secrets", "Secret", true, &[])
+    }
     pub fn crds() -> Self {
         Self::new(
             "apiextensions.k8s.io",

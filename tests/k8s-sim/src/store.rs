@@ -68,7 +68,7 @@ impl Store {
     }
 
     fn built_ins() -> Vec<Resource> {
-        let mut all = vec![Resource::namespaces(), Resource::configmaps(), Resource::crds()];
+        let mut all = vec![Resource::namespaces(), Resource::configmaps(), Resource::secrets(), Resource::crds()];
         all.extend(crate::rbac::rbac_resources());
         all.extend([crate::rbac::tokenreviews(), crate::rbac::subjectaccessreviews()]);
         all
