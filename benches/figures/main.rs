@@ -21,6 +21,7 @@ mod warm;
 
 /// The tests' PostgreSQL harness: a server in a temporary directory, for the warm start.
 #[path = "../../tests/common/postgres.rs"]
+#[allow(dead_code)] // the tests stop and resume the server too
 mod postgres;
 mod clients {
     pub fn missing(what: &str) {

@@ -87,16 +87,15 @@ impl Wanted {
         let after = self.after.as_ref().map(Cursor::position);
         let (live, as_of) = state.index.listing(&self.filter, after.as_ref(), self.limit);
         let mut freshness = state.index.freshness(self.filter.namespace.as_deref(), &self.filter.scope);
-        let archived = match state.history() {
-            Some(archive) => Some(archive.list(&state.index, &self.filter, after.as_ref(), self.limit).await),
-            None => None,
-        };
-        let (items, next) = match archived {
-            Some(Ok(archived)) => history::merge(live, archived, self.limit),
-            unread => {
-                if let Some(Err(error)) = unread {
+        let (items, next) = match state.history() {
+            Some(archive) => {
+                let (archived, unread) = archive.list(&state.index, &self.filter, after.as_ref(), self.limit).await;
+                if let Some(error) = unread {
                     freshness.archive_unreadable(error);
                 }
+                history::merge(live, archived, self.limit)
+            }
+            None => {
                 let next = live.items.last().filter(|_| live.more).map(|(at, _)| at.clone());
                 (live.items.into_iter().map(|(_, item)| item).collect(), next)
             }

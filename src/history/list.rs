@@ -31,22 +31,33 @@ pub struct Archived {
     pub stopped: Option<Position>,
 }
 
-/// Up to `limit` archived executions matching `filter` after `after`.
-pub(super) async fn page(
-    pool: &AnyPool,
+/// Deletions the archive may not hold yet (see `Index::departed`) that match `filter` after
+/// `after`, marked archived; and every such name, so rows of them are left out.
+pub(super) fn pending(
     index: &Index,
     filter: &ExecutionFilter,
     after: Option<&Position>,
-    limit: usize,
-) -> Result<Archived, sqlx::Error> {
+) -> (Vec<(Position, Json)>, HashSet<ObjectRef>) {
     let departed = index.departed();
-    let pending: HashSet<&ObjectRef> = departed.iter().map(|(entry, _)| &*entry.id).collect();
-    let mut items: Vec<(Position, Json)> = departed
+    let names = departed.iter().map(|(entry, _)| (*entry.id).clone()).collect();
+    let items = departed
         .iter()
         .filter(|(entry, _)| filter.matches(entry))
         .map(|(entry, at)| (Position::of(entry), Json::archived(&entry.summary.bytes, *at)))
         .filter(|(position, _)| after.is_none_or(|after| position > after))
         .collect();
+    (items, names)
+}
+
+/// Archived rows matching `filter` after `after`, of names neither live nor `pending`: more
+/// than `limit` where there are that many, and where reading stopped at `SCAN` rows.
+pub(super) async fn rows(
+    pool: &AnyPool,
+    index: &Index,
+    filter: &ExecutionFilter,
+    (after, limit): (Option<&Position>, usize),
+    pending: &HashSet<ObjectRef>,
+) -> Result<(Vec<(Position, Json)>, Option<Position>), sqlx::Error> {
     let namespaces = match (&filter.namespace, filter.scope.namespaces()) {
         (Some(ns), _) => Some(vec![ns.as_str()]),
         (None, Some(readable)) => Some(readable.iter().map(String::as_str).collect()),
@@ -58,7 +69,7 @@ pub(super) async fn page(
     let checked_after = filter.labels.is_some() || filter.environment.is_some();
     let chunk = if checked_after { (limit + 1).max(CHUNK) } else { limit + 1 };
     let mut from = after.cloned();
-    let (mut read, mut found, mut stopped) = (0, 0, None);
+    let (mut read, mut items) = (0, Vec::new());
     loop {
         let cursor = from.as_ref().map(|p| (p.time.as_millisecond(), p.namespace.as_str(), p.name.as_str()));
         let rows = store::archived(pool, &query, cursor, chunk).await?;
@@ -75,24 +86,26 @@ pub(super) async fn page(
             if pending.contains(&id) || index.is_live(&id) || !matches(filter, &row) {
                 continue;
             }
-            found += 1;
             items.push((position, Json::archived(row.summary.as_bytes(), store::timestamp(row.deleted_at))));
         }
-        if found > limit || !full {
-            break;
+        if items.len() > limit || !full {
+            return Ok((items, None));
         }
         if read >= SCAN {
-            stopped = from;
-            break;
+            return Ok((items, from));
         }
     }
+}
+
+/// The first `limit` of `items`, in order, and where the page that holds them stops.
+pub(super) fn assemble(mut items: Vec<(Position, Json)>, stopped: Option<Position>, limit: usize) -> Archived {
     items.sort_by(|a, b| a.0.cmp(&b.0));
     if let Some(stop) = &stopped {
         items.retain(|(position, _)| position <= stop);
     }
     let more = items.len() > limit;
     items.truncate(limit);
-    Ok(Archived { items, more, stopped })
+    Archived { items, more, stopped }
 }
 
 /// The checks SQL leaves to the rows: labels and environment.

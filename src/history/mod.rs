@@ -79,7 +79,10 @@ pub struct ArchiveSettings {
 /// How the archive is doing, for readiness and `/metrics`, and its connection once it has one,
 /// for the API to read archived executions. Clones share it.
 #[derive(Clone, Default)]
-pub struct ArchiveStatus(Arc<Mutex<StatusInner>>, Arc<Mutex<Option<AnyPool>>>, Arc<AtomicU64>);
+pub struct ArchiveStatus(Arc<Mutex<StatusInner>>, Arc<Mutex<Option<AnyPool>>>, Arc<AtomicU64>, Arc<Mutex<ReadFailure>>);
+
+/// When a read of the archive last failed, and why.
+type ReadFailure = Option<(std::time::Instant, String)>;
 
 /// A snapshot of the archive's state.
 #[derive(Clone, Debug, Default)]
@@ -142,18 +145,45 @@ impl ArchiveStatus {
         pool.ok_or_else(|| self.get().last_error.unwrap_or_else(|| "not connected yet".to_owned()))
     }
 
-    /// Up to `limit` archived executions matching `filter` after `after` (see `list`); an
-    /// error when the archive cannot be read within `READ_TIMEOUT`.
+    /// Up to `limit` archived executions matching `filter` after `after` (see `list`), and why
+    /// the archive's rows are not among them when it cannot be read within `READ_TIMEOUT`:
+    /// deletions not written yet are there either way.
     pub async fn list(
         &self,
         index: &Index,
         filter: &ExecutionFilter,
         after: Option<&Position>,
         limit: usize,
-    ) -> Result<Archived, String> {
-        let pool = self.pool()?;
-        let page = tokio::time::timeout(READ_TIMEOUT, list::page(&pool, index, filter, after, limit)).await;
-        page.map_err(|_| format!("no answer within {READ_TIMEOUT:?}"))?.map_err(short)
+    ) -> (Archived, Option<String>) {
+        let (mut items, pending) = list::pending(index, filter, after);
+        let read = async {
+            let pool = self.readable()?;
+            let rows = list::rows(&pool, index, filter, (after, limit), &pending);
+            let rows = tokio::time::timeout(READ_TIMEOUT, rows).await;
+            let rows = rows.map_err(|_| format!("no answer within {READ_TIMEOUT:?}"));
+            rows.and_then(|r| r.map_err(short)).inspect_err(|e| self.read_failed(e))
+        };
+        match read.await {
+            Ok((rows, stopped)) => {
+                items.extend(rows);
+                (list::assemble(items, stopped, limit), None)
+            }
+            Err(error) => (list::assemble(items, None, limit), Some(error)),
+        }
+    }
+
+    /// The connection, unless there is none yet or a read failed within `READ_BACKOFF`: while
+    /// the database is away, requests learn it at once instead of each waiting for it.
+    fn readable(&self) -> Result<AnyPool, String> {
+        let failed = self.3.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match failed {
+            Some((at, error)) if at.elapsed() < READ_BACKOFF => Err(error),
+            _ => self.pool(),
+        }
+    }
+
+    fn read_failed(&self, error: &str) {
+        *self.3.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), error.to_owned()));
     }
 
     /// The archived version of `namespace/name` whose ConfigMap is gone (the latest deleted,
@@ -166,15 +196,18 @@ impl ArchiveStatus {
             return Ok(Some(Json::archived(&entry.detail.bytes, at).bytes));
         }
         let (namespace, name) = (id.namespace.as_str(), id.name.as_str());
-        let pool = self.pool()?;
+        let pool = self.readable()?;
         let found = tokio::time::timeout(READ_TIMEOUT, store::deleted(&pool, namespace, name)).await;
-        let found = found.map_err(|_| format!("no answer within {READ_TIMEOUT:?}"))?.map_err(short)?;
+        let found = found.map_err(|_| format!("no answer within {READ_TIMEOUT:?}"));
+        let found = found.and_then(|f| f.map_err(short)).inspect_err(|e| self.read_failed(e))?;
         Ok(found.map(|(detail, deleted_at)| Json::archived(detail.as_bytes(), store::timestamp(deleted_at)).bytes))
     }
 }
 
 /// The longest a request waits for the archive.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long after a failed read requests do without the archive, before one tries again.
+const READ_BACKOFF: Duration = Duration::from_secs(5);
 
 /// An error quoted in status and logs: the database's message, bounded.
 fn short(error: impl std::fmt::Display) -> String {

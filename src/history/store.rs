@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::MigrateError;
 use sqlx::{AnyPool, Executor, Row};
 
 use super::ArchiveUrl;
@@ -23,7 +24,18 @@ pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
         // Readers never wait for the writer; persisted in the file.
         pool.execute("PRAGMA journal_mode = WAL").await?;
     }
-    MIGRATOR.run(&pool).await?;
+    MIGRATOR.run(&pool).await.map_err(|e| match e {
+        // A migration this binary does not know: a newer execwatch wrote this archive, and
+        // this one must not write rows that newer schema does not expect.
+        MigrateError::VersionMissing(version) => sqlx::Error::Configuration(
+            format!(
+                "the archive was migrated by a newer execwatch (its migration {version} is unknown to this one); \
+                 run that version, or give this one another database"
+            )
+            .into(),
+        ),
+        e => e.into(),
+    })?;
     Ok(pool)
 }
 

@@ -71,6 +71,8 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
                 tracing::warn!(error = %e, notes = batch.len(), retry_in = ?backoff, "cannot write to the archive; keeping the notes");
                 journal.put_back(batch);
                 status.update(|s| {
+                    // Not ready until a write succeeds again.
+                    s.connected = false;
                     s.last_error = Some(format!("cannot write to the archive: {}", short(&e)));
                     s.failures += 1;
                 });

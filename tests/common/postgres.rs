@@ -12,6 +12,13 @@ pub struct Postgres {
     port: u16,
 }
 
+/// The server's data directory, options and log, as `pg_ctl` takes them.
+fn pg_ctl_args(dir: &Path, port: u16) -> [String; 3] {
+    let options =
+        format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", dir.display());
+    [dir.join("data").display().to_string(), options, dir.join("server.log").display().to_string()]
+}
+
 impl Postgres {
     /// `None` (after reporting it) where PostgreSQL is not installed.
     pub fn start() -> Option<Postgres> {
@@ -30,13 +37,22 @@ impl Postgres {
         }
         let data_arg = data.display().to_string();
         run(&bin, "initdb", &["-D", &data_arg, "-U", "execwatch", "--auth=trust", "-E", "UTF8", "--no-sync"]);
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            dir.path().display()
-        );
-        let log = dir.path().join("server.log").display().to_string();
-        run(&bin, "pg_ctl", &["-D", &data_arg, "-o", &options, "-l", &log, "-w", "-t", "60", "start"]);
-        Some(Postgres { dir, bin, port })
+        let postgres = Postgres { dir, bin, port };
+        postgres.resume();
+        Some(postgres)
+    }
+
+    /// Stops the server at once, as a crash or a lost network would: clients see their
+    /// connections fail.
+    pub fn halt(&self) {
+        let [data, ..] = pg_ctl_args(self.dir.path(), self.port);
+        run(&self.bin, "pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+    }
+
+    /// Starts the server (again), on the same port.
+    pub fn resume(&self) {
+        let [data, options, log] = pg_ctl_args(self.dir.path(), self.port);
+        run(&self.bin, "pg_ctl", &["-D", &data, "-o", &options, "-l", &log, "-w", "-t", "60", "start"]);
     }
 
     /// A URL for `database`, which `create` makes.

@@ -1,0 +1,152 @@
+//! The archive when its database fails: down at start, lost mid-run, a corrupt SQLite file, a
+//! database migrated by a newer execwatch. Live executions are served throughout, the `history`
+//! module says why it is not ready, and once the database is back nothing written meanwhile is
+//! lost.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::postgres::Postgres;
+use common::{Running, Setup, dir_source, manifest, names, wait_until};
+use execwatch::fixtures::Doc;
+use execwatch::history::ArchiveSettings;
+use serde_json::Value;
+
+fn write(dir: &Path, name: &str, phase: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, manifest("team-a", name, &Doc::new("web").phase(phase).yaml())).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("{name}.yaml"))).unwrap();
+}
+
+async fn launch(dir: &Path, url: &str) -> Running {
+    let archive = ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) };
+    Running::launch(dir_source(dir, Duration::from_millis(50)), Setup { archive: Some(archive), ..Setup::default() })
+        .await
+}
+
+async fn history(service: &Running) -> Value {
+    let (_, body) = service.get("/api/v1/modules").await;
+    body["items"].as_array().into_iter().flatten().find(|m| m["name"] == "history").cloned().unwrap_or(Value::Null)
+}
+
+/// Name, phase and whether deleted, of every row, by name; empty while the database is down.
+async fn rows(url: &str) -> Vec<(String, String, bool)> {
+    sqlx::any::install_default_drivers();
+    let Ok(pool) = sqlx::AnyPool::connect(url).await else { return Vec::new() };
+    let sql = "SELECT name, phase, deleted_at FROM executions ORDER BY name";
+    let rows = sqlx::query_as::<_, (String, String, Option<i64>)>(sql).fetch_all(&pool).await.unwrap_or_default();
+    pool.close().await;
+    rows.into_iter().map(|(name, phase, deleted)| (name, phase, deleted.is_some())).collect()
+}
+
+fn row(name: &str, phase: &str, deleted: bool) -> (String, String, bool) {
+    (name.to_owned(), phase.to_owned(), deleted)
+}
+
+#[tokio::test]
+async fn a_database_down_at_start_or_lost_mid_run_loses_nothing_once_back() {
+    let Some(postgres) = Postgres::start() else { return };
+    postgres.create("faults");
+    let url = postgres.url("faults");
+    postgres.halt();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "run-1", "Running");
+    write(dir.path(), "run-2", "Running");
+    let service = launch(dir.path(), &url).await;
+    service.wait_for("live runs are served", "/api/v1/executions", |b| names(b).len() == 2).await;
+    assert_eq!(service.get("/readyz").await.0, 200, "a database down at start keeps nobody from live data");
+    assert_eq!(history(&service).await["ready"], false);
+
+    postgres.resume();
+    wait_until("the reconnect writes what was served meanwhile", || async {
+        (rows(&url).await == [row("run-1", "Running", false), row("run-2", "Running", false)]).then_some(())
+    })
+    .await;
+    wait_until("history is ready", || async { (history(&service).await["ready"] == true).then_some(()) }).await;
+
+    postgres.halt();
+    write(dir.path(), "run-1", "Failed");
+    std::fs::remove_file(dir.path().join("run-2.yaml")).unwrap();
+    write(dir.path(), "run-3", "Running");
+    service
+        .wait_for("the changes are served live", "/api/v1/executions", |b| {
+            let phases: Vec<(&str, &str, bool)> = b["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| (e["name"].as_str().unwrap(), e["phase"].as_str().unwrap(), e["archived"] == true))
+                .collect();
+            phases == [("run-1", "Failed", false), ("run-2", "Running", true), ("run-3", "Running", false)]
+        })
+        .await;
+    let down = wait_until("history says the database is lost", || async {
+        let h = history(&service).await;
+        (h["ready"] == false && h["lastError"].is_string()).then_some(h)
+    })
+    .await;
+    assert!(down["lastError"].as_str().unwrap().contains("archive"), "{down}");
+    let (status, one) = service.get("/api/v1/namespaces/team-a/executions/run-2").await;
+    assert_eq!((status, &one["archived"]), (200, &Value::Bool(true)), "a deletion not written yet still answers");
+
+    postgres.resume();
+    let expected = [row("run-1", "Failed", false), row("run-2", "Running", true), row("run-3", "Running", false)];
+    wait_until("nothing is lost once the database is back", || async { (rows(&url).await == expected).then_some(()) })
+        .await;
+    wait_until("history is ready again", || async { (history(&service).await["ready"] == true).then_some(()) }).await;
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_sqlite_file_is_named_and_live_serving_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write(&data, "run-1", "Running");
+    let file = dir.path().join("history.db");
+    std::fs::write(&file, b"this is not a SQLite database, whatever its name says".repeat(100)).unwrap();
+    let service = launch(&data, &format!("sqlite:{}", file.display())).await;
+    service.wait_for("the live run is served", "/api/v1/executions", |b| names(b) == ["run-1"]).await;
+    let h = wait_until("history names the fault", || async {
+        let h = history(&service).await;
+        h["lastError"].as_str().is_some_and(|e| e.contains("not a database")).then_some(h)
+    })
+    .await;
+    assert_eq!(h["ready"], false, "{h}");
+    assert_eq!(service.get("/readyz").await.0, 200);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn an_archive_migrated_by_a_newer_execwatch_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write(&data, "run-1", "Running");
+    let url = format!("sqlite:{}", dir.path().join("history.db").display());
+    let service = launch(&data, &url).await;
+    wait_until("the run is archived", || async { (rows(&url).await.len() == 1).then_some(()) }).await;
+    service.stop().await;
+    // What a newer release's migration leaves behind.
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', TRUE, x'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let service = launch(&data, &url).await;
+    service.wait_for("live serving goes on", "/api/v1/executions", |b| names(b) == ["run-1"]).await;
+    let h = wait_until("history refuses the archive", || async {
+        let h = history(&service).await;
+        h["lastError"].as_str().is_some_and(|e| e.contains("newer execwatch")).then_some(h)
+    })
+    .await;
+    assert_eq!(h["ready"], false, "{h}");
+    assert!(h["lastError"].as_str().unwrap().contains("9999"), "{h}");
+    service.stop().await;
+}
