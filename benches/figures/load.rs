@@ -76,6 +76,26 @@ pub fn measure(oha: &Path, url: &str, header: Option<&str>, rate: Option<u32>, e
     }
 }
 
+/// Runs oha over the URLs of `file` (one a line) at a fixed `rate` for `seconds` on the second
+/// core, 8 connections, latency measured from when each request was due. Every answer must be
+/// `200`.
+pub fn measure_urls(oha: &Path, file: &Path, rate: u32, seconds: u64) -> Measured {
+    let mut command = Command::new("taskset");
+    command.args(["-c", "1"]).arg(oha).args(["-z", &format!("{seconds}s"), "-c", "8", "--no-tui"]);
+    command.args(["--output-format", "json", "--disable-compression", "-q", &rate.to_string(), "--latency-correction"]);
+    command.arg("--urls-from-file").arg(file);
+    let out = command.output().expect("oha runs");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("oha's JSON report");
+    let codes = report["statusCodeDistribution"].as_object().expect("status codes");
+    assert!(codes.keys().all(|code| code == "200"), "{}: {codes:?}", file.display());
+    let seconds = |v: &serde_json::Value| Duration::from_secs_f64(v.as_f64().unwrap_or_default());
+    Measured {
+        per_second: report["summary"]["requestsPerSec"].as_f64().unwrap_or_default(),
+        p50: seconds(&report["latencyPercentiles"]["p50"]),
+        p99: seconds(&report["latencyPercentiles"]["p99"]),
+    }
+}
+
 /// Background load at a fixed `rate` for `seconds`, while something else is measured.
 pub fn background(oha: &Path, url: &str, seconds: u64, rate: u32) -> Child {
     command(oha, url, seconds, Some(rate), None).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("oha runs")

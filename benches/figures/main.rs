@@ -4,7 +4,9 @@
 //! `EXECWATCH_BENCH_ACCESS=0` to leave out the access figures, `EXECWATCH_BENCH_FOLLOWERS=N`
 //! for N idle followers over 10 000 executions (10 000 by default; 0 leaves them out),
 //! `EXECWATCH_BENCH_WARM=N,…` for the ready time of a restart over a warm archive (10 000 by
-//! default; empty leaves it out). `EXECWATCH_BENCH_WRITE=DIR`
+//! default; empty leaves it out), `EXECWATCH_BENCH_ARCHIVE=N` for lists and GET one over N
+//! archived executions in SQLite and PostgreSQL (1 000 000 by default; empty leaves it out).
+//! `EXECWATCH_BENCH_WRITE=DIR`
 //! only writes the data set of the first size into DIR as manifests, for profiling by hand.
 //!
 //! The service runs as its own release binary pinned to the first core; the `oha` load generator
@@ -12,6 +14,7 @@
 //! same bytes from memory, runs in this process on the first core while the service is paused.
 
 mod access;
+mod archive;
 mod data;
 mod followers;
 mod load;
@@ -90,6 +93,16 @@ fn main() {
                 rows.push(warm::run(n, warm::Archive::Postgres(postgres.url("warm"))).await);
             }
             warm::print(&rows);
+        }
+        for n in list("EXECWATCH_BENCH_ARCHIVE", "1000000", |s| s.parse::<usize>().ok()) {
+            println!("\nlists over an archive of {n} executions ...");
+            let oha = load::oha();
+            let mut rows = vec![archive::run(&oha, n, warm::Archive::Sqlite).await];
+            if let Some(postgres) = postgres::Postgres::start() {
+                postgres.create("large");
+                rows.push(archive::run(&oha, n, warm::Archive::Postgres(postgres.url("large"))).await);
+            }
+            archive::print(&rows);
         }
         let followers = list("EXECWATCH_BENCH_FOLLOWERS", "10000", |s| s.parse::<usize>().ok());
         let followers = followers.first().copied().unwrap_or(0);

@@ -18,6 +18,8 @@ pub enum Archive {
 pub struct Figures {
     pub archive: &'static str,
     pub executions: usize,
+    /// Ready from the same directory without an archive.
+    pub plain: Duration,
     pub cold: Duration,
     pub warm: Duration,
     pub cold_rss: u64,
@@ -34,6 +36,8 @@ pub async fn run(executions: usize, archive: Archive) -> Figures {
         Archive::Sqlite => ("SQLite", format!("sqlite:{}", file.display()), format!("sqlite://{}", file.display())),
         Archive::Postgres(url) => ("PostgreSQL", url.clone(), url),
     };
+    let (served, plain) = Served::start(&["--from-dir".to_owned(), manifests.display().to_string()], &[]).await;
+    drop(served);
     let args = ["--from-dir".to_owned(), manifests.display().to_string(), "--archive".to_owned(), url];
     let (served, cold) = Served::start(&args, &[]).await;
     let cold_rss = served.rss();
@@ -43,11 +47,11 @@ pub async fn run(executions: usize, archive: Archive) -> Figures {
     let warm_rss = served.rss();
     drop(served);
     let archive_bytes = std::fs::metadata(&file).map_or(0, |m| m.len());
-    Figures { archive: name, executions, cold, warm, cold_rss, warm_rss, archive_bytes }
+    Figures { archive: name, executions, plain, cold, warm, cold_rss, warm_rss, archive_bytes }
 }
 
 /// Waits until the archive holds every execution.
-async fn wait_archived(url: &str, executions: usize) {
+pub async fn wait_archived(url: &str, executions: usize) {
     sqlx::any::install_default_drivers();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
@@ -66,15 +70,17 @@ async fn wait_archived(url: &str, executions: usize) {
 pub fn print(rows: &[Figures]) {
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
-        "\n| archive | executions | ready, cold (first start, archive empty) | ready, warm (restart) | RSS cold → warm | SQLite file |"
+        "\n| archive | executions | ready without archive | ready, cold (first start, archive empty) | ready, warm (restart) | RSS cold → warm | SQLite file |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for f in rows {
         println!(
-            "| {} | {} | {:.2} s | {:.2} s | {:.0} → {:.0} MiB | {} |",
+            "| {} | {} | {:.2} s | {:.2} s ({:+.0} %) | {:.2} s | {:.0} → {:.0} MiB | {} |",
             f.archive,
             f.executions,
+            f.plain.as_secs_f64(),
             f.cold.as_secs_f64(),
+            (f.cold.as_secs_f64() / f.plain.as_secs_f64() - 1.0) * 100.0,
             f.warm.as_secs_f64(),
             mib(f.cold_rss),
             mib(f.warm_rss),
