@@ -150,3 +150,44 @@ async fn an_archive_migrated_by_a_newer_execwatch_is_refused_with_a_clear_error(
     assert!(h["lastError"].as_str().unwrap().contains("9999"), "{h}");
     service.stop().await;
 }
+
+/// Two replicas share one PostgreSQL history; one is killed (SIGKILL) while it writes a burst of
+/// changes. The archive ends equal to the directory, one row per execution, nothing doubled.
+#[tokio::test]
+async fn a_replica_killed_mid_batch_leaves_the_shared_archive_whole() {
+    let Some(postgres) = Postgres::start() else { return };
+    postgres.create("killed");
+    let url = postgres.url("killed");
+    let dir = tempfile::tempdir().unwrap();
+    let runs = 2000;
+    for i in 0..runs {
+        write(dir.path(), &format!("run-{i:04}"), "Running");
+    }
+    let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas");
+    let mut killed = std::process::Command::new(env!("CARGO_BIN_EXE_execwatch"))
+        .args(["--log-level", "error", "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "none"])
+        .args(["--schemas", schemas, "--from-dir"])
+        .arg(dir.path())
+        .args(["--archive", &url])
+        .spawn()
+        .expect("a second replica");
+    let service = launch(dir.path(), &url).await;
+    wait_until("every run is archived", || async { (rows(&url).await.len() == runs).then_some(()) }).await;
+    for i in 0..runs {
+        write(dir.path(), &format!("run-{i:04}"), "Succeeded");
+    }
+    // Killed as soon as the burst starts to land: both replicas are writing it.
+    wait_until("the burst is being written", || async {
+        rows(&url).await.iter().any(|(_, phase, _)| phase == "Succeeded").then_some(())
+    })
+    .await;
+    killed.kill().expect("SIGKILL");
+    killed.wait().expect("reaped");
+    let rows = wait_until("the archive equals the directory", || async {
+        let rows = rows(&url).await;
+        rows.iter().all(|(_, phase, deleted)| phase == "Succeeded" && !deleted).then_some(rows)
+    })
+    .await;
+    assert_eq!(rows.len(), runs, "one row per execution, nothing doubled");
+    service.stop().await;
+}
