@@ -191,3 +191,50 @@ async fn a_replica_killed_mid_batch_leaves_the_shared_archive_whole() {
     assert_eq!(rows.len(), runs, "one row per execution, nothing doubled");
     service.stop().await;
 }
+
+/// Makes a file unwritable even for root (`chattr +i`), undone when dropped; `None` where the
+/// filesystem or the container does not allow it.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(path: &Path) -> Option<Immutable> {
+        let done = std::process::Command::new("chattr").arg("+i").arg(path).status();
+        done.is_ok_and(|s| s.success()).then(|| Immutable(path.to_owned()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_sqlite_file_is_named_and_live_serving_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write(&data, "run-1", "Running");
+    let archive = dir.path().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    let url = format!("sqlite:{}", archive.join("history.db").display());
+    let service = launch(&data, &url).await;
+    wait_until("the run is archived", || async { (rows(&url).await.len() == 1).then_some(()) }).await;
+    service.stop().await;
+    let _locked = [archive.join("history.db"), archive.clone()].map(|p| Immutable::set(&p));
+    if _locked.iter().any(Option::is_none) {
+        eprintln!("skipped: chattr +i is not allowed here, so nothing is read-only to root");
+        return;
+    }
+    write(&data, "run-2", "Running");
+    let service = launch(&data, &url).await;
+    service.wait_for("live serving goes on", "/api/v1/executions", |b| names(b).len() == 2).await;
+    let h = wait_until("history names the fault", || async {
+        let h = history(&service).await;
+        h["lastError"].as_str().is_some_and(|e| e.contains("readonly") || e.contains("unable to open")).then_some(h)
+    })
+    .await;
+    assert_eq!(h["ready"], false, "{h}");
+    assert_eq!(service.get("/readyz").await.0, 200);
+    service.stop().await;
+}
