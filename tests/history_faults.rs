@@ -1,5 +1,5 @@
-//! The archive when its database fails: down at start, lost mid-run, a corrupt SQLite file, a
-//! database migrated by a newer execwatch. Live executions are served throughout, the `history`
+//! The archive when its database fails: down at start, lost mid-run, a corrupt, read-only or
+//! full SQLite file, a database migrated by a newer execwatch, a replica killed mid-batch. Live executions are served throughout, the `history`
 //! module says why it is not ready, and once the database is back nothing written meanwhile is
 //! lost.
 
@@ -236,5 +236,70 @@ async fn a_read_only_sqlite_file_is_named_and_live_serving_goes_on() {
     .await;
     assert_eq!(h["ready"], false, "{h}");
     assert_eq!(service.get("/readyz").await.0, 200);
+    service.stop().await;
+}
+
+/// A tmpfs of a few pages mounted over a directory, unmounted when dropped; `None` where the
+/// container does not allow mounting.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(path: &Path, size: &str) -> Option<SmallDisk> {
+        let options = format!("size={size}");
+        let done =
+            std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &options, "tmpfs"]).arg(path).status();
+        done.is_ok_and(|s| s.success()).then(|| SmallDisk(path.to_owned()))
+    }
+
+    /// Takes every free byte, so the next write anywhere on it fails with ENOSPC.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        for chunk in [64 * 1024, 4096, 512] {
+            while file.write_all(&vec![0; chunk]).and_then(|()| file.sync_all()).is_ok() {}
+        }
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_is_named_and_nothing_is_lost_once_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write(&data, "run-1", "Running");
+    let archive = dir.path().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    let Some(disk) = SmallDisk::mount(&archive, "4m") else {
+        eprintln!("skipped: mounting a small tmpfs is not allowed here, so no disk can be filled");
+        return;
+    };
+    let url = format!("sqlite:{}", archive.join("history.db").display());
+    let service = launch(&data, &url).await;
+    wait_until("the run is archived", || async { (rows(&url).await.len() == 1).then_some(()) }).await;
+
+    let filler = disk.fill();
+    for i in 2..=6 {
+        write(&data, &format!("run-{i}"), "Running");
+    }
+    service.wait_for("live serving goes on", "/api/v1/executions", |b| names(b).len() == 6).await;
+    let h = wait_until("history names the full disk", || async {
+        let h = history(&service).await;
+        h["lastError"].as_str().is_some_and(|e| e.contains("full")).then_some(h)
+    })
+    .await;
+    assert_eq!(h["ready"], false, "{h}");
+    assert_eq!(service.get("/readyz").await.0, 200);
+
+    std::fs::remove_file(filler).unwrap();
+    wait_until("nothing is lost once there is room", || async { (rows(&url).await.len() == 6).then_some(()) }).await;
+    wait_until("history is ready again", || async { (history(&service).await["ready"] == true).then_some(()) }).await;
     service.stop().await;
 }
