@@ -10,12 +10,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::postgres::Postgres;
-use common::{DEADLINE, Running, Setup, dir_source, manifest, names, tokens_file, wait_until};
+use common::{
+    Cluster, DEADLINE, Running, Setup, client_for, dir_source, fast_watch, manifest, names, tokens_file, wait_until,
+};
 use eventsource_stream::Eventsource;
 use execwatch::access::Access;
 use execwatch::access::tokens::TokenFile;
 use execwatch::fixtures::Doc;
 use execwatch::history::ArchiveSettings;
+use execwatch::source::Sources;
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -317,6 +320,39 @@ async fn what_was_deleted_while_nobody_watched_is_archived_at_the_next_start() {
     let all = all_pages(&service, "token-ops", "/api/v1/executions", 10).await;
     let expected = [("run-02", false), ("run-01", true), ("run-00", false)].map(|(n, a)| (n.to_owned(), a));
     assert_eq!(all, expected);
+    service.stop().await;
+}
+
+/// A namespace whose every ConfigMap was deleted while no replica watched lists empty, so no
+/// version bounds what it should have held: what the archive first saw well before that list is
+/// found gone all the same.
+#[tokio::test]
+async fn a_namespace_emptied_while_nobody_watched_is_archived_at_the_next_start() {
+    let file = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", file.path().join("history.db").display());
+    let cluster = Cluster::launch(&["team-a"], &["team-a"], fast_watch(), setup(&url)).await;
+    for name in ["run-1", "run-2"] {
+        cluster.put_execution("team-a", name, &Doc::new("web").phase("Succeeded")).await;
+    }
+    wait_until("both runs are archived", || async { (rows(&url).await == (2, 0)).then_some(()) }).await;
+    let Cluster { sim, service, writer } = cluster;
+    service.stop().await;
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(writer, "team-a");
+    for name in ["run-1", "run-2"] {
+        api.delete(name, &Default::default()).await.unwrap();
+    }
+    // The runs were first seen ten minutes before the restart.
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE executions SET first_seen = first_seen - 600000").execute(&pool).await.unwrap();
+    pool.close().await;
+
+    let sources =
+        Sources::Kube { client: client_for(&sim), namespaces: vec!["team-a".to_owned()].into(), watch: fast_watch() };
+    let service = Running::launch(sources, setup(&url)).await;
+    wait_until("the empty relist marks both", || async { (rows(&url).await == (2, 2)).then_some(()) }).await;
+    let all = all_pages(&service, "token-ops", "/api/v1/executions", 10).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.iter().all(|(_, archived)| *archived), "{all:?}");
     service.stop().await;
 }
 

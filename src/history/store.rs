@@ -10,7 +10,7 @@ use sqlx::migrate::MigrateError;
 use sqlx::{AnyPool, Executor, Row};
 
 use super::ArchiveUrl;
-use crate::index::{ArchiveKey, ArchivedRun, ExecutionEntry, Note, Stored};
+use crate::index::{ArchiveKey, ArchivedRun, ExecutionEntry, Note, Stored, Synced};
 use futures::TryStreamExt;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -42,6 +42,10 @@ pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
 /// Writes a version (and, for a deletion, when), never over a newer version another replica
 /// wrote; a deletion stays marked against the same version written again by a replica that had
 /// not seen it yet.
+/// How long before a list an execution must have been first seen to be sure the list should
+/// have held it: the list's own duration plus the clock skew between replicas.
+const LIST_SKEW: Duration = Duration::from_secs(300);
+
 const UPSERT: &str = "INSERT INTO executions (namespace, name, uid, resource_version, version_order, \
     schema_set, pipeline, phase, sort_time, started_at, finished_at, labels, summary, detail, \
     first_seen, last_seen, deleted_at, list_key) \
@@ -137,13 +141,15 @@ pub async fn archived_runs(pool: &AnyPool) -> Result<Vec<ArchivedRun>, sqlx::Err
     Ok(runs)
 }
 
-/// The executions of `namespace` (or every one) the archive holds as existing, at versions no
-/// newer than `newest`.
-pub async fn undeleted(pool: &AnyPool, namespace: Option<&str>, newest: i64) -> Result<Vec<ArchiveKey>, sqlx::Error> {
+/// The executions of the relisted namespace (or every one) the archive holds as existing that
+/// the list should have held (see [`Synced`]).
+pub async fn undeleted(pool: &AnyPool, synced: &Synced) -> Result<Vec<ArchiveKey>, sqlx::Error> {
     let sql = "SELECT namespace, name, uid FROM executions \
-               WHERE deleted_at IS NULL AND version_order <= $1 AND ($2 = '' OR namespace = $3)";
-    let ns = namespace.unwrap_or_default();
-    let rows = sqlx::query(sql).bind(newest).bind(ns).bind(ns).fetch_all(pool).await?;
+               WHERE deleted_at IS NULL AND (version_order <= $1 OR first_seen < $2) AND ($3 = '' OR namespace = $4)";
+    let ns = synced.namespace.as_deref().unwrap_or_default();
+    // Anything another replica first saw this long before the list existed when it was made.
+    let before = millis(synced.at) - LIST_SKEW.as_millis() as i64;
+    let rows = sqlx::query(sql).bind(synced.newest).bind(before).bind(ns).bind(ns).fetch_all(pool).await?;
     Ok(rows.into_iter().map(|r| ArchiveKey { namespace: r.get(0), name: r.get(1), uid: r.get(2) }).collect())
 }
 

@@ -108,7 +108,7 @@ async fn load_runs(pool: &AnyPool, index: &Index, status: &ArchiveStatus) -> boo
 async fn reconcile(pool: &AnyPool, index: &Index, journal: &Journal, status: &ArchiveStatus) {
     for synced in journal.take_synced() {
         let gone = async {
-            let unseen = store::undeleted(pool, synced.namespace.as_deref(), synced.newest).await?;
+            let unseen = store::undeleted(pool, &synced).await?;
             let gone: Vec<ArchiveKey> = unseen
                 .into_iter()
                 .filter(|key| {

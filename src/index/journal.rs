@@ -57,13 +57,16 @@ struct Notes {
 }
 
 /// A complete relist of one namespace (or, from a directory, of every one): an archived
-/// execution of it that is not live now, at a version no newer than the newest listed, was
-/// deleted while nobody watched.
+/// execution of it that is not live now was deleted while nobody watched, if its version is no
+/// newer than the newest listed, or if it was first seen well before the list (an empty list
+/// has no newest version).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Synced {
     pub namespace: Option<String>,
     /// The newest resourceVersion listed; `i64::MAX` where versions are not numbers.
     pub newest: i64,
+    /// When the list was applied.
+    pub at: Timestamp,
 }
 
 impl Journal {

@@ -242,7 +242,7 @@ impl Index {
             let namespace = state.shards.get(shard).and_then(|s| s.namespace.clone());
             let newest =
                 kept.iter().map(|id| state.version_order(id)).try_fold(0, |newest, v| v.map(|v| newest.max(v)));
-            journal.synced(Synced { namespace, newest: newest.unwrap_or(i64::MAX) });
+            journal.synced(Synced { namespace, newest: newest.unwrap_or(i64::MAX), at: Timestamp::now() });
         }
         self.commit(&mut state);
     }
