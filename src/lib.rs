@@ -27,6 +27,7 @@ pub mod model;
 pub mod modules;
 pub mod parallel;
 pub mod quote;
+pub mod retention;
 pub mod routes;
 pub mod selector;
 mod service;

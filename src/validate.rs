@@ -55,6 +55,8 @@ pub struct Execution {
     pub resource_version: String,
     /// `startedAt`, or the ConfigMap's creation time for runs that have not started.
     pub sort_time: Timestamp,
+    /// When the API server created the ConfigMap: a clock the writer does not set.
+    pub created: Option<Timestamp>,
     pub view: ExecutionView,
     pub document: Value,
 }
@@ -253,6 +255,7 @@ impl SchemaRegistry {
             uid: cm.metadata.uid.clone().unwrap_or_default(),
             resource_version,
             sort_time,
+            created,
             view,
             document,
         })

@@ -21,6 +21,8 @@ pub struct ExecutionEntry {
     pub uid: String,
     pub resource_version: String,
     pub sort_time: Timestamp,
+    /// When the API server created the ConfigMap, where known.
+    pub created: Option<Timestamp>,
     pub view: ExecutionView,
     /// `GET .../executions/{name}` body.
     pub detail: Json,
@@ -107,6 +109,7 @@ impl ExecutionEntry {
             uid: e.uid,
             resource_version: e.resource_version,
             sort_time: e.sort_time,
+            created: e.created,
             view: e.view,
             detail,
             summary,
@@ -119,7 +122,12 @@ impl ExecutionEntry {
     /// An execution as the archive kept it: its bodies as they were served, which the index
     /// serves again as they are, so a warm start neither parses nor validates its document.
     /// `None` when the stored detail is not what this version serves.
-    pub fn restored(id: ObjectRef, labels: BTreeMap<String, String>, stored: Stored) -> Option<Self> {
+    pub fn restored(
+        id: ObjectRef,
+        labels: BTreeMap<String, String>,
+        created: Option<Timestamp>,
+        stored: Stored,
+    ) -> Option<Self> {
         #[derive(serde::Deserialize)]
         struct Served {
             execution: ExecutionView,
@@ -132,6 +140,7 @@ impl ExecutionEntry {
             uid: stored.uid,
             resource_version: stored.resource_version,
             sort_time: stored.sort_time,
+            created,
             view,
             detail: json(stored.detail),
             summary: json(stored.summary),

@@ -312,6 +312,11 @@ impl Index {
         (Listing { items, more }, state.changes.last())
     }
 
+    /// Every live execution, for a pass over all of them (retention's plan).
+    pub fn all_executions(&self) -> Vec<Arc<ExecutionEntry>> {
+        self.read().executions.values().cloned().collect()
+    }
+
     /// One execution.
     pub fn get(&self, id: &ObjectRef) -> Option<Arc<ExecutionEntry>> {
         self.read().executions.get(id).cloned()

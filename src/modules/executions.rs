@@ -204,7 +204,12 @@ where
         let registry = decoding.registry;
         let decoder = move |cm: &ConfigMap| {
             let restored = warm.take(cm).and_then(|stored| {
-                ExecutionEntry::restored(ObjectRef::of(cm), cm.metadata.labels.clone().unwrap_or_default(), stored)
+                ExecutionEntry::restored(
+                    ObjectRef::of(cm),
+                    cm.metadata.labels.clone().unwrap_or_default(),
+                    cm.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                    stored,
+                )
             });
             match restored {
                 Some(entry) => Prepared::Execution(entry),

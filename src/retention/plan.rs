@@ -1,0 +1,164 @@
+//! What a policy would prune of the live executions now. Pure, so the plan endpoint, the
+//! `retention plan` command and the pruner agree by construction.
+//!
+//! Each execution goes to the first rule that selects it (none: kept). Of a rule's executions,
+//! only terminal ones (Succeeded, Failed, Cancelled) can be pruned; they are grouped by namespace
+//! and pipeline, newest first by start, and one is kept when it is among the newest `keep.newest`
+//! of its group or finished (else started) within `keep.since`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::policy::{Policy, Rule, SkewAction};
+use crate::index::{ExecutionEntry, Scope};
+use crate::model::Phase;
+
+/// An execution the policy would prune, and the rule that says so.
+#[derive(Clone)]
+pub struct Candidate {
+    pub entry: Arc<ExecutionEntry>,
+    pub rule: usize,
+}
+
+/// What one rule selected in one namespace.
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    selected: usize,
+    not_terminal: usize,
+    skewed: usize,
+}
+
+pub struct Plan {
+    rules: Vec<String>,
+    tallies: BTreeMap<(usize, String), Tally>,
+    /// Oldest first: the order the pruner deletes in.
+    pub candidates: Vec<Candidate>,
+}
+
+/// `GET /api/v1/retention/plan`: per rule, over the namespaces the caller may read.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanBody {
+    /// `dryRun` (nothing is deleted) or `enforce`.
+    pub mode: &'static str,
+    pub prunable: usize,
+    pub rules: Vec<RulePlan>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RulePlan {
+    pub name: String,
+    /// Live executions this rule is the first to select.
+    pub selected: usize,
+    /// Of those, not terminal: never pruned.
+    pub not_terminal: usize,
+    /// Of those, kept because their ConfigMap is older than their payload says (`clockSkew`).
+    pub skewed: usize,
+    /// What the policy would prune, once the archive holds it.
+    pub prunable: usize,
+    /// The first of them in the order they would go (oldest first), as `namespace/name`.
+    pub first: Vec<String>,
+}
+
+pub fn is_terminal(phase: Phase) -> bool {
+    matches!(phase, Phase::Succeeded | Phase::Failed | Phase::Cancelled)
+}
+
+impl Rule {
+    fn selects(&self, e: &ExecutionEntry) -> bool {
+        self.namespaces.as_ref().is_none_or(|ns| ns.contains(&e.id.namespace))
+            && self.phases.as_ref().is_none_or(|phases| phases.contains(&e.view.phase))
+            && self.selector.matches(&e.labels)
+    }
+
+    /// When the run started and when it ended, as this rule reads them; `None` when its clock
+    /// skew keeps it.
+    fn times(&self, e: &ExecutionEntry) -> Option<(Timestamp, Timestamp)> {
+        let finished = e.view.finished_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+        let payload = (e.sort_time, finished.unwrap_or(e.sort_time).max(e.sort_time));
+        let Some(created) = e.created else { return Some(payload) };
+        let skewed = e.sort_time.duration_since(created).as_secs_f64() > self.clock_skew.tolerance.as_secs_f64();
+        match self.clock_skew.action {
+            _ if !skewed => Some(payload),
+            SkewAction::Keep => None,
+            SkewAction::ConfigMapTime => Some((created, created)),
+            SkewAction::PayloadTime => Some(payload),
+        }
+    }
+}
+
+impl Plan {
+    pub fn make(policy: &Policy, executions: &[Arc<ExecutionEntry>], now: Timestamp) -> Plan {
+        let mut tallies: BTreeMap<(usize, String), Tally> = BTreeMap::new();
+        type Group<'e> = Vec<(Timestamp, Timestamp, &'e Arc<ExecutionEntry>)>;
+        let mut groups: HashMap<(usize, &str, &str), Group<'_>> = HashMap::new();
+        for e in executions {
+            let Some(rule) = policy.rules.iter().position(|r| r.selects(e)) else { continue };
+            let tally = tallies.entry((rule, e.id.namespace.clone())).or_default();
+            tally.selected += 1;
+            if !is_terminal(e.view.phase) {
+                tally.not_terminal += 1;
+                continue;
+            }
+            match policy.rules[rule].times(e) {
+                None => tally.skewed += 1,
+                Some((started, ended)) => groups
+                    .entry((rule, e.id.namespace.as_str(), e.view.pipeline.as_str()))
+                    .or_default()
+                    .push((started, ended, e)),
+            }
+        }
+        let mut candidates = Vec::new();
+        for ((rule, _, _), mut group) in groups {
+            let keep = policy.rules[rule].keep;
+            group.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.id.name.cmp(&b.2.id.name)));
+            for (i, (_, ended, e)) in group.into_iter().enumerate() {
+                let recent =
+                    keep.since.is_some_and(|since| now.duration_since(ended).as_secs_f64() < since.as_secs_f64());
+                if !(keep.everything() || keep.newest.is_some_and(|n| i < n) || recent) {
+                    candidates.push((ended, Candidate { entry: e.clone(), rule }));
+                }
+            }
+        }
+        candidates.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.entry.id.cmp(&b.1.entry.id)));
+        let rules = policy.rules.iter().map(|r| r.name.clone()).collect();
+        Plan { rules, tallies, candidates: candidates.into_iter().map(|(_, c)| c).collect() }
+    }
+
+    /// The plan over the namespaces `scope` allows, with the first `first` names per rule.
+    pub fn body(&self, mode: &'static str, scope: &Scope, first: usize) -> PlanBody {
+        let mut rules: Vec<RulePlan> = self
+            .rules
+            .iter()
+            .map(|name| RulePlan {
+                name: name.clone(),
+                selected: 0,
+                not_terminal: 0,
+                skewed: 0,
+                prunable: 0,
+                first: Vec::new(),
+            })
+            .collect();
+        for ((rule, _), tally) in self.tallies.iter().filter(|((_, ns), _)| scope.allows(ns)) {
+            let r = &mut rules[*rule];
+            r.selected += tally.selected;
+            r.not_terminal += tally.not_terminal;
+            r.skewed += tally.skewed;
+        }
+        for c in self.candidates.iter().filter(|c| scope.allows(&c.entry.id.namespace)) {
+            let r = &mut rules[c.rule];
+            r.prunable += 1;
+            if r.first.len() < first {
+                r.first.push(format!("{}/{}", c.entry.id.namespace, c.entry.id.name));
+            }
+        }
+        PlanBody { mode, prunable: rules.iter().map(|r| r.prunable).sum(), rules }
+    }
+}
+
+#[cfg(test)]
+mod tests;
