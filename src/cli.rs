@@ -11,6 +11,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use crate::access::{AccessSettings, AuthMode, AuthorizeAs};
 use crate::api::{CallerLimits, PageLimits, ServerSettings};
 use crate::history::{ArchiveSettings, ArchiveUrl};
+use crate::retention::{LeaseSettings, Mode as RetentionMode, Policy, RetentionSettings};
 use crate::selector::Selector;
 use crate::source::Namespaces;
 use crate::source::cluster::WatchSettings;
@@ -193,6 +194,27 @@ pub struct ServeArgs {
     /// Archived executions deleted from the cluster longer ago than this are pruned.
     #[arg(long, env = "EXECWATCH_ARCHIVE_RETAIN", value_parser = humantime::parse_duration, default_value = "400d")]
     pub archive_retain: Duration,
+    /// A retention policy (YAML, checked against schemas/retention/retention-v1.json): which
+    /// execution ConfigMaps may be deleted once the archive holds them, reloaded when it
+    /// changes. Enables the `retention` module. Off by default.
+    #[arg(long, env = "EXECWATCH_RETENTION", value_name = "FILE")]
+    pub retention: Option<PathBuf>,
+    /// `dry-run` only reports what would be pruned (GET /api/v1/retention/plan); `enforce`
+    /// deletes it.
+    #[arg(long, env = "EXECWATCH_RETENTION_MODE", value_enum, default_value = "dry-run")]
+    pub retention_mode: RetentionMode,
+    /// Let `enforce` run without --archive: what it deletes is then gone for good.
+    #[arg(long)]
+    pub retention_without_archive: bool,
+    /// ConfigMaps deleted per second at most, across replicas (one prunes at a time).
+    #[arg(long, env = "EXECWATCH_PRUNE_RATE", default_value = "5")]
+    pub prune_rate: NonZeroU32,
+    /// How often the retention plan is made again.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1m")]
+    pub retention_interval: Duration,
+    /// Namespace of the Lease that lets one replica prune at a time: the service's own.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "execwatch")]
+    pub lease_namespace: String,
     #[command(flatten)]
     pub schema: SchemaArgs,
 }
@@ -270,6 +292,37 @@ impl ServeArgs {
     pub fn archive_settings(&self) -> Option<ArchiveSettings> {
         let url = self.archive.clone()?;
         Some(ArchiveSettings { url, retain: self.archive_retain })
+    }
+
+    /// Retention, when `--retention` is given, with its policy checked; `enforce` without an
+    /// archive is refused unless `--retention-without-archive` says it is meant.
+    pub fn retention_settings(&self) -> Result<Option<(RetentionSettings, Policy)>, String> {
+        let Some(file) = self.retention.clone() else { return Ok(None) };
+        if self.retention_mode == RetentionMode::Enforce && self.archive.is_none() && !self.retention_without_archive {
+            return Err("--retention-mode enforce deletes ConfigMaps, and without --archive their executions would be \
+                        gone for good: give --archive URL, or --retention-without-archive if that is meant"
+                .to_owned());
+        }
+        let policy = Policy::load(&file).map_err(|e| format!("cannot load --retention: {e}"))?;
+        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
+        let lease = LeaseSettings {
+            namespace: self.lease_namespace.clone(),
+            name: "execwatch-retention".to_owned(),
+            identity,
+            duration: Duration::from_secs(30),
+        };
+        let settings = RetentionSettings {
+            file,
+            mode: self.retention_mode,
+            rate: self.prune_rate,
+            interval: self.retention_interval,
+            without_archive: self.retention_without_archive,
+            lease,
+        };
+        Ok(Some((settings, policy)))
     }
 
     /// How reviews of tokens and namespaces are cached and bounded.

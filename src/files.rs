@@ -34,6 +34,14 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<String, (&'static str, Stri
         .map_err(|e| unreadable(format!("not UTF-8 text: invalid byte at offset {}", e.utf8_error().valid_up_to())))
 }
 
+/// What changes when a file is edited or replaced (ConfigMap and Secret mounts swap a link):
+/// its size, modification time and inode.
+pub fn fingerprint(path: &Path) -> Option<(u64, std::time::SystemTime, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?, meta.ino()))
+}
+
 fn file_kind(metadata: &Metadata) -> &'static str {
     let kind = metadata.file_type();
     match () {

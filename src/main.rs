@@ -55,6 +55,11 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         modules.insert(execwatch::modules::ModuleName::History);
         tracing::info!(archive = %archive.url.redacted(), "archiving executions");
     }
+    let retention = args.retention_settings().map_err(anyhow::Error::msg)?;
+    if let Some((settings, policy)) = &retention {
+        modules.insert(execwatch::modules::ModuleName::Retention);
+        tracing::info!(file = %settings.file.display(), mode = settings.mode.as_str(), rules = policy.rules.len(), "retention policy loaded");
+    }
     let sources = match args.dir_source() {
         Some(dir) => Sources::Dir(dir),
         None => {
@@ -96,6 +101,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         modules,
         metrics,
         archive,
+        retention,
     };
     service.run(listener, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)

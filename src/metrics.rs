@@ -33,6 +33,16 @@ struct SourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLabels {
     cache: &'static str,
     outcome: &'static str,
@@ -61,6 +71,37 @@ impl HttpMetrics {
             "HTTP requests by route template and status, and how long they took to answer (a stream: until it started)",
             self.0.clone(),
         );
+    }
+}
+
+/// What retention deleted, by rule, and what it passed over, by reason; owned by the pruner.
+#[derive(Clone, Default)]
+pub struct RetentionMetrics {
+    pruned: Family<RuleLabels, Counter>,
+    skipped: Family<ReasonLabels, Counter>,
+    errors: Counter,
+}
+
+impl RetentionMetrics {
+    pub fn pruned(&self, rule: &str) {
+        self.pruned.get_or_create(&RuleLabels { rule: rule.to_owned() }).inc();
+    }
+
+    /// `changed` (a writer's update came first), `gone`, `notArchived`.
+    pub fn skipped(&self, reason: &'static str) {
+        self.skipped.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn error(&self) {
+        self.errors.inc();
+    }
+
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register("retention_pruned", "Execution ConfigMaps deleted by retention, by rule", self.pruned.clone());
+        let skipped = "Execution ConfigMaps the plan named but retention left, by reason (changed, gone, notArchived)";
+        registry.register("retention_skipped", skipped, self.skipped.clone());
+        let errors = "Deletes refused by the API server or stopped by the archive";
+        registry.register("retention_errors", errors, self.errors.clone());
     }
 }
 

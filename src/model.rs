@@ -83,3 +83,5 @@ pub struct ExecutionView {
 pub const EXECUTIONS: &str = "executions";
 pub const PIPELINES: &str = "pipelines";
 pub const REJECTIONS: &str = "rejections";
+/// Retention's plan: `/api/v1/retention/plan`.
+pub const RETENTION: &str = "retention";

@@ -19,7 +19,11 @@ use crate::modules::switch::{self, Switch, SwitchState};
 const RESPONSE_CACHE_BYTES: u64 = 32 << 20;
 use crate::history::{ArchiveSettings, ArchiveStatus, WarmSource};
 use crate::index::Journal;
-use crate::modules::{ExecutionsModule, HistoryModule, Module, Modules, PipelinesModule, RejectionsModule};
+use crate::metrics::RetentionMetrics;
+use crate::modules::{
+    ExecutionsModule, HistoryModule, Module, Modules, PipelinesModule, RejectionsModule, RetentionModule, RetentionParts,
+};
+use crate::retention::{Policy, RetentionSettings, RetentionStatus};
 use crate::source::Sources;
 use crate::validate::SchemaRegistry;
 
@@ -39,6 +43,8 @@ pub struct Service {
     pub metrics: Option<TcpListener>,
     /// The archive, if any: the `history` module writes it.
     pub archive: Option<ArchiveSettings>,
+    /// A retention policy, checked at start, if any: the `retention` module applies it.
+    pub retention: Option<(RetentionSettings, Policy)>,
 }
 
 impl Service {
@@ -65,6 +71,22 @@ impl Service {
                 archive.clone(),
                 fingerprint,
             )));
+        }
+        let (retention, retention_metrics) = (RetentionStatus::default(), RetentionMetrics::default());
+        let retention_mode = self.retention.as_ref().map(|(settings, _)| settings.mode);
+        if let Some((settings, policy)) = self.retention {
+            let client = match &self.sources {
+                Sources::Kube { client, .. } => Some(client.clone()),
+                Sources::Dir(_) => None,
+            };
+            let parts = RetentionParts {
+                index: index.clone(),
+                archive: has_archive.then(|| archive.clone()),
+                client,
+                status: retention.clone(),
+                metrics: retention_metrics.clone(),
+            };
+            all.push(Arc::new(RetentionModule::new(settings, policy, parts)));
         }
         let modules = Arc::new(Modules::new(all));
         let (switch, follower) = match &self.sources {
@@ -97,13 +119,15 @@ impl Service {
             responses: api::Responses::new(RESPONSE_CACHE_BYTES),
             pages: api::Pages::default(),
             archive: has_archive.then(|| archive.clone()),
+            retention: retention_mode.map(|mode| api::retention::Retention { status: retention.clone(), mode }),
         });
         let http = HttpMetrics::default();
         let metrics = self.metrics.map(|listener| {
             let (index, limits) = (state.index.clone(), state.limits.clone());
             let archived =
                 has_archive.then(|| api::scrape::Archive { status: archive.clone(), journal: journal.clone() });
-            let registry = api::scrape::registry(index, modules.clone(), limits, &state.access, &http, archived);
+            let mut registry = api::scrape::registry(index, modules.clone(), limits, &state.access, &http, archived);
+            retention_metrics.register(&mut registry);
             let settings = ServerSettings { cors_origins: Vec::new(), ..self.server.clone() };
             let stop = health.shutting_down();
             let routes = api::metrics_routes(Arc::new(registry), state.access.clone());

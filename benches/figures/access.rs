@@ -170,6 +170,7 @@ async fn start_with(sources: Sources, access: Access) -> String {
         modules,
         metrics: None,
         archive: None,
+        retention: None,
     };
     tokio::spawn(service.run(listener, std::future::pending()));
     base

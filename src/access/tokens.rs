@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::TokenDigest;
-use crate::files::read_bounded;
+use crate::files::{fingerprint, read_bounded};
 use crate::index::Scope;
 
 /// The largest tokens file read.
@@ -112,13 +112,6 @@ impl TokenFile {
             }
         }
     }
-}
-
-/// What changes when the file is edited or replaced (ConfigMap and Secret mounts swap a link).
-fn fingerprint(path: &Path) -> Option<(u64, std::time::SystemTime, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()?, meta.ino()))
 }
 
 fn parse(path: &Path) -> Result<Table, String> {

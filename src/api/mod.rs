@@ -16,6 +16,7 @@ mod params;
 pub(crate) mod pipelines;
 mod poll;
 pub(crate) mod rejections;
+pub mod retention;
 mod router;
 pub mod scrape;
 pub mod server;
@@ -78,6 +79,8 @@ pub struct Shared {
     pub pages: Pages,
     /// The archive, where one is configured: executions whose ConfigMaps are gone.
     pub archive: Option<ArchiveStatus>,
+    /// Retention, where a policy is configured.
+    pub retention: Option<retention::Retention>,
 }
 
 impl AppState {
@@ -233,6 +236,7 @@ pub(crate) mod tests {
             responses: Responses::new(1 << 20),
             pages: Pages::default(),
             archive: None,
+            retention: None,
         })
     }
 }

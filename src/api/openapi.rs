@@ -40,6 +40,7 @@ pub static DOCUMENT: LazyLock<Bytes> =
         list_rejections,
         list_namespace_rejections,
         list_modules,
+        retention_plan,
         livez,
         readyz,
         openapi_json
@@ -231,6 +232,15 @@ fn list_rejections() {}
     responses(
         (status = 200, body = RejectionList), Refused, NotFound))]
 fn list_namespace_rejections() {}
+
+/// What the retention policy would prune now, per rule, over the namespaces the caller may read:
+/// counts and the first names in the order they would go (oldest first). `503
+/// ModuleNotInstalled` without `--retention`.
+#[utoipa::path(get, path = "/api/v1/retention/plan", tag = "retention",
+    params(("limit" = Option<usize>, Query, description = "Names listed per rule (default 20, at most 500)")),
+    responses(
+        (status = 200, body = super::retention::Body), Refused))]
+fn retention_plan() {}
 
 #[utoipa::path(get, path = "/api/v1/modules", tag = "modules",
     responses(

@@ -8,8 +8,10 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use super::conditional::Negotiation;
-use super::{ApiError, ApiRequest, AppState, ErrorCode, authz, executions, health, modules, pipelines, rejections};
-use crate::model::{EXECUTIONS, PIPELINES, REJECTIONS};
+use super::{
+    ApiError, ApiRequest, AppState, ErrorCode, authz, executions, health, modules, pipelines, rejections, retention,
+};
+use crate::model::{EXECUTIONS, PIPELINES, REJECTIONS, RETENTION};
 
 /// Where a path leads.
 #[derive(Debug, PartialEq, Eq)]
@@ -18,6 +20,7 @@ pub(super) enum Route<'a> {
     Readyz,
     OpenApi,
     Modules,
+    RetentionPlan,
     /// `/api/v1/{resource}` or `/api/v1/namespaces/{namespace}/{resource}`.
     List {
         resource: &'static str,
@@ -53,6 +56,7 @@ impl<'a> Route<'a> {
             ["readyz"] => Route::Readyz,
             ["openapi.json"] => Route::OpenApi,
             ["api", "v1", "modules"] => Route::Modules,
+            ["api", "v1", "retention", "plan"] => Route::RetentionPlan,
             ["api", "v1", resource] => Route::List { resource: listed(resource)?, namespace: None },
             ["api", "v1", "namespaces", namespace, resource] => {
                 Route::List { resource: listed(resource)?, namespace: Some(namespace) }
@@ -69,6 +73,7 @@ impl<'a> Route<'a> {
             Route::List { resource, .. } => Some(resource),
             Route::Execution { .. } => Some(EXECUTIONS),
             Route::Pipeline { .. } => Some(PIPELINES),
+            Route::RetentionPlan => Some(RETENTION),
             Route::Livez | Route::Readyz | Route::OpenApi | Route::Modules => None,
         }
     }
@@ -112,6 +117,7 @@ pub(super) async fn dispatch(state: AppState, request: Incoming) -> Result<Respo
     let request = ApiRequest { query, caller, how, state };
     match route {
         Route::Modules => modules::list(request).await,
+        Route::RetentionPlan => retention::plan(request).await,
         Route::List { resource, namespace } => {
             let namespace = namespace.map(owned);
             match resource {

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use sqlx::AnyPool;
 
-use crate::index::{ExecutionFilter, Index, Json, Position};
+use crate::index::{ExecutionEntry, ExecutionFilter, Index, Json, Position};
 use crate::validate::ObjectRef;
 
 pub use list::{Archived, merge};
@@ -201,6 +201,15 @@ impl ArchiveStatus {
         let found = found.map_err(|_| format!("no answer within {READ_TIMEOUT:?}"));
         let found = found.and_then(|f| f.map_err(short)).inspect_err(|e| self.read_failed(e))?;
         Ok(found.map(|(detail, deleted_at)| Json::archived(detail.as_bytes(), store::timestamp(deleted_at)).bytes))
+    }
+
+    /// Whether the archive holds this exact version of an execution (its ConfigMap's uid and
+    /// resourceVersion): the one condition under which retention may delete the ConfigMap.
+    pub async fn holds(&self, entry: &ExecutionEntry) -> Result<bool, String> {
+        let pool = self.pool()?;
+        let held = store::holds(&pool, &entry.id.namespace, &entry.id.name, &entry.uid, &entry.resource_version);
+        let held = tokio::time::timeout(READ_TIMEOUT, held).await;
+        held.map_err(|_| format!("no answer within {READ_TIMEOUT:?}")).and_then(|h| h.map_err(short))
     }
 }
 

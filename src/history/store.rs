@@ -153,6 +153,13 @@ pub async fn undeleted(pool: &AnyPool, synced: &Synced) -> Result<Vec<ArchiveKey
     Ok(rows.into_iter().map(|r| ArchiveKey { namespace: r.get(0), name: r.get(1), uid: r.get(2) }).collect())
 }
 
+/// Whether a row holds this version of this ConfigMap.
+pub async fn holds(pool: &AnyPool, namespace: &str, name: &str, uid: &str, version: &str) -> Result<bool, sqlx::Error> {
+    let sql = "SELECT COUNT(*) FROM executions WHERE namespace = $1 AND name = $2 AND uid = $3 AND resource_version = $4";
+    let count: i64 = sqlx::query_scalar(sql).bind(namespace).bind(name).bind(uid).bind(version).fetch_one(pool).await?;
+    Ok(count > 0)
+}
+
 /// Marks these executions deleted at `at`, in one transaction.
 pub async fn mark_deleted(pool: &AnyPool, gone: &[ArchiveKey], at: Timestamp) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;

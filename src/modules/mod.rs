@@ -6,6 +6,7 @@ mod executions;
 mod history;
 mod pipelines;
 mod rejections;
+mod retention;
 pub mod switch;
 
 use std::collections::BTreeSet;
@@ -20,11 +21,17 @@ pub use executions::ExecutionsModule;
 pub use history::HistoryModule;
 pub use pipelines::PipelinesModule;
 pub use rejections::RejectionsModule;
+pub use retention::{RetentionModule, RetentionParts};
 
-pub use crate::model::{EXECUTIONS, PIPELINES, REJECTIONS};
+pub use crate::model::{EXECUTIONS, PIPELINES, REJECTIONS, RETENTION};
 /// Every module, in the order they are enabled.
-pub const ALL: [ModuleName; 4] =
-    [ModuleName::Executions, ModuleName::Pipelines, ModuleName::Rejections, ModuleName::History];
+pub const ALL: [ModuleName; 5] = [
+    ModuleName::Executions,
+    ModuleName::Pipelines,
+    ModuleName::Rejections,
+    ModuleName::History,
+    ModuleName::Retention,
+];
 
 /// A module, by the name `--modules`, BackendModule objects and `/api/v1/modules` use: each is
 /// also the API resource it serves.
@@ -36,6 +43,8 @@ pub enum ModuleName {
     Rejections,
     /// The archive (`--archive`): present only where one is configured.
     History,
+    /// Pruning by a retention policy (`--retention`): present only where one is configured.
+    Retention,
 }
 
 impl ModuleName {
@@ -45,6 +54,7 @@ impl ModuleName {
             ModuleName::Pipelines => PIPELINES,
             ModuleName::Rejections => REJECTIONS,
             ModuleName::History => "history",
+            ModuleName::Retention => RETENTION,
         }
     }
 }

@@ -3,8 +3,12 @@
 //! the live executions now (`plan`), and the pruner deletes that, one ConfigMap at a time, each
 //! with preconditions and only at the exact version the archive holds (`pruner`).
 
+mod events;
+mod lease;
 pub mod plan;
 pub mod policy;
+pub mod pruner;
 
 pub use plan::{Plan, PlanBody};
 pub use policy::Policy;
+pub use pruner::{LeaseSettings, Mode, Pruner, RetentionSettings, RetentionStatus};

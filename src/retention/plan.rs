@@ -129,6 +129,10 @@ impl Plan {
         Plan { rules, tallies, candidates: candidates.into_iter().map(|(_, c)| c).collect() }
     }
 
+    pub fn rule_name(&self, rule: usize) -> &str {
+        &self.rules[rule]
+    }
+
     /// The plan over the namespaces `scope` allows, with the first `first` names per rule.
     pub fn body(&self, mode: &'static str, scope: &Scope, first: usize) -> PlanBody {
         let mut rules: Vec<RulePlan> = self

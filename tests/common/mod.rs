@@ -74,6 +74,8 @@ pub struct Setup {
     pub metrics: bool,
     /// Archive executions there.
     pub archive: Option<execwatch::history::ArchiveSettings>,
+    /// A retention policy and how to apply it.
+    pub retention: Option<(execwatch::retention::RetentionSettings, execwatch::retention::Policy)>,
 }
 
 impl Default for Setup {
@@ -86,6 +88,7 @@ impl Default for Setup {
             limits: execwatch::api::CallerLimits::new(64, 10_000, None),
             metrics: false,
             archive: None,
+            retention: None,
         }
     }
 }
@@ -121,6 +124,7 @@ impl Running {
             modules: setup.modules.into_iter().collect(),
             metrics: metrics_listener,
             archive: setup.archive,
+            retention: setup.retention,
         };
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(service.run(listener, async {

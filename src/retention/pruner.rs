@@ -1,0 +1,227 @@
+//! The pruner: every interval it reloads the policy if the file changed, makes the plan, and in
+//! `enforce` mode deletes what the plan says, oldest first, one ConfigMap at a time at the rate
+//! set. Each delete must pass three checks: the index still holds that exact version, the
+//! archive holds it too (uid and resourceVersion), and the API server's preconditions (the same
+//! uid and resourceVersion) hold, so a writer's update in between wins and is looked at again in
+//! a later round. One replica prunes at a time: the one that holds the Lease.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::{DeleteParams, Preconditions};
+
+use super::lease::Lease;
+use super::plan::{Candidate, Plan};
+use super::policy::Policy;
+use crate::history::ArchiveStatus;
+use crate::files::fingerprint;
+use crate::index::Index;
+use crate::metrics::RetentionMetrics;
+
+/// `--retention-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Make the plan and report it; delete nothing.
+    DryRun,
+    /// Delete what the plan says.
+    Enforce,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::DryRun => "dryRun",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RetentionSettings {
+    pub file: PathBuf,
+    pub mode: Mode,
+    /// Deletes per second, across replicas (one prunes at a time).
+    pub rate: NonZeroU32,
+    /// How often the plan is made again.
+    pub interval: Duration,
+    /// Prune without an archive: what is deleted is gone for good.
+    pub without_archive: bool,
+    /// Where the Lease lives and who this replica is.
+    pub lease: LeaseSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct LeaseSettings {
+    pub namespace: String,
+    pub name: String,
+    pub identity: String,
+    pub duration: Duration,
+}
+
+/// What the retention module says of itself: the policy in force, the last plan and why it
+/// is idle. Clones share it.
+#[derive(Clone, Default)]
+pub struct RetentionStatus(Arc<Mutex<StatusInner>>);
+
+#[derive(Clone, Default)]
+pub struct StatusInner {
+    pub plan: Option<Arc<Plan>>,
+    /// Why the last edit of the file is not in force (the previous policy is).
+    pub policy_error: Option<String>,
+    /// Why nothing is being deleted although the mode is `enforce`.
+    pub idle: Option<String>,
+    pub pruned: u64,
+}
+
+impl RetentionStatus {
+    pub fn get(&self) -> StatusInner {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut StatusInner)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// What the pruner needs of the rest of the service.
+pub struct Pruner {
+    pub settings: RetentionSettings,
+    pub index: Index,
+    /// `None` without `--archive`.
+    pub archive: Option<ArchiveStatus>,
+    /// `None` for a directory source: nothing to delete from.
+    pub client: Option<kube::Client>,
+    pub status: RetentionStatus,
+    pub metrics: RetentionMetrics,
+}
+
+/// How one delete went.
+enum Outcome {
+    Pruned,
+    Skipped(&'static str),
+    /// Not allowed in this namespace: the rest of it waits for the next round.
+    Forbidden(String),
+    /// The archive or the API server failed: no use trying the rest of this round.
+    Failed(String),
+}
+
+impl Pruner {
+    /// Runs until aborted, starting from `policy` (loaded and checked at start).
+    pub async fn run(self, mut policy: Policy) {
+        let limiter = RateLimiter::direct(Quota::per_second(self.settings.rate));
+        let mut seen = fingerprint(&self.settings.file);
+        let lease = self.client.clone().map(|client| Lease::new(client, self.settings.lease.clone()));
+        loop {
+            let now = fingerprint(&self.settings.file);
+            if now != seen {
+                seen = now;
+                policy = self.reload(policy);
+            }
+            let plan = Arc::new(Plan::make(&policy, &self.index.all_executions(), Timestamp::now()));
+            self.status.update(|s| s.plan = Some(plan.clone()));
+            let idle = match self.settings.mode {
+                Mode::DryRun => None,
+                Mode::Enforce => self.enforce(&plan, lease.as_ref(), &limiter).await,
+            };
+            self.status.update(|s| s.idle = idle);
+            tokio::time::sleep(self.settings.interval).await;
+        }
+    }
+
+    fn reload(&self, previous: Policy) -> Policy {
+        match Policy::load(&self.settings.file) {
+            Ok(policy) => {
+                tracing::info!(path = %self.settings.file.display(), rules = policy.rules.len(), "retention policy reloaded");
+                self.status.update(|s| s.policy_error = None);
+                policy
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "retention policy does not load; the previous one stays in force");
+                self.status.update(|s| s.policy_error = Some(e));
+                previous
+            }
+        }
+    }
+
+    /// Deletes what the plan says while this replica leads; why it is idle otherwise.
+    async fn enforce(&self, plan: &Plan, lease: Option<&Lease>, limiter: &DefaultDirectRateLimiter) -> Option<String> {
+        let (Some(client), Some(lease)) = (&self.client, lease) else {
+            return Some("a directory source has no ConfigMaps to delete".to_owned());
+        };
+        if self.archive.is_none() && !self.settings.without_archive {
+            return Some("no archive (--archive) to hold what would be deleted".to_owned());
+        }
+        // Leading lasts a lease duration from the last renewal: stop well before.
+        let until = match lease.lead().await {
+            Ok(Some(until)) => until,
+            Ok(None) => return Some(format!("another replica holds the Lease {}", self.settings.lease.name)),
+            Err(e) => return Some(format!("cannot take the Lease {}: {e}", self.settings.lease.name)),
+        };
+        let (mut forbidden, mut idle) = (std::collections::BTreeSet::new(), None);
+        for candidate in &plan.candidates {
+            if tokio::time::Instant::now() >= until {
+                break;
+            }
+            if forbidden.contains(&candidate.entry.id.namespace) {
+                continue;
+            }
+            limiter.until_ready().await;
+            match self.prune(client, candidate, plan.rule_name(candidate.rule)).await {
+                Outcome::Pruned => {
+                    self.metrics.pruned(plan.rule_name(candidate.rule));
+                    self.status.update(|s| s.pruned += 1);
+                }
+                Outcome::Skipped(reason) => self.metrics.skipped(reason),
+                Outcome::Forbidden(why) => {
+                    self.metrics.error();
+                    forbidden.insert(candidate.entry.id.namespace.clone());
+                    idle = Some(why);
+                }
+                Outcome::Failed(why) => {
+                    self.metrics.error();
+                    return Some(why);
+                }
+            }
+        }
+        idle
+    }
+
+    async fn prune(&self, client: &kube::Client, candidate: &Candidate, rule: &str) -> Outcome {
+        let entry = &candidate.entry;
+        let live = self.index.get(&entry.id);
+        if live.is_none_or(|l| l.uid != entry.uid || l.resource_version != entry.resource_version) {
+            return Outcome::Skipped("changed");
+        }
+        if let Some(archive) = &self.archive {
+            match archive.holds(entry).await {
+                Ok(true) => {}
+                Ok(false) => return Outcome::Skipped("notArchived"),
+                Err(e) => return Outcome::Failed(format!("cannot ask the archive: {e}")),
+            }
+        }
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &entry.id.namespace);
+        let preconditions =
+            Preconditions { uid: Some(entry.uid.clone()), resource_version: Some(entry.resource_version.clone()) };
+        match api.delete(&entry.id.name, &DeleteParams { preconditions: Some(preconditions), ..Default::default() }).await {
+            Ok(_) => {
+                tracing::info!(namespace = %entry.id.namespace, name = %entry.id.name, "pruned");
+                super::events::pruned(client, entry, rule).await;
+                Outcome::Pruned
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => Outcome::Skipped("changed"),
+            Err(kube::Error::Api(s)) if s.code == 404 => Outcome::Skipped("gone"),
+            Err(kube::Error::Api(s)) if s.code == 403 => Outcome::Forbidden(format!(
+                "not allowed to delete ConfigMaps in {} ({}); install manifests/retention to grant it",
+                entry.id.namespace, s.message
+            )),
+            Err(e) => Outcome::Failed(format!("cannot delete {}/{}: {e}", entry.id.namespace, entry.id.name)),
+        }
+    }
+}
+
