@@ -299,9 +299,11 @@ impl ServeArgs {
     pub fn retention_settings(&self) -> Result<Option<(RetentionSettings, Policy)>, String> {
         let Some(file) = self.retention.clone() else { return Ok(None) };
         if self.retention_mode == RetentionMode::Enforce && self.archive.is_none() && !self.retention_without_archive {
-            return Err("--retention-mode enforce deletes ConfigMaps, and without --archive their executions would be \
+            return Err(
+                "--retention-mode enforce deletes ConfigMaps, and without --archive their executions would be \
                         gone for good: give --archive URL, or --retention-without-archive if that is meant"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         let policy = Policy::load(&file).map_err(|e| format!("cannot load --retention: {e}"))?;
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {

@@ -97,7 +97,11 @@ impl RetentionMetrics {
     }
 
     pub fn register(&self, registry: &mut Registry) {
-        registry.register("retention_pruned", "Execution ConfigMaps deleted by retention, by rule", self.pruned.clone());
+        registry.register(
+            "retention_pruned",
+            "Execution ConfigMaps deleted by retention, by rule",
+            self.pruned.clone(),
+        );
         let skipped = "Execution ConfigMaps the plan named but retention left, by reason (changed, gone, notArchived)";
         registry.register("retention_skipped", skipped, self.skipped.clone());
         let errors = "Deletes refused by the API server or stopped by the archive";

@@ -21,7 +21,8 @@ use crate::history::{ArchiveSettings, ArchiveStatus, WarmSource};
 use crate::index::Journal;
 use crate::metrics::RetentionMetrics;
 use crate::modules::{
-    ExecutionsModule, HistoryModule, Module, Modules, PipelinesModule, RejectionsModule, RetentionModule, RetentionParts,
+    ExecutionsModule, HistoryModule, Module, Modules, PipelinesModule, RejectionsModule, RetentionModule,
+    RetentionParts,
 };
 use crate::retention::{Policy, RetentionSettings, RetentionStatus};
 use crate::source::Sources;

@@ -45,7 +45,12 @@ async fn every_described_route_is_routed_and_the_description_is_served() {
 #[tokio::test(flavor = "multi_thread")]
 async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_description() {
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
-    let service = Running::launch(dir_source(&examples, Duration::from_millis(200)), common::Setup::default()).await;
+    let policy = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(policy.path(), "rules: [{name: finished, phases: [Succeeded, Failed], keep: {newest: 1}}]\n")
+        .unwrap();
+    let retention = common::retention(policy.path(), execwatch::retention::Mode::DryRun, 5, "openapi");
+    let setup = common::Setup { retention: Some(retention), ..common::Setup::default() };
+    let service = Running::launch(dir_source(&examples, Duration::from_millis(200)), setup).await;
     service.wait_for("the examples are served", "/api/v1/executions", |b| !names(b).is_empty()).await;
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
     let url = format!("{}/openapi.json", service.base);

@@ -239,7 +239,7 @@ fn list_namespace_rejections() {}
 #[utoipa::path(get, path = "/api/v1/retention/plan", tag = "retention",
     params(("limit" = Option<usize>, Query, description = "Names listed per rule (default 20, at most 500)")),
     responses(
-        (status = 200, body = super::retention::Body), Refused))]
+        (status = 200, body = super::retention::PlanReply), Refused))]
 fn retention_plan() {}
 
 #[utoipa::path(get, path = "/api/v1/modules", tag = "modules",

@@ -23,7 +23,7 @@ pub struct Retention {
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Body {
+pub(crate) struct PlanReply {
     #[serde(flatten)]
     plan: PlanBody,
     /// Why the policy file's last edit is not in force (the previous policy is).
@@ -50,8 +50,10 @@ pub(super) async fn plan(request: ApiRequest) -> Result<Response, warp::Rejectio
     };
     // Both may name namespaces the caller may not read.
     let reads_all = covers_everything(&state, &scope);
-    let hidden = |e: Option<String>| e.map(|e| if reads_all { e } else { "hidden: it may name namespaces you may not read".into() });
-    let body = Body {
+    let hidden = |e: Option<String>| {
+        e.map(|e| if reads_all { e } else { "hidden: it may name namespaces you may not read".into() })
+    };
+    let body = PlanReply {
         plan: plan.body(retention.mode.as_str(), &scope, limit),
         policy_error: hidden(status.policy_error),
         idle: hidden(status.idle),

@@ -155,7 +155,8 @@ pub async fn undeleted(pool: &AnyPool, synced: &Synced) -> Result<Vec<ArchiveKey
 
 /// Whether a row holds this version of this ConfigMap.
 pub async fn holds(pool: &AnyPool, namespace: &str, name: &str, uid: &str, version: &str) -> Result<bool, sqlx::Error> {
-    let sql = "SELECT COUNT(*) FROM executions WHERE namespace = $1 AND name = $2 AND uid = $3 AND resource_version = $4";
+    let sql =
+        "SELECT COUNT(*) FROM executions WHERE namespace = $1 AND name = $2 AND uid = $3 AND resource_version = $4";
     let count: i64 = sqlx::query_scalar(sql).bind(namespace).bind(name).bind(uid).bind(version).fetch_one(pool).await?;
     Ok(count > 0)
 }

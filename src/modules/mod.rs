@@ -25,13 +25,8 @@ pub use retention::{RetentionModule, RetentionParts};
 
 pub use crate::model::{EXECUTIONS, PIPELINES, REJECTIONS, RETENTION};
 /// Every module, in the order they are enabled.
-pub const ALL: [ModuleName; 5] = [
-    ModuleName::Executions,
-    ModuleName::Pipelines,
-    ModuleName::Rejections,
-    ModuleName::History,
-    ModuleName::Retention,
-];
+pub const ALL: [ModuleName; 5] =
+    [ModuleName::Executions, ModuleName::Pipelines, ModuleName::Rejections, ModuleName::History, ModuleName::Retention];
 
 /// A module, by the name `--modules`, BackendModule objects and `/api/v1/modules` use: each is
 /// also the API resource it serves.

@@ -19,8 +19,8 @@ use kube::api::{DeleteParams, Preconditions};
 use super::lease::Lease;
 use super::plan::{Candidate, Plan};
 use super::policy::Policy;
-use crate::history::ArchiveStatus;
 use crate::files::fingerprint;
+use crate::history::ArchiveStatus;
 use crate::index::Index;
 use crate::metrics::RetentionMetrics;
 
@@ -208,7 +208,10 @@ impl Pruner {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &entry.id.namespace);
         let preconditions =
             Preconditions { uid: Some(entry.uid.clone()), resource_version: Some(entry.resource_version.clone()) };
-        match api.delete(&entry.id.name, &DeleteParams { preconditions: Some(preconditions), ..Default::default() }).await {
+        match api
+            .delete(&entry.id.name, &DeleteParams { preconditions: Some(preconditions), ..Default::default() })
+            .await
+        {
             Ok(_) => {
                 tracing::info!(namespace = %entry.id.namespace, name = %entry.id.name, "pruned");
                 super::events::pruned(client, entry, rule).await;
@@ -224,4 +227,3 @@ impl Pruner {
         }
     }
 }
-

@@ -426,3 +426,29 @@ pub async fn sim_faults(sim: &Sim, switches: Value) -> Value {
     assert_eq!(response.status(), 200, "{switches}");
     response.json().await.expect("the fault state")
 }
+
+/// Retention by the policy in `file`, planned every 100 ms, in `mode`, deleting at `rate` per
+/// second, with a Lease of its own `identity` in namespace `execwatch`.
+pub fn retention(
+    file: &std::path::Path,
+    mode: execwatch::retention::Mode,
+    rate: u32,
+    identity: &str,
+) -> (execwatch::retention::RetentionSettings, execwatch::retention::Policy) {
+    let policy = execwatch::retention::Policy::load(file).expect("the retention file loads");
+    let lease = execwatch::retention::LeaseSettings {
+        namespace: "execwatch".to_owned(),
+        name: "execwatch-retention".to_owned(),
+        identity: identity.to_owned(),
+        duration: Duration::from_secs(3),
+    };
+    let settings = execwatch::retention::RetentionSettings {
+        file: file.to_owned(),
+        mode,
+        rate: std::num::NonZeroU32::new(rate).expect("a rate above 0"),
+        interval: Duration::from_millis(100),
+        without_archive: false,
+        lease,
+    };
+    (settings, policy)
+}
