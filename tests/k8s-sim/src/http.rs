@@ -81,6 +81,16 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
     if let Some(code) = inner.faults().namespace_status.get(&target.namespace).copied() {
         return Err(injected(code, &req, &target));
     }
+    if inner.faults().forbidden.contains(&(verb.to_owned(), target.resource.id())) {
+        return Err(ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} is forbidden: User \"system:serviceaccount:execwatch:execwatch\" cannot {verb} resource \"{}\" in API group \"{}\" in the namespace \"{}\"",
+                target.resource.plural, target.resource.plural, target.resource.group, target.namespace
+            ),
+        ));
+    }
     let body = req.into_body().collect().await.map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?.to_bytes();
     if crate::rbac::is_review(&target.resource) {
         return review(&inner, &target, verb, &body).await;
@@ -208,9 +218,12 @@ fn object_verb(inner: &Inner, call: &Call) -> Result<(u16, Value), ApiError> {
                 serde_json::from_slice(&call.body)
                     .map_err(|e| ApiError::new(400, "BadRequest", format!("invalid body: {e}")))?
             };
-            let precondition = options.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
+            let preconditions = crate::store::Preconditions {
+                uid: options.pointer("/preconditions/uid").and_then(Value::as_str),
+                resource_version: options.pointer("/preconditions/resourceVersion").and_then(Value::as_str),
+            };
             let dry_run = call.dry_run || options["dryRun"].as_array().is_some_and(|d| d.iter().any(|v| v == "All"));
-            store.delete(resource, ns, &name, precondition, dry_run).map(|o| (200, deleted(resource, o)))
+            store.delete(resource, ns, &name, preconditions, dry_run).map(|o| (200, deleted(resource, o)))
         }
     }
 }

@@ -47,6 +47,8 @@ struct Faults {
     hang_reviews: bool,
     /// Lists are accepted and never answered.
     hang_lists: bool,
+    /// (verb, resource) pairs refused with 403, as RBAC refuses what no role grants.
+    forbidden: std::collections::HashSet<(String, String)>,
 }
 
 struct Inner {
@@ -247,6 +249,18 @@ impl Sim {
     /// Open watches go silent: no events, no bookmarks, connection kept open. New watches work.
     pub fn silence_watches(&self) {
         self.inner.silence_watches();
+    }
+
+    /// Refuses `verb` on `resource` (`configmaps`, `leases.coordination.k8s.io`) with 403 while
+    /// `forbid` is true, as RBAC does when no role grants it.
+    pub fn forbid(&self, verb: &str, resource: &str, forbid: bool) {
+        let key = (verb.to_owned(), resource.to_owned());
+        let forbidden = &mut self.inner.faults().forbidden;
+        if forbid {
+            forbidden.insert(key);
+        } else {
+            forbidden.remove(&key);
+        }
     }
 
     /// Delays every response by `latency`.

@@ -38,6 +38,12 @@ impl Resource {
     pub fn secrets() -> Self {
         Self::new("", "v1", "secrets", "Secret", true, &[])
     }
+    pub fn events() -> Self {
+        Self::new("", "v1", "events", "Event", true, &["ev"])
+    }
+    pub fn leases() -> Self {
+        Self::new("coordination.k8s.io", "v1", "leases", "Lease", true, &[])
+    }
     pub fn crds() -> Self {
         Self::new(
             "apiextensions.k8s.io",

@@ -52,6 +52,13 @@ impl ApiError {
     }
 }
 
+/// What a delete expects of the object (`DeleteOptions.preconditions`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Preconditions<'a> {
+    pub uid: Option<&'a str>,
+    pub resource_version: Option<&'a str>,
+}
+
 impl Store {
     pub fn new(history_limit: usize) -> Self {
         let mut store =
@@ -68,7 +75,14 @@ impl Store {
     }
 
     fn built_ins() -> Vec<Resource> {
-        let mut all = vec![Resource::namespaces(), Resource::configmaps(), Resource::secrets(), Resource::crds()];
+        let mut all = vec![
+            Resource::namespaces(),
+            Resource::configmaps(),
+            Resource::secrets(),
+            Resource::events(),
+            Resource::leases(),
+            Resource::crds(),
+        ];
         all.extend(crate::rbac::rbac_resources());
         all.extend([crate::rbac::tokenreviews(), crate::rbac::subjectaccessreviews()]);
         all
@@ -314,19 +328,31 @@ impl Store {
         self.replace(resource, namespace, name, object, dry_run)
     }
 
-    /// Deletes an object; `precondition` is the resourceVersion the caller expects it to have.
+    /// Deletes an object; `preconditions` are the uid and resourceVersion the caller expects it
+    /// to have, checked uid first as kube-apiserver does.
     pub fn delete(
         &mut self,
         resource: &Resource,
         namespace: &str,
         name: &str,
-        precondition: Option<&str>,
+        preconditions: Preconditions<'_>,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         let key = (resource.id(), namespace.to_owned(), name.to_owned());
         let mut object = self.objects.get(&key).cloned().ok_or_else(|| not_found(resource, name))?;
+        let uid = object.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
+        if let Some(expected) = preconditions.uid.filter(|u| *u != uid) {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {expected}, UID in object meta: {uid}",
+                    resource.id()
+                ),
+            ));
+        }
         let current = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
-        if let Some(expected) = precondition.filter(|rv| *rv != current) {
+        if let Some(expected) = preconditions.resource_version.filter(|rv| *rv != current) {
             return Err(ApiError::new(
                 409,
                 "Conflict",
@@ -359,7 +385,7 @@ impl Store {
             .filter_map(|(id, ns, n)| owned.iter().find(|r| r.id() == *id).map(|r| (r.clone(), ns.clone(), n.clone())))
             .collect();
         for (r, ns, n) in doomed {
-            let _ = self.delete(&r, &ns, &n, None, false);
+            let _ = self.delete(&r, &ns, &n, Preconditions::default(), false);
         }
         Ok(object)
     }

@@ -1,0 +1,124 @@
+//! Retention against the simulator as API server with a SQLite archive: a dry run plans and
+//! deletes nothing; enforce deletes exactly what the plan says, only terminal runs, only once
+//! archived, each with an Event, and the archive lists every pruned execution afterwards.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Cluster, Setup, fast_watch, wait_until};
+use execwatch::fixtures::Doc;
+use execwatch::history::ArchiveSettings;
+use execwatch::retention::Mode;
+use k8s_openapi::api::core::v1::Event;
+use serde_json::Value;
+
+/// Keeps the newest two finished runs of each pipeline in team-a.
+const POLICY: &str = "rules:\n- name: keep-two\n  namespaces: [team-a]\n  keep: {newest: 2}\n";
+
+/// Five finished runs of `web` (run-1 oldest) and an old one still running.
+async fn write_runs(cluster: &Cluster) {
+    for i in 1..=5 {
+        let doc = Doc::new("web").phase("Succeeded").started_at(&format!("2026-11-01T10:0{i}:00Z"));
+        cluster.put_execution("team-a", &format!("run-{i}"), &doc).await;
+    }
+    let running = Doc::new("web").phase("Running").started_at("2026-10-01T10:00:00Z");
+    cluster.put_execution("team-a", "run-0", &running).await;
+}
+
+async fn start(mode: Mode, dir: &std::path::Path) -> Cluster {
+    let policy = dir.join("retention.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let url = format!("sqlite:{}", dir.join("history.db").display());
+    let archive = ArchiveSettings { url: url.parse().unwrap(), retain: std::time::Duration::from_secs(86400) };
+    let retention = common::retention(&policy, mode, 50, "replica-a");
+    let setup = Setup { archive: Some(archive), retention: Some(retention), ..Setup::default() };
+    Cluster::launch(&["team-a", "execwatch"], &["team-a"], fast_watch(), setup).await
+}
+
+async fn plan_of(cluster: &Cluster) -> Value {
+    cluster.service.get("/api/v1/retention/plan").await.1
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_dry_run_plans_the_oldest_finished_runs_and_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(Mode::DryRun, dir.path()).await;
+    write_runs(&cluster).await;
+    let plan = wait_until("the plan names three runs", || async {
+        let plan = plan_of(&cluster).await;
+        (plan["prunable"] == 3).then_some(plan)
+    })
+    .await;
+    assert_eq!(plan["mode"], "dryRun");
+    let rule = &plan["rules"][0];
+    assert_eq!(rule["first"], serde_json::json!(["team-a/run-1", "team-a/run-2", "team-a/run-3"]), "{plan}");
+    assert_eq!((rule["selected"].as_u64(), rule["notTerminal"].as_u64()), (Some(6), Some(1)), "{plan}");
+    // Several plans later, everything is still there.
+    for _ in 0..5 {
+        let seen = plan_of(&cluster).await;
+        assert_eq!(seen["prunable"], 3);
+    }
+    assert_eq!(cluster.held(&["team-a"]).await.len(), 6);
+    cluster.service.stop().await;
+}
+
+#[tokio::test]
+async fn enforce_prunes_what_the_archive_holds_and_the_archive_lists_it_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(Mode::Enforce, dir.path()).await;
+    write_runs(&cluster).await;
+    let kept = set(&["run-0", "run-4", "run-5"]);
+    wait_until("the three oldest finished runs are pruned", || async {
+        (cluster.held(&["team-a"]).await == kept).then_some(())
+    })
+    .await;
+    let listed = cluster
+        .service
+        .wait_for("the archive lists the pruned runs", "/api/v1/executions", |b| {
+            b["items"].as_array().is_some_and(|items| items.iter().filter(|e| e["archived"] == true).count() == 3)
+        })
+        .await;
+    let archived: BTreeSet<String> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["archived"] == true)
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(archived, set(&["run-1", "run-2", "run-3"]));
+    let events: kube::Api<Event> = kube::Api::namespaced(cluster.writer.clone(), "team-a");
+    let events = events.list(&Default::default()).await.unwrap();
+    let pruned: BTreeSet<String> = events
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Pruned"))
+        .filter_map(|e| e.involved_object.name.clone())
+        .collect();
+    assert_eq!(pruned, set(&["run-1", "run-2", "run-3"]), "one Event per pruned ConfigMap");
+    let lease: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(cluster.writer.clone(), "execwatch");
+    let lease = lease.get("execwatch-retention").await.unwrap();
+    assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("replica-a"));
+    cluster.service.stop().await;
+}
+
+#[tokio::test]
+async fn without_delete_rights_retention_stays_idle_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(Mode::Enforce, dir.path()).await;
+    cluster.sim.forbid("delete", "configmaps", true);
+    write_runs(&cluster).await;
+    let plan = wait_until("the plan says why nothing goes", || async {
+        let plan = plan_of(&cluster).await;
+        plan["idle"].as_str().is_some_and(|i| i.contains("not allowed to delete")).then_some(plan)
+    })
+    .await;
+    assert!(plan["idle"].as_str().unwrap().contains("manifests/retention"), "{plan}");
+    assert_eq!(cluster.held(&["team-a"]).await.len(), 6);
+    cluster.service.stop().await;
+}
