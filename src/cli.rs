@@ -49,6 +49,42 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check ConfigMap manifests offline against the schemas; exits 1 if any is rejected.
     Validate(ValidateArgs),
+    /// Retention policies: what one would prune, before anything is deleted.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// What a retention policy would prune now, from a directory of manifests or from the
+    /// cluster (the kubeconfig's, or the pod's); deletes nothing.
+    Plan(RetentionPlanArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct RetentionPlanArgs {
+    /// The retention policy (YAML).
+    #[arg(long, value_name = "FILE")]
+    pub retention: PathBuf,
+    /// Plan over the manifests in this directory instead of the cluster.
+    #[arg(long, value_name = "DIR", conflicts_with = "namespaces")]
+    pub from_dir: Option<PathBuf>,
+    /// Namespaces to read from the cluster (comma-separated).
+    #[arg(long, value_delimiter = ',', required_unless_present = "from_dir")]
+    pub namespaces: Vec<String>,
+    /// Names listed per rule, oldest first.
+    #[arg(long, default_value = "20")]
+    pub limit: usize,
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: PlanOutput,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanOutput {
+    Text,
+    Json,
 }
 
 /// Options shared by every command that decodes executions.

@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Parser;
 use execwatch::access::tokens::TokenFile;
 use execwatch::access::{Access, AuthMode};
-use execwatch::cli::{Args, Command, SchemaArgs, ServeArgs, ValidateArgs};
+use execwatch::cli::{
+    Args, Command, PlanOutput, RetentionCommand, RetentionPlanArgs, SchemaArgs, ServeArgs, ValidateArgs,
+};
 use execwatch::validate::SchemaRegistry;
 use execwatch::{Service, Sources, telemetry};
 
@@ -24,6 +26,9 @@ fn main() -> ExitCode {
             tokio::runtime::Runtime::new().context("cannot start the runtime").and_then(|rt| rt.block_on(run(serve)))
         }
         Command::Validate(args) => validate(args),
+        Command::Retention(RetentionCommand::Plan(args)) => tokio::runtime::Runtime::new()
+            .context("cannot start the runtime")
+            .and_then(|rt| rt.block_on(retention_plan(args))),
     };
     match result {
         Ok(code) => code,
@@ -43,6 +48,26 @@ fn registry(args: &SchemaArgs) -> anyhow::Result<Arc<SchemaRegistry>> {
     let registry = SchemaRegistry::load(&args.schemas, args.limits())?;
     tracing::info!(kinds = ?registry.kinds(), dir = %args.schemas.display(), "schemas loaded");
     Ok(Arc::new(registry))
+}
+
+/// `execwatch retention plan`: the plan printed; exit 0 whatever it says.
+async fn retention_plan(args: RetentionPlanArgs) -> anyhow::Result<ExitCode> {
+    use execwatch::commands::retention;
+    let registry = registry(&args.schema)?;
+    let policy = execwatch::retention::Policy::load(&args.retention).map_err(anyhow::Error::msg)?;
+    let selector = &args.schema.label_selector;
+    let executions = match &args.from_dir {
+        Some(dir) => retention::executions_in_dir(dir, &registry, selector)?,
+        None => retention::executions_in_cluster(&args.namespaces, &registry, selector).await?,
+    };
+    let plan = retention::plan(&policy, &executions, args.limit);
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        PlanOutput::Json => serde_json::to_writer_pretty(&mut out, &plan).map_err(std::io::Error::from)?,
+        PlanOutput::Text => retention::write_table(&plan, &mut out)?,
+    }
+    std::io::Write::flush(&mut out)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {

@@ -122,3 +122,43 @@ async fn without_delete_rights_retention_stays_idle_and_says_why() {
     assert_eq!(cluster.held(&["team-a"]).await.len(), 6);
     cluster.service.stop().await;
 }
+
+/// `execwatch retention plan`, as an operator runs it before switching to enforce.
+async fn plan_command(policy: &std::path::Path, source: &[&str], kubeconfig: Option<&std::path::Path>) -> Value {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_execwatch"));
+    command.args(["retention", "plan", "--retention"]).arg(policy).args(source).args(["-o", "json"]);
+    command.current_dir(env!("CARGO_MANIFEST_DIR")).env("EXECWATCH_LOG_LEVEL", "warn");
+    if let Some(kubeconfig) = kubeconfig {
+        command.env("KUBECONFIG", kubeconfig);
+    }
+    let out = tokio::time::timeout(common::DEADLINE, command.output()).await.expect("in time").expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[tokio::test]
+async fn the_plan_command_reads_a_directory_or_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(Mode::DryRun, dir.path()).await;
+    write_runs(&cluster).await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.sim.kubeconfig()).unwrap();
+    let policy = dir.path().join("retention.yaml");
+    let from_cluster = plan_command(&policy, &["--namespaces", "team-a"], Some(&kubeconfig)).await;
+
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    let listed = cluster.writer.clone();
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(listed, "team-a");
+    for cm in configmaps.list(&Default::default()).await.unwrap().items {
+        let name = cm.metadata.name.clone().unwrap();
+        std::fs::write(manifests.join(format!("{name}.yaml")), serde_yaml::to_string(&cm).unwrap()).unwrap();
+    }
+    let from_dir = plan_command(&policy, &["--from-dir", manifests.to_str().unwrap()], None).await;
+    for plan in [&from_cluster, &from_dir] {
+        assert_eq!(plan["prunable"], 3, "{plan}");
+        assert_eq!(plan["rules"][0]["first"], serde_json::json!(["team-a/run-1", "team-a/run-2", "team-a/run-3"]));
+    }
+    assert_eq!(cluster.held(&["team-a"]).await.len(), 6, "a plan deletes nothing");
+    cluster.service.stop().await;
+}

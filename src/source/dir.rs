@@ -172,7 +172,7 @@ fn classify(source: &DirSource, path: &std::path::Path) -> Touched {
 }
 
 /// Whether a file of the directory is read: `*.yaml` and `*.yml`.
-fn is_manifest(name: &str) -> bool {
+pub(crate) fn is_manifest(name: &str) -> bool {
     std::path::Path::new(name).extension().is_some_and(|x| x == "yaml" || x == "yml")
 }
 
