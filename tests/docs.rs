@@ -2,8 +2,9 @@
 //! the docs cannot drift: `curl` lines run against a service serving `manifests/examples` (and
 //! what they pipe to `jq` or `grep` is checked), `kubectl` lines run against the simulator (or,
 //! for `apply -k`, are rendered by kustomize), `execwatch` and `cargo run` lines parse with the
-//! real argument parser (and `validate` runs), YAML manifests validate, tokens files load, and
-//! JSON responses validate against `/openapi.json`. A block or command no check knows fails.
+//! real argument parser (and `validate` runs), YAML manifests validate, tokens files and
+//! retention policies load, and JSON responses validate against `/openapi.json`. A block or
+//! command no check knows fails.
 
 mod common;
 
@@ -311,6 +312,9 @@ fn check_yaml(block: &Block) {
             assert_eq!(validate(&[file]), 0, "{}: the ConfigMap is accepted", block.place);
         } else if value.get("tokens").is_some() {
             TokenFile::load(&file, Duration::from_secs(1)).unwrap_or_else(|e| panic!("{}: {e}", block.place));
+        } else if value.get("rules").is_some() {
+            let policy = execwatch::retention::Policy::load(&file).unwrap_or_else(|e| panic!("{}: {e}", block.place));
+            assert!(!policy.rules.is_empty(), "{}: a retention policy of rules", block.place);
         } else {
             panic!("{}: no check knows this YAML", block.place);
         }

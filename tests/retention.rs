@@ -10,6 +10,7 @@ use common::{Cluster, Setup, fast_watch, wait_until};
 use execwatch::fixtures::Doc;
 use execwatch::history::ArchiveSettings;
 use execwatch::retention::Mode;
+use execwatch::source::cluster::WatchSettings;
 use k8s_openapi::api::core::v1::Event;
 use serde_json::Value;
 
@@ -27,13 +28,39 @@ async fn write_runs(cluster: &Cluster) {
 }
 
 async fn start(mode: Mode, dir: &std::path::Path) -> Cluster {
-    let policy = dir.join("retention.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
-    let url = format!("sqlite:{}", dir.join("history.db").display());
-    let archive = ArchiveSettings { url: url.parse().unwrap(), retain: std::time::Duration::from_secs(86400) };
-    let retention = common::retention(&policy, mode, 50, "replica-a");
-    let setup = Setup { archive: Some(archive), retention: Some(retention), ..Setup::default() };
-    Cluster::launch(&["team-a", "execwatch"], &["team-a"], fast_watch(), setup).await
+    start_with(mode, dir, POLICY, fast_watch()).await
+}
+
+async fn start_with(mode: Mode, dir: &std::path::Path, policy: &str, watch: WatchSettings) -> Cluster {
+    let file = dir.join("retention.yaml");
+    std::fs::write(&file, policy).unwrap();
+    let retention = common::retention(&file, mode, 50, "replica-a");
+    let setup = Setup {
+        archive: Some(archive(dir, "history.db")),
+        retention: Some(retention),
+        metrics: true,
+        ..Setup::default()
+    };
+    Cluster::launch(&["team-a", "execwatch"], &["team-a"], watch, setup).await
+}
+
+fn archive(dir: &std::path::Path, file: &str) -> ArchiveSettings {
+    let url = format!("sqlite:{}", dir.join(file).display());
+    ArchiveSettings { url: url.parse().unwrap(), retain: std::time::Duration::from_secs(86400) }
+}
+
+/// Replaces the policy file the way a ConfigMap mount or an editor does: a new file renamed in.
+fn rewrite(dir: &std::path::Path, policy: &str) {
+    let tmp = dir.join(".retention.yaml.tmp");
+    std::fs::write(&tmp, policy).unwrap();
+    std::fs::rename(&tmp, dir.join("retention.yaml")).unwrap();
+}
+
+/// A counter of `/metrics` with these labels (0 when absent).
+async fn counter(cluster: &Cluster, name: &str, labels: &str) -> u64 {
+    let text = reqwest::get(cluster.service.metrics.as_ref().unwrap()).await.unwrap().text().await.unwrap();
+    let line = format!("{name}{{{labels}}} ");
+    text.lines().find_map(|l| l.strip_prefix(&line)).map_or(0, |v| v.trim().parse().unwrap())
 }
 
 async fn plan_of(cluster: &Cluster) -> Value {
@@ -160,5 +187,78 @@ async fn the_plan_command_reads_a_directory_or_the_cluster() {
         assert_eq!(plan["rules"][0]["first"], serde_json::json!(["team-a/run-1", "team-a/run-2", "team-a/run-3"]));
     }
     assert_eq!(cluster.held(&["team-a"]).await.len(), 6, "a plan deletes nothing");
+    cluster.service.stop().await;
+}
+
+/// A writer's update between the plan and the delete wins: the index (its watch silenced) and
+/// the archive still hold the version the plan saw, so only the API server's precondition stands
+/// between the pruner and the newer run, and it holds.
+#[tokio::test]
+async fn a_configmap_changed_after_the_plan_survives_its_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    // Watches that outlast the test, so a silenced one stays silent.
+    let watch = WatchSettings { watch_timeout: std::time::Duration::from_secs(300), ..fast_watch() };
+    let cluster = start_with(Mode::Enforce, dir.path(), "rules: []\n", watch).await;
+    write_runs(&cluster).await;
+    wait_until("every run is archived", || async {
+        let plan = plan_of(&cluster).await;
+        let history = cluster.service.get("/api/v1/modules").await.1;
+        let ready = history["items"].as_array().unwrap().iter().any(|m| m["name"] == "history" && m["ready"] == true);
+        (ready && plan["rules"].as_array().is_some_and(Vec::is_empty) && archived_rows(dir.path()).await == 6)
+            .then_some(())
+    })
+    .await;
+    cluster.sim.silence_watches();
+    cluster.put_execution("team-a", "run-1", &Doc::new("web").phase("Failed").started_at("2026-11-01T10:01:00Z")).await;
+    rewrite(dir.path(), "rules: [{name: everything, keep: {newest: 0}}]\n");
+    let survivors = set(&["run-0", "run-1"]);
+    wait_until("the other finished runs are pruned", || async {
+        (cluster.held(&["team-a"]).await == survivors).then_some(())
+    })
+    .await;
+    wait_until("the refused delete is counted", || async {
+        (counter(&cluster, "execwatch_retention_skipped_total", "reason=\"changed\"").await > 0).then_some(())
+    })
+    .await;
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(cluster.writer.clone(), "team-a");
+    let run = configmaps.get("run-1").await.unwrap();
+    assert!(run.data.unwrap().values().any(|d| d.contains("phase: Failed")), "the writer's version stands");
+    cluster.service.stop().await;
+}
+
+async fn archived_rows(dir: &std::path::Path) -> i64 {
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite:{}", dir.join("history.db").display());
+    let Ok(pool) = sqlx::AnyPool::connect(&url).await else { return 0 };
+    let count = sqlx::query_scalar("SELECT COUNT(*) FROM executions").fetch_one(&pool).await.unwrap_or(0);
+    pool.close().await;
+    count
+}
+
+/// An edit that does not load is refused with its reason, and the policy before it stays.
+#[tokio::test]
+async fn a_bad_policy_edit_is_refused_and_the_previous_policy_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start(Mode::DryRun, dir.path()).await;
+    write_runs(&cluster).await;
+    wait_until("the plan names three runs", || async { (plan_of(&cluster).await["prunable"] == 3).then_some(()) })
+        .await;
+    rewrite(dir.path(), "rules: [{name: broken, keep: {newest: -1}}]\n");
+    let plan = wait_until("the plan says why the edit is refused", || async {
+        let plan = plan_of(&cluster).await;
+        plan["policyError"].as_str().is_some_and(|e| e.contains("/rules/0/keep/newest")).then_some(plan)
+    })
+    .await;
+    assert_eq!((plan["prunable"].as_u64(), plan["rules"][0]["name"].as_str()), (Some(3), Some("keep-two")), "{plan}");
+    let modules = cluster.service.get("/api/v1/modules").await.1;
+    let retention = modules["items"].as_array().unwrap().iter().find(|m| m["name"] == "retention").unwrap().clone();
+    assert!(retention["lastError"].as_str().unwrap().contains("keep/newest"), "{retention}");
+    rewrite(dir.path(), "rules: [{name: keep-one, keep: {newest: 1}}]\n");
+    wait_until("the mended file is in force", || async {
+        let plan = plan_of(&cluster).await;
+        (plan["prunable"] == 4 && plan["policyError"].is_null()).then_some(())
+    })
+    .await;
     cluster.service.stop().await;
 }

@@ -205,6 +205,14 @@ mod tests {
     }
 
     #[test]
+    fn the_policy_the_manifests_ship_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/retention/policy.yaml");
+        let cm: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let policy = Policy::parse(cm["data"]["retention.yaml"].as_str().unwrap()).unwrap();
+        assert_eq!(policy.rules[0].keep, Keep { newest: Some(20), since: Some(Duration::from_secs(30 * 86400)) });
+    }
+
+    #[test]
     fn a_bad_file_says_where_and_why() {
         for (text, why) in [
             ("rules: [{name: a, keep: {newest: -1}}]", "/rules/0/keep/newest"),
