@@ -262,3 +262,73 @@ async fn a_bad_policy_edit_is_refused_and_the_previous_policy_stays() {
     .await;
     cluster.service.stop().await;
 }
+
+/// Two replicas, each with an archive of its own, prune 10 000 ConfigMaps together: the Lease
+/// lets one prune at a time, no ConfigMap is deleted successfully twice, none is missed, and
+/// deletes never come faster than the rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_prune_ten_thousand_one_at_a_time_within_the_rate() {
+    use futures::StreamExt;
+    const RUNS: usize = 10_000;
+    const RATE: u32 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("retention.yaml");
+    std::fs::write(&policy, "rules: [{name: all, keep: {newest: 0}}]\n").unwrap();
+    let sim = k8s_sim::Sim::start().await.unwrap();
+    sim.create_namespace("team-a");
+    sim.create_namespace("execwatch");
+    let writer = common::client_for(&sim);
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(writer, "team-a");
+    futures::stream::iter(0..RUNS)
+        .map(|i| {
+            let cm = execwatch::fixtures::Cm::new("team-a", &format!("run-{i:05}"))
+                .doc(&Doc::new(&format!("p-{}", i % 50)).phase("Succeeded"))
+                .build();
+            let api = configmaps.clone();
+            async move { api.create(&Default::default(), &cm).await.unwrap() }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+
+    let replica = |name: &str| {
+        let retention = common::retention(&policy, Mode::Enforce, RATE, name);
+        let setup = Setup {
+            archive: Some(archive(dir.path(), &format!("{name}.db"))),
+            retention: Some(retention),
+            metrics: true,
+            ..Setup::default()
+        };
+        let sources = execwatch::source::Sources::Kube {
+            client: common::client_for(&sim),
+            namespaces: vec!["team-a".to_owned()].into(),
+            watch: fast_watch(),
+        };
+        common::Running::launch(sources, setup)
+    };
+    let (a, b) = (replica("replica-a").await, replica("replica-b").await);
+    let pruned = || async {
+        let mut pruned = 0;
+        for replica in [&a, &b] {
+            let text = reqwest::get(replica.metrics.as_ref().unwrap()).await.unwrap().text().await.unwrap();
+            let line = text.lines().find_map(|l| l.strip_prefix("execwatch_retention_pruned_total{rule=\"all\"} "));
+            pruned += line.map_or(0, |v| v.trim().parse::<usize>().unwrap());
+        }
+        pruned
+    };
+    let ingest = std::time::Duration::from_secs(120);
+    common::wait_until_within("pruning starts", ingest, || async { (pruned().await > 0).then_some(()) }).await;
+    let started = std::time::Instant::now();
+    let within = std::time::Duration::from_secs(RUNS as u64 / RATE as u64 * 6);
+    common::wait_until_within("every ConfigMap is pruned", within, || async { (pruned().await >= RUNS).then_some(()) })
+        .await;
+    let took = started.elapsed();
+    let slowest = std::time::Duration::from_secs_f64((RUNS - 1) as f64 / RATE as f64 * 0.95);
+    assert!(took >= slowest, "{RUNS} deletes took {took:?}: faster than {RATE} per second");
+    assert_eq!(configmaps.list_metadata(&Default::default()).await.unwrap().items.len(), 0, "none is left");
+    assert_eq!(pruned().await, RUNS, "every ConfigMap deleted successfully exactly once, by one replica or the other");
+    let deletes = sim.requests("delete", "configmaps", "team-a") as usize;
+    eprintln!("{RUNS} pruned in {took:?}; {deletes} delete requests reached the API server");
+    a.stop().await;
+    b.stop().await;
+}

@@ -14,6 +14,7 @@ mod store;
 mod warm;
 mod writer;
 
+use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -203,13 +204,28 @@ impl ArchiveStatus {
         Ok(found.map(|(detail, deleted_at)| Json::archived(detail.as_bytes(), store::timestamp(deleted_at)).bytes))
     }
 
-    /// Whether the archive holds this exact version of an execution (its ConfigMap's uid and
-    /// resourceVersion): the one condition under which retention may delete the ConfigMap.
-    pub async fn holds(&self, entry: &ExecutionEntry) -> Result<bool, String> {
+    /// Which of these executions the archive holds at their exact version (their ConfigMap's uid
+    /// and resourceVersion): the one condition under which retention may delete a ConfigMap. One
+    /// query per namespace.
+    pub async fn holding<'e>(&self, entries: &[&'e ExecutionEntry]) -> Result<Vec<&'e ExecutionEntry>, String> {
         let pool = self.pool()?;
-        let held = store::holds(&pool, &entry.id.namespace, &entry.id.name, &entry.uid, &entry.resource_version);
-        let held = tokio::time::timeout(READ_TIMEOUT, held).await;
-        held.map_err(|_| format!("no answer within {READ_TIMEOUT:?}")).and_then(|h| h.map_err(short))
+        let mut by_namespace: BTreeMap<&str, Vec<&'e ExecutionEntry>> = BTreeMap::new();
+        for entry in entries {
+            by_namespace.entry(entry.id.namespace.as_str()).or_default().push(entry);
+        }
+        let mut held = Vec::new();
+        for (namespace, entries) in by_namespace {
+            let names: Vec<&str> = entries.iter().map(|e| e.id.name.as_str()).collect();
+            let rows = tokio::time::timeout(READ_TIMEOUT, store::versions(&pool, namespace, &names)).await;
+            let rows = rows.map_err(|_| format!("no answer within {READ_TIMEOUT:?}"))?.map_err(short)?;
+            let rows: HashSet<(String, String, String)> = rows.into_iter().collect();
+            held.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| rows.contains(&(e.id.name.clone(), e.uid.clone(), e.resource_version.clone()))),
+            );
+        }
+        Ok(held)
     }
 }
 

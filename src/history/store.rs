@@ -153,12 +153,27 @@ pub async fn undeleted(pool: &AnyPool, synced: &Synced) -> Result<Vec<ArchiveKey
     Ok(rows.into_iter().map(|r| ArchiveKey { namespace: r.get(0), name: r.get(1), uid: r.get(2) }).collect())
 }
 
-/// Whether a row holds this version of this ConfigMap.
-pub async fn holds(pool: &AnyPool, namespace: &str, name: &str, uid: &str, version: &str) -> Result<bool, sqlx::Error> {
-    let sql =
-        "SELECT COUNT(*) FROM executions WHERE namespace = $1 AND name = $2 AND uid = $3 AND resource_version = $4";
-    let count: i64 = sqlx::query_scalar(sql).bind(namespace).bind(name).bind(uid).bind(version).fetch_one(pool).await?;
-    Ok(count > 0)
+/// The uid and resourceVersion of every row of these names in `namespace`, by name.
+pub async fn versions(
+    pool: &AnyPool,
+    namespace: &str,
+    names: &[&str],
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let each: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT name, uid, resource_version FROM executions WHERE namespace = $1 AND name IN ({})",
+        each.join(", ")
+    );
+    // Only placeholders are written into the text; every value is bound.
+    let mut select = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(namespace);
+    for name in names {
+        select = select.bind(*name);
+    }
+    let rows = select.fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
 /// Marks these executions deleted at `at`, in one transaction.

@@ -2,6 +2,8 @@
 //! operator reading `kubectl get events` sees what retention deleted and why. Best effort: a
 //! refused Event never holds a prune back.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -10,7 +12,7 @@ use kube::api::{ObjectMeta, PostParams};
 
 use crate::index::ExecutionEntry;
 
-pub async fn pruned(client: &kube::Client, entry: &ExecutionEntry, rule: &str) {
+pub async fn pruned(client: kube::Client, entry: Arc<ExecutionEntry>, rule: String) {
     let (namespace, name) = (&entry.id.namespace, &entry.id.name);
     let now = Time(Timestamp::now());
     let event = Event {
@@ -41,7 +43,7 @@ pub async fn pruned(client: &kube::Client, entry: &ExecutionEntry, rule: &str) {
         count: Some(1),
         ..Event::default()
     };
-    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let api: Api<Event> = Api::namespaced(client, namespace);
     if let Err(e) = api.create(&PostParams::default(), &event).await {
         tracing::debug!(namespace = %namespace, error = %e, "cannot record an Event for a pruned ConfigMap");
     }

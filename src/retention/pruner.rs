@@ -21,7 +21,7 @@ use super::plan::{Candidate, Plan};
 use super::policy::Policy;
 use crate::files::fingerprint;
 use crate::history::ArchiveStatus;
-use crate::index::Index;
+use crate::index::{ExecutionEntry, Index};
 use crate::metrics::RetentionMetrics;
 
 /// `--retention-mode`.
@@ -89,6 +89,9 @@ impl RetentionStatus {
     }
 }
 
+/// Candidates checked against the index and the archive at a time.
+const CHUNK: usize = 200;
+
 /// What the pruner needs of the rest of the service.
 pub struct Pruner {
     pub settings: RetentionSettings,
@@ -114,7 +117,8 @@ enum Outcome {
 impl Pruner {
     /// Runs until aborted, starting from `policy` (loaded and checked at start).
     pub async fn run(self, mut policy: Policy) {
-        let limiter = RateLimiter::direct(Quota::per_second(self.settings.rate));
+        // No burst: deletes are spread evenly, so the API server sees a steady trickle.
+        let limiter = RateLimiter::direct(Quota::per_second(self.settings.rate).allow_burst(NonZeroU32::MIN));
         let mut seen = fingerprint(&self.settings.file);
         let lease = self.client.clone().map(|client| Lease::new(client, self.settings.lease.clone()));
         loop {
@@ -164,47 +168,71 @@ impl Pruner {
             Err(e) => return Some(format!("cannot take the Lease {}: {e}", self.settings.lease.name)),
         };
         let (mut forbidden, mut idle) = (std::collections::BTreeSet::new(), None);
-        for candidate in &plan.candidates {
-            if tokio::time::Instant::now() >= until {
-                break;
-            }
-            if forbidden.contains(&candidate.entry.id.namespace) {
-                continue;
-            }
-            limiter.until_ready().await;
-            match self.prune(client, candidate, plan.rule_name(candidate.rule)).await {
-                Outcome::Pruned => {
-                    self.metrics.pruned(plan.rule_name(candidate.rule));
-                    self.status.update(|s| s.pruned += 1);
-                }
-                Outcome::Skipped(reason) => self.metrics.skipped(reason),
-                Outcome::Forbidden(why) => {
-                    self.metrics.error();
-                    forbidden.insert(candidate.entry.id.namespace.clone());
-                    idle = Some(why);
-                }
-                Outcome::Failed(why) => {
+        for chunk in plan.candidates.chunks(CHUNK) {
+            let deletable = match self.deletable(chunk).await {
+                Ok(deletable) => deletable,
+                Err(why) => {
                     self.metrics.error();
                     return Some(why);
+                }
+            };
+            for candidate in deletable {
+                if tokio::time::Instant::now() >= until {
+                    return idle;
+                }
+                if forbidden.contains(&candidate.entry.id.namespace) {
+                    continue;
+                }
+                limiter.until_ready().await;
+                match self.prune(client, candidate, plan.rule_name(candidate.rule)).await {
+                    Outcome::Pruned => {
+                        self.metrics.pruned(plan.rule_name(candidate.rule));
+                        self.status.update(|s| s.pruned += 1);
+                    }
+                    Outcome::Skipped(reason) => self.metrics.skipped(reason),
+                    Outcome::Forbidden(why) => {
+                        self.metrics.error();
+                        forbidden.insert(candidate.entry.id.namespace.clone());
+                        idle = Some(why);
+                    }
+                    Outcome::Failed(why) => {
+                        self.metrics.error();
+                        return Some(why);
+                    }
                 }
             }
         }
         idle
     }
 
+    /// Of these candidates, those the index still holds at the planned version and the archive
+    /// holds too (one query a namespace); the others are counted as skipped.
+    async fn deletable<'c>(&self, chunk: &'c [Candidate]) -> Result<Vec<&'c Candidate>, String> {
+        let unchanged: Vec<&Candidate> = chunk
+            .iter()
+            .filter(|c| {
+                let live = self.index.get(&c.entry.id);
+                let same = live.is_some_and(|l| l.uid == c.entry.uid && l.resource_version == c.entry.resource_version);
+                if !same {
+                    self.metrics.skipped("changed");
+                }
+                same
+            })
+            .collect();
+        let Some(archive) = &self.archive else { return Ok(unchanged) };
+        let entries: Vec<&ExecutionEntry> = unchanged.iter().map(|c| &*c.entry).collect();
+        let held = archive.holding(&entries).await.map_err(|e| format!("cannot ask the archive: {e}"))?;
+        let held: std::collections::HashSet<*const ExecutionEntry> = held.into_iter().map(std::ptr::from_ref).collect();
+        let (deletable, unarchived): (Vec<&Candidate>, Vec<&Candidate>) =
+            unchanged.into_iter().partition(|c| held.contains(&std::ptr::from_ref(&*c.entry)));
+        for _ in unarchived {
+            self.metrics.skipped("notArchived");
+        }
+        Ok(deletable)
+    }
+
     async fn prune(&self, client: &kube::Client, candidate: &Candidate, rule: &str) -> Outcome {
         let entry = &candidate.entry;
-        let live = self.index.get(&entry.id);
-        if live.is_none_or(|l| l.uid != entry.uid || l.resource_version != entry.resource_version) {
-            return Outcome::Skipped("changed");
-        }
-        if let Some(archive) = &self.archive {
-            match archive.holds(entry).await {
-                Ok(true) => {}
-                Ok(false) => return Outcome::Skipped("notArchived"),
-                Err(e) => return Outcome::Failed(format!("cannot ask the archive: {e}")),
-            }
-        }
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &entry.id.namespace);
         let preconditions =
             Preconditions { uid: Some(entry.uid.clone()), resource_version: Some(entry.resource_version.clone()) };
@@ -214,7 +242,8 @@ impl Pruner {
         {
             Ok(_) => {
                 tracing::info!(namespace = %entry.id.namespace, name = %entry.id.name, "pruned");
-                super::events::pruned(client, entry, rule).await;
+                // Off the pruning path: an Event is a courtesy, never a reason to go slower.
+                tokio::spawn(super::events::pruned(client.clone(), entry.clone(), rule.to_owned()));
                 Outcome::Pruned
             }
             Err(kube::Error::Api(s)) if s.code == 409 => Outcome::Skipped("changed"),

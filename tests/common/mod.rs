@@ -41,12 +41,21 @@ pub fn selector() -> Selector {
 }
 
 /// Polls `probe` until it yields `Some`, or fails the test after `DEADLINE` with `what`.
-pub async fn wait_until<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn wait_until<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
+    wait_until_within(what, DEADLINE, probe).await
+}
+
+/// As `wait_until`, for what takes longer than `DEADLINE` by design.
+pub async fn wait_until_within<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         if let Some(value) = probe().await {
             return value;
