@@ -32,15 +32,20 @@ async fn start(mode: Mode, dir: &std::path::Path) -> Cluster {
 }
 
 async fn start_with(mode: Mode, dir: &std::path::Path, policy: &str, watch: WatchSettings) -> Cluster {
+    start_over(mode, dir, policy, watch, archive(dir, "history.db")).await
+}
+
+async fn start_over(
+    mode: Mode,
+    dir: &std::path::Path,
+    policy: &str,
+    watch: WatchSettings,
+    archive: ArchiveSettings,
+) -> Cluster {
     let file = dir.join("retention.yaml");
     std::fs::write(&file, policy).unwrap();
     let retention = common::retention(&file, mode, 50, "replica-a");
-    let setup = Setup {
-        archive: Some(archive(dir, "history.db")),
-        retention: Some(retention),
-        metrics: true,
-        ..Setup::default()
-    };
+    let setup = Setup { archive: Some(archive), retention: Some(retention), metrics: true, ..Setup::default() };
     Cluster::launch(&["team-a", "execwatch"], &["team-a"], watch, setup).await
 }
 
@@ -95,9 +100,22 @@ async fn a_dry_run_plans_the_oldest_finished_runs_and_deletes_nothing() {
 }
 
 #[tokio::test]
-async fn enforce_prunes_what_the_archive_holds_and_the_archive_lists_it_after() {
+async fn enforce_prunes_what_a_sqlite_archive_holds_and_it_lists_them_after() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = start(Mode::Enforce, dir.path()).await;
+    enforce_prunes_what_the_archive_holds(start(Mode::Enforce, dir.path()).await).await;
+}
+
+#[tokio::test]
+async fn enforce_prunes_what_a_postgres_archive_holds_and_it_lists_them_after() {
+    let Some(postgres) = common::postgres::Postgres::start() else { return };
+    postgres.create("retention");
+    let dir = tempfile::tempdir().unwrap();
+    let archive = ArchiveSettings { url: postgres.url("retention").parse().unwrap(), ..archive(dir.path(), "unused") };
+    let cluster = start_over(Mode::Enforce, dir.path(), POLICY, fast_watch(), archive).await;
+    enforce_prunes_what_the_archive_holds(cluster).await;
+}
+
+async fn enforce_prunes_what_the_archive_holds(cluster: Cluster) {
     write_runs(&cluster).await;
     let kept = set(&["run-0", "run-4", "run-5"]);
     wait_until("the three oldest finished runs are pruned", || async {
@@ -331,4 +349,23 @@ async fn two_replicas_prune_ten_thousand_one_at_a_time_within_the_rate() {
     eprintln!("{RUNS} pruned in {took:?}; {deletes} delete requests reached the API server");
     a.stop().await;
     b.stop().await;
+}
+
+/// An archive that cannot be reached holds nothing, so nothing is pruned: the plan still names
+/// what would go, and the module says why it does not.
+#[tokio::test]
+async fn nothing_is_pruned_that_the_archive_does_not_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let unreachable = format!("sqlite:{}", dir.path().join("no-such-dir/history.db").display());
+    let archive = ArchiveSettings { url: unreachable.parse().unwrap(), ..archive(dir.path(), "unused") };
+    let cluster = start_over(Mode::Enforce, dir.path(), POLICY, fast_watch(), archive).await;
+    write_runs(&cluster).await;
+    let plan = wait_until("the plan says why nothing goes", || async {
+        let plan = plan_of(&cluster).await;
+        (plan["prunable"] == 3 && plan["idle"].as_str().is_some_and(|i| i.contains("archive"))).then_some(plan)
+    })
+    .await;
+    assert!(plan["idle"].as_str().unwrap().contains("cannot ask the archive"), "{plan}");
+    assert_eq!(cluster.held(&["team-a"]).await.len(), 6);
+    cluster.service.stop().await;
 }
