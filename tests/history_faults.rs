@@ -192,20 +192,26 @@ async fn a_replica_killed_mid_batch_leaves_the_shared_archive_whole() {
     service.stop().await;
 }
 
-/// Makes a file unwritable even for root (`chattr +i`), undone when dropped; `None` where the
-/// filesystem or the container does not allow it.
-struct Immutable(std::path::PathBuf);
+/// A change to the system made by a command and undone by another when dropped: a file made
+/// unwritable even for root (`chattr +i`), a small tmpfs mounted. `None` where the filesystem
+/// or the container does not allow it.
+struct Undone(Vec<String>);
 
-impl Immutable {
-    fn set(path: &Path) -> Option<Immutable> {
-        let done = std::process::Command::new("chattr").arg("+i").arg(path).status();
-        done.is_ok_and(|s| s.success()).then(|| Immutable(path.to_owned()))
+impl Undone {
+    fn run(command: &[&str], undo: &[&str]) -> Option<Undone> {
+        let done = std::process::Command::new(command[0]).args(&command[1..]).status();
+        done.is_ok_and(|s| s.success()).then(|| Undone(undo.iter().map(|s| s.to_string()).collect()))
+    }
+
+    fn immutable(path: &Path) -> Option<Undone> {
+        let path = path.to_str().unwrap();
+        Undone::run(&["chattr", "+i", path], &["chattr", "-i", path])
     }
 }
 
-impl Drop for Immutable {
+impl Drop for Undone {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
+        let _ = std::process::Command::new(&self.0[0]).args(&self.0[1..]).status();
     }
 }
 
@@ -221,7 +227,7 @@ async fn a_read_only_sqlite_file_is_named_and_live_serving_goes_on() {
     let service = launch(&data, &url).await;
     wait_until("the run is archived", || async { (rows(&url).await.len() == 1).then_some(()) }).await;
     service.stop().await;
-    let _locked = [archive.join("history.db"), archive.clone()].map(|p| Immutable::set(&p));
+    let _locked = [archive.join("history.db"), archive.clone()].map(|p| Undone::immutable(&p));
     if _locked.iter().any(Option::is_none) {
         eprintln!("skipped: chattr +i is not allowed here, so nothing is read-only to root");
         return;
@@ -239,34 +245,16 @@ async fn a_read_only_sqlite_file_is_named_and_live_serving_goes_on() {
     service.stop().await;
 }
 
-/// A tmpfs of a few pages mounted over a directory, unmounted when dropped; `None` where the
-/// container does not allow mounting.
-struct SmallDisk(std::path::PathBuf);
-
-impl SmallDisk {
-    fn mount(path: &Path, size: &str) -> Option<SmallDisk> {
-        let options = format!("size={size}");
-        let done =
-            std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &options, "tmpfs"]).arg(path).status();
-        done.is_ok_and(|s| s.success()).then(|| SmallDisk(path.to_owned()))
+/// Takes every free byte of the filesystem `dir` is on, so the next write there fails with
+/// ENOSPC; the file that does it, to free it.
+fn fill(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    for chunk in [64 * 1024, 4096, 512] {
+        while file.write_all(&vec![0; chunk]).and_then(|()| file.sync_all()).is_ok() {}
     }
-
-    /// Takes every free byte, so the next write anywhere on it fails with ENOSPC.
-    fn fill(&self) -> std::path::PathBuf {
-        use std::io::Write;
-        let path = self.0.join("filler");
-        let mut file = std::fs::File::create(&path).unwrap();
-        for chunk in [64 * 1024, 4096, 512] {
-            while file.write_all(&vec![0; chunk]).and_then(|()| file.sync_all()).is_ok() {}
-        }
-        path
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-    }
+    path
 }
 
 #[tokio::test]
@@ -277,7 +265,9 @@ async fn a_full_disk_is_named_and_nothing_is_lost_once_there_is_room() {
     write(&data, "run-1", "Running");
     let archive = dir.path().join("archive");
     std::fs::create_dir(&archive).unwrap();
-    let Some(disk) = SmallDisk::mount(&archive, "4m") else {
+    let place = archive.to_str().unwrap();
+    let Some(_disk) = Undone::run(&["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", place], &["umount", "-l", place])
+    else {
         eprintln!("skipped: mounting a small tmpfs is not allowed here, so no disk can be filled");
         return;
     };
@@ -285,7 +275,7 @@ async fn a_full_disk_is_named_and_nothing_is_lost_once_there_is_room() {
     let service = launch(&data, &url).await;
     wait_until("the run is archived", || async { (rows(&url).await.len() == 1).then_some(()) }).await;
 
-    let filler = disk.fill();
+    let filler = fill(&archive);
     for i in 2..=6 {
         write(&data, &format!("run-{i}"), "Running");
     }

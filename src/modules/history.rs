@@ -2,14 +2,11 @@
 //! readiness is the archive's, shown in `/readyz` and `/api/v1/modules`, but a database that is
 //! down never holds the service's readiness back: live executions are served regardless.
 
-use std::sync::Mutex;
-
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::{Lifecycle, Module, ModuleName};
+use super::{Lifecycle, Module, ModuleName, Task};
 use crate::history::{ArchiveSettings, ArchiveStatus};
 use crate::index::{Index, Journal};
 
@@ -21,7 +18,7 @@ pub struct HistoryModule {
     status: ArchiveStatus,
     /// Names the schemas the archived documents were validated under.
     schema_set: String,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: Task,
     lifecycle: Lifecycle,
 }
 
@@ -33,12 +30,8 @@ impl HistoryModule {
         status: ArchiveStatus,
         schema_set: String,
     ) -> Self {
-        let (task, lifecycle) = (Mutex::default(), Lifecycle::default());
+        let (task, lifecycle) = (Task::default(), Lifecycle::default());
         HistoryModule { settings, index, journal, status, schema_set, task, lifecycle }
-    }
-
-    fn task(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
-        self.task.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -57,12 +50,11 @@ impl Module for HistoryModule {
 
     fn enable(&self) -> BoxFuture<'_, ()> {
         async move {
-            let mut task = self.task();
-            if task.is_none() {
+            self.task.start(|| {
                 let parts = (self.settings.clone(), self.index.clone(), self.journal.clone(), self.status.clone());
                 let run = crate::history::run(parts.0, parts.1, parts.2, parts.3, self.schema_set.clone());
-                *task = Some(tokio::spawn(run.instrument(tracing::info_span!("archive"))));
-            }
+                run.instrument(tracing::info_span!("archive"))
+            });
             self.lifecycle.set(true);
         }
         .boxed()
@@ -71,11 +63,8 @@ impl Module for HistoryModule {
     fn disable(&self) -> BoxFuture<'_, ()> {
         async move {
             self.lifecycle.set(false);
-            let task = self.task().take();
-            if let Some(task) = task {
+            if self.task.stop().await {
                 // A batch cut short is rolled back: its notes wait in the journal again.
-                task.abort();
-                let _ = task.await;
                 self.journal.requeue();
             }
         }

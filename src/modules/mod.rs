@@ -133,6 +133,29 @@ impl Lifecycle {
     }
 }
 
+/// A module's background task: started once on enable, aborted and awaited on disable.
+#[derive(Default)]
+pub struct Task(std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>);
+
+impl Task {
+    /// Spawns `make()`'s future unless the task runs already.
+    pub fn start<F: Future<Output = ()> + Send + 'static>(&self, make: impl FnOnce() -> F) {
+        let mut task = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if task.is_none() {
+            *task = Some(tokio::spawn(make()));
+        }
+    }
+
+    /// Aborts the task and waits until it has stopped; true when it was running.
+    pub async fn stop(&self) -> bool {
+        let task = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(task) = task else { return false };
+        task.abort();
+        let _ = task.await;
+        true
+    }
+}
+
 /// A module, or one it depends on, is switched off; the message names which.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -3,14 +3,11 @@
 //! replica leads, RBAC refuses deletes) or why the policy file's last edit is not in force, but
 //! it never holds the service's readiness back.
 
-use std::sync::Mutex;
-
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::{Lifecycle, Module, ModuleName, RETENTION};
+use super::{Lifecycle, Module, ModuleName, RETENTION, Task};
 use crate::history::ArchiveStatus;
 use crate::index::Index;
 use crate::metrics::RetentionMetrics;
@@ -24,7 +21,7 @@ pub struct RetentionModule {
     client: Option<kube::Client>,
     status: RetentionStatus,
     metrics: RetentionMetrics,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: Task,
     lifecycle: Lifecycle,
 }
 
@@ -40,12 +37,8 @@ pub struct RetentionParts {
 impl RetentionModule {
     pub fn new(settings: RetentionSettings, policy: Policy, parts: RetentionParts) -> Self {
         let RetentionParts { index, archive, client, status, metrics } = parts;
-        let (task, lifecycle) = (Mutex::default(), Lifecycle::default());
+        let (task, lifecycle) = (Task::default(), Lifecycle::default());
         RetentionModule { settings, policy, index, archive, client, status, metrics, task, lifecycle }
-    }
-
-    fn task(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
-        self.task.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -64,8 +57,7 @@ impl Module for RetentionModule {
 
     fn enable(&self) -> BoxFuture<'_, ()> {
         async move {
-            let mut task = self.task();
-            if task.is_none() {
+            self.task.start(|| {
                 let pruner = Pruner {
                     settings: self.settings.clone(),
                     index: self.index.clone(),
@@ -74,9 +66,8 @@ impl Module for RetentionModule {
                     status: self.status.clone(),
                     metrics: self.metrics.clone(),
                 };
-                let run = pruner.run(self.policy.clone()).instrument(tracing::info_span!("retention"));
-                *task = Some(tokio::spawn(run));
-            }
+                pruner.run(self.policy.clone()).instrument(tracing::info_span!("retention"))
+            });
             self.lifecycle.set(true);
         }
         .boxed()
@@ -85,12 +76,8 @@ impl Module for RetentionModule {
     fn disable(&self) -> BoxFuture<'_, ()> {
         async move {
             self.lifecycle.set(false);
-            let task = self.task().take();
-            if let Some(task) = task {
-                // A delete cut short either happened or did not: the next plan sees which.
-                task.abort();
-                let _ = task.await;
-            }
+            // A delete cut short either happened or did not: the next plan sees which.
+            self.task.stop().await;
         }
         .boxed()
     }
