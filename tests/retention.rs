@@ -369,3 +369,52 @@ async fn nothing_is_pruned_that_the_archive_does_not_hold() {
     assert_eq!(cluster.held(&["team-a"]).await.len(), 6);
     cluster.service.stop().await;
 }
+
+/// The plan is counted over the namespaces the caller may read, names included.
+#[tokio::test]
+async fn the_plan_shows_each_caller_only_the_namespaces_they_may_read() {
+    use execwatch::access::Access;
+    use execwatch::access::tokens::TokenFile;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for (ns, count) in [("team-a", 3), ("team-b", 5)] {
+        for i in 0..count {
+            let doc = Doc::new("web").phase("Succeeded").started_at(&format!("2026-11-01T10:0{i}:00Z"));
+            std::fs::write(data.join(format!("{ns}-{i}.yaml")), common::manifest(ns, &format!("run-{i}"), &doc.yaml()))
+                .unwrap();
+        }
+    }
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens, common::tokens_file(&[("a", "token-a", "[team-a]"), ("ops", "token-ops", "['*']")]))
+        .unwrap();
+    let policy = dir.path().join("retention.yaml");
+    std::fs::write(&policy, "rules: [{name: all, keep: {newest: 1}}]\n").unwrap();
+    let setup = Setup {
+        access: Access::tokens(TokenFile::load(&tokens, std::time::Duration::from_millis(100)).unwrap()),
+        retention: Some(common::retention(&policy, Mode::DryRun, 5, "replica-a")),
+        ..Setup::default()
+    };
+    let service = common::Running::launch(common::dir_source(&data, std::time::Duration::from_millis(50)), setup).await;
+    let as_caller = |token: &'static str| {
+        let service = &service;
+        async move {
+            wait_until("a plan over both namespaces", || async {
+                let plan: Value = service.get_as("/api/v1/retention/plan", "token-ops").await.json().await.ok()?;
+                (plan["prunable"] == 6).then_some(())
+            })
+            .await;
+            let plan: Value = service.get_as("/api/v1/retention/plan", token).await.json().await.unwrap();
+            plan
+        }
+    };
+    let a = as_caller("token-a").await;
+    assert_eq!((a["prunable"].as_u64(), a["rules"][0]["selected"].as_u64()), (Some(2), Some(3)), "{a}");
+    let first: Vec<&str> = a["rules"][0]["first"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert!(first.iter().all(|n| n.starts_with("team-a/")), "{a}");
+    let ops = as_caller("token-ops").await;
+    assert_eq!((ops["prunable"].as_u64(), ops["rules"][0]["selected"].as_u64()), (Some(6), Some(8)), "{ops}");
+    let (status, _) = (service.get_as("/api/v1/retention/plan", "no-such-token").await.status().as_u16(), ());
+    assert_eq!(status, 401);
+    service.stop().await;
+}

@@ -36,7 +36,9 @@ pub async fn run(oha: &Path, archived: usize, archive: Archive) -> Figures {
         Archive::Sqlite => ("SQLite", format!("sqlite:{}", file.display()), format!("sqlite://{}", file.display())),
         Archive::Postgres(url) => ("PostgreSQL", url.clone(), url),
     };
-    let args = ["--from-dir".to_owned(), manifests.display().to_string(), "--archive".to_owned(), url];
+    // Two years of history: kept whole (the default --archive-retain, 400 days, would prune it).
+    let args = ["--from-dir", &manifests.display().to_string(), "--archive", &url, "--archive-retain", "1000d"]
+        .map(str::to_owned);
     // The first start makes the schema and archives the live executions.
     let (served, _) = Served::start(&args, &[]).await;
     let rss_small = settled_rss(&served).await;
@@ -57,6 +59,7 @@ pub async fn run(oha: &Path, archived: usize, archive: Archive) -> Figures {
     let mut pages = Vec::new();
     for (what, query) in queries {
         let urls = distinct(crawl(&served.base, &query, 200).await);
+        check(&urls).await;
         pages.push((what, measure(oha, dir.path(), &urls)));
     }
     let one: Vec<String> = (0..2000)
@@ -65,6 +68,7 @@ pub async fn run(oha: &Path, archived: usize, archive: Archive) -> Figures {
             format!("{}/api/v1/namespaces/{}/executions/{}", served.base, namespace(i), name_of(i))
         })
         .collect();
+    check(&one).await;
     let get_one = measure(oha, dir.path(), &one);
     Figures { archive: name, archived, pages, get_one, rss_small, rss_large }
 }
@@ -111,6 +115,17 @@ fn distinct(crawled: Vec<String>) -> Vec<String> {
     (51..=60)
         .flat_map(|limit| crawled.iter().map(move |url| url.replacen("limit=50", &format!("limit={limit}"), 1)))
         .collect()
+}
+
+/// Every one of a sample of `urls` answers 200, or the run stops naming the first that does not.
+async fn check(urls: &[String]) {
+    let client = reqwest::Client::new();
+    for url in urls.iter().step_by((urls.len() / 50).max(1)) {
+        let response = client.get(url).send().await.expect("served");
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "{url}: {}", &body[..body.len().min(300)]);
+    }
 }
 
 /// `RATE` requests a second for 5 s over `urls`, from the second core.

@@ -5,7 +5,9 @@
 //! for N idle followers over 10 000 executions (10 000 by default; 0 leaves them out),
 //! `EXECWATCH_BENCH_WARM=N,…` for the ready time of a restart over a warm archive (10 000 by
 //! default; empty leaves it out), `EXECWATCH_BENCH_ARCHIVE=N` for lists and GET one over N
-//! archived executions in SQLite and PostgreSQL (1 000 000 by default; empty leaves it out).
+//! archived executions in SQLite and PostgreSQL (1 000 000 by default; empty leaves it out),
+//! `EXECWATCH_BENCH_PRUNE=N` for retention pruning N executions through the simulator down to
+//! the newest 10 of each pipeline (100 000 by default; empty leaves it out).
 //! `EXECWATCH_BENCH_WRITE=DIR`
 //! only writes the data set of the first size into DIR as manifests, for profiling by hand.
 //!
@@ -18,6 +20,7 @@ mod archive;
 mod data;
 mod followers;
 mod load;
+mod prune;
 mod scale;
 mod served;
 mod warm;
@@ -103,6 +106,10 @@ fn main() {
                 rows.push(archive::run(&oha, n, warm::Archive::Postgres(postgres.url("large"))).await);
             }
             archive::print(&rows);
+        }
+        for n in list("EXECWATCH_BENCH_PRUNE", "100000", |s| s.parse::<usize>().ok()) {
+            println!("\npruning {n} executions down to the newest 10 of each pipeline ...");
+            prune::print(&prune::run(n).await);
         }
         let followers = list("EXECWATCH_BENCH_FOLLOWERS", "10000", |s| s.parse::<usize>().ok());
         let followers = followers.first().copied().unwrap_or(0);

@@ -10,7 +10,7 @@ use sqlx::migrate::MigrateError;
 use sqlx::{AnyPool, Executor, Row};
 
 use super::ArchiveUrl;
-use crate::index::{ArchiveKey, ArchivedRun, ExecutionEntry, Note, Stored, Synced};
+use crate::index::{ArchiveKey, ArchivedLoad, ArchivedRun, ExecutionEntry, Note, Stored, Synced};
 use futures::TryStreamExt;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -125,20 +125,21 @@ pub async fn prune(pool: &AnyPool, before: Timestamp, batch: i64) -> Result<u64,
 }
 
 /// Every archived run (the latest deletion of each name), for pipelines' whole history: read as
-/// a stream, so the rows are never all in memory at once.
-pub async fn archived_runs(pool: &AnyPool) -> Result<Vec<ArchivedRun>, sqlx::Error> {
+/// a stream into `load`, which adds them up, so the rows are never all in memory at once.
+pub async fn archived_runs(pool: &AnyPool, load: &mut ArchivedLoad) -> Result<(), sqlx::Error> {
     let sql = "SELECT sort_time, summary, deleted_at FROM executions e WHERE deleted_at IS NOT NULL \
                AND NOT EXISTS (SELECT 1 FROM executions l WHERE l.namespace = e.namespace AND l.name = e.name \
                AND l.uid <> e.uid AND (l.deleted_at IS NULL OR l.deleted_at > e.deleted_at \
                OR (l.deleted_at = e.deleted_at AND l.uid > e.uid)))";
     let mut rows = sqlx::query(sql).fetch(pool);
-    let mut runs = Vec::new();
     while let Some(row) = rows.try_next().await? {
         let summary: String = row.get(1);
         // A row this version cannot read is left out of the counts, never fatal.
-        runs.extend(ArchivedRun::from_summary(&summary, timestamp(row.get(0)), timestamp(row.get(2))));
+        if let Some(run) = ArchivedRun::from_summary(&summary, timestamp(row.get(0)), timestamp(row.get(2))) {
+            load.add(run);
+        }
     }
-    Ok(runs)
+    Ok(())
 }
 
 /// The executions of the relisted namespace (or every one) the archive holds as existing that

@@ -87,10 +87,11 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
 /// status says why, and false.
 async fn load_runs(pool: &AnyPool, index: &Index, status: &ArchiveStatus) -> bool {
     let started = std::time::Instant::now();
-    match store::archived_runs(pool).await {
-        Ok(runs) => {
-            let count = runs.len();
-            index.load_archived(runs);
+    let mut load = index.archived_load();
+    match store::archived_runs(pool, &mut load).await {
+        Ok(()) => {
+            let count = load.len();
+            index.load_archived(load);
             status.update(|s| s.runs_loaded = true);
             tracing::info!(runs = count, took = ?started.elapsed(), "archived runs loaded for pipelines");
             true

@@ -132,22 +132,71 @@ impl State {
     }
 }
 
+/// Archived runs read from the archive and added up as they come, off the index lock, so a
+/// load holds O(pipelines) whatever the archive's size. Runs deleted lately (or pending in the
+/// journal when the load began) are kept aside, to be counted once against the journal when the
+/// load is swapped in: a deletion may be both pending and already written.
+pub struct ArchivedLoad {
+    totals: ArchivedRuns,
+    late: Vec<ArchivedRun>,
+    pending: HashSet<ObjectRef>,
+    /// Rows deleted before this cannot be pending any more, but for those in `pending`.
+    settled_before: Timestamp,
+    runs: usize,
+}
+
+/// How long a deletion may take to be written and read back, the replicas' clock skew included.
+const SETTLING: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
+impl ArchivedLoad {
+    pub fn add(&mut self, run: ArchivedRun) {
+        self.runs += 1;
+        if run.deleted_at < self.settled_before && !self.pending.contains(&run.id) {
+            add_to(&mut self.totals, run);
+        } else {
+            self.late.push(run);
+        }
+    }
+
+    /// Runs read so far.
+    pub fn len(&self) -> usize {
+        self.runs
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs == 0
+    }
+}
+
+fn add_to(totals: &mut ArchivedRuns, run: ArchivedRun) {
+    totals.entry(run.pipeline()).or_default().add(run);
+}
+
 impl Index {
-    /// Replaces every archived run with `runs` (what the archive holds), and adds again the
-    /// deletions it may not hold yet.
-    pub fn load_archived(&self, runs: Vec<ArchivedRun>) {
+    /// A load of what the archive holds, to fill with `ArchivedLoad::add` and swap in with
+    /// `load_archived`.
+    pub fn archived_load(&self) -> ArchivedLoad {
+        let pending = self.departed().into_iter().map(|(entry, _)| (*entry.id).clone()).collect();
+        let settled_before = Timestamp::now() - SETTLING;
+        ArchivedLoad { totals: ArchivedRuns::new(), late: Vec::new(), pending, settled_before, runs: 0 }
+    }
+
+    /// Replaces every archived run with what `load` read, and adds again the deletions the
+    /// archive may not hold yet.
+    pub fn load_archived(&self, load: ArchivedLoad) {
+        let ArchivedLoad { mut totals, late, .. } = load;
         let departed = self.departed();
-        // A deletion may be both in the journal and already written: counted once.
         let pending: HashSet<&ObjectRef> = departed.iter().map(|(entry, _)| &*entry.id).collect();
+        for run in late.into_iter().filter(|run| !pending.contains(&run.id)) {
+            add_to(&mut totals, run);
+        }
+        for (entry, at) in &departed {
+            add_to(&mut totals, ArchivedRun::of(entry, *at));
+        }
         let mut state = self.write();
-        let old = std::mem::take(&mut state.archived);
-        state.dirty.extend(old.into_keys());
-        for run in runs.into_iter().filter(|run| !pending.contains(&run.id)) {
-            state.add_archived(run);
-        }
-        for (entry, at) in departed {
-            state.add_archived(ArchivedRun::of(&entry, at));
-        }
+        let old = std::mem::replace(&mut state.archived, totals);
+        let dirty: Vec<PipelineKey> = old.into_keys().chain(state.archived.keys().cloned()).collect();
+        state.dirty.extend(dirty);
         self.commit(&mut state);
     }
 

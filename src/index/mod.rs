@@ -25,7 +25,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-pub use archived::ArchivedRun;
+pub use archived::{ArchivedLoad, ArchivedRun};
 pub use changes::{Change, Changed, Lost};
 pub(crate) use entry::to_bytes;
 pub(crate) use entry::{Detail, RejectionBody, Summary};

@@ -377,7 +377,9 @@ fn pipelines_count_archived_runs_only_with_history() {
     let summary = serde_json::json!({"namespace": "a", "name": "run-2", "pipeline": "p", "resourceVersion": "1",
         "application": {"name": "p", "version": "1.0.0"}, "phase": "Succeeded", "environments": []});
     let at = jiff::Timestamp::now();
-    index.load_archived(vec![ArchivedRun::from_summary(&summary.to_string(), at, at).unwrap()]);
+    let mut load = index.archived_load();
+    load.add(ArchivedRun::from_summary(&summary.to_string(), at, at).unwrap());
+    index.load_archived(load);
     assert_eq!(count(true), Some(2.into()), "then once, live");
     assert_eq!(body(true).unwrap()["counts"]["Failed"], 0);
     assert_eq!(body(true).unwrap()["counts"]["Running"], 1);
