@@ -34,11 +34,13 @@ CREATE TABLE executions (
 );
 
 -- Lists of archived executions (their ConfigMaps gone): newest first, keyset-paged; of every
--- namespace, of one, of one pipeline.
+-- namespace, of one, of one pipeline, of one phase.
 CREATE INDEX executions_archived ON executions (sort_time DESC, list_key) WHERE deleted_at IS NOT NULL;
 CREATE INDEX executions_archived_by_namespace ON executions (namespace, sort_time DESC, list_key)
     WHERE deleted_at IS NOT NULL;
 CREATE INDEX executions_archived_by_pipeline ON executions (pipeline, sort_time DESC, list_key)
+    WHERE deleted_at IS NOT NULL;
+CREATE INDEX executions_archived_by_phase ON executions (phase, sort_time DESC, list_key)
     WHERE deleted_at IS NOT NULL;
 -- Retention: deleted rows by age.
 CREATE INDEX executions_by_deletion ON executions (deleted_at);

@@ -297,9 +297,10 @@ pub async fn archived<'a>(
         sql.push_str(&format!(" AND phase = {}", place(Value::Text(phase))));
     }
     if let Some((time, namespace, name)) = after {
-        let (earlier, same) = (place(Value::Number(time)), place(Value::Number(time)));
+        let (at_most, earlier) = (place(Value::Number(time)), place(Value::Number(time)));
         let key = place(Value::Bytes(list_key(namespace, name)));
-        sql.push_str(&format!(" AND (sort_time < {earlier} OR (sort_time = {same} AND list_key > {key}))"));
+        // The first bound alone is a range the index starts from; the second refines it.
+        sql.push_str(&format!(" AND sort_time <= {at_most} AND (sort_time < {earlier} OR list_key > {key})"));
     }
     // A name deleted and created again has a row per ConfigMap: the list holds the latest.
     sql.push_str(
