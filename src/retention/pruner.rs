@@ -104,6 +104,13 @@ pub struct Pruner {
     pub metrics: RetentionMetrics,
 }
 
+/// How a round of enforcing ended: why nothing (or not everything) was deleted, and whether
+/// the lease's window ended it with candidates left.
+struct Round {
+    idle: Option<String>,
+    cut_short: bool,
+}
+
 /// How one delete went.
 enum Outcome {
     Pruned,
@@ -129,12 +136,16 @@ impl Pruner {
             }
             let plan = Arc::new(Plan::make(&policy, &self.index.all_executions(), Timestamp::now()));
             self.status.update(|s| s.plan = Some(plan.clone()));
-            let idle = match self.settings.mode {
-                Mode::DryRun => None,
+            let round = match self.settings.mode {
+                Mode::DryRun => Round { idle: None, cut_short: false },
                 Mode::Enforce => self.enforce(&plan, lease.as_ref(), &limiter).await,
             };
-            self.status.update(|s| s.idle = idle);
-            tokio::time::sleep(self.settings.interval).await;
+            self.status.update(|s| s.idle = round.idle);
+            // A round the lease cut short goes on at once, with the lease renewed and a fresh
+            // plan, so the rate is the one set however long the backlog.
+            if !round.cut_short {
+                tokio::time::sleep(self.settings.interval).await;
+            }
         }
     }
 
@@ -154,31 +165,32 @@ impl Pruner {
     }
 
     /// Deletes what the plan says while this replica leads; why it is idle otherwise.
-    async fn enforce(&self, plan: &Plan, lease: Option<&Lease>, limiter: &DefaultDirectRateLimiter) -> Option<String> {
+    async fn enforce(&self, plan: &Plan, lease: Option<&Lease>, limiter: &DefaultDirectRateLimiter) -> Round {
+        let idle = |why: String| Round { idle: Some(why), cut_short: false };
         let (Some(client), Some(lease)) = (&self.client, lease) else {
-            return Some("a directory source has no ConfigMaps to delete".to_owned());
+            return idle("a directory source has no ConfigMaps to delete".to_owned());
         };
         if self.archive.is_none() && !self.settings.without_archive {
-            return Some("no archive (--archive) to hold what would be deleted".to_owned());
+            return idle("no archive (--archive) to hold what would be deleted".to_owned());
         }
         // Leading lasts a lease duration from the last renewal: stop well before.
         let until = match lease.lead().await {
             Ok(Some(until)) => until,
-            Ok(None) => return Some(format!("another replica holds the Lease {}", self.settings.lease.name)),
-            Err(e) => return Some(format!("cannot take the Lease {}: {e}", self.settings.lease.name)),
+            Ok(None) => return idle(format!("another replica holds the Lease {}", self.settings.lease.name)),
+            Err(e) => return idle(format!("cannot take the Lease {}: {e}", self.settings.lease.name)),
         };
-        let (mut forbidden, mut idle) = (std::collections::BTreeSet::new(), None);
+        let (mut forbidden, mut forbidden_why) = (std::collections::BTreeSet::new(), None);
         for chunk in plan.candidates.chunks(CHUNK) {
             let deletable = match self.deletable(chunk).await {
                 Ok(deletable) => deletable,
                 Err(why) => {
                     self.metrics.error();
-                    return Some(why);
+                    return idle(why);
                 }
             };
             for candidate in deletable {
                 if tokio::time::Instant::now() >= until {
-                    return idle;
+                    return Round { idle: forbidden_why, cut_short: true };
                 }
                 if forbidden.contains(&candidate.entry.id.namespace) {
                     continue;
@@ -193,16 +205,16 @@ impl Pruner {
                     Outcome::Forbidden(why) => {
                         self.metrics.error();
                         forbidden.insert(candidate.entry.id.namespace.clone());
-                        idle = Some(why);
+                        forbidden_why = Some(why);
                     }
                     Outcome::Failed(why) => {
                         self.metrics.error();
-                        return Some(why);
+                        return idle(why);
                     }
                 }
             }
         }
-        idle
+        Round { idle: forbidden_why, cut_short: false }
     }
 
     /// Of these candidates, those the index still holds at the planned version and the archive
