@@ -202,3 +202,21 @@ fn serve_needs_a_source() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("--namespaces"), "{out}");
 }
+
+#[test]
+fn enforcing_retention_without_an_archive_is_refused_unless_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("retention.yaml");
+    std::fs::write(&policy, "rules: []\n").unwrap();
+    let policy = policy.to_str().unwrap();
+    let args = ["serve", "--from-dir", "manifests/examples", "--listen", "127.0.0.1:0", "--retention", policy];
+    let (code, out) = execwatch(&[&args[..], &["--retention-mode", "enforce"]].concat());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("without --archive") && out.contains("--retention-without-archive"), "{out}");
+    std::fs::write(dir.path().join("broken.yaml"), "rules: [{name: a, keep: {since: soon}}]\n").unwrap();
+    let broken = dir.path().join("broken.yaml");
+    let args = ["serve", "--from-dir", "manifests/examples", "--listen", "127.0.0.1:0", "--retention"];
+    let (code, out) = execwatch(&[&args[..], &[broken.to_str().unwrap()]].concat());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("/rules/0/keep/since"), "{out}");
+}

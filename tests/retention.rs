@@ -19,12 +19,26 @@ const POLICY: &str = "rules:\n- name: keep-two\n  namespaces: [team-a]\n  keep: 
 
 /// Five finished runs of `web` (run-1 oldest) and an old one still running.
 async fn write_runs(cluster: &Cluster) {
-    for i in 1..=5 {
-        let doc = Doc::new("web").phase("Succeeded").started_at(&format!("2026-11-01T10:0{i}:00Z"));
-        cluster.put_execution("team-a", &format!("run-{i}"), &doc).await;
+    let mut runs: Vec<(String, Doc)> = (1..=5)
+        .map(|i| {
+            (format!("run-{i}"), Doc::new("web").phase("Succeeded").started_at(&format!("2026-11-01T10:0{i}:00Z")))
+        })
+        .collect();
+    runs.push(("run-0".to_owned(), Doc::new("web").phase("Running").started_at("2026-10-01T10:00:00Z")));
+    write(cluster, &runs).await;
+}
+
+/// Writes runs into team-a as a pipeline writer does: `kubectl apply`, or the kube client where
+/// kubectl is not installed.
+async fn write(cluster: &Cluster, runs: &[(String, Doc)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubectl = common::clients::Kubectl::new(dir.path(), &cluster.sim.kubeconfig());
+    let manifests: Vec<String> = runs.iter().map(|(name, doc)| common::manifest("team-a", name, &doc.yaml())).collect();
+    if kubectl.ok(&["apply", "-f", "-"], Some(&manifests.join("---\n"))).await.is_none() {
+        for (name, doc) in runs {
+            cluster.put_execution("team-a", name, doc).await;
+        }
     }
-    let running = Doc::new("web").phase("Running").started_at("2026-10-01T10:00:00Z");
-    cluster.put_execution("team-a", "run-0", &running).await;
 }
 
 async fn start(mode: Mode, dir: &std::path::Path) -> Cluster {
@@ -227,7 +241,7 @@ async fn a_configmap_changed_after_the_plan_survives_its_delete() {
     })
     .await;
     cluster.sim.silence_watches();
-    cluster.put_execution("team-a", "run-1", &Doc::new("web").phase("Failed").started_at("2026-11-01T10:01:00Z")).await;
+    write(&cluster, &[("run-1".to_owned(), Doc::new("web").phase("Failed").started_at("2026-11-01T10:01:00Z"))]).await;
     rewrite(dir.path(), "rules: [{name: everything, keep: {newest: 0}}]\n");
     let survivors = set(&["run-0", "run-1"]);
     wait_until("the other finished runs are pruned", || async {
