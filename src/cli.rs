@@ -52,6 +52,8 @@ pub enum Command {
     /// Retention policies: what one would prune, before anything is deleted.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Print a shell's completion script: `source <(execwatch completions bash)`.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Subcommand)]

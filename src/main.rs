@@ -26,6 +26,11 @@ fn main() -> ExitCode {
             tokio::runtime::Runtime::new().context("cannot start the runtime").and_then(|rt| rt.block_on(run(serve)))
         }
         Command::Validate(args) => validate(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Args::command(), "execwatch", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Retention(RetentionCommand::Plan(args)) => tokio::runtime::Runtime::new()
             .context("cannot start the runtime")
             .and_then(|rt| rt.block_on(retention_plan(args))),

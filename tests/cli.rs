@@ -220,3 +220,53 @@ fn enforcing_retention_without_an_archive_is_refused_unless_meant() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("/rules/0/keep/since"), "{out}");
 }
+
+#[test]
+fn completions_load_into_a_real_bash() {
+    let (code, script) = execwatch(&["completions", "bash"]);
+    assert_eq!(code, 0, "{script}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("execwatch.bash");
+    std::fs::write(&file, &script).unwrap();
+    // Loaded, the script completes the subcommands after `execwatch `.
+    let probe = format!(
+        "source {}; COMP_WORDS=(execwatch re); COMP_CWORD=1; COMP_LINE='execwatch re'; COMP_POINT=12; \
+         _execwatch execwatch re execwatch; echo \"${{COMPREPLY[@]}}\"",
+        file.display()
+    );
+    let out = Command::new("bash").args(["-c", &probe]).output().expect("bash runs");
+    let replies = String::from_utf8_lossy(&out.stdout);
+    assert!(replies.split_whitespace().any(|w| w == "retention"), "{replies}{}", String::from_utf8_lossy(&out.stderr));
+    for shell in ["zsh", "fish"] {
+        let (code, script) = execwatch(&["completions", shell]);
+        assert!(code == 0 && script.contains("validate"), "{shell}: {script}");
+    }
+}
+
+/// `kubectl execwatch …` through kubectl's own plugin mechanism: an executable named
+/// `kubectl-execwatch` on the PATH.
+#[test]
+fn the_binary_is_a_kubectl_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_execwatch"), dir.path().join("kubectl-execwatch")).unwrap();
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let out = match Command::new("kubectl")
+        .args(["execwatch", "validate", "manifests/examples/team-payments.yaml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PATH", &path)
+        .env("EXECWATCH_LOG_LEVEL", "warn")
+        .output()
+    {
+        Ok(out) => out,
+        Err(_) if std::env::var_os("EXECWATCH_REQUIRE_CLIENTS").is_none() => {
+            println!("SKIPPED: kubectl is not available here");
+            return;
+        }
+        Err(e) => panic!("kubectl is required (EXECWATCH_REQUIRE_CLIENTS is set): {e}"),
+    };
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ok       team-payments/checkout-api-41"), "{text}");
+    let listed = Command::new("kubectl").args(["plugin", "list"]).env("PATH", &path).output().unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("kubectl-execwatch"));
+}

@@ -292,6 +292,7 @@ fn execwatch(what: &str, args: &[&str]) -> Output {
             }
         }
         execwatch::cli::Command::Validate(_) => {}
+        execwatch::cli::Command::Completions { .. } => {}
         execwatch::cli::Command::Retention(execwatch::cli::RetentionCommand::Plan(plan)) => {
             if let Some(dir) = plan.from_dir {
                 assert!(root().join(dir).is_dir(), "{what}: no such directory");
