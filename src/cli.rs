@@ -262,6 +262,10 @@ pub struct ValidateArgs {
     /// ConfigMap manifest files (YAML, multi-document) to check.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// `text`, `json`, `junit` (XML for CI test reports) or `github` (annotations at the line
+    /// of each offending field).
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: crate::commands::validate::Format,
     #[command(flatten)]
     pub schema: SchemaArgs,
 }

@@ -210,7 +210,8 @@ async fn wait_for_signal() {
 fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let registry = registry(&args.schema)?;
     let mut out = std::io::stdout().lock();
+    let selector = &args.schema.label_selector;
     let rejected =
-        execwatch::commands::validate::validate_files(&registry, &args.schema.label_selector, &args.files, &mut out)?;
+        execwatch::commands::validate::validate_files(&registry, selector, &args.files, args.output, &mut out)?;
     Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

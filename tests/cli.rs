@@ -270,3 +270,48 @@ fn the_binary_is_a_kubectl_plugin() {
     let listed = Command::new("kubectl").args(["plugin", "list"]).env("PATH", &path).output().unwrap();
     assert!(String::from_utf8_lossy(&listed.stdout).contains("kubectl-execwatch"));
 }
+
+/// `-o junit` read by a real JUnit parser, `-o github` pointing at the offending field's line,
+/// `-o json` whole.
+#[test]
+fn validate_reports_for_ci_as_junit_github_annotations_and_json() {
+    let files = ["manifests/examples/invalid.yaml", "manifests/examples/team-payments.yaml"];
+    let (code, xml) = execwatch(&[&["validate", "-o", "junit"], &files[..]].concat());
+    assert_eq!(code, 1, "{xml}");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.xml");
+    std::fs::write(&report, xml.lines().filter(|l| !l.contains(" INFO ")).collect::<Vec<_>>().join("\n")).unwrap();
+    let script = "import sys, junitparser\n\
+                  xml = junitparser.JUnitXml.fromfile(sys.argv[1])\n\
+                  for suite in xml:\n\
+                  \x20   for case in suite:\n\
+                  \x20       print(suite.name, case.name, 'failed' if case.result else 'passed')\n";
+    match Command::new("python3").args(["-c", script]).arg(&report).output() {
+        Ok(out) if out.status.success() => {
+            let cases = String::from_utf8_lossy(&out.stdout);
+            assert!(cases.contains("manifests/examples/invalid.yaml team-storefront/storefront-9 failed"), "{cases}");
+            assert!(
+                cases.contains("manifests/examples/team-payments.yaml team-payments/checkout-api-41 passed"),
+                "{cases}"
+            );
+        }
+        _ if std::env::var_os("EXECWATCH_REQUIRE_CLIENTS").is_none() => {
+            println!("SKIPPED: junitparser is not available")
+        }
+        out => panic!("junitparser is required (EXECWATCH_REQUIRE_CLIENTS is set): {out:?}"),
+    }
+
+    let (code, annotations) = execwatch(&["validate", "-o", "github", files[0]]);
+    assert_eq!(code, 1, "{annotations}");
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(files[0])).unwrap();
+    let phase_line = text.lines().position(|l| l.trim() == "phase: Exploded").unwrap() + 1;
+    let expected =
+        format!("::error file={},line={phase_line},title=team-storefront/storefront-9%3A SchemaViolation::", files[0]);
+    assert!(annotations.lines().any(|l| l.starts_with(&expected)), "{expected}\n{annotations}");
+
+    let (code, json) = execwatch(&["validate", "-o", "json", files[1]]);
+    assert_eq!(code, 0, "{json}");
+    let start = json.find('[').unwrap();
+    let verdicts: serde_json::Value = serde_json::from_str(&json[start..]).unwrap();
+    assert!(verdicts.as_array().unwrap().iter().all(|v| v["accepted"] == true), "{verdicts}");
+}

@@ -305,7 +305,9 @@ fn execwatch(what: &str, args: &[&str]) -> Output {
 /// How many ConfigMaps in `files` are rejected.
 fn validate(files: &[PathBuf]) -> usize {
     let mut out = Vec::new();
-    execwatch::commands::validate::validate_files(&common::registry(), &common::selector(), files, &mut out).unwrap()
+    let text = execwatch::commands::validate::Format::Text;
+    execwatch::commands::validate::validate_files(&common::registry(), &common::selector(), files, text, &mut out)
+        .unwrap()
 }
 
 fn check_yaml(block: &Block) {
