@@ -22,9 +22,8 @@ use crate::index::Journal;
 use crate::metrics::RetentionMetrics;
 use crate::modules::{
     ExecutionsModule, HistoryModule, Module, Modules, PipelinesModule, RejectionsModule, RetentionModule,
-    RetentionParts,
 };
-use crate::retention::{Policy, RetentionSettings, RetentionStatus};
+use crate::retention::{Policy, Pruner, RetentionSettings, RetentionStatus};
 use crate::source::Sources;
 use crate::validate::SchemaRegistry;
 
@@ -80,14 +79,15 @@ impl Service {
                 Sources::Kube { client, .. } => Some(client.clone()),
                 Sources::Dir(_) => None,
             };
-            let parts = RetentionParts {
+            let pruner = Pruner {
+                settings,
                 index: index.clone(),
                 archive: has_archive.then(|| archive.clone()),
                 client,
                 status: retention.clone(),
                 metrics: retention_metrics.clone(),
             };
-            all.push(Arc::new(RetentionModule::new(settings, policy, parts)));
+            all.push(Arc::new(RetentionModule::new(pruner, policy)));
         }
         let modules = Arc::new(Modules::new(all));
         let (switch, follower) = match &self.sources {

@@ -41,6 +41,16 @@ async fn rows(url: &str) -> Vec<(String, String, bool)> {
     rows.into_iter().map(|(name, phase, deleted)| (name, phase, deleted.is_some())).collect()
 }
 
+/// A directory of one running run, and an empty directory for the archive, in a temporary one.
+fn data_and_archive() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, archive) = (dir.path().join("data"), dir.path().join("archive"));
+    std::fs::create_dir(&data).unwrap();
+    std::fs::create_dir(&archive).unwrap();
+    write(&data, "run-1", "Running");
+    (dir, data, archive)
+}
+
 fn row(name: &str, phase: &str, deleted: bool) -> (String, String, bool) {
     (name.to_owned(), phase.to_owned(), deleted)
 }
@@ -100,10 +110,7 @@ async fn a_database_down_at_start_or_lost_mid_run_loses_nothing_once_back() {
 
 #[tokio::test]
 async fn a_corrupt_sqlite_file_is_named_and_live_serving_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write(&data, "run-1", "Running");
+    let (dir, data, _) = data_and_archive();
     let file = dir.path().join("history.db");
     std::fs::write(&file, b"this is not a SQLite database, whatever its name says".repeat(100)).unwrap();
     let service = launch(&data, &format!("sqlite:{}", file.display())).await;
@@ -120,10 +127,7 @@ async fn a_corrupt_sqlite_file_is_named_and_live_serving_goes_on() {
 
 #[tokio::test]
 async fn an_archive_migrated_by_a_newer_execwatch_is_refused_with_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write(&data, "run-1", "Running");
+    let (dir, data, _) = data_and_archive();
     let url = format!("sqlite:{}", dir.path().join("history.db").display());
     let service = launch(&data, &url).await;
     wait_until("the run is archived", || async { (rows(&url).await.len() == 1).then_some(()) }).await;
@@ -217,12 +221,7 @@ impl Drop for Undone {
 
 #[tokio::test]
 async fn a_read_only_sqlite_file_is_named_and_live_serving_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write(&data, "run-1", "Running");
-    let archive = dir.path().join("archive");
-    std::fs::create_dir(&archive).unwrap();
+    let (_dir, data, archive) = data_and_archive();
     let url = format!("sqlite:{}", archive.join("history.db").display());
     let service = launch(&data, &url).await;
     wait_until("the run is archived", || async { (rows(&url).await.len() == 1).then_some(()) }).await;
@@ -259,12 +258,7 @@ fn fill(dir: &Path) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn a_full_disk_is_named_and_nothing_is_lost_once_there_is_room() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write(&data, "run-1", "Running");
-    let archive = dir.path().join("archive");
-    std::fs::create_dir(&archive).unwrap();
+    let (_dir, data, archive) = data_and_archive();
     let place = archive.to_str().unwrap();
     let Some(_disk) = Undone::run(&["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", place], &["umount", "-l", place])
     else {

@@ -21,7 +21,7 @@ pub use executions::ExecutionsModule;
 pub use history::HistoryModule;
 pub use pipelines::PipelinesModule;
 pub use rejections::RejectionsModule;
-pub use retention::{RetentionModule, RetentionParts};
+pub use retention::RetentionModule;
 
 pub use crate::model::{EXECUTIONS, PIPELINES, REJECTIONS, RETENTION};
 /// Every module, in the order they are enabled.

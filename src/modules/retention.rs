@@ -8,37 +8,19 @@ use futures::future::BoxFuture;
 use tracing::Instrument;
 
 use super::{Lifecycle, Module, ModuleName, RETENTION, Task};
-use crate::history::ArchiveStatus;
-use crate::index::Index;
-use crate::metrics::RetentionMetrics;
-use crate::retention::{Policy, Pruner, RetentionSettings, RetentionStatus};
+use crate::retention::{Policy, Pruner};
 
 pub struct RetentionModule {
-    settings: RetentionSettings,
+    /// What each start of the task runs: clones share the index, status and metrics.
+    pruner: Pruner,
     policy: Policy,
-    index: Index,
-    archive: Option<ArchiveStatus>,
-    client: Option<kube::Client>,
-    status: RetentionStatus,
-    metrics: RetentionMetrics,
     task: Task,
     lifecycle: Lifecycle,
 }
 
-/// What the pruner reads and reports to.
-pub struct RetentionParts {
-    pub index: Index,
-    pub archive: Option<ArchiveStatus>,
-    pub client: Option<kube::Client>,
-    pub status: RetentionStatus,
-    pub metrics: RetentionMetrics,
-}
-
 impl RetentionModule {
-    pub fn new(settings: RetentionSettings, policy: Policy, parts: RetentionParts) -> Self {
-        let RetentionParts { index, archive, client, status, metrics } = parts;
-        let (task, lifecycle) = (Task::default(), Lifecycle::default());
-        RetentionModule { settings, policy, index, archive, client, status, metrics, task, lifecycle }
+    pub fn new(pruner: Pruner, policy: Policy) -> Self {
+        RetentionModule { pruner, policy, task: Task::default(), lifecycle: Lifecycle::default() }
     }
 }
 
@@ -58,14 +40,7 @@ impl Module for RetentionModule {
     fn enable(&self) -> BoxFuture<'_, ()> {
         async move {
             self.task.start(|| {
-                let pruner = Pruner {
-                    settings: self.settings.clone(),
-                    index: self.index.clone(),
-                    archive: self.archive.clone(),
-                    client: self.client.clone(),
-                    status: self.status.clone(),
-                    metrics: self.metrics.clone(),
-                };
+                let pruner = self.pruner.clone();
                 pruner.run(self.policy.clone()).instrument(tracing::info_span!("retention"))
             });
             self.lifecycle.set(true);
@@ -87,7 +62,7 @@ impl Module for RetentionModule {
     }
 
     fn readiness(&self) -> (bool, Option<String>) {
-        let status = self.status.get();
+        let status = self.pruner.status.get();
         (status.plan.is_some(), status.policy_error.or(status.idle))
     }
 

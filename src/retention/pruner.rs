@@ -93,6 +93,7 @@ impl RetentionStatus {
 const CHUNK: usize = 200;
 
 /// What the pruner needs of the rest of the service.
+#[derive(Clone)]
 pub struct Pruner {
     pub settings: RetentionSettings,
     pub index: Index,
