@@ -223,13 +223,16 @@ impl Pruner {
     async fn deletable<'c>(&self, chunk: &'c [Candidate]) -> Result<Vec<&'c Candidate>, String> {
         let unchanged: Vec<&Candidate> = chunk
             .iter()
-            .filter(|c| {
-                let live = self.index.get(&c.entry.id);
-                let same = live.is_some_and(|l| l.uid == c.entry.uid && l.resource_version == c.entry.resource_version);
-                if !same {
-                    self.metrics.skipped("changed");
+            .filter(|c| match self.index.get(&c.entry.id) {
+                None => {
+                    self.metrics.skipped("gone");
+                    false
                 }
-                same
+                Some(live) if live.uid != c.entry.uid || live.resource_version != c.entry.resource_version => {
+                    self.metrics.skipped("changed");
+                    false
+                }
+                Some(_) => true,
             })
             .collect();
         let Some(archive) = &self.archive else { return Ok(unchanged) };
