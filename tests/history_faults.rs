@@ -41,6 +41,18 @@ async fn rows(url: &str) -> Vec<(String, String, bool)> {
     rows.into_iter().map(|(name, phase, deleted)| (name, phase, deleted.is_some())).collect()
 }
 
+/// Waits until the history module's last error says one of `words`, then checks that it is not
+/// ready while the service is.
+async fn names_the_fault(service: &Running, words: &[&str]) {
+    let h = wait_until("history names the fault", || async {
+        let h = history(service).await;
+        h["lastError"].as_str().is_some_and(|e| words.iter().any(|w| e.contains(w))).then_some(h)
+    })
+    .await;
+    assert_eq!(h["ready"], false, "{h}");
+    assert_eq!(service.get("/readyz").await.0, 200);
+}
+
 /// A directory of one running run, and an empty directory for the archive, in a temporary one.
 fn data_and_archive() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -115,13 +127,7 @@ async fn a_corrupt_sqlite_file_is_named_and_live_serving_goes_on() {
     std::fs::write(&file, b"this is not a SQLite database, whatever its name says".repeat(100)).unwrap();
     let service = launch(&data, &format!("sqlite:{}", file.display())).await;
     service.wait_for("the live run is served", "/api/v1/executions", |b| names(b) == ["run-1"]).await;
-    let h = wait_until("history names the fault", || async {
-        let h = history(&service).await;
-        h["lastError"].as_str().is_some_and(|e| e.contains("not a database")).then_some(h)
-    })
-    .await;
-    assert_eq!(h["ready"], false, "{h}");
-    assert_eq!(service.get("/readyz").await.0, 200);
+    names_the_fault(&service, &["not a database"]).await;
     service.stop().await;
 }
 
@@ -234,13 +240,7 @@ async fn a_read_only_sqlite_file_is_named_and_live_serving_goes_on() {
     write(&data, "run-2", "Running");
     let service = launch(&data, &url).await;
     service.wait_for("live serving goes on", "/api/v1/executions", |b| names(b).len() == 2).await;
-    let h = wait_until("history names the fault", || async {
-        let h = history(&service).await;
-        h["lastError"].as_str().is_some_and(|e| e.contains("readonly") || e.contains("unable to open")).then_some(h)
-    })
-    .await;
-    assert_eq!(h["ready"], false, "{h}");
-    assert_eq!(service.get("/readyz").await.0, 200);
+    names_the_fault(&service, &["readonly", "unable to open"]).await;
     service.stop().await;
 }
 
@@ -274,13 +274,7 @@ async fn a_full_disk_is_named_and_nothing_is_lost_once_there_is_room() {
         write(&data, &format!("run-{i}"), "Running");
     }
     service.wait_for("live serving goes on", "/api/v1/executions", |b| names(b).len() == 6).await;
-    let h = wait_until("history names the full disk", || async {
-        let h = history(&service).await;
-        h["lastError"].as_str().is_some_and(|e| e.contains("full")).then_some(h)
-    })
-    .await;
-    assert_eq!(h["ready"], false, "{h}");
-    assert_eq!(service.get("/readyz").await.0, 200);
+    names_the_fault(&service, &["full"]).await;
 
     std::fs::remove_file(filler).unwrap();
     wait_until("nothing is lost once there is room", || async { (rows(&url).await.len() == 6).then_some(()) }).await;

@@ -89,7 +89,8 @@ fn check_file(registry: &SchemaRegistry, selector: &Selector, path: &Path) -> Ve
         Ok(text) => text,
         Err((code, message)) => return vec![rejected(0, None, vec![finding(code, None, message, 1)])],
     };
-    let starts = lines::document_starts(&text);
+    let file_lines: Vec<&str> = text.lines().collect();
+    let starts = lines::document_starts(&file_lines);
     let mut verdicts = Vec::new();
     for (i, parsed) in parse_manifests(&text).into_iter().enumerate() {
         let start = starts.get(i).copied().unwrap_or(0);
@@ -121,7 +122,7 @@ fn check_file(registry: &SchemaRegistry, selector: &Selector, path: &Path) -> Ve
             Ok(_) => Vec::new(),
             Err(rejection) => rejection.reasons,
         };
-        let line = |r: &Reason| lines::line_of(&text, start, r.pointer.as_deref()) + 1;
+        let line = |r: &Reason| lines::line_of(&file_lines, start, r.pointer.as_deref()) + 1;
         let reasons: Vec<Finding> =
             reasons.iter().map(|r| finding(r.code, r.pointer.clone(), r.message.clone(), line(r))).collect();
         verdicts.push(Verdict {

@@ -39,13 +39,13 @@ pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
     Ok(pool)
 }
 
-/// Writes a version (and, for a deletion, when), never over a newer version another replica
-/// wrote; a deletion stays marked against the same version written again by a replica that had
-/// not seen it yet.
 /// How long before a list an execution must have been first seen to be sure the list should
 /// have held it: the list's own duration plus the clock skew between replicas.
 const LIST_SKEW: Duration = Duration::from_secs(300);
 
+/// Writes a version (and, for a deletion, when), never over a newer version another replica
+/// wrote; a deletion stays marked against the same version written again by a replica that had
+/// not seen it yet.
 const UPSERT: &str = "INSERT INTO executions (namespace, name, uid, resource_version, version_order, \
     schema_set, pipeline, phase, sort_time, started_at, finished_at, labels, summary, detail, \
     first_seen, last_seen, deleted_at, list_key) \

@@ -90,7 +90,7 @@ async fn load_runs(pool: &AnyPool, index: &Index, status: &ArchiveStatus) -> boo
     let mut load = index.archived_load();
     match store::archived_runs(pool, &mut load).await {
         Ok(()) => {
-            let count = load.len();
+            let count = load.runs();
             index.load_archived(load);
             status.update(|s| s.runs_loaded = true);
             tracing::info!(runs = count, took = ?started.elapsed(), "archived runs loaded for pipelines");

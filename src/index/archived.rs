@@ -126,9 +126,8 @@ pub(super) type ArchivedRuns = HashMap<PipelineKey, PipelineHistory>;
 
 impl State {
     pub(super) fn add_archived(&mut self, run: ArchivedRun) {
-        let pipeline = run.pipeline();
-        self.archived.entry(pipeline.clone()).or_default().add(run);
-        self.dirty.insert(pipeline);
+        self.dirty.insert(run.pipeline());
+        add_to(&mut self.archived, run);
     }
 }
 
@@ -159,12 +158,8 @@ impl ArchivedLoad {
     }
 
     /// Runs read so far.
-    pub fn len(&self) -> usize {
+    pub fn runs(&self) -> usize {
         self.runs
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.runs == 0
     }
 }
 

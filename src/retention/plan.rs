@@ -64,7 +64,7 @@ pub struct RulePlan {
     pub first: Vec<String>,
 }
 
-pub fn is_terminal(phase: Phase) -> bool {
+fn is_terminal(phase: Phase) -> bool {
     matches!(phase, Phase::Succeeded | Phase::Failed | Phase::Cancelled)
 }
 

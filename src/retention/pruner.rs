@@ -23,6 +23,7 @@ use crate::files::fingerprint;
 use crate::history::ArchiveStatus;
 use crate::index::{ExecutionEntry, Index};
 use crate::metrics::RetentionMetrics;
+use crate::validate::ObjectRef;
 
 /// `--retention-mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -64,8 +65,8 @@ pub struct LeaseSettings {
     pub duration: Duration,
 }
 
-/// What the retention module says of itself: the policy in force, the last plan and why it
-/// is idle. Clones share it.
+/// What the retention module says of itself: the last plan, why the policy file's last edit
+/// is not in force, and why it is idle. Clones share it.
 #[derive(Clone, Default)]
 pub struct RetentionStatus(Arc<Mutex<StatusInner>>);
 
@@ -76,7 +77,6 @@ pub struct StatusInner {
     pub policy_error: Option<String>,
     /// Why nothing is being deleted although the mode is `enforce`.
     pub idle: Option<String>,
-    pub pruned: u64,
 }
 
 impl RetentionStatus {
@@ -198,10 +198,7 @@ impl Pruner {
                 }
                 limiter.until_ready().await;
                 match self.prune(client, candidate, plan.rule_name(candidate.rule)).await {
-                    Outcome::Pruned => {
-                        self.metrics.pruned(plan.rule_name(candidate.rule));
-                        self.status.update(|s| s.pruned += 1);
-                    }
+                    Outcome::Pruned => self.metrics.pruned(plan.rule_name(candidate.rule)),
                     Outcome::Skipped(reason) => self.metrics.skipped(reason),
                     Outcome::Forbidden(why) => {
                         self.metrics.error();
@@ -238,9 +235,10 @@ impl Pruner {
         let Some(archive) = &self.archive else { return Ok(unchanged) };
         let entries: Vec<&ExecutionEntry> = unchanged.iter().map(|c| &*c.entry).collect();
         let held = archive.holding(&entries).await.map_err(|e| format!("cannot ask the archive: {e}"))?;
-        let held: std::collections::HashSet<*const ExecutionEntry> = held.into_iter().map(std::ptr::from_ref).collect();
+        // A plan names each execution once: its id stands for the candidate.
+        let held: std::collections::HashSet<&ObjectRef> = held.into_iter().map(|e| &*e.id).collect();
         let (deletable, unarchived): (Vec<&Candidate>, Vec<&Candidate>) =
-            unchanged.into_iter().partition(|c| held.contains(&std::ptr::from_ref(&*c.entry)));
+            unchanged.into_iter().partition(|c| held.contains(&*c.entry.id));
         for _ in unarchived {
             self.metrics.skipped("notArchived");
         }

@@ -5,12 +5,12 @@
 
 use crate::validate::DOCUMENT_KEYS;
 
-/// The line (0-based) each YAML document of `text` starts on, in the order a YAML parser
-/// yields them: a `---` before any content does not start an empty document.
-pub fn document_starts(text: &str) -> Vec<usize> {
+/// The line (0-based) each YAML document of a file's `lines` starts on, in the order a YAML
+/// parser yields them: a `---` before any content does not start an empty document.
+pub fn document_starts(lines: &[&str]) -> Vec<usize> {
     let mut starts = vec![0];
     let mut content = false;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines.iter().enumerate() {
         if line.starts_with("---") {
             if content {
                 starts.push(i + 1);
@@ -25,10 +25,10 @@ pub fn document_starts(text: &str) -> Vec<usize> {
     starts
 }
 
-/// The line (0-based) in `text` of the field `pointer` names in the execution document of the
-/// YAML document starting at line `start`; the document's start when nothing nearer is found.
-pub fn line_of(text: &str, start: usize, pointer: Option<&str>) -> usize {
-    let lines: Vec<&str> = text.lines().collect();
+/// The line (0-based) of a file's `lines` of the field `pointer` names in the execution
+/// document of the YAML document starting at line `start`; the document's start when nothing
+/// nearer is found.
+pub fn line_of(lines: &[&str], start: usize, pointer: Option<&str>) -> usize {
     let Some(key) = (start..lines.len()).take_while(|&i| i == start || !lines[i].starts_with("---")).find(|&i| {
         let trimmed = lines[i].trim_start();
         DOCUMENT_KEYS.iter().any(|k| trimmed.starts_with(&format!("{k}:")) || trimmed.starts_with(&format!("\"{k}\":")))
@@ -155,13 +155,14 @@ data:
 
     #[test]
     fn documents_start_after_their_separator() {
-        assert_eq!(document_starts(FILE), [2, 17]);
-        assert_eq!(document_starts("a: 1\n---\nb: 2\n"), [0, 2]);
+        assert_eq!(document_starts(&FILE.lines().collect::<Vec<_>>()), [2, 17]);
+        assert_eq!(document_starts(&["a: 1", "---", "b: 2"]), [0, 2]);
     }
 
     #[test]
     fn a_pointer_names_the_line_of_its_field() {
-        let line = |pointer| line_of(FILE, 2, Some(pointer)) + 1;
+        let lines: Vec<&str> = FILE.lines().collect();
+        let line = |pointer| line_of(&lines, 2, Some(pointer)) + 1;
         assert_eq!(line("/environments/1/phase"), 15);
         assert_eq!(line("/environments/1"), 14);
         assert_eq!(line("/environments/0/name"), 12);
@@ -172,6 +173,6 @@ data:
         assert_eq!(line("/nothing"), 8);
         assert_eq!(line(""), 8);
         // A document on one line: its key.
-        assert_eq!(line_of(FILE, 17, Some("/phase")) + 1, 21);
+        assert_eq!(line_of(&lines, 17, Some("/phase")) + 1, 21);
     }
 }

@@ -340,27 +340,21 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let key = (resource.id(), namespace.to_owned(), name.to_owned());
         let mut object = self.objects.get(&key).cloned().ok_or_else(|| not_found(resource, name))?;
-        let uid = object.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
-        if let Some(expected) = preconditions.uid.filter(|u| *u != uid) {
-            return Err(ApiError::new(
-                409,
-                "Conflict",
-                format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {expected}, UID in object meta: {uid}",
-                    resource.id()
-                ),
-            ));
-        }
-        let current = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
-        if let Some(expected) = preconditions.resource_version.filter(|rv| *rv != current) {
-            return Err(ApiError::new(
-                409,
-                "Conflict",
-                format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {current}",
-                    resource.id()
-                ),
-            ));
+        for (field, pointer, expected) in [
+            ("UID", "/metadata/uid", preconditions.uid),
+            ("ResourceVersion", "/metadata/resourceVersion", preconditions.resource_version),
+        ] {
+            let current = object.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
+            if let Some(expected) = expected.filter(|e| *e != current) {
+                return Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!(
+                        "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: {field} in precondition: {expected}, {field} in object meta: {current}",
+                        resource.id()
+                    ),
+                ));
+            }
         }
         if dry_run {
             return Ok(object);
