@@ -13,7 +13,7 @@ use kube::api::ListParams;
 
 use crate::files::read_bounded;
 use crate::index::{ExecutionEntry, Scope};
-use crate::retention::{Plan, PlanBody, Policy};
+use crate::retention::{Mode, Plan, PlanBody, Policy};
 use crate::selector::Selector;
 use crate::source::dir::{is_manifest, max_file_bytes, parse_manifests};
 use crate::validate::SchemaRegistry;
@@ -74,7 +74,7 @@ fn decode(registry: &SchemaRegistry, selector: &Selector, cm: &ConfigMap) -> Opt
 
 /// The plan of `policy` over `executions` now, every namespace counted.
 pub fn plan(policy: &Policy, executions: &[Arc<ExecutionEntry>], first: usize) -> PlanBody {
-    Plan::make(policy, executions, Timestamp::now()).body("dryRun", &Scope::all(), first)
+    Plan::make(policy, executions, Timestamp::now()).body(Mode::DryRun.as_str(), &Scope::all(), first)
 }
 
 /// The plan as a table, one row per rule.
