@@ -5,6 +5,7 @@
 //! new file in `schemas/` and no code change.
 
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,7 @@ use crate::strict::{self, ParseError};
 pub const DOCUMENT_KEYS: [&str; 3] = ["execution.yaml", "execution.yml", "execution.json"];
 
 /// A ConfigMap's identity, which is also the execution's.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ObjectRef {
     pub namespace: String,
     pub name: String,
@@ -62,27 +63,27 @@ pub struct Execution {
 }
 
 /// Why a ConfigMap is not served as an execution. Reasons are kept for the writer to read.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rejection {
     #[serde(flatten)]
     pub id: ObjectRef,
     /// The file (and document) of the directory source that could not be read as a ConfigMap;
     /// such a rejection has no namespace, and its name is this.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     pub resource_version: String,
     pub reasons: Vec<Reason>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reason {
     /// Machine-readable class: `NoDocument`, `SeveralDocuments`, `TooLarge`, `Unparsable`,
     /// `DuplicateKey`, `TooDeep`, `UnknownKind`, `SchemaViolation`, `Internal`; for a file of the
     /// directory source, `Unreadable`.
-    pub code: &'static str,
+    pub code: Cow<'static, str>,
     /// JSON pointer into the document, for schema violations and duplicate keys.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
     pub message: String,
 }
@@ -90,7 +91,7 @@ pub struct Reason {
 impl Reason {
     /// Messages quote what the writer sent: they are cut to a bounded length.
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Reason { code, pointer: None, message: shorten(message.into()) }
+        Reason { code: Cow::Borrowed(code), pointer: None, message: shorten(message.into()) }
     }
 }
 
@@ -223,7 +224,7 @@ impl SchemaRegistry {
                     continue;
                 }
                 violations.push(Reason {
-                    code: "SchemaViolation",
+                    code: Cow::Borrowed("SchemaViolation"),
                     pointer: Some(shorten(e.instance_path().as_str().to_owned())),
                     message: shorten(e.to_string()),
                 });
@@ -315,7 +316,7 @@ impl SchemaRegistry {
         let value = parsed.map_err(|e| match e {
             ParseError::DuplicateKey { ref pointer, .. } => {
                 let (pointer, message) = (shorten(pointer.clone()), shorten(format!("{key} has a {e}")));
-                Reason { code: "DuplicateKey", pointer: Some(pointer), message }
+                Reason { code: Cow::Borrowed("DuplicateKey"), pointer: Some(pointer), message }
             }
             ParseError::Syntax(e) => Reason::new("Unparsable", format!("{key} does not parse: {e}")),
         })?;

@@ -82,14 +82,21 @@ async fn a_list_stream_sees_changes_in_order_and_resumes_without_a_gap_or_a_dupl
     assert_eq!((first.event.as_str(), json(&first)["name"].as_str()), ("modified", Some("run-2")));
     assert_eq!(json(&first)["phase"], "Failed");
     assert_eq!((second.event.as_str(), json(&second)["name"].as_str()), ("added", Some("run-3")));
-    let ids: Vec<u64> = [&added, &first, &second].iter().map(|e| e.id.parse().unwrap()).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    // `instance:seq`: the index that issued it, and a place in its history.
+    let split = |id: &str| id.split_once(':').map(|(i, s)| (i.to_owned(), s.parse::<u64>().unwrap())).unwrap();
+    let ids: Vec<(String, u64)> = [&added, &first, &second].iter().map(|e| split(&e.id)).collect();
+    assert!(ids.windows(2).all(|w| w[0].0 == w[1].0 && w[0].1 < w[1].1), "ids increase: {ids:?}");
 
-    // An id the history no longer holds (or never held) gets a fresh snapshot.
-    let mut lost = open(&c, "/api/v1/namespaces/team-a/executions", Some("1")).await;
-    let resync = next(&mut lost).await;
-    assert_eq!(resync.event, "resync");
-    assert_eq!(names(&json(&resync)), ["run-2", "run-3"]);
+    // An id the history no longer holds (or never held), or one another replica issued, gets a
+    // fresh snapshot as `resync`.
+    let instance = &ids[0].0;
+    let other = if instance == "00000000" { "00000001" } else { "00000000" };
+    for id in [format!("{instance}:1"), format!("{other}:{}", ids[2].1)] {
+        let mut lost = open(&c, "/api/v1/namespaces/team-a/executions", Some(&id)).await;
+        let resync = next(&mut lost).await;
+        assert_eq!(resync.event, "resync", "{id}");
+        assert_eq!(names(&json(&resync)), ["run-2", "run-3"]);
+    }
 }
 
 #[tokio::test]

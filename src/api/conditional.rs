@@ -36,7 +36,7 @@ pub struct Negotiation {
     /// `Accept: text/event-stream`: a stream, where the endpoint has one.
     pub events: bool,
     /// Where a stream resumes (`Last-Event-ID`).
-    pub last_event_id: Option<u64>,
+    pub last_event_id: Option<super::stream::EventId>,
 }
 
 /// The negotiation of the request at hand: read by the server from the request's headers

@@ -14,7 +14,7 @@ use crate::index::CursorError;
 use crate::modules::NotInstalled;
 
 /// What went wrong, for programs: every code an error can carry, serialised as its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub enum ErrorCode {
     UnknownParameter,
     InvalidParameter,
@@ -108,15 +108,16 @@ impl From<NotInstalled> for ApiError {
     }
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Body<'a> {
-    code: ErrorCode,
-    message: &'a str,
+/// Every error's body; a client decodes it as `Body<'static>`.
+#[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Body<'a> {
+    pub code: ErrorCode,
+    pub message: std::borrow::Cow<'a, str>,
 }
 
 impl Reply for ApiError {
     fn into_response(self) -> Response {
-        let body = warp::reply::json(&Body { code: self.code, message: &self.message });
+        let body = warp::reply::json(&Body { code: self.code, message: std::borrow::Cow::Borrowed(&self.message) });
         let mut response = warp::reply::with_status(body, self.status).into_response();
         let headers = response.headers_mut();
         match self.status {

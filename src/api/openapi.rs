@@ -3,7 +3,8 @@
 //! without the description following; the operations are declared here, beside `ROUTES`, which
 //! a test holds equal to the description's paths and to what the server routes.
 
-// The operations and list types below are declarations for the description: never called.
+// The operations below are declarations for the description: never called. The list types are
+// what clients (`crate::client`) decode pages into.
 #![allow(dead_code)]
 
 use std::sync::LazyLock;
@@ -80,31 +81,36 @@ enum Refused {
 struct NotFound(ErrorBody);
 
 /// A page of execution summaries, newest first.
-#[derive(ToSchema)]
-struct ExecutionList {
-    items: Vec<Summary<'static>>,
+#[derive(ToSchema, serde::Deserialize)]
+pub struct ExecutionList {
+    pub items: Vec<Summary<'static>>,
     /// Pass as `continue` for the next page; null on the last.
     #[schema(rename = "continue")]
-    next: Option<String>,
-    freshness: Freshness,
+    #[serde(rename = "continue")]
+    pub next: Option<String>,
+    pub freshness: Freshness,
 }
 
 /// A page of pipelines, by namespace and name.
-#[derive(ToSchema)]
-struct PipelineList {
-    items: Vec<Pipeline<'static>>,
+#[derive(ToSchema, serde::Deserialize)]
+pub struct PipelineList {
+    pub items: Vec<Pipeline<'static>>,
+    /// Pass as `continue` for the next page; null on the last.
     #[schema(rename = "continue")]
-    next: Option<String>,
-    freshness: Freshness,
+    #[serde(rename = "continue")]
+    pub next: Option<String>,
+    pub freshness: Freshness,
 }
 
 /// A page of rejected ConfigMaps, by namespace and name.
-#[derive(ToSchema)]
-struct RejectionList {
-    items: Vec<RejectionBody<'static>>,
+#[derive(ToSchema, serde::Deserialize)]
+pub struct RejectionList {
+    pub items: Vec<RejectionBody<'static>>,
+    /// Pass as `continue` for the next page; null on the last.
     #[schema(rename = "continue")]
-    next: Option<String>,
-    freshness: Freshness,
+    #[serde(rename = "continue")]
+    pub next: Option<String>,
+    pub freshness: Freshness,
 }
 
 /// One Server-Sent Event of a stream: `snapshot` and `resync` carry what the same request

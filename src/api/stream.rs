@@ -57,9 +57,32 @@ pub fn accepts_events<'a>(mut accept: impl Iterator<Item = &'a str>) -> bool {
     accept.any(|v| v.split(',').any(|t| t.trim().starts_with("text/event-stream")))
 }
 
-/// `Last-Event-ID`, if it is one of ours (a number).
-pub fn last_event_id(headers: &HeaderMap) -> Option<u64> {
-    headers.get("last-event-id")?.to_str().ok()?.trim().parse().ok()
+/// An event's `id`: the index that issued it (see `Index::instance`) and the change's place in
+/// its history, as `instance:seq` (hex, decimal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventId {
+    pub instance: u32,
+    pub seq: u64,
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}:{}", self.instance, self.seq)
+    }
+}
+
+impl std::str::FromStr for EventId {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (instance, seq) = s.trim().split_once(':').ok_or(())?;
+        Ok(EventId { instance: u32::from_str_radix(instance, 16).map_err(drop)?, seq: seq.parse().map_err(drop)? })
+    }
+}
+
+/// `Last-Event-ID`, if it has the form of ours.
+pub fn last_event_id(headers: &HeaderMap) -> Option<EventId> {
+    headers.get("last-event-id")?.to_str().ok()?.parse().ok()
 }
 
 /// Completes once `caller` may no longer read what the stream follows.
@@ -103,7 +126,7 @@ pub fn start(
     caller: &Caller,
     followed: Followed,
     ends: Ends,
-    resume: Option<u64>,
+    resume: Option<EventId>,
 ) -> Result<Response, ApiError> {
     let held = state.limits.hold(caller.subject.as_ref())?;
     let (tx, mut rx) = mpsc::channel(BUFFER);
@@ -129,7 +152,7 @@ enum Stop {
 }
 
 impl Follower {
-    async fn run(mut self, ends: Ends, resume: Option<u64>) {
+    async fn run(mut self, ends: Ends, resume: Option<EventId>) {
         let Ends { resource, mut access_lost } = ends;
         let mut changes = self.state.index.subscribe();
         let mut withdrawn = std::pin::pin!(self.state.modules.withdrawn(resource));
@@ -138,14 +161,18 @@ impl Follower {
         // However long its grant lasts, a stream ends and is opened (and authorised) again.
         let life = state.limits.max_stream_life();
         let mut expired = std::pin::pin!(tokio::time::sleep(life));
-        let mut position = match resume {
+        // An id another replica (or an earlier process) issued says nothing about this history:
+        // such a client resynchronises.
+        let instance = self.state.index.instance();
+        let resume_at = resume.filter(|id| id.instance == instance).map(|id| id.seq);
+        let mut position = match resume_at {
             Some(seq) => seq,
-            None => match self.snapshot("snapshot").await {
+            None => match self.snapshot(if resume.is_some() { "resync" } else { "snapshot" }).await {
                 Ok(seq) => seq,
                 Err(stop) => return self.close(stop).await,
             },
         };
-        let mut catch_up = resume.is_some();
+        let mut catch_up = resume_at.is_some();
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         let stop = loop {
             if !catch_up {
@@ -208,16 +235,16 @@ impl Follower {
                     if let Some(archive) = self.state.history()
                         && let Ok(Some(archived)) = archive.deleted(&self.state.index, id).await
                     {
-                        self.send(event(name, seq, archived).retry(RETRY)).await?;
+                        self.send(event(name, self.id(seq), archived).retry(RETRY)).await?;
                         return Err(Stop::Closed(ARCHIVED.into()));
                     }
                     let gone = serde_json::json!({ "namespace": id.namespace, "name": id.name });
-                    self.send(event("deleted", seq, Bytes::from(gone.to_string()))).await?;
+                    self.send(event("deleted", self.id(seq), Bytes::from(gone.to_string()))).await?;
                     return Err(Stop::Closed(DELETED.into()));
                 }
             },
         };
-        self.send(event(name, seq, data).retry(RETRY)).await?;
+        self.send(event(name, self.id(seq), data).retry(RETRY)).await?;
         Ok(seq)
     }
 
@@ -227,7 +254,7 @@ impl Follower {
         for change in changes {
             *position = change.seq;
             let Some((name, data)) = self.event_for(&change.what) else { continue };
-            self.send(event(name, change.seq, data)).await?;
+            self.send(event(name, self.id(change.seq), data)).await?;
             if let (Followed::Execution(_), Changed::Execution { after: None, archived, .. }) =
                 (&self.followed, &change.what)
             {
@@ -279,6 +306,11 @@ impl Follower {
         archived.filter(|_| self.state.history().is_some())
     }
 
+    /// The id of the event for change `seq`.
+    fn id(&self, seq: u64) -> EventId {
+        EventId { instance: self.state.index.instance(), seq }
+    }
+
     /// Waits for room in the buffer, up to `STALLED`.
     async fn send(&self, event: Event) -> Result<(), Stop> {
         match tokio::time::timeout(STALLED, self.tx.send(event)).await {
@@ -302,7 +334,7 @@ fn transition(before: Option<&Bytes>, after: Option<&Bytes>) -> Option<(&'static
     }
 }
 
-fn event(name: &str, seq: u64, data: Bytes) -> Event {
+fn event(name: &str, id: EventId, data: Bytes) -> Event {
     // Serialised JSON is UTF-8 on one line.
-    Event::default().event(name).id(seq.to_string()).data(String::from_utf8_lossy(&data).into_owned())
+    Event::default().event(name).id(id.to_string()).data(String::from_utf8_lossy(&data).into_owned())
 }

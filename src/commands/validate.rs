@@ -124,7 +124,7 @@ fn check_file(registry: &SchemaRegistry, selector: &Selector, path: &Path) -> Ve
         };
         let line = |r: &Reason| lines::line_of(&file_lines, start, r.pointer.as_deref()) + 1;
         let reasons: Vec<Finding> =
-            reasons.iter().map(|r| finding(r.code, r.pointer.clone(), r.message.clone(), line(r))).collect();
+            reasons.iter().map(|r| finding(&r.code, r.pointer.clone(), r.message.clone(), line(r))).collect();
         verdicts.push(Verdict {
             file: file.clone(),
             configmap: Some(id),

@@ -1,13 +1,14 @@
 //! Index entries: what is kept of an object, with its responses serialised once on write.
 
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Decoded, Key, SortKey};
@@ -43,62 +44,64 @@ pub struct Stored {
     pub summary: String,
 }
 
-/// The compact form lists serve.
-#[derive(Serialize, utoipa::ToSchema)]
+/// The compact form lists serve. Borrowed where the service serialises it, owned where a client
+/// decodes it (`Summary<'static>`).
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary<'a> {
-    namespace: &'a str,
-    name: &'a str,
-    pipeline: &'a str,
-    application: &'a Application,
-    phase: Phase,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    started_at: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    finished_at: Option<&'a str>,
-    environments: Vec<EnvironmentPhase<'a>>,
-    resource_version: &'a str,
+    pub namespace: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    pub pipeline: Cow<'a, str>,
+    pub application: Cow<'a, Application>,
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Cow<'a, str>>,
+    pub environments: Vec<EnvironmentPhase<'a>>,
+    pub resource_version: Cow<'a, str>,
     /// Only on an execution served from the archive: its ConfigMap is gone.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) archived: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<bool>,
     /// When the archive saw its ConfigMap deleted (or unlabelled).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) deleted_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct EnvironmentPhase<'a> {
-    name: &'a str,
-    phase: Phase,
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EnvironmentPhase<'a> {
+    pub name: Cow<'a, str>,
+    pub phase: Phase,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+/// One execution, whole: `GET .../executions/{name}` and a one-execution stream's events.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Detail<'a> {
-    namespace: &'a str,
-    name: &'a str,
-    labels: &'a BTreeMap<String, String>,
-    resource_version: &'a str,
+pub struct Detail<'a> {
+    pub namespace: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    pub labels: Cow<'a, BTreeMap<String, String>>,
+    pub resource_version: Cow<'a, str>,
     /// The document as the writer stored it, validated against its kind's schema.
     #[schema(value_type = Object)]
-    execution: &'a Value,
+    pub execution: Cow<'a, Value>,
     /// Only on an execution served from the archive: its ConfigMap is gone.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    archived: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<bool>,
     /// When the archive saw its ConfigMap deleted (or unlabelled).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    deleted_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
 }
 
 impl ExecutionEntry {
     /// Serialises an execution's responses, off the index lock; `Index` stamps it on insert.
     pub fn new(e: Execution) -> Self {
         let detail = Json::of(&Detail {
-            namespace: &e.id.namespace,
-            name: &e.id.name,
-            labels: &e.labels,
-            resource_version: &e.resource_version,
-            execution: &e.document,
+            namespace: Cow::Borrowed(&e.id.namespace),
+            name: Cow::Borrowed(&e.id.name),
+            labels: Cow::Borrowed(&e.labels),
+            resource_version: Cow::Borrowed(&e.resource_version),
+            execution: Cow::Borrowed(&e.document),
             archived: None,
             deleted_at: None,
         });
@@ -184,22 +187,22 @@ impl ExecutionEntry {
 
 pub(super) fn summary<'a>(id: &'a ObjectRef, view: &'a ExecutionView, rv: &'a str) -> Summary<'a> {
     Summary {
-        namespace: &id.namespace,
-        name: &id.name,
-        pipeline: &view.pipeline,
-        application: &view.application,
+        namespace: Cow::Borrowed(&id.namespace),
+        name: Cow::Borrowed(&id.name),
+        pipeline: Cow::Borrowed(&view.pipeline),
+        application: Cow::Borrowed(&view.application),
         phase: view.phase,
-        started_at: view.started_at.as_deref(),
-        finished_at: view.finished_at.as_deref(),
+        started_at: view.started_at.as_deref().map(Cow::Borrowed),
+        finished_at: view.finished_at.as_deref().map(Cow::Borrowed),
         environments: view.environments.iter().map(environment_phase).collect(),
-        resource_version: rv,
+        resource_version: Cow::Borrowed(rv),
         archived: None,
         deleted_at: None,
     }
 }
 
 fn environment_phase(e: &EnvironmentStatus) -> EnvironmentPhase<'_> {
-    EnvironmentPhase { name: &e.name, phase: e.phase }
+    EnvironmentPhase { name: Cow::Borrowed(&e.name), phase: e.phase }
 }
 
 /// A ConfigMap that is not served, with its reasons.
@@ -211,18 +214,19 @@ pub struct RejectionEntry {
     pub changed_at: Timestamp,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+/// A rejected ConfigMap and why, as rejection lists serve it.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct RejectionBody<'a> {
+pub struct RejectionBody<'a> {
     #[serde(flatten)]
-    rejection: &'a Rejection,
-    rejected_at: String,
+    pub rejection: Cow<'a, Rejection>,
+    pub rejected_at: String,
 }
 
 impl RejectionEntry {
     pub fn new(rejection: Rejection) -> Self {
         let now = Timestamp::now();
-        let body = Json::of(&RejectionBody { rejection: &rejection, rejected_at: now.to_string() });
+        let body = Json::of(&RejectionBody { rejection: Cow::Borrowed(&rejection), rejected_at: now.to_string() });
         RejectionEntry { rejection, body, shard: Arc::from(""), revision: 0, changed_at: now }
     }
 }

@@ -91,6 +91,9 @@ pub struct Index {
     restarts: SourceMetrics,
     /// Where served versions and deletions are noted for the archive, if there is one.
     journal: Option<Journal>,
+    /// Names this index among replicas and restarts: a stream's event ids carry it, so an id
+    /// another process issued is never read as a place in this one's history.
+    instance: u32,
 }
 
 impl Index {
@@ -108,7 +111,13 @@ impl Index {
             staleness,
             journal: None,
             restarts: SourceMetrics::default(),
+            instance: fastrand::u32(..),
         }
+    }
+
+    /// What tells this index's event ids from another process's.
+    pub fn instance(&self) -> u32 {
+        self.instance
     }
 
     /// Notes every version served and every deletion in `journal`, for the archive.

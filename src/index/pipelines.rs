@@ -1,11 +1,12 @@
 //! Pipelines, resolved from their executions: the latest run, where each environment stands,
 //! and counts by phase.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::archived::{Mention, PipelineHistory};
 use super::entry::{Json, Summary};
@@ -14,7 +15,7 @@ use super::{Changed, ExecutionEntry, Index, Key, NameCursor, Scope, State};
 use crate::model::{PIPELINES, Phase};
 
 /// Where one environment of a pipeline stands: its latest attempted run.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineEnvironment {
     pub name: String,
@@ -23,16 +24,18 @@ pub struct PipelineEnvironment {
     pub execution: String,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+/// Borrowed where the service serialises it, owned where a client decodes it.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pipeline<'a> {
-    pub namespace: &'a str,
-    pub name: &'a str,
-    pub application: &'a str,
+    pub namespace: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    pub application: Cow<'a, str>,
     pub latest_execution: Summary<'a>,
     pub environments: Vec<PipelineEnvironment>,
     pub execution_count: usize,
-    pub counts: BTreeMap<&'static str, usize>,
+    /// Runs by phase (every phase but `Skipped`, zeros included).
+    pub counts: BTreeMap<Cow<'a, str>, usize>,
 }
 
 /// An environment counts as attempted by a run once it has left `Pending` and was not skipped.
@@ -189,7 +192,7 @@ impl Environments {
 struct Resolved<'a> {
     latest: &'a ExecutionEntry,
     count: usize,
-    counts: BTreeMap<&'static str, usize>,
+    counts: BTreeMap<Cow<'static, str>, usize>,
     environments: Environments,
 }
 
@@ -197,9 +200,9 @@ impl<'a> Resolved<'a> {
     fn pipeline(&self) -> Pipeline<'a> {
         let latest = self.latest;
         Pipeline {
-            namespace: &latest.id.namespace,
-            name: &latest.view.pipeline,
-            application: &latest.view.application.name,
+            namespace: Cow::Borrowed(&latest.id.namespace),
+            name: Cow::Borrowed(&latest.view.pipeline),
+            application: Cow::Borrowed(&latest.view.application.name),
             latest_execution: latest.summary_value(),
             environments: self.environments.resolved(),
             execution_count: self.count,
@@ -208,8 +211,8 @@ impl<'a> Resolved<'a> {
     }
 }
 
-fn no_counts() -> BTreeMap<&'static str, usize> {
-    Phase::ALL.iter().filter(|p| **p != Phase::Skipped).map(|p| (p.as_str(), 0)).collect()
+fn no_counts() -> BTreeMap<Cow<'static, str>, usize> {
+    Phase::ALL.iter().filter(|p| **p != Phase::Skipped).map(|p| (Cow::Borrowed(p.as_str()), 0)).collect()
 }
 
 /// One pipeline from its live runs, newest first, so the first run seen is its latest.
@@ -218,7 +221,7 @@ fn resolve<'a>(mut runs: impl Iterator<Item = &'a ExecutionEntry>) -> Resolved<'
     let mut p = Resolved { latest, count: 0, counts: no_counts(), environments: Environments::default() };
     for e in std::iter::once(latest).chain(runs) {
         p.count += 1;
-        *p.counts.entry(e.view.phase.as_str()).or_default() += 1;
+        *p.counts.entry(Cow::Borrowed(e.view.phase.as_str())).or_default() += 1;
         for (index, env) in e.view.environments.iter().enumerate() {
             p.environments.add(&env.name, &Mention::of(e, index));
         }
@@ -233,9 +236,9 @@ fn with_history<'a>(live: Option<&Resolved<'a>>, history: &'a PipelineHistory) -
     let mut p = match live {
         Some(live) if newest_live < Some((Reverse(archived.sort_time), archived.id.name.as_str())) => live.pipeline(),
         _ => Pipeline {
-            namespace: &archived.id.namespace,
-            name: &archived.view.pipeline,
-            application: &archived.view.application.name,
+            namespace: Cow::Borrowed(&archived.id.namespace),
+            name: Cow::Borrowed(&archived.view.pipeline),
+            application: Cow::Borrowed(&archived.view.application.name),
             latest_execution: archived.summary(),
             environments: Vec::new(),
             execution_count: live.map_or(0, |l| l.count),
@@ -245,7 +248,7 @@ fn with_history<'a>(live: Option<&Resolved<'a>>, history: &'a PipelineHistory) -
     p.execution_count = live.map_or(0, |l| l.count) + history.count;
     p.counts = live.map_or_else(no_counts, |l| l.counts.clone());
     for (phase, n) in &history.counts {
-        *p.counts.entry(phase.as_str()).or_default() += n;
+        *p.counts.entry(Cow::Borrowed(phase.as_str())).or_default() += n;
     }
     let mut environments = live.map(|l| l.environments.clone()).unwrap_or_default();
     environments.merge(&history.environments);

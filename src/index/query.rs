@@ -382,8 +382,10 @@ impl Index {
     }
 
     /// The code of each rejection's first reason.
-    pub fn rejection_reasons(&self) -> Vec<&'static str> {
-        self.read().rejections.values().map(|r| r.rejection.reasons.first().map_or("Unknown", |r| r.code)).collect()
+    pub fn rejection_reasons(&self) -> Vec<std::borrow::Cow<'static, str>> {
+        let first =
+            |r: &super::RejectionEntry| r.rejection.reasons.first().map_or("Unknown".into(), |r| r.code.clone());
+        self.read().rejections.values().map(|r| first(r)).collect()
     }
 
     /// Counts of executions and rejections, for metrics and memory figures.

@@ -10,8 +10,8 @@ fn registry() -> SchemaRegistry {
     SchemaRegistry::load(&dir, Limits::default()).expect("shipped schemas compile")
 }
 
-fn codes(r: &Rejection) -> Vec<&'static str> {
-    r.reasons.iter().map(|r| r.code).collect()
+fn codes(r: &Rejection) -> Vec<&str> {
+    r.reasons.iter().map(|r| &*r.code).collect()
 }
 
 #[test]
