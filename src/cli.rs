@@ -52,8 +52,22 @@ pub enum Command {
     /// Retention policies: what one would prune, before anything is deleted.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Create or update an execution's ConfigMap, checked first as the service checks it.
+    Record(RecordArgs),
+    /// List executions, pipelines or rejections from the service, or show one execution.
+    Get(crate::commands::get::GetArgs),
+    /// Wait until an execution reaches a state (exit codes in docs/cli.md).
+    Wait(crate::commands::wait::WaitArgs),
     /// Print a shell's completion script: `source <(execwatch completions bash)`.
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub record: crate::commands::record::RecordArgs,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
 }
 
 #[derive(Debug, Subcommand)]

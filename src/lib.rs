@@ -16,6 +16,7 @@
 pub mod access;
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod files;
 #[cfg(any(test, feature = "fixtures"))]

@@ -15,7 +15,16 @@ use execwatch::validate::SchemaRegistry;
 use execwatch::{Service, Sources, telemetry};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // Run as `kubectl-execwatch` (a kubectl plugin), it is `execwatch` all the same.
+    let args = match Args::try_parse_from(std::env::args_os()) {
+        Ok(args) => args,
+        Err(e) => {
+            let usage = e.use_stderr();
+            let _ = e.print();
+            // Not clap's 2: to `wait`, 2 means a timeout.
+            return if usage { ExitCode::from(execwatch::commands::wait::FAILED) } else { ExitCode::SUCCESS };
+        }
+    };
     if let Err(e) = telemetry::init(&args.log_level, args.log_format) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
@@ -34,6 +43,12 @@ fn main() -> ExitCode {
         Command::Retention(RetentionCommand::Plan(args)) => tokio::runtime::Runtime::new()
             .context("cannot start the runtime")
             .and_then(|rt| rt.block_on(retention_plan(args))),
+        Command::Record(args) => registry(&args.schema).and_then(|registry| {
+            let selector = &args.schema.label_selector;
+            runtime().map(|rt| rt.block_on(execwatch::commands::record::run(args.record, &registry, selector)))
+        }),
+        Command::Get(args) => runtime().map(|rt| rt.block_on(execwatch::commands::get::run(args))),
+        Command::Wait(args) => runtime().map(|rt| rt.block_on(execwatch::commands::wait::run(args))),
     };
     match result {
         Ok(code) => code,
@@ -47,6 +62,11 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A runtime for a client command: one thread is plenty.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")
 }
 
 fn registry(args: &SchemaArgs) -> anyhow::Result<Arc<SchemaRegistry>> {

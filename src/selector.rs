@@ -42,6 +42,21 @@ impl Selector {
             .collect()
     }
 
+    /// Labels a writer sets so an object matches: each `=` (or first `in`) value, `true` for an
+    /// existence term; none when no labels can (`a=b,a=c`).
+    pub fn labels_to_match(&self) -> Option<BTreeMap<String, String>> {
+        let mut labels = BTreeMap::new();
+        for e in &self.0 {
+            match e {
+                Expression::Equal(k, v) => _ = labels.insert(k.clone(), v.clone()),
+                Expression::In(k, vs) => _ = labels.insert(k.clone(), vs.iter().next()?.clone()),
+                Expression::Exists(k) => _ = labels.entry(k.clone()).or_insert_with(|| "true".to_owned()),
+                _ => {}
+            }
+        }
+        self.matches(&labels).then_some(labels)
+    }
+
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.0.iter().all(|e| e.matches(labels))
     }

@@ -293,6 +293,12 @@ fn execwatch(what: &str, args: &[&str]) -> Output {
         }
         execwatch::cli::Command::Validate(_) => {}
         execwatch::cli::Command::Completions { .. } => {}
+        execwatch::cli::Command::Get(_) | execwatch::cli::Command::Wait(_) => {}
+        execwatch::cli::Command::Record(record) => {
+            if let Some(file) = record.record.file.filter(|f| f.as_os_str() != "-" && !f.starts_with("path/to")) {
+                assert!(root().join(file).is_file(), "{what}: no such file");
+            }
+        }
         execwatch::cli::Command::Retention(execwatch::cli::RetentionCommand::Plan(plan)) => {
             if let Some(dir) = plan.from_dir {
                 assert!(root().join(dir).is_dir(), "{what}: no such directory");

@@ -32,7 +32,7 @@ use warp::http::header::{CONTENT_TYPE, HeaderValue};
 use warp::reply::Response;
 
 pub use conditional::Responses;
-pub use error::{ApiError, ErrorCode, recover};
+pub use error::{ApiError, Body as ErrorBody, ErrorCode, recover};
 pub use health::Health;
 pub use limits::{CallerLimits, capacity};
 pub use pages::Pages;

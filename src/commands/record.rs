@@ -1,0 +1,408 @@
+//! `execwatch record NS/NAME`: creates or updates an execution's ConfigMap, from a document (a
+//! file or stdin) or from flags for the common case. The ConfigMap is checked as the service
+//! will check it before anything reaches the cluster; it gets the labels the selector asks for
+//! and one data key; and an update is made against the version read (`resourceVersion`), so a
+//! concurrent writer's change is read again and built upon, never overwritten blindly.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use serde_json::{Value, json};
+
+use crate::model::Phase;
+use crate::quote::quote;
+use crate::selector::Selector;
+use crate::validate::{DOCUMENT_KEYS, SchemaRegistry};
+
+/// Reads of a fresh version after conflicts before giving up: each conflict means another
+/// writer got in between, which a handful of writers of one execution never sustain.
+const MAX_ATTEMPTS: usize = 10;
+const API_VERSION: &str = "pipelines.gitops.dev/v1alpha1";
+
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// The execution's ConfigMap: NAMESPACE/NAME, or NAME in --namespace (default: the
+    /// kubeconfig context's namespace).
+    pub execution: String,
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// The whole execution document, YAML or JSON (`-` reads stdin); flags below change it.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The pipeline this is a run of.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// The application deployed (default: the pipeline's name).
+    #[arg(long)]
+    pub application: Option<String>,
+    /// The version deployed (a chart or image tag).
+    #[arg(long = "app-version", value_name = "VERSION")]
+    pub version: Option<String>,
+    /// The source revision (e.g. a commit).
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// What triggered the run: GitPush, ImageUpdate, Manual, Schedule, Promotion or API (the
+    /// default for a new run).
+    #[arg(long)]
+    pub trigger: Option<String>,
+    /// The run's phase; `startedAt` and `finishedAt` are set as it starts and ends.
+    #[arg(long, value_parser = parse_phase)]
+    pub phase: Option<Phase>,
+    /// An environment's phase, `ENV=PHASE`; repeat it, in promotion order. Environments the
+    /// document already has keep their place.
+    #[arg(long = "environment", value_name = "ENV=PHASE", value_parser = parse_environment)]
+    pub environments: Vec<(String, Phase)>,
+    /// A human-readable message about the run.
+    #[arg(long)]
+    pub message: Option<String>,
+    /// A label to add to the ConfigMap, `KEY=VALUE` (repeatable), besides those the selector needs.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// `client`: check and print, send nothing; `server`: the API server checks it too, and
+    /// stores nothing.
+    #[arg(long, value_enum, default_value = "none")]
+    pub dry_run: DryRun,
+    /// Print the ConfigMap written: `yaml` or `json`.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DryRun {
+    None,
+    Client,
+    Server,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Yaml,
+    Json,
+}
+
+fn parse_phase(s: &str) -> Result<Phase, String> {
+    Phase::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a phase (Pending, Running, Succeeded, Failed, Cancelled, Unknown)"))
+}
+
+fn parse_environment(s: &str) -> Result<(String, Phase), String> {
+    let (env, phase) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected ENV=PHASE, e.g. staging=Running"))?;
+    let phase = Phase::parse(phase).ok_or_else(|| {
+        format!("{phase:?} is not a phase (Pending, Running, Succeeded, Failed, Cancelled, Skipped, Unknown)")
+    })?;
+    Ok((env.to_owned(), phase))
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))
+}
+
+/// What `record` did, for its one line of output.
+enum Done {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+/// Exit codes: 0 recorded, 1 the document is invalid, 2 anything else (the message says what).
+pub async fn run(args: RecordArgs, registry: &SchemaRegistry, selector: &Selector) -> ExitCode {
+    match record(&args, registry, selector).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn record(args: &RecordArgs, registry: &SchemaRegistry, selector: &Selector) -> anyhow::Result<ExitCode> {
+    let labels = selector.labels_to_match().ok_or_else(|| {
+        anyhow::anyhow!(
+            "no labels can satisfy the label selector {selector}: record needs `=`, `in` or existence terms"
+        )
+    })?;
+    let given = match &args.file {
+        Some(path) => Some(read_document(path)?),
+        None => None,
+    };
+    // A client dry run reaches no cluster: it needs no credentials either.
+    let client = match args.dry_run {
+        DryRun::Client => None,
+        _ => Some(kube::Client::try_default().await.map_err(|e| {
+            anyhow::anyhow!("cannot configure a Kubernetes client ({e}): set KUBECONFIG, or run in a pod")
+        })?),
+    };
+    let default_ns = client.as_ref().map_or("default", |c| c.default_namespace()).to_owned();
+    let (namespace, name) = super::split_name(&args.execution, Some(args.namespace.as_deref().unwrap_or(&default_ns)))
+        .ok_or_else(|| anyhow::anyhow!("{} is not NAMESPACE/NAME or NAME", quote(&args.execution)))?;
+    let api = client.map(|c| Api::<ConfigMap>::namespaced(c, &namespace));
+    for attempt in 1..=MAX_ATTEMPTS {
+        let existing = match &api {
+            Some(api) => {
+                api.get_opt(&name).await.map_err(|e| anyhow::anyhow!("cannot read {namespace}/{name}: {e}"))?
+            }
+            None => None,
+        };
+        let mut labels = labels.clone();
+        labels.extend(args.labels.iter().cloned());
+        let cm = configmap(args, existing.as_ref(), given.as_deref(), &namespace, &name, labels)?;
+        if let Err(rejection) = registry.decode(&cm) {
+            eprintln!("error: {namespace}/{name} would be rejected; nothing was written:");
+            for r in &rejection.reasons {
+                match r.pointer.as_deref() {
+                    Some(p) => eprintln!("  - {} at {}: {}", r.code, if p.is_empty() { "/" } else { p }, r.message),
+                    None => eprintln!("  - {}: {}", r.code, r.message),
+                }
+            }
+            return Ok(ExitCode::from(1));
+        }
+        let Some(api) = &api else {
+            print(args, &cm, &namespace, &name, if existing.is_some() { Done::Configured } else { Done::Created })?;
+            return Ok(ExitCode::SUCCESS);
+        };
+        if let Some(old) = &existing
+            && old.data == cm.data
+            && old.metadata.labels == cm.metadata.labels
+        {
+            print(args, old, &namespace, &name, Done::Unchanged)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let params =
+            PostParams { dry_run: args.dry_run == DryRun::Server, field_manager: Some("execwatch-record".to_owned()) };
+        let written = match &existing {
+            Some(_) => api.replace(&name, &params, &cm).await.map(|cm| (cm, Done::Configured)),
+            None => api.create(&params, &cm).await.map(|cm| (cm, Done::Created)),
+        };
+        match written {
+            Ok((cm, done)) => {
+                print(args, &cm, &namespace, &name, done)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            // Another writer got in between the read and the write: read it again.
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                eprintln!("{namespace}/{name} changed since it was read (attempt {attempt}): reading it again");
+            }
+            Err(e) => anyhow::bail!("cannot write {namespace}/{name}: {e}"),
+        }
+    }
+    anyhow::bail!("{namespace}/{name} kept changing under {MAX_ATTEMPTS} attempts to write it; try again")
+}
+
+/// The document given with `--file`, bounded as the service bounds one.
+fn read_document(path: &std::path::Path) -> anyhow::Result<String> {
+    const MAX: u64 = 1 << 20;
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().take(MAX + 1).read_to_string(&mut text)?;
+        anyhow::ensure!(text.len() as u64 <= MAX, "the document on stdin is over {} KiB", MAX >> 10);
+        return Ok(text);
+    }
+    crate::files::read_bounded(path, MAX).map_err(|(_, e)| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}
+
+/// The ConfigMap to write: the existing one (its other metadata kept), with the labels and one
+/// document key, the document built from the file or the recorded one, changed by the flags.
+fn configmap(
+    args: &RecordArgs,
+    existing: Option<&ConfigMap>,
+    given: Option<&str>,
+    namespace: &str,
+    name: &str,
+    labels: BTreeMap<String, String>,
+) -> anyhow::Result<ConfigMap> {
+    let recorded = existing.and_then(|cm| {
+        let data = cm.data.as_ref()?;
+        DOCUMENT_KEYS.iter().find_map(|k| data.get(*k).map(|text| (*k, text.as_str())))
+    });
+    let (key, text) = match (given, recorded) {
+        (Some(text), _) => (if text.trim_start().starts_with('{') { "execution.json" } else { "execution.yaml" }, text),
+        (None, Some((key, text))) => (key, text),
+        (None, None) => ("execution.yaml", ""),
+    };
+    let text = if changes_fields(args) || text.is_empty() {
+        let mut document = if text.is_empty() {
+            json!({ "apiVersion": API_VERSION, "kind": "PipelineExecution", "phase": "Pending", "environments": [] })
+        } else {
+            serde_yaml::from_str::<Value>(text).map_err(|e| {
+                anyhow::anyhow!("the document does not parse ({e}); give it whole with --file to replace it")
+            })?
+        };
+        apply(args, &mut document, Timestamp::now());
+        if key == "execution.json" {
+            serde_json::to_string_pretty(&document)?
+        } else {
+            serde_yaml::to_string(&document)?
+        }
+    } else {
+        text.to_owned()
+    };
+    let mut cm = existing.cloned().unwrap_or_else(|| ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    cm.metadata.managed_fields = None;
+    cm.metadata.labels.get_or_insert_default().extend(labels);
+    // One document key: another would make the service reject it.
+    cm.data = Some(BTreeMap::from([(key.to_owned(), text)]));
+    cm.binary_data = None;
+    Ok(cm)
+}
+
+fn changes_fields(args: &RecordArgs) -> bool {
+    args.pipeline.is_some()
+        || args.application.is_some()
+        || args.version.is_some()
+        || args.revision.is_some()
+        || args.trigger.is_some()
+        || args.phase.is_some()
+        || args.message.is_some()
+        || !args.environments.is_empty()
+}
+
+/// The flags' changes to a document; `startedAt` and `finishedAt` of the run and of each
+/// environment are set as it leaves `Pending` and as it ends, unless already set.
+fn apply(args: &RecordArgs, document: &mut Value, now: Timestamp) {
+    let Some(doc) = document.as_object_mut() else { return };
+    let set = |doc: &mut serde_json::Map<String, Value>, key: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            doc.insert(key.to_owned(), json!(value));
+        }
+    };
+    set(doc, "pipeline", &args.pipeline);
+    set(doc, "message", &args.message);
+    let pipeline = doc.get("pipeline").and_then(Value::as_str).map(str::to_owned);
+    let application = doc.entry("application").or_insert_with(|| json!({}));
+    if let Some(app) = application.as_object_mut() {
+        match (&args.application, pipeline) {
+            (Some(name), _) => _ = app.insert("name".into(), json!(name)),
+            (None, Some(pipeline)) if !app.contains_key("name") => _ = app.insert("name".into(), json!(pipeline)),
+            _ => {}
+        }
+        set(app, "version", &args.version);
+        set(app, "revision", &args.revision);
+    }
+    if let Some(trigger) = &args.trigger {
+        doc.insert("trigger".into(), json!({ "type": trigger }));
+    } else {
+        doc.entry("trigger").or_insert_with(|| json!({ "type": "API" }));
+    }
+    if let Some(phase) = args.phase {
+        doc.insert("phase".into(), json!(phase.as_str()));
+    }
+    stamp(doc, now);
+    let environments = doc.entry("environments").or_insert_with(|| json!([]));
+    if let Some(list) = environments.as_array_mut() {
+        for (name, phase) in &args.environments {
+            let at = list.iter().position(|e| e["name"] == json!(name));
+            let env = match at {
+                Some(i) => &mut list[i],
+                None => {
+                    list.push(json!({ "name": name }));
+                    list.last_mut().expect("just pushed")
+                }
+            };
+            if let Some(env) = env.as_object_mut() {
+                env.insert("phase".into(), json!(phase.as_str()));
+                stamp(env, now);
+            }
+        }
+    }
+}
+
+/// `startedAt` once a phase is past `Pending`, `finishedAt` once it is terminal.
+fn stamp(object: &mut serde_json::Map<String, Value>, now: Timestamp) {
+    let phase = object.get("phase").and_then(Value::as_str).and_then(Phase::parse);
+    let now = now.round(jiff::Unit::Second).unwrap_or(now).to_string();
+    if phase.is_some_and(|p| !matches!(p, Phase::Pending | Phase::Skipped)) {
+        object.entry("startedAt").or_insert_with(|| json!(now));
+    }
+    if phase.is_some_and(super::wait::is_terminal) && !matches!(phase, Some(Phase::Skipped)) {
+        object.entry("finishedAt").or_insert_with(|| json!(now));
+    }
+}
+
+fn print(args: &RecordArgs, cm: &ConfigMap, namespace: &str, name: &str, done: Done) -> anyhow::Result<()> {
+    match args.output {
+        Some(Output::Yaml) => print!("{}", serde_yaml::to_string(cm)?),
+        Some(Output::Json) => println!("{}", serde_json::to_string_pretty(cm)?),
+        None => {
+            let done = match done {
+                Done::Created => "created",
+                Done::Configured => "configured",
+                Done::Unchanged => "unchanged",
+            };
+            let dry = match args.dry_run {
+                DryRun::None => "",
+                DryRun::Client => " (dry run)",
+                DryRun::Server => " (server dry run)",
+            };
+            println!("execution {namespace}/{name} {done}{dry}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: RecordArgs,
+    }
+
+    fn args(line: &[&str]) -> RecordArgs {
+        Wrap::parse_from(std::iter::once("record").chain(line.iter().copied())).args
+    }
+
+    #[test]
+    fn flags_build_a_document_and_change_one_keeping_the_rest() {
+        let now: Timestamp = "2026-12-03T10:00:00Z".parse().unwrap();
+        let mut doc = json!({ "apiVersion": API_VERSION, "kind": "PipelineExecution", "phase": "Pending" });
+        let new = args(&[
+            "a/run-1",
+            "--pipeline",
+            "web",
+            "--app-version",
+            "1.2",
+            "--phase",
+            "Running",
+            "--environment",
+            "dev=Running",
+        ]);
+        apply(&new, &mut doc, now);
+        assert_eq!(doc["application"], json!({ "name": "web", "version": "1.2" }));
+        assert_eq!(
+            (doc["trigger"]["type"].as_str(), doc["startedAt"].as_str()),
+            (Some("API"), Some("2026-12-03T10:00:00Z"))
+        );
+        assert_eq!(
+            doc["environments"],
+            json!([{ "name": "dev", "phase": "Running", "startedAt": "2026-12-03T10:00:00Z" }])
+        );
+        let later: Timestamp = "2026-12-03T10:05:00Z".parse().unwrap();
+        apply(
+            &args(&["a/run-1", "--environment", "staging=Running", "--environment", "dev=Succeeded"]),
+            &mut doc,
+            later,
+        );
+        let envs = &doc["environments"];
+        assert_eq!((envs[0]["name"].as_str(), envs[0]["phase"].as_str()), (Some("dev"), Some("Succeeded")));
+        assert_eq!(envs[0]["finishedAt"], "2026-12-03T10:05:00Z");
+        assert_eq!(envs[0]["startedAt"], "2026-12-03T10:00:00Z", "kept");
+        assert_eq!(envs[1]["name"], "staging");
+        assert_eq!(doc["application"]["version"], "1.2", "kept");
+    }
+}
