@@ -53,7 +53,7 @@ pub enum Command {
     #[command(subcommand)]
     Retention(RetentionCommand),
     /// Create or update an execution's ConfigMap, checked first as the service checks it.
-    Record(RecordArgs),
+    Record(RecordCommand),
     /// List executions, pipelines or rejections from the service, or show one execution.
     Get(crate::commands::get::GetArgs),
     /// Wait until an execution reaches a state (exit codes in docs/cli.md).
@@ -63,7 +63,7 @@ pub enum Command {
 }
 
 #[derive(Debug, ClapArgs)]
-pub struct RecordArgs {
+pub struct RecordCommand {
     #[command(flatten)]
     pub record: crate::commands::record::RecordArgs,
     #[command(flatten)]

@@ -18,25 +18,27 @@ use super::{ApiClient, ClientError};
 const FIRST_EVENT: Duration = Duration::from_secs(5);
 /// Largest event accepted: an execution's whole detail is at most a few hundred KiB.
 const MAX_EVENT: usize = 8 << 20;
-/// Transient failures are retried for this long in a row (a rolling update takes less), then
-/// reported.
-pub const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 
 /// One event: its name (`snapshot`, `modified`, `closed`, ...), id and JSON data.
 pub type Event = eventsource_stream::Event;
 
-/// Retries of transient failures with capped, jittered backoff, for `GIVE_UP_AFTER` in a row.
-#[derive(Default)]
+/// Retries of transient failures with capped, jittered backoff, for a while in a row (a rolling
+/// update takes less than the default minute).
 pub struct Retry {
+    give_up_after: Duration,
     failing_since: Option<Instant>,
     attempts: u32,
 }
 
 impl Retry {
+    pub fn new(give_up_after: Duration) -> Self {
+        Retry { give_up_after, failing_since: None, attempts: 0 }
+    }
+
     /// Waits before the next attempt, or hands the error back when it has lasted too long.
     pub async fn pause(&mut self, error: ClientError) -> Result<(), ClientError> {
         let since = *self.failing_since.get_or_insert_with(Instant::now);
-        if since.elapsed() >= GIVE_UP_AFTER {
+        if since.elapsed() >= self.give_up_after {
             return Err(error);
         }
         tracing::debug!(%error, "retrying");
@@ -48,7 +50,7 @@ impl Retry {
 
     /// A success: the next failure starts afresh.
     pub fn reset(&mut self) {
-        *self = Retry::default();
+        (self.failing_since, self.attempts) = (None, 0);
     }
 }
 
@@ -67,7 +69,8 @@ pub struct Follow {
 
 impl Follow {
     pub fn new(client: ApiClient, path: String) -> Self {
-        Follow { client, path, last_id: None, events: None, delivered: false, retry: Retry::default(), reconnects: 0 }
+        let retry = client.retry();
+        Follow { client, path, last_id: None, events: None, delivered: false, retry, reconnects: 0 }
     }
 
     /// The next event; `None` when streams do not reach this client (poll instead); an error

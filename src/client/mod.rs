@@ -42,6 +42,9 @@ pub struct ClientArgs {
     /// Do not check an `https://` server's certificate (for tests only).
     #[arg(long, global = true)]
     pub insecure_skip_tls_verify: bool,
+    /// How long an unreachable or restarting service is retried, in a row, before giving up.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s", global = true)]
+    pub retry_for: Duration,
 }
 
 /// Why a call to the service failed, each saying what to do next.
@@ -61,7 +64,7 @@ pub enum ClientError {
         "{server} refused the token ({message}): it may have expired, or be meant for another audience (kubectl create token SA --audience ...)"
     )]
     TokenRefused { server: String, message: String },
-    #[error("{message} (or these credentials may not read it)")]
+    #[error("{message}")]
     NotFound { message: String },
     #[error("{server} answered {status} {code}: {message}")]
     Refused { server: String, status: u16, code: String, message: String },
@@ -102,6 +105,7 @@ pub struct ApiClient {
     server: String,
     /// Whether a credential is sent, so a 401 can say which is wrong.
     authenticated: bool,
+    retry_for: Duration,
 }
 
 impl ApiClient {
@@ -139,7 +143,13 @@ impl ApiClient {
         // Retries are the caller's: `wait` retries for as long as it may, `get` not at all.
         config.default_retry = false;
         let kube = kube::Client::try_from(config).map_err(|e| ClientError::Config(e.to_string()))?;
-        Ok(ApiClient { kube, server: args.server.trim_end_matches('/').to_owned(), authenticated })
+        let server = args.server.trim_end_matches('/').to_owned();
+        Ok(ApiClient { kube, server, authenticated, retry_for: args.retry_for })
+    }
+
+    /// Retries of transient failures, for as long as `--retry-for` allows.
+    pub fn retry(&self) -> events::Retry {
+        events::Retry::new(self.retry_for)
     }
 
     /// The service's URL, as given.

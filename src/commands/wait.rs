@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::events::{Follow, Retry};
+use crate::client::events::Follow;
 use crate::client::{ApiClient, ClientArgs, ClientError};
 use crate::index::Detail;
 use crate::model::{EnvironmentStatus, ExecutionView, Phase};
@@ -241,7 +241,7 @@ impl Waiter {
     /// Long polls: each GET is held by the service until the execution changes (or 30 s pass).
     async fn poll(&mut self, client: &ApiClient, path: &str) -> Outcome {
         let mut etag: Option<String> = None;
-        let mut retry = Retry::default();
+        let mut retry = client.retry();
         loop {
             let (url, headers) = match &etag {
                 Some(tag) => (format!("{path}?timeoutSeconds={POLL_SECONDS}"), vec![("if-none-match", tag.as_str())]),

@@ -102,12 +102,22 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
         _ => {
             let call = Call { target, verb, content_type, query, dry_run, body };
             let (code, object) = object_verb(&inner, &call)?;
-            if verb != "get" {
+            if verb != "get" || interleave(&inner, &call) {
                 inner.changed();
             }
             Ok(json_response(code, &object))
         }
     }
+}
+
+/// Another writer's change right after a GET, where a test asked for one (`write_after_next_get`);
+/// whether it wrote.
+fn interleave(inner: &Inner, call: &Call) -> bool {
+    let name = call.target.name.clone().unwrap_or_default();
+    let key = (call.target.resource.plural.clone(), call.target.namespace.clone(), name.clone());
+    let Some(patch) = inner.faults().write_after_get.remove(&key) else { return false };
+    let (resource, ns) = (&call.target.resource, call.target.namespace.as_str());
+    inner.store().patch(resource, ns, &name, &crate::patch::Patch::Merge(patch), false).is_ok()
 }
 
 /// `/api/v1/namespaces/{ns}/serviceaccounts/{name}/token`, the TokenRequest subresource

@@ -49,6 +49,9 @@ struct Faults {
     hang_lists: bool,
     /// (verb, resource) pairs refused with 403, as RBAC refuses what no role grants.
     forbidden: std::collections::HashSet<(String, String)>,
+    /// Merge patches another writer applies right after the next GET of an object (by
+    /// resource plural, namespace and name): a read-modify-write that follows conflicts.
+    write_after_get: HashMap<(String, String, String), serde_json::Value>,
 }
 
 struct Inner {
@@ -261,6 +264,13 @@ impl Sim {
         } else {
             forbidden.remove(&key);
         }
+    }
+
+    /// Right after the next GET of `resource` (`configmaps`) `namespace/name` is answered,
+    /// another writer applies `merge_patch` to it: whoever read it then conflicts on update.
+    pub fn write_after_next_get(&self, resource: &str, namespace: &str, name: &str, merge_patch: serde_json::Value) {
+        let key = (resource.to_owned(), namespace.to_owned(), name.to_owned());
+        self.inner.faults().write_after_get.insert(key, merge_patch);
     }
 
     /// Delays every response by `latency`.
