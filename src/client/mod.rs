@@ -64,6 +64,10 @@ pub enum ClientError {
         "{server} refused the token ({message}): it may have expired, or be meant for another audience (kubectl create token SA --audience ...)"
     )]
     TokenRefused { server: String, message: String },
+    #[error(
+        "cannot get the credentials to send: {0} (check --token-file, or the kubeconfig user's token or exec plugin)"
+    )]
+    Credentials(String),
     #[error("{message}")]
     NotFound { message: String },
     #[error("{server} answered {status} {code}: {message}")]
@@ -125,9 +129,15 @@ impl ApiClient {
         if let Some(token) = &args.token {
             config.auth_info.token = Some(token.clone().into());
         } else if let Some(file) = &args.token_file {
-            std::fs::metadata(file)
-                .map_err(|e| ClientError::Config(format!("--token-file {}: {e}", file.display())))?;
-            config.auth_info.token_file = Some(file.display().to_string());
+            let text = crate::files::read_bounded(file, 64 << 10)
+                .map_err(|(_, e)| ClientError::Config(format!("--token-file {}: {e}", file.display())))?;
+            if text.trim() == text {
+                // kube reads it again as it changes (a projected token is rotated).
+                config.auth_info.token_file = Some(file.display().to_string());
+            } else {
+                // Written by hand with a newline, which kube would send: read once, trimmed.
+                config.auth_info.token = Some(text.trim().to_owned().into());
+            }
         } else if let Some(kubeconfig) = kubeconfig(args.context.as_deref()).await? {
             config.auth_info = kubeconfig.auth_info;
         }
@@ -173,6 +183,7 @@ impl ApiClient {
         let sent = tokio::time::timeout(REQUEST_TIMEOUT, self.kube.send(request)).await;
         let response = match sent {
             Ok(Ok(response)) => response,
+            Ok(Err(e)) if is_auth(&e) => return Err(ClientError::Credentials(e.to_string())),
             Ok(Err(e)) => return Err(self.unreachable(e.to_string())),
             Err(_) => return Err(self.unreachable(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()))),
         };
@@ -229,6 +240,15 @@ impl ApiClient {
 
     fn unreadable(&self, detail: String) -> ClientError {
         ClientError::Unreadable { server: self.server.clone(), detail }
+    }
+}
+
+/// Whether kube failed to make the credentials (a token file, an exec plugin), not to connect.
+fn is_auth(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Auth(_) => true,
+        kube::Error::Service(inner) => inner.downcast_ref::<kube::client::AuthError>().is_some(),
+        _ => false,
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod clients;
 pub mod postgres;
+pub mod proxy;
 
 use std::future::Future;
 use std::path::PathBuf;
