@@ -25,9 +25,11 @@ use crate::validate::Limits;
     about = "Lists, discovers and follows pipeline executions recorded as labelled ConfigMaps"
 )]
 pub struct Args {
-    /// Log level or tracing filter directive; `info,execwatch::http=debug` adds a line per request.
-    #[arg(long, env = "EXECWATCH_LOG_LEVEL", default_value = "info", global = true)]
-    pub log_level: String,
+    /// Log level or tracing filter directive; `info,execwatch::http=debug` adds a line per
+    /// request. Default: `info` for `serve`, `warn` for the other commands (their output is
+    /// what they print).
+    #[arg(long, env = "EXECWATCH_LOG_LEVEL", global = true)]
+    pub log_level: Option<String>,
     /// Log format.
     #[arg(long, env = "EXECWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
     pub log_format: LogFormat,
@@ -103,11 +105,15 @@ pub enum PlanOutput {
     Json,
 }
 
+/// Where schemas are read from by default (relative to the working directory).
+pub const DEFAULT_SCHEMAS: &str = "schemas";
+
 /// Options shared by every command that decodes executions.
 #[derive(Debug, ClapArgs)]
 pub struct SchemaArgs {
-    /// Directory of JSON Schemas, one file per kind and version.
-    #[arg(long, env = "EXECWATCH_SCHEMAS", default_value = "schemas")]
+    /// Directory of JSON Schemas, one file per kind and version; where the default is absent,
+    /// the schemas shipped with this version, built in.
+    #[arg(long, env = "EXECWATCH_SCHEMAS", default_value = DEFAULT_SCHEMAS)]
     pub schemas: PathBuf,
     /// Largest execution document accepted, in bytes.
     #[arg(long, env = "EXECWATCH_MAX_DOCUMENT_BYTES", default_value_t = 256 * 1024)]

@@ -25,7 +25,8 @@ fn main() -> ExitCode {
             return if usage { ExitCode::from(execwatch::commands::wait::FAILED) } else { ExitCode::SUCCESS };
         }
     };
-    if let Err(e) = telemetry::init(&args.log_level, args.log_format) {
+    let quiet = if matches!(args.command, Command::Serve(_)) { "info" } else { "warn" };
+    if let Err(e) = telemetry::init(args.log_level.as_deref().unwrap_or(quiet), args.log_format) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
@@ -70,7 +71,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn registry(args: &SchemaArgs) -> anyhow::Result<Arc<SchemaRegistry>> {
-    let registry = SchemaRegistry::load(&args.schemas, args.limits())?;
+    // `--schemas` left at its default where no `schemas/` is at hand (a writer's CI job): the
+    // shipped schemas, built in.
+    let registry = if args.schemas == std::path::Path::new(execwatch::cli::DEFAULT_SCHEMAS) && !args.schemas.exists() {
+        tracing::info!("no schemas/ directory here: using the schemas built into the binary");
+        SchemaRegistry::shipped(args.limits())?
+    } else {
+        SchemaRegistry::load(&args.schemas, args.limits())?
+    };
     tracing::info!(kinds = ?registry.kinds(), dir = %args.schemas.display(), "schemas loaded");
     Ok(Arc::new(registry))
 }

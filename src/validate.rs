@@ -165,13 +165,31 @@ impl SchemaRegistry {
             }
         }
         paths.sort();
+        let mut sources = Vec::new();
+        for path in paths {
+            let text = crate::files::read_bounded(&path, MAX_SCHEMA_BYTES)
+                .map_err(|(_, cause)| SchemaError::Read { path: path.clone(), cause })?;
+            sources.push((path, text));
+        }
+        Self::compile_all(sources, limits, path)
+    }
+
+    /// The schemas shipped in `schemas/`, built into the binary: for the commands writers run
+    /// where no copy of the directory is at hand (a CI job).
+    pub fn shipped(limits: Limits) -> Result<Self, SchemaError> {
+        let path = PathBuf::from("schemas/pipelineexecution-v1alpha1.json (built in)");
+        let text = include_str!("../schemas/pipelineexecution-v1alpha1.json").to_owned();
+        Self::compile_all(vec![(path.clone(), text)], limits, path)
+    }
+
+    fn compile_all(sources: Vec<(PathBuf, String)>, limits: Limits, path: PathBuf) -> Result<Self, SchemaError> {
         let mut schemas: HashMap<(String, String), Entry> = HashMap::new();
         let mut digest = Sha256::new();
         digest.update(format!("{}/{}", limits.max_document_bytes, limits.max_depth));
-        for path in paths {
-            let (key, validator, text) = compile(&path)?;
+        for (path, text) in sources {
+            let (key, validator) = compile(&path, &text)?;
             digest.update(text.len().to_le_bytes());
-            digest.update(text);
+            digest.update(&text);
             if let Some(first) = schemas.get(&key) {
                 return Err(SchemaError::Duplicate {
                     first: first.path.clone(),
@@ -341,11 +359,9 @@ impl SchemaRegistry {
 
 /// Compiles one schema file: offline (a `$ref` outside the file fails), linear-time regexes only,
 /// formats asserted.
-fn compile(path: &Path) -> Result<((String, String), Validator, String), SchemaError> {
-    let text = crate::files::read_bounded(path, MAX_SCHEMA_BYTES)
-        .map_err(|(_, cause)| SchemaError::Read { path: path.to_owned(), cause })?;
+fn compile(path: &Path, text: &str) -> Result<((String, String), Validator), SchemaError> {
     let schema: Value =
-        serde_json::from_str(&text).map_err(|cause| SchemaError::Json { path: path.to_owned(), cause })?;
+        serde_json::from_str(text).map_err(|cause| SchemaError::Json { path: path.to_owned(), cause })?;
     let constant =
         |field: &str| schema.pointer(&format!("/properties/{field}/const")).and_then(Value::as_str).map(str::to_owned);
     let (Some(api_version), Some(kind)) = (constant("apiVersion"), constant("kind")) else {
@@ -357,7 +373,7 @@ fn compile(path: &Path) -> Result<((String, String), Validator, String), SchemaE
         .with_pattern_options(PatternOptions::regex())
         .build(&schema)
         .map_err(|e| SchemaError::Invalid { path: path.to_owned(), message: e.to_string() })?;
-    Ok(((api_version, kind), validator, text))
+    Ok(((api_version, kind), validator))
 }
 
 /// The depth of `[`/`{` nesting in YAML text (outside quotes and comments) once it passes

@@ -199,7 +199,7 @@ fn bearer_tokens_never_reach_the_logs() {
 #[test]
 fn serve_needs_a_source() {
     let (code, out) = execwatch(&["serve"]);
-    assert_eq!(code, 2, "{out}");
+    assert_eq!(code, 4, "a usage error, for every command (docs/cli.md): {out}");
     assert!(out.contains("--namespaces"), "{out}");
 }
 
@@ -314,4 +314,22 @@ fn validate_reports_for_ci_as_junit_github_annotations_and_json() {
     let start = json.find('[').unwrap();
     let verdicts: serde_json::Value = serde_json::from_str(&json[start..]).unwrap();
     assert!(verdicts.as_array().unwrap().iter().all(|v| v["accepted"] == true), "{verdicts}");
+}
+
+/// A writer's CI job has the binary but no `schemas/`: the shipped schemas are built in.
+#[test]
+fn without_a_schemas_directory_the_built_in_schemas_check_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples/invalid.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_execwatch"))
+        .args(["validate", example.to_str().unwrap()])
+        .current_dir(dir.path())
+        .output()
+        .expect("binary runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("SchemaViolation at /phase"), "checked against the schema: {text}");
+    let missing = dir.path().join("nowhere");
+    let (code, out) = execwatch(&["validate", "--schemas", missing.to_str().unwrap(), example.to_str().unwrap()]);
+    assert_eq!(code, 2, "a directory named is read, never replaced: {out}");
 }

@@ -7,7 +7,9 @@
 //! default; empty leaves it out), `EXECWATCH_BENCH_ARCHIVE=N` for lists and GET one over N
 //! archived executions in SQLite and PostgreSQL (1 000 000 by default; empty leaves it out),
 //! `EXECWATCH_BENCH_PRUNE=N` for retention pruning N executions through the simulator down to
-//! the newest 10 of each pipeline (100 000 by default; empty leaves it out).
+//! the newest 10 of each pipeline (100 000 by default; empty leaves it out),
+//! `EXECWATCH_BENCH_CLI=N` for `get executions` paging through N executions and how soon `wait`
+//! prints a change (10 000 by default; empty leaves it out).
 //! `EXECWATCH_BENCH_WRITE=DIR`
 //! only writes the data set of the first size into DIR as manifests, for profiling by hand.
 //!
@@ -17,6 +19,7 @@
 
 mod access;
 mod archive;
+mod cli;
 mod data;
 mod followers;
 mod load;
@@ -110,6 +113,10 @@ fn main() {
         for n in list("EXECWATCH_BENCH_PRUNE", "100000", |s| s.parse::<usize>().ok()) {
             println!("\npruning {n} executions down to the newest 10 of each pipeline ...");
             prune::print(&prune::run(n).await);
+        }
+        for n in list("EXECWATCH_BENCH_CLI", "10000", |s| s.parse::<usize>().ok()) {
+            println!("\nthe command line over {n} executions ...");
+            cli::print(&cli::run(n).await);
         }
         let followers = list("EXECWATCH_BENCH_FOLLOWERS", "10000", |s| s.parse::<usize>().ok());
         let followers = followers.first().copied().unwrap_or(0);
