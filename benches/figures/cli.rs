@@ -52,20 +52,7 @@ fn cli(args: &[&str]) -> tokio::process::Command {
 
 pub async fn run(n: usize) -> Figures {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = k8s_sim::Sim::start().await.expect("simulator");
-    for ns in 0..data::NAMESPACES {
-        sim.create_namespace(&format!("ns-{ns}"));
-    }
-    let client = kube::Client::try_from(kube::Config::new(sim.url().parse().expect("url"))).expect("client");
-    let creates = futures::stream::iter(0..n).map(|i| {
-        let client = client.clone();
-        async move {
-            let e = data::execution(i, 0);
-            let api = Api::<ConfigMap>::namespaced(client, &e.namespace);
-            api.create(&PostParams::default(), &e.configmap()).await.expect("create");
-        }
-    });
-    creates.buffer_unordered(32).collect::<Vec<_>>().await;
+    let (sim, client) = data::simulator(n).await;
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, sim.kubeconfig()).expect("kubeconfig");
     let namespaces: Vec<String> = (0..data::NAMESPACES).map(|ns| format!("ns-{ns}")).collect();

@@ -15,6 +15,27 @@ pub struct Execution {
     pub document: String,
 }
 
+/// A simulator holding executions `0..n` in their namespaces (created 32 at a time, as
+/// writers do), and a client of it.
+pub async fn simulator(n: usize) -> (k8s_sim::Sim, kube::Client) {
+    use futures::StreamExt;
+    let sim = k8s_sim::Sim::start().await.expect("simulator");
+    for ns in 0..NAMESPACES {
+        sim.create_namespace(&format!("ns-{ns}"));
+    }
+    let client = kube::Client::try_from(kube::Config::new(sim.url().parse().expect("url"))).expect("client");
+    let creates = futures::stream::iter(0..n).map(|i| {
+        let client = client.clone();
+        async move {
+            let e = execution(i, 0);
+            let api = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, &e.namespace);
+            api.create(&kube::api::PostParams::default(), &e.configmap()).await.expect("create");
+        }
+    });
+    creates.buffer_unordered(32).collect::<Vec<_>>().await;
+    (sim, client)
+}
+
 /// Writes executions `0..n` into `dir` as manifests, one file each; returns the payload.
 pub fn write_dir(dir: &std::path::Path, n: usize) -> u64 {
     std::fs::create_dir_all(dir).expect("create the directory");

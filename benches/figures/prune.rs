@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
@@ -40,21 +39,8 @@ pub struct Latency {
 
 pub async fn run(n: usize) -> Figures {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = k8s_sim::Sim::start().await.expect("simulator");
-    for ns in 0..data::NAMESPACES {
-        sim.create_namespace(&format!("ns-{ns}"));
-    }
+    let (sim, client) = data::simulator(n).await;
     sim.create_namespace("execwatch");
-    let client = kube::Client::try_from(kube::Config::new(sim.url().parse().expect("url"))).expect("client");
-    let creates = futures::stream::iter(0..n).map(|i| {
-        let client = client.clone();
-        async move {
-            let e = data::execution(i, 0);
-            let api = Api::<ConfigMap>::namespaced(client, &e.namespace);
-            api.create(&PostParams::default(), &e.configmap()).await.expect("create");
-        }
-    });
-    creates.buffer_unordered(32).collect::<Vec<_>>().await;
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, sim.kubeconfig()).expect("kubeconfig");
     let policy = dir.path().join("retention.yaml");

@@ -4,7 +4,7 @@
 //! a test holds equal to the description's paths and to what the server routes.
 
 // The operations below are declarations for the description: never called. The list types are
-// what clients (`crate::client`) decode pages into.
+// what clients (`execwatch get`) decode pages into.
 #![allow(dead_code)]
 
 use std::sync::LazyLock;

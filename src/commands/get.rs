@@ -41,7 +41,7 @@ pub struct GetArgs {
     pub selector: Option<String>,
     /// Stop after this many items (default: all of them, a page at a time).
     #[arg(long)]
-    pub limit: Option<usize>,
+    pub limit: Option<std::num::NonZeroUsize>,
     /// Items asked for per page (the service allows up to 500).
     #[arg(long, default_value_t = 500)]
     pub chunk_size: usize,
@@ -218,7 +218,7 @@ async fn list<P: Page>(
     let mut warned = false;
     let mut out = std::io::stdout().lock();
     loop {
-        let want = args.limit.map_or(chunk, |limit| chunk.min(limit - count));
+        let want = args.limit.map_or(chunk, |limit| chunk.min(limit.get() - count));
         let (page, more, freshness) = client.get::<P>(&query(next.as_deref(), want)).await?.split();
         if !warned {
             warned = warn_incomplete(&freshness);
@@ -233,7 +233,7 @@ async fn list<P: Page>(
             items.extend(page);
         }
         next = more;
-        if next.is_none() || args.limit.is_some_and(|limit| count >= limit) {
+        if next.is_none() || args.limit.is_some_and(|limit| count >= limit.get()) {
             break;
         }
     }

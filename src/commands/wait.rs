@@ -164,6 +164,8 @@ struct Line<'a> {
 }
 
 struct Waiter {
+    /// The service, named in errors.
+    server: String,
     condition: Condition,
     output: LineFormat,
     /// The last version printed, so a resync of the same state is not printed twice.
@@ -184,7 +186,13 @@ pub async fn run(args: WaitArgs) -> ExitCode {
         }
     };
     let path = format!("/api/v1/namespaces/{namespace}/executions/{name}");
-    let mut waiter = Waiter { condition: args.condition.clone(), output: args.output, printed: None, last_phase: None };
+    let mut waiter = Waiter {
+        server: client.server().to_owned(),
+        condition: args.condition.clone(),
+        output: args.output,
+        printed: None,
+        last_phase: None,
+    };
     let outcome = tokio::select! {
         outcome = tokio::time::timeout(args.timeout, waiter.follow(&client, &path)) => outcome,
         _ = tokio::signal::ctrl_c() => {
@@ -273,7 +281,7 @@ impl Waiter {
     fn seen(&mut self, detail: Detail<'static>) -> Result<Option<Outcome>, ClientError> {
         // The typed view the service itself indexes by.
         let run = ExecutionView::deserialize(&*detail.execution).map_err(|e| ClientError::Unreadable {
-            server: String::new(),
+            server: self.server.clone(),
             detail: format!("an execution without the fields every schema keeps: {e}"),
         })?;
         let archived = detail.archived.unwrap_or(false);
