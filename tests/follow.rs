@@ -147,6 +147,35 @@ async fn get_pages_through_every_execution_with_the_apis_filters_and_outputs() {
 }
 
 #[tokio::test]
+async fn get_watch_prints_the_list_then_each_change() {
+    let c = Cluster::start(&["team-a"], &["team-a"]).await;
+    c.put_execution("team-a", "run-1", &run("Running", "Pending")).await;
+    c.service.wait_for("served", "/api/v1/executions", |b| common::names(b).len() == 1).await;
+    let mut cmd = command(&["get", "executions", "--watch", "-o", "json", "--server", &c.service.base]);
+    let mut child = cmd.spawn().expect("get starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await;
+        serde_json::from_str(&line.expect("a line within 10 s").unwrap().expect("a line")).expect("a JSON line")
+    };
+    let first = next().await;
+    assert_eq!((first["type"].as_str(), first["object"]["name"].as_str()), (Some("snapshot"), Some("run-1")));
+    c.put_execution("team-a", "run-2", &run("Running", "Pending")).await;
+    let added = next().await;
+    assert_eq!((added["type"].as_str(), added["object"]["name"].as_str()), (Some("added"), Some("run-2")));
+    c.put_execution("team-a", "run-1", &run("Succeeded", "Succeeded")).await;
+    let modified = next().await;
+    assert_eq!(
+        (modified["type"].as_str(), modified["object"]["phase"].as_str()),
+        (Some("modified"), Some("Succeeded"))
+    );
+    c.delete("team-a", "run-2").await;
+    let deleted = next().await;
+    assert_eq!((deleted["type"].as_str(), deleted["object"]["name"].as_str()), (Some("deleted"), Some("run-2")));
+    child.kill().await.expect("stopped");
+}
+
+#[tokio::test]
 async fn get_and_wait_say_what_is_wrong_with_credentials_and_where_the_service_is() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");

@@ -71,6 +71,7 @@ async fn record_creates_then_updates_with_the_label_and_data_key_the_service_exp
     assert_eq!(out.trim(), "execution team-a/web-7 created");
     let Some(cm) = w.configmap("web-7").await else { return };
     assert_eq!(cm["metadata"]["labels"]["pipelines.gitops.dev/execution"], "true", "{cm}");
+    assert_eq!(cm["metadata"]["labels"]["pipelines.gitops.dev/pipeline"], "web", "as the examples label runs");
     let keys: Vec<&String> = cm["data"].as_object().expect("data").keys().collect();
     assert_eq!(keys, ["execution.yaml"]);
     let doc = w.document("web-7").await.expect("kubectl ran");

@@ -24,6 +24,8 @@ use crate::validate::{DOCUMENT_KEYS, SchemaRegistry};
 /// writer got in between, which a handful of writers of one execution never sustain.
 const MAX_ATTEMPTS: usize = 10;
 const API_VERSION: &str = "pipelines.gitops.dev/v1alpha1";
+/// The label the examples and dashboards filter runs of one pipeline by.
+const PIPELINE_LABEL: &str = "pipelines.gitops.dev/pipeline";
 
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
@@ -214,7 +216,7 @@ fn configmap(
     given: Option<&str>,
     namespace: &str,
     name: &str,
-    labels: BTreeMap<String, String>,
+    mut labels: BTreeMap<String, String>,
 ) -> anyhow::Result<ConfigMap> {
     let recorded = existing.and_then(|cm| {
         let data = cm.data.as_ref()?;
@@ -242,6 +244,11 @@ fn configmap(
     } else {
         text.to_owned()
     };
+    // Where a label value can hold it (63 characters), and `--label` did not set it.
+    let pipeline = serde_yaml::from_str::<Value>(&text).ok().and_then(|d| d["pipeline"].as_str().map(str::to_owned));
+    if let Some(pipeline) = pipeline.filter(|p| p.len() <= 63) {
+        labels.entry(PIPELINE_LABEL.to_owned()).or_insert(pipeline);
+    }
     let mut cm = existing.cloned().unwrap_or_else(|| ConfigMap {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),

@@ -209,7 +209,10 @@ pub async fn run(args: WaitArgs) -> ExitCode {
         Err(_) => {
             let last = waiter.last_phase.map_or("nothing seen yet".to_owned(), |p| format!("last seen {}", p.as_str()));
             let timeout = humantime::format_duration(args.timeout);
-            (TIMED_OUT, format!("{id}: {} not reached within {timeout} ({last})", args.condition))
+            (
+                TIMED_OUT,
+                format!("{id}: {} not reached within {timeout} ({last}); --timeout gives it longer", args.condition),
+            )
         }
     };
     eprintln!("{}{message}", if code == HELD { "" } else { "error: " });
