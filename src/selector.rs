@@ -183,6 +183,17 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_gets_labels_that_match_or_none_where_none_can() {
+        let sel = |s: &str| s.parse::<Selector>().unwrap();
+        let wanted = sel("pipelines.gitops.dev/execution=true,tier in (front),managed,stage!=old,!legacy");
+        let got = wanted.labels_to_match().expect("labels");
+        assert_eq!(got, labels(&[("pipelines.gitops.dev/execution", "true"), ("tier", "front"), ("managed", "true")]));
+        assert!(wanted.matches(&got));
+        assert_eq!(sel("a=b,a=c").labels_to_match(), None);
+        assert_eq!(sel("").labels_to_match(), Some(BTreeMap::new()));
+    }
+
+    #[test]
     fn every_operator_matches_like_kubernetes() {
         let l = labels(&[("app", "web"), ("tier", "front"), ("pipelines.gitops.dev/execution", "true")]);
         let yes = [
