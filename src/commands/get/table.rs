@@ -115,15 +115,28 @@ pub struct Layout {
     pub wide: bool,
 }
 
+impl Layout {
+    /// The first headers: NAMESPACE where several are listed, then `names`.
+    fn headers(self, names: &[&str]) -> Vec<String> {
+        let namespace = self.namespaces.then_some("NAMESPACE");
+        namespace.into_iter().chain(names.iter().copied()).map(String::from).collect()
+    }
+
+    /// A row of `columns` cells, begun with the namespace where several are listed.
+    fn row(self, namespace: &str, columns: usize) -> Vec<String> {
+        let mut row = Vec::with_capacity(columns);
+        if self.namespaces {
+            row.push(namespace.to_owned());
+        }
+        row
+    }
+}
+
 /// NAMESPACE, NAME, PIPELINE, PHASE, a column per environment, VERSION, AGE (and with `wide`:
 /// REVISION, STARTED, FINISHED, ARCHIVED).
 pub fn runs(runs: &[Run<'_>], layout: Layout, now: Timestamp) -> Table {
     let envs = environment_columns(runs.iter().flat_map(|r| r.environments.iter().map(|(n, _)| *n)));
-    let mut headers: Vec<String> = Vec::new();
-    if layout.namespaces {
-        headers.push("NAMESPACE".into());
-    }
-    headers.extend(["NAME", "PIPELINE", "PHASE"].map(String::from));
+    let mut headers = layout.headers(&["NAME", "PIPELINE", "PHASE"]);
     headers.extend(envs.iter().map(|e| e.to_uppercase()));
     headers.extend(["VERSION", "AGE"].map(String::from));
     if layout.wide {
@@ -132,10 +145,7 @@ pub fn runs(runs: &[Run<'_>], layout: Layout, now: Timestamp) -> Table {
     let rows = runs
         .iter()
         .map(|r| {
-            let mut row = Vec::with_capacity(headers.len());
-            if layout.namespaces {
-                row.push(r.namespace.to_owned());
-            }
+            let mut row = layout.row(r.namespace, headers.len());
             row.extend([r.name, r.pipeline, r.phase].map(str::to_owned));
             for env in &envs {
                 let phase = r.environments.iter().find(|(n, _)| n == env).map_or("-", |(_, p)| *p);
@@ -159,20 +169,13 @@ pub fn runs(runs: &[Run<'_>], layout: Layout, now: Timestamp) -> Table {
 /// version that got it there), EXECUTIONS, AGE.
 pub fn pipelines(pipelines: &[Pipeline<'static>], layout: Layout, now: Timestamp) -> Table {
     let envs = environment_columns(pipelines.iter().flat_map(|p| p.environments.iter().map(|e| e.name.as_str())));
-    let mut headers: Vec<String> = Vec::new();
-    if layout.namespaces {
-        headers.push("NAMESPACE".into());
-    }
-    headers.extend(["NAME", "APPLICATION", "LATEST", "PHASE"].map(String::from));
+    let mut headers = layout.headers(&["NAME", "APPLICATION", "LATEST", "PHASE"]);
     headers.extend(envs.iter().map(|e| e.to_uppercase()));
     headers.extend(["EXECUTIONS", "AGE"].map(String::from));
     let rows = pipelines
         .iter()
         .map(|p| {
-            let mut row = Vec::with_capacity(headers.len());
-            if layout.namespaces {
-                row.push(p.namespace.to_string());
-            }
+            let mut row = layout.row(&p.namespace, headers.len());
             let latest = &p.latest_execution;
             row.extend([&*p.name, &*p.application, &*latest.name, latest.phase.as_str()].map(str::to_owned));
             for env in &envs {
@@ -192,19 +195,12 @@ pub fn pipelines(pipelines: &[Pipeline<'static>], layout: Layout, now: Timestamp
 
 /// NAMESPACE, NAME, REASON, MESSAGE (the first reason's; cut unless `wide`), AGE.
 pub fn rejections(rejections: &[RejectionBody<'static>], layout: Layout, now: Timestamp) -> Table {
-    let mut headers: Vec<String> = Vec::new();
-    if layout.namespaces {
-        headers.push("NAMESPACE".into());
-    }
-    headers.extend(["NAME", "REASON", "MESSAGE", "AGE"].map(String::from));
+    let headers = layout.headers(&["NAME", "REASON", "MESSAGE", "AGE"]);
     let rows = rejections
         .iter()
         .map(|r| {
-            let mut row = Vec::with_capacity(headers.len());
             let rejection = &r.rejection;
-            if layout.namespaces {
-                row.push(rejection.id.namespace.clone());
-            }
+            let mut row = layout.row(&rejection.id.namespace, headers.len());
             row.push(rejection.id.name.clone());
             let first = rejection.reasons.first();
             row.push(first.map_or("-", |r| &r.code).to_owned());
