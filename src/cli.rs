@@ -58,7 +58,10 @@ pub enum Command {
     Record(RecordCommand),
     /// List executions, pipelines or rejections from the service, or show one execution.
     Get(crate::commands::get::GetArgs),
-    /// Wait until an execution reaches a state (exit codes in docs/cli.md).
+    /// Wait until an execution reaches a state.
+    #[command(after_help = "Exit codes: 0 the condition held; 1 a state that cannot satisfy it; 2 timeout; \
+        3 no such execution, or not readable; 4 usage error, or the service unreachable after --retry-for; \
+        130 interrupted.")]
     Wait(crate::commands::wait::WaitArgs),
     /// Print a shell's completion script: `source <(execwatch completions bash)`.
     Completions { shell: clap_complete::Shell },

@@ -25,25 +25,25 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
 #[derive(Clone, Debug, clap::Args)]
 pub struct ClientArgs {
     /// The execwatch service's URL (`http://` or `https://`, with a path prefix if a proxy adds one).
-    #[arg(long, env = "EXECWATCH_SERVER", default_value = "http://localhost:8080", global = true)]
+    #[arg(long, env = "EXECWATCH_SERVER", default_value = "http://localhost:8080")]
     pub server: String,
     /// Bearer token to send; by default the kubeconfig user's (or the pod's service account's).
-    #[arg(long, env = "EXECWATCH_TOKEN", hide_env_values = true, global = true, conflicts_with = "token_file")]
+    #[arg(long, env = "EXECWATCH_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
     pub token: Option<String>,
     /// File holding the bearer token, read again as it changes (a projected token).
-    #[arg(long, env = "EXECWATCH_TOKEN_FILE", global = true)]
+    #[arg(long, env = "EXECWATCH_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// The kubeconfig context whose user's credentials are sent (default: the current one).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub context: Option<String>,
     /// PEM file of the CA that signed an `https://` server's certificate (default: the system's roots).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub certificate_authority: Option<PathBuf>,
     /// Do not check an `https://` server's certificate (for tests only).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub insecure_skip_tls_verify: bool,
     /// How long an unreachable or restarting service is retried, in a row, before giving up.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s", global = true)]
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     pub retry_for: Duration,
 }
 

@@ -32,6 +32,7 @@ pub struct RecordArgs {
     /// The execution's ConfigMap: NAMESPACE/NAME, or NAME in --namespace (default: the
     /// kubeconfig context's namespace).
     pub execution: String,
+    /// The ConfigMap's namespace, when EXECUTION is a NAME alone.
     #[arg(short, long)]
     pub namespace: Option<String>,
     /// The whole execution document, YAML or JSON (`-` reads stdin); flags below change it.

@@ -34,6 +34,7 @@ const POLL_SECONDS: u64 = 30;
 pub struct WaitArgs {
     /// The execution: NAMESPACE/NAME (or NAME with --namespace).
     pub execution: String,
+    /// The execution's namespace, when EXECUTION is a NAME alone.
     #[arg(short, long)]
     pub namespace: Option<String>,
     /// `terminal` (Succeeded, Failed, Cancelled or Skipped), `phase=PHASE`, or
