@@ -1,4 +1,5 @@
-//! Command-line arguments: every flag has a long name, an environment variable and a doc comment.
+//! Command-line arguments: every flag has a long name and a doc comment, and `serve`'s each an
+//! environment variable too (as a Deployment sets them).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
