@@ -144,6 +144,7 @@ async fn get_pages_through_every_execution_with_the_apis_filters_and_outputs() {
     let (code, _, err) = execwatch(&["get", "execution", "team-b/run-99", "--server", server]).await;
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("\"run-99\" not found in namespace"), "{err}");
+    assert!(err.contains("see /api/v1/namespaces/team-b/rejections"), "where to look next: {err}");
 }
 
 #[tokio::test]

@@ -70,10 +70,14 @@ pub(super) async fn readable(
 /// object that does not exist. Built from the request alone, so all three are byte-identical.
 pub(super) fn hidden(state: &AppState, namespace: &str, resource: &str, name: Option<&str>) -> ApiError {
     let unreadable = if state.access.required() { ", or not readable with these credentials" } else { "" };
+    // Named in a path only where it is a namespace name (a DNS label), so nothing is echoed raw.
+    let label =
+        namespace.len() <= 63 && namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let rejections = if label { namespace } else { "{namespace}" };
     let namespace = quote(namespace);
     ApiError::not_found(match (resource, name) {
         ("executions", Some(name)) => format!(
-            "execution {} not found in namespace {namespace}{unreadable}; if it was rejected, see /api/v1/namespaces/{{namespace}}/rejections",
+            "execution {} not found in namespace {namespace}{unreadable}; if it was rejected, see /api/v1/namespaces/{rejections}/rejections",
             quote(name)
         ),
         ("pipelines", Some(name)) => {
