@@ -155,7 +155,9 @@ fn value_of(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
-fn is_label_value(v: &str) -> bool {
+/// Whether `v` can be a label's value: up to 63 characters, alphanumerics and `-_.`, beginning and
+/// ending with an alphanumeric.
+pub fn is_label_value(v: &str) -> bool {
     v.len() <= 63
         && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && v.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())

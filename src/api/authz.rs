@@ -5,7 +5,7 @@
 //! same 404 as a missing object.
 
 use super::{ApiError, AppState};
-use crate::access::{Caller, Verb};
+use crate::access::{Caller, Verb, is_dns_label};
 use crate::index::Scope;
 use crate::quote::quote;
 
@@ -71,9 +71,7 @@ pub(super) async fn readable(
 pub(super) fn hidden(state: &AppState, namespace: &str, resource: &str, name: Option<&str>) -> ApiError {
     let unreadable = if state.access.required() { ", or not readable with these credentials" } else { "" };
     // Named in a path only where it is a namespace name (a DNS label), so nothing is echoed raw.
-    let label =
-        namespace.len() <= 63 && namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let rejections = if label { namespace } else { "{namespace}" };
+    let rejections = if is_dns_label(namespace) { namespace } else { "{namespace}" };
     let namespace = quote(namespace);
     ApiError::not_found(match (resource, name) {
         ("executions", Some(name)) => format!(

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::model::Phase;
 use crate::quote::quote;
-use crate::selector::Selector;
+use crate::selector::{Selector, is_label_value};
 use crate::validate::{DOCUMENT_KEYS, SchemaRegistry};
 
 /// Reads of a fresh version after conflicts before giving up: each conflict means another
@@ -154,16 +154,25 @@ async fn record(args: &RecordArgs, registry: &SchemaRegistry, selector: &Selecto
         };
         let mut labels = labels.clone();
         labels.extend(args.labels.iter().cloned());
-        let cm = configmap(args, existing.as_ref(), given.as_deref(), &namespace, &name, labels)?;
-        if let Err(rejection) = registry.decode(&cm) {
-            eprintln!("error: {namespace}/{name} would be rejected; nothing was written:");
-            for r in &rejection.reasons {
-                match r.pointer.as_deref() {
-                    Some(p) => eprintln!("  - {} at {}: {}", r.code, if p.is_empty() { "/" } else { p }, r.message),
-                    None => eprintln!("  - {}: {}", r.code, r.message),
+        let mut cm = configmap(args, existing.as_ref(), given.as_deref(), &namespace, &name, &labels)?;
+        let execution = match registry.decode(&cm) {
+            Ok(execution) => execution,
+            Err(rejection) => {
+                eprintln!("error: {namespace}/{name} would be rejected; nothing was written:");
+                for r in &rejection.reasons {
+                    match r.pointer.as_deref() {
+                        Some(p) => eprintln!("  - {} at {}: {}", r.code, if p.is_empty() { "/" } else { p }, r.message),
+                        None => eprintln!("  - {}: {}", r.code, r.message),
+                    }
                 }
+                return Ok(ExitCode::from(1));
             }
-            return Ok(ExitCode::from(1));
+        };
+        // Runs are labelled with their pipeline as the examples label them (for `-l` filters),
+        // unless the selector or `--label` set it, or the name cannot be a label value.
+        let pipeline = execution.view.pipeline;
+        if !labels.contains_key(PIPELINE_LABEL) && is_label_value(&pipeline) {
+            cm.metadata.labels.get_or_insert_default().insert(PIPELINE_LABEL.to_owned(), pipeline);
         }
         let Some(api) = &api else {
             print(args, &cm, &namespace, &name, if existing.is_some() { Done::Configured } else { Done::Created })?;
@@ -217,7 +226,7 @@ fn configmap(
     given: Option<&str>,
     namespace: &str,
     name: &str,
-    mut labels: BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
 ) -> anyhow::Result<ConfigMap> {
     let recorded = existing.and_then(|cm| {
         let data = cm.data.as_ref()?;
@@ -245,11 +254,6 @@ fn configmap(
     } else {
         text.to_owned()
     };
-    // Where a label value can hold it (63 characters), and `--label` did not set it.
-    let pipeline = serde_yaml::from_str::<Value>(&text).ok().and_then(|d| d["pipeline"].as_str().map(str::to_owned));
-    if let Some(pipeline) = pipeline.filter(|p| p.len() <= 63) {
-        labels.entry(PIPELINE_LABEL.to_owned()).or_insert(pipeline);
-    }
     let mut cm = existing.cloned().unwrap_or_else(|| ConfigMap {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
@@ -259,7 +263,7 @@ fn configmap(
         ..Default::default()
     });
     cm.metadata.managed_fields = None;
-    cm.metadata.labels.get_or_insert_default().extend(labels);
+    cm.metadata.labels.get_or_insert_default().extend(labels.clone());
     // One document key: another would make the service reject it.
     cm.data = Some(BTreeMap::from([(key.to_owned(), text)]));
     cm.binary_data = None;
