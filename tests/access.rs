@@ -475,4 +475,27 @@ async fn with_an_audience_only_tokens_made_for_it_are_accepted() {
     .await;
     assert_eq!(f.get("other-token", "/api/v1/executions").await.0, 401, "a token made for another audience");
     assert_eq!(f.get("alice-token", "/api/v1/executions").await.0, 401, "an API-server token");
+    // A token minted by a TokenRequest for the audience, as `kubectl create token` makes one.
+    let minted = f.kubectl.ok(&["create", "token", "dashboard", "-n", "team-a", "--audience", "execwatch"], None);
+    let minted = minted.await.unwrap();
+    let (status, body) = f.get(minted.trim(), "/api/v1/namespaces/team-a/executions").await;
+    assert_eq!((status, names(&body).len()), (200, 2), "{body}");
+    // The command line mints its own, through the kubeconfig, and sends only that.
+    let kubeconfig = f._dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, f.sim.kubeconfig()).unwrap();
+    let get = |audience: &'static str| {
+        let args = ["get", "executions", "-o", "name", "--server", f.service.base.as_str()];
+        std::process::Command::new(env!("CARGO_BIN_EXE_execwatch"))
+            .args(args)
+            .args(["--service-account", "team-a/dashboard", "--audience", audience])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("EXECWATCH_LOG_LEVEL", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = get("execwatch");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "team-a's two runs");
+    let out = get("vault");
+    assert_eq!(out.status.code(), Some(3), "a token for another audience is refused");
 }

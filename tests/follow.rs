@@ -365,3 +365,80 @@ async fn kubectl_execwatch_wait_is_the_same_command() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("team-a/run-1 Succeeded"), "{text}");
 }
+
+/// A server on loopback that answers every request `401` and keeps each request's
+/// `Authorization` header (empty where none was sent): whatever a user names as `--server`.
+async fn listener_keeping_credentials() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (read, mut write) = socket.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let mut authorization = String::new();
+            while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await {
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("authorization")
+                {
+                    authorization = value.trim().to_owned();
+                }
+            }
+            let _ = tx.send(authorization);
+            let body = r#"{"code":"Unauthorized","message":"a bearer token is needed"}"#;
+            let head = format!(
+                "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = write.write_all(format!("{head}{body}").as_bytes()).await;
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn the_kubeconfig_users_credential_is_sent_only_when_asked_and_never_in_clear_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:1\nusers:\n\
+         - name: admin\n  user:\n    token: REAL-APISERVER-TOKEN\ncontexts:\n- name: c\n  context:\n    cluster: c\n    \
+         user: admin\ncurrent-context: c\n",
+    )
+    .unwrap();
+    let (server, mut seen) = listener_keeping_credentials().await;
+    let with_kubeconfig = |args: &[&str]| {
+        let mut cmd = command(args);
+        cmd.env("KUBECONFIG", &kubeconfig);
+        cmd
+    };
+    let out = with_kubeconfig(&["get", "executions", "--server", &server]).output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("none was sent") && err.contains("--service-account"), "{err}");
+    assert_eq!(seen.recv().await.unwrap(), "", "the kubeconfig user's token is not sent unasked");
+    let out = with_kubeconfig(&["wait", "team-a/run-1", "--server", &server]).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(seen.recv().await.unwrap(), "", "wait sends none either");
+    // Asked for by name, to a loopback server: sent.
+    let mut asked = with_kubeconfig(&["get", "executions", "--server", &server, "--kubeconfig-credentials"]);
+    let out = asked.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(seen.recv().await.unwrap(), "Bearer REAL-APISERVER-TOKEN");
+    // Off loopback over plain http: refused before any connection (the name never resolves).
+    for credential in [&["--kubeconfig-credentials"][..], &["--token", "t"]] {
+        for command in [&["get", "executions"][..], &["wait", "team-a/run-1"]] {
+            let args = [command, &["--server", "http://execwatch.invalid:8080"], credential].concat();
+            let out = with_kubeconfig(&args).output().await.unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(4), "{args:?}: {err}");
+            assert!(err.contains("refusing to send a credential") && err.contains("--insecure-plaintext"), "{err}");
+        }
+    }
+    assert!(seen.try_recv().is_err(), "nothing more reached the listener");
+}

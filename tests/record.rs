@@ -184,3 +184,47 @@ async fn an_update_under_a_concurrent_writer_reads_again_and_keeps_both_changes(
     names.sort();
     assert_eq!(names, (0..8).map(|i| format!("env-{i}")).collect::<Vec<_>>(), "{doc}");
 }
+
+#[tokio::test]
+async fn record_refuses_a_configmap_that_is_not_an_execution_unless_forced() {
+    let w = writer().await;
+    let made = w.kubectl.run(
+        &[
+            "create",
+            "configmap",
+            "payments-config",
+            "-n",
+            "team-a",
+            "--from-literal=database.url=postgres://db/payments",
+        ],
+        None,
+    );
+    let Some((true, _)) = made.await else { return };
+    let flags = ["team-a/payments-config", "--pipeline", "web", "--app-version", "1.0.0", "--phase", "Running"];
+    let (code, out, err) = record(&w.kubeconfig, &flags, None).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("is not an execution") && err.contains("--force") && err.contains("nothing was written"),
+        "{err}"
+    );
+    let cm = w.configmap("payments-config").await.expect("kubectl ran");
+    assert_eq!(cm["data"], json!({"database.url": "postgres://db/payments"}), "untouched: {cm}");
+    assert!(cm["metadata"]["labels"].get("pipelines.gitops.dev/execution").is_none(), "{cm}");
+    // Labelled as an execution, but holding another key besides its document: refused too.
+    let labelled = ["label", "configmap", "payments-config", "-n", "team-a", "pipelines.gitops.dev/execution=true"];
+    w.kubectl.ok(&labelled, None).await.expect("kubectl labels");
+    let (code, _, err) = record(&w.kubeconfig, &flags, None).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("\"database.url\""), "names the key it would drop: {err}");
+    assert_eq!(w.configmap("payments-config").await.unwrap()["data"]["database.url"], "postgres://db/payments");
+    // --force converts it, and says what it dropped.
+    let (code, out, err) = record(&w.kubeconfig, &[&flags[..], &["--force"]].concat(), None).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("dropping \"database.url\""), "{err}");
+    let keys: Vec<String> =
+        w.configmap("payments-config").await.unwrap()["data"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["execution.yaml"]);
+    // An execution it wrote is updated as before.
+    let (code, out, err) = record(&w.kubeconfig, &["team-a/payments-config", "--phase", "Succeeded"], None).await;
+    assert_eq!((code, out.trim()), (0, "execution team-a/payments-config configured"), "{err}");
+}

@@ -1,7 +1,10 @@
 //! A client of the service's HTTP API, for `get` and `wait`. It speaks through kube's client,
-//! pointed at the service instead of the API server, so credentials are resolved as kubectl
-//! resolves them: `--token`, `--token-file`, or the kubeconfig's user (exec plugins included)
-//! or the pod's service account. Bodies are decoded into the very types the service serialises.
+//! pointed at the service instead of the API server. It sends only the credential the user
+//! names: `--token`, `--token-file`, a short-lived token minted for the service's audience
+//! (`--service-account`), or, asked for by `--kubeconfig-credentials`, the kubeconfig user's own
+//! (exec plugins included). A kubeconfig user's API-server credential is never sent by default,
+//! and no credential goes over plain `http://` to a host off loopback unless
+//! `--insecure-plaintext` says so. Bodies are decoded into the very types the service serialises.
 
 pub mod events;
 
@@ -27,15 +30,31 @@ pub struct ClientArgs {
     /// The execwatch service's URL (`http://` or `https://`, with a path prefix if a proxy adds one).
     #[arg(long, env = "EXECWATCH_SERVER", default_value = "http://localhost:8080")]
     pub server: String,
-    /// Bearer token to send; by default the kubeconfig user's (or the pod's service account's).
-    #[arg(long, env = "EXECWATCH_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
+    /// Bearer token to send (by default none is sent).
+    #[arg(long, env = "EXECWATCH_TOKEN", hide_env_values = true, group = "credential")]
     pub token: Option<String>,
     /// File holding the bearer token, read again as it changes (a projected token).
-    #[arg(long, env = "EXECWATCH_TOKEN_FILE")]
+    #[arg(long, env = "EXECWATCH_TOKEN_FILE", group = "credential")]
     pub token_file: Option<PathBuf>,
-    /// The kubeconfig context whose user's credentials are sent (default: the current one).
+    /// Mint a short-lived token of this service account (NAMESPACE/NAME) for --audience, with a
+    /// TokenRequest through the kubeconfig (as `kubectl create token` does), and send only that.
+    #[arg(long, value_name = "NAMESPACE/NAME", group = "credential")]
+    pub service_account: Option<String>,
+    /// The audience a --service-account token is minted for: the service's --token-audience.
+    #[arg(long, default_value = "execwatch", requires = "service_account")]
+    pub audience: String,
+    /// Send the kubeconfig user's own credentials (its API-server token, exec plugin or the
+    /// pod's service account) to the service: only to a service trusted with them.
+    #[arg(long, group = "credential")]
+    pub kubeconfig_credentials: bool,
+    /// The kubeconfig context used by --service-account and --kubeconfig-credentials (default:
+    /// the current one).
     #[arg(long)]
     pub context: Option<String>,
+    /// Send a credential over plain `http://` to a host that is not loopback, where anyone on
+    /// the way can read it (by default refused: use `https://`).
+    #[arg(long)]
+    pub insecure_plaintext: bool,
     /// PEM file of the CA that signed an `https://` server's certificate (default: the system's roots).
     #[arg(long)]
     pub certificate_authority: Option<PathBuf>,
@@ -57,9 +76,15 @@ pub enum ClientError {
     )]
     Unreachable { server: String, reason: String },
     #[error(
-        "{server} needs a token and none was sent: give --token, --token-file, or a kubeconfig whose user has a token"
+        "{server} needs a token and none was sent: give --token, --token-file, --service-account NAMESPACE/NAME \
+         (a short-lived token for the service's audience) or --kubeconfig-credentials"
     )]
     NoToken { server: String },
+    #[error(
+        "refusing to send a credential to {server} over plain http, where anyone on the way can read it: \
+         use https://, or --insecure-plaintext where the path is trusted"
+    )]
+    Plaintext { server: String },
     #[error(
         "{server} refused the token ({message}): it may have expired, or be meant for another audience (kubectl create token SA --audience ...)"
     )]
@@ -125,26 +150,19 @@ impl ApiClient {
                     quote(&args.server)
                 ))
             })?;
-        let mut config = kube::Config::new(url);
-        if let Some(token) = &args.token {
-            config.auth_info.token = Some(token.clone().into());
-        } else if let Some(file) = &args.token_file {
-            let text = crate::files::read_bounded(file, 64 << 10)
-                .map_err(|(_, e)| ClientError::Config(format!("--token-file {}: {e}", file.display())))?;
-            if text.trim() == text {
-                // kube reads it again as it changes (a projected token is rotated).
-                config.auth_info.token_file = Some(file.display().to_string());
-            } else {
-                // Written by hand with a newline, which kube would send: read once, trimmed.
-                config.auth_info.token = Some(text.trim().to_owned().into());
+        if sends_credential(args) && url.scheme_str() == Some("http") && !args.insecure_plaintext {
+            let host = url.host().unwrap_or_default();
+            if !is_loopback(host) {
+                return Err(ClientError::Plaintext { server: args.server.clone() });
             }
-        } else if let Some(kubeconfig) = kubeconfig(args.context.as_deref()).await? {
-            config.auth_info = kubeconfig.auth_info;
         }
+        let mut config = kube::Config::new(url);
+        config.auth_info = credential(args).await?;
         let authenticated = config.auth_info.token.is_some()
             || config.auth_info.token_file.is_some()
             || config.auth_info.exec.is_some()
-            || config.auth_info.auth_provider.is_some();
+            || config.auth_info.auth_provider.is_some()
+            || config.auth_info.username.is_some();
         config.root_cert_file = args.certificate_authority.clone();
         config.accept_invalid_certs = args.insecure_skip_tls_verify;
         config.connect_timeout = Some(Duration::from_secs(10));
@@ -250,6 +268,82 @@ fn is_auth(e: &kube::Error) -> bool {
         kube::Error::Service(inner) => inner.downcast_ref::<kube::client::AuthError>().is_some(),
         _ => false,
     }
+}
+
+/// Whether the user asked for a credential to be sent.
+fn sends_credential(args: &ClientArgs) -> bool {
+    args.token.is_some() || args.token_file.is_some() || args.service_account.is_some() || args.kubeconfig_credentials
+}
+
+/// A host that never leaves this machine: `localhost` (and its subdomains, RFC 6761) or a
+/// loopback address. Any other name may resolve anywhere, so it is not.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The credential the user named, as kube sends it; none where none was named.
+async fn credential(args: &ClientArgs) -> Result<kube::config::AuthInfo, ClientError> {
+    let mut auth = kube::config::AuthInfo::default();
+    if let Some(token) = &args.token {
+        auth.token = Some(token.clone().into());
+    } else if let Some(file) = &args.token_file {
+        let text = crate::files::read_bounded(file, 64 << 10)
+            .map_err(|(_, e)| ClientError::Config(format!("--token-file {}: {e}", file.display())))?;
+        if text.trim() == text {
+            // kube reads it again as it changes (a projected token is rotated).
+            auth.token_file = Some(file.display().to_string());
+        } else {
+            // Written by hand with a newline, which kube would send: read once, trimmed.
+            auth.token = Some(text.trim().to_owned().into());
+        }
+    } else if let Some(account) = &args.service_account {
+        auth.token = Some(mint(args, account).await?.into());
+    } else if args.kubeconfig_credentials {
+        let config = kubeconfig(args.context.as_deref()).await?.ok_or_else(|| {
+            ClientError::Config("--kubeconfig-credentials: no kubeconfig, and not in a pod".to_owned())
+        })?;
+        auth = config.auth_info;
+    }
+    Ok(auth)
+}
+
+/// How long a minted token lasts: the API server's own floor is 10 minutes; an hour covers a
+/// long `wait`.
+const MINTED_FOR: i64 = 3600;
+
+/// A token of the service account `NAMESPACE/NAME` bound to `--audience`, from a TokenRequest
+/// made with the kubeconfig's credentials (which go to the API server only).
+async fn mint(args: &ClientArgs, account: &str) -> Result<String, ClientError> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let (namespace, name) = account
+        .split_once('/')
+        .filter(|(ns, n)| !ns.is_empty() && !n.is_empty())
+        .ok_or_else(|| ClientError::Config(format!("--service-account {} is not NAMESPACE/NAME", quote(account))))?;
+    let config = kubeconfig(args.context.as_deref())
+        .await?
+        .ok_or_else(|| ClientError::Config("--service-account: no kubeconfig, and not in a pod".to_owned()))?;
+    let client = kube::Client::try_from(config).map_err(|e| ClientError::Config(e.to_string()))?;
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: Some(vec![args.audience.clone()]),
+            expiration_seconds: Some(MINTED_FOR),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let api = kube::Api::<ServiceAccount>::namespaced(client, namespace);
+    let made = api.create_token_request(name, &Default::default(), &request).await.map_err(|e| {
+        ClientError::Credentials(format!("cannot mint a token of service account {namespace}/{name}: {e}"))
+    })?;
+    made.status
+        .and_then(|s| s.token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ClientError::Credentials(format!("the TokenRequest for {namespace}/{name} returned no token")))
 }
 
 /// The kubeconfig's (or the pod's) credentials, if there are any to find.

@@ -101,7 +101,7 @@ fn failed(e: &ClientError) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(if e.is_absent() {
         super::wait::ABSENT
-    } else if matches!(e, ClientError::Unreachable { .. } | ClientError::Config(_)) {
+    } else if matches!(e, ClientError::Unreachable { .. } | ClientError::Config(_) | ClientError::Plaintext { .. }) {
         super::wait::FAILED
     } else {
         2

@@ -71,6 +71,10 @@ pub struct RecordArgs {
     /// stores nothing.
     #[arg(long, value_enum, default_value = "none")]
     pub dry_run: DryRun,
+    /// Turn an existing ConfigMap that is not an execution (the selector does not match it, or
+    /// it holds other keys) into one, dropping its other keys; without it, record refuses.
+    #[arg(long)]
+    pub force: bool,
     /// Print the ConfigMap written: `yaml` or `json`.
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<Output>,
@@ -152,6 +156,9 @@ async fn record(args: &RecordArgs, registry: &SchemaRegistry, selector: &Selecto
             }
             None => None,
         };
+        if let Some(old) = &existing {
+            not_an_execution(old, selector, args.force)?;
+        }
         let mut labels = labels.clone();
         labels.extend(args.labels.iter().cloned());
         let mut cm = configmap(args, existing.as_ref(), given.as_deref(), &namespace, &name, &labels)?;
@@ -204,6 +211,43 @@ async fn record(args: &RecordArgs, registry: &SchemaRegistry, selector: &Selecto
         }
     }
     anyhow::bail!("{namespace}/{name} kept changing under {MAX_ATTEMPTS} attempts to write it; try again")
+}
+
+/// Refuses an existing ConfigMap that is not already an execution: one the service's selector
+/// does not match, or that holds keys besides its one document (an application's
+/// configuration, a typo'd name). With `--force` it is converted, and what is dropped is named.
+fn not_an_execution(cm: &ConfigMap, selector: &Selector, force: bool) -> anyhow::Result<()> {
+    let id = format!(
+        "{}/{}",
+        cm.metadata.namespace.as_deref().unwrap_or_default(),
+        cm.metadata.name.as_deref().unwrap_or_default()
+    );
+    let data = cm.data.iter().flatten().map(|(k, _)| k);
+    let binary = cm.binary_data.iter().flatten().map(|(k, _)| k);
+    let documents = data.clone().filter(|k| DOCUMENT_KEYS.contains(&k.as_str())).count();
+    let others: Vec<String> = data
+        .filter(|k| !DOCUMENT_KEYS.contains(&k.as_str()) || documents > 1)
+        .chain(binary)
+        .map(|k| quote(k))
+        .collect();
+    let unlabelled = !selector.matches(cm.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()));
+    if !unlabelled && others.is_empty() {
+        return Ok(());
+    }
+    let why = match (unlabelled, others.is_empty()) {
+        (true, true) => format!("the label selector {selector} does not match it"),
+        (true, false) => format!("the label selector {selector} does not match it, and it holds {}", others.join(", ")),
+        (false, _) => format!("it holds {} besides one execution document", others.join(", ")),
+    };
+    if !force {
+        anyhow::bail!(
+            "{id} exists and is not an execution ({why}); nothing was written. Name another ConfigMap, \
+             or give --force to turn this one into an execution, dropping its other keys"
+        );
+    }
+    let dropped = if others.is_empty() { String::new() } else { format!(", dropping {}", others.join(", ")) };
+    eprintln!("warning: {id} is not an execution ({why}): --force turns it into one{dropped}");
+    Ok(())
 }
 
 /// The document given with `--file`, bounded as the service bounds one.

@@ -63,8 +63,17 @@ async fn route(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Bod
         return faults(&inner, req).await;
     }
     if let Some((ns, name)) = token_request_path(&path) {
+        // kubectl sends it as protobuf, kube-rs as JSON: read both, and refuse anything else
+        // rather than mint a token for the default audience.
+        let protobuf = content_type(&req)? == PROTOBUF;
         let body = req.into_body().collect().await.map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?;
-        let request = serde_json::from_slice(&body.to_bytes()).unwrap_or(Value::Null);
+        let body = body.to_bytes();
+        let request = if protobuf {
+            crate::protobuf::decode(&body)
+                .map_err(|e| ApiError::new(400, "BadRequest", format!("invalid body: {e}")))?
+        } else {
+            serde_json::from_slice(&body).map_err(|e| ApiError::new(400, "BadRequest", format!("invalid body: {e}")))?
+        };
         return Ok(json_response(201, &crate::rbac::token_request(&inner, ns, name, &request)));
     }
     let resources = inner.store().resources();

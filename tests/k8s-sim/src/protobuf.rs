@@ -1,5 +1,6 @@
-//! Just enough of the Kubernetes protobuf encoding to read the ConfigMaps and Namespaces that
-//! kubectl's imperative commands (`kubectl create configmap`, `create namespace`) send. Replies
+//! Just enough of the Kubernetes protobuf encoding to read the ConfigMaps, Namespaces and
+//! TokenRequests that kubectl's imperative commands (`kubectl create configmap`, `create
+//! namespace`, `create token`) send. Replies
 //! stay JSON, which kubectl accepts.
 
 use base64::Engine;
@@ -55,6 +56,19 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
             }
             (4, Wire::Varint(v)) if type_meta.get("kind") == Some(&json!("ConfigMap")) => {
                 object.insert("immutable".into(), (v != 0).into());
+            }
+            // `kubectl create token --audience A --duration D`: the spec's audiences (1) and
+            // expirationSeconds (4).
+            (2, Wire::Bytes(b)) if type_meta.get("kind") == Some(&json!("TokenRequest")) => {
+                let mut spec = Map::new();
+                for (f, v) in fields(b)? {
+                    match (f, v) {
+                        (1, v) => push(&mut spec, "audiences", string(v)?.into()),
+                        (4, Wire::Varint(seconds)) => _ = spec.insert("expirationSeconds".into(), seconds.into()),
+                        _ => {}
+                    }
+                }
+                object.insert("spec".into(), Value::Object(spec));
             }
             _ => {}
         }
