@@ -10,7 +10,7 @@ use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
 use super::{ApiError, ApiRequest, AppState, ErrorCode, ListBody};
 use crate::access::Verb;
-use crate::history;
+use crate::history::{self, Unreadable};
 use crate::index::Tag;
 use crate::index::{Cursor, ExecutionFilter, Scope};
 use crate::model::Phase;
@@ -19,7 +19,6 @@ use crate::quote::quote;
 use crate::selector::Selector;
 use crate::validate::ObjectRef;
 use std::sync::Arc;
-use warp::http::StatusCode;
 
 const FILTERS: [&str; 8] =
     ["pipeline", "phase", "environment", "labelSelector", "limit", "continue", "timeoutSeconds", "watch"];
@@ -91,7 +90,7 @@ impl Wanted {
             Some(archive) => {
                 let (archived, unread) = archive.list(&state.index, &self.filter, after.as_ref(), self.limit).await;
                 if let Some(error) = unread {
-                    freshness.archive_unreadable(error);
+                    freshness.archive_unreadable(error.to_string());
                 }
                 history::merge(live, archived, self.limit)
             }
@@ -161,8 +160,11 @@ async fn archived(state: &AppState, id: &ObjectRef) -> Result<Option<bytes::Byte
         _ => return Ok(None),
     }
     archive.deleted(&state.index, id).await.map_err(|e| {
-        let message = format!("execution {} is not live and the archive cannot be read: {e}", quote(&id.name));
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::HistoryUnavailable, message)
+        let message = format!("execution {} is not live, and {e}", quote(&id.name));
+        match e {
+            Unreadable::Busy => super::limits::too_many(&message, std::time::Duration::from_secs(1)),
+            _ => ApiError::unavailable(ErrorCode::HistoryUnavailable, message),
+        }
     })
 }
 

@@ -130,7 +130,7 @@ impl CallerLimits {
     }
 }
 
-fn too_many(message: &str, wait: Duration) -> ApiError {
+pub(super) fn too_many(message: &str, wait: Duration) -> ApiError {
     let mut error = ApiError::new(warp::http::StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRequests, message);
     error.retry_after = Some(wait.as_secs().max(1));
     error

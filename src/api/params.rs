@@ -29,6 +29,14 @@ impl Params {
                     format!("unknown query parameter {}; this endpoint accepts: {hint}", quote(&key)),
                 ));
             }
+            // No filter value holds one (names, phases, selectors, tokens are printable), and
+            // a NUL is text a database refuses: the request is refused here, alone.
+            if value.chars().any(char::is_control) {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidParameter,
+                    format!("query parameter {}={} holds a control character", quote(&key), quote(&value)),
+                ));
+            }
             if params.insert(key.to_string(), value.to_string()).is_some() {
                 return Err(ApiError::bad_request(
                     ErrorCode::InvalidParameter,

@@ -30,7 +30,7 @@ pub(super) async fn list(namespaced: Option<String>, request: ApiRequest) -> Res
         let page = state.index.pipelines(owned.as_deref(), scope, after.as_ref(), limit, history.is_some());
         let mut freshness = state.index.freshness(owned.as_deref(), scope);
         if let Some(Err(unread)) = history.map(|archive| archive.runs_loaded()) {
-            freshness.archive_unreadable(unread);
+            freshness.archive_unreadable(unread.to_owned());
         }
         (ListBody::new(PIPELINES, page.items, page.next.as_ref().map(NameCursor::encode), &freshness), page.as_of)
     };

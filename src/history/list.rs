@@ -49,21 +49,31 @@ pub(super) fn pending(
     (items, names)
 }
 
-/// Archived rows matching `filter` after `after`, of names neither live nor `pending`: more
-/// than `limit` where there are that many, and where reading stopped at `SCAN` rows.
-pub(super) async fn rows(
-    pool: &AnyPool,
-    index: &Index,
-    filter: &ExecutionFilter,
-    (after, limit): (Option<&Position>, usize),
-    pending: &HashSet<ObjectRef>,
-) -> Result<(Vec<(Position, Json)>, Option<Position>), sqlx::Error> {
-    let namespaces = match (&filter.namespace, filter.scope.namespaces()) {
+/// The namespaces whose archived rows `filter` reads: `Some(None)` for every one, `None` where
+/// its scope allows none (nothing is asked of the database then).
+pub(super) fn namespaces(filter: &ExecutionFilter) -> Option<Option<Vec<&str>>> {
+    let namespaces: Option<Vec<&str>> = match (&filter.namespace, filter.scope.namespaces()) {
         (Some(ns), _) => Some(vec![ns.as_str()]),
         (None, Some(readable)) => Some(readable.iter().map(String::as_str).collect()),
         (None, None) => None,
     };
-    let namespaces = namespaces.map(|all| all.into_iter().filter(|ns| filter.scope.allows(ns)).collect());
+    match namespaces.map(|all| all.into_iter().filter(|ns| filter.scope.allows(ns)).collect::<Vec<_>>()) {
+        Some(none) if none.is_empty() => None,
+        namespaces => Some(namespaces),
+    }
+}
+
+/// Archived rows of `namespaces` matching `filter` after `after`, of names neither live nor
+/// `pending`: more than `limit` where there are that many, and where reading stopped at `SCAN`
+/// rows.
+pub(super) async fn rows(
+    pool: &AnyPool,
+    index: &Index,
+    filter: &ExecutionFilter,
+    namespaces: Option<Vec<&str>>,
+    (after, limit): (Option<&Position>, usize),
+    pending: &HashSet<ObjectRef>,
+) -> Result<(Vec<(Position, Json)>, Option<Position>), sqlx::Error> {
     let query =
         ArchivedQuery { namespaces, pipeline: filter.pipeline.as_deref(), phase: filter.phase.map(|p| p.as_str()) };
     let checked_after = filter.labels.is_some() || filter.environment.is_some();

@@ -15,6 +15,7 @@ mod warm;
 mod writer;
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,12 +61,31 @@ impl ArchiveUrl {
         self.0.starts_with("sqlite:")
     }
 
-    /// The URL with any password left out, for logs and errors.
+    /// The URL with its secrets left out, for logs and errors: the userinfo's password, and
+    /// every query parameter that holds one or names a key (`password`, `sslpassword`,
+    /// `sslkey`, …), whatever characters they contain.
     pub fn redacted(&self) -> String {
-        match self.0.split_once("://").and_then(|(scheme, rest)| Some((scheme, rest.split_once('@')?))) {
-            Some((scheme, (user, host))) => format!("{scheme}://{}@{host}", user.split(':').next().unwrap_or("")),
-            None => self.0.clone(),
+        let Ok(mut url) = url::Url::parse(&self.0) else {
+            // Not a URL the parser reads (it is one sqlx read): show its scheme alone.
+            return format!("{}://(unparsable)", self.0.split("://").next().unwrap_or_default());
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(None);
         }
+        let secret = |key: &str| {
+            let key = key.to_ascii_lowercase();
+            ["pass", "key", "secret", "token"].iter().any(|word| key.contains(word))
+        };
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| (k.to_string(), if secret(&k) { "REDACTED".to_owned() } else { v.to_string() }))
+            .collect();
+        if pairs.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string()
     }
 }
 
@@ -80,10 +100,38 @@ pub struct ArchiveSettings {
 /// How the archive is doing, for readiness and `/metrics`, and its connection once it has one,
 /// for the API to read archived executions. Clones share it.
 #[derive(Clone, Default)]
-pub struct ArchiveStatus(Arc<Mutex<StatusInner>>, Arc<Mutex<Option<AnyPool>>>, Arc<AtomicU64>, Arc<Mutex<ReadFailure>>);
+pub struct ArchiveStatus(
+    Arc<Mutex<StatusInner>>,
+    Arc<Mutex<Option<AnyPool>>>,
+    Arc<AtomicU64>,
+    Arc<Mutex<ReadFailure>>,
+    Arc<ReadBudget>,
+);
 
-/// When a read of the archive last failed, and why.
-type ReadFailure = Option<(std::time::Instant, String)>;
+/// When the archive's connection last failed.
+type ReadFailure = Option<std::time::Instant>;
+
+/// Why an answer lacks the archive's rows. Callers of any namespace see these words, so they are
+/// fixed phrases: the database's own message (which may name hosts, or values of other callers'
+/// requests) goes to the log and to the history module's status, which only callers who may
+/// read every namespace see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    /// Not connected, or the connection failed within `READ_BACKOFF`.
+    #[error("the archive cannot be read: the database is not answering")]
+    Unavailable,
+    #[error("the archive cannot be read: no answer within 2s")]
+    TimedOut,
+    /// Over the read budget: this caller's, or everyone's.
+    #[error("the archive is busy with other reads: try again shortly")]
+    Busy,
+    /// The database refused this request's own values (SQLSTATE class 22).
+    #[error("the archive cannot answer a request with these values")]
+    Refused,
+    /// Any other error of the database's: a failure of this read alone.
+    #[error("the archive cannot be read: the database failed this read")]
+    Failed,
+}
 
 /// A snapshot of the archive's state.
 #[derive(Clone, Debug, Default)]
@@ -131,13 +179,14 @@ impl ArchiveStatus {
         self.2.load(Ordering::Acquire)
     }
 
-    /// Whether pipelines count every archived run yet; why not.
-    pub fn runs_loaded(&self) -> Result<(), String> {
+    /// Whether pipelines count every archived run yet; why not, in words any caller may see
+    /// (the database's own are in the history module's status).
+    pub fn runs_loaded(&self) -> Result<(), &'static str> {
         let status = self.get();
         match (status.runs_loaded, status.last_error) {
             (true, _) => Ok(()),
-            (false, Some(error)) => Err(error),
-            (false, None) => Err("archived runs are being loaded".to_owned()),
+            (false, Some(_)) => Err("archived runs cannot be loaded: the archive is failing"),
+            (false, None) => Err("archived runs are being loaded"),
         }
     }
 
@@ -147,60 +196,84 @@ impl ArchiveStatus {
     }
 
     /// Up to `limit` archived executions matching `filter` after `after` (see `list`), and why
-    /// the archive's rows are not among them when it cannot be read within `READ_TIMEOUT`:
-    /// deletions not written yet are there either way.
+    /// the archive's rows are not among them when it cannot be read: deletions not written yet
+    /// are there either way. An empty scope asks nothing of the database.
     pub async fn list(
         &self,
         index: &Index,
         filter: &ExecutionFilter,
         after: Option<&Position>,
         limit: usize,
-    ) -> (Archived, Option<String>) {
+    ) -> (Archived, Option<Unreadable>) {
         let (mut items, pending) = list::pending(index, filter, after);
-        let read = async {
-            let pool = self.readable()?;
-            let rows = list::rows(&pool, index, filter, (after, limit), &pending);
-            let rows = tokio::time::timeout(READ_TIMEOUT, rows).await;
-            let rows = rows.map_err(|_| format!("no answer within {READ_TIMEOUT:?}"));
-            rows.and_then(|r| r.map_err(short)).inspect_err(|e| self.read_failed(e))
+        let Some(namespaces) = list::namespaces(filter) else {
+            return (list::assemble(items, None, limit), None);
         };
-        match read.await {
+        let reader = budget_key(namespaces.as_deref());
+        let rows = self.read(&reader, |pool| async move {
+            list::rows(&pool, index, filter, namespaces, (after, limit), &pending).await
+        });
+        match rows.await {
             Ok((rows, stopped)) => {
                 items.extend(rows);
                 (list::assemble(items, stopped, limit), None)
             }
-            Err(error) => (list::assemble(items, None, limit), Some(error)),
+            Err(unreadable) => (list::assemble(items, None, limit), Some(unreadable)),
         }
     }
 
-    /// The connection, unless there is none yet or a read failed within `READ_BACKOFF`: while
-    /// the database is away, requests learn it at once instead of each waiting for it.
-    fn readable(&self) -> Result<AnyPool, String> {
-        let failed = self.3.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    /// Runs one read of the archive for a request, within the read budget of `reader` (the
+    /// namespaces it reads) and `READ_TIMEOUT`. Only a failed connection makes the next
+    /// requests do without the archive for `READ_BACKOFF`: a slow or refused read fails alone.
+    async fn read<T, F, Fut>(&self, reader: &str, query: F) -> Result<T, Unreadable>
+    where
+        F: FnOnce(AnyPool) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let pool = self.readable()?;
+        let _permit = self.4.enter(reader).await?;
+        let error = match tokio::time::timeout(READ_TIMEOUT, query(pool)).await {
+            Ok(Ok(rows)) => return Ok(rows),
+            Ok(Err(error)) => error,
+            Err(_) => {
+                tracing::warn!(reader, timeout = ?READ_TIMEOUT, "an archive read took too long; it alone fails");
+                return Err(Unreadable::TimedOut);
+            }
+        };
+        if is_connection_failure(&error) {
+            tracing::warn!(error = %short(&error), backoff = ?READ_BACKOFF, "the archive's connection failed");
+            *self.3.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+            return Err(Unreadable::Unavailable);
+        }
+        if is_data_exception(&error) {
+            tracing::debug!(error = %short(&error), "the archive refused a request's values");
+            return Err(Unreadable::Refused);
+        }
+        tracing::warn!(error = %short(&error), "an archive read failed");
+        Err(Unreadable::Failed)
+    }
+
+    /// The connection, unless there is none yet or it failed within `READ_BACKOFF`: while the
+    /// database is away, requests learn it at once instead of each waiting for it.
+    fn readable(&self) -> Result<AnyPool, Unreadable> {
+        let failed = *self.3.lock().unwrap_or_else(|p| p.into_inner());
         match failed {
-            Some((at, error)) if at.elapsed() < READ_BACKOFF => Err(error),
-            _ => self.pool(),
+            Some(at) if at.elapsed() < READ_BACKOFF => Err(Unreadable::Unavailable),
+            _ => self.pool().map_err(|_| Unreadable::Unavailable),
         }
-    }
-
-    fn read_failed(&self, error: &str) {
-        *self.3.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), error.to_owned()));
     }
 
     /// The archived version of `namespace/name` whose ConfigMap is gone (the latest deleted,
     /// where several were): its detail as served then, with `archived` and `deletedAt`. An
-    /// error when the archive cannot be read within `READ_TIMEOUT`, so a missing execution is
-    /// never passed off as one that does not exist.
-    pub async fn deleted(&self, index: &Index, id: &ObjectRef) -> Result<Option<Bytes>, String> {
+    /// error when the archive cannot be read, so a missing execution is never passed off as one
+    /// that does not exist.
+    pub async fn deleted(&self, index: &Index, id: &ObjectRef) -> Result<Option<Bytes>, Unreadable> {
         // Deleted so lately that its row may not be written yet.
         if let Some((entry, at)) = index.departed().into_iter().find(|(entry, _)| *entry.id == *id) {
             return Ok(Some(Json::archived(&entry.detail.bytes, at).bytes));
         }
         let (namespace, name) = (id.namespace.as_str(), id.name.as_str());
-        let pool = self.readable()?;
-        let found = tokio::time::timeout(READ_TIMEOUT, store::deleted(&pool, namespace, name)).await;
-        let found = found.map_err(|_| format!("no answer within {READ_TIMEOUT:?}"));
-        let found = found.and_then(|f| f.map_err(short)).inspect_err(|e| self.read_failed(e))?;
+        let found = self.read(namespace, |pool| async move { store::deleted(&pool, namespace, name).await }).await?;
         Ok(found.map(|(detail, deleted_at)| Json::archived(detail.as_bytes(), store::timestamp(deleted_at)).bytes))
     }
 
@@ -231,8 +304,97 @@ impl ArchiveStatus {
 
 /// The longest a request waits for the archive.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long after a failed read requests do without the archive, before one tries again.
+/// How long after a failed connection requests do without the archive, before one tries again.
 const READ_BACKOFF: Duration = Duration::from_secs(5);
+/// Requests' reads of the archive at once, in all: the pool's other connections stay the
+/// writer's and the pruner's (see `store::CONNECTIONS`).
+const READS: usize = 4;
+/// Reads at once of one reader (the namespaces a request reads): one caller's flood waits on
+/// itself, not on everyone else.
+const READS_PER_READER: usize = 2;
+/// The longest a read waits for one of the `READS`, before it is answered busy.
+const READ_QUEUE: Duration = Duration::from_millis(500);
+
+/// The archive's reads in flight, in all and by reader.
+struct ReadBudget {
+    total: tokio::sync::Semaphore,
+    readers: Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl Default for ReadBudget {
+    fn default() -> Self {
+        ReadBudget { total: tokio::sync::Semaphore::new(READS), readers: Mutex::default() }
+    }
+}
+
+/// One read's place in the budget, given back when dropped.
+struct ReadPermit<'a> {
+    budget: &'a ReadBudget,
+    reader: String,
+    _total: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl ReadBudget {
+    /// A place for a read of `reader`: at once `Busy` where that reader has `READS_PER_READER`
+    /// in flight, or after `READ_QUEUE` where every one of the `READS` is taken.
+    async fn enter(&self, reader: &str) -> Result<ReadPermit<'_>, Unreadable> {
+        {
+            let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            let count = readers.entry(reader.to_owned()).or_default();
+            if *count >= READS_PER_READER {
+                return Err(Unreadable::Busy);
+            }
+            *count += 1;
+        }
+        match tokio::time::timeout(READ_QUEUE, self.total.acquire()).await {
+            Ok(Ok(permit)) => Ok(ReadPermit { budget: self, reader: reader.to_owned(), _total: permit }),
+            _ => {
+                self.leave(reader);
+                Err(Unreadable::Busy)
+            }
+        }
+    }
+
+    fn leave(&self, reader: &str) {
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = readers.get_mut(reader) {
+            *count -= 1;
+            if *count == 0 {
+                readers.remove(reader);
+            }
+        }
+    }
+}
+
+impl Drop for ReadPermit<'_> {
+    fn drop(&mut self) {
+        self.budget.leave(&self.reader);
+    }
+}
+
+/// The reader a list's read is counted against: the namespaces it reads (`*` for all).
+fn budget_key(namespaces: Option<&[&str]>) -> String {
+    namespaces.map_or_else(|| "*".to_owned(), |all| all.join(","))
+}
+
+/// The database is out of reach (not this read's fault): requests back off.
+fn is_connection_failure(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+/// The database refused a value of the request (SQLSTATE class 22, "data exception": a NUL in
+/// text, a number out of range): that request's failure, not the archive's.
+fn is_data_exception(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.code().is_some_and(|code| code.starts_with("22")))
+}
 
 /// An error quoted in status and logs: the database's message, bounded.
 fn short(error: impl std::fmt::Display) -> String {
@@ -255,5 +417,7 @@ mod tests {
         assert!("mysql://x".parse::<ArchiveUrl>().unwrap_err().contains("sqlite:PATH"));
         let pg: ArchiveUrl = "postgres://app:s3cret@db:5432/history".parse().unwrap();
         assert_eq!(pg.redacted(), "postgres://app@db:5432/history", "the password never shows");
+        let pg: ArchiveUrl = "postgres://app:S3cr3t@pw@db/h?password=S3cr3t&sslmode=require&sslkey=/k".parse().unwrap();
+        assert_eq!(pg.redacted(), "postgres://app@db/h?password=REDACTED&sslmode=require&sslkey=REDACTED");
     }
 }

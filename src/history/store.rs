@@ -15,11 +15,19 @@ use futures::TryStreamExt;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
+/// Connections to the database: `READS` of them for requests at most (see `ReadBudget`), the
+/// rest for the writer and the pruner.
+const CONNECTIONS: u32 = 6;
+
 /// Connects and brings the schema up to date. Replicas may do this at once: the migrator
 /// takes a lock where the database has one.
 pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
     install_default_drivers();
-    let pool = AnyPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(5)).connect(&url.0).await?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(CONNECTIONS)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&url.0)
+        .await?;
     if url.is_sqlite() {
         // Readers never wait for the writer; persisted in the file.
         pool.execute("PRAGMA journal_mode = WAL").await?;

@@ -1,0 +1,144 @@
+//! The review's holes in reading the archive (`shared/reviews/security-2026-12-05.md`), from
+//! outside: a hostile filter value, one caller's slow reads, and the archive's URL in answers.
+//! No request of one caller takes the archive away from another, and no caller sees the
+//! database's own words.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::postgres::Postgres;
+use common::{Running, Setup, dir_source, manifest, names, wait_until};
+use execwatch::access::Access;
+use execwatch::access::tokens::TokenFile;
+use execwatch::fixtures::Doc;
+use execwatch::history::ArchiveSettings;
+use serde_json::Value;
+
+fn write(dir: &Path, ns: &str, name: &str) {
+    let tmp = dir.join(format!(".{ns}-{name}.tmp"));
+    std::fs::write(&tmp, manifest(ns, name, &Doc::new("web").phase("Succeeded").yaml())).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("{ns}-{name}.yaml"))).unwrap();
+}
+
+/// bob reads team-b, eve only team-e, admin everything.
+fn tokens(dir: &Path) -> Access {
+    let path = dir.join("tokens.yaml");
+    let entries =
+        [("bob", "bob-token", "[team-b]"), ("eve", "eve-token", "[team-e]"), ("admin", "admin-token", "[\"*\"]")];
+    let text = common::tokens_file(&entries);
+    std::fs::write(&path, text).unwrap();
+    Access::tokens(TokenFile::load(&path, Duration::from_secs(60)).expect("tokens"))
+}
+
+async fn launch(data: &Path, url: &str, access: Access) -> Running {
+    let archive = ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) };
+    let setup = Setup { archive: Some(archive), access, ..Setup::default() };
+    Running::launch(dir_source(data, Duration::from_millis(50)), setup).await
+}
+
+async fn get(service: &Running, token: &str, path: &str) -> (u16, Value) {
+    let response = service.get_as(path, token).await;
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+async fn served(service: &Running, count: usize) {
+    wait_until("the live runs are served", || async {
+        let (status, body) = get(service, "admin-token", "/api/v1/executions").await;
+        (status == 200 && names(&body).len() == count).then_some(())
+    })
+    .await;
+}
+
+/// bob's run `b-gone`, archived (its file deleted), and a live run in team-e.
+async fn archived_run(data: &Path, service: &Running) {
+    write(data, "team-b", "b-gone");
+    write(data, "team-e", "e-live");
+    served(service, 2).await;
+    wait_until("b-gone archived", || async {
+        let h = get(service, "admin-token", "/api/v1/modules").await.1;
+        let history = h["items"].as_array()?.iter().find(|m| m["name"] == "history")?.clone();
+        (history["ready"] == true).then_some(())
+    })
+    .await;
+    std::fs::remove_file(data.join("team-b-b-gone.yaml")).unwrap();
+    wait_until("b-gone is served from the archive", || async {
+        let (status, body) = get(service, "bob-token", "/api/v1/namespaces/team-b/executions/b-gone").await;
+        (status == 200 && body["archived"] == true).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_filter_or_one_callers_slow_reads_never_take_the_archive_from_others() {
+    let Some(postgres) = Postgres::start() else { return };
+    postgres.create("holes");
+    let url = postgres.url("holes");
+    let dir = tempfile::tempdir().unwrap();
+    let service = launch(dir.path(), &url, tokens(dir.path())).await;
+    archived_run(dir.path(), &service).await;
+    let bobs = "/api/v1/namespaces/team-b/executions/b-gone";
+
+    // A NUL (or any control character) in a filter value is refused, and harms no one.
+    for query in ["pipeline=%00", "environment=a%00b", "labelSelector=a%3Db%00", "pipeline=%01"] {
+        let (status, body) = get(&service, "eve-token", &format!("/api/v1/executions?{query}")).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("InvalidParameter")), "{query}: {body}");
+    }
+    assert_eq!(get(&service, "bob-token", bobs).await.0, 200, "bob still reads his archived run");
+
+    // The database stops answering (a lock held by another session): eve floods her own
+    // namespace's list with reads that cannot finish. At most two of hers wait on the
+    // database; the rest are answered busy at once.
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&url).await.unwrap();
+    let mut lock = admin.begin().await.unwrap();
+    sqlx::query("LOCK TABLE executions IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
+    let flood = (0..8).map(|i| {
+        let path = format!("/api/v1/executions?labelSelector=x{i}%3Dy");
+        let service = &service;
+        async move { get(service, "eve-token", &path).await }
+    });
+    let answers = futures::future::join_all(flood).await;
+    let said = |(_, body): &(u16, Value)| body["freshness"]["incompleteSources"][0]["lastError"].as_str().unwrap_or("").to_owned();
+    let busy = answers.iter().filter(|a| said(a).contains("busy")).count();
+    assert!(
+        busy >= 6,
+        "at most two of eve's reads wait on the database: {:?}",
+        answers.iter().map(said).collect::<Vec<_>>()
+    );
+    for answer in &answers {
+        assert_eq!(answer.0, 200, "eve's live runs are served: {:?}", answer.1);
+        assert!(!said(answer).contains("LOCK") && !said(answer).contains("127.0.0.1"), "fixed words: {}", said(answer));
+    }
+    // The database answers again: bob reads his run at once, not after a back-off that eve's
+    // slow reads switched on for everyone.
+    lock.rollback().await.unwrap();
+    let (status, body) = get(&service, "bob-token", bobs).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["archived"], true);
+    admin.close().await;
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn the_archives_url_and_the_databases_words_reach_no_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "team-b", "b-live");
+    let url = "postgres://execwatch:S3cr3t@pw@127.0.0.1:1/history?password=S3cr3tPw&sslmode=disable";
+    let service = launch(dir.path(), url, tokens(dir.path())).await;
+    served(&service, 1).await;
+    let (_, list) = get(&service, "bob-token", "/api/v1/namespaces/team-b/executions").await;
+    let (status, one) = get(&service, "bob-token", "/api/v1/namespaces/team-b/executions/nonexistent").await;
+    assert_eq!(status, 503, "{one}");
+    let (_, pipelines) = get(&service, "bob-token", "/api/v1/namespaces/team-b/pipelines").await;
+    for body in [&list, &one, &pipelines] {
+        let text = body.to_string();
+        assert!(!text.contains("S3cr3t") && !text.contains("127.0.0.1:1"), "{text}");
+    }
+    assert!(list["freshness"]["incompleteSources"].to_string().contains("the archive cannot be read"), "{list}");
+    // The history module, which only callers who read everything see, says why, redacted.
+    let modules = get(&service, "admin-token", "/api/v1/modules").await.1.to_string();
+    assert!(modules.contains("cannot open the archive") && !modules.contains("S3cr3t"), "{modules}");
+    service.stop().await;
+}
