@@ -100,7 +100,9 @@ async fn a_hostile_filter_or_one_callers_slow_reads_never_take_the_archive_from_
         async move { get(service, "eve-token", &path).await }
     });
     let answers = futures::future::join_all(flood).await;
-    let said = |(_, body): &(u16, Value)| body["freshness"]["incompleteSources"][0]["lastError"].as_str().unwrap_or("").to_owned();
+    let said = |(_, body): &(u16, Value)| {
+        body["freshness"]["incompleteSources"][0]["lastError"].as_str().unwrap_or("").to_owned()
+    };
     let busy = answers.iter().filter(|a| said(a).contains("busy")).count();
     assert!(
         busy >= 6,
@@ -140,5 +142,73 @@ async fn the_archives_url_and_the_databases_words_reach_no_caller() {
     // The history module, which only callers who read everything see, says why, redacted.
     let modules = get(&service, "admin-token", "/api/v1/modules").await.1.to_string();
     assert!(modules.contains("cannot open the archive") && !modules.contains("S3cr3t"), "{modules}");
+    service.stop().await;
+}
+
+/// Name and whether deleted, of every row of a SQLite archive, by name.
+async fn sqlite_rows(url: &str) -> Vec<(String, bool)> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let sql = "SELECT name, deleted_at FROM executions ORDER BY name";
+    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+    pool.close().await;
+    rows.into_iter().map(|(name, deleted)| (name, deleted.is_some())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_namespace_selector_a_restart_marks_deleted_only_what_was_deleted() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    let sim = k8s_sim::Sim::start().await.expect("simulator starts");
+    let writer = common::client_for(&sim);
+    let namespaces: kube::Api<Namespace> = kube::Api::all(writer.clone());
+    for ns in ["team-a", "team-b"] {
+        let labelled =
+            serde_json::json!({"metadata": {"name": ns, "labels": {"pipelines.gitops.dev/executions": "enabled"}}});
+        namespaces.create(&Default::default(), &serde_json::from_value(labelled).unwrap()).await.unwrap();
+        for name in ["run-1", "run-2"] {
+            let cm = execwatch::fixtures::Cm::new(ns, &format!("{ns}-{name}")).doc(&Doc::new("web")).build();
+            kube::Api::<ConfigMap>::namespaced(writer.clone(), ns).create(&Default::default(), &cm).await.unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("history.db").display());
+    let start = || async {
+        let selector = "pipelines.gitops.dev/executions=enabled".parse().unwrap();
+        let namespaces = execwatch::source::Namespaces::Selected(selector);
+        let sources =
+            execwatch::Sources::Kube { client: common::client_for(&sim), namespaces, watch: common::fast_watch() };
+        let archive = ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) };
+        Running::launch(sources, Setup { archive: Some(archive), ..Setup::default() }).await
+    };
+    let service = start().await;
+    service.wait_for("every run", "/api/v1/executions", |b| names(b).len() == 4).await;
+    let sqlite = format!("sqlite://{}", dir.path().join("history.db").display());
+    wait_until("four rows", || async { (sqlite_rows(&sqlite).await.len() == 4).then_some(()) }).await;
+    service.stop().await;
+    // Time passes (the rows were first seen long ago), and one run is deleted while no one watches.
+    let pool = sqlx::AnyPool::connect(&sqlite).await.unwrap();
+    sqlx::query("UPDATE executions SET first_seen = first_seen - 3600000").execute(&pool).await.unwrap();
+    pool.close().await;
+    kube::Api::<ConfigMap>::namespaced(writer.clone(), "team-a")
+        .delete("team-a-run-2", &Default::default())
+        .await
+        .unwrap();
+
+    let service = start().await;
+    service.wait_for("the live runs", "/api/v1/executions", |b| names(b).len() == 4).await;
+    let rows = wait_until("the deleted run is marked", || async {
+        let rows = sqlite_rows(&sqlite).await;
+        rows.iter().any(|(name, deleted)| name == "team-a-run-2" && *deleted).then_some(rows)
+    })
+    .await;
+    let marked: Vec<&str> = rows.iter().filter(|(_, deleted)| *deleted).map(|(n, _)| n.as_str()).collect();
+    assert_eq!(marked, ["team-a-run-2"], "the live runs are not marked deleted");
+    let (_, list) = service.get("/api/v1/executions").await;
+    let archived: Vec<&Value> = list["items"].as_array().unwrap().iter().filter(|i| i["archived"] == true).collect();
+    assert_eq!(archived.len(), 1, "one archived run, the deleted one: {list}");
+    let (_, pipelines) = service.get("/api/v1/pipelines").await;
+    let counts: u64 =
+        pipelines["items"].as_array().unwrap().iter().map(|p| p["executionCount"].as_u64().unwrap()).sum();
+    assert_eq!(counts, 4, "each run counted once: {pipelines}");
     service.stop().await;
 }

@@ -47,10 +47,6 @@ pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
     Ok(pool)
 }
 
-/// How long before a list an execution must have been first seen to be sure the list should
-/// have held it: the list's own duration plus the clock skew between replicas.
-const LIST_SKEW: Duration = Duration::from_secs(300);
-
 /// Writes a version (and, for a deletion, when), never over a newer version another replica
 /// wrote; a deletion stays marked against the same version written again by a replica that had
 /// not seen it yet.
@@ -150,16 +146,21 @@ pub async fn archived_runs(pool: &AnyPool, load: &mut ArchivedLoad) -> Result<()
     Ok(())
 }
 
-/// The executions of the relisted namespace (or every one) the archive holds as existing that
-/// the list should have held (see [`Synced`]).
-pub async fn undeleted(pool: &AnyPool, synced: &Synced) -> Result<Vec<ArchiveKey>, sqlx::Error> {
-    let sql = "SELECT namespace, name, uid FROM executions \
-               WHERE deleted_at IS NULL AND (version_order <= $1 OR first_seen < $2) AND ($3 = '' OR namespace = $4)";
-    let ns = synced.namespace.as_deref().unwrap_or_default();
-    // Anything another replica first saw this long before the list existed when it was made.
-    let before = millis(synced.at) - LIST_SKEW.as_millis() as i64;
-    let rows = sqlx::query(sql).bind(synced.newest).bind(before).bind(ns).bind(ns).fetch_all(pool).await?;
-    Ok(rows.into_iter().map(|r| ArchiveKey { namespace: r.get(0), name: r.get(1), uid: r.get(2) }).collect())
+/// The executions of the relisted namespace (or, for a directory, every one) the archive holds
+/// as existing, with their version order (see [`Synced`]).
+pub async fn undeleted(pool: &AnyPool, synced: &Synced) -> Result<Vec<(ArchiveKey, i64)>, sqlx::Error> {
+    let select = "SELECT namespace, name, uid, version_order FROM executions WHERE deleted_at IS NULL";
+    let rows = match &synced.namespace {
+        Some(namespace) => {
+            let sql = format!("{select} AND namespace = $1");
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(namespace.as_str()).fetch_all(pool).await?
+        }
+        None => sqlx::query(select).fetch_all(pool).await?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| (ArchiveKey { namespace: r.get(0), name: r.get(1), uid: r.get(2) }, r.get(3)))
+        .collect())
 }
 
 /// The uid and resourceVersion of every row of these names in `namespace`, by name.

@@ -7,7 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use sqlx::AnyPool;
 
 use super::{ArchiveSettings, ArchiveStatus, short, store};
-use crate::index::{ArchiveKey, Index, Journal};
+use crate::index::{ArchiveKey, Index, Journal, Synced};
 use crate::validate::ObjectRef;
 
 /// Most notes written in one transaction.
@@ -110,13 +110,8 @@ async fn reconcile(pool: &AnyPool, index: &Index, journal: &Journal, status: &Ar
     for synced in journal.take_synced() {
         let gone = async {
             let unseen = store::undeleted(pool, &synced).await?;
-            let gone: Vec<ArchiveKey> = unseen
-                .into_iter()
-                .filter(|key| {
-                    let id = ObjectRef { namespace: key.namespace.clone(), name: key.name.clone() };
-                    index.get(&id).is_none_or(|live| live.uid != key.uid)
-                })
-                .collect();
+            let gone: Vec<ArchiveKey> =
+                unseen.into_iter().filter(|(key, order)| gone(&synced, index, key, *order)).map(|(k, _)| k).collect();
             store::mark_deleted(pool, &gone, Timestamp::now()).await.map(|()| gone.len())
         };
         match gone.await {
@@ -134,6 +129,22 @@ async fn reconcile(pool: &AnyPool, index: &Index, journal: &Journal, status: &Ar
             }
         }
     }
+}
+
+/// Whether an archived execution that exists in the archive was deleted, by its namespace's
+/// relist: at a version no newer than the list's newest, the list would have held it; a newer
+/// one (another replica wrote it, or it was the newest of the namespace and deleted while
+/// nobody watched) was deleted unless this replica's index, synced with that namespace, holds
+/// it now. No clock is read: replicas' clocks may differ.
+fn gone(synced: &Synced, index: &Index, key: &ArchiveKey, version_order: i64) -> bool {
+    if synced.listed.contains(key) {
+        return false;
+    }
+    if version_order <= synced.newest {
+        return true;
+    }
+    let id = ObjectRef { namespace: key.namespace.clone(), name: key.name.clone() };
+    index.get(&id).is_none_or(|live| live.uid != key.uid)
 }
 
 /// Connects and migrates, retrying with backoff; the status says why meanwhile.

@@ -21,7 +21,7 @@ pub struct ArchiveKey {
 }
 
 impl ArchiveKey {
-    fn of(entry: &ExecutionEntry) -> Self {
+    pub(super) fn of(entry: &ExecutionEntry) -> Self {
         ArchiveKey { namespace: entry.id.namespace.clone(), name: entry.id.name.clone(), uid: entry.uid.clone() }
     }
 }
@@ -57,16 +57,18 @@ struct Notes {
 }
 
 /// A complete relist of one namespace (or, from a directory, of every one): an archived
-/// execution of it that is not live now was deleted while nobody watched, if its version is no
-/// newer than the newest listed, or if it was first seen well before the list (an empty list
-/// has no newest version).
+/// execution of it at a version no newer than the newest listed, that the list did not hold, was
+/// deleted while nobody watched. It is judged against the list itself (`listed`), never against
+/// the index at the time the archive reconciles, nor against clocks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Synced {
+    /// The namespace relisted; `None` for a directory, which holds every namespace.
     pub namespace: Option<String>,
-    /// The newest resourceVersion listed; `i64::MAX` where versions are not numbers.
+    /// The executions the list held.
+    pub listed: std::collections::HashSet<ArchiveKey>,
+    /// The newest resourceVersion listed; `i64::MAX` where versions are not numbers, 0 for an
+    /// empty list (which can say nothing of versions another replica wrote).
     pub newest: i64,
-    /// When the list was applied.
-    pub at: Timestamp,
 }
 
 impl Journal {

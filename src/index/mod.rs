@@ -247,11 +247,16 @@ impl Index {
         if let Some(status) = state.shards.get_mut(shard) {
             status.synced(now);
         }
-        if let Some(journal) = &self.journal {
-            let namespace = state.shards.get(shard).and_then(|s| s.namespace.clone());
+        let namespace = state.shards.get(shard).map(|s| s.namespace.clone());
+        // A shard of no namespace of its own (the namespace list, registered with "") holds no
+        // executions: its list says nothing of any namespace's.
+        if let (Some(journal), Some(namespace)) = (&self.journal, namespace)
+            && namespace.as_deref() != Some("")
+        {
             let newest =
                 kept.iter().map(|id| state.version_order(id)).try_fold(0, |newest, v| v.map(|v| newest.max(v)));
-            journal.synced(Synced { namespace, newest: newest.unwrap_or(i64::MAX), at: Timestamp::now() });
+            let listed = kept.iter().filter_map(|id| state.executions.get(id)).map(|e| ArchiveKey::of(e)).collect();
+            journal.synced(Synced { namespace, listed, newest: newest.unwrap_or(i64::MAX) });
         }
         self.commit(&mut state);
     }
