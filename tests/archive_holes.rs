@@ -212,3 +212,61 @@ async fn with_a_namespace_selector_a_restart_marks_deleted_only_what_was_deleted
     assert_eq!(counts, 4, "each run counted once: {pipelines}");
     service.stop().await;
 }
+
+/// Whether every step of a plan that reads the `executions` table (as `e` or `l`) reads it by a
+/// condition on namespace: no walk of the whole table or of an index by another column.
+fn confined_to_namespaces(plan: &[String], sqlite: bool) -> Result<(), String> {
+    let all = plan.join("\n");
+    if sqlite {
+        // e.g. `SEARCH e USING INDEX executions_archived_by_namespace_pipeline (namespace=? AND pipeline=?)`
+        for step in plan.iter().filter(|s| s.contains("SCAN e") || s.contains("SEARCH e") || s.contains(" l ")) {
+            if !step.contains("(namespace=?") {
+                return Err(format!("{step:?} is not confined to a namespace:\n{all}"));
+            }
+        }
+        return Ok(());
+    }
+    for (i, step) in plan.iter().enumerate().filter(|(_, s)| s.contains("Scan") && s.contains(" on executions")) {
+        let details = plan[i + 1..].iter().take_while(|s| !s.contains("->"));
+        if !details.clone().any(|d| d.contains("Cond:") && d.contains("namespace =")) {
+            return Err(format!("{step:?} is not confined to a namespace:\n{all}"));
+        }
+    }
+    Ok(())
+}
+
+async fn plans_read_only_the_scopes_namespaces(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let service = launch(dir.path(), url, tokens(dir.path())).await;
+    write(dir.path(), "team-b", "b-1");
+    served(&service, 1).await;
+    service.stop().await;
+    let url: execwatch::history::ArchiveUrl = url.parse().unwrap();
+    let sqlite = url.redacted().starts_with("sqlite");
+    let scopes = [vec!["team-a"], vec!["team-a", "team-b", "team-c"]];
+    for namespaces in scopes {
+        for (pipeline, phase) in
+            [(Some("web"), None), (None, Some("Failed")), (Some("web"), Some("Failed")), (None, None)]
+        {
+            let plan =
+                execwatch::history::archived_plan(&url, Some(namespaces.clone()), pipeline, phase).await.unwrap();
+            assert!(!plan.is_empty());
+            if let Err(e) = confined_to_namespaces(&plan, sqlite) {
+                panic!("{namespaces:?} pipeline={pipeline:?} phase={phase:?}: {e}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sqlite_archived_list_walks_only_its_scopes_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    plans_read_only_the_scopes_namespaces(&format!("sqlite:{}", dir.path().join("history.db").display())).await;
+}
+
+#[tokio::test]
+async fn a_postgres_archived_list_walks_only_its_scopes_namespaces() {
+    let Some(postgres) = Postgres::start() else { return };
+    postgres.create("plans");
+    plans_read_only_the_scopes_namespaces(&postgres.url("plans")).await;
+}

@@ -23,6 +23,8 @@ pub struct Figures {
     pub archived: usize,
     pub pages: Vec<(&'static str, Measured)>,
     pub get_one: Measured,
+    /// A reader of one namespace (ns-3), by filter: median and slowest of 100 distinct pages, ms.
+    pub scoped: Vec<(&'static str, f64, f64)>,
     pub rss_small: u64,
     pub rss_large: u64,
 }
@@ -70,7 +72,47 @@ pub async fn run(oha: &Path, archived: usize, archive: Archive) -> Figures {
         .collect();
     check(&one).await;
     let get_one = measure(oha, dir.path(), &one);
-    Figures { archive: name, archived, pages, get_one, rss_small, rss_large }
+    drop(served);
+    let scoped = scoped(&args, dir.path()).await;
+    Figures { archive: name, archived, pages, get_one, scoped, rss_small, rss_large }
+}
+
+/// What one namespace's reader learns of the others from the time of an empty answer: the
+/// service restarted with a tokens file, and a reader of ns-3 (which holds no run of p-17 and
+/// no Cancelled run) asks for a pipeline and a phase that other namespaces hold many runs of,
+/// and for ones that no namespace holds. The times must not differ.
+async fn scoped(args: &[String; 6], dir: &Path) -> Vec<(&'static str, f64, f64)> {
+    let tokens = dir.join("tokens.yaml");
+    let digest = execwatch::access::digest_hex("ns-3-reader");
+    std::fs::write(&tokens, format!("tokens:\n  - subject: reader\n    sha256: {digest}\n    namespaces: [ns-3]\n"))
+        .expect("tokens file");
+    let mut args = args.to_vec();
+    args.extend(["--auth".to_owned(), format!("tokens={}", tokens.display())]);
+    let (served, _) = Served::start(&args, &[]).await;
+    let client = reqwest::Client::new();
+    let queries = [
+        ("pipeline held elsewhere (p-17)", "pipeline=p-17"),
+        ("pipeline held nowhere", "pipeline=p-nosuch"),
+        ("phase held elsewhere (Cancelled)", "phase=Cancelled"),
+        ("phase held nowhere (Unknown)", "phase=Unknown"),
+    ];
+    let mut figures = Vec::new();
+    for (what, query) in queries {
+        let mut took = Vec::new();
+        // Distinct limits: a page the service remembers would not read the archive.
+        for limit in 1..=100 {
+            let url = format!("{}/api/v1/namespaces/ns-3/executions?limit={limit}&{query}", served.base);
+            let started = std::time::Instant::now();
+            let response = client.get(&url).bearer_auth("ns-3-reader").send().await.expect("served");
+            assert_eq!(response.status(), 200, "{url}");
+            let body: serde_json::Value = response.json().await.expect("JSON");
+            took.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(body["items"].as_array().map(Vec::len), Some(0), "ns-3 holds none: {body}");
+        }
+        let slowest = took.iter().copied().fold(0.0, f64::max);
+        figures.push((what, load::median(took), slowest));
+    }
+    figures
 }
 
 /// RSS once the archived runs are loaded for pipelines (the service says so in freshness).
@@ -231,6 +273,13 @@ pub fn print(rows: &[Figures]) {
             ms(f.get_one.p50),
             ms(f.get_one.p99)
         );
+    }
+    println!("\n| archive | a reader of one namespace asks for | median / slowest ms of 100 empty pages |");
+    println!("|---|---|---|");
+    for f in rows {
+        for (what, median, slowest) in &f.scoped {
+            println!("| {} | {what} | {median:.2} / {slowest:.2} |", f.archive);
+        }
     }
     println!("\n| archive | RSS over {LIVE} live, archive of them alone | the same beside N archived |");
     println!("|---|---|---|");

@@ -302,6 +302,27 @@ impl ArchiveStatus {
     }
 }
 
+/// The plan of an archived list's first page over `namespaces` (all where `None`) with these
+/// filters, on the archive at `url`, a line per step. PostgreSQL is told to avoid sequential
+/// scans, so that a test's few rows are planned as a large archive's would be.
+#[cfg(any(test, feature = "fixtures"))]
+pub async fn archived_plan(
+    url: &ArchiveUrl,
+    namespaces: Option<Vec<&str>>,
+    pipeline: Option<&str>,
+    phase: Option<&str>,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url.0).await?;
+    if !url.is_sqlite() {
+        sqlx::query("SET enable_seqscan = off").execute(&pool).await?;
+    }
+    let query = store::ArchivedQuery { namespaces, pipeline, phase };
+    let plan = store::archived_plan(&pool, &query, url.is_sqlite()).await;
+    pool.close().await;
+    plan
+}
+
 /// The longest a request waits for the archive.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long after a failed connection requests do without the archive, before one tries again.

@@ -272,42 +272,72 @@ pub struct ArchivedRow {
     pub deleted_at: i64,
 }
 
-/// Up to `limit` rows of `query` after (`sort_time`, namespace, name), in list order.
-pub async fn archived<'a>(
-    pool: &AnyPool,
+/// A value bound to a placeholder of an archived list's SQL.
+enum Bound<'v> {
+    Text(&'v str),
+    Number(i64),
+    Bytes(Vec<u8>),
+}
+
+/// An archived list's SQL and the values of its placeholders. A scope of namespaces is read one
+/// namespace at a time (`UNION ALL` of a page from each, by the indexes that lead with
+/// namespace), so no plan walks another namespace's rows and a page's time says nothing of
+/// them; every namespace (a caller who reads all) is one walk of the whole archive.
+fn archived_sql<'a>(
     query: &'a ArchivedQuery<'a>,
     after: Option<(i64, &'a str, &'a str)>,
     limit: usize,
-) -> Result<Vec<ArchivedRow>, sqlx::Error> {
-    enum Value<'v> {
-        Text(&'v str),
-        Number(i64),
-        Bytes(Vec<u8>),
-    }
+) -> (String, Vec<Bound<'a>>) {
+    let mut values = Vec::new();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let sql = match &query.namespaces {
+        None => {
+            format!("{} LIMIT {}", page_sql(query, None, after, &mut values), place(&mut values, Bound::Number(limit)))
+        }
+        Some(namespaces) => {
+            let pages: Vec<String> = namespaces
+                .iter()
+                .map(|ns| {
+                    let page = page_sql(query, Some(ns), after, &mut values);
+                    format!("SELECT * FROM ({page} LIMIT {}) AS n", place(&mut values, Bound::Number(limit)))
+                })
+                .collect();
+            let all = pages.join(" UNION ALL ");
+            format!("{all} ORDER BY sort_time DESC, list_key LIMIT {}", place(&mut values, Bound::Number(limit)))
+        }
+    };
+    (sql, values)
+}
+
+fn place<'a>(values: &mut Vec<Bound<'a>>, value: Bound<'a>) -> String {
+    values.push(value);
+    format!("${}", values.len())
+}
+
+/// One walk of archived rows, of `namespace` or of all, in list order (its `LIMIT` is the
+/// caller's to add).
+fn page_sql<'a>(
+    query: &'a ArchivedQuery<'a>,
+    namespace: Option<&'a str>,
+    after: Option<(i64, &'a str, &'a str)>,
+    values: &mut Vec<Bound<'a>>,
+) -> String {
     let mut sql = String::from(
-        "SELECT namespace, name, sort_time, summary, labels, deleted_at FROM executions e \
+        "SELECT namespace, name, sort_time, summary, labels, deleted_at, list_key FROM executions e \
          WHERE deleted_at IS NOT NULL",
     );
-    let mut values = Vec::new();
-    let mut place = |value: Value<'a>| {
-        values.push(value);
-        format!("${}", values.len())
-    };
-    if let Some(namespaces) = &query.namespaces {
-        let each: Vec<String> = namespaces.iter().map(|ns| place(Value::Text(ns))).collect();
-        // An empty scope reads nothing (`IN ()` is not SQL).
-        let each = if each.is_empty() { "NULL".to_owned() } else { each.join(", ") };
-        sql.push_str(&format!(" AND namespace IN ({each})"));
+    if let Some(namespace) = namespace {
+        sql.push_str(&format!(" AND namespace = {}", place(values, Bound::Text(namespace))));
     }
     if let Some(pipeline) = query.pipeline {
-        sql.push_str(&format!(" AND pipeline = {}", place(Value::Text(pipeline))));
+        sql.push_str(&format!(" AND pipeline = {}", place(values, Bound::Text(pipeline))));
     }
     if let Some(phase) = query.phase {
-        sql.push_str(&format!(" AND phase = {}", place(Value::Text(phase))));
+        sql.push_str(&format!(" AND phase = {}", place(values, Bound::Text(phase))));
     }
     if let Some((time, namespace, name)) = after {
-        let (at_most, earlier) = (place(Value::Number(time)), place(Value::Number(time)));
-        let key = place(Value::Bytes(list_key(namespace, name)));
+        let (at_most, earlier) = (place(values, Bound::Number(time)), place(values, Bound::Number(time)));
+        let key = place(values, Bound::Bytes(list_key(namespace, name)));
         // The first bound alone is a range the index starts from; the second refines it.
         sql.push_str(&format!(" AND sort_time <= {at_most} AND (sort_time < {earlier} OR list_key > {key})"));
     }
@@ -317,18 +347,35 @@ pub async fn archived<'a>(
          AND l.uid <> e.uid AND (l.deleted_at IS NULL OR l.deleted_at > e.deleted_at \
          OR (l.deleted_at = e.deleted_at AND l.uid > e.uid)))",
     );
-    let limit = place(Value::Number(i64::try_from(limit).unwrap_or(i64::MAX)));
-    sql.push_str(&format!(" ORDER BY sort_time DESC, list_key LIMIT {limit}"));
-    // Only placeholders are written into the text; every value is bound.
+    sql.push_str(" ORDER BY sort_time DESC, list_key");
+    sql
+}
+
+/// Binds `values` to `sql`, whose text holds only placeholders.
+fn bound<'q>(sql: String, values: Vec<Bound<'q>>) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     let mut select = sqlx::query(sqlx::AssertSqlSafe(sql));
     for value in values {
         select = match value {
-            Value::Text(text) => select.bind(text),
-            Value::Number(n) => select.bind(n),
-            Value::Bytes(bytes) => select.bind(bytes),
+            Bound::Text(text) => select.bind(text),
+            Bound::Number(n) => select.bind(n),
+            Bound::Bytes(bytes) => select.bind(bytes),
         };
     }
-    let rows = select.fetch_all(pool).await?;
+    select
+}
+
+/// Up to `limit` rows of `query` after (`sort_time`, namespace, name), in list order.
+pub async fn archived<'a>(
+    pool: &AnyPool,
+    query: &'a ArchivedQuery<'a>,
+    after: Option<(i64, &'a str, &'a str)>,
+    limit: usize,
+) -> Result<Vec<ArchivedRow>, sqlx::Error> {
+    if query.namespaces.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Vec::new());
+    }
+    let (sql, values) = archived_sql(query, after, limit);
+    let rows = bound(sql, values).fetch_all(pool).await?;
     Ok(rows
         .into_iter()
         .map(|r| ArchivedRow {
@@ -340,4 +387,19 @@ pub async fn archived<'a>(
             deleted_at: r.get(5),
         })
         .collect())
+}
+
+/// The database's plan for the first page of `query` (`EXPLAIN QUERY PLAN` in SQLite,
+/// `EXPLAIN` in PostgreSQL), a line per step: what tests hold to "no walk outside the scope".
+#[cfg(any(test, feature = "fixtures"))]
+pub async fn archived_plan(
+    pool: &AnyPool,
+    query: &ArchivedQuery<'_>,
+    sqlite: bool,
+) -> Result<Vec<String>, sqlx::Error> {
+    let (sql, values) = archived_sql(query, None, 100);
+    let explain = if sqlite { "EXPLAIN QUERY PLAN " } else { "EXPLAIN " };
+    let rows = bound(format!("{explain}{sql}"), values).fetch_all(pool).await?;
+    let column = if sqlite { 3 } else { 0 };
+    Ok(rows.into_iter().map(|r| r.get::<String, _>(column)).collect())
 }
