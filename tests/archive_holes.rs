@@ -270,3 +270,53 @@ async fn a_postgres_archived_list_walks_only_its_scopes_namespaces() {
     postgres.create("plans");
     plans_read_only_the_scopes_namespaces(&postgres.url("plans")).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_listing_an_unwatched_namespace_sees_none_of_its_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("history.db").display());
+    let archive = || Some(ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) });
+    // team-a's runs archived while it was watched ...
+    let c = common::Cluster::launch(
+        &["team-a", "team-b"],
+        &["team-a", "team-b"],
+        common::fast_watch(),
+        Setup { archive: archive(), ..Setup::default() },
+    )
+    .await;
+    c.put_execution("team-a", "secret-deploy-1", &Doc::new("payroll")).await;
+    c.put_execution("team-b", "b-run", &Doc::new("web")).await;
+    c.service.wait_for("both runs", "/api/v1/executions", |b| names(b).len() == 2).await;
+    c.delete("team-a", "secret-deploy-1").await;
+    c.service
+        .wait_for("the deleted run archived", "/api/v1/executions", |b| {
+            b["items"].as_array().is_some_and(|items| items.iter().any(|i| i["archived"] == true))
+        })
+        .await;
+    // ... then the service watches team-b alone; a token lists both.
+    let path = dir.path().join("tokens.yaml");
+    std::fs::write(&path, common::tokens_file(&[("both", "both-token", "[team-a, team-b]")])).unwrap();
+    let access = Access::tokens(TokenFile::load(&path, Duration::from_secs(60)).unwrap());
+    let namespaces = vec!["team-b".to_owned()].into();
+    let sources =
+        execwatch::Sources::Kube { client: common::client_for(&c.sim), namespaces, watch: common::fast_watch() };
+    let service = Running::launch(sources, Setup { archive: archive(), access, ..Setup::default() }).await;
+    wait_until("team-b's run", || async {
+        let (status, body) = get(&service, "both-token", "/api/v1/executions").await;
+        (status == 200 && names(&body).contains(&"b-run".to_owned())).then_some(())
+    })
+    .await;
+    wait_until("archived runs loaded for pipelines", || async {
+        let (_, body) = get(&service, "both-token", "/api/v1/pipelines").await;
+        (body["freshness"]["complete"] == true).then_some(())
+    })
+    .await;
+    assert_eq!(get(&service, "both-token", "/api/v1/namespaces/team-a/executions").await.0, 404);
+    let (_, list) = get(&service, "both-token", "/api/v1/executions").await;
+    assert_eq!(names(&list), ["b-run"], "none of team-a's archive: {list}");
+    let (_, pipelines) = get(&service, "both-token", "/api/v1/pipelines").await;
+    let shown: Vec<&str> =
+        pipelines["items"].as_array().unwrap().iter().filter_map(|p| p["namespace"].as_str()).collect();
+    assert_eq!(shown, ["team-b"], "{pipelines}");
+    service.stop().await;
+}
