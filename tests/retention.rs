@@ -403,7 +403,10 @@ async fn the_plan_shows_each_caller_only_the_namespaces_they_may_read() {
     std::fs::write(&tokens, common::tokens_file(&[("a", "token-a", "[team-a]"), ("ops", "token-ops", "['*']")]))
         .unwrap();
     let policy = dir.path().join("retention.yaml");
-    std::fs::write(&policy, "rules: [{name: all, keep: {newest: 1}}]\n").unwrap();
+    // A rule named after what team-b is about: team-a's reader is not shown it.
+    let rules = "rules:\n- {name: keep-project-falcon-acquisition, namespaces: [team-b], keep: {newest: 1}}\n\
+                 - {name: all, keep: {newest: 1}}\n";
+    std::fs::write(&policy, rules).unwrap();
     let setup = Setup {
         access: Access::tokens(TokenFile::load(&tokens, std::time::Duration::from_millis(100)).unwrap()),
         retention: Some(common::retention(&policy, Mode::DryRun, 5, "replica-a")),
@@ -426,9 +429,36 @@ async fn the_plan_shows_each_caller_only_the_namespaces_they_may_read() {
     assert_eq!((a["prunable"].as_u64(), a["rules"][0]["selected"].as_u64()), (Some(2), Some(3)), "{a}");
     let first: Vec<&str> = a["rules"][0]["first"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
     assert!(first.iter().all(|n| n.starts_with("team-a/")), "{a}");
+    let names = |plan: &Value| -> Vec<String> {
+        plan["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names(&a), ["all"], "{a}");
     let ops = as_caller("token-ops").await;
-    assert_eq!((ops["prunable"].as_u64(), ops["rules"][0]["selected"].as_u64()), (Some(6), Some(8)), "{ops}");
+    assert_eq!(names(&ops), ["keep-project-falcon-acquisition", "all"], "{ops}");
+    let selected: u64 = ops["rules"].as_array().unwrap().iter().map(|r| r["selected"].as_u64().unwrap()).sum();
+    assert_eq!((ops["prunable"].as_u64(), selected), (Some(6), 8), "{ops}");
     let (status, _) = (service.get_as("/api/v1/retention/plan", "no-such-token").await.status().as_u16(), ());
     assert_eq!(status, 401);
     service.stop().await;
+}
+
+/// A run whose payload says it started long before its ConfigMap was created is as skewed as
+/// one that claims to be newer: with `clockSkew` left at `keep`, a policy of age keeps it.
+#[tokio::test]
+async fn a_run_claiming_to_be_older_than_its_configmap_is_skewed_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "rules:\n- name: month\n  namespaces: [team-a]\n  keep: {newest: 1, since: 30d}\n";
+    let cluster = start_with(Mode::DryRun, dir.path(), policy, fast_watch()).await;
+    let now = jiff::Timestamp::now();
+    let runs = [
+        ("run-now".to_owned(), Doc::new("web").phase("Succeeded").started_at(&now.to_string())),
+        ("b-behind".to_owned(), Doc::new("web").phase("Succeeded").started_at("2025-12-05T10:00:00Z")),
+    ];
+    write(&cluster, &runs).await;
+    let plan = wait_until("a plan of both runs", || async {
+        let plan = plan_of(&cluster).await;
+        (plan["rules"][0]["selected"] == 2).then_some(plan)
+    })
+    .await;
+    assert_eq!((plan["rules"][0]["skewed"].as_u64(), plan["prunable"].as_u64()), (Some(1), Some(0)), "{plan}");
 }

@@ -6,7 +6,7 @@
 //! and pipeline, newest first by start, and one is kept when it is among the newest `keep.newest`
 //! of its group or finished (else started) within `keep.since`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -32,7 +32,8 @@ struct Tally {
 }
 
 pub struct Plan {
-    rules: Vec<String>,
+    /// Each rule's name, and the namespaces it names (`None`: every one).
+    rules: Vec<(String, Option<BTreeSet<String>>)>,
     tallies: BTreeMap<(usize, String), Tally>,
     /// Oldest first: the order the pruner deletes in.
     pub candidates: Vec<Candidate>,
@@ -81,7 +82,9 @@ impl Rule {
         let finished = e.view.finished_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
         let payload = (e.sort_time, finished.unwrap_or(e.sort_time).max(e.sort_time));
         let Some(created) = e.created else { return Some(payload) };
-        let skewed = e.sort_time.duration_since(created).as_secs_f64() > self.clock_skew.tolerance.as_secs_f64();
+        // Either way: a run that claims to be older than its ConfigMap is as suspect as one that
+        // claims to be newer (pruned at once by a policy of age, it may have ended seconds ago).
+        let skewed = e.sort_time.duration_since(created).as_secs_f64().abs() > self.clock_skew.tolerance.as_secs_f64();
         match self.clock_skew.action {
             _ if !skewed => Some(payload),
             SkewAction::Keep => None,
@@ -125,12 +128,12 @@ impl Plan {
             }
         }
         candidates.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.entry.id.cmp(&b.1.entry.id)));
-        let rules = policy.rules.iter().map(|r| r.name.clone()).collect();
+        let rules = policy.rules.iter().map(|r| (r.name.clone(), r.namespaces.clone())).collect();
         Plan { rules, tallies, candidates: candidates.into_iter().map(|(_, c)| c).collect() }
     }
 
     pub fn rule_name(&self, rule: usize) -> &str {
-        &self.rules[rule]
+        &self.rules[rule].0
     }
 
     /// The plan over the namespaces `scope` allows, with the first `first` names per rule.
@@ -138,7 +141,7 @@ impl Plan {
         let mut rules: Vec<RulePlan> = self
             .rules
             .iter()
-            .map(|name| RulePlan {
+            .map(|(name, _)| RulePlan {
                 name: name.clone(),
                 selected: 0,
                 not_terminal: 0,
@@ -160,6 +163,13 @@ impl Plan {
                 r.first.push(format!("{}/{}", c.entry.id.namespace, c.entry.id.name));
             }
         }
+        // A rule's name can say what a namespace the caller may not read is about: only rules
+        // that may select something in the caller's scope are shown.
+        let shown = |(_, namespaces): &(String, Option<BTreeSet<String>>)| {
+            scope.is_all() || namespaces.as_ref().is_none_or(|named| named.iter().any(|ns| scope.allows(ns)))
+        };
+        let rules: Vec<RulePlan> =
+            rules.into_iter().zip(&self.rules).filter(|(_, rule)| shown(rule)).map(|(r, _)| r).collect();
         PlanBody { mode, prunable: rules.iter().map(|r| r.prunable).sum(), rules }
     }
 }

@@ -60,8 +60,8 @@ impl Keep {
     }
 }
 
-/// What to do with an execution whose ConfigMap was created more than `tolerance` before the
-/// payload says the run started.
+/// What to do with an execution whose ConfigMap was created more than `tolerance` before or
+/// after the payload says the run started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClockSkew {
     pub tolerance: Duration,
