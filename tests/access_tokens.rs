@@ -126,6 +126,9 @@ async fn long_polls_and_request_rates_are_capped_per_subject() {
     };
     let mut held = vec![hold("s3cret-ops"), hold("s3cret-ops")];
     held_now(2).await;
+    // How many follow counts every namespace's followers: shown to readers of everything only.
+    let readiness: serde_json::Value = f.service.get_as("/readyz", "s3cret-dashboard").await.json().await.unwrap();
+    assert!(readiness.get("waiting").is_none(), "{readiness}");
     let refused = hold("s3cret-ops").await.unwrap().unwrap();
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.headers()["retry-after"], "1");

@@ -82,16 +82,16 @@ async fn a_list_stream_sees_changes_in_order_and_resumes_without_a_gap_or_a_dupl
     assert_eq!((first.event.as_str(), json(&first)["name"].as_str()), ("modified", Some("run-2")));
     assert_eq!(json(&first)["phase"], "Failed");
     assert_eq!((second.event.as_str(), json(&second)["name"].as_str()), ("added", Some("run-3")));
-    // `instance:seq`: the index that issued it, and a place in its history.
-    let split = |id: &str| id.split_once(':').map(|(i, s)| (i.to_owned(), s.parse::<u64>().unwrap())).unwrap();
-    let ids: Vec<(String, u64)> = [&added, &first, &second].iter().map(|e| split(&e.id)).collect();
-    assert!(ids.windows(2).all(|w| w[0].0 == w[1].0 && w[0].1 < w[1].1), "ids increase: {ids:?}");
+    // `instance:sealed`: the index that issued it, and a place in its history only it can open.
+    let split = |id: &str| id.split_once(':').map(|(i, s)| (i.to_owned(), s.to_owned())).unwrap();
+    let ids: Vec<(String, String)> = [&added, &first, &second].iter().map(|e| split(&e.id)).collect();
+    assert!(ids.windows(2).all(|w| w[0].0 == w[1].0 && w[0].1 != w[1].1), "one instance, distinct ids: {ids:?}");
 
-    // An id the history no longer holds (or never held), or one another replica issued, gets a
+    // An id the history does not hold (a forged one), or one another replica issued, gets a
     // fresh snapshot as `resync`.
     let instance = &ids[0].0;
     let other = if instance == "00000000" { "00000001" } else { "00000000" };
-    for id in [format!("{instance}:1"), format!("{other}:{}", ids[2].1)] {
+    for id in [format!("{instance}:{}", "0".repeat(32)), format!("{other}:{}", ids[2].1)] {
         let mut lost = open(&c, "/api/v1/namespaces/team-a/executions", Some(&id)).await;
         let resync = next(&mut lost).await;
         assert_eq!(resync.event, "resync", "{id}");
@@ -244,4 +244,37 @@ async fn streams_end_with_a_reason_when_the_module_goes_and_on_shutdown() {
     assert!(json(&closed)["reason"].as_str().unwrap().contains("shutting down"));
     tokio::time::timeout(DEADLINE, service.stopped()).await.expect("shutdown ends");
     assert!(started.elapsed() < Duration::from_secs(2), "shutdown took {:?}", started.elapsed());
+}
+
+/// Event ids are one history over every namespace: sealed, they tell a caller nothing of how
+/// much changed elsewhere. The same place is sealed afresh each time, and still resumes.
+#[tokio::test]
+async fn event_ids_say_nothing_of_changes_in_other_namespaces() {
+    let c = Cluster::start(&["team-a", "team-b"], &["team-a", "team-b"]).await;
+    c.put_execution("team-b", "b-1", &Doc::new("web")).await;
+    c.service.wait_for("b-1", "/api/v1/executions", |b| names(b).len() == 1).await;
+    let snapshot_id = |path: &'static str| {
+        let c = &c;
+        async move {
+            let mut events = open(c, path, None).await;
+            let snapshot = next(&mut events).await;
+            assert_eq!(snapshot.event, "snapshot");
+            snapshot.id
+        }
+    };
+    let before = snapshot_id("/api/v1/namespaces/team-b/executions").await;
+    for i in 0..5 {
+        c.put_execution("team-a", &format!("a-{i}"), &Doc::new("web")).await;
+    }
+    c.service.wait_for("team-a's runs", "/api/v1/executions", |b| names(b).len() == 6).await;
+    let after = snapshot_id("/api/v1/namespaces/team-b/executions").await;
+    let again = snapshot_id("/api/v1/namespaces/team-b/executions").await;
+    assert_ne!(after, again, "one place, two ids: {after} {again}");
+    let place = |id: &str| id.split_once(':').and_then(|(_, p)| p.parse::<u64>().ok());
+    assert_eq!(place(&before).zip(place(&after)).map(|(b, a)| a.wrapping_sub(b)), None, "{before} → {after}");
+    // A sealed id still resumes: nothing changed since, so no resync and no snapshot.
+    let mut resumed = open(&c, "/api/v1/namespaces/team-b/executions", Some(&after)).await;
+    c.put_execution("team-b", "b-2", &Doc::new("web")).await;
+    let first = next(&mut resumed).await;
+    assert_eq!((first.event.as_str(), json(&first)["name"].as_str()), ("added", Some("b-2")), "{first:?}");
 }

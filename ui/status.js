@@ -38,7 +38,8 @@ export function render(main, route, signal) {
 
   const drawSources = (body) => [
     h('p', {}, body.ready ? h('span', { class: 'yes' }, '✓ Ready') : h('span', { class: 'no' }, '✗ Not ready'),
-      body.shuttingDown ? ' (shutting down)' : '', ` · ${body.waiting ?? 0} long polls and streams open`),
+      body.shuttingDown ? ' (shutting down)' : '',
+      body.waiting === undefined ? '' : ` · ${body.waiting} long polls and streams open`),
     h('div', { class: 'scroll' }, h('table', {},
       h('thead', {}, h('tr', {}, ['Source', 'State', 'Last sync', 'Stale', 'Last error'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, (body.sources || []).map((s) => h('tr', {},

@@ -61,8 +61,10 @@ struct Status {
 pub(crate) struct Readiness {
     ready: bool,
     shutting_down: bool,
-    /// Long polls and streams open now; shutdown ends them all at once.
-    waiting: usize,
+    /// Long polls and streams open now (shutdown ends them all at once): for callers who read
+    /// every namespace only, since it counts other namespaces' followers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting: Option<usize>,
     /// The tokens file, where it is the authority.
     #[serde(skip_serializing_if = "Option::is_none")]
     tokens_file: Option<crate::access::tokens::TokenFileStatus>,
@@ -105,7 +107,7 @@ pub(super) async fn readyz(state: AppState, authorization: Option<String>) -> Re
     let body = Readiness {
         ready,
         shutting_down,
-        waiting: state.limits.held(),
+        waiting: reads_all.then(|| state.limits.held()),
         // Its path, size and last error are for readers of everything only.
         tokens_file: state.access.token_file().filter(|_| reads_all).map(|f| f.status()),
         modules: super::modules::redacted(modules, reads_all),

@@ -58,16 +58,41 @@ pub fn accepts_events<'a>(mut accept: impl Iterator<Item = &'a str>) -> bool {
 }
 
 /// An event's `id`: the index that issued it (see `Index::instance`) and the change's place in
-/// its history, as `instance:seq` (hex, decimal).
+/// its history, sealed: that history is every namespace's, so a plain place would tell a
+/// caller how much changed in namespaces they may not read. The place is XORed with a pad
+/// drawn from the index's secret and a nonce fresh for each id (`instance:nonce·sealed`, hex),
+/// so two ids say nothing of the distance between them; only the index that issued one can
+/// open it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventId {
     pub instance: u32,
-    pub seq: u64,
+    nonce: u64,
+    sealed: u64,
+}
+
+impl EventId {
+    /// The id of change `seq` of `index`.
+    pub fn seal(index: &crate::index::Index, seq: u64) -> EventId {
+        let nonce = fastrand::u64(..);
+        EventId { instance: index.instance(), nonce, sealed: seq ^ pad(index.id_secret(), nonce) }
+    }
+
+    /// The change this id names, where `index` issued it.
+    pub fn open(&self, index: &crate::index::Index) -> Option<u64> {
+        (self.instance == index.instance()).then(|| self.sealed ^ pad(index.id_secret(), self.nonce))
+    }
+}
+
+/// The first 64 bits of SHA-256(secret ‖ nonce): a pad as unpredictable as the secret.
+fn pad(secret: &[u8; 32], nonce: u64) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(secret).chain_update(nonce.to_be_bytes()).finalize();
+    u64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
 }
 
 impl std::fmt::Display for EventId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:08x}:{}", self.instance, self.seq)
+        write!(f, "{:08x}:{:016x}{:016x}", self.instance, self.nonce, self.sealed)
     }
 }
 
@@ -75,8 +100,16 @@ impl std::str::FromStr for EventId {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, ()> {
-        let (instance, seq) = s.trim().split_once(':').ok_or(())?;
-        Ok(EventId { instance: u32::from_str_radix(instance, 16).map_err(drop)?, seq: seq.parse().map_err(drop)? })
+        let (instance, rest) = s.trim().split_once(':').ok_or(())?;
+        if rest.len() != 32 || !rest.is_ascii() {
+            return Err(());
+        }
+        let hex = |h: &str| u64::from_str_radix(h, 16).map_err(drop);
+        Ok(EventId {
+            instance: u32::from_str_radix(instance, 16).map_err(drop)?,
+            nonce: hex(&rest[..16])?,
+            sealed: hex(&rest[16..])?,
+        })
     }
 }
 
@@ -163,8 +196,7 @@ impl Follower {
         let mut expired = std::pin::pin!(tokio::time::sleep(life));
         // An id another replica (or an earlier process) issued says nothing about this history:
         // such a client resynchronises.
-        let instance = self.state.index.instance();
-        let resume_at = resume.filter(|id| id.instance == instance).map(|id| id.seq);
+        let resume_at = resume.and_then(|id| id.open(&self.state.index));
         let mut position = match resume_at {
             Some(seq) => seq,
             None => match self.snapshot(if resume.is_some() { "resync" } else { "snapshot" }).await {
@@ -308,7 +340,7 @@ impl Follower {
 
     /// The id of the event for change `seq`.
     fn id(&self, seq: u64) -> EventId {
-        EventId { instance: self.state.index.instance(), seq }
+        EventId::seal(&self.state.index, seq)
     }
 
     /// Waits for room in the buffer, up to `STALLED`.

@@ -94,6 +94,16 @@ pub struct Index {
     /// Names this index among replicas and restarts: a stream's event ids carry it, so an id
     /// another process issued is never read as a place in this one's history.
     instance: u32,
+    /// Seals event ids, so that they say nothing of other namespaces' changes.
+    id_secret: Arc<[u8; 32]>,
+}
+
+/// 32 bytes from the operating system's random source. Without one the service cannot promise
+/// what its event ids hide, so it stops.
+fn new_secret() -> Arc<[u8; 32]> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).expect("the operating system's random source");
+    Arc::new(secret)
 }
 
 impl Index {
@@ -112,12 +122,18 @@ impl Index {
             journal: None,
             restarts: SourceMetrics::default(),
             instance: fastrand::u32(..),
+            id_secret: new_secret(),
         }
     }
 
     /// What tells this index's event ids from another process's.
     pub fn instance(&self) -> u32 {
         self.instance
+    }
+
+    /// The secret this index seals its event ids with (see `api::stream::EventId`).
+    pub fn id_secret(&self) -> &[u8; 32] {
+        &self.id_secret
     }
 
     /// Notes every version served and every deletion in `journal`, for the archive.
