@@ -218,8 +218,8 @@ pub struct ServeArgs {
     /// Most cached identities and decisions.
     #[arg(long, env = "EXECWATCH_AUTH_CACHE_SIZE", default_value_t = 10_000)]
     pub auth_cache_size: u64,
-    /// Most TokenReviews and SubjectAccessReviews in flight at once over every caller; a request
-    /// that needs one more gets 503 TooManyReviews.
+    /// Most SubjectAccessReviews in flight at once over every caller, and a quarter as many
+    /// TokenReviews of tokens not cached; a request that needs one more gets 503 TooManyReviews.
     #[arg(long, env = "EXECWATCH_AUTH_MAX_REVIEWS", default_value_t = 1024)]
     pub auth_max_reviews: usize,
     /// The audience TokenReview checks tokens against (e.g. `execwatch`), so callers send a

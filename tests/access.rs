@@ -356,28 +356,46 @@ async fn a_token_over_16_kib_or_a_name_that_cannot_be_a_namespace_is_refused_bef
     assert_eq!(f.sim.requests("create", SAR, "") - decisions, 0, "no namespace review for impossible names");
 }
 
+/// Reviews in flight are capped with a clear 503, and tokens nobody knows (a flood of random
+/// ones) have a budget of their own, a quarter of the cap: they never take the reviews that
+/// authenticated callers' decisions need.
 #[tokio::test(flavor = "multi_thread")]
-async fn reviews_in_flight_are_capped_over_every_caller_with_a_clear_503() {
-    let capped = AccessSettings { max_reviews_in_flight: 2, timeout: Duration::from_secs(20), ..settings() };
+async fn reviews_in_flight_are_capped_and_unknown_tokens_cannot_take_them_all() {
+    let capped = AccessSettings { max_reviews_in_flight: 8, timeout: Duration::from_secs(20), ..settings() };
     let Some(f) = fixture(capped).await else { return };
+    // bob is known: his identity is cached, and so is his list of team-b.
+    assert_eq!(f.get("bob-token", "/api/v1/namespaces/team-b/executions").await.0, 200);
     f.sim.hang_reviews(true);
     // Counted from here: the fixture's own requests may have been reviewed already.
     let before = f.sim.requests("create", TOKEN_REVIEWS, "");
     let (base, http) = (f.service.base.clone(), reqwest::Client::new());
-    let hanging: Vec<_> = ["stranger-1", "stranger-2"]
-        .into_iter()
-        .map(|token| tokio::spawn(http.get(format!("{base}/api/v1/executions")).bearer_auth(token).send()))
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let flood: Vec<_> = (0..8)
+        .map(|i| {
+            let request = http.get(format!("{base}/api/v1/executions")).bearer_auth(format!("stranger-{i}")).send();
+            let refused = refused.clone();
+            tokio::spawn(async move {
+                if request.await.is_ok_and(|r| r.status() == 503) {
+                    refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        })
         .collect();
-    wait_until("both reviews are in flight", || async {
-        (f.sim.requests("create", TOKEN_REVIEWS, "") >= before + 2).then_some(())
+    wait_until("every stranger is reviewed or refused", || async {
+        let reviewing = f.sim.requests("create", TOKEN_REVIEWS, "") - before;
+        (reviewing + refused.load(std::sync::atomic::Ordering::SeqCst) >= 8).then_some(())
     })
     .await;
     let started = std::time::Instant::now();
-    let (status, body) = f.get("stranger-3", "/api/v1/executions").await;
+    let (status, body) = f.get("stranger-9", "/api/v1/executions").await;
     assert_eq!((status, body["code"].as_str()), (503, Some("TooManyReviews")), "{body}");
     assert!(started.elapsed() < Duration::from_secs(10), "refused at once, not at the review deadline");
+    assert_eq!(f.sim.requests("create", TOKEN_REVIEWS, "") - before, 2, "a quarter of the cap for unknown tokens");
+    // The strangers' reviews still hang; bob's new decision is made all the same.
     f.sim.hang_reviews(false);
-    for request in hanging {
+    let (status, body) = f.get("bob-token", "/api/v1/namespaces/team-b/executions/b-1").await;
+    assert_eq!(status, 200, "{body}");
+    for request in flood {
         request.abort();
     }
 }

@@ -60,7 +60,8 @@ pub struct AccessSettings {
     /// Most cached identities and decisions.
     pub cache_size: u64,
     pub authorize_as: AuthorizeAs,
-    /// Most reviews in flight at once over every caller; more are refused with 503.
+    /// Most SubjectAccessReviews in flight at once over every caller (and a quarter as many
+    /// TokenReviews of tokens not cached); more are refused with 503.
     pub max_reviews_in_flight: usize,
     /// The audience TokenReview checks tokens against (`--token-audience`); `None` for the API
     /// server's own.

@@ -1,8 +1,9 @@
 //! The `kubernetes` authority: TokenReview says who a token is, SubjectAccessReview whether they
 //! may read a namespace's executions. Both are cached by token digest (allowed and denied
 //! answers for their own TTLs, errors never), concurrent identical reviews are one request, at
-//! most `max_reviews_in_flight` run at once over every caller (503 beyond), and a review that
-//! fails or outlasts the deadline denies with 503.
+//! most `max_reviews_in_flight` SubjectAccessReviews and a quarter as many TokenReviews of
+//! tokens not cached run at once over every caller (503 beyond), and a review that fails or
+//! outlasts the deadline denies with 503.
 
 use crate::metrics::ReviewMetrics;
 use std::collections::{BTreeMap, HashMap};
@@ -61,7 +62,7 @@ struct Book<K, T> {
     pending: Mutex<HashMap<K, Pending<T>>>,
     settings: AccessSettings,
     metrics: ReviewMetrics,
-    /// Reviews in flight over every cache and caller.
+    /// This book's reviews in flight, over every caller.
     in_flight: Arc<Semaphore>,
 }
 
@@ -159,10 +160,14 @@ pub enum Attributes {
 
 impl Reviewer {
     pub fn new(client: kube::Client, settings: AccessSettings) -> Self {
-        let in_flight = Arc::new(Semaphore::new(settings.max_reviews_in_flight.max(1)));
+        let most = settings.max_reviews_in_flight.max(1);
+        // TokenReviews of tokens not cached are anyone's to start, a flood of random tokens
+        // included: they get a quarter of the cap, apart from the decisions about callers
+        // already authenticated, which keep the whole of it.
+        let unknown_tokens = Arc::new(Semaphore::new(most.div_ceil(4)));
         let metrics = ReviewMetrics::default();
-        let identities = Answers::new("identities", settings.clone(), metrics.clone(), in_flight.clone());
-        let decisions = Answers::new("decisions", settings.clone(), metrics.clone(), in_flight);
+        let identities = Answers::new("identities", settings.clone(), metrics.clone(), unknown_tokens);
+        let decisions = Answers::new("decisions", settings.clone(), metrics.clone(), Arc::new(Semaphore::new(most)));
         Reviewer { client, settings, metrics, identities, decisions }
     }
 
