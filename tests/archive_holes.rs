@@ -145,12 +145,13 @@ async fn the_archives_url_and_the_databases_words_reach_no_caller() {
     service.stop().await;
 }
 
-/// Name and whether deleted, of every row of a SQLite archive, by name.
+/// Name and whether deleted, of every row of a SQLite archive, by name; none before the service
+/// made it.
 async fn sqlite_rows(url: &str) -> Vec<(String, bool)> {
     sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let Ok(pool) = sqlx::AnyPool::connect(url).await else { return Vec::new() };
     let sql = "SELECT name, deleted_at FROM executions ORDER BY name";
-    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap_or_default();
     pool.close().await;
     rows.into_iter().map(|(name, deleted)| (name, deleted.is_some())).collect()
 }
@@ -318,5 +319,41 @@ async fn a_token_listing_an_unwatched_namespace_sees_none_of_its_archive() {
     let shown: Vec<&str> =
         pipelines["items"].as_array().unwrap().iter().filter_map(|p| p["namespace"].as_str()).collect();
     assert_eq!(shown, ["team-b"], "{pipelines}");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_rejected_at_its_last_version_then_deleted_is_archived_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let url = format!("sqlite:{}", dir.path().join("history.db").display());
+    let archive = ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) };
+    let service = Running::launch(
+        dir_source(&data, Duration::from_millis(50)),
+        Setup { archive: Some(archive), ..Setup::default() },
+    )
+    .await;
+    write(&data, "team-b", "b-run-2");
+    let sqlite = format!("sqlite://{}", dir.path().join("history.db").display());
+    wait_until("its row", || async { (sqlite_rows(&sqlite).await.len() == 1).then_some(()) }).await;
+    // The writer's last version is invalid (a phase no schema knows), then the ConfigMap goes.
+    let bogus = Doc::new("web").phase("Bogus").yaml();
+    let tmp = data.join(".bogus.tmp");
+    std::fs::write(&tmp, manifest("team-b", "b-run-2", &bogus)).unwrap();
+    std::fs::rename(&tmp, data.join("team-b-b-run-2.yaml")).unwrap();
+    service.wait_for("rejected", "/api/v1/rejections", |b| names(b) == ["b-run-2"]).await;
+    std::fs::remove_file(data.join("team-b-b-run-2.yaml")).unwrap();
+    service.wait_for("no rejection left", "/api/v1/rejections", |b| names(b).is_empty()).await;
+    // Served from the archive as it last was, without waiting for a relist.
+    let one =
+        service.wait_for("archived", "/api/v1/namespaces/team-b/executions/b-run-2", |b| b["archived"] == true).await;
+    assert_eq!(one["execution"]["phase"], "Succeeded", "{one}");
+    let list = service.get("/api/v1/executions").await.1;
+    assert_eq!(names(&list), ["b-run-2"], "{list}");
+    wait_until("its row marked", || async {
+        (sqlite_rows(&sqlite).await == [("b-run-2".to_owned(), true)]).then_some(())
+    })
+    .await;
     service.stop().await;
 }

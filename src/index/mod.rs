@@ -178,10 +178,25 @@ impl Index {
             return;
         }
         let revision = state.revision + 1;
-        let served = state.insert(shard, object, revision, Timestamp::now());
+        self.insert(&mut state, shard, object, revision, Timestamp::now());
         self.commit(&mut state);
-        if let (Some(journal), Some(entry)) = (&self.journal, served) {
-            journal.served(&entry);
+    }
+
+    /// Adds or replaces one object and notes it for the archive: the version served, or, where
+    /// a rejection replaces a served execution, that execution's end (it is served no more,
+    /// and the archive keeps it as it was, as it keeps a deleted one).
+    fn insert(&self, state: &mut State, shard: &str, object: Prepared, revision: u64, now: Timestamp) {
+        match state.insert(shard, object, revision, now) {
+            (_, Some(served)) => {
+                if let Some(journal) = &self.journal {
+                    journal.served(&served);
+                }
+            }
+            (Some(ended), None) => {
+                let at = self.archived_now();
+                self.note_deleted(state, Removed::Execution(ended), at);
+            }
+            (None, None) => {}
         }
     }
 
@@ -246,10 +261,7 @@ impl Index {
                     kept.insert(object.id().clone());
                     // An unchanged object keeps its entry (and revision), so a relist is not a change.
                     if !state.unchanged(&object) {
-                        let served = state.insert(shard, object, revision, now);
-                        if let (Some(journal), Some(entry)) = (&self.journal, served) {
-                            journal.served(&entry);
-                        }
+                        self.insert(&mut state, shard, object, revision, now);
                     }
                 }
             }
@@ -306,8 +318,15 @@ impl State {
         executions.chain(rejections).collect()
     }
 
-    /// Adds or replaces an object: the execution it now serves, if it is one.
-    fn insert(&mut self, shard: &str, object: Prepared, revision: u64, now: Timestamp) -> Option<Arc<ExecutionEntry>> {
+    /// Adds or replaces an object: the execution it replaces, and the one it now serves, where
+    /// either is one.
+    fn insert(
+        &mut self,
+        shard: &str,
+        object: Prepared,
+        revision: u64,
+        now: Timestamp,
+    ) -> (Option<Arc<ExecutionEntry>>, Option<Arc<ExecutionEntry>>) {
         let shard: Arc<str> = Arc::from(shard);
         let before = self.take(object.id()).0;
         let after = match object {
@@ -331,9 +350,9 @@ impl State {
             }
         };
         if before.is_some() || after.is_some() {
-            self.changes.record(Changed::Execution { before, after: after.clone(), archived: None });
+            self.changes.record(Changed::Execution { before: before.clone(), after: after.clone(), archived: None });
         }
-        after
+        (before, after)
     }
 
     /// Removes an object, served or rejected: what it was, if anything. `archived` says when,
