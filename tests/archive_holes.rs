@@ -357,3 +357,49 @@ async fn a_run_rejected_at_its_last_version_then_deleted_is_archived_at_once() {
     .await;
     service.stop().await;
 }
+
+/// A run's last change is written on shutdown, even while the database is slow to take it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shutdown_writes_what_the_archive_has_not_taken_yet() {
+    let Some(postgres) = Postgres::start() else { return };
+    postgres.create("flush");
+    let url = postgres.url("flush");
+    let dir = tempfile::tempdir().unwrap();
+    let archive = ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) };
+    let setup = Setup { archive: Some(archive), ..Setup::default() };
+    let mut service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), setup).await;
+    let run = |phase: &str| manifest("team-a", "x1", &Doc::new("web").phase(phase).yaml());
+    let put = |phase: &str| {
+        let tmp = dir.path().join(".x1.tmp");
+        std::fs::write(&tmp, run(phase)).unwrap();
+        std::fs::rename(&tmp, dir.path().join("x1.yaml")).unwrap();
+    };
+    let phase_of = || async {
+        let pool = sqlx::AnyPool::connect(&url).await.ok()?;
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT phase FROM executions WHERE name = 'x1'").fetch_optional(&pool).await.ok()?;
+        pool.close().await;
+        row.map(|(phase,)| phase)
+    };
+    sqlx::any::install_default_drivers();
+    put("Running");
+    wait_until("x1 archived Running", || async { (phase_of().await.as_deref() == Some("Running")).then_some(()) })
+        .await;
+    // The database stalls (a lock held elsewhere) as x1 succeeds, and the service is stopped.
+    let admin = sqlx::AnyPool::connect(&url).await.unwrap();
+    let mut lock = admin.begin().await.unwrap();
+    sqlx::query("LOCK TABLE executions IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
+    put("Succeeded");
+    service.wait_for("x1 served Succeeded", "/api/v1/executions", |b| b["items"][0]["phase"] == "Succeeded").await;
+    let address = service.address().to_owned();
+    service.begin_stop();
+    wait_until("the service no longer serves", || async {
+        tokio::net::TcpStream::connect(&address).await.is_err().then_some(())
+    })
+    .await;
+    // The database answers again while the service stops: its last change is written.
+    lock.rollback().await.unwrap();
+    service.stopped().await;
+    admin.close().await;
+    assert_eq!(phase_of().await.as_deref(), Some("Succeeded"));
+}

@@ -44,6 +44,8 @@ pub struct Journal(Arc<Inner>);
 struct Inner {
     notes: Mutex<Notes>,
     noted: Notify,
+    /// Told each time a batch is in the archive, for `settled`.
+    written: Notify,
 }
 
 #[derive(Default)]
@@ -137,6 +139,33 @@ impl Journal {
         for (key, _) in batch {
             notes.writing.remove(key);
         }
+        drop(notes);
+        self.0.written.notify_waiters();
+    }
+
+    /// Completes once every note made is in the archive (none pending, none being written).
+    pub async fn settled(&self) {
+        loop {
+            let written = self.0.written.notified();
+            tokio::pin!(written);
+            // Registered before the check, so a batch written in between is not missed.
+            written.as_mut().enable();
+            if self.unwritten() == (0, 0) {
+                return;
+            }
+            written.await;
+        }
+    }
+
+    /// Executions whose notes are not in the archive yet: versions served, and deletions.
+    pub fn unwritten(&self) -> (usize, usize) {
+        let notes = self.lock();
+        let writing = notes.writing.iter().filter(|(key, _)| !notes.pending.contains_key(*key));
+        let all = notes.pending.iter().chain(writing);
+        all.fold((0, 0), |(served, deleted), (_, note)| match note {
+            Note::Served(..) => (served + 1, deleted),
+            Note::Deleted(..) => (served, deleted + 1),
+        })
     }
 
     /// Notes that were not written, back in the journal unless a newer one came meanwhile.

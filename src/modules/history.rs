@@ -10,6 +10,9 @@ use super::{Lifecycle, Module, ModuleName, Task};
 use crate::history::{ArchiveSettings, ArchiveStatus};
 use crate::index::{Index, Journal};
 
+/// The longest the module waits, when it stops, for the journal to reach the archive.
+const FLUSH_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct HistoryModule {
     settings: ArchiveSettings,
     /// What the archive reconciles relists against.
@@ -63,6 +66,16 @@ impl Module for HistoryModule {
     fn disable(&self) -> BoxFuture<'_, ()> {
         async move {
             self.lifecycle.set(false);
+            // Switched off, or shutting down: what is noted goes to the archive first, while the
+            // database answers within `FLUSH_WITHIN`; what cannot is said, deletions first.
+            if tokio::time::timeout(FLUSH_WITHIN, self.journal.settled()).await.is_err() {
+                let (served, deleted) = self.journal.unwritten();
+                tracing::error!(
+                    deletions = deleted,
+                    versions = served,
+                    "the archive did not take these notes within {FLUSH_WITHIN:?}; they are lost unless a replica writes them (a relist marks a deleted run's last written version)"
+                );
+            }
             if self.task.stop().await {
                 // A batch cut short is rolled back: its notes wait in the journal again.
                 self.journal.requeue();
