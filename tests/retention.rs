@@ -14,8 +14,10 @@ use execwatch::source::cluster::WatchSettings;
 use k8s_openapi::api::core::v1::Event;
 use serde_json::Value;
 
-/// Keeps the newest two finished runs of each pipeline in team-a.
-const POLICY: &str = "rules:\n- name: keep-two\n  namespaces: [team-a]\n  keep: {newest: 2}\n";
+/// Keeps the newest two finished runs of each pipeline in team-a. The runs' payloads say they
+/// started weeks before their ConfigMaps were made (a skew both ways): this policy trusts them.
+const POLICY: &str =
+    "rules:\n- name: keep-two\n  namespaces: [team-a]\n  keep: {newest: 2}\n  clockSkew: {action: payloadTime}\n";
 
 /// Five finished runs of `web` (run-1 oldest) and an old one still running.
 async fn write_runs(cluster: &Cluster) {
@@ -242,7 +244,7 @@ async fn a_configmap_changed_after_the_plan_survives_its_delete() {
     .await;
     cluster.sim.silence_watches();
     write(&cluster, &[("run-1".to_owned(), Doc::new("web").phase("Failed").started_at("2026-11-01T10:01:00Z"))]).await;
-    rewrite(dir.path(), "rules: [{name: everything, keep: {newest: 0}}]\n");
+    rewrite(dir.path(), "rules: [{name: everything, keep: {newest: 0}, clockSkew: {action: payloadTime}}]\n");
     let survivors = set(&["run-0", "run-1"]);
     wait_until("the other finished runs are pruned", || async {
         (cluster.held(&["team-a"]).await == survivors).then_some(())
@@ -286,7 +288,7 @@ async fn a_bad_policy_edit_is_refused_and_the_previous_policy_stays() {
     let modules = cluster.service.get("/api/v1/modules").await.1;
     let retention = modules["items"].as_array().unwrap().iter().find(|m| m["name"] == "retention").unwrap().clone();
     assert!(retention["lastError"].as_str().unwrap().contains("keep/newest"), "{retention}");
-    rewrite(dir.path(), "rules: [{name: keep-one, keep: {newest: 1}}]\n");
+    rewrite(dir.path(), "rules: [{name: keep-one, keep: {newest: 1}, clockSkew: {action: payloadTime}}]\n");
     wait_until("the mended file is in force", || async {
         let plan = plan_of(&cluster).await;
         (plan["prunable"] == 4 && plan["policyError"].is_null()).then_some(())
@@ -305,7 +307,7 @@ async fn two_replicas_prune_ten_thousand_one_at_a_time_within_the_rate() {
     const RATE: u32 = 200;
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("retention.yaml");
-    std::fs::write(&policy, "rules: [{name: all, keep: {newest: 0}}]\n").unwrap();
+    std::fs::write(&policy, "rules: [{name: all, keep: {newest: 0}, clockSkew: {action: payloadTime}}]\n").unwrap();
     let sim = k8s_sim::Sim::start().await.unwrap();
     sim.create_namespace("team-a");
     sim.create_namespace("execwatch");
@@ -461,4 +463,59 @@ async fn a_run_claiming_to_be_older_than_its_configmap_is_skewed_and_kept() {
     })
     .await;
     assert_eq!((plan["rules"][0]["skewed"].as_u64(), plan["prunable"].as_u64()), (Some(1), Some(0)), "{plan}");
+}
+
+/// A holder whose clock runs an hour slow writes `renewTime`s an hour old, and renews all the
+/// same: this replica sees the Lease change and leaves it alone, and takes it only once it has
+/// seen it unchanged for the Lease's duration.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lease_renewed_by_a_replica_with_a_slow_clock_is_not_taken() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = k8s_sim::Sim::start().await.unwrap();
+    sim.create_namespace("team-a");
+    sim.create_namespace("execwatch");
+    let leases: kube::Api<Lease> = kube::Api::namespaced(common::client_for(&sim), "execwatch");
+    let an_hour_ago = || jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let held = serde_json::json!({"metadata": {"name": "execwatch-retention"}, "spec": {"holderIdentity": "replica-slow",
+        "leaseDurationSeconds": 3, "renewTime": an_hour_ago().to_string()}});
+    leases.create(&Default::default(), &serde_json::from_value(held).unwrap()).await.unwrap();
+    let file = dir.path().join("retention.yaml");
+    std::fs::write(&file, POLICY).unwrap();
+    let setup = Setup {
+        archive: Some(archive(dir.path(), "history.db")),
+        retention: Some(common::retention(&file, Mode::Enforce, 50, "replica-a")),
+        metrics: true,
+        ..Setup::default()
+    };
+    let sources = execwatch::Sources::Kube {
+        client: common::client_for(&sim),
+        namespaces: vec!["team-a".to_owned()].into(),
+        watch: fast_watch(),
+    };
+    let service = common::Running::launch(sources, setup).await;
+    let writer = common::client_for(&sim);
+    let cluster = Cluster { sim, service, writer };
+    write_runs(&cluster).await;
+    wait_until("a plan to prune three", || async { (plan_of(&cluster).await["prunable"] == 3).then_some(()) }).await;
+    // The slow holder renews every half second for twice the Lease's duration.
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
+    for _ in 0..12 {
+        every.tick().await;
+        let mut lease = leases.get("execwatch-retention").await.unwrap();
+        let spec = lease.spec.as_mut().unwrap();
+        assert_eq!(spec.holder_identity.as_deref(), Some("replica-slow"), "the Lease was taken from its holder");
+        spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(an_hour_ago()));
+        leases.replace("execwatch-retention", &Default::default(), &lease).await.unwrap();
+    }
+    assert_eq!(cluster.held(&["team-a"]).await.len(), 6, "nothing was pruned while another replica led");
+    // It stops renewing: the Lease is taken once seen unchanged for its duration.
+    let kept = set(&["run-0", "run-4", "run-5"]);
+    wait_until("the three oldest finished runs are pruned", || async {
+        (cluster.held(&["team-a"]).await == kept).then_some(())
+    })
+    .await;
+    let lease = leases.get("execwatch-retention").await.unwrap();
+    assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("replica-a"));
+    cluster.service.stop().await;
 }

@@ -1,6 +1,9 @@
 //! A `coordination.k8s.io/v1` Lease, so that one replica prunes at a time: taken when absent or
 //! expired, renewed by its holder, and every write is a replace at the version read, so two
-//! replicas racing for it cannot both win.
+//! replicas racing for it cannot both win. Expiry is judged as client-go's leader election
+//! judges it: by how long this replica has seen the Lease unchanged, on its own monotonic
+//! clock, never by comparing the holder's `renewTime` with this replica's wall clock (a replica
+//! whose clock runs fast would take a Lease its holder still renews).
 
 use std::time::Duration;
 
@@ -15,11 +18,27 @@ use super::pruner::LeaseSettings;
 pub struct Lease {
     api: Api<LeaseObject>,
     settings: LeaseSettings,
+    /// The Lease's resourceVersion when last read, and when this replica first saw it so.
+    observed: std::sync::Mutex<Option<(String, tokio::time::Instant)>>,
 }
 
 impl Lease {
     pub fn new(client: kube::Client, settings: LeaseSettings) -> Self {
-        Lease { api: Api::namespaced(client, &settings.namespace), settings }
+        Lease { api: Api::namespaced(client, &settings.namespace), settings, observed: Default::default() }
+    }
+
+    /// Whether the Lease at `version`, which lasts `lasts`, has gone unrenewed that long since
+    /// this replica first saw it at that version.
+    fn expired(&self, version: &str, lasts: Duration) -> bool {
+        let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+        let now = tokio::time::Instant::now();
+        match &*observed {
+            Some((seen, since)) if seen == version => now.duration_since(*since) >= lasts,
+            _ => {
+                *observed = Some((version.to_owned(), now));
+                false
+            }
+        }
     }
 
     /// Takes or renews the Lease: until when this replica may act on it, or `None` while another
@@ -50,7 +69,8 @@ impl Lease {
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         let holder = spec.holder_identity.clone().unwrap_or_default();
         let lasts = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(0).max(0) as u64);
-        let expired = spec.renew_time.as_ref().is_none_or(|t| t.0 + lasts < now.0);
+        let version = lease.metadata.resource_version.clone().unwrap_or_default();
+        let expired = self.expired(&version, lasts);
         if holder != *me && !holder.is_empty() && !expired {
             return Ok(None);
         }

@@ -181,22 +181,27 @@ impl Pruner {
             Err(e) => return idle(format!("cannot take the Lease {}: {e}", self.settings.lease.name)),
         };
         let (mut forbidden, mut forbidden_why) = (std::collections::BTreeSet::new(), None);
+        // Every step is bounded by the time left: a slow archive never stretches this replica's
+        // turn past the Lease it renewed, and no delete starts after it.
+        let cut_short = |why| Round { idle: why, cut_short: true };
         for chunk in plan.candidates.chunks(CHUNK) {
-            let deletable = match self.deletable(chunk).await {
-                Ok(deletable) => deletable,
-                Err(why) => {
+            let deletable = match tokio::time::timeout_at(until, self.deletable(chunk)).await {
+                Err(_) => return cut_short(forbidden_why),
+                Ok(Ok(deletable)) => deletable,
+                Ok(Err(why)) => {
                     self.metrics.error();
                     return idle(why);
                 }
             };
             for candidate in deletable {
-                if tokio::time::Instant::now() >= until {
-                    return Round { idle: forbidden_why, cut_short: true };
-                }
                 if forbidden.contains(&candidate.entry.id.namespace) {
                     continue;
                 }
-                limiter.until_ready().await;
+                // No delete starts after the window; one under way is seen through (its
+                // preconditions keep it safe, and its outcome is counted).
+                if tokio::time::timeout_at(until, limiter.until_ready()).await.is_err() {
+                    return cut_short(forbidden_why);
+                }
                 match self.prune(client, candidate, plan.rule_name(candidate.rule)).await {
                     Outcome::Pruned => self.metrics.pruned(plan.rule_name(candidate.rule)),
                     Outcome::Skipped(reason) => self.metrics.skipped(reason),
