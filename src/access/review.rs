@@ -90,6 +90,11 @@ where
         book.metrics.lookup(book.name, false);
         let shared = {
             let mut pending = book.pending.lock().unwrap_or_else(|p| p.into_inner());
+            // Looked up again under the lock: a review that ended since the lookup above has
+            // cached its answer and left `pending`, and must not be made twice.
+            if let Some((answer, _)) = book.cached.get(&key).filter(|(_, until)| *until > Instant::now()) {
+                return Ok(answer);
+            }
             match pending.get(&key) {
                 Some(shared) => shared.clone(),
                 None => {
