@@ -256,6 +256,11 @@ pub struct ServeArgs {
     /// Archived executions deleted from the cluster longer ago than this are pruned.
     #[arg(long, env = "EXECWATCH_ARCHIVE_RETAIN", value_parser = humantime::parse_duration, default_value = "400d")]
     pub archive_retain: Duration,
+    /// A file where the notes the archive has not taken by shutdown (its database down) wait
+    /// for the next start, which writes them first. Default: beside a SQLite archive's file
+    /// (`PATH.spool`); for PostgreSQL, none unless given (a persistent volume).
+    #[arg(long, env = "EXECWATCH_ARCHIVE_SPOOL", value_name = "FILE")]
+    pub archive_spool: Option<std::path::PathBuf>,
     /// A retention policy (YAML, checked against schemas/retention/retention-v1.json): which
     /// execution ConfigMaps may be deleted once the archive holds them, reloaded when it
     /// changes. Enables the `retention` module. Off by default.
@@ -357,7 +362,8 @@ impl ServeArgs {
     /// The archive, when `--archive` is given.
     pub fn archive_settings(&self) -> Option<ArchiveSettings> {
         let url = self.archive.clone()?;
-        Some(ArchiveSettings { url, retain: self.archive_retain })
+        let settings = ArchiveSettings::new(url, self.archive_retain);
+        Some(ArchiveSettings { spool: self.archive_spool.clone().or(settings.spool.clone()), ..settings })
     }
 
     /// Retention, when `--retention` is given, with its policy checked; `enforce` without an

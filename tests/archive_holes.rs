@@ -33,7 +33,7 @@ fn tokens(dir: &Path) -> Access {
 }
 
 async fn launch(data: &Path, url: &str, access: Access) -> Running {
-    let archive = ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) };
+    let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400));
     let setup = Setup { archive: Some(archive), access, ..Setup::default() };
     Running::launch(dir_source(data, Duration::from_millis(50)), setup).await
 }
@@ -178,7 +178,7 @@ async fn with_a_namespace_selector_a_restart_marks_deleted_only_what_was_deleted
         let namespaces = execwatch::source::Namespaces::Selected(selector);
         let sources =
             execwatch::Sources::Kube { client: common::client_for(&sim), namespaces, watch: common::fast_watch() };
-        let archive = ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) };
+        let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400));
         Running::launch(sources, Setup { archive: Some(archive), ..Setup::default() }).await
     };
     let service = start().await;
@@ -276,7 +276,7 @@ async fn a_postgres_archived_list_walks_only_its_scopes_namespaces() {
 async fn a_token_listing_an_unwatched_namespace_sees_none_of_its_archive() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("history.db").display());
-    let archive = || Some(ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) });
+    let archive = || Some(ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400)));
     // team-a's runs archived while it was watched ...
     let c = common::Cluster::launch(
         &["team-a", "team-b"],
@@ -328,7 +328,7 @@ async fn a_run_rejected_at_its_last_version_then_deleted_is_archived_at_once() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let url = format!("sqlite:{}", dir.path().join("history.db").display());
-    let archive = ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) };
+    let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400));
     let service = Running::launch(
         dir_source(&data, Duration::from_millis(50)),
         Setup { archive: Some(archive), ..Setup::default() },
@@ -365,7 +365,7 @@ async fn a_shutdown_writes_what_the_archive_has_not_taken_yet() {
     postgres.create("flush");
     let url = postgres.url("flush");
     let dir = tempfile::tempdir().unwrap();
-    let archive = ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) };
+    let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400));
     let setup = Setup { archive: Some(archive), ..Setup::default() };
     let mut service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), setup).await;
     let run = |phase: &str| manifest("team-a", "x1", &Doc::new("web").phase(phase).yaml());
@@ -402,4 +402,62 @@ async fn a_shutdown_writes_what_the_archive_has_not_taken_yet() {
     service.stopped().await;
     admin.close().await;
     assert_eq!(phase_of().await.as_deref(), Some("Succeeded"));
+}
+
+/// With the database down at shutdown, what it did not take waits in the spool, and the next
+/// start writes it first: a run's final state, and a run created and deleted meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn notes_the_database_missed_at_shutdown_wait_in_the_spool_for_the_next_start() {
+    let Some(postgres) = Postgres::start() else { return };
+    postgres.create("spool");
+    let url = postgres.url("spool");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let spool = dir.path().join("archive.spool");
+    let start = || {
+        let archive = ArchiveSettings {
+            spool: Some(spool.clone()),
+            ..ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400))
+        };
+        Running::launch(
+            dir_source(&data, Duration::from_millis(50)),
+            Setup { archive: Some(archive), ..Setup::default() },
+        )
+    };
+    let put = |name: &str, phase: &str| {
+        let tmp = data.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, manifest("team-a", name, &Doc::new("web").phase(phase).yaml())).unwrap();
+        std::fs::rename(&tmp, data.join(format!("{name}.yaml"))).unwrap();
+    };
+    let rows = || async {
+        sqlx::any::install_default_drivers();
+        let Ok(pool) = sqlx::AnyPool::connect(&url).await else { return Vec::new() };
+        let sql = "SELECT name, phase, deleted_at FROM executions ORDER BY name";
+        let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap_or_default();
+        pool.close().await;
+        rows.into_iter().map(|(n, p, d)| (n, p, d.is_some())).collect::<Vec<_>>()
+    };
+    let row = |n: &str, p: &str, d: bool| (n.to_owned(), p.to_owned(), d);
+    let service = start().await;
+    put("x1", "Running");
+    wait_until("x1 archived", || async { (rows().await == [row("x1", "Running", false)]).then_some(()) }).await;
+    postgres.halt();
+    put("x1", "Succeeded");
+    put("x2", "Failed");
+    service.wait_for("both served", "/api/v1/executions", |b| names(b).len() == 2).await;
+    std::fs::remove_file(data.join("x2.yaml")).unwrap();
+    service
+        .wait_for("x2 deleted", "/api/v1/executions", |b| {
+            b["items"].as_array().is_some_and(|i| i.iter().any(|e| e["archived"] == true))
+        })
+        .await;
+    service.stop().await;
+    assert!(spool.exists(), "the notes wait in the spool");
+    postgres.resume();
+    let service = start().await;
+    let want = vec![row("x1", "Succeeded", false), row("x2", "Failed", true)];
+    wait_until("the spool's notes are in the archive", || async { (rows().await == want).then_some(()) }).await;
+    wait_until("the spool is gone", || async { (!spool.exists()).then_some(()) }).await;
+    service.stop().await;
 }

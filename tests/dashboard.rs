@@ -269,7 +269,7 @@ async fn the_board_fits_360_pixels_and_works_by_keyboard() {
 async fn archived_executions_are_marked_and_the_list_pages_into_history() {
     let file = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", file.path().join("history.db").display()).parse().unwrap();
-    let archive = execwatch::history::ArchiveSettings { url, retain: Duration::from_secs(86400) };
+    let archive = execwatch::history::ArchiveSettings::new(url, Duration::from_secs(86400));
     let c = Cluster::launch(&TEAMS, &TEAMS, fast_watch(), Setup { archive: Some(archive), ..Setup::default() }).await;
     // 55 runs, 10 of them deleted: the first page (50) ends in history, the second is all history.
     for i in 0..55 {

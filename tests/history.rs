@@ -66,7 +66,7 @@ fn write(dir: &Path, name: &str, phase: &str) {
 
 fn archive(url: &str, retain: Duration) -> Setup {
     let url = url.parse().expect("an archive URL");
-    Setup { archive: Some(ArchiveSettings { url, retain }), ..Setup::default() }
+    Setup { archive: Some(ArchiveSettings::new(url, retain)), ..Setup::default() }
 }
 
 async fn history_module(service: &Running) -> Value {

@@ -21,7 +21,7 @@ fn write(dir: &Path, name: &str, phase: &str) {
 }
 
 async fn launch(dir: &Path, url: &str) -> Running {
-    let archive = ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) };
+    let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400));
     Running::launch(dir_source(dir, Duration::from_millis(50)), Setup { archive: Some(archive), ..Setup::default() })
         .await
 }

@@ -124,7 +124,7 @@ fn setup(url: &str) -> Setup {
     let tokens = dir.join("tokens.yaml");
     std::fs::write(&tokens, tokens_file(&[("a", "token-a", "[team-a]"), ("ops", "token-ops", "['*']")])).unwrap();
     let access = Access::tokens(TokenFile::load(&tokens, Duration::from_millis(100)).unwrap());
-    let archive = ArchiveSettings { url: url.parse().unwrap(), retain: Duration::from_secs(86400) };
+    let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400));
     Setup { archive: Some(archive), access, ..Setup::default() }
 }
 

@@ -67,7 +67,7 @@ async fn start_over(
 
 fn archive(dir: &std::path::Path, file: &str) -> ArchiveSettings {
     let url = format!("sqlite:{}", dir.join(file).display());
-    ArchiveSettings { url: url.parse().unwrap(), retain: std::time::Duration::from_secs(86400) }
+    ArchiveSettings::new(url.parse().unwrap(), std::time::Duration::from_secs(86400))
 }
 
 /// Replaces the policy file the way a ConfigMap mount or an editor does: a new file renamed in.

@@ -10,6 +10,7 @@
 //! and `/metrics` counts the failures.
 
 mod list;
+pub mod spool;
 mod store;
 mod warm;
 mod writer;
@@ -61,6 +62,11 @@ impl ArchiveUrl {
         self.0.starts_with("sqlite:")
     }
 
+    /// The SQLite file, for a `sqlite:` archive.
+    fn sqlite_path(&self) -> Option<&str> {
+        self.0.strip_prefix("sqlite://")?.strip_suffix("?mode=rwc")
+    }
+
     /// The URL with its secrets left out, for logs and errors: the userinfo's password, and
     /// every query parameter that holds one or names a key (`password`, `sslpassword`,
     /// `sslkey`, …), whatever characters they contain.
@@ -95,6 +101,17 @@ pub struct ArchiveSettings {
     pub url: ArchiveUrl,
     /// Rows of executions deleted from the cluster longer ago than this are pruned.
     pub retain: Duration,
+    /// Where the notes the database did not take by shutdown wait for the next start (see
+    /// `spool`): beside a SQLite file by default, nowhere for PostgreSQL unless given.
+    pub spool: Option<std::path::PathBuf>,
+}
+
+impl ArchiveSettings {
+    /// The settings with the default spool.
+    pub fn new(url: ArchiveUrl, retain: Duration) -> Self {
+        let spool = url.sqlite_path().map(|path| format!("{path}.spool").into());
+        ArchiveSettings { url, retain, spool }
+    }
 }
 
 /// How the archive is doing, for readiness and `/metrics`, and its connection once it has one,
@@ -321,6 +338,18 @@ pub async fn archived_plan(
     let plan = store::archived_plan(&pool, &query, url.is_sqlite()).await;
     pool.close().await;
     plan
+}
+
+/// Moves the journal's notes that are not in the archive (the writer has stopped) to the
+/// spool: how many, or why they could not be kept (then they stay in the journal).
+pub fn spool_unwritten(settings: &ArchiveSettings, journal: &crate::index::Journal) -> Result<usize, String> {
+    let Some(path) = &settings.spool else { return Err("no --archive-spool is set".to_owned()) };
+    let notes = journal.take_unwritten();
+    let rows: Vec<store::StoredNote> = notes.iter().map(|(key, note)| store::StoredNote::of(key, note)).collect();
+    spool::save(path, &rows).map_err(|e| {
+        journal.put_back(notes);
+        format!("cannot write the spool {}: {e}", path.display())
+    })
 }
 
 /// The longest a request waits for the archive.

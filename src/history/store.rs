@@ -10,7 +10,7 @@ use sqlx::migrate::MigrateError;
 use sqlx::{AnyPool, Executor, Row};
 
 use super::ArchiveUrl;
-use crate::index::{ArchiveKey, ArchivedLoad, ArchivedRun, ExecutionEntry, Note, Stored, Synced};
+use crate::index::{ArchiveKey, ArchivedLoad, ArchivedRun, Note, Stored, Synced};
 use futures::TryStreamExt;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -68,45 +68,86 @@ const UPSERT: &str = "INSERT INTO executions (namespace, name, uid, resource_ver
 
 /// Writes every note of `batch` in one transaction.
 pub async fn write(pool: &AnyPool, batch: &[(ArchiveKey, Note)], schema_set: &str) -> Result<(), sqlx::Error> {
+    let rows: Vec<StoredNote> = batch.iter().map(|(key, note)| StoredNote::of(key, note)).collect();
+    write_rows(pool, rows, schema_set).await
+}
+
+/// Writes these rows in one transaction.
+pub async fn write_rows(pool: &AnyPool, rows: Vec<StoredNote>, schema_set: &str) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    for (key, note) in batch {
-        let (entry, seen, deleted) = match note {
-            Note::Served(entry, at) => (entry, *at, None),
-            Note::Deleted(entry, at) => (entry, *at, Some(millis(*at))),
-        };
-        upsert(key, entry, schema_set, millis(seen), deleted).execute(&mut *tx).await?;
+    for row in &rows {
+        upsert(row, schema_set).execute(&mut *tx).await?;
     }
     tx.commit().await
 }
 
-fn upsert<'q>(
-    key: &'q ArchiveKey,
-    entry: &'q ExecutionEntry,
-    schema_set: &'q str,
+/// One note as the archive stores it: what `UPSERT` binds, owned, so that notes can wait in
+/// the spool across a restart.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredNote {
+    namespace: String,
+    name: String,
+    uid: String,
+    resource_version: String,
+    pipeline: String,
+    phase: String,
+    sort_time: i64,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    labels: String,
+    summary: String,
+    detail: String,
     seen: i64,
     deleted: Option<i64>,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    let text = |json: &crate::index::Json| String::from_utf8_lossy(&json.bytes).into_owned();
+}
+
+impl StoredNote {
+    pub fn of(key: &ArchiveKey, note: &Note) -> StoredNote {
+        let (entry, seen, deleted) = match note {
+            Note::Served(entry, at) => (entry, *at, None),
+            Note::Deleted(entry, at) => (entry, *at, Some(millis(*at))),
+        };
+        let text = |json: &crate::index::Json| String::from_utf8_lossy(&json.bytes).into_owned();
+        StoredNote {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            uid: key.uid.clone(),
+            resource_version: entry.resource_version.clone(),
+            pipeline: entry.view.pipeline.clone(),
+            phase: entry.view.phase.as_str().to_owned(),
+            sort_time: millis(entry.sort_time),
+            started_at: entry.view.started_at.clone(),
+            finished_at: entry.view.finished_at.clone(),
+            labels: serde_json::to_string(&entry.labels).unwrap_or_default(),
+            summary: text(&entry.summary),
+            detail: text(&entry.detail),
+            seen: millis(seen),
+            deleted,
+        }
+    }
+}
+
+fn upsert<'q>(row: &'q StoredNote, schema_set: &'q str) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     sqlx::query(UPSERT)
-        .bind(key.namespace.as_str())
-        .bind(key.name.as_str())
-        .bind(key.uid.as_str())
-        .bind(entry.resource_version.as_str())
+        .bind(row.namespace.as_str())
+        .bind(row.name.as_str())
+        .bind(row.uid.as_str())
+        .bind(row.resource_version.as_str())
         // etcd's resourceVersions are numbers; anything else orders as 0, last write wins.
-        .bind(entry.resource_version.parse::<i64>().unwrap_or(0))
+        .bind(row.resource_version.parse::<i64>().unwrap_or(0))
         .bind(schema_set)
-        .bind(entry.view.pipeline.as_str())
-        .bind(entry.view.phase.as_str())
-        .bind(millis(entry.sort_time))
-        .bind(entry.view.started_at.clone())
-        .bind(entry.view.finished_at.clone())
-        .bind(serde_json::to_string(&entry.labels).unwrap_or_default())
-        .bind(text(&entry.summary))
-        .bind(text(&entry.detail))
-        .bind(seen)
-        .bind(seen)
-        .bind(deleted)
-        .bind(list_key(&key.namespace, &key.name))
+        .bind(row.pipeline.as_str())
+        .bind(row.phase.as_str())
+        .bind(row.sort_time)
+        .bind(row.started_at.clone())
+        .bind(row.finished_at.clone())
+        .bind(row.labels.as_str())
+        .bind(row.summary.as_str())
+        .bind(row.detail.as_str())
+        .bind(row.seen)
+        .bind(row.seen)
+        .bind(row.deleted)
+        .bind(list_key(&row.namespace, &row.name))
 }
 
 /// The bytes ties of `sort_time` are ordered by: as Rust orders (namespace, name).

@@ -24,6 +24,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Runs until aborted.
 pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, status: ArchiveStatus, schema_set: String) {
     let pool = connect(&settings, &status).await;
+    if let Some(spool) = &settings.spool {
+        replay(&pool, spool, &schema_set).await;
+    }
     let (mut prune_at, mut load_at) = (tokio::time::Instant::now(), tokio::time::Instant::now());
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -145,6 +148,29 @@ fn gone(synced: &Synced, index: &Index, key: &ArchiveKey, version_order: i64) ->
     }
     let id = ObjectRef { namespace: key.namespace.clone(), name: key.name.clone() };
     index.get(&id).is_none_or(|live| live.uid != key.uid)
+}
+
+/// Writes what the spool kept from the last shutdown, before any note of this run, and removes
+/// it once written; a spool that cannot be written or read stays for the next start.
+async fn replay(pool: &AnyPool, spool: &std::path::Path, schema_set: &str) {
+    let rows = match super::spool::rows(spool) {
+        Ok(rows) if rows.is_empty() => return,
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(spool = %spool.display(), error = %e, "cannot read the archive's spool; it is kept");
+            return;
+        }
+    };
+    let count = rows.len();
+    match store::write_rows(pool, rows, schema_set).await {
+        Ok(()) => match std::fs::remove_file(spool) {
+            Ok(()) => tracing::info!(notes = count, spool = %spool.display(), "the spool's notes are in the archive"),
+            Err(e) => tracing::warn!(spool = %spool.display(), error = %e, "written, but cannot remove the spool"),
+        },
+        Err(e) => {
+            tracing::warn!(spool = %spool.display(), error = %short(&e), "cannot write the spool's notes yet; it is kept")
+        }
+    }
 }
 
 /// Connects and migrates, retrying with backoff; the status says why meanwhile.

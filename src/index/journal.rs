@@ -157,6 +157,15 @@ impl Journal {
         }
     }
 
+    /// Every note not in the archive yet (the newest of each execution), taken out: the
+    /// writer has stopped, and they go to the spool.
+    pub fn take_unwritten(&self) -> Vec<(ArchiveKey, Note)> {
+        let mut notes = self.lock();
+        let mut all = std::mem::take(&mut notes.writing);
+        all.extend(std::mem::take(&mut notes.pending));
+        all.into_iter().collect()
+    }
+
     /// Executions whose notes are not in the archive yet: versions served, and deletions.
     pub fn unwritten(&self) -> (usize, usize) {
         let notes = self.lock();

@@ -38,6 +38,25 @@ impl HistoryModule {
     }
 }
 
+impl HistoryModule {
+    /// The notes the database did not take: to the spool, or counted in the log as lost.
+    fn keep_unwritten(&self) {
+        let (served, deleted) = self.journal.unwritten();
+        match crate::history::spool_unwritten(&self.settings, &self.journal) {
+            Ok(kept) => tracing::warn!(
+                notes = kept,
+                spool = %self.settings.spool.as_deref().unwrap_or_else(|| std::path::Path::new("")).display(),
+                "the archive did not take these notes within {FLUSH_WITHIN:?}; the spool keeps them for the next start"
+            ),
+            Err(why) => tracing::error!(
+                deletions = deleted,
+                versions = served,
+                "the archive did not take these notes within {FLUSH_WITHIN:?}, and {why}: they are lost unless a replica writes them (a relist marks a deleted run's last written version)"
+            ),
+        }
+    }
+}
+
 impl Module for HistoryModule {
     fn name(&self) -> ModuleName {
         ModuleName::History
@@ -67,18 +86,15 @@ impl Module for HistoryModule {
         async move {
             self.lifecycle.set(false);
             // Switched off, or shutting down: what is noted goes to the archive first, while the
-            // database answers within `FLUSH_WITHIN`; what cannot is said, deletions first.
-            if tokio::time::timeout(FLUSH_WITHIN, self.journal.settled()).await.is_err() {
-                let (served, deleted) = self.journal.unwritten();
-                tracing::error!(
-                    deletions = deleted,
-                    versions = served,
-                    "the archive did not take these notes within {FLUSH_WITHIN:?}; they are lost unless a replica writes them (a relist marks a deleted run's last written version)"
-                );
-            }
+            // database answers within `FLUSH_WITHIN`; what it does not take goes to the spool
+            // for the next start, or, where there is none, is said, deletions first.
+            let flushed = tokio::time::timeout(FLUSH_WITHIN, self.journal.settled()).await.is_ok();
             if self.task.stop().await {
                 // A batch cut short is rolled back: its notes wait in the journal again.
                 self.journal.requeue();
+            }
+            if !flushed {
+                self.keep_unwritten();
             }
         }
         .boxed()
