@@ -461,3 +461,52 @@ async fn notes_the_database_missed_at_shutdown_wait_in_the_spool_for_the_next_st
     wait_until("the spool is gone", || async { (!spool.exists()).then_some(()) }).await;
     service.stop().await;
 }
+
+/// A caller who reads many namespaces (more than a SQLite compound query holds) gets every
+/// archived run of them, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scope_of_six_hundred_namespaces_reads_the_archive_of_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let namespaces: Vec<String> = (0..600).map(|i| format!("ns-{i:03}")).collect();
+    for ns in &namespaces {
+        std::fs::write(data.join(format!("{ns}.yaml")), manifest(ns, "run", &Doc::new("web").yaml())).unwrap();
+    }
+    let path = dir.path().join("tokens.yaml");
+    std::fs::write(&path, common::tokens_file(&[("many", "many-token", &format!("[{}]", namespaces.join(", ")))]))
+        .unwrap();
+    let access = Access::tokens(TokenFile::load(&path, Duration::from_secs(60)).unwrap());
+    let url = format!("sqlite:{}", dir.path().join("history.db").display());
+    let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400));
+    let setup = Setup { archive: Some(archive), access, ..Setup::default() };
+    let service = Running::launch(dir_source(&data, Duration::from_millis(50)), setup).await;
+    let sqlite = format!("sqlite://{}", dir.path().join("history.db").display());
+    wait_until("600 rows", || async { (sqlite_rows(&sqlite).await.len() == 600).then_some(()) }).await;
+    for ns in ["ns-001", "ns-599"] {
+        std::fs::remove_file(data.join(format!("{ns}.yaml"))).unwrap();
+    }
+    wait_until("two rows marked", || async {
+        (sqlite_rows(&sqlite).await.iter().filter(|(_, deleted)| *deleted).count() == 2).then_some(())
+    })
+    .await;
+    let (mut archived, mut all, mut next) = (Vec::new(), 0, None::<String>);
+    loop {
+        let token = next.as_ref().map(|t| format!("&continue={t}")).unwrap_or_default();
+        let (status, page) = get(&service, "many-token", &format!("/api/v1/executions?limit=500{token}")).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["freshness"]["complete"], true, "{}", page["freshness"]);
+        for item in page["items"].as_array().unwrap() {
+            all += 1;
+            if item["archived"] == true {
+                archived.push(item["namespace"].as_str().unwrap().to_owned());
+            }
+        }
+        match page["continue"].as_str() {
+            Some(t) => next = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!((all, archived), (600, vec!["ns-001".to_owned(), "ns-599".to_owned()]));
+    service.stop().await;
+}

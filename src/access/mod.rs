@@ -285,14 +285,7 @@ impl Access {
             Grant::Everything => Ok(Scope::all()),
             Grant::Listed(key) => {
                 let listed = self.token_file().and_then(|file| file.lookup(key)).map(|(_, scope)| scope);
-                Ok(match listed {
-                    Some(all) if all.is_all() => all,
-                    // Only what the service watches: a listed namespace it does not watch
-                    // answers 404 on its own path, and so shows nothing (its archive neither)
-                    // in a cluster-wide list.
-                    Some(listed) => Scope::only(universe().into_iter().filter(|ns| listed.allows(ns)).collect()),
-                    None => Scope::only(BTreeSet::new()),
-                })
+                Ok(listed.unwrap_or_else(|| Scope::only(BTreeSet::new())))
             }
             Grant::Reviewed(..) => {
                 let universe = universe();

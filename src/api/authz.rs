@@ -123,7 +123,15 @@ pub(super) fn covers_everything(state: &AppState, scope: &Scope) -> bool {
     scope.is_all() || (!namespaces.is_empty() && namespaces.iter().all(|ns| scope.allows(ns)))
 }
 
-/// The namespaces `caller` may `verb` now, for a cluster-wide list.
+/// The namespaces `caller` may `verb` now, for a cluster-wide list: only those this service
+/// watches (a namespace it does not watch answers 404 on its own path, so it shows nothing, its
+/// archive neither, in a cluster-wide list; a tokens file may list it all the same).
 pub(super) async fn scope(state: &AppState, caller: &Caller, verb: Verb) -> Result<Scope, ApiError> {
-    Ok(state.access.scope(caller, || state.index.namespaces(), verb).await?)
+    let scope = state.access.scope(caller, || state.index.namespaces(), verb).await?;
+    Ok(match scope.namespaces() {
+        Some(listed) if listed.iter().any(|ns| !state.index.watches(ns)) => {
+            Scope::only(listed.iter().filter(|ns| state.index.watches(ns)).cloned().collect())
+        }
+        _ => scope,
+    })
 }
