@@ -510,3 +510,61 @@ async fn a_scope_of_six_hundred_namespaces_reads_the_archive_of_each() {
     assert_eq!((all, archived), (600, vec!["ns-001".to_owned(), "ns-599".to_owned()]));
     service.stop().await;
 }
+
+/// A namespace deleted and created again under its name is another namespace: what was archived
+/// in the first is nobody's to read in the second, and the second's own runs are.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_created_again_does_not_inherit_the_archive_of_the_earlier_one() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.yaml");
+    std::fs::write(&path, common::tokens_file(&[("carol", "carol-token", "[team-a]")])).unwrap();
+    let access = Access::tokens(TokenFile::load(&path, Duration::from_secs(60)).unwrap());
+    let url = format!("sqlite:{}", dir.path().join("history.db").display());
+    let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400));
+    let setup = Setup { archive: Some(archive), access, ..Setup::default() };
+    let c = common::Cluster::launch(&["team-a", "team-b"], &["team-a", "team-b"], common::fast_watch(), setup).await;
+    let archived_of = |body: &Value| -> Vec<String> {
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        items.iter().filter(|i| i["archived"] == true).map(|i| i["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let carol_sees = |want: &'static [&'static str]| {
+        let c = &c;
+        async move {
+            wait_until("carol's archived runs of team-a", || async {
+                let (status, body) = get(&c.service, "carol-token", "/api/v1/namespaces/team-a/executions").await;
+                (status == 200 && archived_of(&body) == want).then_some(())
+            })
+            .await
+        }
+    };
+    c.put_execution("team-a", "secret-deploy-1", &Doc::new("payroll")).await;
+    wait_until("served", || async {
+        let (_, body) = get(&c.service, "carol-token", "/api/v1/namespaces/team-a/executions").await;
+        (names(&body) == ["secret-deploy-1"]).then_some(())
+    })
+    .await;
+    c.delete("team-a", "secret-deploy-1").await;
+    carol_sees(&["secret-deploy-1"]).await;
+    // team-a is decommissioned, and the name is given again.
+    let namespaces: kube::Api<Namespace> = kube::Api::all(c.writer.clone());
+    namespaces.delete("team-a", &Default::default()).await.unwrap();
+    c.create_namespace("team-a").await;
+    carol_sees(&[]).await;
+    let one = "/api/v1/namespaces/team-a/executions/secret-deploy-1";
+    assert_eq!(get(&c.service, "carol-token", one).await.0, 404);
+    wait_until("team-a's pipelines forget the earlier namespace", || async {
+        let (_, body) = get(&c.service, "carol-token", "/api/v1/namespaces/team-a/pipelines").await;
+        (body["freshness"]["complete"] == true && body["items"].as_array().is_some_and(Vec::is_empty)).then_some(())
+    })
+    .await;
+    // The new namespace's own runs are archived and read as ever.
+    c.put_execution("team-a", "new-run", &Doc::new("web")).await;
+    wait_until("the new run", || async {
+        let (_, body) = get(&c.service, "carol-token", "/api/v1/namespaces/team-a/executions").await;
+        (names(&body) == ["new-run"]).then_some(())
+    })
+    .await;
+    c.delete("team-a", "new-run").await;
+    carol_sees(&["new-run"]).await;
+}

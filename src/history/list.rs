@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Deserialize;
 use sqlx::AnyPool;
 
+use super::incarnation::Incarnations;
 use super::store::{self, ArchivedQuery, ArchivedRow};
 use crate::index::{ExecutionFilter, Index, Json, Listing, Position};
 use crate::validate::ObjectRef;
@@ -68,7 +69,7 @@ pub(super) fn namespaces(filter: &ExecutionFilter) -> Option<Option<Vec<&str>>> 
 /// rows.
 pub(super) async fn rows(
     pool: &AnyPool,
-    index: &Index,
+    (index, incarnations): (&Index, &Incarnations),
     filter: &ExecutionFilter,
     namespaces: Option<Vec<&str>>,
     (after, limit): (Option<&Position>, usize),
@@ -94,6 +95,10 @@ pub(super) async fn rows(
             from = Some(position.clone());
             let id = ObjectRef { namespace: row.namespace.clone(), name: row.name.clone() };
             if pending.contains(&id) || index.is_live(&id) || !matches(filter, &row) {
+                continue;
+            }
+            // A row of an earlier namespace of that name is nobody's to read.
+            if !incarnations.current(&row.namespace, row.namespace_uid.as_deref()) {
                 continue;
             }
             items.push((position, Json::archived(row.summary.as_bytes(), store::timestamp(row.deleted_at))));

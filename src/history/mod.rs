@@ -9,6 +9,7 @@
 //! notes wait in the journal (one per execution at most), the module says why it is not ready,
 //! and `/metrics` counts the failures.
 
+mod incarnation;
 mod list;
 pub mod spool;
 mod store;
@@ -123,6 +124,7 @@ pub struct ArchiveStatus(
     Arc<AtomicU64>,
     Arc<Mutex<ReadFailure>>,
     Arc<ReadBudget>,
+    Arc<incarnation::Incarnations>,
 );
 
 /// When the archive's connection last failed.
@@ -168,6 +170,16 @@ pub struct StatusInner {
 }
 
 impl ArchiveStatus {
+    /// The status of an archive of a cluster's namespaces, whose uids it follows (see
+    /// `incarnation`); `None` for a directory source.
+    pub fn of_cluster(cluster: Option<(kube::Client, crate::source::cluster::WatchSettings)>) -> Self {
+        ArchiveStatus { 5: Arc::new(incarnation::Incarnations::new(cluster)), ..Default::default() }
+    }
+
+    fn incarnations(&self) -> &incarnation::Incarnations {
+        &self.5
+    }
+
     pub fn get(&self) -> StatusInner {
         self.lock().clone()
     }
@@ -227,8 +239,9 @@ impl ArchiveStatus {
             return (list::assemble(items, None, limit), None);
         };
         let reader = budget_key(namespaces.as_deref());
+        let incarnations = self.incarnations();
         let rows = self.read(&reader, |pool| async move {
-            list::rows(&pool, index, filter, namespaces, (after, limit), &pending).await
+            list::rows(&pool, (index, incarnations), filter, namespaces, (after, limit), &pending).await
         });
         match rows.await {
             Ok((rows, stopped)) => {
@@ -290,7 +303,10 @@ impl ArchiveStatus {
             return Ok(Some(Json::archived(&entry.detail.bytes, at).bytes));
         }
         let (namespace, name) = (id.namespace.as_str(), id.name.as_str());
-        let found = self.read(namespace, |pool| async move { store::deleted(&pool, namespace, name).await }).await?;
+        let incarnations = self.incarnations();
+        let found =
+            self.read(namespace, |pool| async move { store::deleted(&pool, namespace, name, incarnations).await });
+        let found = found.await?;
         Ok(found.map(|(detail, deleted_at)| Json::archived(detail.as_bytes(), store::timestamp(deleted_at)).bytes))
     }
 
@@ -342,10 +358,17 @@ pub async fn archived_plan(
 
 /// Moves the journal's notes that are not in the archive (the writer has stopped) to the
 /// spool: how many, or why they could not be kept (then they stay in the journal).
-pub fn spool_unwritten(settings: &ArchiveSettings, journal: &crate::index::Journal) -> Result<usize, String> {
+pub fn spool_unwritten(
+    settings: &ArchiveSettings,
+    journal: &crate::index::Journal,
+    status: &ArchiveStatus,
+) -> Result<usize, String> {
     let Some(path) = &settings.spool else { return Err("no --archive-spool is set".to_owned()) };
     let notes = journal.take_unwritten();
-    let rows: Vec<store::StoredNote> = notes.iter().map(|(key, note)| store::StoredNote::of(key, note)).collect();
+    let rows: Vec<store::StoredNote> = notes
+        .iter()
+        .map(|(key, note)| store::StoredNote::of(key, note, status.incarnations().uid(&key.namespace)))
+        .collect();
     spool::save(path, &rows).map_err(|e| {
         journal.put_back(notes);
         format!("cannot write the spool {}: {e}", path.display())

@@ -1,7 +1,7 @@
 //! The archive's SQL: opening (with the embedded migrations), writing a batch of notes in one
 //! transaction, pruning. Every statement is in the SQL SQLite and PostgreSQL share.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -10,6 +10,7 @@ use sqlx::migrate::MigrateError;
 use sqlx::{AnyPool, Executor, Row};
 
 use super::ArchiveUrl;
+use super::incarnation::Incarnations;
 use crate::index::{ArchiveKey, ArchivedLoad, ArchivedRun, Note, Stored, Synced};
 use futures::TryStreamExt;
 
@@ -52,14 +53,14 @@ pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
 /// not seen it yet.
 const UPSERT: &str = "INSERT INTO executions (namespace, name, uid, resource_version, version_order, \
     schema_set, pipeline, phase, sort_time, started_at, finished_at, labels, summary, detail, \
-    first_seen, last_seen, deleted_at, list_key) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+    first_seen, last_seen, deleted_at, list_key, namespace_uid) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
     ON CONFLICT (namespace, name, uid) DO UPDATE SET \
     resource_version = excluded.resource_version, version_order = excluded.version_order, \
     schema_set = excluded.schema_set, pipeline = excluded.pipeline, phase = excluded.phase, \
     sort_time = excluded.sort_time, started_at = excluded.started_at, \
     finished_at = excluded.finished_at, labels = excluded.labels, summary = excluded.summary, \
-    detail = excluded.detail, \
+    detail = excluded.detail, namespace_uid = COALESCE(excluded.namespace_uid, executions.namespace_uid), \
     last_seen = CASE WHEN executions.last_seen > excluded.last_seen THEN executions.last_seen \
         ELSE excluded.last_seen END, \
     deleted_at = CASE WHEN executions.version_order < excluded.version_order THEN excluded.deleted_at \
@@ -67,8 +68,17 @@ const UPSERT: &str = "INSERT INTO executions (namespace, name, uid, resource_ver
     WHERE executions.version_order <= excluded.version_order";
 
 /// Writes every note of `batch` in one transaction.
-pub async fn write(pool: &AnyPool, batch: &[(ArchiveKey, Note)], schema_set: &str) -> Result<(), sqlx::Error> {
-    let rows: Vec<StoredNote> = batch.iter().map(|(key, note)| StoredNote::of(key, note)).collect();
+/// `namespace_uids` are the uids of the batch's namespaces now, where known.
+pub async fn write(
+    pool: &AnyPool,
+    batch: &[(ArchiveKey, Note)],
+    schema_set: &str,
+    namespace_uids: &HashMap<String, String>,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<StoredNote> = batch
+        .iter()
+        .map(|(key, note)| StoredNote::of(key, note, namespace_uids.get(&key.namespace).cloned()))
+        .collect();
     write_rows(pool, rows, schema_set).await
 }
 
@@ -99,10 +109,13 @@ pub struct StoredNote {
     detail: String,
     seen: i64,
     deleted: Option<i64>,
+    /// The uid of the namespace it was noted in, where known.
+    #[serde(default)]
+    namespace_uid: Option<String>,
 }
 
 impl StoredNote {
-    pub fn of(key: &ArchiveKey, note: &Note) -> StoredNote {
+    pub fn of(key: &ArchiveKey, note: &Note, namespace_uid: Option<String>) -> StoredNote {
         let (entry, seen, deleted) = match note {
             Note::Served(entry, at) => (entry, *at, None),
             Note::Deleted(entry, at) => (entry, *at, Some(millis(*at))),
@@ -123,6 +136,7 @@ impl StoredNote {
             detail: text(&entry.detail),
             seen: millis(seen),
             deleted,
+            namespace_uid,
         }
     }
 }
@@ -148,6 +162,7 @@ fn upsert<'q>(row: &'q StoredNote, schema_set: &'q str) -> sqlx::query::Query<'q
         .bind(row.seen)
         .bind(row.deleted)
         .bind(list_key(&row.namespace, &row.name))
+        .bind(row.namespace_uid.clone())
 }
 
 /// The bytes ties of `sort_time` are ordered by: as Rust orders (namespace, name).
@@ -171,13 +186,22 @@ pub async fn prune(pool: &AnyPool, before: Timestamp, batch: i64) -> Result<u64,
 
 /// Every archived run (the latest deletion of each name), for pipelines' whole history: read as
 /// a stream into `load`, which adds them up, so the rows are never all in memory at once.
-pub async fn archived_runs(pool: &AnyPool, load: &mut ArchivedLoad) -> Result<(), sqlx::Error> {
-    let sql = "SELECT sort_time, summary, deleted_at FROM executions e WHERE deleted_at IS NOT NULL \
+pub async fn archived_runs(
+    pool: &AnyPool,
+    load: &mut ArchivedLoad,
+    incarnations: &Incarnations,
+) -> Result<(), sqlx::Error> {
+    let sql = "SELECT sort_time, summary, deleted_at, namespace, namespace_uid FROM executions e \
+               WHERE deleted_at IS NOT NULL \
                AND NOT EXISTS (SELECT 1 FROM executions l WHERE l.namespace = e.namespace AND l.name = e.name \
                AND l.uid <> e.uid AND (l.deleted_at IS NULL OR l.deleted_at > e.deleted_at \
                OR (l.deleted_at = e.deleted_at AND l.uid > e.uid)))";
     let mut rows = sqlx::query(sql).fetch(pool);
     while let Some(row) = rows.try_next().await? {
+        let (namespace, namespace_uid): (String, Option<String>) = (row.get(3), row.get(4));
+        if !incarnations.current(&namespace, namespace_uid.as_deref()) {
+            continue;
+        }
         let summary: String = row.get(1);
         // A row this version cannot read is left out of the counts, never fatal.
         if let Some(run) = ArchivedRun::from_summary(&summary, timestamp(row.get(0)), timestamp(row.get(2))) {
@@ -271,17 +295,29 @@ pub async fn stored(
     Ok(stored)
 }
 
-/// The detail and deletion time of the latest deleted version of `namespace/name`.
-pub async fn deleted(pool: &AnyPool, namespace: &str, name: &str) -> Result<Option<(String, i64)>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT detail, deleted_at FROM executions WHERE namespace = $1 AND name = $2 \
-         AND deleted_at IS NOT NULL ORDER BY deleted_at DESC LIMIT 1",
+/// The detail and deletion time of the latest deleted version of `namespace/name` that belongs
+/// to the namespace as it is now (see `Incarnations`).
+pub async fn deleted(
+    pool: &AnyPool,
+    namespace: &str,
+    name: &str,
+    incarnations: &Incarnations,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT detail, deleted_at, namespace_uid FROM executions WHERE namespace = $1 AND name = $2 \
+         AND deleted_at IS NOT NULL ORDER BY deleted_at DESC LIMIT 16",
     )
     .bind(namespace)
     .bind(name)
-    .fetch_optional(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+    for row in rows {
+        let namespace_uid: Option<String> = row.get(2);
+        if incarnations.current(namespace, namespace_uid.as_deref()) {
+            return Ok(Some((row.get(0), row.get(1))));
+        }
+    }
+    Ok(None)
 }
 
 fn millis(t: Timestamp) -> i64 {
@@ -311,6 +347,8 @@ pub struct ArchivedRow {
     pub summary: String,
     pub labels: String,
     pub deleted_at: i64,
+    /// The uid of the namespace it was written in, where known.
+    pub namespace_uid: Option<String>,
 }
 
 /// A value bound to a placeholder of an archived list's SQL.
@@ -364,7 +402,7 @@ fn page_sql<'a>(
     values: &mut Vec<Bound<'a>>,
 ) -> String {
     let mut sql = String::from(
-        "SELECT namespace, name, sort_time, summary, labels, deleted_at, list_key FROM executions e \
+        "SELECT namespace, name, sort_time, summary, labels, deleted_at, list_key, namespace_uid FROM executions e \
          WHERE deleted_at IS NOT NULL",
     );
     if let Some(namespace) = namespace {
@@ -456,6 +494,7 @@ async fn archived_page<'a>(
             summary: r.get(3),
             labels: r.get(4),
             deleted_at: r.get(5),
+            namespace_uid: r.get(7),
         })
         .collect())
 }

@@ -29,6 +29,7 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
     }
     let (mut prune_at, mut load_at) = (tokio::time::Instant::now(), tokio::time::Instant::now());
     let mut backoff = Duration::from_millis(100);
+    let mut incarnations_seen = status.incarnations().generation();
     loop {
         if tokio::time::Instant::now() >= prune_at {
             prune(&pool, &settings, &status).await;
@@ -36,6 +37,11 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
             // deleted and created again once.
             status.update(|s| s.runs_loaded = false);
             prune_at = tokio::time::Instant::now() + PRUNE_EVERY;
+        }
+        // A namespace given again under its name: its earlier runs leave its pipelines.
+        if status.incarnations().generation() != incarnations_seen {
+            incarnations_seen = status.incarnations().generation();
+            status.update(|s| s.runs_loaded = false);
         }
         let loaded = status.get().runs_loaded;
         if !loaded && tokio::time::Instant::now() >= load_at {
@@ -58,7 +64,9 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
             reconcile(&pool, &index, &journal, &status).await;
             continue;
         }
-        match store::write(&pool, &batch, &schema_set).await {
+        let namespaces: Vec<String> = batch.iter().map(|(key, _)| key.namespace.clone()).collect();
+        let uids = status.incarnations().uids(&namespaces);
+        match store::write(&pool, &batch, &schema_set, &uids).await {
             Ok(()) => {
                 journal.written(&batch);
                 status.changed();
@@ -91,7 +99,7 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
 async fn load_runs(pool: &AnyPool, index: &Index, status: &ArchiveStatus) -> bool {
     let started = std::time::Instant::now();
     let mut load = index.archived_load();
-    match store::archived_runs(pool, &mut load).await {
+    match store::archived_runs(pool, &mut load, status.incarnations()).await {
         Ok(()) => {
             let count = load.runs();
             index.load_archived(load);
