@@ -544,8 +544,15 @@ async fn a_namespace_created_again_does_not_inherit_the_archive_of_the_earlier_o
         (names(&body) == ["secret-deploy-1"]).then_some(())
     })
     .await;
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(c.writer.clone(), "team-a");
+    let made = configmaps.get("secret-deploy-1").await.unwrap().metadata.creation_timestamp.unwrap().0;
     c.delete("team-a", "secret-deploy-1").await;
     carol_sees(&["secret-deploy-1"]).await;
+    // Creation times are whole seconds, as the API server keeps them; a namespace's deletion
+    // takes longer than that in a cluster, and at once in the simulator.
+    wait_until("the next second", || async { (jiff::Timestamp::now().as_second() > made.as_second()).then_some(()) })
+        .await;
     // team-a is decommissioned, and the name is given again.
     let namespaces: kube::Api<Namespace> = kube::Api::all(c.writer.clone());
     namespaces.delete("team-a", &Default::default()).await.unwrap();

@@ -77,10 +77,11 @@ pub async fn run(oha: &Path, archived: usize, archive: Archive) -> Figures {
     Figures { archive: name, archived, pages, get_one, scoped, rss_small, rss_large }
 }
 
-/// What one namespace's reader learns of the others from the time of an empty answer: the
-/// service restarted with a tokens file, and a reader of ns-3 (which holds no run of p-17 and
-/// no Cancelled run) asks for a pipeline and a phase that other namespaces hold many runs of,
-/// and for ones that no namespace holds. The times must not differ.
+/// What one namespace's reader learns of the others from the time of an answer with nothing
+/// archived in it: the
+/// service restarted with a tokens file, and a reader of ns-3 (which holds no run of p-17) asks
+/// for a pipeline that another namespace holds 2 000 archived runs of, and for one that no
+/// namespace holds. The times must not differ.
 async fn scoped(args: &[String; 6], dir: &Path) -> Vec<(&'static str, f64, f64)> {
     let tokens = dir.join("tokens.yaml");
     let digest = execwatch::access::digest_hex("ns-3-reader");
@@ -93,8 +94,6 @@ async fn scoped(args: &[String; 6], dir: &Path) -> Vec<(&'static str, f64, f64)>
     let queries = [
         ("pipeline held elsewhere (p-17)", "pipeline=p-17"),
         ("pipeline held nowhere", "pipeline=p-nosuch"),
-        ("phase held elsewhere (Cancelled)", "phase=Cancelled"),
-        ("phase held nowhere (Unknown)", "phase=Unknown"),
     ];
     let mut figures = Vec::new();
     for (what, query) in queries {
@@ -107,7 +106,9 @@ async fn scoped(args: &[String; 6], dir: &Path) -> Vec<(&'static str, f64, f64)>
             assert_eq!(response.status(), 200, "{url}");
             let body: serde_json::Value = response.json().await.expect("JSON");
             took.push(started.elapsed().as_secs_f64() * 1000.0);
-            assert_eq!(body["items"].as_array().map(Vec::len), Some(0), "ns-3 holds none: {body}");
+            // ns-3's live runs may match; its archive must not.
+            let archived = body["items"].as_array().into_iter().flatten().filter(|i| i["archived"] == true).count();
+            assert_eq!(archived, 0, "ns-3's archive holds none: {body}");
         }
         let slowest = took.iter().copied().fold(0.0, f64::max);
         figures.push((what, load::median(took), slowest));
@@ -274,7 +275,7 @@ pub fn print(rows: &[Figures]) {
             ms(f.get_one.p99)
         );
     }
-    println!("\n| archive | a reader of one namespace asks for | median / slowest ms of 100 empty pages |");
+    println!("\n| archive | a reader of one namespace asks for | median / slowest ms of 100 pages with nothing archived |");
     println!("|---|---|---|");
     for f in rows {
         for (what, median, slowest) in &f.scoped {

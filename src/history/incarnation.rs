@@ -1,12 +1,14 @@
 //! Which incarnation of a namespace the archive's rows belong to. Rows are kept by namespace
 //! name, and a name can be given again: a namespace deleted and created anew (a preview or
-//! `pr-123` namespace handed to another team) has a new uid. Each row records the uid its
-//! namespace had when it was written, and a row of an earlier incarnation is served to nobody
-//! (it stays in the archive, for `--archive-retain` to prune).
+//! `pr-123` namespace handed to another team) is another namespace. Its name can be given again
+//! only once every object of the earlier one is gone, so a row whose ConfigMap was created
+//! before the namespace now of that name belongs to an earlier one, and is served to nobody (it
+//! stays in the archive, for `--archive-retain` to prune). Both times are the API server's, so
+//! no replica's clock is compared, and nothing is stamped on a row that could be stale.
 //!
-//! The uids come from a watch of the cluster's Namespaces (`list` and `watch` on namespaces), so
-//! no request waits on the API server for them. Where that watch is refused or not synced yet,
-//! a namespace's uid is not known: rows are then written without one, and nothing is filtered.
+//! The namespaces' creation times come from a watch of the cluster's Namespaces (`list` and
+//! `watch` on namespaces), so no request waits on the API server for them. Where that watch is
+//! refused or not synced yet, a namespace's creation is not known and nothing is filtered.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +20,7 @@ use kube::runtime::watcher::{self, Event};
 
 use crate::source::cluster::{WatchSettings, resilient_watch};
 
-/// The uids of the cluster's namespaces, kept by a watch; none without a cluster.
+/// When each of the cluster's namespaces was created, kept by a watch; none without a cluster.
 #[derive(Default)]
 pub struct Incarnations {
     shared: Arc<Shared>,
@@ -27,10 +29,13 @@ pub struct Incarnations {
 
 #[derive(Default)]
 struct Shared {
-    /// The uid of each namespace, by name, as last listed or seen.
-    uids: Mutex<HashMap<String, String>>,
+    /// The uid and creation (Unix milliseconds) of each namespace, by name, as last listed or
+    /// seen.
+    uids: Mutex<HashMap<String, (String, i64)>>,
     /// Counts the namespaces seen under a new uid: pipelines' archived runs are loaded again.
     changes: AtomicU64,
+    /// Told when `changes` grows, to wake the archive's writer.
+    changed: tokio::sync::Notify,
 }
 
 impl Drop for Incarnations {
@@ -50,29 +55,29 @@ impl Incarnations {
         Incarnations { shared, watch: Some(watch) }
     }
 
-    /// The uid `namespace` has now, where known.
-    pub fn uid(&self, namespace: &str) -> Option<String> {
-        self.shared.uids.lock().unwrap_or_else(|p| p.into_inner()).get(namespace).cloned()
+    /// When the namespace now named `namespace` was created, where known.
+    fn created(&self, namespace: &str) -> Option<i64> {
+        self.shared.uids.lock().unwrap_or_else(|p| p.into_inner()).get(namespace).map(|(_, created)| *created)
     }
 
-    /// The uids of these namespaces now, where known.
-    pub fn uids(&self, namespaces: &[String]) -> HashMap<String, String> {
-        let known = self.shared.uids.lock().unwrap_or_else(|p| p.into_inner());
-        namespaces.iter().filter_map(|ns| Some((ns.clone(), known.get(ns)?.clone()))).collect()
-    }
-
-    /// Whether a row written under `row_uid` belongs to `namespace` as it is now.
-    pub fn current(&self, namespace: &str, row_uid: Option<&str>) -> bool {
-        match row_uid {
-            // Written before uids were recorded, or without a cluster to ask.
-            None => true,
-            Some(row_uid) => self.uid(namespace).is_none_or(|now| now == row_uid),
+    /// Whether a row whose ConfigMap was created at `configmap_created` belongs to `namespace`
+    /// as it is now: not created before it.
+    pub fn current(&self, namespace: &str, configmap_created: Option<i64>) -> bool {
+        match (configmap_created, self.created(namespace)) {
+            (Some(configmap), Some(namespace)) => configmap >= namespace,
+            // Written before creation times were kept, or no namespace known to compare with.
+            _ => true,
         }
     }
 
     /// Changes every time a namespace is seen under a new uid.
     pub fn generation(&self) -> u64 {
         self.shared.changes.load(Ordering::Acquire)
+    }
+
+    /// Completes once a namespace has been seen under a new uid since the last call.
+    pub async fn changed(&self) {
+        self.shared.changed.notified().await;
     }
 }
 
@@ -82,7 +87,10 @@ async fn follow(client: kube::Client, settings: WatchSettings, shared: Arc<Share
     let config = watcher::Config::default().timeout(settings.timeout_seconds());
     let mut listing = HashMap::new();
     let mut events = std::pin::pin!(resilient_watch(api, config, &settings));
-    let named = |ns: Namespace| Some((ns.metadata.name?, ns.metadata.uid?));
+    let named = |ns: Namespace| {
+        let created = ns.metadata.creation_timestamp?.0.as_millisecond();
+        Some((ns.metadata.name?, (ns.metadata.uid?, created)))
+    };
     while let Some(event) = events.next().await {
         match event {
             Ok(Event::Init) => listing.clear(),
@@ -94,17 +102,22 @@ async fn follow(client: kube::Client, settings: WatchSettings, shared: Arc<Share
                     listed.iter().filter(|(name, uid)| uids.get(*name).is_some_and(|was| was != *uid)).count();
                 // Names no longer listed keep their last uid: created again, they count as renamed.
                 uids.extend(listed);
-                shared.changes.fetch_add(renamed as u64, Ordering::Release);
+                if renamed > 0 {
+                    shared.changes.fetch_add(renamed as u64, Ordering::Release);
+                    shared.changed.notify_one();
+                }
             }
             Ok(Event::Apply(ns)) => {
-                if let Some((name, uid)) = named(ns) {
-                    let was = shared.uids.lock().unwrap_or_else(|p| p.into_inner()).insert(name, uid.clone());
-                    if was.is_some_and(|was| was != uid) {
+                if let Some((name, now)) = named(ns) {
+                    let uid = now.0.clone();
+                    let was = shared.uids.lock().unwrap_or_else(|p| p.into_inner()).insert(name, now);
+                    if was.is_some_and(|(was, _)| was != uid) {
                         shared.changes.fetch_add(1, Ordering::Release);
+                        shared.changed.notify_one();
                     }
                 }
             }
-            // Its rows keep their uid: a namespace created again under the name is another one.
+            // Kept: a namespace created again under the name counts as renamed.
             Ok(Event::Delete(_)) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "cannot follow the cluster's namespaces: archived runs are served whatever namespace of their name they came from (grant list and watch on namespaces)")

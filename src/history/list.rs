@@ -98,7 +98,7 @@ pub(super) async fn rows(
                 continue;
             }
             // A row of an earlier namespace of that name is nobody's to read.
-            if !incarnations.current(&row.namespace, row.namespace_uid.as_deref()) {
+            if !incarnations.current(&row.namespace, row.configmap_created) {
                 continue;
             }
             items.push((position, Json::archived(row.summary.as_bytes(), store::timestamp(row.deleted_at))));

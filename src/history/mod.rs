@@ -358,17 +358,10 @@ pub async fn archived_plan(
 
 /// Moves the journal's notes that are not in the archive (the writer has stopped) to the
 /// spool: how many, or why they could not be kept (then they stay in the journal).
-pub fn spool_unwritten(
-    settings: &ArchiveSettings,
-    journal: &crate::index::Journal,
-    status: &ArchiveStatus,
-) -> Result<usize, String> {
+pub fn spool_unwritten(settings: &ArchiveSettings, journal: &crate::index::Journal) -> Result<usize, String> {
     let Some(path) = &settings.spool else { return Err("no --archive-spool is set".to_owned()) };
     let notes = journal.take_unwritten();
-    let rows: Vec<store::StoredNote> = notes
-        .iter()
-        .map(|(key, note)| store::StoredNote::of(key, note, status.incarnations().uid(&key.namespace)))
-        .collect();
+    let rows: Vec<store::StoredNote> = notes.iter().map(|(key, note)| store::StoredNote::of(key, note)).collect();
     spool::save(path, &rows).map_err(|e| {
         journal.put_back(notes);
         format!("cannot write the spool {}: {e}", path.display())

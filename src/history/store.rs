@@ -1,7 +1,7 @@
 //! The archive's SQL: opening (with the embedded migrations), writing a batch of notes in one
 //! transaction, pruning. Every statement is in the SQL SQLite and PostgreSQL share.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -53,14 +53,14 @@ pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
 /// not seen it yet.
 const UPSERT: &str = "INSERT INTO executions (namespace, name, uid, resource_version, version_order, \
     schema_set, pipeline, phase, sort_time, started_at, finished_at, labels, summary, detail, \
-    first_seen, last_seen, deleted_at, list_key, namespace_uid) \
+    first_seen, last_seen, deleted_at, list_key, configmap_created) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
     ON CONFLICT (namespace, name, uid) DO UPDATE SET \
     resource_version = excluded.resource_version, version_order = excluded.version_order, \
     schema_set = excluded.schema_set, pipeline = excluded.pipeline, phase = excluded.phase, \
     sort_time = excluded.sort_time, started_at = excluded.started_at, \
     finished_at = excluded.finished_at, labels = excluded.labels, summary = excluded.summary, \
-    detail = excluded.detail, namespace_uid = COALESCE(excluded.namespace_uid, executions.namespace_uid), \
+    detail = excluded.detail, configmap_created = COALESCE(excluded.configmap_created, executions.configmap_created), \
     last_seen = CASE WHEN executions.last_seen > excluded.last_seen THEN executions.last_seen \
         ELSE excluded.last_seen END, \
     deleted_at = CASE WHEN executions.version_order < excluded.version_order THEN excluded.deleted_at \
@@ -68,17 +68,8 @@ const UPSERT: &str = "INSERT INTO executions (namespace, name, uid, resource_ver
     WHERE executions.version_order <= excluded.version_order";
 
 /// Writes every note of `batch` in one transaction.
-/// `namespace_uids` are the uids of the batch's namespaces now, where known.
-pub async fn write(
-    pool: &AnyPool,
-    batch: &[(ArchiveKey, Note)],
-    schema_set: &str,
-    namespace_uids: &HashMap<String, String>,
-) -> Result<(), sqlx::Error> {
-    let rows: Vec<StoredNote> = batch
-        .iter()
-        .map(|(key, note)| StoredNote::of(key, note, namespace_uids.get(&key.namespace).cloned()))
-        .collect();
+pub async fn write(pool: &AnyPool, batch: &[(ArchiveKey, Note)], schema_set: &str) -> Result<(), sqlx::Error> {
+    let rows: Vec<StoredNote> = batch.iter().map(|(key, note)| StoredNote::of(key, note)).collect();
     write_rows(pool, rows, schema_set).await
 }
 
@@ -109,13 +100,13 @@ pub struct StoredNote {
     detail: String,
     seen: i64,
     deleted: Option<i64>,
-    /// The uid of the namespace it was noted in, where known.
+    /// When its ConfigMap was created (the API server's clock), where known.
     #[serde(default)]
-    namespace_uid: Option<String>,
+    configmap_created: Option<i64>,
 }
 
 impl StoredNote {
-    pub fn of(key: &ArchiveKey, note: &Note, namespace_uid: Option<String>) -> StoredNote {
+    pub fn of(key: &ArchiveKey, note: &Note) -> StoredNote {
         let (entry, seen, deleted) = match note {
             Note::Served(entry, at) => (entry, *at, None),
             Note::Deleted(entry, at) => (entry, *at, Some(millis(*at))),
@@ -136,7 +127,7 @@ impl StoredNote {
             detail: text(&entry.detail),
             seen: millis(seen),
             deleted,
-            namespace_uid,
+            configmap_created: entry.created.map(millis),
         }
     }
 }
@@ -162,7 +153,7 @@ fn upsert<'q>(row: &'q StoredNote, schema_set: &'q str) -> sqlx::query::Query<'q
         .bind(row.seen)
         .bind(row.deleted)
         .bind(list_key(&row.namespace, &row.name))
-        .bind(row.namespace_uid.clone())
+        .bind(row.configmap_created)
 }
 
 /// The bytes ties of `sort_time` are ordered by: as Rust orders (namespace, name).
@@ -191,15 +182,15 @@ pub async fn archived_runs(
     load: &mut ArchivedLoad,
     incarnations: &Incarnations,
 ) -> Result<(), sqlx::Error> {
-    let sql = "SELECT sort_time, summary, deleted_at, namespace, namespace_uid FROM executions e \
+    let sql = "SELECT sort_time, summary, deleted_at, namespace, configmap_created FROM executions e \
                WHERE deleted_at IS NOT NULL \
                AND NOT EXISTS (SELECT 1 FROM executions l WHERE l.namespace = e.namespace AND l.name = e.name \
                AND l.uid <> e.uid AND (l.deleted_at IS NULL OR l.deleted_at > e.deleted_at \
                OR (l.deleted_at = e.deleted_at AND l.uid > e.uid)))";
     let mut rows = sqlx::query(sql).fetch(pool);
     while let Some(row) = rows.try_next().await? {
-        let (namespace, namespace_uid): (String, Option<String>) = (row.get(3), row.get(4));
-        if !incarnations.current(&namespace, namespace_uid.as_deref()) {
+        let (namespace, created): (String, Option<i64>) = (row.get(3), row.get(4));
+        if !incarnations.current(&namespace, created) {
             continue;
         }
         let summary: String = row.get(1);
@@ -304,7 +295,7 @@ pub async fn deleted(
     incarnations: &Incarnations,
 ) -> Result<Option<(String, i64)>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT detail, deleted_at, namespace_uid FROM executions WHERE namespace = $1 AND name = $2 \
+        "SELECT detail, deleted_at, configmap_created FROM executions WHERE namespace = $1 AND name = $2 \
          AND deleted_at IS NOT NULL ORDER BY deleted_at DESC LIMIT 16",
     )
     .bind(namespace)
@@ -312,8 +303,8 @@ pub async fn deleted(
     .fetch_all(pool)
     .await?;
     for row in rows {
-        let namespace_uid: Option<String> = row.get(2);
-        if incarnations.current(namespace, namespace_uid.as_deref()) {
+        let created: Option<i64> = row.get(2);
+        if incarnations.current(namespace, created) {
             return Ok(Some((row.get(0), row.get(1))));
         }
     }
@@ -347,8 +338,8 @@ pub struct ArchivedRow {
     pub summary: String,
     pub labels: String,
     pub deleted_at: i64,
-    /// The uid of the namespace it was written in, where known.
-    pub namespace_uid: Option<String>,
+    /// When its ConfigMap was created (the API server's clock), where known.
+    pub configmap_created: Option<i64>,
 }
 
 /// A value bound to a placeholder of an archived list's SQL.
@@ -402,7 +393,7 @@ fn page_sql<'a>(
     values: &mut Vec<Bound<'a>>,
 ) -> String {
     let mut sql = String::from(
-        "SELECT namespace, name, sort_time, summary, labels, deleted_at, list_key, namespace_uid FROM executions e \
+        "SELECT namespace, name, sort_time, summary, labels, deleted_at, list_key, configmap_created FROM executions e \
          WHERE deleted_at IS NOT NULL",
     );
     if let Some(namespace) = namespace {
@@ -494,7 +485,7 @@ async fn archived_page<'a>(
             summary: r.get(3),
             labels: r.get(4),
             deleted_at: r.get(5),
-            namespace_uid: r.get(7),
+            configmap_created: r.get(7),
         })
         .collect())
 }

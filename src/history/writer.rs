@@ -54,6 +54,7 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
             let wake = if loaded { prune_at } else { prune_at.min(load_at) };
             tokio::select! {
                 _ = journal.noted() => {}
+                _ = status.incarnations().changed() => continue,
                 _ = tokio::time::sleep_until(wake) => continue,
             }
             tokio::time::sleep(GATHER).await;
@@ -64,9 +65,7 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
             reconcile(&pool, &index, &journal, &status).await;
             continue;
         }
-        let namespaces: Vec<String> = batch.iter().map(|(key, _)| key.namespace.clone()).collect();
-        let uids = status.incarnations().uids(&namespaces);
-        match store::write(&pool, &batch, &schema_set, &uids).await {
+        match store::write(&pool, &batch, &schema_set).await {
             Ok(()) => {
                 journal.written(&batch);
                 status.changed();

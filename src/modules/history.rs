@@ -42,7 +42,7 @@ impl HistoryModule {
     /// The notes the database did not take: to the spool, or counted in the log as lost.
     fn keep_unwritten(&self) {
         let (served, deleted) = self.journal.unwritten();
-        match crate::history::spool_unwritten(&self.settings, &self.journal, &self.status) {
+        match crate::history::spool_unwritten(&self.settings, &self.journal) {
             Ok(kept) => tracing::warn!(
                 notes = kept,
                 spool = %self.settings.spool.as_deref().unwrap_or_else(|| std::path::Path::new("")).display(),
