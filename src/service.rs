@@ -48,16 +48,20 @@ pub struct Service {
 }
 
 impl Service {
-    /// Runs until `shutdown` completes: readiness turns false and long polls answer at once, the
-    /// server drains in-flight requests for at most the grace period, and every module stops.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
-        // The archive asks the cluster for namespaces' uids, so that a name given again is
-        // another namespace (see `history::incarnation`).
+    /// The archive's status; with an archive of a cluster, it follows the namespaces' creation,
+    /// so that a name given again is another namespace (see `history::incarnation`).
+    fn archive_status(&self) -> ArchiveStatus {
         let cluster = match &self.sources {
             Sources::Kube { client, watch, .. } if self.archive.is_some() => Some((client.clone(), watch.clone())),
             _ => None,
         };
-        let (journal, archive) = (Journal::default(), ArchiveStatus::of_cluster(cluster));
+        ArchiveStatus::of_cluster(cluster)
+    }
+
+    /// Runs until `shutdown` completes: readiness turns false and long polls answer at once, the
+    /// server drains in-flight requests for at most the grace period, and every module stops.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let (journal, archive) = (Journal::default(), self.archive_status());
         let index = match &self.archive {
             // Every clone of the index notes for the archive: set before any is made.
             Some(_) => Index::new(self.staleness).with_journal(journal.clone()),

@@ -328,12 +328,7 @@ async fn a_run_rejected_at_its_last_version_then_deleted_is_archived_at_once() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let url = format!("sqlite:{}", dir.path().join("history.db").display());
-    let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400));
-    let service = Running::launch(
-        dir_source(&data, Duration::from_millis(50)),
-        Setup { archive: Some(archive), ..Setup::default() },
-    )
-    .await;
+    let service = launch(&data, &url, Access::open()).await;
     write(&data, "team-b", "b-run-2");
     let sqlite = format!("sqlite://{}", dir.path().join("history.db").display());
     wait_until("its row", || async { (sqlite_rows(&sqlite).await.len() == 1).then_some(()) }).await;
@@ -365,9 +360,7 @@ async fn a_shutdown_writes_what_the_archive_has_not_taken_yet() {
     postgres.create("flush");
     let url = postgres.url("flush");
     let dir = tempfile::tempdir().unwrap();
-    let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400));
-    let setup = Setup { archive: Some(archive), ..Setup::default() };
-    let mut service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), setup).await;
+    let mut service = launch(dir.path(), &url, Access::open()).await;
     let run = |phase: &str| manifest("team-a", "x1", &Doc::new("web").phase(phase).yaml());
     let put = |phase: &str| {
         let tmp = dir.path().join(".x1.tmp");
@@ -478,9 +471,7 @@ async fn a_scope_of_six_hundred_namespaces_reads_the_archive_of_each() {
         .unwrap();
     let access = Access::tokens(TokenFile::load(&path, Duration::from_secs(60)).unwrap());
     let url = format!("sqlite:{}", dir.path().join("history.db").display());
-    let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400));
-    let setup = Setup { archive: Some(archive), access, ..Setup::default() };
-    let service = Running::launch(dir_source(&data, Duration::from_millis(50)), setup).await;
+    let service = launch(&data, &url, access).await;
     let sqlite = format!("sqlite://{}", dir.path().join("history.db").display());
     wait_until("600 rows", || async { (sqlite_rows(&sqlite).await.len() == 600).then_some(()) }).await;
     for ns in ["ns-001", "ns-599"] {

@@ -31,7 +31,7 @@ pub struct Incarnations {
 struct Shared {
     /// The uid and creation (Unix milliseconds) of each namespace, by name, as last listed or
     /// seen.
-    uids: Mutex<HashMap<String, (String, i64)>>,
+    known: Mutex<HashMap<String, (String, i64)>>,
     /// Counts the namespaces seen under a new uid: pipelines' archived runs are loaded again.
     changes: AtomicU64,
     /// Told when `changes` grows, to wake the archive's writer.
@@ -57,7 +57,7 @@ impl Incarnations {
 
     /// When the namespace now named `namespace` was created, where known.
     fn created(&self, namespace: &str) -> Option<i64> {
-        self.shared.uids.lock().unwrap_or_else(|p| p.into_inner()).get(namespace).map(|(_, created)| *created)
+        self.shared.known.lock().unwrap_or_else(|p| p.into_inner()).get(namespace).map(|(_, created)| *created)
     }
 
     /// Whether a row whose ConfigMap was created at `configmap_created` belongs to `namespace`
@@ -97,11 +97,11 @@ async fn follow(client: kube::Client, settings: WatchSettings, shared: Arc<Share
             Ok(Event::InitApply(ns)) => listing.extend(named(ns)),
             Ok(Event::InitDone) => {
                 let listed = std::mem::take(&mut listing);
-                let mut uids = shared.uids.lock().unwrap_or_else(|p| p.into_inner());
+                let mut known = shared.known.lock().unwrap_or_else(|p| p.into_inner());
                 let renamed =
-                    listed.iter().filter(|(name, uid)| uids.get(*name).is_some_and(|was| was != *uid)).count();
+                    listed.iter().filter(|(name, uid)| known.get(*name).is_some_and(|was| was != *uid)).count();
                 // Names no longer listed keep their last uid: created again, they count as renamed.
-                uids.extend(listed);
+                known.extend(listed);
                 if renamed > 0 {
                     shared.changes.fetch_add(renamed as u64, Ordering::Release);
                     shared.changed.notify_one();
@@ -110,7 +110,7 @@ async fn follow(client: kube::Client, settings: WatchSettings, shared: Arc<Share
             Ok(Event::Apply(ns)) => {
                 if let Some((name, now)) = named(ns) {
                     let uid = now.0.clone();
-                    let was = shared.uids.lock().unwrap_or_else(|p| p.into_inner()).insert(name, now);
+                    let was = shared.known.lock().unwrap_or_else(|p| p.into_inner()).insert(name, now);
                     if was.is_some_and(|(was, _)| was != uid) {
                         shared.changes.fetch_add(1, Ordering::Release);
                         shared.changed.notify_one();

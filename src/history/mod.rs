@@ -170,7 +170,7 @@ pub struct StatusInner {
 }
 
 impl ArchiveStatus {
-    /// The status of an archive of a cluster's namespaces, whose uids it follows (see
+    /// The status of an archive of a cluster's namespaces, whose creation it follows (see
     /// `incarnation`); `None` for a directory source.
     pub fn of_cluster(cluster: Option<(kube::Client, crate::source::cluster::WatchSettings)>) -> Self {
         ArchiveStatus { 5: Arc::new(incarnation::Incarnations::new(cluster)), ..Default::default() }

@@ -65,30 +65,43 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
             reconcile(&pool, &index, &journal, &status).await;
             continue;
         }
-        match store::write(&pool, &batch, &schema_set).await {
-            Ok(()) => {
-                journal.written(&batch);
-                status.changed();
-                status.update(|s| {
-                    s.connected = true;
-                    s.last_error = None;
-                    s.written += batch.len() as u64;
-                    s.last_write = Some(Timestamp::now());
-                });
-                backoff = Duration::from_millis(100);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, notes = batch.len(), retry_in = ?backoff, "cannot write to the archive; keeping the notes");
-                journal.put_back(batch);
-                status.update(|s| {
-                    // Not ready until a write succeeds again.
-                    s.connected = false;
-                    s.last_error = Some(format!("cannot write to the archive: {}", short(&e)));
-                    s.failures += 1;
-                });
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
+        write_batch(&pool, batch, &schema_set, &journal, &status, &mut backoff).await;
+    }
+}
+
+/// Writes one batch of notes; a batch that fails is kept to retry after `backoff`, which
+/// doubles up to `BACKOFF_MAX` and is reset by a write that succeeds.
+async fn write_batch(
+    pool: &AnyPool,
+    batch: Vec<(ArchiveKey, crate::index::Note)>,
+    schema_set: &str,
+    journal: &Journal,
+    status: &ArchiveStatus,
+    backoff: &mut Duration,
+) {
+    match store::write(pool, &batch, schema_set).await {
+        Ok(()) => {
+            journal.written(&batch);
+            status.changed();
+            status.update(|s| {
+                s.connected = true;
+                s.last_error = None;
+                s.written += batch.len() as u64;
+                s.last_write = Some(Timestamp::now());
+            });
+            *backoff = Duration::from_millis(100);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, notes = batch.len(), retry_in = ?backoff, "cannot write to the archive; keeping the notes");
+            journal.put_back(batch);
+            status.update(|s| {
+                // Not ready until a write succeeds again.
+                s.connected = false;
+                s.last_error = Some(format!("cannot write to the archive: {}", short(&e)));
+                s.failures += 1;
+            });
+            tokio::time::sleep(*backoff).await;
+            *backoff = (*backoff * 2).min(BACKOFF_MAX);
         }
     }
 }

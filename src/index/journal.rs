@@ -59,9 +59,9 @@ struct Notes {
 }
 
 /// A complete relist of one namespace (or, from a directory, of every one): an archived
-/// execution of it at a version no newer than the newest listed, that the list did not hold, was
-/// deleted while nobody watched. It is judged against the list itself (`listed`), never against
-/// the index at the time the archive reconciles, nor against clocks.
+/// execution of it that the list did not hold was deleted while nobody watched, where its
+/// version is no newer than the newest listed (judged against the list itself, `listed`), or,
+/// newer, where the index synced with that namespace does not hold it either. No clock is read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Synced {
     /// The namespace relisted; `None` for a directory, which holds every namespace.

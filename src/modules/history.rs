@@ -45,7 +45,7 @@ impl HistoryModule {
         match crate::history::spool_unwritten(&self.settings, &self.journal) {
             Ok(kept) => tracing::warn!(
                 notes = kept,
-                spool = %self.settings.spool.as_deref().unwrap_or_else(|| std::path::Path::new("")).display(),
+                spool = ?self.settings.spool,
                 "the archive did not take these notes within {FLUSH_WITHIN:?}; the spool keeps them for the next start"
             ),
             Err(why) => tracing::error!(
