@@ -11,13 +11,13 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 use crate::access::{AccessSettings, AuthMode, AuthorizeAs};
 use crate::api::{CallerLimits, PageLimits, ServerSettings};
+use crate::decode::Limits;
 use crate::history::{ArchiveSettings, ArchiveUrl};
 use crate::retention::{LeaseSettings, Mode as RetentionMode, Policy, RetentionSettings};
 use crate::selector::Selector;
 use crate::source::Namespaces;
 use crate::source::cluster::WatchSettings;
 use crate::source::dir::{DirSource, max_file_bytes};
-use crate::validate::Limits;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -1,6 +1,7 @@
 //! Reading files an operator or writer controls, safely: regular files only (never blocking on a
 //! FIFO or reading a device), and never more than a bound, whatever the file claims.
 
+use crate::model::ReasonCode;
 use std::fs::{Metadata, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -9,8 +10,8 @@ use std::path::Path;
 /// Reads a regular file of at most `max` bytes as UTF-8, without blocking on FIFOs or devices
 /// and without reading more than `max + 1` bytes whatever the file claims. The error is a reason
 /// code and a message.
-pub fn read_bounded(path: &Path, max: u64) -> Result<String, (&'static str, String)> {
-    let unreadable = |message: String| ("Unreadable", message);
+pub fn read_bounded(path: &Path, max: u64) -> Result<String, (ReasonCode, String)> {
+    let unreadable = |message: String| (ReasonCode::Unreadable, message);
     // Non-blocking, so opening a FIFO does not wait for a writer; it changes nothing for files.
     let file = OpenOptions::new()
         .read(true)
@@ -21,7 +22,8 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<String, (&'static str, Stri
     if !metadata.is_file() {
         return Err(unreadable(format!("not a regular file but {}", file_kind(&metadata))));
     }
-    let too_large = |size: u64| ("TooLarge", format!("the file is {size} bytes, over the limit of {max} bytes"));
+    let too_large =
+        |size: u64| (ReasonCode::TooLarge, format!("the file is {size} bytes, over the limit of {max} bytes"));
     if metadata.len() > max {
         return Err(too_large(metadata.len()));
     }

@@ -18,6 +18,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod decode;
 pub mod files;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
@@ -33,9 +34,8 @@ pub mod routes;
 pub mod selector;
 mod service;
 pub mod source;
-pub mod strict;
+
 pub mod telemetry;
-pub mod validate;
 
 pub use service::Service;
 pub use source::Sources;

@@ -11,7 +11,7 @@ use execwatch::access::{Access, AuthMode};
 use execwatch::cli::{
     Args, Command, PlanOutput, RetentionCommand, RetentionPlanArgs, SchemaArgs, ServeArgs, ValidateArgs,
 };
-use execwatch::validate::SchemaRegistry;
+use execwatch::decode::SchemaRegistry;
 use execwatch::{Service, Sources, telemetry};
 
 fn main() -> ExitCode {

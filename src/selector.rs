@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use kube::core::{Expression, SelectorExt};
 
+use crate::model::names::is_label_value;
 use crate::quote::quote;
 
 /// A parsed selector: kube's expressions, which match and print themselves. The empty selector
@@ -153,15 +154,6 @@ fn value_of(value: &str) -> Result<String, String> {
         return Err(format!("{} is not a valid label value", quote(value)));
     }
     Ok(value.to_owned())
-}
-
-/// Whether `v` can be a label's value: up to 63 characters, alphanumerics and `-_.`, beginning and
-/// ending with an alphanumeric.
-pub fn is_label_value(v: &str) -> bool {
-    v.len() <= 63
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        && v.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
-        && v.chars().last().is_none_or(|c| c.is_ascii_alphanumeric())
 }
 
 impl fmt::Display for Selector {

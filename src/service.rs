@@ -17,6 +17,7 @@ use crate::modules::switch::{self, Switch, SwitchState};
 
 /// Budget of the cache of assembled pages and compressed bodies.
 const RESPONSE_CACHE_BYTES: u64 = 32 << 20;
+use crate::decode::SchemaRegistry;
 use crate::history::{ArchiveSettings, ArchiveStatus, WarmSource};
 use crate::index::Journal;
 use crate::metrics::RetentionMetrics;
@@ -25,7 +26,6 @@ use crate::modules::{
 };
 use crate::retention::{Policy, Pruner, RetentionSettings, RetentionStatus};
 use crate::source::Sources;
-use crate::validate::SchemaRegistry;
 
 /// A configured service, ready to run on a listener the caller bound.
 pub struct Service {

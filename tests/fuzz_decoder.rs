@@ -6,8 +6,8 @@
 
 mod common;
 
+use execwatch::decode::strict;
 use execwatch::fixtures::{Cm, Doc};
-use execwatch::strict;
 use proptest::prelude::*;
 use serde_json::Value;
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use execwatch::access::{Access, AccessSettings};
 use execwatch::api::{PageLimits, ServerSettings};
+use execwatch::decode::{Limits, SchemaRegistry};
 use execwatch::fixtures::{Cm, Doc};
 use execwatch::source::cluster::WatchSettings;
-use execwatch::validate::{Limits, SchemaRegistry};
 use execwatch::{Service, Sources};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::PostParams;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use execwatch::fixtures::Cm;
-use execwatch::validate::{Limits, SchemaRegistry};
+use execwatch::decode::{Limits, SchemaRegistry};
 use libfuzzer_sys::fuzz_target;
 
 static REGISTRY: LazyLock<SchemaRegistry> = LazyLock::new(|| {

@@ -116,7 +116,7 @@ impl TokenFile {
 
 fn parse(path: &Path) -> Result<Table, String> {
     let text = read_bounded(path, MAX_FILE_BYTES).map_err(|(_, e)| format!("{}: {e}", path.display()))?;
-    let value = crate::strict::yaml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let value = crate::decode::strict::yaml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let file: FileFormat = serde_json::from_value(value).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut table = Table::new();
     for (i, entry) in file.tokens.into_iter().enumerate() {

@@ -5,8 +5,10 @@
 //! same 404 as a missing object.
 
 use super::{ApiError, AppState};
-use crate::access::{Caller, Verb, is_dns_label};
+use crate::access::{Caller, Verb};
 use crate::index::Scope;
+use crate::model::Resource;
+use crate::model::names::is_dns_label;
 use crate::quote::quote;
 
 /// Authenticates the caller (401, or 503 when that cannot be checked), keeps them to their rate,
@@ -14,7 +16,7 @@ use crate::quote::quote;
 /// callers.
 pub(super) async fn admit(
     state: &AppState,
-    resource: Option<&str>,
+    resource: Option<Resource>,
     authorization: Option<&str>,
 ) -> Result<Caller, ApiError> {
     let caller = state.access.authenticate(authorization).await?;
@@ -28,7 +30,7 @@ pub(super) async fn admit(
 /// What a request reads in one namespace: `verb` on `resource` (one object when `name` is given).
 pub(super) struct Target<'a> {
     pub namespace: &'a str,
-    pub resource: &'a str,
+    pub resource: Resource,
     pub name: Option<&'a str>,
     pub verb: Verb,
 }
@@ -52,7 +54,7 @@ pub(super) async fn authorize(state: &AppState, caller: &Caller, target: Target<
 pub(super) async fn readable(
     state: &AppState,
     caller: &Caller,
-    resource: &str,
+    resource: Resource,
     namespaced: Option<&str>,
     filtered: Option<&str>,
     verb: Verb,
@@ -68,17 +70,17 @@ pub(super) async fn readable(
 
 /// The one 404 for what a caller may not see: a namespace not watched, not readable, or an
 /// object that does not exist. Built from the request alone, so all three are byte-identical.
-pub(super) fn hidden(state: &AppState, namespace: &str, resource: &str, name: Option<&str>) -> ApiError {
+pub(super) fn hidden(state: &AppState, namespace: &str, resource: Resource, name: Option<&str>) -> ApiError {
     let unreadable = if state.access.required() { ", or not readable with these credentials" } else { "" };
     // Named in a path only where it is a namespace name (a DNS label), so nothing is echoed raw.
     let rejections = if is_dns_label(namespace) { namespace } else { "{namespace}" };
     let namespace = quote(namespace);
     ApiError::not_found(match (resource, name) {
-        ("executions", Some(name)) => format!(
+        (Resource::Executions, Some(name)) => format!(
             "execution {} not found in namespace {namespace}{unreadable}; if it was rejected, see /api/v1/namespaces/{rejections}/rejections",
             quote(name)
         ),
-        ("pipelines", Some(name)) => {
+        (Resource::Pipelines, Some(name)) => {
             format!("pipeline {} has no executions in namespace {namespace}{unreadable}", quote(name))
         }
         _ => format!("namespace {namespace} is not watched by this service{unreadable}"),
@@ -86,7 +88,7 @@ pub(super) fn hidden(state: &AppState, namespace: &str, resource: &str, name: Op
 }
 
 /// Why one object is not answered: its namespace has not been listed yet, or it is not there.
-pub(super) fn not_there(state: &AppState, namespace: &str, resource: &str, name: &str) -> ApiError {
+pub(super) fn not_there(state: &AppState, namespace: &str, resource: Resource, name: &str) -> ApiError {
     if state.index.has_synced(namespace) {
         hidden(state, namespace, resource, Some(name))
     } else {

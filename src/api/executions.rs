@@ -13,11 +13,11 @@ use crate::access::Verb;
 use crate::history::{self, Unreadable};
 use crate::index::Tag;
 use crate::index::{Cursor, ExecutionFilter, Scope};
+use crate::model::ObjectRef;
 use crate::model::Phase;
-use crate::modules::EXECUTIONS;
+use crate::model::Resource;
 use crate::quote::quote;
 use crate::selector::Selector;
-use crate::validate::ObjectRef;
 use std::sync::Arc;
 
 const FILTERS: [&str; 8] =
@@ -31,7 +31,8 @@ pub(super) async fn list(namespace: Option<String>, request: ApiRequest) -> Resu
     let timeout = poll::timeout(&params)?;
     let streams = stream::wanted(&how, &params)?;
     let verb = if timeout.is_some() || streams { Verb::Watch } else { Verb::List };
-    let readable = readable(&state, &caller, EXECUTIONS, namespace.as_deref(), params.get("namespace"), verb).await?;
+    let readable =
+        readable(&state, &caller, Resource::Executions, namespace.as_deref(), params.get("namespace"), verb).await?;
     // What the parameters ask for, checked only when a page is made: a list remembered at this
     // revision (see `pages`) is answered without parsing them again.
     let wanted = |scope: &Scope| -> Result<Wanted, ApiError> {
@@ -40,7 +41,7 @@ pub(super) async fn list(namespace: Option<String>, request: ApiRequest) -> Resu
             pipeline: params.get("pipeline").map(str::to_owned),
             // `phase=` is no filter, as an empty `pipeline=` is none.
             phase: params
-                .parsed("phase", "one of Pending, Running, Succeeded, Failed, Cancelled, Unknown", |s| match s {
+                .parsed("phase", &format!("one of {}", Phase::LIST), |s| match s {
                     "" => Some(None),
                     s => Phase::parse(s).map(Some),
                 })?
@@ -56,7 +57,7 @@ pub(super) async fn list(namespace: Option<String>, request: ApiRequest) -> Resu
     if streams {
         let followed = Arc::new(wanted(&readable)?);
         let lost = stream::access_lost(&state, &caller, namespace.clone(), readable);
-        let ends = Ends { resource: EXECUTIONS, access_lost: lost };
+        let ends = Ends { resource: Resource::Executions, access_lost: lost };
         let filter = followed.filter.clone();
         let snapshot: stream::Snapshot = Box::new(move |state| {
             let (followed, state) = (followed.clone(), state.clone());
@@ -65,7 +66,8 @@ pub(super) async fn list(namespace: Option<String>, request: ApiRequest) -> Resu
         let followed = Followed::Executions { filter, snapshot };
         return Ok(stream::start(&state, &caller, followed, ends, how.last_event_id)?);
     }
-    let held = HeldList { resource: EXECUTIONS, namespace: namespace.as_deref(), params: &params, scope: readable };
+    let held =
+        HeldList { resource: Resource::Executions, namespace: namespace.as_deref(), params: &params, scope: readable };
     let (state, wanted) = (&state, &wanted);
     poll::list(state, &caller, &how, timeout, held, move |scope| async move { Ok(wanted(&scope)?.page(state).await.0) })
         .await
@@ -100,7 +102,7 @@ impl Wanted {
             }
         };
         let next = next.map(|at| Cursor::at(at, &self.filter).encode());
-        (ListBody::new(EXECUTIONS, items, next, &freshness), as_of)
+        (ListBody::new(Resource::Executions, items, next, &freshness), as_of)
     }
 }
 
@@ -126,7 +128,7 @@ pub(super) async fn get_one(namespace: String, name: String, request: ApiRequest
     let timeout = poll::timeout(&params)?;
     let streams = stream::wanted(&how, &params)?;
     let verb = if timeout.is_some() || streams { Verb::Watch } else { Verb::Get };
-    let target = Target { namespace: &namespace, resource: EXECUTIONS, name: Some(&name), verb };
+    let target = Target { namespace: &namespace, resource: Resource::Executions, name: Some(&name), verb };
     authorize(&state, &caller, target).await?;
     let id = ObjectRef { namespace, name };
     if streams {
@@ -136,7 +138,7 @@ pub(super) async fn get_one(namespace: String, name: String, request: ApiRequest
             look_up(&state, &id)?;
         }
         let lost = stream::access_lost(&state, &caller, Some(id.namespace.clone()), Scope::all());
-        let ends = Ends { resource: EXECUTIONS, access_lost: lost };
+        let ends = Ends { resource: Resource::Executions, access_lost: lost };
         return Ok(stream::start(&state, &caller, Followed::Execution(id), ends, how.last_event_id)?);
     }
     if timeout.is_none()
@@ -144,7 +146,7 @@ pub(super) async fn get_one(namespace: String, name: String, request: ApiRequest
     {
         return Ok(state.responses.reply(&how, Tag::of(&archived), archived, state.vary()));
     }
-    let one = HeldOne { resource: EXECUTIONS, namespace: &id.namespace, name: &id.name };
+    let one = HeldOne { resource: Resource::Executions, namespace: &id.namespace, name: &id.name };
     poll::one(&state, &caller, &how, timeout, one, || look_up(&state, &id).map(|entry| entry.detail.clone())).await
 }
 
@@ -172,6 +174,6 @@ async fn archived(state: &AppState, id: &ObjectRef) -> Result<Option<bytes::Byte
 fn look_up(state: &AppState, id: &ObjectRef) -> Result<std::sync::Arc<crate::index::ExecutionEntry>, ApiError> {
     match state.index.get(id) {
         Some(entry) => Ok(entry),
-        None => Err(not_there(state, &id.namespace, EXECUTIONS, &id.name)),
+        None => Err(not_there(state, &id.namespace, Resource::Executions, &id.name)),
     }
 }

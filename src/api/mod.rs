@@ -41,6 +41,7 @@ pub use server::ServerSettings;
 use crate::access::Access;
 use crate::history::ArchiveStatus;
 use crate::index::{Freshness, Index, Json, Tag};
+use crate::model::Resource;
 use crate::modules::Modules;
 use crate::modules::switch::Switch;
 
@@ -158,7 +159,10 @@ struct ApiRequest {
 /// `value` as 16 lowercase hex digits, written without a formatter: ETags and request ids are
 /// on every answer.
 fn hex(value: u64) -> [u8; 16] {
-    std::array::from_fn(|i| b"0123456789abcdef"[(value >> ((15 - i) * 4)) as usize & 0xf])
+    let mut digits = [0u8; 16];
+    // Eight bytes always fit sixteen digits.
+    hex::encode_to_slice(value.to_be_bytes(), &mut digits).unwrap_or_default();
+    digits
 }
 
 /// A JSON response from bytes serialised earlier.
@@ -171,7 +175,7 @@ fn json_bytes(body: Bytes) -> Response {
 /// A list response, `{"items":[...],"continue":...,"freshness":{...}}`, from items serialised
 /// on write. Its tag is computed from theirs, so a page the client holds costs no copying.
 struct ListBody {
-    kind: &'static str,
+    kind: Resource,
     items: Vec<Json>,
     next: Option<String>,
     freshness: Bytes,
@@ -180,7 +184,7 @@ struct ListBody {
 }
 
 impl ListBody {
-    fn new(kind: &'static str, items: Vec<Json>, next: Option<String>, freshness: &Freshness) -> Self {
+    fn new(kind: Resource, items: Vec<Json>, next: Option<String>, freshness: &Freshness) -> Self {
         let complete = freshness.complete;
         ListBody { kind, items, next, freshness: crate::index::to_bytes(freshness), complete }
     }
@@ -188,7 +192,8 @@ impl ListBody {
     fn tag(&self) -> Tag {
         let items = self.items.iter().map(|item| item.tag.0.to_be_bytes());
         let items: Vec<[u8; 16]> = items.collect();
-        let head = [self.kind.as_bytes(), self.next.as_deref().unwrap_or_default().as_bytes(), &self.freshness];
+        let head =
+            [self.kind.as_str().as_bytes(), self.next.as_deref().unwrap_or_default().as_bytes(), &self.freshness];
         // `next` absent and empty differ: an empty token is never issued.
         Tag::of_parts(
             head.into_iter().chain([&[u8::from(self.next.is_some())][..]]).chain(items.iter().map(|t| &t[..])),

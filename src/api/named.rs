@@ -7,6 +7,7 @@ use super::params::Params;
 use super::{ApiError, AppState};
 use crate::access::{Caller, Verb};
 use crate::index::{NameCursor, Scope};
+use crate::model::Resource;
 
 /// A by-name list request, authorised for its verb.
 pub(super) struct NamedList<'a> {
@@ -21,7 +22,7 @@ impl<'a> NamedList<'a> {
     pub async fn read(
         state: &AppState,
         caller: &Caller,
-        resource: &'static str,
+        resource: Resource,
         namespaced: Option<&'a str>,
         params: &'a Params,
         verb: Verb,

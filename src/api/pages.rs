@@ -14,6 +14,7 @@ use super::conditional::Negotiation;
 use super::params::Params;
 use super::{ApiError, AppState, ListBody};
 use crate::index::{Scope, Tag};
+use crate::model::Resource;
 
 /// Bytes of requests remembered at most: a request is its key (the parameters can be long, a
 /// `continue` token or a hostile `pipeline=`) and two numbers.
@@ -22,7 +23,7 @@ const BUDGET: u64 = 4 << 20;
 /// What determines a list page besides the index.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(super) struct PageRequest {
-    pub resource: &'static str,
+    pub resource: Resource,
     pub namespace: Option<String>,
     pub params: Params,
     pub scope: Scope,
@@ -95,13 +96,13 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::decode::{Limits, SchemaRegistry};
     use crate::fixtures::{Cm, Doc};
     use crate::index::{Freshness, Index};
-    use crate::validate::{Limits, SchemaRegistry};
 
     fn body(complete: bool) -> ListBody {
         let freshness = Freshness { complete, stale: false, incomplete_sources: Vec::new() };
-        ListBody::new("executions", Vec::new(), None, &freshness)
+        ListBody::new(Resource::Executions, Vec::new(), None, &freshness)
     }
 
     #[test]
@@ -113,7 +114,7 @@ mod tests {
         let state = crate::api::tests::state(index.clone());
         let how = Negotiation::default();
         let request = |query: &str| PageRequest {
-            resource: "executions",
+            resource: Resource::Executions,
             namespace: None,
             params: Params::parse(query, &["limit"]).unwrap(),
             scope: Scope::all(),
@@ -143,7 +144,7 @@ mod tests {
         let long = "p".repeat(60_000);
         for i in 0..200 {
             let params = Params::parse(&format!("pipeline={long}{i}"), &["pipeline"]).unwrap();
-            let request = PageRequest { resource: "executions", namespace: None, params, scope: Scope::all() };
+            let request = PageRequest { resource: Resource::Executions, namespace: None, params, scope: Scope::all() };
             let page = async { Ok(body(true)) };
             futures::executor::block_on(state.pages.reply(&state, &Negotiation::default(), request, page)).unwrap();
         }

@@ -11,7 +11,7 @@ use super::stream::{self, Ends, Followed};
 use super::{ApiRequest, AppState, ListBody};
 use crate::access::Verb;
 use crate::index::{NameCursor, Scope};
-use crate::modules::PIPELINES;
+use crate::model::Resource;
 
 /// GET /api/v1/pipelines and /api/v1/namespaces/{namespace}/pipelines: one page of pipelines, by namespace and name; a long poll with `timeoutSeconds`, a stream of
 /// pipeline changes with `Accept: text/event-stream` or `watch=true` (both watches; anything else
@@ -23,7 +23,7 @@ pub(super) async fn list(namespaced: Option<String>, request: ApiRequest) -> Res
     let (timeout, streams) = (poll::timeout(&params)?, stream::wanted(&how, &params)?);
     let verb = if timeout.is_some() || streams { Verb::Watch } else { Verb::List };
     let NamedList { scope, namespace, limit, after } =
-        NamedList::read(&state, &caller, PIPELINES, namespaced.as_deref(), &params, verb).await?;
+        NamedList::read(&state, &caller, Resource::Pipelines, namespaced.as_deref(), &params, verb).await?;
     let owned = namespace.map(str::to_owned);
     let page = move |state: &AppState, scope: &Scope| {
         let history = state.history();
@@ -32,18 +32,21 @@ pub(super) async fn list(namespaced: Option<String>, request: ApiRequest) -> Res
         if let Some(Err(unread)) = history.map(|archive| archive.runs_loaded()) {
             freshness.archive_unreadable(unread.to_owned());
         }
-        (ListBody::new(PIPELINES, page.items, page.next.as_ref().map(NameCursor::encode), &freshness), page.as_of)
+        (
+            ListBody::new(Resource::Pipelines, page.items, page.next.as_ref().map(NameCursor::encode), &freshness),
+            page.as_of,
+        )
     };
     if streams {
         let lost = stream::access_lost(&state, &caller, namespaced.clone(), scope.clone());
-        let ends = Ends { resource: PIPELINES, access_lost: lost };
+        let ends = Ends { resource: Resource::Pipelines, access_lost: lost };
         let snapshot_scope = scope.clone();
         let snapshot: stream::Snapshot =
             Box::new(move |state: &AppState| Box::pin(std::future::ready(page(state, &snapshot_scope))));
         let followed = Followed::Pipelines { namespace: namespace.map(str::to_owned), scope, snapshot };
         return Ok(stream::start(&state, &caller, followed, ends, how.last_event_id)?);
     }
-    let held = HeldList { resource: PIPELINES, namespace: namespaced.as_deref(), params: &params, scope };
+    let held = HeldList { resource: Resource::Pipelines, namespace: namespaced.as_deref(), params: &params, scope };
     poll::list(&state, &caller, &how, timeout, held, |scope| std::future::ready(Ok(page(&state, &scope).0))).await
 }
 
@@ -53,13 +56,14 @@ pub(super) async fn get_one(ns: String, name: String, request: ApiRequest) -> Re
     let params = Params::parse(&query, &["timeoutSeconds"])?;
     let timeout = poll::timeout(&params)?;
     let verb = if timeout.is_some() { Verb::Watch } else { Verb::Get };
-    authorize(&state, &caller, Target { namespace: &ns, resource: PIPELINES, name: Some(&name), verb }).await?;
-    let one = HeldOne { resource: PIPELINES, namespace: &ns, name: &name };
+    authorize(&state, &caller, Target { namespace: &ns, resource: Resource::Pipelines, name: Some(&name), verb })
+        .await?;
+    let one = HeldOne { resource: Resource::Pipelines, namespace: &ns, name: &name };
     let look_up = || {
         let pipeline = state.index.pipeline(&ns, &name);
         match pipeline.as_ref().and_then(|p| p.body(state.history().is_some())) {
             Some(body) => Ok(body.clone()),
-            None => Err(not_there(&state, &ns, PIPELINES, &name)),
+            None => Err(not_there(&state, &ns, Resource::Pipelines, &name)),
         }
     };
     poll::one(&state, &caller, &how, timeout, one, look_up).await

@@ -21,6 +21,7 @@ use super::pages::PageRequest;
 use super::{ApiError, AppState, ListBody, params::Params};
 use crate::access::{Caller, Verb};
 use crate::index::{Json, Scope};
+use crate::model::Resource;
 use crate::modules::NotInstalled;
 
 /// Longest a long poll may wait, in seconds.
@@ -39,7 +40,7 @@ pub fn timeout(params: &Params) -> Result<Option<u64>, ApiError> {
 
 /// What a list answers for.
 pub struct HeldList<'a> {
-    pub resource: &'static str,
+    pub resource: Resource,
     /// The namespace of a namespaced list (authorised by its handler), or `None` for a list
     /// over the caller's scope.
     pub namespace: Option<&'a str>,
@@ -49,7 +50,7 @@ pub struct HeldList<'a> {
 
 /// What a GET of one object answers for.
 pub struct HeldOne<'a> {
-    pub resource: &'static str,
+    pub resource: Resource,
     pub namespace: &'a str,
     pub name: &'a str,
 }
@@ -159,7 +160,7 @@ impl Wait {
         state: &AppState,
         caller: &Caller,
         timeout: u64,
-        resource: &'static str,
+        resource: Resource,
         namespace: Option<String>,
         scope: Scope,
     ) -> Result<Wait, ApiError> {

@@ -10,7 +10,7 @@ use super::poll::{self, HeldList};
 use super::{ApiRequest, ListBody};
 use crate::access::Verb;
 use crate::index::NameCursor;
-use crate::modules::REJECTIONS;
+use crate::model::Resource;
 
 /// GET /api/v1/rejections and /api/v1/namespaces/{namespace}/rejections: a page of rejections, by namespace and name; a long poll with `timeoutSeconds` (a watch;
 /// anything else is a list).
@@ -20,13 +20,13 @@ pub(super) async fn list(namespaced: Option<String>, request: ApiRequest) -> Res
     let timeout = poll::timeout(&params)?;
     let verb = if timeout.is_some() { Verb::Watch } else { Verb::List };
     let NamedList { scope, namespace, limit, after } =
-        NamedList::read(&state, &caller, REJECTIONS, namespaced.as_deref(), &params, verb).await?;
-    let held = HeldList { resource: REJECTIONS, namespace: namespaced.as_deref(), params: &params, scope };
+        NamedList::read(&state, &caller, Resource::Rejections, namespaced.as_deref(), &params, verb).await?;
+    let held = HeldList { resource: Resource::Rejections, namespace: namespaced.as_deref(), params: &params, scope };
     poll::list(&state, &caller, &how, timeout, held, |scope| {
         let page = state.index.rejections(namespace, &scope, after.as_ref(), limit);
         let freshness = state.index.freshness(namespace, &scope);
         std::future::ready(Ok(ListBody::new(
-            REJECTIONS,
+            Resource::Rejections,
             page.items,
             page.next.as_ref().map(NameCursor::encode),
             &freshness,

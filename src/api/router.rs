@@ -11,7 +11,7 @@ use super::conditional::Negotiation;
 use super::{
     ApiError, ApiRequest, AppState, ErrorCode, authz, executions, health, modules, pipelines, rejections, retention,
 };
-use crate::model::{EXECUTIONS, PIPELINES, REJECTIONS, RETENTION};
+use crate::model::Resource;
 
 /// Where a path leads.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub(super) enum Route<'a> {
     RetentionPlan,
     /// `/api/v1/{resource}` or `/api/v1/namespaces/{namespace}/{resource}`.
     List {
-        resource: &'static str,
+        resource: Resource,
         namespace: Option<&'a str>,
     },
     Execution {
@@ -68,19 +68,19 @@ impl<'a> Route<'a> {
     }
 
     /// The API resource whose module answers it, if a module does.
-    fn resource(&self) -> Option<&'static str> {
+    fn resource(&self) -> Option<Resource> {
         match self {
-            Route::List { resource, .. } => Some(resource),
-            Route::Execution { .. } => Some(EXECUTIONS),
-            Route::Pipeline { .. } => Some(PIPELINES),
-            Route::RetentionPlan => Some(RETENTION),
+            Route::List { resource, .. } => Some(*resource),
+            Route::Execution { .. } => Some(Resource::Executions),
+            Route::Pipeline { .. } => Some(Resource::Pipelines),
+            Route::RetentionPlan => Some(Resource::Retention),
             Route::Livez | Route::Readyz | Route::OpenApi | Route::Modules => None,
         }
     }
 }
 
-fn listed(resource: &str) -> Option<&'static str> {
-    [EXECUTIONS, PIPELINES, REJECTIONS].into_iter().find(|r| *r == resource)
+fn listed(resource: &str) -> Option<Resource> {
+    Resource::listed(resource)
 }
 
 /// Everything a route's handler may need from the request.
@@ -121,8 +121,8 @@ pub(super) async fn dispatch(state: AppState, request: Incoming) -> Result<Respo
         Route::List { resource, namespace } => {
             let namespace = namespace.map(owned);
             match resource {
-                EXECUTIONS => executions::list(namespace, request).await,
-                PIPELINES => pipelines::list(namespace, request).await,
+                Resource::Executions => executions::list(namespace, request).await,
+                Resource::Pipelines => pipelines::list(namespace, request).await,
                 _ => rejections::list(namespace, request).await,
             }
         }
@@ -135,16 +135,16 @@ pub(super) async fn dispatch(state: AppState, request: Incoming) -> Result<Respo
 
 #[cfg(test)]
 mod tests {
-    use super::Route;
+    use super::{Resource, Route};
 
     #[test]
     fn paths_match_as_warp_path_matched_them() {
         let list = |resource, namespace| Some(Route::List { resource, namespace });
-        assert_eq!(Route::of("/api/v1/executions"), list("executions", None));
-        assert_eq!(Route::of("/api/v1/executions/"), list("executions", None), "one trailing slash");
+        assert_eq!(Route::of("/api/v1/executions"), list(Resource::Executions, None));
+        assert_eq!(Route::of("/api/v1/executions/"), list(Resource::Executions, None), "one trailing slash");
         assert_eq!(Route::of("/api/v1/executions//"), None);
         assert_eq!(Route::of("/api/v1//executions"), None);
-        assert_eq!(Route::of("/api/v1/namespaces/a/rejections"), list("rejections", Some("a")));
+        assert_eq!(Route::of("/api/v1/namespaces/a/rejections"), list(Resource::Rejections, Some("a")));
         assert_eq!(Route::of("/api/v1/namespaces/a/modules"), None);
         assert_eq!(Route::of("/api/v1/namespaces/a/rejections/b"), None);
         assert_eq!(
@@ -152,7 +152,7 @@ mod tests {
             Some(Route::Execution { namespace: "a%2Fb", name: "run" }),
             "segments are raw"
         );
-        assert_eq!(Route::of("/api/v1/namespaces/a/executions/"), list("executions", Some("a")));
+        assert_eq!(Route::of("/api/v1/namespaces/a/executions/"), list(Resource::Executions, Some("a")));
         assert_eq!(Route::of("/livez/"), Some(Route::Livez));
         assert_eq!(Route::of("/"), None, "the dashboard's");
         assert_eq!(Route::of("/app.js"), None);

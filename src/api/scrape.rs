@@ -107,11 +107,11 @@ impl Collector for State {
         let rows =
             executions.iter().map(|((ns, phase), n)| ([("namespace", ns.as_str()), ("phase", phase.as_str())], *n));
         gauges(e, "executions", "Executions served, by namespace and phase", rows)?;
-        let mut reasons: BTreeMap<std::borrow::Cow<'static, str>, i64> = BTreeMap::new();
+        let mut reasons: BTreeMap<crate::model::ReasonCode, i64> = BTreeMap::new();
         for code in self.index.rejection_reasons() {
             *reasons.entry(code).or_default() += 1;
         }
-        let rows = reasons.iter().map(|(code, n)| ([("reason", &**code)], *n));
+        let rows = reasons.iter().map(|(code, n)| ([("reason", code.as_str())], *n));
         gauges(e, "rejections", "ConfigMaps rejected, by the code of their first reason", rows)?;
 
         let shards = self.index.shards();

@@ -32,7 +32,8 @@ use super::params::Params;
 use super::{ApiError, AppState, ListBody};
 use crate::access::Caller;
 use crate::index::{Change, Changed, ExecutionFilter, Json, Lost, Scope};
-use crate::validate::ObjectRef;
+use crate::model::ObjectRef;
+use crate::model::Resource;
 
 /// A comment this often keeps proxies from closing an idle stream.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -149,7 +150,7 @@ pub enum Followed {
 
 /// What ends a stream early: its module going away, the caller's access changing.
 pub struct Ends {
-    pub resource: &'static str,
+    pub resource: Resource,
     pub access_lost: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 

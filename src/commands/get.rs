@@ -15,6 +15,7 @@ use crate::api::openapi::{ExecutionList, PipelineList, RejectionList};
 use crate::client::events::Follow;
 use crate::client::{ApiClient, ClientArgs, ClientError};
 use crate::index::{Detail, Freshness, Pipeline, RejectionBody, Summary};
+use crate::model::names::split_name;
 use crate::model::{ExecutionView, Phase};
 use table::{Layout, Run, Table};
 
@@ -31,7 +32,7 @@ pub struct GetArgs {
     #[arg(long)]
     pub pipeline: Option<String>,
     /// Executions in this phase.
-    #[arg(long, value_parser = parse_phase)]
+    #[arg(long, value_parser = Phase::parse_or_list)]
     pub phase: Option<Phase>,
     /// Executions that include this environment.
     #[arg(long)]
@@ -69,11 +70,6 @@ pub enum Format {
     Json,
     Yaml,
     Name,
-}
-
-fn parse_phase(s: &str) -> Result<Phase, String> {
-    Phase::parse(s)
-        .ok_or_else(|| format!("{s:?} is not a phase (Pending, Running, Succeeded, Failed, Cancelled, Unknown)"))
 }
 
 /// A page of a list, whatever it holds.
@@ -346,7 +342,7 @@ fn view(detail: &Detail<'_>) -> Result<ExecutionView, serde_json::Error> {
 /// `get execution NS/NAME`: one execution; `--watch` follows it.
 async fn one(client: &ApiClient, args: &GetArgs) -> Result<(), Failure> {
     let named = args.name.as_deref().ok_or_else(|| Failure::Usage("get execution needs NAMESPACE/NAME".into()))?;
-    let (namespace, name) = super::split_name(named, args.namespace.as_deref())
+    let (namespace, name) = split_name(named, args.namespace.as_deref())
         .ok_or_else(|| Failure::Usage(format!("{named:?} is not NAMESPACE/NAME (or NAME with --namespace)")))?;
     let path = format!("/api/v1/namespaces/{namespace}/executions/{name}");
     let layout = Layout { namespaces: true, wide: args.output == Some(Format::Wide) };

@@ -15,10 +15,11 @@ use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
+use crate::decode::{DOCUMENT_KEYS, SchemaRegistry};
 use crate::model::Phase;
+use crate::model::names::{is_label_value, split_name};
 use crate::quote::quote;
-use crate::selector::{Selector, is_label_value};
-use crate::validate::{DOCUMENT_KEYS, SchemaRegistry};
+use crate::selector::Selector;
 
 /// Reads of a fresh version after conflicts before giving up: each conflict means another
 /// writer got in between, which a handful of writers of one execution never sustain.
@@ -55,7 +56,7 @@ pub struct RecordArgs {
     #[arg(long)]
     pub trigger: Option<String>,
     /// The run's phase; `startedAt` and `finishedAt` are set as it starts and ends.
-    #[arg(long, value_parser = parse_phase)]
+    #[arg(long, value_parser = Phase::parse_or_list)]
     pub phase: Option<Phase>,
     /// An environment's phase, `ENV=PHASE`; repeat it, in promotion order. Environments the
     /// document already has keep their place.
@@ -93,16 +94,9 @@ pub enum Output {
     Json,
 }
 
-fn parse_phase(s: &str) -> Result<Phase, String> {
-    Phase::parse(s)
-        .ok_or_else(|| format!("{s:?} is not a phase (Pending, Running, Succeeded, Failed, Cancelled, Unknown)"))
-}
-
 fn parse_environment(s: &str) -> Result<(String, Phase), String> {
     let (env, phase) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected ENV=PHASE, e.g. staging=Running"))?;
-    let phase = Phase::parse(phase).ok_or_else(|| {
-        format!("{phase:?} is not a phase (Pending, Running, Succeeded, Failed, Cancelled, Skipped, Unknown)")
-    })?;
+    let phase = Phase::parse_or_list(phase)?;
     Ok((env.to_owned(), phase))
 }
 
@@ -146,7 +140,7 @@ async fn record(args: &RecordArgs, registry: &SchemaRegistry, selector: &Selecto
         })?),
     };
     let default_ns = client.as_ref().map_or("default", |c| c.default_namespace()).to_owned();
-    let (namespace, name) = super::split_name(&args.execution, Some(args.namespace.as_deref().unwrap_or(&default_ns)))
+    let (namespace, name) = split_name(&args.execution, Some(args.namespace.as_deref().unwrap_or(&default_ns)))
         .ok_or_else(|| anyhow::anyhow!("{} is not NAMESPACE/NAME or NAME", quote(&args.execution)))?;
     let api = client.map(|c| Api::<ConfigMap>::namespaced(c, &namespace));
     for attempt in 1..=MAX_ATTEMPTS {
@@ -379,10 +373,11 @@ fn apply(args: &RecordArgs, document: &mut Value, now: Timestamp) {
 fn stamp(object: &mut serde_json::Map<String, Value>, now: Timestamp) {
     let phase = object.get("phase").and_then(Value::as_str).and_then(Phase::parse);
     let now = now.round(jiff::Unit::Second).unwrap_or(now).to_string();
-    if phase.is_some_and(|p| !matches!(p, Phase::Pending | Phase::Skipped)) {
+    if phase.is_some_and(Phase::is_attempted) {
         object.entry("startedAt").or_insert_with(|| json!(now));
     }
-    if phase.is_some_and(super::wait::is_terminal) && !matches!(phase, Some(Phase::Skipped)) {
+    // A skipped environment neither started nor finished.
+    if phase.is_some_and(|p| p.is_terminal() && p.is_attempted()) {
         object.entry("finishedAt").or_insert_with(|| json!(now));
     }
 }

@@ -11,12 +11,12 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::ListParams;
 
+use crate::decode::SchemaRegistry;
 use crate::files::read_bounded;
 use crate::index::{ExecutionEntry, Scope};
 use crate::retention::{Mode, Plan, PlanBody, Policy};
 use crate::selector::Selector;
 use crate::source::dir::{is_manifest, max_file_bytes, parse_manifests};
-use crate::validate::SchemaRegistry;
 
 /// The executions of every manifest file in `dir` (not below it) that the selector selects and
 /// the schemas accept: what `serve --from-dir` would serve.

@@ -8,10 +8,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::decode::{DOCUMENT_KEYS, SchemaRegistry};
 use crate::files::read_bounded;
+use crate::model::Reason;
+use crate::model::ReasonCode;
 use crate::selector::Selector;
 use crate::source::dir::{max_file_bytes, parse_manifests};
-use crate::validate::{DOCUMENT_KEYS, Reason, SchemaRegistry};
 
 mod lines;
 
@@ -40,7 +42,7 @@ pub struct Verdict {
 
 #[derive(Debug, Serialize)]
 pub struct Finding {
-    pub code: String,
+    pub code: ReasonCode,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
     pub message: String,
@@ -72,7 +74,7 @@ pub fn validate_files(
 
 fn check_file(registry: &SchemaRegistry, selector: &Selector, path: &Path) -> Vec<Verdict> {
     let file = path.display().to_string();
-    let finding = |code: &str, pointer: Option<String>, message: String, line: usize| Finding {
+    let finding = |code: ReasonCode, pointer: Option<String>, message: String, line: usize| Finding {
         code: code.to_owned(),
         pointer,
         message,
@@ -114,7 +116,11 @@ fn check_file(registry: &SchemaRegistry, selector: &Selector, path: &Path) -> Ve
                 let message = format!(
                     "holds an execution document but does not match the label selector {selector}; execwatch will not see it"
                 );
-                verdicts.push(rejected(i + 1, Some(id), vec![finding("Unlabelled", None, message, start + 1)]));
+                verdicts.push(rejected(
+                    i + 1,
+                    Some(id),
+                    vec![finding(ReasonCode::Unlabelled, None, message, start + 1)],
+                ));
             }
             continue;
         }
@@ -124,7 +130,7 @@ fn check_file(registry: &SchemaRegistry, selector: &Selector, path: &Path) -> Ve
         };
         let line = |r: &Reason| lines::line_of(&file_lines, start, r.pointer.as_deref()) + 1;
         let reasons: Vec<Finding> =
-            reasons.iter().map(|r| finding(&r.code, r.pointer.clone(), r.message.clone(), line(r))).collect();
+            reasons.iter().map(|r| finding(r.code, r.pointer.clone(), r.message.clone(), line(r))).collect();
         verdicts.push(Verdict {
             file: file.clone(),
             configmap: Some(id),
@@ -142,7 +148,7 @@ fn write_text(verdicts: &[Verdict], out: &mut impl Write) -> std::io::Result<()>
         let file = &v.file;
         match (&v.configmap, v.accepted) {
             (Some(id), true) => writeln!(out, "ok       {id} ({file})")?,
-            (Some(id), false) if v.reasons.iter().any(|r| r.code == "Unlabelled") => {
+            (Some(id), false) if v.reasons.iter().any(|r| r.code == ReasonCode::Unlabelled) => {
                 writeln!(out, "REJECTED {id} ({file}): {}", v.reasons[0].message)?
             }
             (Some(id), false) => {
@@ -195,7 +201,7 @@ fn write_junit(verdicts: &[Verdict], out: &mut impl Write) -> std::io::Result<()
             writeln!(
                 out,
                 r#"      <failure type="{}" message="{}">{}</failure>"#,
-                xml(&first.code),
+                xml(first.code.as_str()),
                 xml(&described(first)),
                 xml(&text.join("\n"))
             )?;

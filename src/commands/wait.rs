@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::events::Follow;
 use crate::client::{ApiClient, ClientArgs, ClientError};
 use crate::index::Detail;
+use crate::model::names::split_name;
 use crate::model::{EnvironmentStatus, ExecutionView, Phase};
 
 /// The condition held.
@@ -97,11 +98,6 @@ impl std::fmt::Display for Condition {
     }
 }
 
-/// Phases a run does not leave.
-pub fn is_terminal(phase: Phase) -> bool {
-    matches!(phase, Phase::Succeeded | Phase::Failed | Phase::Cancelled | Phase::Skipped)
-}
-
 /// What a state says about the condition: held, never will be (why), or not yet.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -113,23 +109,23 @@ pub enum Verdict {
 impl Condition {
     pub fn judge(&self, run: &ExecutionView, archived: bool) -> Verdict {
         let (held, never) = match self {
-            Condition::Terminal => (is_terminal(run.phase), None),
+            Condition::Terminal => (run.phase.is_terminal(), None),
             Condition::Phase(want) => {
-                let never = is_terminal(run.phase).then(|| format!("the execution ended {}", run.phase.as_str()));
+                let never = run.phase.is_terminal().then(|| format!("the execution ended {}", run.phase.as_str()));
                 (run.phase == *want, never)
             }
             Condition::Environment(name, want) => match run.environments.iter().find(|e| e.name == *name) {
                 Some(env) if env.phase == *want => (true, None),
-                Some(env) if is_terminal(env.phase) => {
+                Some(env) if env.phase.is_terminal() => {
                     (false, Some(format!("environment {name} ended {}", env.phase.as_str())))
                 }
                 Some(_) => {
-                    (false, is_terminal(run.phase).then(|| format!("the execution ended {}", run.phase.as_str())))
+                    (false, run.phase.is_terminal().then(|| format!("the execution ended {}", run.phase.as_str())))
                 }
                 None => {
                     let names: Vec<&str> = run.environments.iter().map(|e| e.name.as_str()).collect();
                     let never = format!("the execution has no environment {name} (it has {})", names.join(", "));
-                    (false, is_terminal(run.phase).then_some(never))
+                    (false, run.phase.is_terminal().then_some(never))
                 }
             },
         };
@@ -175,7 +171,7 @@ struct Waiter {
 }
 
 pub async fn run(args: WaitArgs) -> ExitCode {
-    let Some((namespace, name)) = super::split_name(&args.execution, args.namespace.as_deref()) else {
+    let Some((namespace, name)) = split_name(&args.execution, args.namespace.as_deref()) else {
         eprintln!("error: {:?} is not NAMESPACE/NAME (or NAME with --namespace)", args.execution);
         return ExitCode::from(FAILED);
     };

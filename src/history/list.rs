@@ -16,7 +16,7 @@ use sqlx::AnyPool;
 use super::incarnation::Incarnations;
 use super::store::{self, ArchivedQuery, ArchivedRow};
 use crate::index::{ExecutionFilter, Index, Json, Listing, Position};
-use crate::validate::ObjectRef;
+use crate::model::ObjectRef;
 
 /// Most archived rows one page reads.
 const SCAN: usize = 5_000;

@@ -28,7 +28,7 @@ use jiff::Timestamp;
 use sqlx::AnyPool;
 
 use crate::index::{ExecutionEntry, ExecutionFilter, Index, Json, Position};
-use crate::validate::ObjectRef;
+use crate::model::ObjectRef;
 
 pub use list::{Archived, merge};
 pub use warm::{Warm, WarmSource};

@@ -8,7 +8,7 @@ use sqlx::AnyPool;
 
 use super::{ArchiveSettings, ArchiveStatus, short, store};
 use crate::index::{ArchiveKey, Index, Journal, Synced};
-use crate::validate::ObjectRef;
+use crate::model::ObjectRef;
 
 /// Most notes written in one transaction.
 const BATCH: usize = 500;

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::entry::{Summary, summary};
 use super::pipelines::Environments;
 use super::{ExecutionEntry, Index, Position, State};
+use crate::model::ObjectRef;
 use crate::model::{ExecutionView, Phase};
-use crate::validate::ObjectRef;
 
 /// A pipeline's namespace and name.
 pub(super) type PipelineKey = (String, String);

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{Decoded, Key, SortKey};
 use crate::model::{Application, EnvironmentStatus, ExecutionView, Phase};
-use crate::validate::{Execution, ObjectRef, Rejection};
+use crate::model::{Execution, ObjectRef, Rejection};
 
 /// A served execution. The document itself is kept only as its serialised detail response.
 pub struct ExecutionEntry {

@@ -13,8 +13,9 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher::Event;
 
 use super::{Index, Listed, Prepared};
+use crate::model::ReasonCode;
+use crate::model::{Execution, ObjectRef, Reason, Rejection};
 use crate::source::{Object, SourceError, SourceEvent};
-use crate::validate::{Execution, ObjectRef, Reason, Rejection};
 
 /// Most events taken at once: bounds what a relist holds undecoded.
 const BATCH: usize = 512;
@@ -132,7 +133,7 @@ fn decode<P: Into<Prepared>>(decoder: &impl Fn(&ConfigMap) -> P, object: &Object
             id: ObjectRef::of(cm),
             file: None,
             resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
-            reasons: vec![Reason::new("Internal", "the decoder failed on this object; please report it")],
+            reasons: vec![Reason::new(ReasonCode::Internal, "the decoder failed on this object; please report it")],
         }))
     })
 }
@@ -144,8 +145,8 @@ mod tests {
     use futures::channel::mpsc;
 
     use super::*;
+    use crate::decode::{Limits, SchemaRegistry};
     use crate::fixtures::{Cm, Doc};
-    use crate::validate::{Limits, SchemaRegistry};
 
     #[tokio::test]
     async fn a_panicking_decoder_rejects_one_object_and_ingestion_goes_on() {

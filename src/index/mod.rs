@@ -38,7 +38,7 @@ pub use query::{Cursor, CursorError, ExecutionFilter, Listing, NameCursor, Named
 pub use shards::{Freshness, ShardState, ShardStatus};
 
 use crate::model::Phase;
-use crate::validate::{Execution, ObjectRef, Rejection};
+use crate::model::{Execution, ObjectRef, Rejection};
 
 /// Newest first, then namespace and name: a total order, so pages are stable.
 type SortKey = (Reverse<Timestamp>, Arc<ObjectRef>);

@@ -12,7 +12,7 @@ use super::archived::{Mention, PipelineHistory};
 use super::entry::{Json, Summary};
 use super::query::ByName;
 use super::{Changed, ExecutionEntry, Index, Key, NameCursor, Scope, State};
-use crate::model::{PIPELINES, Phase};
+use crate::model::{Phase, Resource};
 
 /// Where one environment of a pipeline stands: its latest attempted run.
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
@@ -36,11 +36,6 @@ pub struct Pipeline<'a> {
     pub execution_count: usize,
     /// Runs by phase (every phase but `Skipped`, zeros included).
     pub counts: BTreeMap<Cow<'a, str>, usize>,
-}
-
-/// An environment counts as attempted by a run once it has left `Pending` and was not skipped.
-pub(super) fn attempted(phase: Phase) -> bool {
-    !matches!(phase, Phase::Pending | Phase::Skipped)
 }
 
 /// One resolved pipeline, serialised: from its live runs, and from all its runs where some are
@@ -88,7 +83,7 @@ impl Index {
         fn id((namespace, name): &(String, String)) -> (&str, &str) {
             (namespace, name)
         }
-        let by_name = ByName { list: PIPELINES, namespace, scope, after, limit };
+        let by_name = ByName { list: Resource::Pipelines, namespace, scope, after, limit };
         let (page, next) = by_name.page(&state.pipelines, key, id, |p| p.body(history).is_some());
         let items = page.iter().filter_map(|p| p.body(history).cloned()).collect();
         PipelinePage { items, next, as_of: state.changes.last() }
@@ -143,11 +138,11 @@ impl Environments {
         let newer = |known: &Mention| mention.order < known.order;
         match self.0.get_mut(name) {
             None => {
-                let attempted = attempted(mention.phase).then(|| mention.clone());
+                let attempted = mention.phase.is_attempted().then(|| mention.clone());
                 self.0.insert(name.to_owned(), (mention.clone(), attempted));
             }
             Some((newest, attempted_one)) => {
-                if attempted(mention.phase) && attempted_one.as_ref().is_none_or(newer) {
+                if mention.phase.is_attempted() && attempted_one.as_ref().is_none_or(newer) {
                     *attempted_one = Some(mention.clone());
                 }
                 if newer(newest) {
@@ -171,7 +166,8 @@ impl Environments {
             .0
             .iter()
             .map(|(name, (newest, attempted_one))| {
-                let stands = if attempted(newest.phase) { newest } else { attempted_one.as_ref().unwrap_or(newest) };
+                let stands =
+                    if newest.phase.is_attempted() { newest } else { attempted_one.as_ref().unwrap_or(newest) };
                 (name, newest, stands)
             })
             .collect();

@@ -13,10 +13,11 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{ExecutionEntry, Index, Json, Key, Postings, SortKey, State};
+use crate::model::ObjectRef;
 use crate::model::Phase;
-use crate::model::REJECTIONS;
+use crate::model::ReasonCode;
+use crate::model::Resource;
 use crate::selector::Selector;
-use crate::validate::ObjectRef;
 use std::cmp::Reverse;
 
 /// The namespaces a caller may read: every one, or these.
@@ -191,7 +192,7 @@ pub struct NameCursor {
 }
 
 impl NameCursor {
-    pub(super) fn new(list: &str, filter: Option<&str>, namespace: &str, name: &str) -> Self {
+    pub(super) fn new(list: Resource, filter: Option<&str>, namespace: &str, name: &str) -> Self {
         NameCursor { namespace: namespace.to_owned(), name: name.to_owned(), filter: Self::fingerprint(list, filter) }
     }
 
@@ -200,7 +201,7 @@ impl NameCursor {
     }
 
     /// Decodes a token and checks it was issued for a `list` of `namespace` (or of any).
-    pub fn decode(token: &str, list: &str, namespace: Option<&str>) -> Result<Self, CursorError> {
+    pub fn decode(token: &str, list: Resource, namespace: Option<&str>) -> Result<Self, CursorError> {
         let cursor: NameCursor = decode_token(token)?;
         if cursor.filter != Self::fingerprint(list, namespace) {
             return Err(CursorError::OtherFilter);
@@ -208,7 +209,7 @@ impl NameCursor {
         Ok(cursor)
     }
 
-    fn fingerprint(list: &str, namespace: Option<&str>) -> u64 {
+    fn fingerprint(list: Resource, namespace: Option<&str>) -> u64 {
         let mut h = DefaultHasher::new();
         (list, namespace).hash(&mut h);
         h.finish()
@@ -218,7 +219,7 @@ impl NameCursor {
 /// A page of a list ordered by namespace and name: up to `limit` after `after` (checked to
 /// belong to this `list` and `namespace`), within `namespace` (or any) and `scope`.
 pub(super) struct ByName<'a> {
-    pub list: &'static str,
+    pub list: Resource,
     pub namespace: Option<&'a str>,
     pub scope: &'a Scope,
     pub after: Option<&'a NameCursor>,
@@ -343,7 +344,7 @@ impl Index {
         fn id(k: &ObjectRef) -> (&str, &str) {
             (&k.namespace, &k.name)
         }
-        let by_name = ByName { list: REJECTIONS, namespace, scope, after, limit };
+        let by_name = ByName { list: Resource::Rejections, namespace, scope, after, limit };
         let (page, next) = by_name.page(&state.rejections, key, id, |_| true);
         NamedPage { items: page.iter().map(|r| r.body.clone()).collect(), next }
     }
@@ -382,10 +383,8 @@ impl Index {
     }
 
     /// The code of each rejection's first reason.
-    pub fn rejection_reasons(&self) -> Vec<std::borrow::Cow<'static, str>> {
-        let first =
-            |r: &super::RejectionEntry| r.rejection.reasons.first().map_or("Unknown".into(), |r| r.code.clone());
-        self.read().rejections.values().map(|r| first(r)).collect()
+    pub fn rejection_reasons(&self) -> Vec<ReasonCode> {
+        self.read().rejections.values().filter_map(|r| r.rejection.reasons.first().map(|r| r.code)).collect()
     }
 
     /// Counts of executions and rejections, for metrics and memory figures.

@@ -3,9 +3,12 @@
 use std::time::Duration;
 
 use super::*;
+use crate::decode::{Limits, SchemaRegistry};
 use crate::fixtures::{Cm, Doc};
 use crate::model::Phase;
-use crate::validate::{Limits, Reason, SchemaRegistry};
+use crate::model::Reason;
+use crate::model::ReasonCode;
+use crate::model::Resource;
 
 fn registry() -> SchemaRegistry {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
@@ -30,7 +33,7 @@ fn rejected(ns: &str, name: &str) -> Decoded {
         id: ObjectRef { namespace: ns.into(), name: name.into() },
         file: None,
         resource_version: "1".into(),
-        reasons: vec![Reason::new("NoDocument", "none")],
+        reasons: vec![Reason::new(ReasonCode::NoDocument, "none")],
     })
 }
 
@@ -280,9 +283,9 @@ fn pipelines_follow_their_executions_and_page() {
     let first = index.pipelines(Some("a"), &Scope::all(), None, 3, false);
     assert_eq!(names(&first), ["\"p0\"", "\"p1\"", "\"p2\""]);
     let token = first.next.unwrap().encode();
-    assert_eq!(NameCursor::decode(&token, "pipelines", None), Err(CursorError::OtherFilter));
-    assert_eq!(NameCursor::decode(&token, "rejections", Some("a")), Err(CursorError::OtherFilter));
-    let after = NameCursor::decode(&token, "pipelines", Some("a")).unwrap();
+    assert_eq!(NameCursor::decode(&token, Resource::Pipelines, None), Err(CursorError::OtherFilter));
+    assert_eq!(NameCursor::decode(&token, Resource::Rejections, Some("a")), Err(CursorError::OtherFilter));
+    let after = NameCursor::decode(&token, Resource::Pipelines, Some("a")).unwrap();
     index.delete(&ObjectRef { namespace: "a".into(), name: "r3".into() });
     let second = index.pipelines(Some("a"), &Scope::all(), Some(&after), 3, false);
     assert_eq!(names(&second), ["\"p4\""], "a pipeline goes with its last execution");

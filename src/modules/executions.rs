@@ -10,16 +10,18 @@ use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument;
 
 use super::{Lifecycle, Module, ModuleName};
+use crate::model::Resource;
 use k8s_openapi::api::core::v1::ConfigMap;
 
+use crate::decode::SchemaRegistry;
 use crate::history::{Warm, WarmSource};
 use crate::index::{self, ExecutionEntry, Index, Listed, Prepared, ShardState};
+use crate::model::ObjectRef;
 use crate::selector::Selector;
 use crate::source::cluster::{WatchSettings, watch_namespace};
 use crate::source::dir::{Archived, watch_dir};
 use crate::source::namespaces::{self, Change};
 use crate::source::{Namespaces, SourceEvent, Sources};
-use crate::validate::{ObjectRef, SchemaRegistry};
 
 pub struct ExecutionsModule {
     sources: Sources,
@@ -46,8 +48,8 @@ impl Module for ExecutionsModule {
         ModuleName::Executions
     }
 
-    fn resources(&self) -> &'static [&'static str] {
-        &["executions"]
+    fn resources(&self) -> &'static [Resource] {
+        &[Resource::Executions]
     }
 
     fn enable(&self) -> BoxFuture<'_, ()> {

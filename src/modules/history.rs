@@ -9,6 +9,7 @@ use tracing::Instrument;
 use super::{Lifecycle, Module, ModuleName, Task};
 use crate::history::{ArchiveSettings, ArchiveStatus};
 use crate::index::{Index, Journal};
+use crate::model::Resource;
 
 /// The longest the module waits, when it stops, for the journal to reach the archive.
 const FLUSH_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -66,7 +67,7 @@ impl Module for HistoryModule {
         &[ModuleName::Executions]
     }
 
-    fn resources(&self) -> &'static [&'static str] {
+    fn resources(&self) -> &'static [Resource] {
         &[]
     }
 

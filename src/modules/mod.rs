@@ -23,7 +23,7 @@ pub use pipelines::PipelinesModule;
 pub use rejections::RejectionsModule;
 pub use retention::RetentionModule;
 
-pub use crate::model::{EXECUTIONS, PIPELINES, REJECTIONS, RETENTION};
+pub use crate::model::Resource;
 /// Every module, in the order they are enabled.
 pub const ALL: [ModuleName; 5] =
     [ModuleName::Executions, ModuleName::Pipelines, ModuleName::Rejections, ModuleName::History, ModuleName::Retention];
@@ -45,11 +45,11 @@ pub enum ModuleName {
 impl ModuleName {
     pub fn as_str(self) -> &'static str {
         match self {
-            ModuleName::Executions => EXECUTIONS,
-            ModuleName::Pipelines => PIPELINES,
-            ModuleName::Rejections => REJECTIONS,
+            ModuleName::Executions => "executions",
+            ModuleName::Pipelines => "pipelines",
+            ModuleName::Rejections => "rejections",
             ModuleName::History => "history",
-            ModuleName::Retention => RETENTION,
+            ModuleName::Retention => "retention",
         }
     }
 }
@@ -80,7 +80,7 @@ pub trait Module: Send + Sync {
     }
     /// The API resources (`/api/v1/{resource}`, `/api/v1/namespaces/{ns}/{resource}/...`) whose
     /// routes belong to this module.
-    fn resources(&self) -> &'static [&'static str];
+    fn resources(&self) -> &'static [Resource];
     /// Starts what the module needs. Idempotent. By default the module has nothing to start.
     fn enable(&self) -> BoxFuture<'_, ()> {
         self.lifecycle().set(true);
@@ -226,7 +226,7 @@ impl Modules {
 
     /// Why the module owning API `resource` cannot answer now, if it cannot: itself or a
     /// dependency is not installed. Resources no module owns are always available.
-    pub fn unavailable(&self, resource: &str) -> Option<NotInstalled> {
+    pub fn unavailable(&self, resource: Resource) -> Option<NotInstalled> {
         let owner = self.modules.iter().find(|m| m.resources().contains(&resource))?;
         let missing = std::iter::once(owner.name())
             .chain(owner.depends_on().iter().copied())
@@ -240,7 +240,7 @@ impl Modules {
     /// Completes when the module owning API `resource`, or one it depends on, is (or becomes)
     /// disabled, with why: what ends a long poll or a stream of that resource. Never completes
     /// for a resource no module owns.
-    pub fn withdrawn(self: &Arc<Self>, resource: &str) -> impl Future<Output = NotInstalled> + Send + 'static {
+    pub fn withdrawn(self: &Arc<Self>, resource: Resource) -> impl Future<Output = NotInstalled> + Send + 'static {
         let owner = self.modules.iter().find(|m| m.resources().contains(&resource));
         let needed: Vec<Lifecycle> = owner
             .into_iter()
@@ -253,7 +253,7 @@ impl Modules {
                 return std::future::pending().await;
             }
             futures::future::select_all(needed.iter().map(|l| Box::pin(l.disabled()))).await;
-            modules.unavailable(&resource).unwrap_or_else(|| NotInstalled(format!("{resource} was switched off")))
+            modules.unavailable(resource).unwrap_or_else(|| NotInstalled(format!("{resource} was switched off")))
         }
     }
 

@@ -6,6 +6,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::{Lifecycle, Module, ModuleName};
+use crate::model::Resource;
 
 #[derive(Default)]
 pub struct PipelinesModule {
@@ -21,8 +22,8 @@ impl Module for PipelinesModule {
         &[ModuleName::Executions]
     }
 
-    fn resources(&self) -> &'static [&'static str] {
-        &["pipelines"]
+    fn resources(&self) -> &'static [Resource] {
+        &[Resource::Pipelines]
     }
 
     fn disable(&self) -> BoxFuture<'_, ()> {

@@ -2,6 +2,7 @@
 //! module's watchers, so it depends on that module.
 
 use super::{Lifecycle, Module, ModuleName};
+use crate::model::Resource;
 
 #[derive(Default)]
 pub struct RejectionsModule {
@@ -17,8 +18,8 @@ impl Module for RejectionsModule {
         &[ModuleName::Executions]
     }
 
-    fn resources(&self) -> &'static [&'static str] {
-        &["rejections"]
+    fn resources(&self) -> &'static [Resource] {
+        &[Resource::Rejections]
     }
 
     fn lifecycle(&self) -> &Lifecycle {

@@ -7,7 +7,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tracing::Instrument;
 
-use super::{Lifecycle, Module, ModuleName, RETENTION, Task};
+use super::{Lifecycle, Module, ModuleName, Resource, Task};
 use crate::retention::{Policy, Pruner};
 
 pub struct RetentionModule {
@@ -33,8 +33,8 @@ impl Module for RetentionModule {
         &[ModuleName::Executions]
     }
 
-    fn resources(&self) -> &'static [&'static str] {
-        &[RETENTION]
+    fn resources(&self) -> &'static [Resource] {
+        &[Resource::Retention]
     }
 
     fn enable(&self) -> BoxFuture<'_, ()> {

@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use super::policy::{Policy, Rule, SkewAction};
 use crate::index::{ExecutionEntry, Scope};
-use crate::model::Phase;
 
 /// An execution the policy would prune, and the rule that says so.
 #[derive(Clone)]
@@ -65,10 +64,6 @@ pub struct RulePlan {
     pub first: Vec<String>,
 }
 
-fn is_terminal(phase: Phase) -> bool {
-    matches!(phase, Phase::Succeeded | Phase::Failed | Phase::Cancelled)
-}
-
 impl Rule {
     fn selects(&self, e: &ExecutionEntry) -> bool {
         self.namespaces.as_ref().is_none_or(|ns| ns.contains(&e.id.namespace))
@@ -103,7 +98,7 @@ impl Plan {
             let Some(rule) = policy.rules.iter().position(|r| r.selects(e)) else { continue };
             let tally = tallies.entry((rule, e.id.namespace.clone())).or_default();
             tally.selected += 1;
-            if !is_terminal(e.view.phase) {
+            if !e.view.phase.is_terminal() {
                 tally.not_terminal += 1;
                 continue;
             }

@@ -126,7 +126,7 @@ impl Policy {
     }
 
     pub fn parse(text: &str) -> Result<Policy, String> {
-        let value = match crate::strict::yaml(text).map_err(|e| e.to_string())? {
+        let value = match crate::decode::strict::yaml(text).map_err(|e| e.to_string())? {
             // An empty file is the empty policy.
             serde_json::Value::Null => serde_json::json!({}),
             value => value,

@@ -23,7 +23,7 @@ use crate::files::fingerprint;
 use crate::history::ArchiveStatus;
 use crate::index::{ExecutionEntry, Index};
 use crate::metrics::RetentionMetrics;
-use crate::validate::ObjectRef;
+use crate::model::ObjectRef;
 
 /// `--retention-mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -35,10 +35,11 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::{Object, SourceError, SourceEvent, Unreadable};
+use crate::decode::strict::{self, ParseError};
 use crate::files::read_bounded;
+use crate::model::ObjectRef;
+use crate::model::ReasonCode;
 use crate::selector::Selector;
-use crate::strict::{self, ParseError};
-use crate::validate::ObjectRef;
 
 /// What the directory source reads, and how.
 #[derive(Clone, Debug)]
@@ -402,7 +403,7 @@ fn list(source: &DirSource) -> Result<Vec<String>, SourceError> {
     Ok(names)
 }
 
-fn content_hash(read: &Result<String, (&'static str, String)>) -> u64 {
+fn content_hash(read: &Result<String, (ReasonCode, String)>) -> u64 {
     let mut h = DefaultHasher::new();
     read.hash(&mut h);
     h.finish()
@@ -413,7 +414,7 @@ fn content_hash(read: &Result<String, (&'static str, String)>) -> u64 {
 fn objects(
     source: &DirSource,
     name: &str,
-    read: Result<String, (&'static str, String)>,
+    read: Result<String, (ReasonCode, String)>,
     archived: Option<&Archived>,
 ) -> Vec<Object> {
     let text = match read {
@@ -452,7 +453,7 @@ fn objects(
 /// A file's content hash: the first 128 bits of its SHA-256, in hex. Stable across processes
 /// and releases, as the archive keeps versions made of it.
 pub fn file_hash(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes())[..16])
+    hex::encode(&Sha256::digest(text.as_bytes())[..16])
 }
 
 /// The resourceVersion of the `i`th of a file's `n` objects.
@@ -467,14 +468,10 @@ pub fn parse_file_version(version: &str) -> Option<(&str, usize, usize)> {
     (hash.len() == 32 && i < n).then_some((hash, i, n))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The object a `Delete` names: a ConfigMap always has a namespace (`default` when omitted).
 fn deleted(id: ObjectRef) -> Object {
     if id.namespace.is_empty() {
-        return Object::Unreadable(Unreadable { file: id.name, code: "Unreadable", message: String::new() });
+        return Object::Unreadable(Unreadable { file: id.name, code: ReasonCode::Unreadable, message: String::new() });
     }
     let metadata = ObjectMeta { namespace: Some(id.namespace), name: Some(id.name), ..ObjectMeta::default() };
     Object::ConfigMap(ConfigMap { metadata, ..ConfigMap::default() })
@@ -482,13 +479,13 @@ fn deleted(id: ObjectRef) -> Object {
 
 /// Every document of a manifest file, as a ConfigMap where it is one (`None` for empty
 /// documents and other kinds); an error is a reason code and a message.
-pub fn parse_manifests(text: &str) -> Vec<Result<Option<ConfigMap>, (&'static str, String)>> {
+pub fn parse_manifests(text: &str) -> Vec<Result<Option<ConfigMap>, (ReasonCode, String)>> {
     strict::yaml_documents(text)
         .into_iter()
         .map(|doc| match doc {
-            Ok(value) => configmap(value).map_err(|message| ("Unparsable", message)),
-            Err(e @ ParseError::DuplicateKey { .. }) => Err(("DuplicateKey", e.to_string())),
-            Err(e) => Err(("Unparsable", e.to_string())),
+            Ok(value) => configmap(value).map_err(|message| (ReasonCode::Unparsable, message)),
+            Err(e @ ParseError::DuplicateKey { .. }) => Err((ReasonCode::DuplicateKey, e.to_string())),
+            Err(e) => Err((ReasonCode::Unparsable, e.to_string())),
         })
         .collect()
 }
@@ -507,7 +504,7 @@ fn configmap(value: Value) -> Result<Option<ConfigMap>, String> {
         cm.metadata.namespace.as_deref().unwrap_or_default(),
         cm.metadata.name.as_deref().unwrap_or_default()
     );
-    cm.metadata.uid.get_or_insert_with(|| hex(&Sha256::digest(key.as_bytes())[..16]));
+    cm.metadata.uid.get_or_insert_with(|| hex::encode(&Sha256::digest(key.as_bytes())[..16]));
     Ok(Some(cm))
 }
 

@@ -10,7 +10,8 @@ use kube::runtime::watcher::Event;
 
 pub use dir::DirSource;
 
-use crate::validate::ObjectRef;
+use crate::model::ObjectRef;
+use crate::model::ReasonCode;
 
 use self::cluster::WatchSettings;
 
@@ -66,7 +67,7 @@ pub struct Unreadable {
     /// The file, relative to the directory, and the document's position where it has several.
     pub file: String,
     /// `Unreadable`, `TooLarge`, `Unparsable` or `DuplicateKey`.
-    pub code: &'static str,
+    pub code: ReasonCode,
     pub message: String,
 }
 

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use execwatch::api::{PageLimits, ServerSettings};
+use execwatch::decode::{Limits, SchemaRegistry};
 use execwatch::fixtures::{Cm, Doc};
 use execwatch::selector::Selector;
 use execwatch::source::cluster::WatchSettings;
-use execwatch::validate::{Limits, SchemaRegistry};
 use execwatch::{Service, Sources};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_sim::Sim;

@@ -203,7 +203,7 @@ pub fn rejections(rejections: &[RejectionBody<'static>], layout: Layout, now: Ti
             let mut row = layout.row(&rejection.id.namespace, headers.len());
             row.push(rejection.id.name.clone());
             let first = rejection.reasons.first();
-            row.push(first.map_or("-", |r| &r.code).to_owned());
+            row.push(first.map_or("-", |r| r.code.as_str()).to_owned());
             let message = first.map_or(String::new(), |r| match &r.pointer {
                 Some(p) => format!("{p}: {}", r.message),
                 None => r.message.clone(),

@@ -3,7 +3,7 @@
 //! the blocks do not show (flow style, a JSON document on one line) points at the nearest line
 //! that holds it, at worst the document's data key.
 
-use crate::validate::DOCUMENT_KEYS;
+use crate::decode::DOCUMENT_KEYS;
 
 /// The line (0-based) each YAML document of a file's `lines` starts on, in the order a YAML
 /// parser yields them: a `---` before any content does not start an empty document.

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
+use crate::decode::{Limits, SchemaRegistry};
 use crate::fixtures::{Cm, Doc};
 use crate::index::ExecutionEntry;
 use crate::retention::policy::Policy;
-use crate::validate::{Limits, SchemaRegistry};
 
 const NOW: &str = "2026-11-01T12:00:00Z";
 

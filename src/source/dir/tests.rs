@@ -2,6 +2,7 @@ use std::path::Path;
 
 use super::*;
 use crate::fixtures::EXECUTION_LABEL;
+use crate::model::ReasonCode;
 
 fn manifest(name: &str) -> String {
     format!(
@@ -26,7 +27,7 @@ fn read(source: &DirSource) -> Result<Vec<Object>, SourceError> {
 }
 
 /// Names of the ConfigMaps read, and (file, code) of everything unreadable.
-fn outcome(objects: &[Object]) -> (Vec<String>, Vec<(String, &'static str)>) {
+fn outcome(objects: &[Object]) -> (Vec<String>, Vec<(String, ReasonCode)>) {
     let mut served = Vec::new();
     let mut unreadable = Vec::new();
     for object in objects {
@@ -49,7 +50,7 @@ fn reads_multi_document_files_and_reports_broken_documents() {
     let objects = read(&source(dir.path())).unwrap();
     let (served, unreadable) = outcome(&objects);
     assert_eq!(served, ["one", "two"]);
-    assert_eq!(unreadable, [("b.yaml".to_owned(), "Unparsable")]);
+    assert_eq!(unreadable, [("b.yaml".to_owned(), ReasonCode::Unparsable)]);
 }
 
 #[test]
@@ -71,16 +72,16 @@ fn hostile_files_are_reported_one_by_one_and_hide_nothing() {
     let objects = read(&source(dir.path())).unwrap();
     let (served, unreadable) = outcome(&objects);
     assert_eq!(served, ["good"]);
-    let codes: BTreeMap<String, &str> = unreadable.into_iter().collect();
-    let expected: BTreeMap<String, &str> = [
-        ("big.yaml", "TooLarge"),
-        ("dir.yaml", "Unreadable"),
-        ("dup.yaml", "DuplicateKey"),
-        ("fifo.yaml", "Unreadable"),
-        ("latin1.yaml", "Unreadable"),
-        ("loop-a.yaml", "Unreadable"),
-        ("loop-b.yaml", "Unreadable"),
-        ("zero.yaml", "Unreadable"),
+    let codes: BTreeMap<String, ReasonCode> = unreadable.into_iter().collect();
+    let expected: BTreeMap<String, ReasonCode> = [
+        ("big.yaml", ReasonCode::TooLarge),
+        ("dir.yaml", ReasonCode::Unreadable),
+        ("dup.yaml", ReasonCode::DuplicateKey),
+        ("fifo.yaml", ReasonCode::Unreadable),
+        ("latin1.yaml", ReasonCode::Unreadable),
+        ("loop-a.yaml", ReasonCode::Unreadable),
+        ("loop-b.yaml", ReasonCode::Unreadable),
+        ("zero.yaml", ReasonCode::Unreadable),
     ]
     .into_iter()
     .map(|(f, c)| (f.to_owned(), c))

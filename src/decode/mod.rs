@@ -5,95 +5,23 @@
 //! new file in `schemas/` and no code change.
 
 use sha2::{Digest, Sha256};
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use jsonschema::{PatternOptions, Validator};
 use k8s_openapi::api::core::v1::ConfigMap;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::model::ExecutionView;
+pub mod strict;
+
+use crate::model::{Execution, ExecutionView, ObjectRef, Reason, ReasonCode, Rejection};
 use crate::quote::shorten;
-use crate::strict::{self, ParseError};
+use strict::ParseError;
 
 /// The data keys a ConfigMap may hold its one execution document under.
 pub const DOCUMENT_KEYS: [&str; 3] = ["execution.yaml", "execution.yml", "execution.json"];
-
-/// A ConfigMap's identity, which is also the execution's.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ObjectRef {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ObjectRef {
-    /// A ConfigMap's namespace and name.
-    pub fn of(cm: &ConfigMap) -> Self {
-        ObjectRef {
-            namespace: cm.metadata.namespace.clone().unwrap_or_default(),
-            name: cm.metadata.name.clone().unwrap_or_default(),
-        }
-    }
-}
-
-impl std::fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-/// A validated execution: the typed view plus the whole document, and only the ConfigMap
-/// metadata the API serves.
-#[derive(Clone, Debug)]
-pub struct Execution {
-    pub id: ObjectRef,
-    pub labels: BTreeMap<String, String>,
-    /// The ConfigMap's uid: a ConfigMap deleted and created again under its name is another.
-    pub uid: String,
-    pub resource_version: String,
-    /// `startedAt`, or the ConfigMap's creation time for runs that have not started.
-    pub sort_time: Timestamp,
-    /// When the API server created the ConfigMap: a clock the writer does not set.
-    pub created: Option<Timestamp>,
-    pub view: ExecutionView,
-    pub document: Value,
-}
-
-/// Why a ConfigMap is not served as an execution. Reasons are kept for the writer to read.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Rejection {
-    #[serde(flatten)]
-    pub id: ObjectRef,
-    /// The file (and document) of the directory source that could not be read as a ConfigMap;
-    /// such a rejection has no namespace, and its name is this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    pub resource_version: String,
-    pub reasons: Vec<Reason>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Reason {
-    /// Machine-readable class: `NoDocument`, `SeveralDocuments`, `TooLarge`, `Unparsable`,
-    /// `DuplicateKey`, `TooDeep`, `UnknownKind`, `SchemaViolation`, `Internal`; for a file of the
-    /// directory source, `Unreadable`.
-    pub code: Cow<'static, str>,
-    /// JSON pointer into the document, for schema violations and duplicate keys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pointer: Option<String>,
-    pub message: String,
-}
-
-impl Reason {
-    /// Messages quote what the writer sent: they are cut to a bounded length.
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Reason { code: Cow::Borrowed(code), pointer: None, message: shorten(message.into()) }
-    }
-}
 
 /// Bounds on hostile payloads.
 #[derive(Clone, Copy, Debug)]
@@ -178,7 +106,7 @@ impl SchemaRegistry {
     /// where no copy of the directory is at hand (a CI job).
     pub fn shipped(limits: Limits) -> Result<Self, SchemaError> {
         let path = PathBuf::from("schemas/pipelineexecution-v1alpha1.json (built in)");
-        let text = include_str!("../schemas/pipelineexecution-v1alpha1.json").to_owned();
+        let text = include_str!("../../schemas/pipelineexecution-v1alpha1.json").to_owned();
         Self::compile_all(vec![(path.clone(), text)], limits, path)
     }
 
@@ -203,7 +131,7 @@ impl SchemaRegistry {
         if schemas.is_empty() {
             return Err(SchemaError::Empty { path });
         }
-        let fingerprint = digest.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let fingerprint = hex::encode(&digest.finalize()[..16]);
         Ok(SchemaRegistry { schemas, limits, fingerprint })
     }
 
@@ -242,19 +170,19 @@ impl SchemaRegistry {
                     continue;
                 }
                 violations.push(Reason {
-                    code: Cow::Borrowed("SchemaViolation"),
+                    code: ReasonCode::SchemaViolation,
                     pointer: Some(shorten(e.instance_path().as_str().to_owned())),
                     message: shorten(e.to_string()),
                 });
             }
             if more > 0 {
-                violations.push(Reason::new("SchemaViolation", format!("and {more} more violations")));
+                violations.push(Reason::new(ReasonCode::SchemaViolation, format!("and {more} more violations")));
             }
             return Err(reject(violations));
         }
         let view = ExecutionView::deserialize(&document).map_err(|e| {
             reject(vec![Reason::new(
-                "SchemaViolation",
+                ReasonCode::SchemaViolation,
                 format!("document lacks a field every schema version must have: {e}"),
             )])
         })?;
@@ -290,7 +218,7 @@ impl SchemaRegistry {
             ([key], false) if DOCUMENT_KEYS.contains(&key.as_str()) => (key.as_str(), &data[*key]),
             ([], false) => {
                 return Err(Reason::new(
-                    "NoDocument",
+                    ReasonCode::NoDocument,
                     format!("data holds no document: expected one of {}", DOCUMENT_KEYS.join(", ")),
                 ));
             }
@@ -300,7 +228,7 @@ impl SchemaRegistry {
                     all.push("binaryData".to_owned());
                 }
                 return Err(Reason::new(
-                    "SeveralDocuments",
+                    ReasonCode::SeveralDocuments,
                     format!(
                         "data must hold exactly one key, one of {}; found {}",
                         DOCUMENT_KEYS.join(", "),
@@ -311,13 +239,13 @@ impl SchemaRegistry {
         };
         if text.len() > self.limits.max_document_bytes {
             return Err(Reason::new(
-                "TooLarge",
+                ReasonCode::TooLarge,
                 format!("{key} is {} bytes, over the limit of {} bytes", text.len(), self.limits.max_document_bytes),
             ));
         }
         let too_deep = |depth| {
             Reason::new(
-                "TooDeep",
+                ReasonCode::TooDeep,
                 format!("{key} nests {depth} levels deep, over the limit of {}", self.limits.max_depth),
             )
         };
@@ -334,9 +262,9 @@ impl SchemaRegistry {
         let value = parsed.map_err(|e| match e {
             ParseError::DuplicateKey { ref pointer, .. } => {
                 let (pointer, message) = (shorten(pointer.clone()), shorten(format!("{key} has a {e}")));
-                Reason { code: Cow::Borrowed("DuplicateKey"), pointer: Some(pointer), message }
+                Reason { code: ReasonCode::DuplicateKey, pointer: Some(pointer), message }
             }
-            ParseError::Syntax(e) => Reason::new("Unparsable", format!("{key} does not parse: {e}")),
+            ParseError::Syntax(e) => Reason::new(ReasonCode::Unparsable, format!("{key} does not parse: {e}")),
         })?;
         let depth = depth(&value);
         if depth > self.limits.max_depth {
@@ -350,7 +278,7 @@ impl SchemaRegistry {
         let key = (field("apiVersion").to_owned(), field("kind").to_owned());
         self.schemas.get(&key).map(|e| &e.validator).ok_or_else(|| {
             Reason::new(
-                "UnknownKind",
+                ReasonCode::UnknownKind,
                 format!("no schema for apiVersion {:?} kind {:?}; known: {}", key.0, key.1, self.kinds().join(", ")),
             )
         })

@@ -1,7 +1,13 @@
-//! The typed view of an execution document that the index sorts, filters and summarises by.
+//! The vocabulary every other room speaks, with no I/O: executions and rejections, phases and
+//! their rules, the API's resources, and Kubernetes' name rules.
 //!
 //! Only the fields every schema version must keep are typed here; the whole document is kept
 //! as validated JSON, so a new schema version with extra fields needs no code change.
+
+mod execution;
+pub mod names;
+
+pub use execution::{Execution, ObjectRef, Reason, ReasonCode, Rejection};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +49,24 @@ impl Phase {
     pub fn parse(s: &str) -> Option<Phase> {
         Phase::ALL.into_iter().find(|p| p.as_str() == s)
     }
+
+    /// Parses a phase, or says which are: the one message for a phase a user mistyped.
+    pub fn parse_or_list(s: &str) -> Result<Phase, String> {
+        Phase::parse(s).ok_or_else(|| format!("{s:?} is not a phase ({})", Phase::LIST))
+    }
+
+    /// Every phase, as messages list them.
+    pub const LIST: &str = "Pending, Running, Succeeded, Failed, Cancelled, Skipped, Unknown";
+
+    /// A phase a run (or an environment) does not leave.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed | Phase::Cancelled | Phase::Skipped)
+    }
+
+    /// Work began: it left `Pending` and was not skipped.
+    pub fn is_attempted(self) -> bool {
+        !matches!(self, Phase::Pending | Phase::Skipped)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -80,8 +104,37 @@ pub struct ExecutionView {
 }
 
 /// The resources the API serves, each the name of the module that serves it.
-pub const EXECUTIONS: &str = "executions";
-pub const PIPELINES: &str = "pipelines";
-pub const REJECTIONS: &str = "rejections";
-/// Retention's plan: `/api/v1/retention/plan`.
-pub const RETENTION: &str = "retention";
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resource {
+    Executions,
+    Pipelines,
+    Rejections,
+    /// Retention's plan: `/api/v1/retention/plan`.
+    Retention,
+}
+
+impl Resource {
+    /// The resources `/api/v1/{resource}` lists.
+    pub const LISTED: [Resource; 3] = [Resource::Executions, Resource::Pipelines, Resource::Rejections];
+
+    /// As paths, access reviews and messages spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Executions => "executions",
+            Resource::Pipelines => "pipelines",
+            Resource::Rejections => "rejections",
+            Resource::Retention => "retention",
+        }
+    }
+
+    /// A listed resource by its path segment.
+    pub fn listed(segment: &str) -> Option<Resource> {
+        Resource::LISTED.into_iter().find(|r| r.as_str() == segment)
+    }
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

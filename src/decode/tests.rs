@@ -4,14 +4,15 @@ use std::path::Path;
 
 use super::*;
 use crate::fixtures::{Cm, Doc};
+use crate::model::ReasonCode;
 
 fn registry() -> SchemaRegistry {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
     SchemaRegistry::load(&dir, Limits::default()).expect("shipped schemas compile")
 }
 
-fn codes(r: &Rejection) -> Vec<&str> {
-    r.reasons.iter().map(|r| &*r.code).collect()
+fn codes(r: &Rejection) -> Vec<ReasonCode> {
+    r.reasons.iter().map(|r| r.code).collect()
 }
 
 #[test]
@@ -35,28 +36,28 @@ fn valid_json_document_decodes() {
 #[test]
 fn missing_and_extra_data_keys_are_rejected() {
     let none = Cm::new("ns", "a").build();
-    assert_eq!(codes(&registry().decode(&none).unwrap_err()), ["NoDocument"]);
+    assert_eq!(codes(&registry().decode(&none).unwrap_err()), [ReasonCode::NoDocument]);
     let two = Cm::new("ns", "b").doc(&Doc::new("p")).data("execution.json", "{}").build();
     let err = registry().decode(&two).unwrap_err();
-    assert_eq!(codes(&err), ["SeveralDocuments"]);
+    assert_eq!(codes(&err), [ReasonCode::SeveralDocuments]);
     assert!(err.reasons[0].message.contains("execution.json, execution.yaml"));
     let wrong = Cm::new("ns", "c").data("run.yaml", "a: b").build();
-    assert_eq!(codes(&registry().decode(&wrong).unwrap_err()), ["SeveralDocuments"]);
+    assert_eq!(codes(&registry().decode(&wrong).unwrap_err()), [ReasonCode::SeveralDocuments]);
 }
 
 #[test]
 fn unparsable_documents_are_rejected() {
     let cm = Cm::new("ns", "a").data("execution.yaml", "a: [unclosed").build();
-    assert_eq!(codes(&registry().decode(&cm).unwrap_err()), ["Unparsable"]);
+    assert_eq!(codes(&registry().decode(&cm).unwrap_err()), [ReasonCode::Unparsable]);
     let cm = Cm::new("ns", "b").data("execution.json", "{\"a\": ").build();
-    assert_eq!(codes(&registry().decode(&cm).unwrap_err()), ["Unparsable"]);
+    assert_eq!(codes(&registry().decode(&cm).unwrap_err()), [ReasonCode::Unparsable]);
 }
 
 #[test]
 fn unknown_kind_names_the_known_ones() {
     let doc = Doc::new("p").yaml().replace("v1alpha1", "v9");
     let err = registry().decode(&Cm::new("ns", "a").data("execution.yaml", &doc).build()).unwrap_err();
-    assert_eq!(codes(&err), ["UnknownKind"]);
+    assert_eq!(codes(&err), [ReasonCode::UnknownKind]);
     assert!(err.reasons[0].message.contains("pipelines.gitops.dev/v1alpha1 PipelineExecution"));
 }
 
@@ -68,14 +69,14 @@ fn schema_violations_carry_json_pointers() {
     let pointers: Vec<_> = err.reasons.iter().filter_map(|r| r.pointer.as_deref()).collect();
     assert!(pointers.contains(&"/phase"), "{err:?}");
     assert!(pointers.contains(&"/startedAt"), "{err:?}");
-    assert!(err.reasons.iter().all(|r| r.code == "SchemaViolation"));
+    assert!(err.reasons.iter().all(|r| r.code == ReasonCode::SchemaViolation));
 }
 
 #[test]
 fn oversized_documents_are_rejected_before_parsing() {
     let big = format!("{}message: \"{}\"\n", Doc::new("p").yaml(), "x".repeat(300 * 1024));
     let err = registry().decode(&Cm::new("ns", "a").data("execution.yaml", &big).build()).unwrap_err();
-    assert_eq!(codes(&err), ["TooLarge"]);
+    assert_eq!(codes(&err), [ReasonCode::TooLarge]);
 }
 
 #[test]
@@ -87,22 +88,22 @@ fn yaml_alias_bombs_are_rejected() {
         ));
     }
     let err = registry().decode(&Cm::new("ns", "a").data("execution.yaml", &bomb).build()).unwrap_err();
-    assert_eq!(codes(&err), ["Unparsable"], "{err:?}");
+    assert_eq!(codes(&err), [ReasonCode::Unparsable], "{err:?}");
 }
 
 #[test]
 fn absurd_nesting_is_rejected() {
     let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
     let err = registry().decode(&Cm::new("ns", "a").data("execution.json", &deep).build()).unwrap_err();
-    assert_eq!(codes(&err), ["TooDeep"]);
+    assert_eq!(codes(&err), [ReasonCode::TooDeep]);
     // Refused by a linear scan, before libyaml spends quadratic time on it.
     let very_deep = format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000));
     let err = registry().decode(&Cm::new("ns", "b").data("execution.yaml", &very_deep).build()).unwrap_err();
-    assert_eq!(codes(&err), ["TooDeep"]);
+    assert_eq!(codes(&err), [ReasonCode::TooDeep]);
     let sneaky = format!("a: don't {}", "[".repeat(40));
     assert_eq!(
         codes(&registry().decode(&Cm::new("ns", "c").data("execution.yaml", &sneaky).build()).unwrap_err()),
-        ["TooDeep"]
+        [ReasonCode::TooDeep]
     );
 }
 
@@ -138,10 +139,13 @@ fn invalid_schemas_stop_start_up() {
 fn duplicate_keys_are_rejected_in_yaml_and_json_naming_key_and_pointer() {
     let yaml = format!("{}phase: Failed\n", Doc::new("p").phase("Running").yaml());
     let err = registry().decode(&Cm::new("ns", "y").data("execution.yaml", &yaml).build()).unwrap_err();
-    assert_eq!((codes(&err), err.reasons[0].pointer.as_deref()), (vec!["DuplicateKey"], Some("/phase")));
+    assert_eq!((codes(&err), err.reasons[0].pointer.as_deref()), (vec![ReasonCode::DuplicateKey], Some("/phase")));
     assert!(err.reasons[0].message.contains("\"phase\""), "{}", err.reasons[0].message);
 
     let json = r#"{"apiVersion":"pipelines.gitops.dev/v1alpha1","kind":"PipelineExecution","application":{"name":"a","name":"b"}}"#;
     let err = registry().decode(&Cm::new("ns", "j").data("execution.json", json).build()).unwrap_err();
-    assert_eq!((codes(&err), err.reasons[0].pointer.as_deref()), (vec!["DuplicateKey"], Some("/application/name")));
+    assert_eq!(
+        (codes(&err), err.reasons[0].pointer.as_deref()),
+        (vec![ReasonCode::DuplicateKey], Some("/application/name"))
+    );
 }
