@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod model;
 pub mod modules;
 pub mod parallel;
+pub mod query;
 pub mod quote;
 pub mod retention;
 pub mod routes;
@@ -36,6 +37,7 @@ mod service;
 pub mod source;
 
 pub mod telemetry;
+pub mod wire;
 
 pub use service::Service;
 pub use source::Sources;

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::index::Scope;
 use crate::model::names::is_dns_label;
+use crate::query::Scope;
 
 /// How callers are identified (`--auth`).
 #[derive(Clone, Debug, PartialEq, Eq)]

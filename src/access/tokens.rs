@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TokenDigest;
 use crate::files::{fingerprint, read_bounded};
-use crate::index::Scope;
+use crate::query::Scope;
 
 /// The largest tokens file read.
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;

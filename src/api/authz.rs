@@ -6,9 +6,9 @@
 
 use super::{ApiError, AppState};
 use crate::access::{Caller, Verb};
-use crate::index::Scope;
 use crate::model::Resource;
 use crate::model::names::is_dns_label;
+use crate::query::Scope;
 use crate::quote::quote;
 
 /// Authenticates the caller (401, or 503 when that cannot be checked), keeps them to their rate,
@@ -93,7 +93,7 @@ pub(super) fn not_there(state: &AppState, namespace: &str, resource: Resource, n
         hidden(state, namespace, resource, Some(name))
     } else {
         ApiError::unavailable(
-            super::ErrorCode::NotSynced,
+            crate::wire::ErrorCode::NotSynced,
             format!("namespace {} has not been listed yet; retry shortly", quote(namespace)),
         )
     }

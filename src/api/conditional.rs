@@ -18,7 +18,7 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 
 use super::json_bytes;
-use crate::index::Tag;
+use crate::wire::Tag;
 
 /// Bodies smaller than this are not worth compressing.
 const MIN_GZIP: usize = 1024;

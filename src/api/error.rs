@@ -3,36 +3,15 @@
 
 use std::convert::Infallible;
 
-use serde::Serialize;
 use warp::http::StatusCode;
 use warp::http::header::{ALLOW, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use crate::access::AccessError;
-use crate::index::CursorError;
 use crate::modules::NotInstalled;
-
-/// What went wrong, for programs: every code an error can carry, serialised as its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub enum ErrorCode {
-    UnknownParameter,
-    InvalidParameter,
-    InvalidHeader,
-    NotFound,
-    Unauthorized,
-    Forbidden,
-    AuthUnavailable,
-    TooManyReviews,
-    TooManyRequests,
-    TooManyWaiting,
-    NotSynced,
-    ModuleNotInstalled,
-    HistoryUnavailable,
-    CorsForbidden,
-    MethodNotAllowed,
-    Internal,
-}
+use crate::query::CursorError;
+use crate::wire::{ErrorBody, ErrorCode};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -108,16 +87,10 @@ impl From<NotInstalled> for ApiError {
     }
 }
 
-/// Every error's body; a client decodes it as `Body<'static>`.
-#[derive(Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Body<'a> {
-    pub code: ErrorCode,
-    pub message: std::borrow::Cow<'a, str>,
-}
-
 impl Reply for ApiError {
     fn into_response(self) -> Response {
-        let body = warp::reply::json(&Body { code: self.code, message: std::borrow::Cow::Borrowed(&self.message) });
+        let body =
+            warp::reply::json(&ErrorBody { code: self.code, message: std::borrow::Cow::Borrowed(&self.message) });
         let mut response = warp::reply::with_status(body, self.status).into_response();
         let headers = response.headers_mut();
         match self.status {

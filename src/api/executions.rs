@@ -8,16 +8,17 @@ use super::authz::{Target, authorize, not_there, readable};
 use super::params::Params;
 use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
-use super::{ApiError, ApiRequest, AppState, ErrorCode, ListBody};
+use super::{ApiError, ApiRequest, AppState, ListBody};
 use crate::access::Verb;
-use crate::history::{self, Unreadable};
-use crate::index::Tag;
-use crate::index::{Cursor, ExecutionFilter, Scope};
+use crate::history::Unreadable;
 use crate::model::ObjectRef;
 use crate::model::Phase;
 use crate::model::Resource;
+use crate::query::{self, Cursor, ExecutionFilter, Listing, Scope};
 use crate::quote::quote;
 use crate::selector::Selector;
+use crate::wire::ErrorCode;
+use crate::wire::Tag;
 use std::sync::Arc;
 
 const FILTERS: [&str; 8] =
@@ -88,19 +89,15 @@ impl Wanted {
         let after = self.after.as_ref().map(Cursor::position);
         let (live, as_of) = state.index.listing(&self.filter, after.as_ref(), self.limit);
         let mut freshness = state.index.freshness(self.filter.namespace.as_deref(), &self.filter.scope);
-        let (items, next) = match state.history() {
-            Some(archive) => {
-                let (archived, unread) = archive.list(&state.index, &self.filter, after.as_ref(), self.limit).await;
-                if let Some(error) = unread {
-                    freshness.archive_unreadable(error.to_string());
-                }
-                history::merge(live, archived, self.limit)
+        let mut archived = Listing::default();
+        if let Some(archive) = state.history() {
+            let unread;
+            (archived, unread) = archive.list(&state.index, &self.filter, after.as_ref(), self.limit).await;
+            if let Some(error) = unread {
+                freshness.archive_unreadable(error.to_string());
             }
-            None => {
-                let next = live.items.last().filter(|_| live.more).map(|(at, _)| at.clone());
-                (live.items.into_iter().map(|(_, item)| item).collect(), next)
-            }
-        };
+        }
+        let (items, next) = query::merge(live, archived, self.limit);
         let next = next.map(|at| Cursor::at(at, &self.filter).encode());
         (ListBody::new(Resource::Executions, items, next, &freshness), as_of)
     }

@@ -12,9 +12,10 @@ use warp::reply::Response;
 
 use super::AppState;
 use crate::access::Verb;
-use crate::index::{Scope, ShardStatus};
 use crate::modules::ModuleStatus;
 use crate::modules::switch::SwitchStatus;
+use crate::query::Scope;
+use crate::wire::ShardStatus;
 
 /// Process-wide health: whether shutdown has begun. Clones share it.
 #[derive(Clone)]

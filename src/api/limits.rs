@@ -10,7 +10,8 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::{ApiError, ErrorCode};
+use super::ApiError;
+use crate::wire::ErrorCode;
 
 /// Where long polls are counted when nobody is authenticated (`--auth none`): there is no
 /// subject to cap, so they are counted but not capped, and requests are not rate limited.

@@ -32,7 +32,7 @@ use warp::http::header::{CONTENT_TYPE, HeaderValue};
 use warp::reply::Response;
 
 pub use conditional::Responses;
-pub use error::{ApiError, Body as ErrorBody, ErrorCode, recover};
+pub use error::{ApiError, recover};
 pub use health::Health;
 pub use limits::{CallerLimits, capacity};
 pub use pages::Pages;
@@ -40,10 +40,11 @@ pub use server::ServerSettings;
 
 use crate::access::Access;
 use crate::history::ArchiveStatus;
-use crate::index::{Freshness, Index, Json, Tag};
+use crate::index::Index;
 use crate::model::Resource;
 use crate::modules::Modules;
 use crate::modules::switch::Switch;
+use crate::wire::{Freshness, Json, Tag};
 
 /// What every handler can reach: one allocation, so that the filters that hand it on clone a
 /// pointer, not a struct of handles.
@@ -186,7 +187,7 @@ struct ListBody {
 impl ListBody {
     fn new(kind: Resource, items: Vec<Json>, next: Option<String>, freshness: &Freshness) -> Self {
         let complete = freshness.complete;
-        ListBody { kind, items, next, freshness: crate::index::to_bytes(freshness), complete }
+        ListBody { kind, items, next, freshness: crate::wire::to_bytes(freshness), complete }
     }
 
     fn tag(&self) -> Tag {

@@ -8,9 +8,9 @@ use super::ApiRequest;
 use super::authz::{covers_everything, scope};
 use super::params::Params;
 use crate::access::Verb;
-use crate::index::Tag;
 use crate::modules::ModuleStatus;
 use crate::modules::switch::SwitchStatus;
+use crate::wire::Tag;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Body {
@@ -25,7 +25,7 @@ pub(super) async fn list(request: ApiRequest) -> Result<Response, warp::Rejectio
     let reads_all = covers_everything(&state, &scope(&state, &caller, Verb::List).await?);
     let body = Body { items: redacted(state.modules.status(), reads_all), switch: state.switch.status() };
     // A few hundred bytes, built per request: its tag is a hash of the bytes.
-    let body = crate::index::to_bytes(&body);
+    let body = crate::wire::to_bytes(&body);
     Ok(state.responses.reply(&how, Tag::of(&body), body, state.vary()))
 }
 

@@ -6,8 +6,8 @@ use super::authz::readable;
 use super::params::Params;
 use super::{ApiError, AppState};
 use crate::access::{Caller, Verb};
-use crate::index::{NameCursor, Scope};
 use crate::model::Resource;
+use crate::query::{NameCursor, Scope};
 
 /// A by-name list request, authorised for its verb.
 pub(super) struct NamedList<'a> {

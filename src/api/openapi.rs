@@ -12,7 +12,8 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
-use crate::index::{Detail, Freshness, Pipeline, RejectionBody, Summary};
+use crate::wire::{Detail, Pipeline};
+use crate::wire::{ErrorBody, ExecutionList, PipelineList, RejectionList};
 
 /// Every route of the API port, as a template.
 pub use crate::routes::API as ROUTES;
@@ -46,16 +47,9 @@ pub static DOCUMENT: LazyLock<Bytes> =
         readyz,
         openapi_json
     ),
-    components(schemas(ErrorBody, super::ErrorCode))
+    components(schemas(ErrorBody, crate::wire::ErrorCode))
 )]
 struct Description;
-
-/// Every error: a machine-readable code and a message.
-#[derive(ToSchema)]
-struct ErrorBody {
-    code: super::ErrorCode,
-    message: String,
-}
 
 /// What every `/api` route may answer besides its `200`, each error as `{code, message}`.
 #[derive(IntoResponses)]
@@ -63,55 +57,22 @@ enum Refused {
     #[response(status = 304, description = "What the client holds (If-None-Match) is current")]
     NotModified,
     #[response(status = 400, description = "A parameter is unknown, repeated or invalid")]
-    BadRequest(ErrorBody),
+    BadRequest(ErrorBody<'static>),
     #[response(status = 401, description = "Callers must authenticate")]
-    Unauthorized(ErrorBody),
+    Unauthorized(ErrorBody<'static>),
     #[response(status = 429, description = "Too many requests or long polls from this caller")]
-    TooManyRequests(ErrorBody),
+    TooManyRequests(ErrorBody<'static>),
     #[response(
         status = 503,
         description = "Not synced yet, module not installed, access cannot be checked now, or shutting down"
     )]
-    Unavailable(ErrorBody),
+    Unavailable(ErrorBody<'static>),
 }
 
 /// No such object, or a namespace this service does not watch or the caller may not read.
 #[derive(IntoResponses)]
 #[response(status = 404)]
-struct NotFound(ErrorBody);
-
-/// A page of execution summaries, newest first.
-#[derive(ToSchema, serde::Deserialize)]
-pub struct ExecutionList {
-    pub items: Vec<Summary<'static>>,
-    /// Pass as `continue` for the next page; null on the last.
-    #[schema(rename = "continue")]
-    #[serde(rename = "continue")]
-    pub next: Option<String>,
-    pub freshness: Freshness,
-}
-
-/// A page of pipelines, by namespace and name.
-#[derive(ToSchema, serde::Deserialize)]
-pub struct PipelineList {
-    pub items: Vec<Pipeline<'static>>,
-    /// Pass as `continue` for the next page; null on the last.
-    #[schema(rename = "continue")]
-    #[serde(rename = "continue")]
-    pub next: Option<String>,
-    pub freshness: Freshness,
-}
-
-/// A page of rejected ConfigMaps, by namespace and name.
-#[derive(ToSchema, serde::Deserialize)]
-pub struct RejectionList {
-    pub items: Vec<RejectionBody<'static>>,
-    /// Pass as `continue` for the next page; null on the last.
-    #[schema(rename = "continue")]
-    #[serde(rename = "continue")]
-    pub next: Option<String>,
-    pub freshness: Freshness,
-}
+struct NotFound(ErrorBody<'static>);
 
 /// One Server-Sent Event of a stream: `snapshot` and `resync` carry what the same request
 /// answers without streaming; `added`, `modified` and `deleted` an item (a summary in a list, the

@@ -13,8 +13,9 @@ use warp::reply::Response;
 use super::conditional::Negotiation;
 use super::params::Params;
 use super::{ApiError, AppState, ListBody};
-use crate::index::{Scope, Tag};
 use crate::model::Resource;
+use crate::query::Scope;
+use crate::wire::Tag;
 
 /// Bytes of requests remembered at most: a request is its key (the parameters can be long, a
 /// `continue` token or a hostile `pipeline=`) and two numbers.
@@ -98,7 +99,8 @@ mod tests {
     use super::*;
     use crate::decode::{Limits, SchemaRegistry};
     use crate::fixtures::{Cm, Doc};
-    use crate::index::{Freshness, Index};
+    use crate::index::Index;
+    use crate::wire::Freshness;
 
     fn body(complete: bool) -> ListBody {
         let freshness = Freshness { complete, stale: false, incomplete_sources: Vec::new() };

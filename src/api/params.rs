@@ -6,8 +6,9 @@ use std::convert::Infallible;
 use warp::Filter;
 
 use super::PageLimits;
-use super::error::{ApiError, ErrorCode};
+use super::error::ApiError;
 use crate::quote::quote;
+use crate::wire::ErrorCode;
 
 /// The raw query string, empty when there is none.
 pub fn raw() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {

@@ -10,8 +10,8 @@ use super::poll::{self, HeldList, HeldOne};
 use super::stream::{self, Ends, Followed};
 use super::{ApiRequest, AppState, ListBody};
 use crate::access::Verb;
-use crate::index::{NameCursor, Scope};
 use crate::model::Resource;
+use crate::query::{NameCursor, Scope};
 
 /// GET /api/v1/pipelines and /api/v1/namespaces/{namespace}/pipelines: one page of pipelines, by namespace and name; a long poll with `timeoutSeconds`, a stream of
 /// pipeline changes with `Accept: text/event-stream` or `watch=true` (both watches; anything else

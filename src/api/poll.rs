@@ -20,9 +20,10 @@ use super::limits;
 use super::pages::PageRequest;
 use super::{ApiError, AppState, ListBody, params::Params};
 use crate::access::{Caller, Verb};
-use crate::index::{Json, Scope};
 use crate::model::Resource;
 use crate::modules::NotInstalled;
+use crate::query::Scope;
+use crate::wire::Json;
 
 /// Longest a long poll may wait, in seconds.
 pub const MAX_WAIT: u64 = 300;

@@ -9,8 +9,8 @@ use super::params::Params;
 use super::poll::{self, HeldList};
 use super::{ApiRequest, ListBody};
 use crate::access::Verb;
-use crate::index::NameCursor;
 use crate::model::Resource;
+use crate::query::NameCursor;
 
 /// GET /api/v1/rejections and /api/v1/namespaces/{namespace}/rejections: a page of rejections, by namespace and name; a long poll with `timeoutSeconds` (a watch;
 /// anything else is a list).

@@ -6,10 +6,11 @@ use warp::reply::Response;
 
 use super::authz::{covers_everything, scope};
 use super::params::Params;
-use super::{ApiError, ApiRequest, ErrorCode, PageLimits};
+use super::{ApiError, ApiRequest, PageLimits};
 use crate::access::Verb;
-use crate::index::Tag;
 use crate::retention::{Mode, PlanBody, RetentionStatus};
+use crate::wire::ErrorCode;
+use crate::wire::Tag;
 
 /// Names listed per rule unless `limit` says otherwise, and the most it may say.
 const FIRST: PageLimits = PageLimits { default: 20, max: 500 };
@@ -58,6 +59,6 @@ pub(super) async fn plan(request: ApiRequest) -> Result<Response, warp::Rejectio
         policy_error: hidden(status.policy_error),
         idle: hidden(status.idle),
     };
-    let body = crate::index::to_bytes(&body);
+    let body = crate::wire::to_bytes(&body);
     Ok(state.responses.reply(&how, Tag::of(&body), body, state.vary()))
 }

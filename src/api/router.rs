@@ -8,10 +8,9 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use super::conditional::Negotiation;
-use super::{
-    ApiError, ApiRequest, AppState, ErrorCode, authz, executions, health, modules, pipelines, rejections, retention,
-};
+use super::{ApiError, ApiRequest, AppState, authz, executions, health, modules, pipelines, rejections, retention};
 use crate::model::Resource;
+use crate::wire::ErrorCode;
 
 /// Where a path leads.
 #[derive(Debug, PartialEq, Eq)]

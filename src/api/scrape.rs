@@ -15,9 +15,10 @@ use prometheus_client::registry::Registry;
 use super::CallerLimits;
 use crate::access::Access;
 use crate::history::ArchiveStatus;
-use crate::index::{Index, Journal, ShardState};
+use crate::index::{Index, Journal};
 use crate::metrics::HttpMetrics;
 use crate::modules::Modules;
+use crate::wire::ShardState;
 
 /// The registry a service's `/metrics` encodes: the events its parts counted and its state.
 pub fn registry(

@@ -31,9 +31,11 @@ use super::conditional::Negotiation;
 use super::params::Params;
 use super::{ApiError, AppState, ListBody};
 use crate::access::Caller;
-use crate::index::{Change, Changed, ExecutionFilter, Json, Lost, Scope};
+use crate::index::{Change, Changed, Lost};
 use crate::model::ObjectRef;
 use crate::model::Resource;
+use crate::query::{ExecutionFilter, Scope};
+use crate::wire::Json;
 
 /// A comment this often keeps proxies from closing an idle stream.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -301,8 +303,8 @@ impl Follower {
     fn event_for(&self, what: &Changed) -> Option<(&'static str, Bytes)> {
         match (&self.followed, what) {
             (Followed::Executions { filter, .. }, Changed::Execution { before, after, archived }) => {
-                let before = before.as_ref().filter(|e| filter.matches(e));
-                let after = after.as_ref().filter(|e| filter.matches(e));
+                let before = before.as_ref().filter(|e| filter.matches(&***e));
+                let after = after.as_ref().filter(|e| filter.matches(&***e));
                 if let (Some(gone), Some(at)) = (before, self.archives(archived)) {
                     return Some(("modified", Json::archived(&gone.summary.bytes, at).bytes));
                 }

@@ -14,7 +14,7 @@ use warp::reply::Response;
 
 use super::conditional::{Negotiation, Responses, negotiation};
 use super::error::ApiError;
-use crate::index::Tag;
+use crate::wire::Tag;
 
 /// Routes of the dashboard, as templates (for the metrics' route labels).
 pub use crate::routes::DASHBOARD as ROUTES;

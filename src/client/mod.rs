@@ -16,8 +16,8 @@ use kube::client::Body;
 use serde::de::DeserializeOwned;
 use warp::http::{Request, Response, StatusCode, header};
 
-use crate::api::ErrorBody;
 use crate::quote::quote;
+use crate::wire::ErrorBody;
 
 /// Largest response body read (a page of 500 summaries is well under 1 MiB).
 const MAX_BODY: usize = 64 << 20;

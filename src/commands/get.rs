@@ -11,12 +11,12 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::openapi::{ExecutionList, PipelineList, RejectionList};
 use crate::client::events::Follow;
 use crate::client::{ApiClient, ClientArgs, ClientError};
-use crate::index::{Detail, Freshness, Pipeline, RejectionBody, Summary};
 use crate::model::names::split_name;
 use crate::model::{ExecutionView, Phase};
+use crate::wire::{Detail, Freshness, Pipeline, RejectionBody, Summary};
+use crate::wire::{ExecutionList, PipelineList, RejectionList};
 use table::{Layout, Run, Table};
 
 #[derive(Debug, clap::Args)]

@@ -13,7 +13,8 @@ use kube::api::ListParams;
 
 use crate::decode::SchemaRegistry;
 use crate::files::read_bounded;
-use crate::index::{ExecutionEntry, Scope};
+use crate::index::ExecutionEntry;
+use crate::query::Scope;
 use crate::retention::{Mode, Plan, PlanBody, Policy};
 use crate::selector::Selector;
 use crate::source::dir::{is_manifest, max_file_bytes, parse_manifests};

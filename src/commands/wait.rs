@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::events::Follow;
 use crate::client::{ApiClient, ClientArgs, ClientError};
-use crate::index::Detail;
 use crate::model::names::split_name;
 use crate::model::{EnvironmentStatus, ExecutionView, Phase};
+use crate::wire::Detail;
 
 /// The condition held.
 pub const HELD: u8 = 0;

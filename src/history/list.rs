@@ -4,33 +4,27 @@
 //! positions and a `continue` token is a position in both. A name is listed once: live if it
 //! is live, else its latest deletion.
 //!
-//! Labels and environments are checked on the archive's rows, not in SQL, so a page reads at
-//! most `SCAN` rows: one whose matches are rarer than that ends early, with a token that goes on
-//! from where it stopped (a page, as in Kubernetes, may hold fewer than `limit` items).
+//! SQL narrows by what the archive has columns for (`ArchivedQuery::of`); the one predicate,
+//! `ExecutionFilter::matches`, checks the rest on the rows, so a page reads at most `SCAN` rows:
+//! one whose matches are rarer than that ends early, with a token that goes on from where it
+//! stopped (a page, as in Kubernetes, may hold fewer than `limit` items).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::OnceLock;
 
-use serde::Deserialize;
 use sqlx::AnyPool;
 
 use super::incarnation::Incarnations;
 use super::store::{self, ArchivedQuery, ArchivedRow};
-use crate::index::{ExecutionFilter, Index, Json, Listing, Position};
-use crate::model::ObjectRef;
+use crate::index::Index;
+use crate::model::{Application, ExecutionView, ObjectRef, Phase};
+use crate::query::{ExecutionFilter, Filterable, Position};
+use crate::wire::Json;
 
 /// Most archived rows one page reads.
 const SCAN: usize = 5_000;
 /// Fewest rows read at a time where rows are checked after reading.
 const CHUNK: usize = 200;
-
-/// A page of archived executions.
-pub struct Archived {
-    pub items: Vec<(Position, Json)>,
-    /// More follow the last item.
-    pub more: bool,
-    /// Where reading stopped at `SCAN` rows: nothing beyond it was looked at.
-    pub stopped: Option<Position>,
-}
 
 /// Deletions the archive may not hold yet (see `Index::departed`) that match `filter` after
 /// `after`, marked archived; and every such name, so rows of them are left out.
@@ -43,65 +37,44 @@ pub(super) fn pending(
     let names = departed.iter().map(|(entry, _)| (*entry.id).clone()).collect();
     let items = departed
         .iter()
-        .filter(|(entry, _)| filter.matches(entry))
-        .map(|(entry, at)| (Position::of(entry), Json::archived(&entry.summary.bytes, *at)))
+        .filter(|(entry, _)| filter.matches(&**entry))
+        .map(|(entry, at)| (entry.position(), Json::archived(&entry.summary.bytes, *at)))
         .filter(|(position, _)| after.is_none_or(|after| position > after))
         .collect();
     (items, names)
 }
 
-/// The namespaces whose archived rows `filter` reads: `Some(None)` for every one, `None` where
-/// its scope allows none (nothing is asked of the database then).
-pub(super) fn namespaces(filter: &ExecutionFilter) -> Option<Option<Vec<&str>>> {
-    let namespaces: Option<Vec<&str>> = match (&filter.namespace, filter.scope.namespaces()) {
-        (Some(ns), _) => Some(vec![ns.as_str()]),
-        (None, Some(readable)) => Some(readable.iter().map(String::as_str).collect()),
-        (None, None) => None,
-    };
-    match namespaces.map(|all| all.into_iter().filter(|ns| filter.scope.allows(ns)).collect::<Vec<_>>()) {
-        Some(none) if none.is_empty() => None,
-        namespaces => Some(namespaces),
-    }
-}
-
-/// Archived rows of `namespaces` matching `filter` after `after`, of names neither live nor
+/// Archived rows of `filter`'s namespaces matching it after `after`, of names neither live nor
 /// `pending`: more than `limit` where there are that many, and where reading stopped at `SCAN`
-/// rows.
+/// rows. The index is asked once per chunk of rows which of their names are live.
 pub(super) async fn rows(
     pool: &AnyPool,
     (index, incarnations): (&Index, &Incarnations),
     filter: &ExecutionFilter,
-    namespaces: Option<Vec<&str>>,
     (after, limit): (Option<&Position>, usize),
     pending: &HashSet<ObjectRef>,
 ) -> Result<(Vec<(Position, Json)>, Option<Position>), sqlx::Error> {
-    let query =
-        ArchivedQuery { namespaces, pipeline: filter.pipeline.as_deref(), phase: filter.phase.map(|p| p.as_str()) };
-    let checked_after = filter.labels.is_some() || filter.environment.is_some();
-    let chunk = if checked_after { (limit + 1).max(CHUNK) } else { limit + 1 };
+    let query = ArchivedQuery::of(filter);
+    let chunk = if filter.asks_beyond_columns() { (limit + 1).max(CHUNK) } else { limit + 1 };
     let mut from = after.cloned();
     let (mut read, mut items) = (0, Vec::new());
     loop {
         let cursor = from.as_ref().map(|p| (p.time.as_millisecond(), p.namespace.as_str(), p.name.as_str()));
         let rows = store::archived(pool, &query, cursor, chunk).await?;
         let full = rows.len() == chunk;
-        for row in rows {
-            read += 1;
-            let position = Position {
-                time: store::timestamp(row.sort_time),
-                namespace: row.namespace.clone(),
-                name: row.name.clone(),
-            };
-            from = Some(position.clone());
-            let id = ObjectRef { namespace: row.namespace.clone(), name: row.name.clone() };
-            if pending.contains(&id) || index.is_live(&id) || !matches(filter, &row) {
-                continue;
-            }
+        read += rows.len();
+        from = rows.last().map(ArchivedRow::position).or(from);
+        let ids: Vec<ObjectRef> =
+            rows.iter().map(|r| ObjectRef { namespace: r.namespace.clone(), name: r.name.clone() }).collect();
+        let live = index.which_live(&ids);
+        for ((row, id), live) in rows.into_iter().zip(&ids).zip(live) {
             // A row of an earlier namespace of that name is nobody's to read.
-            if !incarnations.current(&row.namespace, row.configmap_created) {
+            if live || pending.contains(id) || !incarnations.current(&row.namespace, row.configmap_created) {
                 continue;
             }
-            items.push((position, Json::archived(row.summary.as_bytes(), store::timestamp(row.deleted_at))));
+            if filter.matches(&Candidate::of(&row)) {
+                items.push((row.position(), Json::archived(row.summary.as_bytes(), store::timestamp(row.deleted_at))));
+            }
         }
         if items.len() > limit || !full {
             return Ok((items, None));
@@ -112,50 +85,57 @@ pub(super) async fn rows(
     }
 }
 
-/// The first `limit` of `items`, in order, and where the page that holds them stops.
-pub(super) fn assemble(mut items: Vec<(Position, Json)>, stopped: Option<Position>, limit: usize) -> Archived {
-    items.sort_by(|a, b| a.0.cmp(&b.0));
-    if let Some(stop) = &stopped {
-        items.retain(|(position, _)| position <= stop);
+impl ArchivedRow {
+    fn position(&self) -> Position {
+        Position { time: store::timestamp(self.sort_time), namespace: self.namespace.clone(), name: self.name.clone() }
     }
-    let more = items.len() > limit;
-    items.truncate(limit);
-    Archived { items, more, stopped }
 }
 
-/// The checks SQL leaves to the rows: labels and environment.
-fn matches(filter: &ExecutionFilter, row: &ArchivedRow) -> bool {
-    #[derive(Deserialize)]
-    struct Environments {
-        environments: Vec<Named>,
-    }
-    #[derive(Deserialize)]
-    struct Named {
-        name: String,
-    }
-    let labels = || serde_json::from_str::<BTreeMap<String, String>>(&row.labels).unwrap_or_default();
-    let environments =
-        || serde_json::from_str::<Environments>(&row.summary).map_or_else(|_| Vec::new(), |e| e.environments);
-    filter.labels.as_ref().is_none_or(|selector| selector.matches(&labels()))
-        && filter.environment.as_ref().is_none_or(|env| environments().iter().any(|e| e.name == *env))
+/// An archived row as the filter sees it: its namespace, pipeline and phase from their columns,
+/// its labels and view read from its JSON only when the filter asks.
+struct Candidate<'r> {
+    row: &'r ArchivedRow,
+    phase: Phase,
+    labels: OnceLock<BTreeMap<String, String>>,
+    view: OnceLock<ExecutionView>,
 }
 
-/// The first `limit` of a live and an archived page, and where the next page starts.
-pub fn merge(live: Listing, archived: Archived, limit: usize) -> (Vec<Json>, Option<Position>) {
-    let mut all: Vec<(Position, Json)> = live.items;
-    all.extend(archived.items);
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    if let Some(stop) = &archived.stopped {
-        // Archived rows beyond where reading stopped were not looked at: stop there too.
-        all.retain(|(position, _)| position <= stop);
+impl<'r> Candidate<'r> {
+    fn of(row: &'r ArchivedRow) -> Self {
+        let phase = Phase::parse(&row.phase).unwrap_or(Phase::Unknown);
+        Candidate { row, phase, labels: OnceLock::new(), view: OnceLock::new() }
     }
-    let more = all.len() > limit || live.more || archived.more;
-    all.truncate(limit);
-    let next = match (all.last(), &archived.stopped) {
-        (Some((last, _)), _) if all.len() == limit && (more || archived.stopped.is_some()) => Some(last.clone()),
-        (_, Some(stop)) => Some(stop.clone()),
-        (Some((last, _)), None) if more => Some(last.clone()),
-        _ => None,
-    };
-    (all.into_iter().map(|(_, item)| item).collect(), next)
+}
+
+impl Filterable for Candidate<'_> {
+    fn namespace(&self) -> &str {
+        &self.row.namespace
+    }
+
+    fn pipeline(&self) -> &str {
+        &self.row.pipeline
+    }
+
+    fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    fn labels(&self) -> &BTreeMap<String, String> {
+        self.labels.get_or_init(|| serde_json::from_str(&self.row.labels).unwrap_or_default())
+    }
+
+    /// The summary as it was served holds the view; a row that does not parse (never written so)
+    /// shows its columns and nothing else.
+    fn view(&self) -> &ExecutionView {
+        self.view.get_or_init(|| {
+            serde_json::from_str(&self.row.summary).unwrap_or_else(|_| ExecutionView {
+                pipeline: self.row.pipeline.clone(),
+                application: Application { name: String::new(), version: String::new(), revision: None },
+                phase: self.phase,
+                started_at: None,
+                finished_at: None,
+                environments: Vec::new(),
+            })
+        })
+    }
 }

@@ -27,10 +27,11 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use sqlx::AnyPool;
 
-use crate::index::{ExecutionEntry, ExecutionFilter, Index, Json, Position};
+use crate::index::{ExecutionEntry, Index};
 use crate::model::ObjectRef;
+use crate::query::{ExecutionFilter, Listing, Position};
+use crate::wire::Json;
 
-pub use list::{Archived, merge};
 pub use warm::{Warm, WarmSource};
 pub use writer::run;
 
@@ -233,22 +234,23 @@ impl ArchiveStatus {
         filter: &ExecutionFilter,
         after: Option<&Position>,
         limit: usize,
-    ) -> (Archived, Option<Unreadable>) {
+    ) -> (Listing, Option<Unreadable>) {
         let (mut items, pending) = list::pending(index, filter, after);
-        let Some(namespaces) = list::namespaces(filter) else {
-            return (list::assemble(items, None, limit), None);
-        };
+        let namespaces = filter.namespaces();
+        if namespaces.as_ref().is_some_and(Vec::is_empty) {
+            return (Listing::first(items, None, limit), None);
+        }
         let reader = budget_key(namespaces.as_deref());
         let incarnations = self.incarnations();
         let rows = self.read(&reader, |pool| async move {
-            list::rows(&pool, (index, incarnations), filter, namespaces, (after, limit), &pending).await
+            list::rows(&pool, (index, incarnations), filter, (after, limit), &pending).await
         });
         match rows.await {
             Ok((rows, stopped)) => {
                 items.extend(rows);
-                (list::assemble(items, stopped, limit), None)
+                (Listing::first(items, stopped, limit), None)
             }
-            Err(unreadable) => (list::assemble(items, None, limit), Some(unreadable)),
+            Err(unreadable) => (Listing::first(items, None, limit), Some(unreadable)),
         }
     }
 

@@ -12,6 +12,7 @@ use sqlx::{AnyPool, Executor, Row};
 use super::ArchiveUrl;
 use super::incarnation::Incarnations;
 use crate::index::{ArchiveKey, ArchivedLoad, ArchivedRun, Note, Stored, Synced};
+use crate::query::ExecutionFilter;
 use futures::TryStreamExt;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -111,7 +112,7 @@ impl StoredNote {
             Note::Served(entry, at) => (entry, *at, None),
             Note::Deleted(entry, at) => (entry, *at, Some(millis(*at))),
         };
-        let text = |json: &crate::index::Json| String::from_utf8_lossy(&json.bytes).into_owned();
+        let text = |json: &crate::wire::Json| String::from_utf8_lossy(&json.bytes).into_owned();
         StoredNote {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
@@ -320,13 +321,23 @@ pub fn timestamp(millis: i64) -> Timestamp {
     Timestamp::from_millisecond(millis).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-/// What an archived list asks the database for; the rest of its filter (labels, environment)
-/// is checked on the rows.
+/// What an archived list asks the database for; the rest of its filter is checked on the rows.
 pub struct ArchivedQuery<'a> {
     /// Every namespace, or these.
     pub namespaces: Option<Vec<&'a str>>,
     pub pipeline: Option<&'a str>,
     pub phase: Option<&'a str>,
+}
+
+impl<'a> ArchivedQuery<'a> {
+    /// The part of `filter` SQL answers by the archive's columns and indexes.
+    pub fn of(filter: &'a ExecutionFilter) -> Self {
+        ArchivedQuery {
+            namespaces: filter.namespaces(),
+            pipeline: filter.pipeline.as_deref(),
+            phase: filter.phase.map(|p| p.as_str()),
+        }
+    }
 }
 
 /// One archived execution of a list: the latest deleted version of its name, when no version
@@ -340,6 +351,8 @@ pub struct ArchivedRow {
     pub deleted_at: i64,
     /// When its ConfigMap was created (the API server's clock), where known.
     pub configmap_created: Option<i64>,
+    pub pipeline: String,
+    pub phase: String,
 }
 
 /// A value bound to a placeholder of an archived list's SQL.
@@ -393,7 +406,8 @@ fn page_sql<'a>(
     values: &mut Vec<Bound<'a>>,
 ) -> String {
     let mut sql = String::from(
-        "SELECT namespace, name, sort_time, summary, labels, deleted_at, list_key, configmap_created FROM executions e \
+        "SELECT namespace, name, sort_time, summary, labels, deleted_at, list_key, configmap_created, pipeline, phase \
+         FROM executions e \
          WHERE deleted_at IS NOT NULL",
     );
     if let Some(namespace) = namespace {
@@ -448,7 +462,7 @@ pub async fn archived<'a>(
     // take PostgreSQL long to plan): groups of namespaces are read apart and merged.
     let mut rows = Vec::new();
     for group in namespaces.chunks(NAMESPACES_PER_QUERY) {
-        let part = ArchivedQuery { namespaces: Some(group.to_vec()), pipeline: query.pipeline, phase: query.phase };
+        let part = ArchivedQuery { namespaces: Some(group.to_vec()), ..*query };
         rows.extend(archived_page(pool, &part, after, limit).await?);
     }
     if namespaces.len() > NAMESPACES_PER_QUERY {
@@ -486,6 +500,8 @@ async fn archived_page<'a>(
             labels: r.get(4),
             deleted_at: r.get(5),
             configmap_created: r.get(7),
+            pipeline: r.get(8),
+            phase: r.get(9),
         })
         .collect())
 }

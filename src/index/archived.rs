@@ -10,11 +10,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::entry::{Summary, summary};
 use super::pipelines::Environments;
-use super::{ExecutionEntry, Index, Position, State};
+use super::{ExecutionEntry, Index, State};
 use crate::model::ObjectRef;
 use crate::model::{ExecutionView, Phase};
+use crate::query::Position;
+use crate::wire::{Summary, summary};
 
 /// A pipeline's namespace and name.
 pub(super) type PipelineKey = (String, String);

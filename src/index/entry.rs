@@ -1,6 +1,5 @@
 //! Index entries: what is kept of an object, with its responses serialised once on write.
 
-use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -8,12 +7,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{Decoded, Key, SortKey};
-use crate::model::{Application, EnvironmentStatus, ExecutionView, Phase};
+use crate::model::ExecutionView;
 use crate::model::{Execution, ObjectRef, Rejection};
+use crate::wire::{Detail, Json, RejectionBody, Summary, summary};
 
 /// A served execution. The document itself is kept only as its serialised detail response.
 pub struct ExecutionEntry {
@@ -42,55 +40,6 @@ pub struct Stored {
     pub sort_time: Timestamp,
     pub detail: String,
     pub summary: String,
-}
-
-/// The compact form lists serve. Borrowed where the service serialises it, owned where a client
-/// decodes it (`Summary<'static>`).
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary<'a> {
-    pub namespace: Cow<'a, str>,
-    pub name: Cow<'a, str>,
-    pub pipeline: Cow<'a, str>,
-    pub application: Cow<'a, Application>,
-    pub phase: Phase,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<Cow<'a, str>>,
-    pub environments: Vec<EnvironmentPhase<'a>>,
-    pub resource_version: Cow<'a, str>,
-    /// Only on an execution served from the archive: its ConfigMap is gone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub archived: Option<bool>,
-    /// When the archive saw its ConfigMap deleted (or unlabelled).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deleted_at: Option<String>,
-}
-
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-pub struct EnvironmentPhase<'a> {
-    pub name: Cow<'a, str>,
-    pub phase: Phase,
-}
-
-/// One execution, whole: `GET .../executions/{name}` and a one-execution stream's events.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Detail<'a> {
-    pub namespace: Cow<'a, str>,
-    pub name: Cow<'a, str>,
-    pub labels: Cow<'a, BTreeMap<String, String>>,
-    pub resource_version: Cow<'a, str>,
-    /// The document as the writer stored it, validated against its kind's schema.
-    #[schema(value_type = Object)]
-    pub execution: Cow<'a, Value>,
-    /// Only on an execution served from the archive: its ConfigMap is gone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub archived: Option<bool>,
-    /// When the archive saw its ConfigMap deleted (or unlabelled).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deleted_at: Option<String>,
 }
 
 impl ExecutionEntry {
@@ -185,26 +134,6 @@ impl ExecutionEntry {
     }
 }
 
-pub(super) fn summary<'a>(id: &'a ObjectRef, view: &'a ExecutionView, rv: &'a str) -> Summary<'a> {
-    Summary {
-        namespace: Cow::Borrowed(&id.namespace),
-        name: Cow::Borrowed(&id.name),
-        pipeline: Cow::Borrowed(&view.pipeline),
-        application: Cow::Borrowed(&view.application),
-        phase: view.phase,
-        started_at: view.started_at.as_deref().map(Cow::Borrowed),
-        finished_at: view.finished_at.as_deref().map(Cow::Borrowed),
-        environments: view.environments.iter().map(environment_phase).collect(),
-        resource_version: Cow::Borrowed(rv),
-        archived: None,
-        deleted_at: None,
-    }
-}
-
-fn environment_phase(e: &EnvironmentStatus) -> EnvironmentPhase<'_> {
-    EnvironmentPhase { name: Cow::Borrowed(&e.name), phase: e.phase }
-}
-
 /// A ConfigMap that is not served, with its reasons.
 pub struct RejectionEntry {
     pub rejection: Rejection,
@@ -212,15 +141,6 @@ pub struct RejectionEntry {
     pub(super) shard: Arc<str>,
     pub revision: u64,
     pub changed_at: Timestamp,
-}
-
-/// A rejected ConfigMap and why, as rejection lists serve it.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RejectionBody<'a> {
-    #[serde(flatten)]
-    pub rejection: Cow<'a, Rejection>,
-    pub rejected_at: String,
 }
 
 impl RejectionEntry {
@@ -271,72 +191,4 @@ impl<T: Into<Prepared>> From<T> for Listed {
     fn from(object: T) -> Self {
         Listed::Fresh(object.into())
     }
-}
-
-/// A serialised response and a strong hash of it, so a response's ETag is computed without
-/// serialising or hashing its bytes again. The hash is the same in every process, so replicas
-/// holding the same data agree on it.
-#[derive(Clone, Debug)]
-pub struct Json {
-    pub bytes: Bytes,
-    pub tag: Tag,
-}
-
-impl Json {
-    pub(crate) fn of<T: Serialize>(value: &T) -> Json {
-        Json::from_bytes(to_bytes(value))
-    }
-
-    pub fn from_bytes(bytes: Bytes) -> Json {
-        Json { tag: Tag::of(&bytes), bytes }
-    }
-
-    /// A body (a JSON object) as the archive serves it: marked `"archived":true` and
-    /// `"deletedAt"` after its own fields.
-    pub fn archived(body: &[u8], deleted_at: Timestamp) -> Json {
-        let body = body.trim_ascii_end();
-        let fields = body.strip_suffix(b"}").unwrap_or(body);
-        let mut marked = Vec::with_capacity(fields.len() + 64);
-        marked.extend_from_slice(fields);
-        marked.extend_from_slice(format!(",\"archived\":true,\"deletedAt\":\"{deleted_at}\"}}").as_bytes());
-        Json::from_bytes(Bytes::from(marked))
-    }
-}
-
-/// An ETag: the first 128 bits of a SHA-256. Writers choose the documents that are hashed, so
-/// the hash must resist collisions that they craft: two documents of one tag would let a
-/// client holding one be told it holds the other, and one cached body be served for the other.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Tag(pub u128);
-
-impl Tag {
-    /// The tag of a body: `sha256sum` of it, cut to 32 hex digits.
-    pub fn of(bytes: &[u8]) -> Tag {
-        Tag::first_128(Sha256::digest(bytes))
-    }
-
-    /// The tag of a sequence of parts, each length-prefixed so that no two sequences collide
-    /// by moving a boundary.
-    pub fn of_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Tag {
-        let mut hasher = Sha256::new();
-        for part in parts {
-            hasher.update((part.len() as u64).to_be_bytes());
-            hasher.update(part);
-        }
-        Tag::first_128(hasher.finalize())
-    }
-
-    fn first_128(digest: impl AsRef<[u8]>) -> Tag {
-        let mut first = [0u8; 16];
-        first.copy_from_slice(&digest.as_ref()[..16]);
-        Tag(u128::from_be_bytes(first))
-    }
-}
-
-/// Serialises a value the index owns; these types cannot fail to serialise.
-pub(crate) fn to_bytes<T: Serialize>(value: &T) -> Bytes {
-    Bytes::from(serde_json::to_vec(value).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "serialising a response failed");
-        b"null".to_vec()
-    }))
 }

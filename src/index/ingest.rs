@@ -174,7 +174,7 @@ mod tests {
         }
         drop(tx);
         task.await.expect("ingestion survives the panic");
-        let rejections = index.rejections(None, &crate::index::Scope::all(), None, 10).items;
+        let rejections = index.rejections(None, &crate::query::Scope::all(), None, 10).items;
         assert_eq!(rejections.len(), 1);
         let rejection: serde_json::Value = serde_json::from_slice(&rejections[0].bytes).unwrap();
         assert_eq!(rejection["reasons"][0]["code"], "Internal");

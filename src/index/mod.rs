@@ -27,18 +27,14 @@ use tokio::sync::watch;
 
 pub use archived::{ArchivedLoad, ArchivedRun};
 pub use changes::{Change, Changed, Lost};
-pub(crate) use entry::to_bytes;
-pub(crate) use entry::{Detail, RejectionBody, Summary};
-pub use entry::{ExecutionEntry, Json, Listed, Prepared, RejectionEntry, Stored, Tag};
+pub use entry::{ExecutionEntry, Listed, Prepared, RejectionEntry, Stored};
 pub use ingest::ingest;
 pub use journal::{ArchiveKey, Journal, Note, Synced};
-pub(crate) use pipelines::Pipeline;
 pub use pipelines::{PipelinePage, ResolvedPipeline};
-pub use query::{Cursor, CursorError, ExecutionFilter, Listing, NameCursor, NamedPage, Page, Position, Scope};
-pub use shards::{Freshness, ShardState, ShardStatus};
+pub use query::NamedPage;
 
-use crate::model::Phase;
-use crate::model::{Execution, ObjectRef, Rejection};
+use crate::model::{Execution, ObjectRef, Phase, Rejection};
+use crate::wire::{Json, ShardStatus};
 
 /// Newest first, then namespace and name: a total order, so pages are stable.
 type SortKey = (Reverse<Timestamp>, Arc<ObjectRef>);
@@ -240,6 +236,13 @@ impl Index {
     /// Whether the index serves an execution of this name.
     pub fn is_live(&self, id: &ObjectRef) -> bool {
         self.read().executions.contains_key(id)
+    }
+
+    /// Which of these names the index serves, under one lock: an archived page asks once per
+    /// chunk of rows it reads, not once per row.
+    pub fn which_live(&self, ids: &[ObjectRef]) -> Vec<bool> {
+        let state = self.read();
+        ids.iter().map(|id| state.executions.contains_key(id)).collect()
     }
 
     /// Replaces everything a shard owns with a complete relist and marks the shard synced.

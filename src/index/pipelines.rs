@@ -6,37 +6,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use super::archived::{Mention, PipelineHistory};
-use super::entry::{Json, Summary};
-use super::query::ByName;
-use super::{Changed, ExecutionEntry, Index, Key, NameCursor, Scope, State};
+use super::{Changed, ExecutionEntry, Index, Key, State};
 use crate::model::{Phase, Resource};
-
-/// Where one environment of a pipeline stands: its latest attempted run.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PipelineEnvironment {
-    pub name: String,
-    pub phase: Phase,
-    pub version: String,
-    pub execution: String,
-}
-
-/// Borrowed where the service serialises it, owned where a client decodes it.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Pipeline<'a> {
-    pub namespace: Cow<'a, str>,
-    pub name: Cow<'a, str>,
-    pub application: Cow<'a, str>,
-    pub latest_execution: Summary<'a>,
-    pub environments: Vec<PipelineEnvironment>,
-    pub execution_count: usize,
-    /// Runs by phase (every phase but `Skipped`, zeros included).
-    pub counts: BTreeMap<Cow<'a, str>, usize>,
-}
+use crate::query::{ByName, NameCursor, Scope};
+use crate::wire::{Json, Pipeline, PipelineEnvironment};
 
 /// One resolved pipeline, serialised: from its live runs, and from all its runs where some are
 /// archived.

@@ -1,270 +1,41 @@
-//! Filtered, paginated reads. Pages are keyset-paginated over the index's total order, so a
-//! `continue` token stays consistent while data changes: no item is served twice and none that
-//! existed throughout is skipped.
+//! Filtered, paginated reads of the live executions. Pages are keyset-paginated over the
+//! index's total order, so a `continue` token stays consistent while data changes: no item is
+//! served twice and none that existed throughout is skipped. What a list wants is
+//! `query::ExecutionFilter`; the index only chooses which postings to walk for it.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+use super::{ExecutionEntry, Index, Key, Postings, SortKey, State};
+use crate::model::{ObjectRef, Phase, ReasonCode, Resource};
+use crate::query::{ByName, ExecutionFilter, Filterable, Listing, NameCursor, Position, Scope};
+use crate::wire::Json;
 
-use super::{ExecutionEntry, Index, Json, Key, Postings, SortKey, State};
-use crate::model::ObjectRef;
-use crate::model::Phase;
-use crate::model::ReasonCode;
-use crate::model::Resource;
-use crate::selector::Selector;
-use std::cmp::Reverse;
-
-/// The namespaces a caller may read: every one, or these.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Scope(Option<Arc<BTreeSet<String>>>);
-
-impl Scope {
-    pub fn all() -> Self {
-        Scope(None)
-    }
-
-    pub fn only(namespaces: BTreeSet<String>) -> Self {
-        Scope(Some(Arc::new(namespaces)))
-    }
-
-    pub fn allows(&self, namespace: &str) -> bool {
-        self.0.as_ref().is_none_or(|readable| readable.contains(namespace))
-    }
-
-    /// True when it holds every namespace.
-    pub fn is_all(&self) -> bool {
-        self.0.is_none()
-    }
-
-    /// The namespaces it holds, unless it holds every one.
-    pub fn namespaces(&self) -> Option<&BTreeSet<String>> {
-        self.0.as_deref()
-    }
+/// Where `position` sits among the postings.
+fn sort_key(position: &Position) -> SortKey {
+    (Reverse(position.time), Arc::new(ObjectRef { namespace: position.namespace.clone(), name: position.name.clone() }))
 }
 
-/// Which executions a list wants, within the namespaces its caller may read.
-#[derive(Clone, Debug, Default)]
-pub struct ExecutionFilter {
-    pub namespace: Option<String>,
-    pub pipeline: Option<String>,
-    pub phase: Option<Phase>,
-    pub environment: Option<String>,
-    pub labels: Option<Selector>,
-    /// Not part of a continue token's fingerprint: a page goes on serving what the caller may
-    /// read now, if their access changed between pages.
-    pub scope: Scope,
-}
-
-impl Hash for ExecutionFilter {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        (&self.namespace, &self.pipeline, &self.phase, &self.environment, &self.labels).hash(h);
-    }
-}
-
-impl ExecutionFilter {
-    pub fn matches(&self, e: &ExecutionEntry) -> bool {
-        self.scope.allows(&e.id.namespace)
-            && self.namespace.as_ref().is_none_or(|ns| *ns == e.id.namespace)
-            && self.pipeline.as_ref().is_none_or(|p| *p == e.view.pipeline)
-            && self.phase.is_none_or(|p| p == e.view.phase)
-            && self.environment.as_ref().is_none_or(|env| e.has_environment(env))
-            && self.labels.as_ref().is_none_or(|s| s.matches(&e.labels))
-    }
-
-    fn fingerprint(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        self.hash(&mut h);
-        h.finish()
-    }
-}
-
-/// Where the next page starts: just after this key, for this filter only.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Cursor {
-    #[serde(rename = "t")]
-    time: Timestamp,
-    #[serde(rename = "ns")]
-    namespace: String,
-    #[serde(rename = "n")]
-    name: String,
-    #[serde(rename = "f")]
-    filter: u64,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum CursorError {
-    #[error("continue token is malformed")]
-    Malformed,
-    #[error("continue token belongs to a list with other filters")]
-    OtherFilter,
-}
-
-/// A continue token: a cursor as URL-safe base64 of JSON.
-pub(super) fn encode_token<T: Serialize>(cursor: &T) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).unwrap_or_default())
-}
-
-pub(super) fn decode_token<T: serde::de::DeserializeOwned>(token: &str) -> Result<T, CursorError> {
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| CursorError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| CursorError::Malformed)
-}
-
-impl Cursor {
-    pub fn encode(&self) -> String {
-        encode_token(self)
-    }
-
-    /// Decodes a token and checks it was issued for `filter`.
-    pub fn decode(token: &str, filter: &ExecutionFilter) -> Result<Cursor, CursorError> {
-        let cursor: Cursor = decode_token(token)?;
-        if cursor.filter != filter.fingerprint() {
-            return Err(CursorError::OtherFilter);
-        }
-        Ok(cursor)
-    }
-
-    /// Where the page it ends was cut.
+impl ExecutionEntry {
+    /// Its place in every execution list.
     pub fn position(&self) -> Position {
-        Position { time: self.time, namespace: self.namespace.clone(), name: self.name.clone() }
-    }
-
-    /// The cursor of a page of `filter` cut at `position`.
-    pub fn at(position: Position, filter: &ExecutionFilter) -> Cursor {
-        let Position { time, namespace, name } = position;
-        Cursor { time, namespace, name, filter: filter.fingerprint() }
+        Position { time: self.sort_time, namespace: self.id.namespace.clone(), name: self.id.name.clone() }
     }
 }
 
-/// A place in the order of every execution list: newest first, then by namespace and name.
-/// Live and archived executions share it, so their lists merge into one.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Position {
-    pub time: Timestamp,
-    pub namespace: String,
-    pub name: String,
-}
-
-impl Ord for Position {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (Reverse(self.time), &self.namespace, &self.name).cmp(&(Reverse(other.time), &other.namespace, &other.name))
-    }
-}
-
-impl PartialOrd for Position {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Position {
-    pub fn of(entry: &ExecutionEntry) -> Self {
-        Position { time: entry.sort_time, namespace: entry.id.namespace.clone(), name: entry.id.name.clone() }
+impl Filterable for ExecutionEntry {
+    fn namespace(&self) -> &str {
+        &self.id.namespace
     }
 
-    fn key(&self) -> SortKey {
-        (Reverse(self.time), Arc::new(ObjectRef { namespace: self.namespace.clone(), name: self.name.clone() }))
-    }
-}
-
-/// Items of an execution list in its order, each with its place.
-pub struct Listing {
-    pub items: Vec<(Position, Json)>,
-    /// More items follow the last.
-    pub more: bool,
-}
-
-/// Where the next page of a list ordered by namespace and name starts: just after this object,
-/// for lists of this kind and namespace filter only.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NameCursor {
-    #[serde(rename = "ns")]
-    pub(super) namespace: String,
-    #[serde(rename = "n")]
-    pub(super) name: String,
-    #[serde(rename = "f")]
-    filter: u64,
-}
-
-impl NameCursor {
-    pub(super) fn new(list: Resource, filter: Option<&str>, namespace: &str, name: &str) -> Self {
-        NameCursor { namespace: namespace.to_owned(), name: name.to_owned(), filter: Self::fingerprint(list, filter) }
+    fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
     }
 
-    pub fn encode(&self) -> String {
-        encode_token(self)
-    }
-
-    /// Decodes a token and checks it was issued for a `list` of `namespace` (or of any).
-    pub fn decode(token: &str, list: Resource, namespace: Option<&str>) -> Result<Self, CursorError> {
-        let cursor: NameCursor = decode_token(token)?;
-        if cursor.filter != Self::fingerprint(list, namespace) {
-            return Err(CursorError::OtherFilter);
-        }
-        Ok(cursor)
-    }
-
-    fn fingerprint(list: Resource, namespace: Option<&str>) -> u64 {
-        let mut h = DefaultHasher::new();
-        (list, namespace).hash(&mut h);
-        h.finish()
-    }
-}
-
-/// A page of a list ordered by namespace and name: up to `limit` after `after` (checked to
-/// belong to this `list` and `namespace`), within `namespace` (or any) and `scope`.
-pub(super) struct ByName<'a> {
-    pub list: Resource,
-    pub namespace: Option<&'a str>,
-    pub scope: &'a Scope,
-    pub after: Option<&'a NameCursor>,
-    pub limit: usize,
-}
-
-impl ByName<'_> {
-    /// The page of `map`, whose keys `key` makes and `id` takes apart, and the next page's cursor.
-    ///
-    /// A list of some namespaces (one named, or a caller's partial scope) walks only those
-    /// namespaces' keys, so its time says nothing of what the others hold.
-    pub fn page<'m, K: Ord + Clone, V>(
-        &self,
-        map: &'m BTreeMap<K, V>,
-        key: impl Fn(&str, &str) -> K,
-        id: impl Fn(&K) -> (&str, &str),
-        listed: impl Fn(&V) -> bool,
-    ) -> (Vec<&'m V>, Option<NameCursor>) {
-        let after = self.after.map(|c| key(&c.namespace, &c.name));
-        let namespaces: Vec<&str> = match (self.namespace, self.scope.namespaces()) {
-            (Some(ns), _) => vec![ns],
-            (None, Some(readable)) => readable.iter().map(String::as_str).collect(),
-            (None, None) => Vec::new(),
-        };
-        let (key, id) = (&key, &id);
-        let walk: Box<dyn Iterator<Item = (&'m K, &'m V)> + '_> = if self.namespace.is_none() && self.scope.is_all() {
-            Box::new(map.range((after.map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded)))
-        } else {
-            Box::new(namespaces.into_iter().flat_map(move |ns| {
-                let first = key(ns, "");
-                let from = match &after {
-                    Some(after) if *after >= first => Bound::Excluded(after.clone()),
-                    _ => Bound::Included(first),
-                };
-                map.range((from, Bound::Unbounded)).take_while(move |(k, _)| id(k).0 == ns)
-            }))
-        };
-        let mut matching = walk.filter(|(k, v)| self.scope.allows(id(k).0) && listed(v));
-        let page: Vec<(&K, &V)> = matching.by_ref().take(self.limit).collect();
-        let more = matching.next().is_some();
-        let next = page.last().filter(|_| more).map(|(k, _)| {
-            let (namespace, name) = id(k);
-            NameCursor::new(self.list, self.namespace, namespace, name)
-        });
-        (page.into_iter().map(|(_, v)| v).collect(), next)
+    fn view(&self) -> &crate::model::ExecutionView {
+        &self.view
     }
 }
 
@@ -274,22 +45,7 @@ pub struct NamedPage {
     pub next: Option<NameCursor>,
 }
 
-/// One page of serialised summaries.
-pub struct Page {
-    pub items: Vec<Json>,
-    pub next: Option<Cursor>,
-    /// The last change the page reflects: a stream that starts from it resumes after this.
-    pub as_of: u64,
-}
-
 impl Index {
-    /// Up to `limit` summaries matching `filter`, newest first, after `after`.
-    pub fn list(&self, filter: &ExecutionFilter, after: Option<&Cursor>, limit: usize) -> Page {
-        let (listing, as_of) = self.listing(filter, after.map(Cursor::position).as_ref(), limit);
-        let next = listing.items.last().filter(|_| listing.more).map(|(at, _)| Cursor::at(at.clone(), filter));
-        Page { items: listing.items.into_iter().map(|(_, item)| item).collect(), next, as_of }
-    }
-
     /// Up to `limit` summaries matching `filter` after `after`, each with its place; and the
     /// last change they reflect.
     ///
@@ -297,7 +53,7 @@ impl Index {
     /// caller's namespaces) from the cursor on, and checks the rest of the filter per entry.
     pub fn listing(&self, filter: &ExecutionFilter, after: Option<&Position>, limit: usize) -> (Listing, u64) {
         let state = self.read();
-        let start = after.map(Position::key);
+        let start = after.map(sort_key);
         let mut items = Vec::with_capacity(limit.min(64));
         let mut more = false;
         for entry in merged(state.candidates(filter), start.as_ref()) {
@@ -308,9 +64,9 @@ impl Index {
                 more = true;
                 break;
             }
-            items.push((Position::of(entry), entry.summary.clone()));
+            items.push((entry.position(), entry.summary.clone()));
         }
-        (Listing { items, more }, state.changes.last())
+        (Listing { items, more, stopped: None }, state.changes.last())
     }
 
     /// Every live execution, for a pass over all of them (retention's plan).
@@ -402,17 +158,11 @@ impl State {
     /// those namespaces: walking a cluster-wide posting would make a page's time grow with what
     /// matches in namespaces its caller may not read.
     pub(super) fn candidates(&self, filter: &ExecutionFilter) -> Vec<&Postings> {
-        let confined: Option<Vec<&String>> = match (&filter.namespace, filter.scope.namespaces()) {
-            (Some(ns), _) => Some(vec![ns]),
-            (None, Some(readable)) => Some(readable.iter().collect()),
-            (None, None) => None,
-        };
-        if let Some(namespaces) = confined {
-            let each =
-                |key: &dyn Fn(&String) -> Key| namespaces.iter().filter_map(|ns| self.postings(&key(ns))).collect();
-            let mut options: Vec<Vec<&Postings>> = vec![each(&|ns| Key::Namespace(ns.clone()))];
+        if let Some(namespaces) = filter.namespaces() {
+            let each = |key: &dyn Fn(&str) -> Key| namespaces.iter().filter_map(|ns| self.postings(&key(ns))).collect();
+            let mut options: Vec<Vec<&Postings>> = vec![each(&|ns| Key::Namespace(ns.to_owned()))];
             if let Some(p) = &filter.pipeline {
-                options.push(each(&|ns| Key::NamespacedPipeline(ns.clone(), p.clone())));
+                options.push(each(&|ns| Key::NamespacedPipeline(ns.to_owned(), p.clone())));
             }
             return smallest(options).unwrap_or_default();
         }

@@ -15,13 +15,14 @@ use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::decode::SchemaRegistry;
 use crate::history::{Warm, WarmSource};
-use crate::index::{self, ExecutionEntry, Index, Listed, Prepared, ShardState};
+use crate::index::{self, ExecutionEntry, Index, Listed, Prepared};
 use crate::model::ObjectRef;
 use crate::selector::Selector;
 use crate::source::cluster::{WatchSettings, watch_namespace};
 use crate::source::dir::{Archived, watch_dir};
 use crate::source::namespaces::{self, Change};
 use crate::source::{Namespaces, SourceEvent, Sources};
+use crate::wire::ShardState;
 
 pub struct ExecutionsModule {
     sources: Sources,

@@ -13,7 +13,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::policy::{Policy, Rule, SkewAction};
-use crate::index::{ExecutionEntry, Scope};
+use crate::index::ExecutionEntry;
+use crate::query::Scope;
 
 /// An execution the policy would prune, and the rule that says so.
 #[derive(Clone)]

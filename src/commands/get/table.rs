@@ -2,8 +2,8 @@
 
 use jiff::Timestamp;
 
-use crate::index::{Detail, Pipeline, RejectionBody, Summary};
 use crate::model::ExecutionView;
+use crate::wire::{Detail, Pipeline, RejectionBody, Summary};
 
 /// Columns: headers, and one row of cells per item.
 #[derive(Default)]

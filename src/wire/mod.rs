@@ -1,0 +1,17 @@
+//! The JSON the API speaks, for the server and its clients alike: what is served is serialised
+//! from these types, `execwatch get` and `wait` decode into them, and `/openapi.json` is derived
+//! from them. No I/O here, and nothing of how the server finds what it serves.
+
+mod error;
+mod execution;
+mod freshness;
+mod json;
+mod list;
+mod pipeline;
+
+pub use error::{ErrorBody, ErrorCode};
+pub use execution::{Detail, EnvironmentPhase, RejectionBody, Summary, summary};
+pub use freshness::{Freshness, ShardState, ShardStatus};
+pub use json::{Json, Tag, to_bytes};
+pub use list::{ExecutionList, PipelineList, RejectionList};
+pub use pipeline::{Pipeline, PipelineEnvironment};
