@@ -18,8 +18,7 @@ use crate::modules::switch::{self, Switch, SwitchState};
 /// Budget of the cache of assembled pages and compressed bodies.
 const RESPONSE_CACHE_BYTES: u64 = 32 << 20;
 use crate::decode::SchemaRegistry;
-use crate::history::{ArchiveSettings, ArchiveStatus, WarmSource};
-use crate::index::Journal;
+use crate::history::{Archive, ArchiveSettings, WarmSource};
 use crate::metrics::RetentionMetrics;
 use crate::modules::{
     ExecutionsModule, HistoryModule, Module, Modules, PipelinesModule, RejectionsModule, RetentionModule,
@@ -50,21 +49,21 @@ pub struct Service {
 impl Service {
     /// The archive's status; with an archive of a cluster, it follows the namespaces' creation,
     /// so that a name given again is another namespace (see `history::incarnation`).
-    fn archive_status(&self) -> ArchiveStatus {
+    fn archive_status(&self) -> Archive {
         let cluster = match &self.sources {
             Sources::Kube { client, watch, .. } if self.archive.is_some() => Some((client.clone(), watch.clone())),
             _ => None,
         };
-        ArchiveStatus::of_cluster(cluster)
+        Archive::of_cluster(cluster)
     }
 
     /// Runs until `shutdown` completes: readiness turns false and long polls answer at once, the
     /// server drains in-flight requests for at most the grace period, and every module stops.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let (journal, archive) = (Journal::default(), self.archive_status());
+        let archive = self.archive_status();
         let index = match &self.archive {
-            // Every clone of the index notes for the archive: set before any is made.
-            Some(_) => Index::new(self.staleness).with_journal(journal.clone()),
+            // Every clone of the index tells the archive: set before any is made.
+            Some(_) => Index::new(self.staleness).with_subscriber(Arc::new(archive.journal().clone())),
             None => Index::new(self.staleness),
         };
         let fingerprint = self.registry.fingerprint().to_owned();
@@ -74,13 +73,7 @@ impl Service {
             vec![Arc::new(executions), Arc::new(PipelinesModule::default()), Arc::new(RejectionsModule::default())];
         let has_archive = self.archive.is_some();
         if let Some(settings) = self.archive {
-            all.push(Arc::new(HistoryModule::new(
-                settings,
-                index.clone(),
-                journal.clone(),
-                archive.clone(),
-                fingerprint,
-            )));
+            all.push(Arc::new(HistoryModule::new(settings, index.clone(), archive.clone(), fingerprint)));
         }
         let (retention, retention_metrics) = (RetentionStatus::default(), RetentionMetrics::default());
         let retention_mode = self.retention.as_ref().map(|(settings, _)| settings.mode);
@@ -135,8 +128,7 @@ impl Service {
         let http = HttpMetrics::default();
         let metrics = self.metrics.map(|listener| {
             let (index, limits) = (state.index.clone(), state.limits.clone());
-            let archived =
-                has_archive.then(|| api::scrape::Archive { status: archive.clone(), journal: journal.clone() });
+            let archived = has_archive.then(|| archive.clone());
             let mut registry = api::scrape::registry(index, modules.clone(), limits, &state.access, &http, archived);
             retention_metrics.register(&mut registry);
             let settings = ServerSettings { cors_origins: Vec::new(), ..self.server.clone() };

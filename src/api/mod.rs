@@ -39,7 +39,7 @@ pub use pages::Pages;
 pub use server::ServerSettings;
 
 use crate::access::Access;
-use crate::history::ArchiveStatus;
+use crate::history::Archive;
 use crate::index::Index;
 use crate::model::Resource;
 use crate::modules::Modules;
@@ -80,14 +80,14 @@ pub struct Shared {
     /// The ETag each list request got at the current index revision.
     pub pages: Pages,
     /// The archive, where one is configured: executions whose ConfigMaps are gone.
-    pub archive: Option<ArchiveStatus>,
+    pub archive: Option<Archive>,
     /// Retention, where a policy is configured.
     pub retention: Option<retention::Retention>,
 }
 
 impl AppState {
     /// The archive, while the history module is on.
-    pub fn history(&self) -> Option<&ArchiveStatus> {
+    pub fn history(&self) -> Option<&Archive> {
         self.archive.as_ref().filter(|_| self.modules.is_available(crate::modules::ModuleName::History))
     }
 

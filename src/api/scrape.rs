@@ -14,8 +14,8 @@ use prometheus_client::registry::Registry;
 
 use super::CallerLimits;
 use crate::access::Access;
-use crate::history::ArchiveStatus;
-use crate::index::{Index, Journal};
+use crate::history::Archive;
+use crate::index::Index;
 use crate::metrics::HttpMetrics;
 use crate::modules::Modules;
 use crate::wire::ShardState;
@@ -47,38 +47,26 @@ struct State {
 }
 
 /// The archive's state and the notes it has yet to write.
-pub struct Archive {
-    pub status: ArchiveStatus,
-    pub journal: Journal,
-}
-
-impl Archive {
-    fn encode(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let status = self.status.get();
-        let none: [(&str, &str); 0] = [];
-        let one = |value: u64| [(none, i64::try_from(value).unwrap_or(i64::MAX))];
-        gauges(
-            e,
-            "archive_connected",
-            "1 while the archive's database is connected",
-            one(u64::from(status.connected)),
-        )?;
-        let pending = "Executions with a version or deletion not yet written to the archive";
-        gauges(e, "archive_pending", pending, one(self.journal.len() as u64))?;
-        for (name, help, value) in [
-            ("archive_written", "Execution versions and deletions written to the archive", status.written),
-            ("archive_write_failures", "Batches the archive failed to write (kept to retry)", status.failures),
-            ("archive_pruned", "Archived executions pruned by --archive-retain", status.pruned),
-        ] {
-            let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
-            ConstCounter::new(value).encode(family.encode_family(&none)?)?;
-        }
-        if let Some(at) = status.last_write {
-            let help = "When the archive last wrote a batch";
-            gauges(e, "archive_last_write_timestamp_seconds", help, [(none, at.as_second())])?;
-        }
-        Ok(())
+fn encode_archive(archive: &Archive, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let status = archive.status();
+    let none: [(&str, &str); 0] = [];
+    let one = |value: u64| [(none, i64::try_from(value).unwrap_or(i64::MAX))];
+    gauges(e, "archive_connected", "1 while the archive's database is connected", one(u64::from(status.connected)))?;
+    let pending = "Executions with a version or deletion not yet written to the archive";
+    gauges(e, "archive_pending", pending, one(archive.journal().len() as u64))?;
+    for (name, help, value) in [
+        ("archive_written", "Execution versions and deletions written to the archive", status.written),
+        ("archive_write_failures", "Batches the archive failed to write (kept to retry)", status.failures),
+        ("archive_pruned", "Archived executions pruned by --archive-retain", status.pruned),
+    ] {
+        let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+        ConstCounter::new(value).encode(family.encode_family(&none)?)?;
     }
+    if let Some(at) = status.last_write {
+        let help = "When the archive last wrote a batch";
+        gauges(e, "archive_last_write_timestamp_seconds", help, [(none, at.as_second())])?;
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for State {
@@ -148,7 +136,7 @@ impl Collector for State {
         let waiting = i64::try_from(self.limits.held()).unwrap_or(i64::MAX);
         gauges(e, "waiting_requests", "Long polls and streams open now", [([("kind", "held")], waiting)])?;
         if let Some(archive) = &self.archive {
-            archive.encode(e)?;
+            encode_archive(archive, e)?;
         }
         Ok(())
     }

@@ -10,13 +10,15 @@
 //! stopped (a page, as in Kubernetes, may hold fewer than `limit` items).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+use jiff::Timestamp;
 
 use sqlx::AnyPool;
 
 use super::incarnation::Incarnations;
 use super::store::{self, ArchivedQuery, ArchivedRow};
-use crate::index::Index;
+use crate::index::{ExecutionEntry, Index};
 use crate::model::{Application, ExecutionView, ObjectRef, Phase};
 use crate::query::{ExecutionFilter, Filterable, Position};
 use crate::wire::Json;
@@ -26,14 +28,13 @@ const SCAN: usize = 5_000;
 /// Fewest rows read at a time where rows are checked after reading.
 const CHUNK: usize = 200;
 
-/// Deletions the archive may not hold yet (see `Index::departed`) that match `filter` after
-/// `after`, marked archived; and every such name, so rows of them are left out.
+/// Deletions the archive may not hold yet (`departed`, see `Archive::departed`) that match
+/// `filter` after `after`, marked archived; and every such name, so rows of them are left out.
 pub(super) fn pending(
-    index: &Index,
+    departed: &[(Arc<ExecutionEntry>, Timestamp)],
     filter: &ExecutionFilter,
     after: Option<&Position>,
 ) -> (Vec<(Position, Json)>, HashSet<ObjectRef>) {
-    let departed = index.departed();
     let names = departed.iter().map(|(entry, _)| (*entry.id).clone()).collect();
     let items = departed
         .iter()

@@ -10,7 +10,9 @@
 //! and `/metrics` counts the failures.
 
 mod incarnation;
+mod journal;
 mod list;
+mod runs;
 pub mod spool;
 mod store;
 mod warm;
@@ -32,7 +34,8 @@ use crate::model::ObjectRef;
 use crate::query::{ExecutionFilter, Listing, Position};
 use crate::wire::Json;
 
-pub use warm::{Warm, WarmSource};
+pub use journal::{ArchiveKey, Journal, Note, Synced};
+pub use warm::{Stored, Warm, WarmSource};
 pub use writer::run;
 
 /// Where the archive lives: `sqlite:PATH` or `postgres://…`.
@@ -119,14 +122,20 @@ impl ArchiveSettings {
 /// How the archive is doing, for readiness and `/metrics`, and its connection once it has one,
 /// for the API to read archived executions. Clones share it.
 #[derive(Clone, Default)]
-pub struct ArchiveStatus(
-    Arc<Mutex<StatusInner>>,
-    Arc<Mutex<Option<AnyPool>>>,
-    Arc<AtomicU64>,
-    Arc<Mutex<ReadFailure>>,
-    Arc<ReadBudget>,
-    Arc<incarnation::Incarnations>,
-);
+pub struct Archive(Arc<Parts>);
+
+#[derive(Default)]
+struct Parts {
+    status: Mutex<ArchiveStatus>,
+    pool: Mutex<Option<AnyPool>>,
+    /// Counts changes to what the archive holds (see `generation`).
+    generation: AtomicU64,
+    failed: Mutex<ReadFailure>,
+    budget: ReadBudget,
+    incarnations: incarnation::Incarnations,
+    /// What the index told of and the archive does not hold yet.
+    journal: Journal,
+}
 
 /// When the archive's connection last failed.
 type ReadFailure = Option<std::time::Instant>;
@@ -155,7 +164,7 @@ pub enum Unreadable {
 
 /// A snapshot of the archive's state.
 #[derive(Clone, Debug, Default)]
-pub struct StatusInner {
+pub struct ArchiveStatus {
     /// Connected and migrated.
     pub connected: bool,
     pub last_error: Option<String>,
@@ -170,49 +179,55 @@ pub struct StatusInner {
     pub runs_loaded: bool,
 }
 
-impl ArchiveStatus {
-    /// The status of an archive of a cluster's namespaces, whose creation it follows (see
-    /// `incarnation`); `None` for a directory source.
+impl Archive {
+    /// The archive of a cluster's namespaces, whose creation it follows (see `incarnation`);
+    /// `None` for a directory source.
     pub fn of_cluster(cluster: Option<(kube::Client, crate::source::cluster::WatchSettings)>) -> Self {
-        ArchiveStatus { 5: Arc::new(incarnation::Incarnations::new(cluster)), ..Default::default() }
+        let incarnations = incarnation::Incarnations::new(cluster);
+        Archive(Arc::new(Parts { incarnations, ..Default::default() }))
     }
 
     fn incarnations(&self) -> &incarnation::Incarnations {
-        &self.5
+        &self.0.incarnations
     }
 
-    pub fn get(&self) -> StatusInner {
+    /// What the index tells the archive: subscribe it to the index (`Index::with_subscriber`).
+    pub fn journal(&self) -> &Journal {
+        &self.0.journal
+    }
+
+    pub fn status(&self) -> ArchiveStatus {
         self.lock().clone()
     }
 
-    fn update(&self, f: impl FnOnce(&mut StatusInner)) {
+    fn update(&self, f: impl FnOnce(&mut ArchiveStatus)) {
         f(&mut self.lock());
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, StatusInner> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, ArchiveStatus> {
+        self.0.status.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn connected(&self, pool: AnyPool) {
-        *self.1.lock().unwrap_or_else(|p| p.into_inner()) = Some(pool);
+        *self.0.pool.lock().unwrap_or_else(|p| p.into_inner()) = Some(pool);
         self.changed();
     }
 
     /// Counts a change to what the archive holds.
     fn changed(&self) {
-        self.2.fetch_add(1, Ordering::Release);
+        self.0.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Changes every time what the archive holds may have: list pages remembered for one
     /// generation are made again for the next.
     pub fn generation(&self) -> u64 {
-        self.2.load(Ordering::Acquire)
+        self.0.generation.load(Ordering::Acquire)
     }
 
     /// Whether pipelines count every archived run yet; why not, in words any caller may see
     /// (the database's own are in the history module's status).
     pub fn runs_loaded(&self) -> Result<(), &'static str> {
-        let status = self.get();
+        let status = self.status();
         match (status.runs_loaded, status.last_error) {
             (true, _) => Ok(()),
             (false, Some(_)) => Err("archived runs cannot be loaded: the archive is failing"),
@@ -221,8 +236,8 @@ impl ArchiveStatus {
     }
 
     fn pool(&self) -> Result<AnyPool, String> {
-        let pool = self.1.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        pool.ok_or_else(|| self.get().last_error.unwrap_or_else(|| "not connected yet".to_owned()))
+        let pool = self.0.pool.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        pool.ok_or_else(|| self.status().last_error.unwrap_or_else(|| "not connected yet".to_owned()))
     }
 
     /// Up to `limit` archived executions matching `filter` after `after` (see `list`), and why
@@ -235,7 +250,7 @@ impl ArchiveStatus {
         after: Option<&Position>,
         limit: usize,
     ) -> (Listing, Option<Unreadable>) {
-        let (mut items, pending) = list::pending(index, filter, after);
+        let (mut items, pending) = list::pending(&self.departed(index), filter, after);
         let namespaces = filter.namespaces();
         if namespaces.as_ref().is_some_and(Vec::is_empty) {
             return (Listing::first(items, None, limit), None);
@@ -254,6 +269,18 @@ impl ArchiveStatus {
         }
     }
 
+    /// Executions ended that the archive may not hold yet (see `Journal`), each with when: the
+    /// latest end of each name that is not live again.
+    pub fn departed(&self, index: &Index) -> Vec<(Arc<ExecutionEntry>, Timestamp)> {
+        let mut departed = self.0.journal.departed();
+        let ids: Vec<ObjectRef> = departed.iter().map(|(entry, _)| (*entry.id).clone()).collect();
+        let mut live = index.which_live(&ids).into_iter();
+        departed.retain(|_| !live.next().unwrap_or(false));
+        departed.sort_by(|(a, at), (b, bt)| (&a.id, std::cmp::Reverse(at)).cmp(&(&b.id, std::cmp::Reverse(bt))));
+        departed.dedup_by(|later, first| later.0.id == first.0.id);
+        departed
+    }
+
     /// Runs one read of the archive for a request, within the read budget of `reader` (the
     /// namespaces it reads) and `READ_TIMEOUT`. Only a failed connection makes the next
     /// requests do without the archive for `READ_BACKOFF`: a slow or refused read fails alone.
@@ -263,7 +290,7 @@ impl ArchiveStatus {
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
         let pool = self.readable()?;
-        let _permit = self.4.enter(reader).await?;
+        let _permit = self.0.budget.enter(reader).await?;
         let error = match tokio::time::timeout(READ_TIMEOUT, query(pool)).await {
             Ok(Ok(rows)) => return Ok(rows),
             Ok(Err(error)) => error,
@@ -274,7 +301,7 @@ impl ArchiveStatus {
         };
         if is_connection_failure(&error) {
             tracing::warn!(error = %short(&error), backoff = ?READ_BACKOFF, "the archive's connection failed");
-            *self.3.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+            *self.0.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
             return Err(Unreadable::Unavailable);
         }
         if is_data_exception(&error) {
@@ -288,7 +315,7 @@ impl ArchiveStatus {
     /// The connection, unless there is none yet or it failed within `READ_BACKOFF`: while the
     /// database is away, requests learn it at once instead of each waiting for it.
     fn readable(&self) -> Result<AnyPool, Unreadable> {
-        let failed = *self.3.lock().unwrap_or_else(|p| p.into_inner());
+        let failed = *self.0.failed.lock().unwrap_or_else(|p| p.into_inner());
         match failed {
             Some(at) if at.elapsed() < READ_BACKOFF => Err(Unreadable::Unavailable),
             _ => self.pool().map_err(|_| Unreadable::Unavailable),
@@ -301,7 +328,7 @@ impl ArchiveStatus {
     /// that does not exist.
     pub async fn deleted(&self, index: &Index, id: &ObjectRef) -> Result<Option<Bytes>, Unreadable> {
         // Deleted so lately that its row may not be written yet.
-        if let Some((entry, at)) = index.departed().into_iter().find(|(entry, _)| *entry.id == *id) {
+        if let Some((entry, at)) = self.departed(index).into_iter().find(|(entry, _)| *entry.id == *id) {
             return Ok(Some(Json::archived(&entry.detail.bytes, at).bytes));
         }
         let (namespace, name) = (id.namespace.as_str(), id.name.as_str());
@@ -360,7 +387,7 @@ pub async fn archived_plan(
 
 /// Moves the journal's notes that are not in the archive (the writer has stopped) to the
 /// spool: how many, or why they could not be kept (then they stay in the journal).
-pub fn spool_unwritten(settings: &ArchiveSettings, journal: &crate::index::Journal) -> Result<usize, String> {
+pub fn spool_unwritten(settings: &ArchiveSettings, journal: &Journal) -> Result<usize, String> {
     let Some(path) = &settings.spool else { return Err("no --archive-spool is set".to_owned()) };
     let notes = journal.take_unwritten();
     let rows: Vec<store::StoredNote> = notes.iter().map(|(key, note)| store::StoredNote::of(key, note)).collect();

@@ -11,7 +11,8 @@ use sqlx::{AnyPool, Executor, Row};
 
 use super::ArchiveUrl;
 use super::incarnation::Incarnations;
-use crate::index::{ArchiveKey, ArchivedLoad, ArchivedRun, Note, Stored, Synced};
+use super::runs::{ArchivedLoad, from_summary};
+use super::{ArchiveKey, Note, Stored, Synced};
 use crate::query::ExecutionFilter;
 use futures::TryStreamExt;
 
@@ -196,7 +197,7 @@ pub async fn archived_runs(
         }
         let summary: String = row.get(1);
         // A row this version cannot read is left out of the counts, never fatal.
-        if let Some(run) = ArchivedRun::from_summary(&summary, timestamp(row.get(0)), timestamp(row.get(2))) {
+        if let Some(run) = from_summary(&summary, timestamp(row.get(0)), timestamp(row.get(2))) {
             load.add(run);
         }
     }

@@ -13,8 +13,40 @@ use kube::api::ObjectMeta;
 use sqlx::AnyPool;
 
 use super::{ArchiveSettings, short, store};
-use crate::index::Stored;
+use crate::index::ExecutionEntry;
+use crate::model::{ExecutionView, ObjectRef};
 use crate::source::dir::parse_file_version;
+use crate::wire::Json;
+
+/// What the archive kept of one execution version, as it was served.
+pub struct Stored {
+    pub uid: String,
+    pub resource_version: String,
+    pub sort_time: jiff::Timestamp,
+    pub detail: String,
+    pub summary: String,
+}
+
+impl Stored {
+    /// The execution it was, with its bodies as they were served, which the index serves again
+    /// as they are, so a warm start neither parses nor validates its document. `None` when the
+    /// stored detail is not what this version serves.
+    pub fn into_entry(
+        self,
+        id: ObjectRef,
+        labels: std::collections::BTreeMap<String, String>,
+        created: Option<jiff::Timestamp>,
+    ) -> Option<ExecutionEntry> {
+        #[derive(serde::Deserialize)]
+        struct Served {
+            execution: ExecutionView,
+        }
+        let Served { execution: view } = serde_json::from_str(&self.detail).ok()?;
+        let json = |text: String| Json::from_bytes(bytes::Bytes::from(text));
+        let meta = (self.uid, self.resource_version, self.sort_time, created);
+        Some(ExecutionEntry::of_bodies(id, labels, meta, view, (json(self.detail), json(self.summary))))
+    }
+}
 
 /// The longest a shard waits for its archived versions before it decodes everything.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);

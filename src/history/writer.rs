@@ -6,8 +6,10 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use sqlx::AnyPool;
 
-use super::{ArchiveSettings, ArchiveStatus, short, store};
-use crate::index::{ArchiveKey, Index, Journal, Synced};
+use super::runs::ArchivedLoad;
+use super::{Archive, ArchiveSettings, short, store};
+use super::{ArchiveKey, Journal, Synced};
+use crate::index::Index;
 use crate::model::ObjectRef;
 
 /// Most notes written in one transaction.
@@ -22,7 +24,8 @@ const PRUNE_BATCH: i64 = 1000;
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Runs until aborted.
-pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, status: ArchiveStatus, schema_set: String) {
+pub async fn run(settings: ArchiveSettings, index: Index, status: Archive, schema_set: String) {
+    let journal = status.journal().clone();
     let pool = connect(&settings, &status).await;
     if let Some(spool) = &settings.spool {
         replay(&pool, spool, &schema_set).await;
@@ -43,7 +46,7 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
             incarnations_seen = status.incarnations().generation();
             status.update(|s| s.runs_loaded = false);
         }
-        let loaded = status.get().runs_loaded;
+        let loaded = status.status().runs_loaded;
         if !loaded && tokio::time::Instant::now() >= load_at {
             if !load_runs(&pool, &index, &status).await {
                 load_at = tokio::time::Instant::now() + BACKOFF_MAX;
@@ -73,10 +76,10 @@ pub async fn run(settings: ArchiveSettings, index: Index, journal: Journal, stat
 /// doubles up to `BACKOFF_MAX` and is reset by a write that succeeds.
 async fn write_batch(
     pool: &AnyPool,
-    batch: Vec<(ArchiveKey, crate::index::Note)>,
+    batch: Vec<(ArchiveKey, super::Note)>,
     schema_set: &str,
     journal: &Journal,
-    status: &ArchiveStatus,
+    status: &Archive,
     backoff: &mut Duration,
 ) {
     match store::write(pool, &batch, schema_set).await {
@@ -108,13 +111,13 @@ async fn write_batch(
 
 /// Loads every archived run into the index, for pipelines' whole history; on failure, the
 /// status says why, and false.
-async fn load_runs(pool: &AnyPool, index: &Index, status: &ArchiveStatus) -> bool {
+async fn load_runs(pool: &AnyPool, index: &Index, status: &Archive) -> bool {
     let started = std::time::Instant::now();
-    let mut load = index.archived_load();
+    let mut load = ArchivedLoad::new(status, index);
     match store::archived_runs(pool, &mut load, status.incarnations()).await {
         Ok(()) => {
             let count = load.runs();
-            index.load_archived(load);
+            load.finish(status, index);
             status.update(|s| s.runs_loaded = true);
             tracing::info!(runs = count, took = ?started.elapsed(), "archived runs loaded for pipelines");
             true
@@ -129,7 +132,7 @@ async fn load_runs(pool: &AnyPool, index: &Index, status: &ArchiveStatus) -> boo
 
 /// Marks deleted what relists found gone: archived executions of a relisted namespace that are
 /// not live (or live under another uid), at versions no newer than the relist's newest.
-async fn reconcile(pool: &AnyPool, index: &Index, journal: &Journal, status: &ArchiveStatus) {
+async fn reconcile(pool: &AnyPool, index: &Index, journal: &Journal, status: &Archive) {
     for synced in journal.take_synced() {
         let gone = async {
             let unseen = store::undeleted(pool, &synced).await?;
@@ -194,7 +197,7 @@ async fn replay(pool: &AnyPool, spool: &std::path::Path, schema_set: &str) {
 }
 
 /// Connects and migrates, retrying with backoff; the status says why meanwhile.
-async fn connect(settings: &ArchiveSettings, status: &ArchiveStatus) -> AnyPool {
+async fn connect(settings: &ArchiveSettings, status: &Archive) -> AnyPool {
     let mut backoff = Duration::from_millis(200);
     loop {
         match store::open(&settings.url).await {
@@ -222,7 +225,7 @@ async fn connect(settings: &ArchiveSettings, status: &ArchiveStatus) -> AnyPool 
 }
 
 /// Prunes rows of executions deleted from the cluster longer ago than `--archive-retain`.
-async fn prune(pool: &AnyPool, settings: &ArchiveSettings, status: &ArchiveStatus) {
+async fn prune(pool: &AnyPool, settings: &ArchiveSettings, status: &Archive) {
     let retain = SignedDuration::try_from(settings.retain).unwrap_or(SignedDuration::MAX);
     let Ok(before) = Timestamp::now().checked_sub(retain) else { return };
     loop {

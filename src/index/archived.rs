@@ -1,14 +1,13 @@
 //! Archived runs of each pipeline, added up, so that pipelines count their whole history: how
-//! many runs in each phase, the newest, and where each environment stands by them. The archive's
-//! writer loads them when it connects (and again every hour, after pruning); a deletion adds one
-//! as it happens. A name deleted and created again under a new uid counts twice, its archived
+//! many runs in each phase, the newest, and where each environment stands by them. The archive
+//! loads them when it connects (and again every hour, after pruning) and hands them over
+//! (`replace_archived`); a deletion adds one as it happens. A name deleted and created again under a new uid counts twice, its archived
 //! run and its live one, until the next load (which leaves out a name that is live again).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
-use serde::Deserialize;
 
 use super::pipelines::Environments;
 use super::{ExecutionEntry, Index, State};
@@ -30,22 +29,8 @@ pub struct ArchivedRun {
 }
 
 impl ArchivedRun {
-    /// From a summary as lists served it, and the times the archive keeps beside it.
-    pub fn from_summary(summary: &str, sort_time: Timestamp, deleted_at: Timestamp) -> Option<Self> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Served {
-            namespace: String,
-            name: String,
-            resource_version: String,
-            #[serde(flatten)]
-            view: ExecutionView,
-        }
-        let Served { namespace, name, resource_version, view } = serde_json::from_str(summary).ok()?;
-        Some(ArchivedRun { id: ObjectRef { namespace, name }, resource_version, sort_time, deleted_at, view })
-    }
-
-    fn of(entry: &ExecutionEntry, deleted_at: Timestamp) -> Self {
+    /// The run `entry` was, ended at `deleted_at`.
+    pub fn of(entry: &ExecutionEntry, deleted_at: Timestamp) -> Self {
         ArchivedRun {
             id: (*entry.id).clone(),
             resource_version: entry.resource_version.clone(),
@@ -132,35 +117,14 @@ impl State {
     }
 }
 
-/// Archived runs read from the archive and added up as they come, off the index lock, so a
-/// load holds O(pipelines) whatever the archive's size. Runs deleted lately (or pending in the
-/// journal when the load began) are kept aside, to be counted once against the journal when the
-/// load is swapped in: a deletion may be both pending and already written.
-pub struct ArchivedLoad {
-    totals: ArchivedRuns,
-    late: Vec<ArchivedRun>,
-    pending: HashSet<ObjectRef>,
-    /// Rows deleted before this cannot be pending any more, but for those in `pending`.
-    settled_before: Timestamp,
-    runs: usize,
-}
+/// Archived runs added up by pipeline, built off the index lock (the archive reads them as a
+/// stream and adds each as it comes) and swapped in whole with `Index::replace_archived`.
+#[derive(Default)]
+pub struct ArchivedTotals(ArchivedRuns);
 
-/// How long a deletion may take to be written and read back, the replicas' clock skew included.
-const SETTLING: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
-
-impl ArchivedLoad {
+impl ArchivedTotals {
     pub fn add(&mut self, run: ArchivedRun) {
-        self.runs += 1;
-        if run.deleted_at < self.settled_before && !self.pending.contains(&run.id) {
-            add_to(&mut self.totals, run);
-        } else {
-            self.late.push(run);
-        }
-    }
-
-    /// Runs read so far.
-    pub fn runs(&self) -> usize {
-        self.runs
+        add_to(&mut self.0, run);
     }
 }
 
@@ -169,28 +133,10 @@ fn add_to(totals: &mut ArchivedRuns, run: ArchivedRun) {
 }
 
 impl Index {
-    /// A load of what the archive holds, to fill with `ArchivedLoad::add` and swap in with
-    /// `load_archived`.
-    pub fn archived_load(&self) -> ArchivedLoad {
-        let pending = self.departed().into_iter().map(|(entry, _)| (*entry.id).clone()).collect();
-        let settled_before = Timestamp::now() - SETTLING;
-        ArchivedLoad { totals: ArchivedRuns::new(), late: Vec::new(), pending, settled_before, runs: 0 }
-    }
-
-    /// Replaces every archived run with what `load` read, and adds again the deletions the
-    /// archive may not hold yet.
-    pub fn load_archived(&self, load: ArchivedLoad) {
-        let ArchivedLoad { mut totals, late, .. } = load;
-        let departed = self.departed();
-        let pending: HashSet<&ObjectRef> = departed.iter().map(|(entry, _)| &*entry.id).collect();
-        for run in late.into_iter().filter(|run| !pending.contains(&run.id)) {
-            add_to(&mut totals, run);
-        }
-        for (entry, at) in &departed {
-            add_to(&mut totals, ArchivedRun::of(entry, *at));
-        }
+    /// Replaces every archived run with `totals`.
+    pub fn replace_archived(&self, totals: ArchivedTotals) {
         let mut state = self.write();
-        let old = std::mem::replace(&mut state.archived, totals);
+        let old = std::mem::replace(&mut state.archived, totals.0);
         let dirty: Vec<PipelineKey> = old.into_keys().chain(state.archived.keys().cloned()).collect();
         state.dirty.extend(dirty);
         self.commit(&mut state);

@@ -5,7 +5,6 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use jiff::Timestamp;
 
 use super::{Decoded, Key, SortKey};
@@ -31,15 +30,6 @@ pub struct ExecutionEntry {
     /// Index revision and wall time of the last change to this entry.
     pub revision: u64,
     pub changed_at: Timestamp,
-}
-
-/// What the archive kept of one execution version, as it was served.
-pub struct Stored {
-    pub uid: String,
-    pub resource_version: String,
-    pub sort_time: Timestamp,
-    pub detail: String,
-    pub summary: String,
 }
 
 impl ExecutionEntry {
@@ -71,35 +61,31 @@ impl ExecutionEntry {
         }
     }
 
-    /// An execution as the archive kept it: its bodies as they were served, which the index
-    /// serves again as they are, so a warm start neither parses nor validates its document.
-    /// `None` when the stored detail is not what this version serves.
-    pub fn restored(
+    /// An execution whose bodies were serialised earlier (the archive's, as they were served),
+    /// which the index serves as they are: `meta` is its uid, resourceVersion, sort time and
+    /// creation time.
+    pub fn of_bodies(
         id: ObjectRef,
         labels: BTreeMap<String, String>,
-        created: Option<Timestamp>,
-        stored: Stored,
-    ) -> Option<Self> {
-        #[derive(serde::Deserialize)]
-        struct Served {
-            execution: ExecutionView,
-        }
-        let Served { execution: view } = serde_json::from_str(&stored.detail).ok()?;
-        let json = |text: String| Json::from_bytes(Bytes::from(text));
-        Some(ExecutionEntry {
+        meta: (String, String, Timestamp, Option<Timestamp>),
+        view: ExecutionView,
+        (detail, summary): (Json, Json),
+    ) -> Self {
+        let (uid, resource_version, sort_time, created) = meta;
+        ExecutionEntry {
             id: Arc::new(id),
             labels,
-            uid: stored.uid,
-            resource_version: stored.resource_version,
-            sort_time: stored.sort_time,
+            uid,
+            resource_version,
+            sort_time,
             created,
             view,
-            detail: json(stored.detail),
-            summary: json(stored.summary),
+            detail,
+            summary,
             shard: Arc::from(""),
             revision: 0,
             changed_at: Timestamp::UNIX_EPOCH,
-        })
+        }
     }
 
     pub(super) fn sort_key(&self) -> SortKey {

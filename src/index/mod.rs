@@ -10,10 +10,10 @@ mod archived;
 mod changes;
 mod entry;
 mod ingest;
-mod journal;
 mod pipelines;
 mod query;
 mod shards;
+mod subscriber;
 
 use crate::metrics::SourceMetrics;
 use std::cmp::Reverse;
@@ -25,13 +25,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-pub use archived::{ArchivedLoad, ArchivedRun};
+pub use archived::{ArchivedRun, ArchivedTotals};
 pub use changes::{Change, Changed, Lost};
-pub use entry::{ExecutionEntry, Listed, Prepared, RejectionEntry, Stored};
+pub use entry::{ExecutionEntry, Listed, Prepared, RejectionEntry};
 pub use ingest::ingest;
-pub use journal::{ArchiveKey, Journal, Note, Synced};
 pub use pipelines::{PipelinePage, ResolvedPipeline};
 pub use query::NamedPage;
+pub use subscriber::Subscriber;
 
 use crate::model::{Execution, ObjectRef, Phase, Rejection};
 use crate::wire::{Json, ShardStatus};
@@ -85,8 +85,9 @@ pub struct Index {
     staleness: Duration,
     /// Failed lists and watches, counted for `/metrics`.
     restarts: SourceMetrics,
-    /// Where served versions and deletions are noted for the archive, if there is one.
-    journal: Option<Journal>,
+    /// Told of every version served, every run ended and every relist (the archive's journal,
+    /// where there is an archive). Where there is one, ended runs are kept, as archived.
+    subscriber: Option<Arc<dyn Subscriber>>,
     /// Names this index among replicas and restarts: a stream's event ids carry it, so an id
     /// another process issued is never read as a place in this one's history.
     instance: u32,
@@ -115,7 +116,7 @@ impl Index {
             state: Arc::new(RwLock::new(state)),
             revision: watch::Sender::new(epoch),
             staleness,
-            journal: None,
+            subscriber: None,
             restarts: SourceMetrics::default(),
             instance: fastrand::u32(..),
             id_secret: new_secret(),
@@ -132,9 +133,10 @@ impl Index {
         &self.id_secret
     }
 
-    /// Notes every version served and every deletion in `journal`, for the archive.
-    pub fn with_journal(mut self, journal: Journal) -> Self {
-        self.journal = Some(journal);
+    /// Tells `subscriber` of every change, and keeps ended runs among their pipelines' archived
+    /// ones: there is an archive.
+    pub fn with_subscriber(mut self, subscriber: Arc<dyn Subscriber>) -> Self {
+        self.subscriber = Some(subscriber);
         self
     }
 
@@ -184,8 +186,8 @@ impl Index {
     fn insert(&self, state: &mut State, shard: &str, object: Prepared, revision: u64, now: Timestamp) {
         match state.insert(shard, object, revision, now) {
             (_, Some(served)) => {
-                if let Some(journal) = &self.journal {
-                    journal.served(&served);
+                if let Some(subscriber) = &self.subscriber {
+                    subscriber.served(&served);
                 }
             }
             (Some(ended), None) => {
@@ -206,31 +208,19 @@ impl Index {
         }
     }
 
-    /// When a deletion happens now, as the archive records it (to the millisecond), if there
-    /// is an archive.
+    /// When a run that ends now is archived (to the millisecond, as the archive records it),
+    /// where ended runs are kept.
     fn archived_now(&self) -> Option<Timestamp> {
         let now = Timestamp::now();
-        self.journal.as_ref().map(|_| Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now))
+        self.subscriber.as_ref().map(|_| Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now))
     }
 
-    /// Notes a deletion for the archive, and the run it was among its pipeline's archived runs.
+    /// Tells the subscriber a run ended, and counts it among its pipeline's archived runs.
     fn note_deleted(&self, state: &mut State, removed: Removed, at: Option<Timestamp>) {
-        if let (Some(journal), Removed::Execution(entry), Some(at)) = (&self.journal, removed, at) {
+        if let (Some(subscriber), Removed::Execution(entry), Some(at)) = (&self.subscriber, removed, at) {
             Index::archive_run(state, &entry, at);
-            journal.deleted(&entry, at);
+            subscriber.ended(&entry, at);
         }
-    }
-
-    /// Executions deleted from the cluster that the archive may not hold yet (see `Journal`),
-    /// each with when: the latest deletion of each name that is not live again.
-    pub fn departed(&self) -> Vec<(Arc<ExecutionEntry>, Timestamp)> {
-        let Some(journal) = &self.journal else { return Vec::new() };
-        let mut departed = journal.departed();
-        let state = self.read();
-        departed.retain(|(entry, _)| !state.executions.contains_key(&entry.id));
-        departed.sort_by(|(a, at), (b, bt)| (&a.id, std::cmp::Reverse(at)).cmp(&(&b.id, std::cmp::Reverse(bt))));
-        departed.dedup_by(|later, first| later.0.id == first.0.id);
-        departed
     }
 
     /// Whether the index serves an execution of this name.
@@ -281,13 +271,13 @@ impl Index {
         let namespace = state.shards.get(shard).map(|s| s.namespace.clone());
         // A shard of no namespace of its own (the namespace list, registered with "") holds no
         // executions: its list says nothing of any namespace's.
-        if let (Some(journal), Some(namespace)) = (&self.journal, namespace)
+        if let (Some(subscriber), Some(namespace)) = (&self.subscriber, namespace)
             && namespace.as_deref() != Some("")
         {
             let newest =
                 kept.iter().map(|id| state.version_order(id)).try_fold(0, |newest, v| v.map(|v| newest.max(v)));
-            let listed = kept.iter().filter_map(|id| state.executions.get(id)).map(|e| ArchiveKey::of(e)).collect();
-            journal.synced(Synced { namespace, listed, newest: newest.unwrap_or(i64::MAX) });
+            let listed: Vec<&Arc<ExecutionEntry>> = kept.iter().filter_map(|id| state.executions.get(id)).collect();
+            subscriber.relisted(namespace.as_deref(), &listed, newest.unwrap_or(i64::MAX));
         }
         self.commit(&mut state);
     }

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::decode::SchemaRegistry;
 use crate::history::{Warm, WarmSource};
-use crate::index::{self, ExecutionEntry, Index, Listed, Prepared};
+use crate::index::{self, Index, Listed, Prepared};
 use crate::model::ObjectRef;
 use crate::selector::Selector;
 use crate::source::cluster::{WatchSettings, watch_namespace};
@@ -207,12 +207,8 @@ where
         let registry = decoding.registry;
         let decoder = move |cm: &ConfigMap| {
             let restored = warm.take(cm).and_then(|stored| {
-                ExecutionEntry::restored(
-                    ObjectRef::of(cm),
-                    cm.metadata.labels.clone().unwrap_or_default(),
-                    cm.metadata.creation_timestamp.as_ref().map(|t| t.0),
-                    stored,
-                )
+                let labels = cm.metadata.labels.clone().unwrap_or_default();
+                stored.into_entry(ObjectRef::of(cm), labels, cm.metadata.creation_timestamp.as_ref().map(|t| t.0))
             });
             match restored {
                 Some(entry) => Prepared::Execution(entry),

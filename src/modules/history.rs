@@ -7,8 +7,8 @@ use futures::future::BoxFuture;
 use tracing::Instrument;
 
 use super::{Lifecycle, Module, ModuleName, Task};
-use crate::history::{ArchiveSettings, ArchiveStatus};
-use crate::index::{Index, Journal};
+use crate::history::{Archive, ArchiveSettings};
+use crate::index::Index;
 use crate::model::Resource;
 
 /// The longest the module waits, when it stops, for the journal to reach the archive.
@@ -18,8 +18,7 @@ pub struct HistoryModule {
     settings: ArchiveSettings,
     /// What the archive reconciles relists against.
     index: Index,
-    journal: Journal,
-    status: ArchiveStatus,
+    archive: Archive,
     /// Names the schemas the archived documents were validated under.
     schema_set: String,
     task: Task,
@@ -27,23 +26,17 @@ pub struct HistoryModule {
 }
 
 impl HistoryModule {
-    pub fn new(
-        settings: ArchiveSettings,
-        index: Index,
-        journal: Journal,
-        status: ArchiveStatus,
-        schema_set: String,
-    ) -> Self {
+    pub fn new(settings: ArchiveSettings, index: Index, archive: Archive, schema_set: String) -> Self {
         let (task, lifecycle) = (Task::default(), Lifecycle::default());
-        HistoryModule { settings, index, journal, status, schema_set, task, lifecycle }
+        HistoryModule { settings, index, archive, schema_set, task, lifecycle }
     }
 }
 
 impl HistoryModule {
     /// The notes the database did not take: to the spool, or counted in the log as lost.
     fn keep_unwritten(&self) {
-        let (served, deleted) = self.journal.unwritten();
-        match crate::history::spool_unwritten(&self.settings, &self.journal) {
+        let (served, deleted) = self.archive.journal().unwritten();
+        match crate::history::spool_unwritten(&self.settings, self.archive.journal()) {
             Ok(kept) => tracing::warn!(
                 notes = kept,
                 spool = ?self.settings.spool,
@@ -74,8 +67,8 @@ impl Module for HistoryModule {
     fn enable(&self) -> BoxFuture<'_, ()> {
         async move {
             self.task.start(|| {
-                let parts = (self.settings.clone(), self.index.clone(), self.journal.clone(), self.status.clone());
-                let run = crate::history::run(parts.0, parts.1, parts.2, parts.3, self.schema_set.clone());
+                let (settings, index, archive) = (self.settings.clone(), self.index.clone(), self.archive.clone());
+                let run = crate::history::run(settings, index, archive, self.schema_set.clone());
                 run.instrument(tracing::info_span!("archive"))
             });
             self.lifecycle.set(true);
@@ -89,10 +82,10 @@ impl Module for HistoryModule {
             // Switched off, or shutting down: what is noted goes to the archive first, while the
             // database answers within `FLUSH_WITHIN`; what it does not take goes to the spool
             // for the next start, or, where there is none, is said, deletions first.
-            let flushed = tokio::time::timeout(FLUSH_WITHIN, self.journal.settled()).await.is_ok();
+            let flushed = tokio::time::timeout(FLUSH_WITHIN, self.archive.journal().settled()).await.is_ok();
             if self.task.stop().await {
                 // A batch cut short is rolled back: its notes wait in the journal again.
-                self.journal.requeue();
+                self.archive.journal().requeue();
             }
             if !flushed {
                 self.keep_unwritten();
@@ -106,7 +99,7 @@ impl Module for HistoryModule {
     }
 
     fn readiness(&self) -> (bool, Option<String>) {
-        let status = self.status.get();
+        let status = self.archive.status();
         (status.connected, status.last_error)
     }
 

@@ -20,7 +20,7 @@ use super::lease::Lease;
 use super::plan::{Candidate, Plan};
 use super::policy::Policy;
 use crate::files::fingerprint;
-use crate::history::ArchiveStatus;
+use crate::history::Archive;
 use crate::index::{ExecutionEntry, Index};
 use crate::metrics::RetentionMetrics;
 use crate::model::ObjectRef;
@@ -68,10 +68,10 @@ pub struct LeaseSettings {
 /// What the retention module says of itself: the last plan, why the policy file's last edit
 /// is not in force, and why it is idle. Clones share it.
 #[derive(Clone, Default)]
-pub struct RetentionStatus(Arc<Mutex<StatusInner>>);
+pub struct RetentionStatus(Arc<Mutex<RetentionStatusSnapshot>>);
 
 #[derive(Clone, Default)]
-pub struct StatusInner {
+pub struct RetentionStatusSnapshot {
     pub plan: Option<Arc<Plan>>,
     /// Why the last edit of the file is not in force (the previous policy is).
     pub policy_error: Option<String>,
@@ -80,11 +80,11 @@ pub struct StatusInner {
 }
 
 impl RetentionStatus {
-    pub fn get(&self) -> StatusInner {
+    pub fn get(&self) -> RetentionStatusSnapshot {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn update(&self, f: impl FnOnce(&mut StatusInner)) {
+    fn update(&self, f: impl FnOnce(&mut RetentionStatusSnapshot)) {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
     }
 }
@@ -98,7 +98,7 @@ pub struct Pruner {
     pub settings: RetentionSettings,
     pub index: Index,
     /// `None` without `--archive`.
-    pub archive: Option<ArchiveStatus>,
+    pub archive: Option<Archive>,
     /// `None` for a directory source: nothing to delete from.
     pub client: Option<kube::Client>,
     pub status: RetentionStatus,

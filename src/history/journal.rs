@@ -1,6 +1,6 @@
 //! What the archive must still write: the latest version of each execution the index served,
-//! or that its ConfigMap is gone. The index notes each change here under its own lock, which
-//! costs a map insert; the archive's writer takes batches off the request and ingest paths.
+//! or that its ConfigMap is gone. It subscribes to the index, which tells it each change under
+//! its own lock, and noting one costs a map insert; the archive's writer takes batches off the request and ingest paths.
 //! Changes are kept by execution, not in sequence, so a writer that falls behind (a slow or
 //! unreachable database) holds at most one note per execution, never a growing log.
 
@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 use tokio::sync::Notify;
 
-use super::ExecutionEntry;
+use crate::index::{ExecutionEntry, Subscriber};
 
 /// One execution in the archive: the ConfigMap's namespace, name and uid.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -21,7 +21,7 @@ pub struct ArchiveKey {
 }
 
 impl ArchiveKey {
-    pub(super) fn of(entry: &ExecutionEntry) -> Self {
+    pub fn of(entry: &ExecutionEntry) -> Self {
         ArchiveKey { namespace: entry.id.namespace.clone(), name: entry.id.name.clone(), uid: entry.uid.clone() }
     }
 }
@@ -73,15 +73,22 @@ pub struct Synced {
     pub newest: i64,
 }
 
-impl Journal {
-    pub(super) fn served(&self, entry: &Arc<ExecutionEntry>) {
+impl Subscriber for Journal {
+    fn served(&self, entry: &Arc<ExecutionEntry>) {
         self.note(ArchiveKey::of(entry), Note::Served(entry.clone(), Timestamp::now()));
     }
 
-    pub(super) fn deleted(&self, entry: &Arc<ExecutionEntry>, at: Timestamp) {
+    fn ended(&self, entry: &Arc<ExecutionEntry>, at: Timestamp) {
         self.note(ArchiveKey::of(entry), Note::Deleted(entry.clone(), at));
     }
 
+    fn relisted(&self, namespace: Option<&str>, listed: &[&Arc<ExecutionEntry>], newest: i64) {
+        let listed = listed.iter().map(|entry| ArchiveKey::of(entry)).collect();
+        self.synced(Synced { namespace: namespace.map(str::to_owned), listed, newest });
+    }
+}
+
+impl Journal {
     fn note(&self, key: ArchiveKey, note: Note) {
         self.lock().pending.insert(key, note);
         self.0.noted.notify_one();
@@ -100,7 +107,7 @@ impl Journal {
         taken
     }
 
-    pub(super) fn synced(&self, synced: Synced) {
+    fn synced(&self, synced: Synced) {
         let mut notes = self.lock();
         // One per namespace is enough: a later relist sees as much.
         notes.synced.retain(|s| s.namespace != synced.namespace);
