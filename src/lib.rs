@@ -16,8 +16,6 @@
 pub mod access;
 pub mod api;
 pub mod cli;
-pub mod client;
-pub mod commands;
 pub mod decode;
 pub mod files;
 #[cfg(any(test, feature = "fixtures"))]

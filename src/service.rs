@@ -27,6 +27,16 @@ use crate::retention::{Policy, Pruner, RetentionSettings, RetentionStatus};
 use crate::source::Sources;
 
 /// A configured service, ready to run on a listener the caller bound.
+/// What a running service is configured with: the settings of its parts, which the command
+/// line builds from flags.
+pub mod settings {
+    pub use crate::access::tokens::TokenFile;
+    pub use crate::access::{Access, AccessSettings, AuthMode, AuthorizeAs};
+    pub use crate::api::{CallerLimits, PageLimits, ServerSettings, capacity};
+    pub use crate::history::{ArchiveSettings, ArchiveUrl};
+    pub use crate::retention::{LeaseSettings, Mode as RetentionMode, Policy, RetentionSettings};
+}
+
 pub struct Service {
     pub sources: Sources,
     pub registry: Arc<SchemaRegistry>,
@@ -37,7 +47,7 @@ pub struct Service {
     pub access: Access,
     pub limits: CallerLimits,
     /// Modules enabled when no BackendModule CRD says otherwise.
-    pub modules: BTreeSet<crate::modules::ModuleName>,
+    pub modules: BTreeSet<crate::model::ModuleName>,
     /// Where `/metrics` is served, if anywhere: a port of its own, outside access control.
     pub metrics: Option<TcpListener>,
     /// The archive, if any: the `history` module writes it.

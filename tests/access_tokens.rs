@@ -157,7 +157,7 @@ async fn an_anonymous_caller_learns_nothing_of_modules_not_even_that_one_is_off(
     let tokens = dir.path().join("tokens.yaml");
     std::fs::write(&tokens, tokens_file(&[("ops", "s3cret-ops", "['*']")])).unwrap();
     let file = TokenFile::load(&tokens, Duration::from_millis(100)).unwrap();
-    let modules = vec![execwatch::modules::ModuleName::Executions];
+    let modules = vec![execwatch::model::ModuleName::Executions];
     let setup = Setup { access: Access::tokens(file), modules, ..Setup::default() };
     let service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), setup).await;
     let (status, body) = service.get("/api/v1/pipelines").await;

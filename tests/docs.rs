@@ -287,7 +287,7 @@ fn execwatch(what: &str, args: &[&str]) -> Output {
             assert_eq!(validate(&files), 0, "{what}: every ConfigMap is accepted");
         }
         execwatch::cli::Command::Serve(serve) => {
-            if let Some(dir) = serve.from_dir {
+            if let Some(dir) = serve.source.from_dir {
                 assert!(root().join(dir).is_dir(), "{what}: no such directory");
             }
         }
@@ -311,8 +311,8 @@ fn execwatch(what: &str, args: &[&str]) -> Output {
 /// How many ConfigMaps in `files` are rejected.
 fn validate(files: &[PathBuf]) -> usize {
     let mut out = Vec::new();
-    let text = execwatch::commands::validate::Format::Text;
-    execwatch::commands::validate::validate_files(&common::registry(), &common::selector(), files, text, &mut out)
+    let text = execwatch::cli::commands::validate::Format::Text;
+    execwatch::cli::commands::validate::validate_files(&common::registry(), &common::selector(), files, text, &mut out)
         .unwrap()
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{Cluster, Running, names, rss_mib, wait_until};
 use execwatch::Sources;
 use execwatch::fixtures::Doc;
-use execwatch::modules::ModuleName;
+use execwatch::model::ModuleName;
 
 const ALL: [&str; 3] = ["executions", "pipelines", "rejections"];
 

@@ -219,7 +219,7 @@ async fn a_stalled_reader_does_not_delay_another() {
 async fn streams_end_with_a_reason_when_the_module_goes_and_on_shutdown() {
     let c = Cluster::start(&["team-a"], &["team-a"]).await;
     c.install_crd().await;
-    for m in execwatch::modules::ALL {
+    for m in execwatch::model::MODULES {
         c.set_module(m.as_str(), true).await;
     }
     common::wait_until("the switch follows BackendModule objects", || async {

@@ -158,7 +158,7 @@ async fn grant_readers(client: &kube::Client) {
 async fn start_with(sources: Sources, access: Access) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let modules = execwatch::modules::ALL.into_iter().collect();
+    let modules = execwatch::model::MODULES.into_iter().collect();
     let service = Service {
         sources,
         registry: registry(),

@@ -88,7 +88,7 @@ pub struct Shared {
 impl AppState {
     /// The archive, while the history module is on.
     pub fn history(&self) -> Option<&Archive> {
-        self.archive.as_ref().filter(|_| self.modules.is_available(crate::modules::ModuleName::History))
+        self.archive.as_ref().filter(|_| self.modules.is_available(crate::model::ModuleName::History))
     }
 
     /// What a response depends on besides its URL.

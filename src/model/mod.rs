@@ -138,3 +138,50 @@ impl std::fmt::Display for Resource {
         f.write_str(self.as_str())
     }
 }
+
+/// Every module, in the order they are enabled.
+pub const MODULES: [ModuleName; 5] =
+    [ModuleName::Executions, ModuleName::Pipelines, ModuleName::Rejections, ModuleName::History, ModuleName::Retention];
+
+/// A module, by the name `--modules`, BackendModule objects and `/api/v1/modules` use: each is
+/// also the API resource it serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModuleName {
+    Executions,
+    Pipelines,
+    Rejections,
+    /// The archive (`--archive`): present only where one is configured.
+    History,
+    /// Pruning by a retention policy (`--retention`): present only where one is configured.
+    Retention,
+}
+
+impl ModuleName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModuleName::Executions => "executions",
+            ModuleName::Pipelines => "pipelines",
+            ModuleName::Rejections => "rejections",
+            ModuleName::History => "history",
+            ModuleName::Retention => "retention",
+        }
+    }
+}
+
+impl std::fmt::Display for ModuleName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ModuleName {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        MODULES.into_iter().find(|m| m.as_str() == name).ok_or_else(|| {
+            let known: Vec<&str> = MODULES.iter().map(|m| m.as_str()).collect();
+            format!("unknown module {name:?}; known modules: {}", known.join(", "))
+        })
+    }
+}

@@ -23,54 +23,7 @@ pub use pipelines::PipelinesModule;
 pub use rejections::RejectionsModule;
 pub use retention::RetentionModule;
 
-pub use crate::model::Resource;
-/// Every module, in the order they are enabled.
-pub const ALL: [ModuleName; 5] =
-    [ModuleName::Executions, ModuleName::Pipelines, ModuleName::Rejections, ModuleName::History, ModuleName::Retention];
-
-/// A module, by the name `--modules`, BackendModule objects and `/api/v1/modules` use: each is
-/// also the API resource it serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ModuleName {
-    Executions,
-    Pipelines,
-    Rejections,
-    /// The archive (`--archive`): present only where one is configured.
-    History,
-    /// Pruning by a retention policy (`--retention`): present only where one is configured.
-    Retention,
-}
-
-impl ModuleName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModuleName::Executions => "executions",
-            ModuleName::Pipelines => "pipelines",
-            ModuleName::Rejections => "rejections",
-            ModuleName::History => "history",
-            ModuleName::Retention => "retention",
-        }
-    }
-}
-
-impl std::fmt::Display for ModuleName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for ModuleName {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, String> {
-        ALL.into_iter().find(|m| m.as_str() == name).ok_or_else(|| {
-            let known: Vec<&str> = ALL.iter().map(|m| m.as_str()).collect();
-            format!("unknown module {name:?}; known modules: {}", known.join(", "))
-        })
-    }
-}
-
+pub use crate::model::{ModuleName, Resource};
 /// One domain of the API.
 pub trait Module: Send + Sync {
     fn name(&self) -> ModuleName;
@@ -288,9 +241,4 @@ impl Modules {
 /// dependency, is configuration rather than a fault, and does not hold readiness back.
 pub fn all_ready(modules: &[ModuleStatus]) -> bool {
     modules.iter().filter(|s| s.available && s.holds_readiness).all(|s| s.ready)
-}
-
-/// Parses and checks `--modules` names.
-pub fn parse_names(names: &[String]) -> Result<BTreeSet<ModuleName>, String> {
-    names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()).map(str::parse).collect()
 }

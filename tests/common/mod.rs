@@ -76,7 +76,7 @@ pub fn rss_mib() -> f64 {
 /// How a test service runs, beyond its source.
 pub struct Setup {
     pub staleness: Duration,
-    pub modules: Vec<execwatch::modules::ModuleName>,
+    pub modules: Vec<execwatch::model::ModuleName>,
     pub server: ServerSettings,
     pub access: execwatch::access::Access,
     pub limits: execwatch::api::CallerLimits,
@@ -92,7 +92,7 @@ impl Default for Setup {
     fn default() -> Self {
         Setup {
             staleness: Duration::from_secs(60),
-            modules: execwatch::modules::ALL.to_vec(),
+            modules: execwatch::model::MODULES.to_vec(),
             server: ServerSettings::default(),
             access: execwatch::access::Access::open(),
             limits: execwatch::api::CallerLimits::new(64, 10_000, None),

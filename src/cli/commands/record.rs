@@ -15,6 +15,7 @@ use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
+use crate::cli::Exit;
 use crate::decode::{DOCUMENT_KEYS, SchemaRegistry};
 use crate::model::Phase;
 use crate::model::names::{is_label_value, split_name};
@@ -117,7 +118,7 @@ pub async fn run(args: RecordArgs, registry: &SchemaRegistry, selector: &Selecto
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            Exit::Failed.into()
         }
     }
 }
@@ -166,7 +167,7 @@ async fn record(args: &RecordArgs, registry: &SchemaRegistry, selector: &Selecto
                         None => eprintln!("  - {}: {}", r.code, r.message),
                     }
                 }
-                return Ok(ExitCode::from(1));
+                return Ok(Exit::Rejected.into());
             }
         };
         // Runs are labelled with their pipeline as the examples label them (for `-l` filters),

@@ -11,8 +11,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::client::events::Follow;
-use crate::client::{ApiClient, ClientArgs, ClientError};
+use crate::cli::Exit;
+use crate::cli::client::events::Follow;
+use crate::cli::client::{ApiClient, ClientArgs, ClientError};
 use crate::model::names::split_name;
 use crate::model::{ExecutionView, Phase};
 use crate::wire::{Detail, Freshness, Pipeline, RejectionBody, Summary};
@@ -95,13 +96,14 @@ page!(RejectionList, RejectionBody<'static>);
 /// Exit codes, as `wait`'s: 3 absent, 4 unreachable or usage; 2 any other failure.
 fn failed(e: &ClientError) -> ExitCode {
     eprintln!("error: {e}");
-    ExitCode::from(if e.is_absent() {
-        super::wait::ABSENT
+    let exit = if e.is_absent() {
+        Exit::Absent
     } else if matches!(e, ClientError::Unreachable { .. } | ClientError::Config(_) | ClientError::Plaintext { .. }) {
-        super::wait::FAILED
+        Exit::Unusable
     } else {
-        2
-    })
+        Exit::Failed
+    };
+    exit.into()
 }
 
 pub async fn run(args: GetArgs) -> ExitCode {
@@ -111,20 +113,20 @@ pub async fn run(args: GetArgs) -> ExitCode {
     };
     let result = tokio::select! {
         result = get(&client, &args) => result,
-        _ = tokio::signal::ctrl_c() => return ExitCode::from(super::wait::INTERRUPTED),
+        _ = tokio::signal::ctrl_c() => return Exit::Interrupted.into(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Client(e)) => failed(&e),
         Err(Failure::Usage(message)) => {
             eprintln!("error: {message}");
-            ExitCode::from(super::wait::FAILED)
+            Exit::Unusable.into()
         }
         // The reader went away (`| head`): nothing more to say.
         Err(Failure::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(Failure::Output(e)) => {
             eprintln!("error: cannot write the output: {e}");
-            ExitCode::from(2)
+            Exit::Failed.into()
         }
     }
 }

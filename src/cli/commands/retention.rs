@@ -13,7 +13,7 @@ use kube::api::ListParams;
 
 use crate::decode::SchemaRegistry;
 use crate::files::read_bounded;
-use crate::index::ExecutionEntry;
+use crate::model::Execution;
 use crate::query::Scope;
 use crate::retention::{Mode, Plan, PlanBody, Policy};
 use crate::selector::Selector;
@@ -25,7 +25,7 @@ pub fn executions_in_dir(
     dir: &Path,
     registry: &SchemaRegistry,
     selector: &Selector,
-) -> anyhow::Result<Vec<Arc<ExecutionEntry>>> {
+) -> anyhow::Result<Vec<Arc<Execution>>> {
     let max = max_file_bytes(registry.limits().max_document_bytes);
     let mut executions = Vec::new();
     let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
@@ -47,7 +47,7 @@ pub async fn executions_in_cluster(
     namespaces: &[String],
     registry: &SchemaRegistry,
     selector: &Selector,
-) -> anyhow::Result<Vec<Arc<ExecutionEntry>>> {
+) -> anyhow::Result<Vec<Arc<Execution>>> {
     let client = kube::Client::try_default().await.context("cannot configure a Kubernetes client")?;
     let mut executions = Vec::new();
     for namespace in namespaces {
@@ -65,16 +65,16 @@ pub async fn executions_in_cluster(
     Ok(executions)
 }
 
-fn decode(registry: &SchemaRegistry, selector: &Selector, cm: &ConfigMap) -> Option<Arc<ExecutionEntry>> {
+fn decode(registry: &SchemaRegistry, selector: &Selector, cm: &ConfigMap) -> Option<Arc<Execution>> {
     let labels = cm.metadata.labels.clone().unwrap_or_default();
     if !selector.matches(&labels) {
         return None;
     }
-    registry.decode(cm).ok().map(|e| Arc::new(ExecutionEntry::new(e)))
+    registry.decode(cm).ok().map(Arc::new)
 }
 
 /// The plan of `policy` over `executions` now, every namespace counted.
-pub fn plan(policy: &Policy, executions: &[Arc<ExecutionEntry>], first: usize) -> PlanBody {
+pub fn plan(policy: &Policy, executions: &[Arc<Execution>], first: usize) -> PlanBody {
     Plan::make(policy, executions, Timestamp::now()).body(Mode::DryRun.as_str(), &Scope::all(), first)
 }
 

@@ -10,23 +10,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::events::Follow;
-use crate::client::{ApiClient, ClientArgs, ClientError};
+use crate::cli::Exit;
+use crate::cli::client::events::Follow;
+use crate::cli::client::{ApiClient, ClientArgs, ClientError};
 use crate::model::names::split_name;
 use crate::model::{EnvironmentStatus, ExecutionView, Phase};
 use crate::wire::Detail;
-
-/// The condition held.
-pub const HELD: u8 = 0;
-/// The execution reached a state that cannot satisfy it.
-pub const UNSATISFIABLE: u8 = 1;
-pub const TIMED_OUT: u8 = 2;
-/// The execution does not exist, or these credentials may not read it.
-pub const ABSENT: u8 = 3;
-/// A usage error, or the service stayed unreachable through the retries.
-pub const FAILED: u8 = 4;
-/// Interrupted (Ctrl-C), as shells report SIGINT.
-pub const INTERRUPTED: u8 = 130;
 
 /// How long a long poll waits on the service before asking again.
 const POLL_SECONDS: u64 = 30;
@@ -173,13 +162,13 @@ struct Waiter {
 pub async fn run(args: WaitArgs) -> ExitCode {
     let Some((namespace, name)) = split_name(&args.execution, args.namespace.as_deref()) else {
         eprintln!("error: {:?} is not NAMESPACE/NAME (or NAME with --namespace)", args.execution);
-        return ExitCode::from(FAILED);
+        return Exit::Unusable.into();
     };
     let client = match ApiClient::connect(&args.client).await {
         Ok(client) => client,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(FAILED);
+            return Exit::Unusable.into();
         }
     };
     let path = format!("/api/v1/namespaces/{namespace}/executions/{name}");
@@ -194,25 +183,25 @@ pub async fn run(args: WaitArgs) -> ExitCode {
         outcome = tokio::time::timeout(args.timeout, waiter.follow(&client, &path)) => outcome,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("interrupted");
-            return ExitCode::from(INTERRUPTED);
+            return Exit::Interrupted.into();
         }
     };
     let id = format!("{namespace}/{name}");
     let (code, message) = match outcome {
-        Ok(Outcome::Held) => (HELD, format!("{id}: {} reached", args.condition)),
-        Ok(Outcome::Never(why)) => (UNSATISFIABLE, format!("{id}: {why}, so {} will not be reached", args.condition)),
-        Ok(Outcome::Absent(why)) => (ABSENT, format!("{id}: {why}")),
-        Ok(Outcome::Failed(e)) => (FAILED, format!("{id}: {e}")),
+        Ok(Outcome::Held) => (Exit::Success, format!("{id}: {} reached", args.condition)),
+        Ok(Outcome::Never(why)) => (Exit::Rejected, format!("{id}: {why}, so {} will not be reached", args.condition)),
+        Ok(Outcome::Absent(why)) => (Exit::Absent, format!("{id}: {why}")),
+        Ok(Outcome::Failed(e)) => (Exit::Unusable, format!("{id}: {e}")),
         Err(_) => {
             let last = waiter.last_phase.map_or("nothing seen yet".to_owned(), |p| format!("last seen {}", p.as_str()));
             let timeout = humantime::format_duration(args.timeout);
             (
-                TIMED_OUT,
+                Exit::TIMED_OUT,
                 format!("{id}: {} not reached within {timeout} ({last}); --timeout gives it longer", args.condition),
             )
         }
     };
-    eprintln!("{}{message}", if code == HELD { "" } else { "error: " });
+    eprintln!("{}{message}", if code == Exit::Success { "" } else { "error: " });
     ExitCode::from(code)
 }
 
