@@ -69,57 +69,17 @@ impl Service {
 
     /// Runs until `shutdown` completes: readiness turns false and long polls answer at once, the
     /// server drains in-flight requests for at most the grace period, and every module stops.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let archive = self.archive_status();
-        let index = match &self.archive {
+    pub async fn run(mut self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let archive = self.archive.is_some().then(|| self.archive_status());
+        let index = match &archive {
             // Every clone of the index tells the archive: set before any is made.
-            Some(_) => Index::new(self.staleness).with_subscriber(Arc::new(archive.journal().clone())),
+            Some(archive) => Index::new(self.staleness).with_subscriber(Arc::new(archive.journal().clone())),
             None => Index::new(self.staleness),
         };
-        let fingerprint = self.registry.fingerprint().to_owned();
-        let warm = self.archive.clone().map(|settings| WarmSource::new(settings, fingerprint.clone()));
-        let executions = ExecutionsModule::new(self.sources.clone(), index.clone(), self.registry.clone(), warm);
-        let mut all: Vec<Arc<dyn Module>> =
-            vec![Arc::new(executions), Arc::new(PipelinesModule::default()), Arc::new(RejectionsModule::default())];
-        let has_archive = self.archive.is_some();
-        if let Some(settings) = self.archive {
-            all.push(Arc::new(HistoryModule::new(settings, index.clone(), archive.clone(), fingerprint)));
-        }
-        let (retention, retention_metrics) = (RetentionStatus::default(), RetentionMetrics::default());
+        let retention = (RetentionStatus::default(), RetentionMetrics::default());
         let retention_mode = self.retention.as_ref().map(|(settings, _)| settings.mode);
-        if let Some((settings, policy)) = self.retention {
-            let client = match &self.sources {
-                Sources::Kube { client, .. } => Some(client.clone()),
-                Sources::Dir(_) => None,
-            };
-            let pruner = Pruner {
-                settings,
-                index: index.clone(),
-                archive: has_archive.then(|| archive.clone()),
-                client,
-                status: retention.clone(),
-                metrics: retention_metrics.clone(),
-            };
-            all.push(Arc::new(RetentionModule::new(pruner, policy)));
-        }
-        let modules = Arc::new(Modules::new(all));
-        let (switch, follower) = match &self.sources {
-            Sources::Kube { client, watch, .. } => {
-                let switch = Arc::new(Switch::new(SwitchState::Starting));
-                let follow = switch::follow(
-                    switch.clone(),
-                    modules.clone(),
-                    self.modules.clone(),
-                    client.clone(),
-                    watch.clone(),
-                );
-                (switch, Some(tokio::spawn(follow.instrument(tracing::info_span!("modules")))))
-            }
-            Sources::Dir(_) => {
-                modules.apply(&self.modules).await;
-                (Arc::new(Switch::new(SwitchState::Flags)), None)
-            }
-        };
+        let modules = self.modules(&index, archive.as_ref(), &retention);
+        let (switch, follower) = self.switch(&modules).await;
         let tokens = self.access.token_file().map(|file| tokio::spawn(file.clone().follow()));
         let health = Health::default();
         let state = AppState::new(api::Shared {
@@ -128,24 +88,15 @@ impl Service {
             page: self.page,
             modules: modules.clone(),
             switch,
-            access: self.access,
-            limits: self.limits,
+            access: self.access.clone(),
+            limits: self.limits.clone(),
             responses: api::Responses::new(RESPONSE_CACHE_BYTES),
             pages: api::Pages::default(),
-            archive: has_archive.then(|| archive.clone()),
-            retention: retention_mode.map(|mode| api::retention::Retention { status: retention.clone(), mode }),
+            archive: archive.clone(),
+            retention: retention_mode.map(|mode| api::retention::Retention { status: retention.0.clone(), mode }),
         });
         let http = HttpMetrics::default();
-        let metrics = self.metrics.map(|listener| {
-            let (index, limits) = (state.index.clone(), state.limits.clone());
-            let archived = has_archive.then(|| archive.clone());
-            let mut registry = api::scrape::registry(index, modules.clone(), limits, &state.access, &http, archived);
-            retention_metrics.register(&mut registry);
-            let settings = ServerSettings { cors_origins: Vec::new(), ..self.server.clone() };
-            let stop = health.shutting_down();
-            let routes = api::metrics_routes(Arc::new(registry), state.access.clone());
-            tokio::spawn(api::server::serve(listener, routes, settings, http.clone(), stop))
-        });
+        let metrics = self.serve_metrics(&state, &http, &retention.1, &health);
         let draining = async move {
             shutdown.await;
             health.begin_shutdown();
@@ -161,5 +112,69 @@ impl Service {
             let _ = task.await;
         }
         modules.apply(&BTreeSet::new()).await;
+    }
+
+    /// The modules: executions, pipelines and rejections always; history and retention where
+    /// they are configured.
+    fn modules(
+        &mut self,
+        index: &Index,
+        archive: Option<&Archive>,
+        (status, metrics): &(RetentionStatus, RetentionMetrics),
+    ) -> Arc<Modules> {
+        let fingerprint = self.registry.fingerprint().to_owned();
+        let warm = self.archive.clone().map(|settings| WarmSource::new(settings, fingerprint.clone()));
+        let executions = ExecutionsModule::new(self.sources.clone(), index.clone(), self.registry.clone(), warm);
+        let mut all: Vec<Arc<dyn Module>> =
+            vec![Arc::new(executions), Arc::new(PipelinesModule::default()), Arc::new(RejectionsModule::default())];
+        if let (Some(settings), Some(archive)) = (self.archive.clone(), archive) {
+            all.push(Arc::new(HistoryModule::new(settings, index.clone(), archive.clone(), fingerprint)));
+        }
+        if let Some((settings, policy)) = self.retention.take() {
+            let client = match &self.sources {
+                Sources::Kube { client, .. } => Some(client.clone()),
+                Sources::Dir(_) => None,
+            };
+            let (index, archive) = (index.clone(), archive.cloned());
+            let (status, metrics) = (status.clone(), metrics.clone());
+            let pruner = Pruner { settings, index, archive, client, status, metrics };
+            all.push(Arc::new(RetentionModule::new(pruner, policy)));
+        }
+        Arc::new(Modules::new(all))
+    }
+
+    /// What switches the modules: BackendModule objects followed in a cluster (the task doing
+    /// it), the flags alone for a directory.
+    async fn switch(&self, modules: &Arc<Modules>) -> (Arc<Switch>, Option<tokio::task::JoinHandle<()>>) {
+        match &self.sources {
+            Sources::Kube { client, watch, .. } => {
+                let switch = Arc::new(Switch::new(SwitchState::Starting));
+                let (flags, client, watch) = (self.modules.clone(), client.clone(), watch.clone());
+                let follow = switch::follow(switch.clone(), modules.clone(), flags, client, watch);
+                (switch, Some(tokio::spawn(follow.instrument(tracing::info_span!("modules")))))
+            }
+            Sources::Dir(_) => {
+                modules.apply(&self.modules).await;
+                (Arc::new(Switch::new(SwitchState::Flags)), None)
+            }
+        }
+    }
+
+    /// `/metrics` on its own port, where one is given: the server's task.
+    fn serve_metrics(
+        &mut self,
+        state: &AppState,
+        http: &HttpMetrics,
+        retention: &RetentionMetrics,
+        health: &Health,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let listener = self.metrics.take()?;
+        let (index, limits, modules) = (state.index.clone(), state.limits.clone(), state.modules.clone());
+        let archive = state.archive.clone();
+        let mut registry = api::scrape::registry(index, modules, limits, &state.access, http, archive);
+        retention.register(&mut registry);
+        let settings = ServerSettings { cors_origins: Vec::new(), ..self.server.clone() };
+        let routes = api::metrics_routes(Arc::new(registry), state.access.clone());
+        Some(tokio::spawn(api::server::serve(listener, routes, settings, http.clone(), health.shutting_down())))
     }
 }

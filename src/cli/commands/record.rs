@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
+use kube::api::entry::{CommitError, Entry};
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
@@ -129,35 +130,90 @@ async fn record(args: &RecordArgs, registry: &SchemaRegistry, selector: &Selecto
             "no labels can satisfy the label selector {selector}: record needs `=`, `in` or existence terms"
         )
     })?;
+    let mut labels = labels.clone();
+    labels.extend(args.labels.iter().cloned());
     let given = match &args.file {
         Some(path) => Some(read_document(path)?),
         None => None,
     };
+    let writing = Writing { args, registry, selector, labels: &labels, given: given.as_deref() };
     // A client dry run reaches no cluster: it needs no credentials either.
-    let client = match args.dry_run {
-        DryRun::Client => None,
-        _ => Some(kube::Client::try_default().await.map_err(|e| {
-            anyhow::anyhow!("cannot configure a Kubernetes client ({e}): set KUBECONFIG, or run in a pod")
-        })?),
-    };
-    let default_ns = client.as_ref().map_or("default", |c| c.default_namespace()).to_owned();
-    let (namespace, name) = split_name(&args.execution, Some(args.namespace.as_deref().unwrap_or(&default_ns)))
-        .ok_or_else(|| anyhow::anyhow!("{} is not NAMESPACE/NAME or NAME", quote(&args.execution)))?;
-    let api = client.map(|c| Api::<ConfigMap>::namespaced(c, &namespace));
-    for attempt in 1..=MAX_ATTEMPTS {
-        let existing = match &api {
-            Some(api) => {
-                api.get_opt(&name).await.map_err(|e| anyhow::anyhow!("cannot read {namespace}/{name}: {e}"))?
-            }
-            None => None,
+    if args.dry_run == DryRun::Client {
+        let (namespace, name) = target(args, "default")?;
+        return match writing.prepared(None, &namespace, &name)? {
+            Some(cm) => print(args, &cm, &namespace, &name, Done::Created).map(|()| ExitCode::SUCCESS),
+            None => Ok(Exit::Rejected.into()),
         };
-        if let Some(old) = &existing {
-            not_an_execution(old, selector, args.force)?;
+    }
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot configure a Kubernetes client ({e}): set KUBECONFIG, or run in a pod"))?;
+    let (namespace, name) = target(args, client.default_namespace())?;
+    writing.write(&Api::<ConfigMap>::namespaced(client, &namespace), &namespace, &name).await
+}
+
+/// The namespace and name `args` names, in `default_ns` where it names none.
+fn target(args: &RecordArgs, default_ns: &str) -> anyhow::Result<(String, String)> {
+    split_name(&args.execution, Some(args.namespace.as_deref().unwrap_or(default_ns)))
+        .ok_or_else(|| anyhow::anyhow!("{} is not NAMESPACE/NAME or NAME", quote(&args.execution)))
+}
+
+/// One `record`: what to write, and the labels and document it is made of.
+struct Writing<'a> {
+    args: &'a RecordArgs,
+    registry: &'a SchemaRegistry,
+    selector: &'a Selector,
+    labels: &'a BTreeMap<String, String>,
+    given: Option<&'a str>,
+}
+
+impl Writing<'_> {
+    /// Reads, changes and writes the ConfigMap through kube's `Api::entry`, reading it again
+    /// where another writer got in between.
+    async fn write(&self, api: &Api<ConfigMap>, namespace: &str, name: &str) -> anyhow::Result<ExitCode> {
+        let params = PostParams {
+            dry_run: self.args.dry_run == DryRun::Server,
+            field_manager: Some("execwatch-record".to_owned()),
+        };
+        for attempt in 1..=MAX_ATTEMPTS {
+            let entry = api.entry(name).await.map_err(|e| anyhow::anyhow!("cannot read {namespace}/{name}: {e}"))?;
+            let existing = entry.get().cloned();
+            let Some(cm) = self.prepared(existing.as_ref(), namespace, name)? else { return Ok(Exit::Rejected.into()) };
+            if let Some(old) =
+                existing.as_ref().filter(|old| old.data == cm.data && old.metadata.labels == cm.metadata.labels)
+            {
+                print(self.args, old, namespace, name, Done::Unchanged)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (mut written, done) = match entry {
+                Entry::Occupied(mut old) => {
+                    *old.get_mut() = cm;
+                    (old, Done::Configured)
+                }
+                Entry::Vacant(vacant) => (vacant.insert(cm), Done::Created),
+            };
+            match written.commit(&params).await {
+                Ok(()) => {
+                    print(self.args, written.get(), namespace, name, done)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Err(CommitError::Save(kube::Error::Api(status))) if status.code == 409 => {
+                    eprintln!("{namespace}/{name} changed since it was read (attempt {attempt}): reading it again");
+                }
+                Err(e) => anyhow::bail!("cannot write {namespace}/{name}: {e}"),
+            }
         }
-        let mut labels = labels.clone();
-        labels.extend(args.labels.iter().cloned());
-        let mut cm = configmap(args, existing.as_ref(), given.as_deref(), &namespace, &name, &labels)?;
-        let execution = match registry.decode(&cm) {
+        anyhow::bail!("{namespace}/{name} kept changing under {MAX_ATTEMPTS} attempts to write it; try again")
+    }
+
+    /// The ConfigMap to write over `existing` (refused where that is not an execution), checked
+    /// as the service checks it; `None`, said on stderr, where the service would reject it.
+    fn prepared(&self, existing: Option<&ConfigMap>, namespace: &str, name: &str) -> anyhow::Result<Option<ConfigMap>> {
+        if let Some(old) = existing {
+            not_an_execution(old, self.selector, self.args.force)?;
+        }
+        let mut cm = configmap(self.args, existing, self.given, namespace, name, self.labels)?;
+        let execution = match self.registry.decode(&cm) {
             Ok(execution) => execution,
             Err(rejection) => {
                 eprintln!("error: {namespace}/{name} would be rejected; nothing was written:");
@@ -167,45 +223,17 @@ async fn record(args: &RecordArgs, registry: &SchemaRegistry, selector: &Selecto
                         None => eprintln!("  - {}: {}", r.code, r.message),
                     }
                 }
-                return Ok(Exit::Rejected.into());
+                return Ok(None);
             }
         };
         // Runs are labelled with their pipeline as the examples label them (for `-l` filters),
         // unless the selector or `--label` set it, or the name cannot be a label value.
         let pipeline = execution.view.pipeline;
-        if !labels.contains_key(PIPELINE_LABEL) && is_label_value(&pipeline) {
+        if !self.labels.contains_key(PIPELINE_LABEL) && is_label_value(&pipeline) {
             cm.metadata.labels.get_or_insert_default().insert(PIPELINE_LABEL.to_owned(), pipeline);
         }
-        let Some(api) = &api else {
-            print(args, &cm, &namespace, &name, if existing.is_some() { Done::Configured } else { Done::Created })?;
-            return Ok(ExitCode::SUCCESS);
-        };
-        if let Some(old) = &existing
-            && old.data == cm.data
-            && old.metadata.labels == cm.metadata.labels
-        {
-            print(args, old, &namespace, &name, Done::Unchanged)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        let params =
-            PostParams { dry_run: args.dry_run == DryRun::Server, field_manager: Some("execwatch-record".to_owned()) };
-        let written = match &existing {
-            Some(_) => api.replace(&name, &params, &cm).await.map(|cm| (cm, Done::Configured)),
-            None => api.create(&params, &cm).await.map(|cm| (cm, Done::Created)),
-        };
-        match written {
-            Ok((cm, done)) => {
-                print(args, &cm, &namespace, &name, done)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            // Another writer got in between the read and the write: read it again.
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                eprintln!("{namespace}/{name} changed since it was read (attempt {attempt}): reading it again");
-            }
-            Err(e) => anyhow::bail!("cannot write {namespace}/{name}: {e}"),
-        }
+        Ok(Some(cm))
     }
-    anyhow::bail!("{namespace}/{name} kept changing under {MAX_ATTEMPTS} attempts to write it; try again")
 }
 
 /// Refuses an existing ConfigMap that is not already an execution: one the service's selector
