@@ -210,33 +210,7 @@ impl SchemaRegistry {
 
     /// Finds the one document, checks its size, parses it and bounds its depth.
     fn document(&self, cm: &ConfigMap) -> Result<Value, Reason> {
-        let empty = BTreeMap::new();
-        let data = cm.data.as_ref().unwrap_or(&empty);
-        let keys: Vec<&String> = data.keys().collect();
-        let binary = cm.binary_data.as_ref().is_some_and(|b| !b.is_empty());
-        let (key, text) = match (keys.as_slice(), binary) {
-            ([key], false) if DOCUMENT_KEYS.contains(&key.as_str()) => (key.as_str(), &data[*key]),
-            ([], false) => {
-                return Err(Reason::new(
-                    ReasonCode::NoDocument,
-                    format!("data holds no document: expected one of {}", DOCUMENT_KEYS.join(", ")),
-                ));
-            }
-            _ => {
-                let mut all: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-                if binary {
-                    all.push("binaryData".to_owned());
-                }
-                return Err(Reason::new(
-                    ReasonCode::SeveralDocuments,
-                    format!(
-                        "data must hold exactly one key, one of {}; found {}",
-                        DOCUMENT_KEYS.join(", "),
-                        all.join(", ")
-                    ),
-                ));
-            }
-        };
+        let (key, text) = the_document(cm)?;
         if text.len() > self.limits.max_document_bytes {
             return Err(Reason::new(
                 ReasonCode::TooLarge,
@@ -287,6 +261,30 @@ impl SchemaRegistry {
 
 /// Compiles one schema file: offline (a `$ref` outside the file fails), linear-time regexes only,
 /// formats asserted.
+/// The one data key a ConfigMap holds its document under, and the document's text.
+fn the_document(cm: &ConfigMap) -> Result<(&str, &str), Reason> {
+    static NO_DATA: BTreeMap<String, String> = BTreeMap::new();
+    let data = cm.data.as_ref().unwrap_or(&NO_DATA);
+    let keys: Vec<&String> = data.keys().collect();
+    let binary = cm.binary_data.as_ref().is_some_and(|b| !b.is_empty());
+    match (keys.as_slice(), binary) {
+        ([key], false) if DOCUMENT_KEYS.contains(&key.as_str()) => Ok((key.as_str(), &data[*key])),
+        ([], false) => Err(Reason::new(
+            ReasonCode::NoDocument,
+            format!("data holds no document: expected one of {}", DOCUMENT_KEYS.join(", ")),
+        )),
+        _ => {
+            let mut all: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            if binary {
+                all.push("binaryData".to_owned());
+            }
+            let expected = DOCUMENT_KEYS.join(", ");
+            let message = format!("data must hold exactly one key, one of {expected}; found {}", all.join(", "));
+            Err(Reason::new(ReasonCode::SeveralDocuments, message))
+        }
+    }
+}
+
 fn compile(path: &Path, text: &str) -> Result<((String, String), Validator), SchemaError> {
     let schema: Value =
         serde_json::from_str(text).map_err(|cause| SchemaError::Json { path: path.to_owned(), cause })?;

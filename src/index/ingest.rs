@@ -43,57 +43,70 @@ where
     let mut batches = std::pin::pin!(events.ready_chunks(BATCH));
     let mut relist: Option<Vec<Listed>> = None;
     while let Some(batch) = batches.next().await {
-        let mut steps = Vec::with_capacity(batch.len());
-        let mut fresh = Vec::new();
-        for event in batch {
-            // `None` for an object to decode, the id of one the index holds as it is.
-            let mut held = |object: Object| {
-                let same = match &object {
-                    Object::ConfigMap(cm) => {
-                        let rv = cm.metadata.resource_version.as_deref().unwrap_or_default();
-                        Some(ObjectRef::of(cm)).filter(|id| index.holds(&source, id, rv))
-                    }
-                    Object::Unreadable(_) => None,
-                };
-                if same.is_none() {
-                    fresh.push(object);
-                }
-                same
-            };
-            steps.push(match event {
-                Ok(Event::Init) => Step::Init,
-                Ok(Event::InitApply(object)) => Step::Listed(held(object)),
-                Ok(Event::InitDone) => Step::Done,
-                Ok(Event::Apply(object)) => Step::Apply(held(object)),
-                Ok(Event::Delete(object)) => Step::Delete(object.id()),
-                Err(error) => Step::Failed(error),
-            });
-        }
+        let (steps, fresh) = steps(&index, &source, batch);
         // Only a runtime shutting down cancels the blocking work: ingestion ends with it.
         let Some(prepared) = prepare_all(decoder.clone(), fresh).await else { return };
-        let mut prepared = prepared.into_iter();
-        for step in steps {
-            match step {
-                Step::Init => relist = Some(Vec::new()),
-                Step::Listed(same) => {
-                    let listed = match same {
-                        Some(id) => Listed::Same(id),
-                        None => Listed::Fresh(prepared.next().expect("one prepared object per fresh one")),
-                    };
-                    relist.get_or_insert_with(Vec::new).push(listed);
+        apply(&index, &source, steps, prepared, &mut relist);
+    }
+}
+
+/// What a batch of events does, in order, and the objects of it to decode (the others the index
+/// holds as they are).
+fn steps(index: &Index, source: &str, batch: Vec<SourceEvent>) -> (Vec<Step>, Vec<Object>) {
+    let mut steps = Vec::with_capacity(batch.len());
+    let mut fresh = Vec::new();
+    for event in batch {
+        // `None` for an object to decode, the id of one the index holds as it is.
+        let mut held = |object: Object| {
+            let same = match &object {
+                Object::ConfigMap(cm) => {
+                    let rv = cm.metadata.resource_version.as_deref().unwrap_or_default();
+                    Some(ObjectRef::of(cm)).filter(|id| index.holds(source, id, rv))
                 }
-                Step::Done => {
-                    let objects = relist.take().unwrap_or_default();
-                    tracing::debug!(source, objects = objects.len(), "synced");
-                    index.reset(&source, objects);
-                }
-                Step::Apply(Some(_)) => {}
-                Step::Apply(None) => index.apply(&source, prepared.next().expect("one prepared object per fresh one")),
-                Step::Delete(id) => index.delete(&id),
-                Step::Failed(error) => {
-                    tracing::warn!(source, %error, "source failed; serving the last complete data and retrying");
-                    index.fail(&source, error.to_string(), error.answered());
-                }
+                Object::Unreadable(_) => None,
+            };
+            if same.is_none() {
+                fresh.push(object);
+            }
+            same
+        };
+        steps.push(match event {
+            Ok(Event::Init) => Step::Init,
+            Ok(Event::InitApply(object)) => Step::Listed(held(object)),
+            Ok(Event::InitDone) => Step::Done,
+            Ok(Event::Apply(object)) => Step::Apply(held(object)),
+            Ok(Event::Delete(object)) => Step::Delete(object.id()),
+            Err(error) => Step::Failed(error),
+        });
+    }
+    (steps, fresh)
+}
+
+/// Applies `steps` to the index, with the objects decoded for them in order; a relist is
+/// gathered in `relist` until it is done.
+fn apply(index: &Index, source: &str, steps: Vec<Step>, prepared: Vec<Prepared>, relist: &mut Option<Vec<Listed>>) {
+    let mut prepared = prepared.into_iter();
+    for step in steps {
+        match step {
+            Step::Init => *relist = Some(Vec::new()),
+            Step::Listed(same) => {
+                let listed = match same {
+                    Some(id) => Listed::Same(id),
+                    None => Listed::Fresh(prepared.next().expect("one prepared object per fresh one")),
+                };
+                relist.get_or_insert_with(Vec::new).push(listed);
+            }
+            Step::Done => {
+                let objects = relist.take().unwrap_or_default();
+                tracing::debug!(source, objects = objects.len(), "synced");
+                index.reset(source, objects);
+            }
+            Step::Apply(Some(_)) => {}
+            Step::Apply(None) => index.apply(source, prepared.next().expect("one prepared object per fresh one")),
+            Step::Delete(id) => index.delete(&id),
+            Step::Failed(error) => {
+                tracing::warn!(source, %error, "source failed; serving the last complete data and retrying");
+                index.fail(source, error.to_string(), error.answered());
             }
         }
     }

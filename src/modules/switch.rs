@@ -91,43 +91,61 @@ pub async fn follow(
             }
             Ok(Event::InitDone) => {
                 present = std::mem::take(&mut listing);
-                switch.update(|s| {
-                    if s.state != SwitchState::Following {
-                        tracing::info!("following BackendModule objects to enable and disable modules");
-                    }
-                    s.state = SwitchState::Following;
-                    s.last_error = None;
-                });
+                switch.following();
                 true
             }
             Ok(Event::Apply(object)) => object.metadata.name.is_some_and(|n| present.insert(n)),
             Ok(Event::Delete(object)) => object.metadata.name.is_some_and(|n| present.remove(&n)),
-            Err(error) if error.not_found() => {
-                if switch.status().state != SwitchState::CrdAbsent {
-                    tracing::warn!(modules = ?defaults, "the BackendModule CRD is not installed: enabling --modules and watching for the CRD to appear");
+            Err(error) => match switch.watch_failed(error.not_found(), error.to_string(), &defaults) {
+                Some(flags) => {
+                    present = flags;
+                    true
                 }
-                switch.update(|s| {
-                    s.state = SwitchState::CrdAbsent;
-                    s.last_error = Some(error.to_string());
-                });
-                present = defaults.iter().map(ModuleName::to_string).collect();
-                true
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot follow BackendModule objects; keeping the current modules");
-                switch.update(|s| {
-                    s.state = SwitchState::Failing;
-                    s.last_error = Some(error.to_string());
-                });
-                false
-            }
+                None => false,
+            },
         };
         if changed && switch.status().state != SwitchState::Failing {
-            let (known, unknown): (Vec<_>, Vec<_>) =
-                present.iter().map(|n| (n, n.parse())).partition(|(_, m)| m.is_ok());
-            let unknown: Vec<String> = unknown.into_iter().map(|(n, _)| n.clone()).collect();
-            switch.update(|s| s.unknown_modules = unknown);
-            modules.apply(&known.into_iter().filter_map(|(_, m)| m.ok()).collect()).await;
+            switch.apply(&modules, &present).await;
         }
+    }
+}
+
+impl Switch {
+    fn following(&self) {
+        self.update(|s| {
+            if s.state != SwitchState::Following {
+                tracing::info!("following BackendModule objects to enable and disable modules");
+            }
+            s.state = SwitchState::Following;
+            s.last_error = None;
+        });
+    }
+
+    /// A watch that failed: without the CRD, the flags' modules are the ones present (returned);
+    /// any other failure keeps the current modules (`None`).
+    fn watch_failed(
+        &self,
+        not_found: bool,
+        error: String,
+        defaults: &BTreeSet<ModuleName>,
+    ) -> Option<BTreeSet<String>> {
+        if !not_found {
+            tracing::warn!(%error, "cannot follow BackendModule objects; keeping the current modules");
+            self.update(|s| (s.state, s.last_error) = (SwitchState::Failing, Some(error)));
+            return None;
+        }
+        if self.status().state != SwitchState::CrdAbsent {
+            tracing::warn!(modules = ?defaults, "the BackendModule CRD is not installed: enabling --modules and watching for the CRD to appear");
+        }
+        self.update(|s| (s.state, s.last_error) = (SwitchState::CrdAbsent, Some(error)));
+        Some(defaults.iter().map(ModuleName::to_string).collect())
+    }
+
+    /// Enables the modules `present` names (and only those); names no module has are reported.
+    async fn apply(&self, modules: &Modules, present: &BTreeSet<String>) {
+        let (known, unknown): (Vec<_>, Vec<_>) = present.iter().map(|n| (n, n.parse())).partition(|(_, m)| m.is_ok());
+        let unknown: Vec<String> = unknown.into_iter().map(|(n, _)| n.clone()).collect();
+        self.update(|s| s.unknown_modules = unknown);
+        modules.apply(&known.into_iter().filter_map(|(_, m)| m.ok()).collect()).await;
     }
 }

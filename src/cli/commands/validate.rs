@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use serde::Serialize;
 
 use crate::decode::{DOCUMENT_KEYS, SchemaRegistry};
 use crate::files::read_bounded;
-use crate::model::Reason;
-use crate::model::ReasonCode;
+use crate::model::{Reason, ReasonCode};
 use crate::selector::Selector;
 use crate::source::dir::{max_file_bytes, parse_manifests};
 
@@ -74,72 +74,67 @@ pub fn validate_files(
 
 fn check_file(registry: &SchemaRegistry, selector: &Selector, path: &Path) -> Vec<Verdict> {
     let file = path.display().to_string();
-    let finding = |code: ReasonCode, pointer: Option<String>, message: String, line: usize| Finding {
-        code: code.to_owned(),
-        pointer,
-        message,
-        line,
-    };
-    let rejected = |document: usize, configmap: Option<String>, reasons: Vec<Finding>| Verdict {
+    let verdict = |document: usize, configmap: Option<String>, reasons: Vec<Finding>| Verdict {
         file: file.clone(),
         configmap,
         document,
-        accepted: false,
+        accepted: reasons.is_empty(),
         reasons,
     };
     let text = match read_bounded(path, max_file_bytes(registry.limits().max_document_bytes)) {
         Ok(text) => text,
-        Err((code, message)) => return vec![rejected(0, None, vec![finding(code, None, message, 1)])],
+        Err((code, message)) => return vec![verdict(0, None, vec![Finding { code, pointer: None, message, line: 1 }])],
     };
     let file_lines: Vec<&str> = text.lines().collect();
     let starts = lines::document_starts(&file_lines);
     let mut verdicts = Vec::new();
     for (i, parsed) in parse_manifests(&text).into_iter().enumerate() {
         let start = starts.get(i).copied().unwrap_or(0);
-        let cm = match parsed {
-            Ok(Some(cm)) => cm,
-            Ok(None) => continue,
+        match parsed {
+            Ok(Some(cm)) => {
+                let checked = check_configmap(registry, selector, &cm, (&file_lines, start));
+                verdicts.extend(checked.map(|(id, reasons)| verdict(i + 1, Some(id), reasons)));
+            }
+            Ok(None) => {}
             Err((code, message)) => {
-                verdicts.push(rejected(i + 1, None, vec![finding(code, None, message, start + 1)]));
-                continue;
+                let finding = Finding { code, pointer: None, message, line: start + 1 };
+                verdicts.push(verdict(i + 1, None, vec![finding]));
             }
-        };
-        let id = format!(
-            "{}/{}",
-            cm.metadata.namespace.as_deref().unwrap_or_default(),
-            cm.metadata.name.as_deref().unwrap_or_default()
-        );
-        let labelled = selector.matches(cm.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()));
-        let has_document = cm.data.as_ref().is_some_and(|d| DOCUMENT_KEYS.iter().any(|k| d.contains_key(*k)));
-        if !labelled {
-            if has_document {
-                let message = format!(
-                    "holds an execution document but does not match the label selector {selector}; execwatch will not see it"
-                );
-                verdicts.push(rejected(
-                    i + 1,
-                    Some(id),
-                    vec![finding(ReasonCode::Unlabelled, None, message, start + 1)],
-                ));
-            }
-            continue;
         }
-        let reasons = match registry.decode(&cm) {
-            Ok(_) => Vec::new(),
-            Err(rejection) => rejection.reasons,
-        };
-        let line = |r: &Reason| lines::line_of(&file_lines, start, r.pointer.as_deref()) + 1;
-        let reasons: Vec<Finding> =
-            reasons.iter().map(|r| finding(r.code, r.pointer.clone(), r.message.clone(), line(r))).collect();
-        verdicts.push(Verdict {
-            file: file.clone(),
-            configmap: Some(id),
-            document: i + 1,
-            accepted: reasons.is_empty(),
-            reasons,
-        });
     }
     verdicts
+}
+
+/// One ConfigMap of a file, whose document starts at line `start` of `file_lines`: its
+/// `namespace/name` and what the service would find wrong with it (nothing: accepted). `None`
+/// for a ConfigMap the selector does not match and that holds no execution document: not ours.
+fn check_configmap(
+    registry: &SchemaRegistry,
+    selector: &Selector,
+    cm: &ConfigMap,
+    (file_lines, start): (&[&str], usize),
+) -> Option<(String, Vec<Finding>)> {
+    let id = format!(
+        "{}/{}",
+        cm.metadata.namespace.as_deref().unwrap_or_default(),
+        cm.metadata.name.as_deref().unwrap_or_default()
+    );
+    let labelled = selector.matches(cm.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()));
+    if !labelled {
+        let has_document = cm.data.as_ref().is_some_and(|d| DOCUMENT_KEYS.iter().any(|k| d.contains_key(*k)));
+        let message = format!(
+            "holds an execution document but does not match the label selector {selector}; execwatch will not see it"
+        );
+        let unlabelled = Finding { code: ReasonCode::Unlabelled, pointer: None, message, line: start + 1 };
+        return has_document.then(|| (id, vec![unlabelled]));
+    }
+    let reasons = registry.decode(cm).err().map(|rejection| rejection.reasons).unwrap_or_default();
+    let line = |r: &Reason| lines::line_of(file_lines, start, r.pointer.as_deref()) + 1;
+    let findings = reasons
+        .iter()
+        .map(|r| Finding { code: r.code, pointer: r.pointer.clone(), message: r.message.clone(), line: line(r) })
+        .collect();
+    Some((id, findings))
 }
 
 /// One line per ConfigMap and one per reason.
