@@ -34,7 +34,6 @@ pub mod selector;
 mod service;
 pub mod source;
 
-pub mod telemetry;
 pub mod wire;
 
 pub use service::Service;

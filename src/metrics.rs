@@ -87,9 +87,8 @@ impl RetentionMetrics {
         self.pruned.get_or_create(&RuleLabels { rule: rule.to_owned() }).inc();
     }
 
-    /// `changed` (a writer's update came first), `gone`, `notArchived`.
-    pub fn skipped(&self, reason: &'static str) {
-        self.skipped.get_or_create(&ReasonLabels { reason }).inc();
+    pub fn skipped(&self, reason: Skipped) {
+        self.skipped.get_or_create(&ReasonLabels { reason: reason.as_str() }).inc();
     }
 
     pub fn error(&self) {
@@ -106,6 +105,28 @@ impl RetentionMetrics {
         registry.register("retention_skipped", skipped, self.skipped.clone());
         let errors = "Deletes refused by the API server or stopped by the archive";
         registry.register("retention_errors", errors, self.errors.clone());
+    }
+}
+
+/// Why retention left an execution ConfigMap its plan named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skipped {
+    /// A writer's update came first: the ConfigMap is not the version planned.
+    Changed,
+    /// Deleted by someone else meanwhile.
+    Gone,
+    /// The archive does not hold that version yet.
+    NotArchived,
+}
+
+impl Skipped {
+    /// As the `reason` label spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skipped::Changed => "changed",
+            Skipped::Gone => "gone",
+            Skipped::NotArchived => "notArchived",
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod client;
 pub mod commands;
 pub mod exit;
 pub mod serve;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +19,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 use crate::decode::{Limits, SchemaRegistry};
 use crate::selector::Selector;
-use crate::telemetry;
+
 pub use exit::Exit;
 pub use serve::ServeArgs;
 

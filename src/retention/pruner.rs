@@ -22,7 +22,7 @@ use super::policy::Policy;
 use crate::files::fingerprint;
 use crate::history::Archive;
 use crate::index::{ExecutionEntry, Index};
-use crate::metrics::RetentionMetrics;
+use crate::metrics::{RetentionMetrics, Skipped};
 use crate::model::ObjectRef;
 
 /// `--retention-mode`.
@@ -68,10 +68,11 @@ pub struct LeaseSettings {
 /// What the retention module says of itself: the last plan, why the policy file's last edit
 /// is not in force, and why it is idle. Clones share it.
 #[derive(Clone, Default)]
-pub struct RetentionStatus(Arc<Mutex<RetentionStatusSnapshot>>);
+pub struct RetentionStatus(Arc<Mutex<RetentionReport>>);
 
 #[derive(Clone, Default)]
-pub struct RetentionStatusSnapshot {
+/// A snapshot of the retention module's status.
+pub struct RetentionReport {
     pub plan: Option<Arc<Plan>>,
     /// Why the last edit of the file is not in force (the previous policy is).
     pub policy_error: Option<String>,
@@ -80,11 +81,11 @@ pub struct RetentionStatusSnapshot {
 }
 
 impl RetentionStatus {
-    pub fn get(&self) -> RetentionStatusSnapshot {
+    pub fn get(&self) -> RetentionReport {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn update(&self, f: impl FnOnce(&mut RetentionStatusSnapshot)) {
+    fn update(&self, f: impl FnOnce(&mut RetentionReport)) {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
     }
 }
@@ -115,7 +116,7 @@ struct Round {
 /// How one delete went.
 enum Outcome {
     Pruned,
-    Skipped(&'static str),
+    Skipped(Skipped),
     /// Not allowed in this namespace: the rest of it waits for the next round.
     Forbidden(String),
     /// The archive or the API server failed: no use trying the rest of this round.
@@ -227,11 +228,11 @@ impl Pruner {
             .iter()
             .filter(|c| match self.index.get(&c.entry.id) {
                 None => {
-                    self.metrics.skipped("gone");
+                    self.metrics.skipped(Skipped::Gone);
                     false
                 }
                 Some(live) if live.uid != c.entry.uid || live.resource_version != c.entry.resource_version => {
-                    self.metrics.skipped("changed");
+                    self.metrics.skipped(Skipped::Changed);
                     false
                 }
                 Some(_) => true,
@@ -245,7 +246,7 @@ impl Pruner {
         let (deletable, unarchived): (Vec<&Candidate>, Vec<&Candidate>) =
             unchanged.into_iter().partition(|c| held.contains(&*c.entry.id));
         for _ in unarchived {
-            self.metrics.skipped("notArchived");
+            self.metrics.skipped(Skipped::NotArchived);
         }
         Ok(deletable)
     }
@@ -265,8 +266,8 @@ impl Pruner {
                 tokio::spawn(super::events::pruned(client.clone(), entry.clone(), rule.to_owned()));
                 Outcome::Pruned
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => Outcome::Skipped("changed"),
-            Err(kube::Error::Api(s)) if s.code == 404 => Outcome::Skipped("gone"),
+            Err(kube::Error::Api(s)) if s.code == 409 => Outcome::Skipped(Skipped::Changed),
+            Err(kube::Error::Api(s)) if s.code == 404 => Outcome::Skipped(Skipped::Gone),
             Err(kube::Error::Api(s)) if s.code == 403 => Outcome::Forbidden(format!(
                 "not allowed to delete ConfigMaps in {} ({}); install manifests/retention to grant it",
                 entry.id.namespace, s.message

@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
+use super::LogFormat;
 
 /// Installs the global subscriber. `level` is a level or a full filter directive.
 pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
