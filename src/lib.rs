@@ -2,15 +2,25 @@
 //! labelled ConfigMaps.
 //!
 //! ```text
-//!  source::cluster (a watcher per namespace) ┐
-//!  source::dir (manifests in a directory)    ┴─ watcher::Event<Object> ─▶ index::ingest
-//!                                                                          │ validate::decode
-//!                                                                          ▼ (pure: Execution | Rejection)
-//!                                   api (warp, JSON) ◀── read ── index (apply / delete / reset)
+//!                     cli (args, commands: serve · validate · retention plan · record · get · wait)
+//!                      │ runs                                   │ speaks HTTP, decodes wire::*
+//!                      ▼                                        ▼
+//!  source::cluster ┐  service ─ wires ─▶ modules (switched by BackendModule objects)
+//!  source::dir     ┴─ watcher::Event<Object> ─▶ index::ingest ──▶ index (apply / delete / reset)
+//!                                               │ decode: Execution | Rejection   │ Subscriber: served,
+//!                                               ▼                                  │ ended, relisted
+//!  api (warp: router, authz, conditional,  ◀── reads ── index ── change log ─▶ streams
+//!       poll, stream, openapi)             ◀── reads ── history (journal ─▶ writer ─▶ SQLite/PostgreSQL;
+//!                                                       archived pages, warm start, archived totals)
+//!                                                retention (plan over PlannedRun ─▶ pruner, Lease)
 //! ```
 //!
-//! Every source yields the same event stream per shard (a namespace, or the directory); the
-//! index decodes outside its lock, swaps relists in atomically and serialises responses once.
+//! Below them all, the vocabulary with no I/O: `model` (executions, phases, reasons, resources,
+//! name rules), `wire` (the JSON the API speaks), `query` (the one filter, scopes, cursors, the
+//! one page merge). Every source yields the same event stream per shard (a namespace, or the
+//! directory); the index decodes outside its lock, swaps relists in atomically and serialises
+//! responses once; the archive beside it hears every change through its subscriber and never
+//! reaches into it. `tests/layers.rs` holds which room may import which.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -33,7 +43,6 @@ pub mod routes;
 pub mod selector;
 mod service;
 pub mod source;
-
 pub mod wire;
 
 pub use service::Service;
