@@ -1,14 +1,14 @@
 //! The binary as pipeline writers and operators use it.
 
+mod common;
+
 use std::process::Command;
 
+use common::binary::blocking;
+use common::clients::missing;
+
 fn execwatch(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_execwatch"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("EXECWATCH_LOG_LEVEL", "warn")
-        .output()
-        .expect("binary runs");
+    let out = blocking(args).output().expect("binary runs");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
@@ -91,11 +91,9 @@ impl Server {
     /// Starts the server and waits (with a deadline) for the log line that names its port.
     fn start(args: &[&str]) -> Server {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_execwatch"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        let mut child = blocking(&["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .args(["--log-format", "json", "--log-level", "debug,hyper=info,kube=info"])
             .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("binary runs");
@@ -248,8 +246,7 @@ fn completions_load_into_a_real_bash() {
 #[test]
 fn the_binary_is_a_kubectl_plugin() {
     let dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_execwatch"), dir.path().join("kubectl-execwatch")).unwrap();
-    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let path = common::binary::plugin_path(dir.path());
     let out = match Command::new("kubectl")
         .args(["execwatch", "validate", "manifests/examples/team-payments.yaml"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -258,11 +255,7 @@ fn the_binary_is_a_kubectl_plugin() {
         .output()
     {
         Ok(out) => out,
-        Err(_) if std::env::var_os("EXECWATCH_REQUIRE_CLIENTS").is_none() => {
-            println!("SKIPPED: kubectl is not available here");
-            return;
-        }
-        Err(e) => panic!("kubectl is required (EXECWATCH_REQUIRE_CLIENTS is set): {e}"),
+        Err(e) => return missing(&format!("kubectl ({e})")),
     };
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
@@ -295,10 +288,7 @@ fn validate_reports_for_ci_as_junit_github_annotations_and_json() {
                 "{cases}"
             );
         }
-        _ if std::env::var_os("EXECWATCH_REQUIRE_CLIENTS").is_none() => {
-            println!("SKIPPED: junitparser is not available")
-        }
-        out => panic!("junitparser is required (EXECWATCH_REQUIRE_CLIENTS is set): {out:?}"),
+        out => missing(&format!("junitparser ({out:?})")),
     }
 
     let (code, annotations) = execwatch(&["validate", "-o", "github", files[0]]);
@@ -321,11 +311,7 @@ fn validate_reports_for_ci_as_junit_github_annotations_and_json() {
 fn without_a_schemas_directory_the_built_in_schemas_check_documents() {
     let dir = tempfile::tempdir().unwrap();
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples/invalid.yaml");
-    let out = Command::new(env!("CARGO_BIN_EXE_execwatch"))
-        .args(["validate", example.to_str().unwrap()])
-        .current_dir(dir.path())
-        .output()
-        .expect("binary runs");
+    let out = blocking(&["validate", example.to_str().unwrap()]).current_dir(dir.path()).output().expect("binary runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("SchemaViolation at /phase"), "checked against the schema: {text}");

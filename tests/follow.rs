@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::proxy::Proxy;
@@ -15,19 +14,8 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_execwatch"));
-    cmd.args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        // No kubeconfig: credentials only where a test gives them.
-        .env("KUBECONFIG", "/nonexistent")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("EXECWATCH_LOG_LEVEL", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
+// No kubeconfig: credentials only where a test gives them.
+use common::binary::command;
 
 /// Runs to the end: the exit code, stdout and stderr.
 async fn execwatch(args: &[&str]) -> (i32, String, String) {
@@ -349,8 +337,7 @@ async fn kubectl_execwatch_wait_is_the_same_command() {
     c.put_execution("team-a", "run-1", &run("Succeeded", "Succeeded")).await;
     c.service.wait_for("served", "/api/v1/namespaces/team-a/executions/run-1", |b| b["name"] == "run-1").await;
     let dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_execwatch"), dir.path().join("kubectl-execwatch")).unwrap();
-    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let path = common::binary::plugin_path(dir.path());
     let out = Command::new("kubectl")
         .args(["execwatch", "wait", "team-a/run-1", "--for", "phase=Succeeded", "--server", &c.service.base])
         .env("PATH", &path)

@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::postgres::Postgres;
-use common::{Running, Setup, dir_source, manifest, wait_until};
+use common::{Running, Setup, dir_source, manifest, wait_until, write_run};
 use execwatch::fixtures::Doc;
 use execwatch::history::ArchiveSettings;
 use serde_json::Value;
@@ -56,14 +55,6 @@ async fn wait_rows(url: &str, what: &str, check: impl Fn(&[Archived]) -> bool) -
     .await
 }
 
-fn write(dir: &Path, name: &str, phase: &str) {
-    let text = manifest("team-a", name, &Doc::new("web").phase(phase).yaml());
-    // The usual way: a temporary file renamed over the old one.
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, dir.join(format!("{name}.yaml"))).unwrap();
-}
-
 fn archive(url: &str, retain: Duration) -> Setup {
     let url = url.parse().expect("an archive URL");
     Setup { archive: Some(ArchiveSettings::new(url, retain)), ..Setup::default() }
@@ -78,8 +69,8 @@ async fn history_module(service: &Running) -> Value {
 /// and pruned once deleted longer ago than the retention.
 async fn keeps_every_version_and_marks_deletions(url: &str) {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "run-1", "Running");
-    write(dir.path(), "run-2", "Succeeded");
+    write_run(dir.path(), "run-1", "Running");
+    write_run(dir.path(), "run-2", "Succeeded");
     let year = Duration::from_secs(365 * 86400);
     let service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), archive(url, year)).await;
     let rows = wait_rows(url, "both runs are archived", |rows| rows.len() == 2).await;
@@ -89,7 +80,7 @@ async fn keeps_every_version_and_marks_deletions(url: &str) {
     assert!(rows.iter().all(|r| r.deleted_at.is_none() && r.first_seen <= r.last_seen));
     assert_eq!(history_module(&service).await["ready"], true);
 
-    write(dir.path(), "run-1", "Failed");
+    write_run(dir.path(), "run-1", "Failed");
     let updated = wait_rows(url, "the new version replaces the old", |rows| rows[0].phase == "Failed").await;
     assert_eq!(updated.len(), 2, "the same ConfigMap is the same row");
     assert_eq!(updated[0].uid, rows[0].uid);
@@ -140,7 +131,7 @@ async fn replicas_share_one_postgres_history_without_conflict_or_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     let runs = 1000;
     for i in 0..runs {
-        write(dir.path(), &format!("run-{i:04}"), "Running");
+        write_run(dir.path(), &format!("run-{i:04}"), "Running");
     }
     let year = Duration::from_secs(365 * 86400);
     let setup = || Setup { metrics: true, ..archive(&url, year) };
@@ -148,7 +139,7 @@ async fn replicas_share_one_postgres_history_without_conflict_or_duplicate() {
     let (a, b) = (launch().await, launch().await);
     wait_rows(&url, "every run is archived", |rows| rows.len() == runs).await;
     for i in (0..runs).step_by(10) {
-        write(dir.path(), &format!("run-{i:04}"), "Succeeded");
+        write_run(dir.path(), &format!("run-{i:04}"), "Succeeded");
     }
     std::fs::remove_file(dir.path().join("run-0999.yaml")).unwrap();
     let rows = wait_rows(&url, "both replicas wrote the changes", |rows| {
@@ -171,7 +162,7 @@ async fn replicas_share_one_postgres_history_without_conflict_or_duplicate() {
 #[tokio::test]
 async fn an_unreachable_archive_delays_nothing_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "run-1", "Running");
+    write_run(dir.path(), "run-1", "Running");
     // Nothing listens on port 1.
     let setup =
         Setup { metrics: true, ..archive("postgres://execwatch:s3cret@127.0.0.1:1/none", Duration::from_secs(60)) };
@@ -209,8 +200,8 @@ async fn an_unreachable_archive_delays_nothing_and_says_why() {
 /// unchanged file could produce. A file changed meanwhile is decoded as usual.
 async fn a_warm_start_serves_archived_versions(url: &str) {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "run-1", "Running");
-    write(dir.path(), "run-2", "Running");
+    write_run(dir.path(), "run-1", "Running");
+    write_run(dir.path(), "run-2", "Running");
     // A file whose second document is rejected: never archived, so the file is parsed again
     // and the rejection still reported.
     let mixed = format!(
@@ -237,7 +228,7 @@ async fn a_warm_start_serves_archived_versions(url: &str) {
         .await
         .unwrap();
     pool.close().await;
-    write(dir.path(), "run-2", "Succeeded");
+    write_run(dir.path(), "run-2", "Succeeded");
 
     let service = launch().await;
     service

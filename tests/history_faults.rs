@@ -9,16 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::postgres::Postgres;
-use common::{Running, Setup, dir_source, manifest, names, wait_until};
-use execwatch::fixtures::Doc;
+use common::{Running, Setup, dir_source, names, wait_until, write_run};
 use execwatch::history::ArchiveSettings;
 use serde_json::Value;
-
-fn write(dir: &Path, name: &str, phase: &str) {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, manifest("team-a", name, &Doc::new("web").phase(phase).yaml())).unwrap();
-    std::fs::rename(&tmp, dir.join(format!("{name}.yaml"))).unwrap();
-}
 
 async fn launch(dir: &Path, url: &str) -> Running {
     let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86400));
@@ -59,7 +52,7 @@ fn data_and_archive() -> (tempfile::TempDir, std::path::PathBuf, std::path::Path
     let (data, archive) = (dir.path().join("data"), dir.path().join("archive"));
     std::fs::create_dir(&data).unwrap();
     std::fs::create_dir(&archive).unwrap();
-    write(&data, "run-1", "Running");
+    write_run(&data, "run-1", "Running");
     (dir, data, archive)
 }
 
@@ -74,8 +67,8 @@ async fn a_database_down_at_start_or_lost_mid_run_loses_nothing_once_back() {
     let url = postgres.url("faults");
     postgres.halt();
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "run-1", "Running");
-    write(dir.path(), "run-2", "Running");
+    write_run(dir.path(), "run-1", "Running");
+    write_run(dir.path(), "run-2", "Running");
     let service = launch(dir.path(), &url).await;
     service.wait_for("live runs are served", "/api/v1/executions", |b| names(b).len() == 2).await;
     assert_eq!(service.get("/readyz").await.0, 200, "a database down at start keeps nobody from live data");
@@ -89,9 +82,9 @@ async fn a_database_down_at_start_or_lost_mid_run_loses_nothing_once_back() {
     wait_until("history is ready", || async { (history(&service).await["ready"] == true).then_some(()) }).await;
 
     postgres.halt();
-    write(dir.path(), "run-1", "Failed");
+    write_run(dir.path(), "run-1", "Failed");
     std::fs::remove_file(dir.path().join("run-2.yaml")).unwrap();
-    write(dir.path(), "run-3", "Running");
+    write_run(dir.path(), "run-3", "Running");
     service
         .wait_for("the changes are served live", "/api/v1/executions", |b| {
             let phases: Vec<(&str, &str, bool)> = b["items"]
@@ -171,11 +164,11 @@ async fn a_replica_killed_mid_batch_leaves_the_shared_archive_whole() {
     let dir = tempfile::tempdir().unwrap();
     let runs = 2000;
     for i in 0..runs {
-        write(dir.path(), &format!("run-{i:04}"), "Running");
+        write_run(dir.path(), &format!("run-{i:04}"), "Running");
     }
     let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas");
-    let mut killed = std::process::Command::new(env!("CARGO_BIN_EXE_execwatch"))
-        .args(["--log-level", "error", "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "none"])
+    let mut killed = common::binary::blocking(&["--log-level", "error", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "none"])
         .args(["--schemas", schemas, "--from-dir"])
         .arg(dir.path())
         .args(["--archive", &url])
@@ -184,7 +177,7 @@ async fn a_replica_killed_mid_batch_leaves_the_shared_archive_whole() {
     let service = launch(dir.path(), &url).await;
     wait_until("every run is archived", || async { (rows(&url).await.len() == runs).then_some(()) }).await;
     for i in 0..runs {
-        write(dir.path(), &format!("run-{i:04}"), "Succeeded");
+        write_run(dir.path(), &format!("run-{i:04}"), "Succeeded");
     }
     // Killed as soon as the burst starts to land: both replicas are writing it.
     wait_until("the burst is being written", || async {
@@ -237,7 +230,7 @@ async fn a_read_only_sqlite_file_is_named_and_live_serving_goes_on() {
         eprintln!("skipped: chattr +i is not allowed here, so nothing is read-only to root");
         return;
     }
-    write(&data, "run-2", "Running");
+    write_run(&data, "run-2", "Running");
     let service = launch(&data, &url).await;
     service.wait_for("live serving goes on", "/api/v1/executions", |b| names(b).len() == 2).await;
     names_the_fault(&service, &["readonly", "unable to open"]).await;
@@ -271,7 +264,7 @@ async fn a_full_disk_is_named_and_nothing_is_lost_once_there_is_room() {
 
     let filler = fill(&archive);
     for i in 2..=6 {
-        write(&data, &format!("run-{i}"), "Running");
+        write_run(&data, &format!("run-{i}"), "Running");
     }
     service.wait_for("live serving goes on", "/api/v1/executions", |b| names(b).len() == 6).await;
     names_the_fault(&service, &["full"]).await;

@@ -13,15 +13,9 @@ use serde_json::{Value, json};
 /// Runs the binary with the simulator's kubeconfig: its exit code, stdout and stderr.
 async fn record(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
     use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_execwatch"))
-        .arg("record")
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let mut child = common::binary::command(&[&["record"], args].concat())
         .env("KUBECONFIG", kubeconfig)
-        .env("EXECWATCH_LOG_LEVEL", "warn")
         .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the binary starts");
     let mut input = child.stdin.take().expect("stdin");

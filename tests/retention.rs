@@ -186,9 +186,8 @@ async fn without_delete_rights_retention_stays_idle_and_says_why() {
 
 /// `execwatch retention plan`, as an operator runs it before switching to enforce.
 async fn plan_command(policy: &std::path::Path, source: &[&str], kubeconfig: Option<&std::path::Path>) -> Value {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_execwatch"));
-    command.args(["retention", "plan", "--retention"]).arg(policy).args(source).args(["-o", "json"]);
-    command.current_dir(env!("CARGO_MANIFEST_DIR")).env("EXECWATCH_LOG_LEVEL", "warn");
+    let mut command = common::binary::command(&["retention", "plan", "--retention"]);
+    command.arg(policy).args(source).args(["-o", "json"]);
     if let Some(kubeconfig) = kubeconfig {
         command.env("KUBECONFIG", kubeconfig);
     }

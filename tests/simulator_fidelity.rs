@@ -76,11 +76,6 @@ async fn kubectl_creates_lists_labels_watches_and_deletes_configmaps() {
     assert!(kinds.starts_with(&["ADDED", "MODIFIED"]) && kinds.last() == Some(&"DELETED"), "{events}");
 }
 
-async fn get(url: &str) -> (u16, Value) {
-    let response = reqwest::get(url).await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
-}
-
 async fn post(url: &str, body: Value) -> (u16, Value) {
     let response = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
@@ -104,22 +99,22 @@ async fn lists_paginate_and_expired_continue_tokens_get_410() {
     for i in 0..5 {
         assert_eq!(post(&base, configmap(&format!("cm-{i}"), json!({"n": i.to_string()}))).await.0, 201);
     }
-    let (status, page) = get(&format!("{base}?limit=2")).await;
+    let (status, page) = common::get_json(&format!("{base}?limit=2")).await;
     assert_eq!(status, 200);
     assert_eq!(page["kind"], "ConfigMapList");
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     let token = page["metadata"]["continue"].as_str().unwrap().to_owned();
-    let (_, rest) = get(&format!("{base}?limit=10&continue={}", urlencode(&token))).await;
+    let (_, rest) = common::get_json(&format!("{base}?limit=10&continue={}", urlencode(&token))).await;
     let names: Vec<&str> =
         rest["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["cm-2", "cm-3", "cm-4"]);
     assert!(rest["metadata"].get("continue").is_none());
-    let (_, selected) = get(&format!("{base}?labelSelector=n%20in%20(1,3)")).await;
+    let (_, selected) = common::get_json(&format!("{base}?labelSelector=n%20in%20(1,3)")).await;
     assert_eq!(selected["items"].as_array().unwrap().len(), 2);
 
     post(&base, configmap("cm-5", json!({}))).await;
     sim.compact();
-    let (status, expired) = get(&format!("{base}?limit=10&continue={}", urlencode(&token))).await;
+    let (status, expired) = common::get_json(&format!("{base}?limit=10&continue={}", urlencode(&token))).await;
     assert_eq!((status, expired["reason"].as_str()), (410, Some("Expired")), "{expired}");
 }
 
@@ -135,13 +130,13 @@ async fn resource_versions_conflicts_and_missing_namespaces_behave_like_kubernet
     let (status, body) =
         post(&format!("{}/api/v1/namespaces/nowhere/configmaps", sim.url()), configmap("b", json!({}))).await;
     assert_eq!((status, body["kind"].as_str(), body["reason"].as_str()), (404, Some("Status"), Some("NotFound")));
-    let (status, body) = get(&format!("{}/api/v1/namespaces/nowhere/configmaps", sim.url())).await;
+    let (status, body) = common::get_json(&format!("{}/api/v1/namespaces/nowhere/configmaps", sim.url())).await;
     assert_eq!(
         (status, body["items"].as_array().map(Vec::len)),
         (200, Some(0)),
         "listing a missing namespace is empty, as in Kubernetes"
     );
-    let (status, _) = get(&format!("{}/api/v1", sim.url())).await;
+    let (status, _) = common::get_json(&format!("{}/api/v1", sim.url())).await;
     assert_eq!(status, 200);
 }
 
@@ -156,7 +151,7 @@ async fn watches_from_a_compacted_resource_version_get_410_and_bookmarks_carry_p
     let event: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
     assert_eq!((event["type"].as_str(), event["object"]["code"].as_u64()), (Some("ERROR"), Some(410)), "{body}");
 
-    let current = get(&base).await.1["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
+    let current = common::get_json(&base).await.1["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
     let url = format!("{base}?watch=true&resourceVersion={current}&allowWatchBookmarks=true&timeoutSeconds=2");
     let body = reqwest::get(url).await.unwrap().text().await.unwrap();
     let bookmark: Value = serde_json::from_str(body.lines().next().expect("a bookmark before the timeout")).unwrap();
@@ -213,6 +208,7 @@ async fn kubectl_installs_the_crd_and_manages_backendmodules() {
     // Deleting the CRD deletes its objects, as Kubernetes does.
     let (ok, out) = kubectl.run(&["delete", "-f", crd.to_str().unwrap()], None).await.unwrap();
     assert!(ok, "{out}");
-    let (status, _) = get(&format!("{}/apis/pipelines.gitops.dev/v1alpha1/backendmodules", sim.url())).await;
+    let (status, _) =
+        common::get_json(&format!("{}/apis/pipelines.gitops.dev/v1alpha1/backendmodules", sim.url())).await;
     assert_eq!(status, 404);
 }

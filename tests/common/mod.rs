@@ -3,6 +3,7 @@
 //! deadlines, never sleeps.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod binary;
 pub mod browser;
 pub mod clients;
 pub mod postgres;
@@ -461,4 +462,18 @@ pub fn retention(
         lease,
     };
     (settings, policy)
+}
+
+/// Writes run `name` of pipeline `web` in team-a, at `phase`, into `dir` as writers do: a
+/// temporary file renamed over the old one.
+pub fn write_run(dir: &std::path::Path, name: &str, phase: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, manifest("team-a", name, &execwatch::fixtures::Doc::new("web").phase(phase).yaml())).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("{name}.yaml"))).unwrap();
+}
+
+/// GETs `url`: the status and the JSON body.
+pub async fn get_json(url: &str) -> (u16, Value) {
+    let response = reqwest::get(url).await.expect("the server answers");
+    (response.status().as_u16(), response.json().await.expect("JSON body"))
 }
