@@ -5,8 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Running, dir_source, names};
-use execwatch::api::openapi::ROUTES;
 use execwatch::fixtures::Doc;
+use execwatch::routes::API as ROUTES;
 
 #[tokio::test]
 async fn every_described_route_is_routed_and_the_description_is_served() {

@@ -248,7 +248,7 @@ async fn access_review(
     verb: Verb,
 ) -> Result<Answer<()>, AccessError> {
     let (group, resource) = match settings.authorize_as {
-        AuthorizeAs::Executions => ("pipelines.gitops.dev", "executions"),
+        AuthorizeAs::Executions => (crate::model::GROUP, "executions"),
         AuthorizeAs::Configmaps => ("", "configmaps"),
     };
     let (resource_attributes, non_resource_attributes) = match attributes {

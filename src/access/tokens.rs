@@ -65,7 +65,7 @@ pub struct TokenFile {
 
 impl TokenFile {
     /// Loads `path`; a broken file at start is an error (there is nothing previous to keep).
-    pub fn load(path: &Path, interval: Duration) -> Result<Self, String> {
+    pub fn load(path: &Path, interval: Duration) -> Result<Self, TokensFileError> {
         let table = parse(path)?;
         let status = TokenFileStatus { path: path.display().to_string(), tokens: table.len(), last_error: None };
         Ok(TokenFile { path: path.to_owned(), interval, table: Arc::new(RwLock::new((Arc::new(table), status))) })
@@ -96,7 +96,8 @@ impl TokenFile {
             }
             seen = now;
             let path = self.path.clone();
-            let parsed = tokio::task::spawn_blocking(move || parse(&path)).await.unwrap_or_else(|e| Err(e.to_string()));
+            let reading = tokio::task::spawn_blocking(move || parse(&path)).await;
+            let parsed = reading.unwrap_or_else(|e| Err(TokensFileError::at(&self.path, None, e)));
             let mut guard = self.table.write().unwrap_or_else(|p| p.into_inner());
             match parsed {
                 Ok(table) => {
@@ -106,7 +107,8 @@ impl TokenFile {
                 }
                 Err(e) => {
                     tracing::error!(path = %self.path.display(), error = %e, "tokens file does not parse; refusing every token until it is mended");
-                    guard.1 = TokenFileStatus { path: guard.1.path.clone(), tokens: 0, last_error: Some(e) };
+                    guard.1 =
+                        TokenFileStatus { path: guard.1.path.clone(), tokens: 0, last_error: Some(e.to_string()) };
                     guard.0 = Arc::new(Table::new());
                 }
             }
@@ -114,13 +116,42 @@ impl TokenFile {
     }
 }
 
-fn parse(path: &Path) -> Result<Table, String> {
-    let text = read_bounded(path, MAX_FILE_BYTES).map_err(|(_, e)| format!("{}: {e}", path.display()))?;
-    let value = crate::decode::strict::yaml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let file: FileFormat = serde_json::from_value(value).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Why a tokens file is refused: the file, the entry where known, and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokensFileError {
+    pub path: PathBuf,
+    /// `tokens[i]`, for an entry's error.
+    pub entry: Option<String>,
+    pub message: String,
+}
+
+impl TokensFileError {
+    fn at(path: &Path, entry: Option<usize>, message: impl std::fmt::Display) -> Self {
+        let entry = entry.map(|i| format!("tokens[{i}]"));
+        TokensFileError { path: path.to_owned(), entry, message: message.to_string() }
+    }
+}
+
+impl std::fmt::Display for TokensFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: ", self.path.display())?;
+        if let Some(entry) = &self.entry {
+            write!(f, "{entry}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TokensFileError {}
+
+fn parse(path: &Path) -> Result<Table, TokensFileError> {
+    let whole = |e: &dyn std::fmt::Display| TokensFileError::at(path, None, e);
+    let text = read_bounded(path, MAX_FILE_BYTES).map_err(|(_, e)| whole(&e))?;
+    let value = crate::decode::strict::yaml(&text).map_err(|e| whole(&e))?;
+    let file: FileFormat = serde_json::from_value(value).map_err(|e| whole(&e))?;
     let mut table = Table::new();
     for (i, entry) in file.tokens.into_iter().enumerate() {
-        let at = |what: &str| format!("{}: tokens[{i}]: {what}", path.display());
+        let at = |what: &str| TokensFileError::at(path, Some(i), what);
         let digest = decode_hex(&entry.sha256)
             .ok_or_else(|| at("sha256 must be 64 hexadecimal digits (sha256sum of the token)"))?;
         if entry.subject.trim().is_empty() {
@@ -138,15 +169,9 @@ fn parse(path: &Path) -> Result<Table, String> {
     Ok(table)
 }
 
-fn decode_hex(hex: &str) -> Option<TokenDigest> {
-    let hex = hex.trim();
-    if hex.len() != 64 || !hex.is_ascii() {
-        return None;
-    }
+fn decode_hex(digits: &str) -> Option<TokenDigest> {
     let mut digest = [0u8; 32];
-    for (i, byte) in digest.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
+    hex::decode_to_slice(digits.trim(), &mut digest).ok()?;
     Some(digest)
 }
 
@@ -184,7 +209,7 @@ mod tests {
         ] {
             std::fs::write(&path, text).unwrap();
             let err = TokenFile::load(&path, Duration::from_secs(1)).err().unwrap();
-            assert!(err.contains(why), "{err}");
+            assert!(err.to_string().contains(why), "{err}");
         }
     }
 }

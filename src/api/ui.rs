@@ -16,9 +16,6 @@ use super::conditional::{Negotiation, Responses, negotiation};
 use super::error::ApiError;
 use crate::wire::Tag;
 
-/// Routes of the dashboard, as templates (for the metrics' route labels).
-pub use crate::routes::DASHBOARD as ROUTES;
-
 /// Where the dashboard may load from and connect to: itself alone.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";

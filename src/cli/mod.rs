@@ -130,7 +130,7 @@ pub struct SchemaArgs {
     #[arg(long, env = "EXECWATCH_MAX_DEPTH", default_value_t = 32)]
     pub max_depth: usize,
     /// Label selector that marks a ConfigMap as a pipeline execution.
-    #[arg(long, env = "EXECWATCH_LABEL_SELECTOR", default_value = "pipelines.gitops.dev/execution=true")]
+    #[arg(long, env = "EXECWATCH_LABEL_SELECTOR", default_value = crate::model::DEFAULT_SELECTOR)]
     pub label_selector: Selector,
 }
 
@@ -228,7 +228,7 @@ pub fn registry(args: &SchemaArgs) -> anyhow::Result<Arc<SchemaRegistry>> {
 async fn retention_plan(args: RetentionPlanArgs) -> anyhow::Result<ExitCode> {
     use commands::retention;
     let registry = registry(&args.schema)?;
-    let policy = crate::retention::Policy::load(&args.retention).map_err(anyhow::Error::msg)?;
+    let policy = crate::retention::Policy::load(&args.retention)?;
     let selector = &args.schema.label_selector;
     let executions = match &args.from_dir {
         Some(dir) => retention::executions_in_dir(dir, &registry, selector)?,

@@ -287,19 +287,18 @@ impl ServeArgs {
 
     /// Retention, when `--retention` is given, with its policy checked; `enforce` without an
     /// archive is refused unless `--retention-without-archive` says it is meant.
-    pub fn retention_settings(&self) -> Result<Option<(RetentionSettings, Policy)>, String> {
+    pub fn retention_settings(&self) -> anyhow::Result<Option<(RetentionSettings, Policy)>> {
         let Some(file) = self.retention.retention.clone() else { return Ok(None) };
         if self.retention.retention_mode == RetentionMode::Enforce
             && self.archive.archive.is_none()
             && !self.retention.retention_without_archive
         {
-            return Err(
+            anyhow::bail!(
                 "--retention-mode enforce deletes ConfigMaps, and without --archive their executions would be \
-                        gone for good: give --archive URL, or --retention-without-archive if that is meant"
-                    .to_owned(),
+                 gone for good: give --archive URL, or --retention-without-archive if that is meant"
             );
         }
-        let policy = Policy::load(&file).map_err(|e| format!("cannot load --retention: {e}"))?;
+        let policy = Policy::load(&file).context("cannot load --retention")?;
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
             format!("{}-{}", host.trim(), std::process::id())
@@ -368,7 +367,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         modules.insert(ModuleName::History);
         tracing::info!(archive = %archive.url.redacted(), "archiving executions");
     }
-    let retention = args.retention_settings().map_err(anyhow::Error::msg)?;
+    let retention = args.retention_settings()?;
     if let Some((settings, policy)) = &retention {
         modules.insert(ModuleName::Retention);
         tracing::info!(file = %settings.file.display(), mode = settings.mode.as_str(), rules = policy.rules.len(), "retention policy loaded");

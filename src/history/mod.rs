@@ -32,6 +32,7 @@ use sqlx::AnyPool;
 use crate::index::{ExecutionEntry, Index};
 use crate::model::ObjectRef;
 use crate::query::{ExecutionFilter, Listing, Position};
+use crate::quote::shorten;
 use crate::wire::Json;
 
 pub use journal::{ArchiveKey, Journal, Note, Synced};
@@ -235,9 +236,9 @@ impl Archive {
         }
     }
 
-    fn pool(&self) -> Result<AnyPool, String> {
+    fn pool(&self) -> Result<AnyPool, ArchiveError> {
         let pool = self.0.pool.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        pool.ok_or_else(|| self.status().last_error.unwrap_or_else(|| "not connected yet".to_owned()))
+        pool.ok_or_else(|| ArchiveError::NotConnected(self.status().last_error))
     }
 
     /// Up to `limit` archived executions matching `filter` after `after` (see `list`), and why
@@ -300,15 +301,15 @@ impl Archive {
             }
         };
         if is_connection_failure(&error) {
-            tracing::warn!(error = %short(&error), backoff = ?READ_BACKOFF, "the archive's connection failed");
+            tracing::warn!(error = %shorten(error.to_string()), backoff = ?READ_BACKOFF, "the archive's connection failed");
             *self.0.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
             return Err(Unreadable::Unavailable);
         }
         if is_data_exception(&error) {
-            tracing::debug!(error = %short(&error), "the archive refused a request's values");
+            tracing::debug!(error = %shorten(error.to_string()), "the archive refused a request's values");
             return Err(Unreadable::Refused);
         }
-        tracing::warn!(error = %short(&error), "an archive read failed");
+        tracing::warn!(error = %shorten(error.to_string()), "an archive read failed");
         Err(Unreadable::Failed)
     }
 
@@ -342,7 +343,7 @@ impl Archive {
     /// Which of these executions the archive holds at their exact version (their ConfigMap's uid
     /// and resourceVersion): the one condition under which retention may delete a ConfigMap. One
     /// query per namespace.
-    pub async fn holding<'e>(&self, entries: &[&'e ExecutionEntry]) -> Result<Vec<&'e ExecutionEntry>, String> {
+    pub async fn holding<'e>(&self, entries: &[&'e ExecutionEntry]) -> Result<Vec<&'e ExecutionEntry>, ArchiveError> {
         let pool = self.pool()?;
         let mut by_namespace: BTreeMap<&str, Vec<&'e ExecutionEntry>> = BTreeMap::new();
         for entry in entries {
@@ -352,7 +353,9 @@ impl Archive {
         for (namespace, entries) in by_namespace {
             let names: Vec<&str> = entries.iter().map(|e| e.id.name.as_str()).collect();
             let rows = tokio::time::timeout(READ_TIMEOUT, store::versions(&pool, namespace, &names)).await;
-            let rows = rows.map_err(|_| format!("no answer within {READ_TIMEOUT:?}"))?.map_err(short)?;
+            let rows = rows
+                .map_err(|_| ArchiveError::TimedOut(READ_TIMEOUT))?
+                .map_err(|e| ArchiveError::Failed(shorten(e.to_string())))?;
             let rows: HashSet<(String, String, String)> = rows.into_iter().collect();
             held.extend(
                 entries
@@ -387,14 +390,31 @@ pub async fn archived_plan(
 
 /// Moves the journal's notes that are not in the archive (the writer has stopped) to the
 /// spool: how many, or why they could not be kept (then they stay in the journal).
-pub fn spool_unwritten(settings: &ArchiveSettings, journal: &Journal) -> Result<usize, String> {
-    let Some(path) = &settings.spool else { return Err("no --archive-spool is set".to_owned()) };
+pub fn spool_unwritten(settings: &ArchiveSettings, journal: &Journal) -> Result<usize, ArchiveError> {
+    let Some(path) = &settings.spool else { return Err(ArchiveError::NoSpool) };
     let notes = journal.take_unwritten();
     let rows: Vec<store::StoredNote> = notes.iter().map(|(key, note)| store::StoredNote::of(key, note)).collect();
     spool::save(path, &rows).map_err(|e| {
         journal.put_back(notes);
-        format!("cannot write the spool {}: {e}", path.display())
+        ArchiveError::Spool(path.clone(), e.to_string())
     })
+}
+
+/// Why the archive could not do what the service itself asked of it (not a request's read:
+/// those fail with an `Unreadable`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ArchiveError {
+    /// Not connected; the connection's last error, where it failed.
+    #[error("not connected{}", .0.as_ref().map(|e| format!(": {e}")).unwrap_or_else(|| " yet".to_owned()))]
+    NotConnected(Option<String>),
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+    #[error("{0}")]
+    Failed(String),
+    #[error("no --archive-spool is set")]
+    NoSpool,
+    #[error("cannot write the spool {path}: {1}", path = .0.display())]
+    Spool(std::path::PathBuf, String),
 }
 
 /// The longest a request waits for the archive.
@@ -489,15 +509,6 @@ fn is_connection_failure(error: &sqlx::Error) -> bool {
 /// text, a number out of range): that request's failure, not the archive's.
 fn is_data_exception(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.code().is_some_and(|code| code.starts_with("22")))
-}
-
-/// An error quoted in status and logs: the database's message, bounded.
-fn short(error: impl std::fmt::Display) -> String {
-    let text = error.to_string();
-    match text.char_indices().nth(300) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text,
-    }
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ObjectMeta;
 use sqlx::AnyPool;
 
-use super::{ArchiveSettings, short, store};
+use super::{ArchiveSettings, store};
 use crate::index::ExecutionEntry;
 use crate::model::{ExecutionView, ObjectRef};
+use crate::quote::shorten;
 use crate::source::dir::parse_file_version;
 use crate::wire::Json;
 
@@ -71,7 +72,7 @@ impl WarmSource {
         let load = async {
             let pool = self.pool.get_or_init(|| async { store::open(&self.settings.url).await.ok() }).await;
             let pool = pool.as_ref().ok_or_else(|| "cannot open the archive".to_owned())?;
-            store::stored(pool, namespace, &self.schema_set).await.map_err(short)
+            store::stored(pool, namespace, &self.schema_set).await.map_err(|e| shorten(e.to_string()))
         };
         let rows = match tokio::time::timeout(LOAD_TIMEOUT, load).await {
             Ok(Ok(rows)) => rows,

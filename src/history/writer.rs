@@ -7,10 +7,11 @@ use jiff::{SignedDuration, Timestamp};
 use sqlx::AnyPool;
 
 use super::runs::ArchivedLoad;
-use super::{Archive, ArchiveSettings, short, store};
+use super::{Archive, ArchiveSettings, store};
 use super::{ArchiveKey, Journal, Synced};
 use crate::index::Index;
 use crate::model::ObjectRef;
+use crate::quote::shorten;
 
 /// Most notes written in one transaction.
 const BATCH: usize = 500;
@@ -100,7 +101,7 @@ async fn write_batch(
             status.update(|s| {
                 // Not ready until a write succeeds again.
                 s.connected = false;
-                s.last_error = Some(format!("cannot write to the archive: {}", short(&e)));
+                s.last_error = Some(format!("cannot write to the archive: {}", shorten(e.to_string())));
                 s.failures += 1;
             });
             tokio::time::sleep(*backoff).await;
@@ -124,7 +125,7 @@ async fn load_runs(pool: &AnyPool, index: &Index, status: &Archive) -> bool {
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot load archived runs; pipelines count live runs meanwhile");
-            status.update(|s| s.last_error = Some(format!("cannot load archived runs: {}", short(&e))));
+            status.update(|s| s.last_error = Some(format!("cannot load archived runs: {}", shorten(e.to_string()))));
             false
         }
     }
@@ -191,7 +192,7 @@ async fn replay(pool: &AnyPool, spool: &std::path::Path, schema_set: &str) {
             Err(e) => tracing::warn!(spool = %spool.display(), error = %e, "written, but cannot remove the spool"),
         },
         Err(e) => {
-            tracing::warn!(spool = %spool.display(), error = %short(&e), "cannot write the spool's notes yet; it is kept")
+            tracing::warn!(spool = %spool.display(), error = %shorten(e.to_string()), "cannot write the spool's notes yet; it is kept")
         }
     }
 }
@@ -211,7 +212,8 @@ async fn connect(settings: &ArchiveSettings, status: &Archive) -> AnyPool {
                 return pool;
             }
             Err(e) => {
-                let message = format!("cannot open the archive {}: {}", settings.url.redacted(), short(&e));
+                let message =
+                    format!("cannot open the archive {}: {}", settings.url.redacted(), shorten(e.to_string()));
                 tracing::warn!(retry_in = ?backoff, "{message}");
                 status.update(|s| {
                     s.connected = false;

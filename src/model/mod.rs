@@ -103,6 +103,16 @@ pub struct ExecutionView {
     pub environments: Vec<EnvironmentStatus>,
 }
 
+/// The API group of execwatch's kinds, resource and labels: spelled here once (and in the
+/// schemas and manifests it ships).
+pub const GROUP: &str = "pipelines.gitops.dev";
+/// The apiVersion execution documents are written with.
+pub const EXECUTION_API_VERSION: &str = "pipelines.gitops.dev/v1alpha1";
+/// The label selector that marks a ConfigMap as an execution, by default.
+pub const DEFAULT_SELECTOR: &str = "pipelines.gitops.dev/execution=true";
+/// The label writers set to a run's pipeline (as the examples do), for `-l` filters.
+pub const PIPELINE_LABEL: &str = "pipelines.gitops.dev/pipeline";
+
 /// The resources the API serves, each the name of the module that serves it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Resource {

@@ -14,7 +14,6 @@ use serde::Serialize;
 use super::{ModuleName, Modules};
 use crate::source::cluster::{WatchSettings, resilient_watch};
 
-pub const GROUP: &str = "pipelines.gitops.dev";
 pub const VERSION: &str = "v1alpha1";
 pub const KIND: &str = "BackendModule";
 pub const PLURAL: &str = "backendmodules";
@@ -73,7 +72,7 @@ pub async fn follow(
     watch: WatchSettings,
 ) {
     modules.apply(&defaults).await;
-    let gvk = GroupVersionKind::gvk(GROUP, VERSION, KIND);
+    let gvk = GroupVersionKind::gvk(crate::model::GROUP, VERSION, KIND);
     let api: Api<DynamicObject> = Api::all_with(client, &ApiResource::from_gvk_with_plural(&gvk, PLURAL));
     let config = watcher::Config::default().timeout(watch.timeout_seconds());
     let mut events = std::pin::pin!(resilient_watch(api, config, &watch));

@@ -117,16 +117,47 @@ struct SkewFormat {
     action: Option<SkewAction>,
 }
 
+/// Why a retention file is refused: where (the file, and the place in it), and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyError {
+    /// The file and the JSON pointer into it, each where known.
+    pub at: Vec<String>,
+    pub message: String,
+}
+
+impl PolicyError {
+    fn new(message: impl std::fmt::Display) -> Self {
+        PolicyError { at: Vec::new(), message: message.to_string() }
+    }
+
+    /// The same error, within `place` (a file, a rule, a field).
+    fn within(mut self, place: impl std::fmt::Display) -> Self {
+        self.at.insert(0, place.to_string());
+        self
+    }
+}
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for place in &self.at {
+            write!(f, "{place}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
 impl Policy {
     /// Reads and checks a retention file; the error names the file and, for a schema violation,
     /// the place in it.
-    pub fn load(path: &Path) -> Result<Policy, String> {
-        let text = read_bounded(path, MAX_FILE_BYTES).map_err(|(_, e)| format!("{}: {e}", path.display()))?;
-        Policy::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text = read_bounded(path, MAX_FILE_BYTES).map_err(|(_, e)| PolicyError::new(e).within(path.display()))?;
+        Policy::parse(&text).map_err(|e| e.within(path.display()))
     }
 
-    pub fn parse(text: &str) -> Result<Policy, String> {
-        let value = match crate::decode::strict::yaml(text).map_err(|e| e.to_string())? {
+    pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+        let value = match crate::decode::strict::yaml(text).map_err(PolicyError::new)? {
             // An empty file is the empty policy.
             serde_json::Value::Null => serde_json::json!({}),
             value => value,
@@ -135,29 +166,31 @@ impl Policy {
         let validator = jsonschema::options().offline().build(&schema).expect("the shipped retention schema compiles");
         if let Some(e) = validator.iter_errors(&value).next() {
             let at = e.instance_path().as_str().to_owned();
-            return Err(format!("{}: {}", if at.is_empty() { "/" } else { &at }, crate::quote::shorten(e.to_string())));
+            let at = if at.is_empty() { "/".to_owned() } else { at };
+            return Err(PolicyError::new(crate::quote::shorten(e.to_string())).within(at));
         }
-        let file: FileFormat = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let file: FileFormat = serde_json::from_value(value).map_err(PolicyError::new)?;
         let mut names = BTreeSet::new();
         let rules = file.rules.into_iter().enumerate().map(|(i, rule)| {
             if !names.insert(rule.name.clone()) {
-                return Err(format!("/rules/{i}/name: rule {} is named twice", quote(&rule.name)));
+                let twice = PolicyError::new(format!("rule {} is named twice", quote(&rule.name)));
+                return Err(twice.within(format!("/rules/{i}/name")));
             }
-            rule.check().map_err(|e| format!("/rules/{i}/{e}"))
+            rule.check().map_err(|e| PolicyError { at: vec![format!("/rules/{i}/{}", e.at.join("/"))], ..e })
         });
         Ok(Policy { rules: rules.collect::<Result<_, _>>()? })
     }
 }
 
 impl RuleFormat {
-    fn check(self) -> Result<Rule, String> {
-        let selector = self.selector.parse::<Selector>().map_err(|e| format!("selector: {e}"))?;
-        let since =
-            self.keep.since.as_deref().map(|s| duration(s).map_err(|e| format!("keep/since: {e}"))).transpose()?;
+    /// The rule, checked; an error's place is within the rule (`selector`, `keep/since`, …).
+    fn check(self) -> Result<Rule, PolicyError> {
+        let selector = self.selector.parse::<Selector>().map_err(|e| PolicyError::new(e).within("selector"))?;
+        let since = self.keep.since.as_deref().map(|s| duration(s).map_err(|e| e.within("keep/since"))).transpose()?;
         let mut clock_skew = ClockSkew::default();
         if let Some(skew) = self.clock_skew {
             if let Some(tolerance) = skew.tolerance {
-                clock_skew.tolerance = duration(&tolerance).map_err(|e| format!("clockSkew/tolerance: {e}"))?;
+                clock_skew.tolerance = duration(&tolerance).map_err(|e| e.within("clockSkew/tolerance"))?;
             }
             clock_skew.action = skew.action.unwrap_or(clock_skew.action);
         }
@@ -172,8 +205,8 @@ impl RuleFormat {
     }
 }
 
-fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{}: {e}", quote(text)))
+fn duration(text: &str) -> Result<Duration, PolicyError> {
+    humantime::parse_duration(text).map_err(|e| PolicyError::new(format!("{}: {e}", quote(text))))
 }
 
 #[cfg(test)]
@@ -226,7 +259,7 @@ mod tests {
             ("rules: [", "did not find expected"),
         ] {
             let err = Policy::parse(text).unwrap_err();
-            assert!(err.contains(why), "{text}: {err}");
+            assert!(err.to_string().contains(why), "{text}: {err}");
         }
     }
 }

@@ -20,7 +20,7 @@ use super::lease::Lease;
 use super::plan::{Candidate, Plan};
 use super::policy::Policy;
 use crate::files::fingerprint;
-use crate::history::Archive;
+use crate::history::{Archive, ArchiveError};
 use crate::index::{ExecutionEntry, Index};
 use crate::metrics::{RetentionMetrics, Skipped};
 use crate::model::ObjectRef;
@@ -160,7 +160,7 @@ impl Pruner {
             }
             Err(e) => {
                 tracing::error!(error = %e, "retention policy does not load; the previous one stays in force");
-                self.status.update(|s| s.policy_error = Some(e));
+                self.status.update(|s| s.policy_error = Some(e.to_string()));
                 previous
             }
         }
@@ -191,7 +191,7 @@ impl Pruner {
                 Ok(Ok(deletable)) => deletable,
                 Ok(Err(why)) => {
                     self.metrics.error();
-                    return idle(why);
+                    return idle(format!("cannot ask the archive: {why}"));
                 }
             };
             for candidate in deletable {
@@ -223,7 +223,7 @@ impl Pruner {
 
     /// Of these candidates, those the index still holds at the planned version and the archive
     /// holds too (one query a namespace); the others are counted as skipped.
-    async fn deletable<'c>(&self, chunk: &'c [Candidate]) -> Result<Vec<&'c Candidate>, String> {
+    async fn deletable<'c>(&self, chunk: &'c [Candidate]) -> Result<Vec<&'c Candidate>, ArchiveError> {
         let unchanged: Vec<&Candidate> = chunk
             .iter()
             .filter(|c| match self.index.get(&c.entry.id) {
@@ -240,7 +240,7 @@ impl Pruner {
             .collect();
         let Some(archive) = &self.archive else { return Ok(unchanged) };
         let entries: Vec<&ExecutionEntry> = unchanged.iter().map(|c| &*c.entry).collect();
-        let held = archive.holding(&entries).await.map_err(|e| format!("cannot ask the archive: {e}"))?;
+        let held = archive.holding(&entries).await?;
         // A plan names each execution once: its id stands for the candidate.
         let held: std::collections::HashSet<&ObjectRef> = held.into_iter().map(|e| &*e.id).collect();
         let (deletable, unarchived): (Vec<&Candidate>, Vec<&Candidate>) =

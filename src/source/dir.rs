@@ -483,7 +483,7 @@ pub fn parse_manifests(text: &str) -> Vec<Result<Option<ConfigMap>, (ReasonCode,
     strict::yaml_documents(text)
         .into_iter()
         .map(|doc| match doc {
-            Ok(value) => configmap(value).map_err(|message| (ReasonCode::Unparsable, message)),
+            Ok(value) => configmap(value).map_err(|e| (ReasonCode::Unparsable, format!("not a valid ConfigMap: {e}"))),
             Err(e @ ParseError::DuplicateKey { .. }) => Err((ReasonCode::DuplicateKey, e.to_string())),
             Err(e) => Err((ReasonCode::Unparsable, e.to_string())),
         })
@@ -491,11 +491,11 @@ pub fn parse_manifests(text: &str) -> Vec<Result<Option<ConfigMap>, (ReasonCode,
 }
 
 /// One document as a ConfigMap: `None` for empty documents and other kinds.
-fn configmap(value: Value) -> Result<Option<ConfigMap>, String> {
+fn configmap(value: Value) -> Result<Option<ConfigMap>, serde_json::Error> {
     if value.is_null() || value.get("kind").and_then(|k| k.as_str()) != Some("ConfigMap") {
         return Ok(None);
     }
-    let mut cm: ConfigMap = serde_json::from_value(value).map_err(|e| format!("not a valid ConfigMap: {e}"))?;
+    let mut cm: ConfigMap = serde_json::from_value(value)?;
     cm.metadata.namespace.get_or_insert_with(|| "default".to_owned());
     // Files carry no uid: one derived from the name is the same in every process, so
     // the archive keeps one row per file's execution across restarts.

@@ -59,7 +59,7 @@ pub struct Follow {
     client: ApiClient,
     path: String,
     last_id: Option<String>,
-    events: Option<BoxStream<'static, Result<Event, String>>>,
+    events: Option<BoxStream<'static, Result<Event, Broken>>>,
     /// Whether the open connection has delivered an event yet.
     delivered: bool,
     retry: Retry,
@@ -100,7 +100,7 @@ impl Follow {
                 // open it again where it left off.
                 Ok(ended) => {
                     let reason = match ended {
-                        Some(Err(e)) => e,
+                        Some(Err(e)) => e.to_string(),
                         _ => "the stream ended".to_owned(),
                     };
                     self.events = None;
@@ -117,7 +117,7 @@ impl Follow {
         }
     }
 
-    async fn open(&mut self) -> Result<Option<BoxStream<'static, Result<Event, String>>>, ClientError> {
+    async fn open(&mut self) -> Result<Option<BoxStream<'static, Result<Event, Broken>>>, ClientError> {
         let mut headers = vec![("accept", "text/event-stream"), ("cache-control", "no-cache")];
         if let Some(id) = &self.last_id {
             headers.push(("last-event-id", id));
@@ -129,15 +129,23 @@ impl Follow {
             tracing::info!(content_type = %answer.content_type, "the answer is not a stream: polling instead");
             return Ok(None);
         }
-        let bytes = answer.body.into_data_stream().map(|chunk| chunk.map_err(|e| e.to_string()));
-        let events = bounded(bytes).eventsource().map(|e| e.map_err(|e| e.to_string()));
+        let bytes = answer.body.into_data_stream().map(|chunk| chunk.map_err(Broken::from));
+        let events = bounded(bytes).eventsource().map(|e| e.map_err(Broken::from));
         Ok(Some(events.boxed()))
     }
 }
 
+/// Why an open stream broke: the connection, the event stream's framing, or an event too long.
+/// It is opened again where it left off.
+type Broken = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+#[error("an event is over {} MiB", MAX_EVENT >> 20)]
+struct EventTooLong;
+
 /// Refuses an event longer than `MAX_EVENT` (bytes since the last blank line), so a broken
 /// proxy cannot make the client hold an endless one.
-fn bounded(bytes: impl Stream<Item = Result<Bytes, String>>) -> impl Stream<Item = Result<Bytes, String>> {
+fn bounded(bytes: impl Stream<Item = Result<Bytes, Broken>>) -> impl Stream<Item = Result<Bytes, Broken>> {
     let (mut since_blank, mut newline) = (0usize, false);
     bytes.map(move |chunk| {
         let chunk = chunk?;
@@ -150,7 +158,7 @@ fn bounded(bytes: impl Stream<Item = Result<Bytes, String>>) -> impl Stream<Item
             newline = b == b'\n';
         }
         if since_blank > MAX_EVENT {
-            return Err(format!("an event is over {} MiB", MAX_EVENT >> 20));
+            return Err(EventTooLong.into());
         }
         Ok(chunk)
     })
@@ -163,11 +171,11 @@ mod tests {
     #[tokio::test]
     async fn events_are_bounded_but_many_small_ones_pass() {
         let small = Bytes::from("event: a\ndata: x\n\n".repeat(1 << 20));
-        let chunks = vec![Ok(small.clone()), Ok(small)];
+        let chunks: Vec<Result<Bytes, Broken>> = vec![Ok(small.clone()), Ok(small)];
         let passed: Vec<_> = bounded(futures::stream::iter(chunks)).collect().await;
         assert!(passed.iter().all(Result::is_ok));
         let huge = Bytes::from(format!("data: {}\r\n", "x".repeat(MAX_EVENT)));
-        let refused: Vec<_> = bounded(futures::stream::iter(vec![Ok(huge)])).collect().await;
-        assert!(refused[0].as_ref().is_err_and(|e| e.contains("over 8 MiB")), "{refused:?}");
+        let refused: Vec<_> = bounded(futures::stream::iter(vec![Ok::<_, Broken>(huge)])).collect().await;
+        assert!(refused[0].as_ref().is_err_and(|e| e.to_string().contains("over 8 MiB")), "{refused:?}");
     }
 }

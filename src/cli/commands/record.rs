@@ -26,9 +26,9 @@ use crate::selector::Selector;
 /// Reads of a fresh version after conflicts before giving up: each conflict means another
 /// writer got in between, which a handful of writers of one execution never sustain.
 const MAX_ATTEMPTS: usize = 10;
-const API_VERSION: &str = "pipelines.gitops.dev/v1alpha1";
+use crate::model::EXECUTION_API_VERSION as API_VERSION;
 /// The label the examples and dashboards filter runs of one pipeline by.
-const PIPELINE_LABEL: &str = "pipelines.gitops.dev/pipeline";
+use crate::model::PIPELINE_LABEL;
 
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
