@@ -22,7 +22,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("files", &["model"]),
     ("selector", &["model", "quote"]),
     ("wire", &["model"]),
-    ("query", &["model", "selector", "wire"]),
+    ("query", &["model", "selector", "wire", "quote"]),
     // ConfigMaps in.
     ("decode", &["model", "files", "quote", "fixtures"]),
     ("source", &["model", "decode", "files", "parallel", "quote", "selector", "fixtures"]),

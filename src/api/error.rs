@@ -10,7 +10,7 @@ use warp::{Rejection, Reply};
 
 use crate::access::AccessError;
 use crate::modules::NotInstalled;
-use crate::query::CursorError;
+use crate::query::{CursorError, FilterError};
 use crate::wire::{ErrorBody, ErrorCode};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +78,12 @@ impl From<CursorError> for ApiError {
             CursorError::OtherFilter => "; repeat the first request's filters",
         };
         ApiError::bad_request(ErrorCode::InvalidParameter, format!("query parameter continue is invalid: {e}{hint}"))
+    }
+}
+
+impl From<FilterError> for ApiError {
+    fn from(e: FilterError) -> Self {
+        ApiError::bad_request(ErrorCode::InvalidParameter, e.to_string())
     }
 }
 

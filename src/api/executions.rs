@@ -12,23 +12,22 @@ use super::{ApiError, ApiRequest, AppState, ListBody};
 use crate::access::Verb;
 use crate::history::Unreadable;
 use crate::model::ObjectRef;
-use crate::model::Phase;
 use crate::model::Resource;
 use crate::query::{self, Cursor, ExecutionFilter, Listing, Scope};
 use crate::quote::quote;
-use crate::selector::Selector;
 use crate::wire::ErrorCode;
 use crate::wire::Tag;
 use std::sync::Arc;
 
-const FILTERS: [&str; 8] =
-    ["pipeline", "phase", "environment", "labelSelector", "limit", "continue", "timeoutSeconds", "watch"];
+/// The parameters of a list besides its filter's.
+const PAGING: [&str; 4] = ["limit", "continue", "timeoutSeconds", "watch"];
 
 /// Lists executions; with `If-None-Match` and `timeoutSeconds`, a long poll (see `poll`); with
 /// `Accept: text/event-stream` or `watch=true`, a stream of its changes (see `stream`).
 pub(super) async fn list(namespace: Option<String>, request: ApiRequest) -> Result<Response, Rejection> {
     let ApiRequest { query, caller, how, state } = request;
-    let params = Params::parse_list(&query, namespace.is_some(), &FILTERS)?;
+    let accepted: Vec<&str> = ExecutionFilter::PARAMETERS.into_iter().chain(PAGING).collect();
+    let params = Params::parse_list(&query, namespace.is_some(), &accepted)?;
     let timeout = poll::timeout(&params)?;
     let streams = stream::wanted(&how, &params)?;
     let verb = if timeout.is_some() || streams { Verb::Watch } else { Verb::List };
@@ -37,20 +36,7 @@ pub(super) async fn list(namespace: Option<String>, request: ApiRequest) -> Resu
     // What the parameters ask for, checked only when a page is made: a list remembered at this
     // revision (see `pages`) is answered without parsing them again.
     let wanted = |scope: &Scope| -> Result<Wanted, ApiError> {
-        let filter = ExecutionFilter {
-            namespace: namespace.clone().or_else(|| params.get("namespace").map(str::to_owned)),
-            pipeline: params.get("pipeline").map(str::to_owned),
-            // `phase=` is no filter, as an empty `pipeline=` is none.
-            phase: params
-                .parsed("phase", &format!("one of {}", Phase::LIST), |s| match s {
-                    "" => Some(None),
-                    s => Phase::parse(s).map(Some),
-                })?
-                .flatten(),
-            environment: params.get("environment").map(str::to_owned),
-            labels: label_selector(&params)?,
-            scope: scope.clone(),
-        };
+        let filter = ExecutionFilter::from_parameters(namespace.clone(), |name| params.raw(name), scope.clone())?;
         let limit = params.limit(state.page)?;
         let after = params.get("continue").map(|token| Cursor::decode(token, &filter)).transpose()?;
         Ok(Wanted { filter, after, limit })
@@ -101,20 +87,6 @@ impl Wanted {
         let next = next.map(|at| Cursor::at(at, &self.filter).encode());
         (ListBody::new(Resource::Executions, items, next, &freshness), as_of)
     }
-}
-
-fn label_selector(params: &Params) -> Result<Option<Selector>, ApiError> {
-    params
-        .get("labelSelector")
-        .map(|s| {
-            s.parse::<Selector>().map_err(|e| {
-                ApiError::bad_request(
-                    ErrorCode::InvalidParameter,
-                    format!("query parameter labelSelector={} is invalid: {}", quote(&e.input), e.reason),
-                )
-            })
-        })
-        .transpose()
 }
 
 /// GET /api/v1/namespaces/{namespace}/executions/{name}: one execution; with

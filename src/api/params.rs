@@ -63,6 +63,12 @@ impl Params {
         self.0.iter().map(|(k, v)| k.len() + v.len()).sum()
     }
 
+    /// A parameter as given, empty or not.
+    pub fn raw(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// A parameter, unless empty (an empty `pipeline=` is no filter).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }

@@ -16,6 +16,7 @@ pub use cursor::{Cursor, CursorError, NameCursor, Position};
 pub use page::{ByName, Listing, merge};
 
 use crate::model::{ExecutionView, Phase};
+use crate::quote::quote;
 use crate::selector::Selector;
 
 /// The namespaces a caller may read: every one, or these.
@@ -94,7 +95,44 @@ impl Hash for ExecutionFilter {
     }
 }
 
+/// A parameter of a filter that does not parse: its name, what it held, and what it must be.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("query parameter {name}={} is invalid: {reason}", quote(value))]
+pub struct FilterError {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
 impl ExecutionFilter {
+    /// The query parameters that filter executions, besides `namespace`.
+    pub const PARAMETERS: [&'static str; 4] = ["pipeline", "phase", "environment", "labelSelector"];
+
+    /// The filter a list's parameters ask for, within `scope`: `parameter` reads one's raw value,
+    /// and an empty one is no filter. `namespace` comes from the path where it names one.
+    pub fn from_parameters<'p>(
+        namespace: Option<String>,
+        parameter: impl Fn(&str) -> Option<&'p str>,
+        scope: Scope,
+    ) -> Result<Self, FilterError> {
+        let text = |name: &str| parameter(name).filter(|v| !v.is_empty());
+        let phase = text("phase").map(|raw| {
+            let reason = || format!("expected one of {}", Phase::LIST);
+            Phase::parse(raw).ok_or_else(|| FilterError { name: "phase", value: raw.to_owned(), reason: reason() })
+        });
+        let labels = text("labelSelector").map(|raw| {
+            raw.parse::<Selector>().map_err(|e| FilterError { name: "labelSelector", value: e.input, reason: e.reason })
+        });
+        Ok(ExecutionFilter {
+            namespace: namespace.or_else(|| text("namespace").map(str::to_owned)),
+            pipeline: text("pipeline").map(str::to_owned),
+            phase: phase.transpose()?,
+            environment: text("environment").map(str::to_owned),
+            labels: labels.transpose()?,
+            scope,
+        })
+    }
+
     /// The one predicate: whether `run` is in this list.
     pub fn matches(&self, run: &impl Filterable) -> bool {
         self.scope.allows(run.namespace())
