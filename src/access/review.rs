@@ -35,30 +35,30 @@ pub struct Identity {
 
 /// A cached answer: allowed (an identity, or a grant) or denied.
 #[derive(Clone, Debug)]
-enum Answer<T> {
+enum Decision<T> {
     Allowed(T),
     Denied,
 }
 
-type Pending<T> = Shared<BoxFuture<'static, Result<Answer<T>, AccessError>>>;
+type Pending<T> = Shared<BoxFuture<'static, Result<Decision<T>, AccessError>>>;
 
-/// Answers by key: allowed ones for the allow TTL, denied ones for the deny TTL, errors never.
-/// Concurrent lookups of a key that is not cached share one review, and its error too.
+/// Reviews' decisions by key, a single-flight cache: allowed ones for the allow TTL, denied
+/// ones for the deny TTL, errors never. Concurrent lookups of a key that is not cached share one review, and its error too.
 ///
 /// Each review runs as a task of its own that caches its answer and forgets itself whoever
 /// waits: a client that hangs up mid-request drops only its wait, never the bookkeeping.
-struct Answers<K, T>(Arc<Book<K, T>>);
+struct ReviewCache<K, T>(Arc<CacheState<K, T>>);
 
-impl<K, T> Clone for Answers<K, T> {
+impl<K, T> Clone for ReviewCache<K, T> {
     fn clone(&self) -> Self {
-        Answers(self.0.clone())
+        ReviewCache(self.0.clone())
     }
 }
 
-struct Book<K, T> {
+struct CacheState<K, T> {
     /// What metrics call this cache.
     name: &'static str,
-    cached: quick_cache::sync::Cache<K, (Answer<T>, Instant)>,
+    cached: quick_cache::sync::Cache<K, (Decision<T>, Instant)>,
     pending: Mutex<HashMap<K, Pending<T>>>,
     settings: AccessSettings,
     metrics: ReviewMetrics,
@@ -66,7 +66,7 @@ struct Book<K, T> {
     in_flight: Arc<Semaphore>,
 }
 
-impl<K, T> Answers<K, T>
+impl<K, T> ReviewCache<K, T>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
@@ -74,14 +74,14 @@ where
     fn new(name: &'static str, settings: AccessSettings, metrics: ReviewMetrics, in_flight: Arc<Semaphore>) -> Self {
         let capacity = usize::try_from(settings.cache_size).unwrap_or(usize::MAX).max(1);
         let cached = quick_cache::sync::Cache::new(capacity);
-        Answers(Arc::new(Book { name, cached, pending: Mutex::default(), settings, metrics, in_flight }))
+        ReviewCache(Arc::new(CacheState { name, cached, pending: Mutex::default(), settings, metrics, in_flight }))
     }
 
     async fn get(
         &self,
         key: K,
-        review: impl Future<Output = Result<Answer<T>, AccessError>> + Send + 'static,
-    ) -> Result<Answer<T>, AccessError> {
+        review: impl Future<Output = Result<Decision<T>, AccessError>> + Send + 'static,
+    ) -> Result<Decision<T>, AccessError> {
         let book = &self.0;
         if let Some((answer, _)) = book.cached.get(&key).filter(|(_, until)| *until > Instant::now()) {
             book.metrics.lookup(book.name, true);
@@ -100,7 +100,7 @@ where
                 None => {
                     let permit = book.in_flight.clone().try_acquire_owned().map_err(|_| AccessError::Busy)?;
                     // The task forgets itself under this lock, so only after it is recorded here.
-                    let task = tokio::spawn(Book::review(book.clone(), key.clone(), review, permit));
+                    let task = tokio::spawn(CacheState::review(book.clone(), key.clone(), review, permit));
                     let joined = async move {
                         task.await.unwrap_or_else(|e| Err(AccessError::Unavailable(format!("review ended: {e}"))))
                     };
@@ -119,7 +119,7 @@ where
     }
 }
 
-impl<K, T> Book<K, T>
+impl<K, T> CacheState<K, T>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     T: Clone + Send + Sync + 'static,
@@ -128,17 +128,17 @@ where
     async fn review(
         book: Arc<Self>,
         key: K,
-        review: impl Future<Output = Result<Answer<T>, AccessError>>,
+        review: impl Future<Output = Result<Decision<T>, AccessError>>,
         permit: OwnedSemaphorePermit,
-    ) -> Result<Answer<T>, AccessError> {
+    ) -> Result<Decision<T>, AccessError> {
         let started = Instant::now();
         let result = review.await;
         book.metrics.review(started.elapsed());
         drop(permit);
         if let Ok(answer) = &result {
             let ttl = match answer {
-                Answer::Allowed(_) => book.settings.allow_ttl,
-                Answer::Denied => book.settings.deny_ttl,
+                Decision::Allowed(_) => book.settings.allow_ttl,
+                Decision::Denied => book.settings.deny_ttl,
             };
             book.cached.insert(key.clone(), (answer.clone(), Instant::now() + ttl));
         }
@@ -151,8 +151,8 @@ pub struct Reviewer {
     client: kube::Client,
     settings: AccessSettings,
     metrics: ReviewMetrics,
-    identities: Answers<TokenDigest, Arc<Identity>>,
-    decisions: Answers<(TokenDigest, Attributes, Verb), ()>,
+    identities: ReviewCache<TokenDigest, Arc<Identity>>,
+    decisions: ReviewCache<(TokenDigest, Attributes, Verb), ()>,
 }
 
 /// What a SubjectAccessReview asks about besides the verb: a namespace's executions, or a path
@@ -171,8 +171,9 @@ impl Reviewer {
         // already authenticated, which keep the whole of it.
         let unknown_tokens = Arc::new(Semaphore::new(most.div_ceil(4)));
         let metrics = ReviewMetrics::default();
-        let identities = Answers::new("identities", settings.clone(), metrics.clone(), unknown_tokens);
-        let decisions = Answers::new("decisions", settings.clone(), metrics.clone(), Arc::new(Semaphore::new(most)));
+        let identities = ReviewCache::new("identities", settings.clone(), metrics.clone(), unknown_tokens);
+        let decisions =
+            ReviewCache::new("decisions", settings.clone(), metrics.clone(), Arc::new(Semaphore::new(most)));
         Reviewer { client, settings, metrics, identities, decisions }
     }
 
@@ -192,8 +193,8 @@ impl Reviewer {
         let review = token_review(self.client.clone(), self.settings.clone(), token.to_owned(), key);
         let answer = self.identities.get(key, review).await?;
         match answer {
-            Answer::Allowed(identity) => Ok(identity),
-            Answer::Denied => Err(AccessError::Unauthenticated("the bearer token is not valid")),
+            Decision::Allowed(identity) => Ok(identity),
+            Decision::Denied => Err(AccessError::Unauthenticated("the bearer token is not valid")),
         }
     }
 
@@ -207,7 +208,7 @@ impl Reviewer {
         let key = (identity.key, attributes.clone(), verb);
         let review = access_review(self.client.clone(), self.settings.clone(), identity.clone(), attributes, verb);
         let answer = self.decisions.get(key, review).await?;
-        Ok(matches!(answer, Answer::Allowed(())))
+        Ok(matches!(answer, Decision::Allowed(())))
     }
 }
 
@@ -216,7 +217,7 @@ async fn token_review(
     settings: AccessSettings,
     token: String,
     key: TokenDigest,
-) -> Result<Answer<Arc<Identity>>, AccessError> {
+) -> Result<Decision<Arc<Identity>>, AccessError> {
     let audiences = settings.audience.map(|a| vec![a.to_string()]);
     let spec = TokenReviewSpec { token, audiences: audiences.clone() };
     let review = TokenReview { spec, ..TokenReview::default() };
@@ -229,14 +230,14 @@ async fn token_review(
     let for_us = audiences.is_none_or(|want| status.audiences.iter().flatten().any(|a| want.contains(a)));
     let user = status.user.filter(|_| status.authenticated == Some(true) && for_us);
     Ok(match user.and_then(|u| u.username.clone().map(|name| (u, name))) {
-        Some((user, username)) => Answer::Allowed(Arc::new(Identity {
+        Some((user, username)) => Decision::Allowed(Arc::new(Identity {
             username: username.into(),
             uid: user.uid,
             groups: user.groups.unwrap_or_default(),
             extra: user.extra.unwrap_or_default(),
             key,
         })),
-        None => Answer::Denied,
+        None => Decision::Denied,
     })
 }
 
@@ -246,7 +247,7 @@ async fn access_review(
     identity: Arc<Identity>,
     attributes: Attributes,
     verb: Verb,
-) -> Result<Answer<()>, AccessError> {
+) -> Result<Decision<()>, AccessError> {
     let (group, resource) = match settings.authorize_as {
         AuthorizeAs::Executions => (crate::model::GROUP, "executions"),
         AuthorizeAs::Configmaps => ("", "configmaps"),
@@ -283,7 +284,7 @@ async fn access_review(
     let answered =
         within_deadline("SubjectAccessReview", settings.timeout, api.create(&PostParams::default(), &review)).await?;
     let allowed = answered.status.is_some_and(|s| s.allowed);
-    Ok(if allowed { Answer::Allowed(()) } else { Answer::Denied })
+    Ok(if allowed { Decision::Allowed(()) } else { Decision::Denied })
 }
 
 /// Runs one review call, turning a failure or a timeout into `Unavailable`.
@@ -309,8 +310,13 @@ async fn within_deadline<T>(
 mod tests {
     use super::*;
 
-    fn answers(in_flight: usize) -> Answers<u8, ()> {
-        Answers::new("test", AccessSettings::default(), ReviewMetrics::default(), Arc::new(Semaphore::new(in_flight)))
+    fn answers(in_flight: usize) -> ReviewCache<u8, ()> {
+        ReviewCache::new(
+            "test",
+            AccessSettings::default(),
+            ReviewMetrics::default(),
+            Arc::new(Semaphore::new(in_flight)),
+        )
     }
 
     async fn until(what: &str, mut done: impl FnMut() -> bool) {
@@ -328,7 +334,7 @@ mod tests {
         let (answer, answered) = tokio::sync::oneshot::channel::<()>();
         let review = async move {
             let _ = answered.await;
-            Ok(Answer::Allowed(()))
+            Ok(Decision::Allowed(()))
         };
         let waiter = tokio::spawn({
             let answers = answers.clone();
@@ -341,7 +347,7 @@ mod tests {
         answer.send(()).unwrap();
         until("the review forgets itself", || answers.pending() == 0).await;
         let cached = answers.get(1, async { Err(AccessError::Unavailable("asked again".into())) }).await;
-        assert!(matches!(cached, Ok(Answer::Allowed(()))), "the answer was cached: {cached:?}");
+        assert!(matches!(cached, Ok(Decision::Allowed(()))), "the answer was cached: {cached:?}");
     }
 
     #[tokio::test]
@@ -353,17 +359,17 @@ mod tests {
             async move {
                 let review = async move {
                     let _ = answered.await;
-                    Ok(Answer::Denied)
+                    Ok(Decision::Denied)
                 };
                 answers.get(1, review).await
             }
         });
         until("the first review is in flight", || answers.pending() == 1).await;
-        let refused = answers.get(2, async { Ok(Answer::Allowed(())) }).await;
+        let refused = answers.get(2, async { Ok(Decision::Allowed(())) }).await;
         assert!(matches!(refused, Err(AccessError::Busy)), "{refused:?}");
         answer.send(()).unwrap();
-        assert!(matches!(first.await.unwrap(), Ok(Answer::Denied)));
-        let freed = answers.get(2, async { Ok(Answer::Allowed(())) }).await;
-        assert!(matches!(freed, Ok(Answer::Allowed(()))), "the permit came back: {freed:?}");
+        assert!(matches!(first.await.unwrap(), Ok(Decision::Denied)));
+        let freed = answers.get(2, async { Ok(Decision::Allowed(())) }).await;
+        assert!(matches!(freed, Ok(Decision::Allowed(()))), "the permit came back: {freed:?}");
     }
 }

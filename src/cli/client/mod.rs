@@ -120,7 +120,7 @@ impl ClientError {
 }
 
 /// A response that was not an error, with its `ETag` and `Content-Type`.
-pub struct Answer {
+pub struct Reply {
     pub status: StatusCode,
     pub etag: Option<String>,
     pub content_type: String,
@@ -192,7 +192,7 @@ impl ApiClient {
     }
 
     /// GETs `path` with extra headers; any `2xx` or `304` is an answer, anything else an error.
-    pub async fn send(&self, path: &str, headers: &[(&str, &str)]) -> Result<Answer, ClientError> {
+    pub async fn send(&self, path: &str, headers: &[(&str, &str)]) -> Result<Reply, ClientError> {
         let mut request = Request::get(path);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -208,7 +208,7 @@ impl ApiClient {
         let (parts, body) = response.into_parts();
         if parts.status.is_success() || parts.status == StatusCode::NOT_MODIFIED {
             let text = |name| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            return Ok(Answer {
+            return Ok(Reply {
                 status: parts.status,
                 etag: text(header::ETAG),
                 content_type: text(header::CONTENT_TYPE).unwrap_or_default(),

@@ -89,14 +89,14 @@ impl std::fmt::Display for Condition {
 
 /// What a state says about the condition: held, never will be (why), or not yet.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Judgement {
     Held,
     Never(String),
     NotYet,
 }
 
 impl Condition {
-    pub fn judge(&self, run: &ExecutionView, archived: bool) -> Verdict {
+    pub fn judge(&self, run: &ExecutionView, archived: bool) -> Judgement {
         let (held, never) = match self {
             Condition::Terminal => (run.phase.is_terminal(), None),
             Condition::Phase(want) => {
@@ -119,10 +119,10 @@ impl Condition {
             },
         };
         match (held, never) {
-            (true, _) => Verdict::Held,
-            (false, Some(why)) => Verdict::Never(why),
-            (false, None) if archived => Verdict::Never("its ConfigMap is gone and it no longer changes".to_owned()),
-            (false, None) => Verdict::NotYet,
+            (true, _) => Judgement::Held,
+            (false, Some(why)) => Judgement::Never(why),
+            (false, None) if archived => Judgement::Never("its ConfigMap is gone and it no longer changes".to_owned()),
+            (false, None) => Judgement::NotYet,
         }
     }
 }
@@ -281,9 +281,9 @@ impl Waiter {
         }
         self.last_phase = Some(run.phase);
         Ok(match self.condition.judge(&run, archived) {
-            Verdict::Held => Some(Outcome::Held),
-            Verdict::Never(why) => Some(Outcome::Never(why)),
-            Verdict::NotYet => None,
+            Judgement::Held => Some(Outcome::Held),
+            Judgement::Never(why) => Some(Outcome::Never(why)),
+            Judgement::NotYet => None,
         })
     }
 
@@ -353,17 +353,17 @@ mod tests {
     fn a_state_holds_the_condition_never_will_or_may_yet() {
         use Phase::*;
         let succeeded = Condition::Phase(Succeeded);
-        assert_eq!(succeeded.judge(&run(Running, &[]), false), Verdict::NotYet);
-        assert_eq!(succeeded.judge(&run(Succeeded, &[]), false), Verdict::Held);
-        assert!(matches!(succeeded.judge(&run(Failed, &[]), false), Verdict::Never(_)));
-        assert!(matches!(succeeded.judge(&run(Running, &[]), true), Verdict::Never(_)), "archived: frozen");
-        assert_eq!(Condition::Terminal.judge(&run(Cancelled, &[]), false), Verdict::Held);
+        assert_eq!(succeeded.judge(&run(Running, &[]), false), Judgement::NotYet);
+        assert_eq!(succeeded.judge(&run(Succeeded, &[]), false), Judgement::Held);
+        assert!(matches!(succeeded.judge(&run(Failed, &[]), false), Judgement::Never(_)));
+        assert!(matches!(succeeded.judge(&run(Running, &[]), true), Judgement::Never(_)), "archived: frozen");
+        assert_eq!(Condition::Terminal.judge(&run(Cancelled, &[]), false), Judgement::Held);
         let staging = Condition::Environment("staging".into(), Succeeded);
-        assert_eq!(staging.judge(&run(Running, &[("dev", Succeeded), ("staging", Running)]), false), Verdict::NotYet);
-        assert_eq!(staging.judge(&run(Running, &[("staging", Succeeded), ("prod", Running)]), false), Verdict::Held);
-        assert!(matches!(staging.judge(&run(Running, &[("staging", Failed)]), false), Verdict::Never(_)));
-        assert!(matches!(staging.judge(&run(Failed, &[("staging", Pending)]), false), Verdict::Never(_)));
-        assert_eq!(staging.judge(&run(Running, &[("dev", Running)]), false), Verdict::NotYet, "may be added");
-        assert!(matches!(staging.judge(&run(Succeeded, &[("dev", Succeeded)]), false), Verdict::Never(_)));
+        assert_eq!(staging.judge(&run(Running, &[("dev", Succeeded), ("staging", Running)]), false), Judgement::NotYet);
+        assert_eq!(staging.judge(&run(Running, &[("staging", Succeeded), ("prod", Running)]), false), Judgement::Held);
+        assert!(matches!(staging.judge(&run(Running, &[("staging", Failed)]), false), Judgement::Never(_)));
+        assert!(matches!(staging.judge(&run(Failed, &[("staging", Pending)]), false), Judgement::Never(_)));
+        assert_eq!(staging.judge(&run(Running, &[("dev", Running)]), false), Judgement::NotYet, "may be added");
+        assert!(matches!(staging.judge(&run(Succeeded, &[("dev", Succeeded)]), false), Judgement::Never(_)));
     }
 }
