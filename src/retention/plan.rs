@@ -19,48 +19,30 @@ use crate::query::Scope;
 
 /// What a plan reads of a run: a live one of the index, or one the command line decoded.
 pub trait PlannedRun {
-    fn id(&self) -> &ObjectRef;
-    fn labels(&self) -> &BTreeMap<String, String>;
-    fn view(&self) -> &ExecutionView;
-    /// Its start, or its ConfigMap's creation for a run not started.
-    fn sort_time(&self) -> Timestamp;
-    /// When the API server created its ConfigMap, where known.
-    fn created(&self) -> Option<Timestamp>;
+    fn run(&self) -> RunFacts<'_>;
+}
+
+/// A run's identity, labels and view, its start (or its ConfigMap's creation, for a run not
+/// started) and when the API server created its ConfigMap, where known.
+pub struct RunFacts<'a> {
+    pub id: &'a ObjectRef,
+    pub labels: &'a BTreeMap<String, String>,
+    pub view: &'a ExecutionView,
+    pub sort_time: Timestamp,
+    pub created: Option<Timestamp>,
 }
 
 impl PlannedRun for ExecutionEntry {
-    fn id(&self) -> &ObjectRef {
-        &self.id
-    }
-    fn labels(&self) -> &BTreeMap<String, String> {
-        &self.labels
-    }
-    fn view(&self) -> &ExecutionView {
-        &self.view
-    }
-    fn sort_time(&self) -> Timestamp {
-        self.sort_time
-    }
-    fn created(&self) -> Option<Timestamp> {
-        self.created
+    fn run(&self) -> RunFacts<'_> {
+        let (id, labels, view) = (&*self.id, &self.labels, &self.view);
+        RunFacts { id, labels, view, sort_time: self.sort_time, created: self.created }
     }
 }
 
 impl PlannedRun for Execution {
-    fn id(&self) -> &ObjectRef {
-        &self.id
-    }
-    fn labels(&self) -> &BTreeMap<String, String> {
-        &self.labels
-    }
-    fn view(&self) -> &ExecutionView {
-        &self.view
-    }
-    fn sort_time(&self) -> Timestamp {
-        self.sort_time
-    }
-    fn created(&self) -> Option<Timestamp> {
-        self.created
+    fn run(&self) -> RunFacts<'_> {
+        let (id, labels, view) = (&self.id, &self.labels, &self.view);
+        RunFacts { id, labels, view, sort_time: self.sort_time, created: self.created }
     }
 }
 
@@ -119,22 +101,21 @@ pub struct RulePlan {
 }
 
 impl Rule {
-    fn selects(&self, e: &impl PlannedRun) -> bool {
-        self.namespaces.as_ref().is_none_or(|ns| ns.contains(&e.id().namespace))
-            && self.phases.as_ref().is_none_or(|phases| phases.contains(&e.view().phase))
-            && self.selector.matches(e.labels())
+    fn selects(&self, e: &RunFacts) -> bool {
+        self.namespaces.as_ref().is_none_or(|ns| ns.contains(&e.id.namespace))
+            && self.phases.as_ref().is_none_or(|phases| phases.contains(&e.view.phase))
+            && self.selector.matches(e.labels)
     }
 
     /// When the run started and when it ended, as this rule reads them; `None` when its clock
     /// skew keeps it.
-    fn times(&self, e: &impl PlannedRun) -> Option<(Timestamp, Timestamp)> {
-        let finished = e.view().finished_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
-        let payload = (e.sort_time(), finished.unwrap_or(e.sort_time()).max(e.sort_time()));
-        let Some(created) = e.created() else { return Some(payload) };
+    fn times(&self, e: &RunFacts) -> Option<(Timestamp, Timestamp)> {
+        let finished = e.view.finished_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+        let payload = (e.sort_time, finished.unwrap_or(e.sort_time).max(e.sort_time));
+        let Some(created) = e.created else { return Some(payload) };
         // Either way: a run that claims to be older than its ConfigMap is as suspect as one that
         // claims to be newer (pruned at once by a policy of age, it may have ended seconds ago).
-        let skewed =
-            e.sort_time().duration_since(created).as_secs_f64().abs() > self.clock_skew.tolerance.as_secs_f64();
+        let skewed = e.sort_time.duration_since(created).as_secs_f64().abs() > self.clock_skew.tolerance.as_secs_f64();
         match self.clock_skew.action {
             _ if !skewed => Some(payload),
             SkewAction::Keep => None,
@@ -149,26 +130,27 @@ impl<R: PlannedRun> Plan<R> {
         let mut tallies: BTreeMap<(usize, String), Tally> = BTreeMap::new();
         type Group<'e, R> = Vec<(Timestamp, Timestamp, &'e Arc<R>)>;
         let mut groups: HashMap<(usize, &str, &str), Group<'_, R>> = HashMap::new();
-        for e in executions {
-            let Some(rule) = policy.rules.iter().position(|r| r.selects(&**e)) else { continue };
-            let tally = tallies.entry((rule, e.id().namespace.clone())).or_default();
+        for entry in executions {
+            let e = entry.run();
+            let Some(rule) = policy.rules.iter().position(|r| r.selects(&e)) else { continue };
+            let tally = tallies.entry((rule, e.id.namespace.clone())).or_default();
             tally.selected += 1;
-            if !e.view().phase.is_terminal() {
+            if !e.view.phase.is_terminal() {
                 tally.not_terminal += 1;
                 continue;
             }
-            match policy.rules[rule].times(&**e) {
+            match policy.rules[rule].times(&e) {
                 None => tally.skewed += 1,
                 Some((started, ended)) => groups
-                    .entry((rule, e.id().namespace.as_str(), e.view().pipeline.as_str()))
+                    .entry((rule, e.id.namespace.as_str(), e.view.pipeline.as_str()))
                     .or_default()
-                    .push((started, ended, e)),
+                    .push((started, ended, entry)),
             }
         }
         let mut candidates = Vec::new();
         for ((rule, _, _), mut group) in groups {
             let keep = policy.rules[rule].keep;
-            group.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.id().name.cmp(&b.2.id().name)));
+            group.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.run().id.name.cmp(&b.2.run().id.name)));
             for (i, (_, ended, e)) in group.into_iter().enumerate() {
                 let recent =
                     keep.since.is_some_and(|since| now.duration_since(ended).as_secs_f64() < since.as_secs_f64());
@@ -177,7 +159,7 @@ impl<R: PlannedRun> Plan<R> {
                 }
             }
         }
-        candidates.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.entry.id().cmp(b.1.entry.id())));
+        candidates.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.entry.run().id.cmp(b.1.entry.run().id)));
         let rules = policy.rules.iter().map(|r| (r.name.clone(), r.namespaces.clone())).collect();
         Plan { rules, tallies, candidates: candidates.into_iter().map(|(_, c)| c).collect() }
     }
@@ -206,11 +188,11 @@ impl<R: PlannedRun> Plan<R> {
             r.not_terminal += tally.not_terminal;
             r.skewed += tally.skewed;
         }
-        for c in self.candidates.iter().filter(|c| scope.allows(&c.entry.id().namespace)) {
+        for c in self.candidates.iter().filter(|c| scope.allows(&c.entry.run().id.namespace)) {
             let r = &mut rules[c.rule];
             r.prunable += 1;
             if r.first.len() < first {
-                r.first.push(c.entry.id().to_string());
+                r.first.push(c.entry.run().id.to_string());
             }
         }
         // A rule's name can say what a namespace the caller may not read is about: only rules
