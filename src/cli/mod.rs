@@ -265,6 +265,20 @@ mod tests {
 
     use super::serve::{MetricsListen, parse_origin};
 
+    /// A Deployment sets flags as environment variables: every flag of `serve` has one.
+    #[test]
+    fn every_serve_flag_has_an_environment_variable() {
+        let command = Args::command();
+        let serve = command.find_subcommand("serve").expect("serve");
+        let global = ["help", "log_level", "log_format"];
+        let without: Vec<String> = serve
+            .get_arguments()
+            .filter(|a| !global.contains(&a.get_id().as_str()) && a.get_env().is_none())
+            .map(|a| a.get_id().to_string())
+            .collect();
+        assert!(without.is_empty(), "serve flags without an environment variable: {without:?}");
+    }
+
     #[test]
     fn serve_needs_namespaces_or_a_directory() {
         assert!(Args::try_parse_from(["execwatch", "serve"]).is_err());

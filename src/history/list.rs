@@ -46,8 +46,9 @@ pub(super) fn pending(
 }
 
 /// Archived rows of `filter`'s namespaces matching it after `after`, of names neither live nor
-/// `pending`: more than `limit` where there are that many, and where reading stopped at `SCAN`
-/// rows. The index is asked once per chunk of rows which of their names are live.
+/// `pending`: more than `limit` where there are that many, and where reading stopped short of
+/// the archive's end (at `SCAN` rows, or where live names took some of the matches). The index
+/// is asked once per page which of the names read are live.
 pub(super) async fn rows(
     pool: &AnyPool,
     (index, incarnations): (&Index, &Incarnations),
@@ -58,32 +59,36 @@ pub(super) async fn rows(
     let query = ArchivedQuery::of(filter);
     let chunk = if filter.asks_beyond_columns() { (limit + 1).max(CHUNK) } else { limit + 1 };
     let mut from = after.cloned();
-    let (mut read, mut items) = (0, Vec::new());
-    loop {
+    let (mut read, mut matched) = (0, Vec::new());
+    let whole = loop {
         let cursor = from.as_ref().map(|p| (p.time.as_millisecond(), p.namespace.as_str(), p.name.as_str()));
         let rows = store::archived(pool, &query, cursor, chunk).await?;
         let full = rows.len() == chunk;
         read += rows.len();
         from = rows.last().map(ArchivedRow::position).or(from);
-        let ids: Vec<ObjectRef> =
-            rows.iter().map(|r| ObjectRef { namespace: r.namespace.clone(), name: r.name.clone() }).collect();
-        let live = index.which_live(&ids);
-        for ((row, id), live) in rows.into_iter().zip(&ids).zip(live) {
+        for row in rows {
+            let id = ObjectRef { namespace: row.namespace.clone(), name: row.name.clone() };
             // A row of an earlier namespace of that name is nobody's to read.
-            if live || pending.contains(id) || !incarnations.current(&row.namespace, row.configmap_created) {
+            if pending.contains(&id) || !incarnations.current(&row.namespace, row.configmap_created) {
                 continue;
             }
             if filter.matches(&Candidate::of(&row)) {
-                items.push((row.position(), Json::archived(row.summary.as_bytes(), store::timestamp(row.deleted_at))));
+                let body = Json::archived(row.summary.as_bytes(), store::timestamp(row.deleted_at));
+                matched.push((id, (row.position(), body)));
             }
         }
-        if items.len() > limit || !full {
-            return Ok((items, None));
+        if matched.len() > limit || !full || read >= SCAN {
+            break !full;
         }
-        if read >= SCAN {
-            return Ok((items, from));
-        }
-    }
+    };
+    let ids: Vec<ObjectRef> = matched.iter().map(|(id, _)| id.clone()).collect();
+    let mut live = index.which_live(&ids).into_iter();
+    let items: Vec<(Position, Json)> =
+        matched.into_iter().filter(|_| !live.next().unwrap_or(false)).map(|(_, item)| item).collect();
+    // Read to the archive's end, or more than a page: nothing beyond was needed. Else the next
+    // page goes on from where reading stopped.
+    let stopped = (!whole && items.len() <= limit).then_some(from).flatten();
+    Ok((items, stopped))
 }
 
 impl ArchivedRow {

@@ -228,8 +228,8 @@ impl Index {
         self.read().executions.contains_key(id)
     }
 
-    /// Which of these names the index serves, under one lock: an archived page asks once per
-    /// chunk of rows it reads, not once per row.
+    /// Which of these names the index serves, under one lock: an archived page asks once, for
+    /// every row it matched, not once per row.
     pub fn which_live(&self, ids: &[ObjectRef]) -> Vec<bool> {
         let state = self.read();
         ids.iter().map(|id| state.executions.contains_key(id)).collect()
