@@ -72,7 +72,7 @@ pub(super) async fn rows(
             if pending.contains(&id) || !incarnations.current(&row.namespace, row.configmap_created) {
                 continue;
             }
-            if filter.matches(&Candidate::of(&row)) {
+            if filter.matches(&Candidate::of(&row, filter)) {
                 let body = Json::archived(row.summary.as_bytes(), store::timestamp(row.deleted_at));
                 matched.push((id, (row.position(), body)));
             }
@@ -97,19 +97,19 @@ impl ArchivedRow {
     }
 }
 
-/// An archived row as the filter sees it: its namespace, pipeline and phase from their columns,
-/// its labels and view read from its JSON only when the filter asks.
+/// An archived row as the filter sees it: its namespace from its column; its pipeline and phase,
+/// where the filter asks for them, as SQL already matched them (`ArchivedQuery::of` pushes both
+/// down); its labels and view read from its JSON only when the filter asks.
 struct Candidate<'r> {
     row: &'r ArchivedRow,
-    phase: Phase,
+    filter: &'r ExecutionFilter,
     labels: OnceLock<BTreeMap<String, String>>,
     view: OnceLock<ExecutionView>,
 }
 
 impl<'r> Candidate<'r> {
-    fn of(row: &'r ArchivedRow) -> Self {
-        let phase = Phase::parse(&row.phase).unwrap_or(Phase::Unknown);
-        Candidate { row, phase, labels: OnceLock::new(), view: OnceLock::new() }
+    fn of(row: &'r ArchivedRow, filter: &'r ExecutionFilter) -> Self {
+        Candidate { row, filter, labels: OnceLock::new(), view: OnceLock::new() }
     }
 }
 
@@ -119,11 +119,11 @@ impl Filterable for Candidate<'_> {
     }
 
     fn pipeline(&self) -> &str {
-        &self.row.pipeline
+        self.filter.pipeline.as_deref().unwrap_or_else(|| &self.view().pipeline)
     }
 
     fn phase(&self) -> Phase {
-        self.phase
+        self.filter.phase.unwrap_or_else(|| self.view().phase)
     }
 
     fn labels(&self) -> &BTreeMap<String, String> {
@@ -135,9 +135,9 @@ impl Filterable for Candidate<'_> {
     fn view(&self) -> &ExecutionView {
         self.view.get_or_init(|| {
             serde_json::from_str(&self.row.summary).unwrap_or_else(|_| ExecutionView {
-                pipeline: self.row.pipeline.clone(),
+                pipeline: String::new(),
                 application: Application { name: String::new(), version: String::new(), revision: None },
-                phase: self.phase,
+                phase: Phase::Unknown,
                 started_at: None,
                 finished_at: None,
                 environments: Vec::new(),

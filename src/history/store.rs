@@ -352,8 +352,6 @@ pub struct ArchivedRow {
     pub deleted_at: i64,
     /// When its ConfigMap was created (the API server's clock), where known.
     pub configmap_created: Option<i64>,
-    pub pipeline: String,
-    pub phase: String,
 }
 
 /// A value bound to a placeholder of an archived list's SQL.
@@ -407,8 +405,7 @@ fn page_sql<'a>(
     values: &mut Vec<Bound<'a>>,
 ) -> String {
     let mut sql = String::from(
-        "SELECT namespace, name, sort_time, summary, labels, deleted_at, list_key, configmap_created, pipeline, phase \
-         FROM executions e \
+        "SELECT namespace, name, sort_time, summary, labels, deleted_at, list_key, configmap_created FROM executions e \
          WHERE deleted_at IS NOT NULL",
     );
     if let Some(namespace) = namespace {
@@ -501,8 +498,6 @@ async fn archived_page<'a>(
             labels: r.get(4),
             deleted_at: r.get(5),
             configmap_created: r.get(7),
-            pipeline: r.get(8),
-            phase: r.get(9),
         })
         .collect())
 }
