@@ -56,9 +56,9 @@ impl<'a> Route<'a> {
             ["openapi.json"] => Route::OpenApi,
             ["api", "v1", "modules"] => Route::Modules,
             ["api", "v1", "retention", "plan"] => Route::RetentionPlan,
-            ["api", "v1", resource] => Route::List { resource: listed(resource)?, namespace: None },
+            ["api", "v1", resource] => Route::List { resource: Resource::listed(resource)?, namespace: None },
             ["api", "v1", "namespaces", namespace, resource] => {
-                Route::List { resource: listed(resource)?, namespace: Some(namespace) }
+                Route::List { resource: Resource::listed(resource)?, namespace: Some(namespace) }
             }
             ["api", "v1", "namespaces", namespace, "executions", name] => Route::Execution { namespace, name },
             ["api", "v1", "namespaces", namespace, "pipelines", name] => Route::Pipeline { namespace, name },
@@ -76,10 +76,6 @@ impl<'a> Route<'a> {
             Route::Livez | Route::Readyz | Route::OpenApi | Route::Modules => None,
         }
     }
-}
-
-fn listed(resource: &str) -> Option<Resource> {
-    Resource::listed(resource)
 }
 
 /// Everything a route's handler may need from the request.

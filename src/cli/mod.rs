@@ -182,9 +182,7 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Args::command(), "execwatch", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Retention(RetentionCommand::Plan(args)) => tokio::runtime::Runtime::new()
-            .context("cannot start the runtime")
-            .and_then(|rt| rt.block_on(retention_plan(args))),
+        Command::Retention(RetentionCommand::Plan(args)) => runtime().and_then(|rt| rt.block_on(retention_plan(args))),
         Command::Record(args) => registry(&args.schema).and_then(|registry| {
             let selector = &args.schema.label_selector;
             runtime().map(|rt| rt.block_on(commands::record::run(args.record, &registry, selector)))
@@ -211,6 +209,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")
 }
 
+/// The schemas of `args`: a directory, or the ones built in.
 pub fn registry(args: &SchemaArgs) -> anyhow::Result<Arc<SchemaRegistry>> {
     // `--schemas` left at its default where no `schemas/` is at hand (a writer's CI job): the
     // shipped schemas, built in.
@@ -248,8 +247,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let registry = registry(&args.schema)?;
     let mut out = std::io::stdout().lock();
     let selector = &args.schema.label_selector;
-    let rejected =
-        crate::cli::commands::validate::validate_files(&registry, selector, &args.files, args.output, &mut out)?;
+    let rejected = commands::validate::validate_files(&registry, selector, &args.files, args.output, &mut out)?;
     Ok(if rejected == 0 { Exit::Success } else { Exit::Rejected }.into())
 }
 

@@ -45,24 +45,23 @@ pub(super) fn pending(
     (items, names)
 }
 
-/// Archived rows of `filter`'s namespaces matching it after `after`, of names neither live nor
-/// `pending`: more than `limit` where there are that many, and where reading stopped short of
-/// the archive's end (at `SCAN` rows, or where live names took some of the matches). The index
-/// is asked once per page which of the names read are live.
+/// Archived rows that `query` (`filter`'s SQL part) reads and `filter` matches, after `after`, of
+/// names neither live nor `pending`: more than `limit` where there are that many, and where
+/// reading stopped short of the archive's end (at `SCAN` rows, or where live names took some of
+/// the matches). The index is asked once per page which of the names matched are live.
 pub(super) async fn rows(
     pool: &AnyPool,
     (index, incarnations): (&Index, &Incarnations),
-    filter: &ExecutionFilter,
+    (filter, query): (&ExecutionFilter, &ArchivedQuery<'_>),
     (after, limit): (Option<&Position>, usize),
     pending: &HashSet<ObjectRef>,
 ) -> Result<(Vec<(Position, Json)>, Option<Position>), sqlx::Error> {
-    let query = ArchivedQuery::of(filter);
     let chunk = if filter.asks_beyond_columns() { (limit + 1).max(CHUNK) } else { limit + 1 };
     let mut from = after.cloned();
     let (mut read, mut matched) = (0, Vec::new());
     let whole = loop {
         let cursor = from.as_ref().map(|p| (p.time.as_millisecond(), p.namespace.as_str(), p.name.as_str()));
-        let rows = store::archived(pool, &query, cursor, chunk).await?;
+        let rows = store::archived(pool, query, cursor, chunk).await?;
         let full = rows.len() == chunk;
         read += rows.len();
         from = rows.last().map(ArchivedRow::position).or(from);

@@ -252,14 +252,15 @@ impl Archive {
         limit: usize,
     ) -> (Listing, Option<Unreadable>) {
         let (mut items, pending) = list::pending(&self.departed(index), filter, after);
-        let namespaces = filter.namespaces();
-        if namespaces.as_ref().is_some_and(Vec::is_empty) {
+        let query = store::ArchivedQuery::of(filter);
+        if query.namespaces.as_ref().is_some_and(Vec::is_empty) {
             return (Listing::first(items, None, limit), None);
         }
-        let reader = budget_key(namespaces.as_deref());
+        let reader = budget_key(query.namespaces.as_deref());
         let incarnations = self.incarnations();
+        let query = &query;
         let rows = self.read(&reader, |pool| async move {
-            list::rows(&pool, (index, incarnations), filter, (after, limit), &pending).await
+            list::rows(&pool, (index, incarnations), (filter, query), (after, limit), &pending).await
         });
         match rows.await {
             Ok((rows, stopped)) => {

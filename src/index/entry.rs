@@ -111,10 +111,6 @@ impl ExecutionEntry {
         keys
     }
 
-    pub fn has_environment(&self, name: &str) -> bool {
-        self.view.environments.iter().any(|e| e.name == name)
-    }
-
     pub(super) fn summary_value(&self) -> Summary<'_> {
         summary(&self.id, &self.view, &self.resource_version)
     }

@@ -223,11 +223,6 @@ impl Index {
         }
     }
 
-    /// Whether the index serves an execution of this name.
-    pub fn is_live(&self, id: &ObjectRef) -> bool {
-        self.read().executions.contains_key(id)
-    }
-
     /// Which of these names the index serves, under one lock: an archived page asks once, for
     /// every row it matched, not once per row.
     pub fn which_live(&self, ids: &[ObjectRef]) -> Vec<bool> {

@@ -45,7 +45,8 @@ impl ByName<'_> {
             } else {
                 Box::new(map.range((after.map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded)))
             };
-        let mut matching = walk.filter(|(k, v)| self.scope.allows(id(k).0) && listed(v));
+        // What is walked is within the scope: its namespaces, or every one.
+        let mut matching = walk.filter(|(_, v)| listed(v));
         let page: Vec<(&K, &V)> = matching.by_ref().take(self.limit).collect();
         let more = matching.next().is_some();
         let next = page.last().filter(|_| more).map(|(k, _)| {
