@@ -32,6 +32,7 @@ pub mod files;
 pub mod fixtures;
 pub mod history;
 pub mod index;
+pub mod insights;
 pub mod metrics;
 pub mod model;
 pub mod modules;

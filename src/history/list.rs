@@ -129,13 +129,25 @@ impl Filterable for Candidate<'_> {
         self.labels.get_or_init(|| serde_json::from_str(&self.row.labels).unwrap_or_default())
     }
 
+    fn environments(&self) -> impl Iterator<Item = &str> {
+        self.view().environments.iter().map(|e| e.name.as_str())
+    }
+}
+
+impl Candidate<'_> {
     /// The summary as it was served holds the view; a row that does not parse (never written so)
     /// shows its columns and nothing else.
     fn view(&self) -> &ExecutionView {
         self.view.get_or_init(|| {
             serde_json::from_str(&self.row.summary).unwrap_or_else(|_| ExecutionView {
                 pipeline: String::new(),
-                application: Application { name: String::new(), version: String::new(), revision: None },
+                application: Application {
+                    name: String::new(),
+                    version: String::new(),
+                    revision: None,
+                    revision_time: None,
+                },
+                trigger: None,
                 phase: Phase::Unknown,
                 started_at: None,
                 finished_at: None,

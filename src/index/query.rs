@@ -34,8 +34,16 @@ impl Filterable for ExecutionEntry {
         &self.labels
     }
 
-    fn view(&self) -> &crate::model::ExecutionView {
-        &self.view
+    fn pipeline(&self) -> &str {
+        &self.view.pipeline
+    }
+
+    fn phase(&self) -> Phase {
+        self.view.phase
+    }
+
+    fn environments(&self) -> impl Iterator<Item = &str> {
+        self.view.environments.iter().map(|e| e.name.as_str())
     }
 }
 

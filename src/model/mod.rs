@@ -76,6 +76,17 @@ pub struct Application {
     pub version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// When the revision was committed, where the writer knows: lead times start there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_time: Option<String>,
+}
+
+/// What started a run. Its type is one of the schema's (`GitPush`, `Manual`, …), kept as text so
+/// that a schema version with a new one needs no code change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Trigger {
+    #[serde(rename = "type")]
+    pub kind: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -95,6 +106,10 @@ pub struct EnvironmentStatus {
 pub struct ExecutionView {
     pub pipeline: String,
     pub application: Application,
+    /// Required by every schema version so far; absent only in views read back from a list's
+    /// summary, which does not carry it.
+    #[serde(default)]
+    pub trigger: Option<Trigger>,
     pub phase: Phase,
     #[serde(default)]
     pub started_at: Option<String>,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 pub use cursor::{Cursor, CursorError, NameCursor, Position};
 pub use page::{ByName, Listing, merge};
 
-use crate::model::{ExecutionView, Phase};
+use crate::model::Phase;
 use crate::quote::quote;
 use crate::selector::Selector;
 
@@ -59,21 +59,16 @@ impl Scope {
     }
 }
 
-/// What a filter looks at: a run's namespace, labels and typed view, live or archived.
-/// `pipeline` and `phase` are asked first and most often, so a holder that keeps them apart (an
-/// archived row's columns) answers them without reading its view.
+/// What a filter looks at: a run's namespace, labels, pipeline, phase and environments, live or
+/// archived. `pipeline` and `phase` are asked first and most often, so a holder that keeps them
+/// apart (an archived row's columns) answers them without reading its document.
 pub trait Filterable {
     fn namespace(&self) -> &str;
     fn labels(&self) -> &BTreeMap<String, String>;
-    fn view(&self) -> &ExecutionView;
-
-    fn pipeline(&self) -> &str {
-        &self.view().pipeline
-    }
-
-    fn phase(&self) -> Phase {
-        self.view().phase
-    }
+    fn pipeline(&self) -> &str;
+    fn phase(&self) -> Phase;
+    /// The names of its environments.
+    fn environments(&self) -> impl Iterator<Item = &str>;
 }
 
 /// Which executions a list wants, within the namespaces its caller may read.
@@ -139,7 +134,7 @@ impl ExecutionFilter {
             && self.namespace.as_ref().is_none_or(|ns| ns == run.namespace())
             && self.pipeline.as_ref().is_none_or(|p| p == run.pipeline())
             && self.phase.is_none_or(|p| p == run.phase())
-            && self.environment.as_ref().is_none_or(|env| run.view().environments.iter().any(|e| e.name == *env))
+            && self.environment.as_ref().is_none_or(|env| run.environments().any(|e| e == env))
             && self.labels.as_ref().is_none_or(|s| s.matches(run.labels()))
     }
 

@@ -5,6 +5,7 @@
 mod error;
 mod execution;
 mod freshness;
+mod insights;
 mod json;
 mod list;
 mod pipeline;
@@ -12,6 +13,7 @@ mod pipeline;
 pub use error::{ErrorBody, ErrorCode};
 pub use execution::{Detail, EnvironmentPhase, RejectionBody, Summary, summary};
 pub use freshness::{Freshness, ShardState, ShardStatus};
+pub use insights::{Bucket, Deployments, Durations, InsightsBody, InsightsGroup, Rate, Recovery, Runs, Stats};
 pub use json::{Json, Tag, to_bytes};
 pub use list::{ExecutionList, PipelineList, RejectionList};
 pub use pipeline::{Pipeline, PipelineEnvironment};

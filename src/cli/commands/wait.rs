@@ -328,7 +328,8 @@ mod tests {
     fn run(phase: Phase, envs: &[(&str, Phase)]) -> ExecutionView {
         ExecutionView {
             pipeline: "web".into(),
-            application: Application { name: "web".into(), version: "1".into(), revision: None },
+            application: Application { name: "web".into(), version: "1".into(), revision: None, revision_time: None },
+            trigger: None,
             phase,
             started_at: None,
             finished_at: None,
