@@ -2,7 +2,7 @@
 //! paths, and what metrics label requests with. Kept low so both can import them.
 
 /// Every route of the API port, as a template.
-pub const API: [&str; 13] = [
+pub const API: [&str; 15] = [
     "/api/v1/executions",
     "/api/v1/namespaces/{namespace}/executions",
     "/api/v1/namespaces/{namespace}/executions/{name}",
@@ -13,6 +13,8 @@ pub const API: [&str; 13] = [
     "/api/v1/namespaces/{namespace}/rejections",
     "/api/v1/modules",
     "/api/v1/retention/plan",
+    "/api/v1/insights",
+    "/api/v1/namespaces/{namespace}/insights",
     "/livez",
     "/readyz",
     "/openapi.json",

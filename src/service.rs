@@ -21,7 +21,8 @@ use crate::decode::SchemaRegistry;
 use crate::history::{Archive, ArchiveSettings, WarmSource};
 use crate::metrics::RetentionMetrics;
 use crate::modules::{
-    ExecutionsModule, HistoryModule, Module, Modules, PipelinesModule, RejectionsModule, RetentionModule,
+    ExecutionsModule, HistoryModule, InsightsModule, Module, Modules, PipelinesModule, RejectionsModule,
+    RetentionModule,
 };
 use crate::retention::{Policy, Pruner, RetentionSettings, RetentionStatus};
 use crate::source::Sources;
@@ -125,8 +126,12 @@ impl Service {
         let fingerprint = self.registry.fingerprint().to_owned();
         let warm = self.archive.clone().map(|settings| WarmSource::new(settings, fingerprint.clone()));
         let executions = ExecutionsModule::new(self.sources.clone(), index.clone(), self.registry.clone(), warm);
-        let mut all: Vec<Arc<dyn Module>> =
-            vec![Arc::new(executions), Arc::new(PipelinesModule::default()), Arc::new(RejectionsModule::default())];
+        let mut all: Vec<Arc<dyn Module>> = vec![
+            Arc::new(executions),
+            Arc::new(PipelinesModule::default()),
+            Arc::new(RejectionsModule::default()),
+            Arc::new(InsightsModule::default()),
+        ];
         if let (Some(settings), Some(archive)) = (self.archive.clone(), archive) {
             all.push(Arc::new(HistoryModule::new(settings, index.clone(), archive.clone(), fingerprint)));
         }

@@ -53,8 +53,13 @@ pub(super) async fn list(namespace: Option<String>, request: ApiRequest) -> Resu
         let followed = Followed::Executions { filter, snapshot };
         return Ok(stream::start(&state, &caller, followed, ends, how.last_event_id)?);
     }
-    let held =
-        HeldList { resource: Resource::Executions, namespace: namespace.as_deref(), params: &params, scope: readable };
+    let held = HeldList {
+        resource: Resource::Executions,
+        namespace: namespace.as_deref(),
+        params: &params,
+        scope: readable,
+        as_of: 0,
+    };
     let (state, wanted) = (&state, &wanted);
     poll::list(state, &caller, &how, timeout, held, move |scope| async move { Ok(wanted(&scope)?.page(state).await.0) })
         .await

@@ -7,6 +7,7 @@ mod conditional;
 mod error;
 pub(crate) mod executions;
 pub mod health;
+mod insights;
 mod limits;
 mod modules;
 mod named;
@@ -184,10 +185,33 @@ struct ListBody {
     complete: bool,
 }
 
+/// A body made per request (a list page, insights): its tag, whether it may be remembered for
+/// the revision it was made at (see `pages`), and its bytes.
+trait Answer {
+    fn tag(&self) -> Tag;
+    /// Every source it draws on is synced: it stays what it is until the index or archive changes.
+    fn complete(&self) -> bool;
+    fn render(&self) -> Bytes;
+
+    /// The response: `304` when the client holds this body already.
+    fn reply(self, state: &AppState, how: &conditional::Negotiation) -> Response
+    where
+        Self: Sized,
+    {
+        state.responses.reply_with(how, self.tag(), state.vary(), || self.render())
+    }
+}
+
 impl ListBody {
     fn new(kind: Resource, items: Vec<Json>, next: Option<String>, freshness: &Freshness) -> Self {
         let complete = freshness.complete;
         ListBody { kind, items, next, freshness: crate::wire::to_bytes(freshness), complete }
+    }
+}
+
+impl Answer for ListBody {
+    fn complete(&self) -> bool {
+        self.complete
     }
 
     fn tag(&self) -> Tag {
@@ -217,11 +241,6 @@ impl ListBody {
         body.put_slice(&self.freshness);
         body.put_u8(b'}');
         body.freeze()
-    }
-
-    /// The response: `304` when the client holds this page already.
-    fn reply(self, state: &AppState, how: &conditional::Negotiation) -> Response {
-        state.responses.reply_with(how, self.tag(), state.vary(), || self.render())
     }
 }
 

@@ -41,6 +41,8 @@ mod described {
             list_namespace_rejections,
             list_modules,
             retention_plan,
+            insights,
+            namespace_insights,
             livez,
             readyz,
             openapi_json
@@ -206,6 +208,47 @@ mod described {
     responses(
         (status = 200, body = crate::api::retention::PlanReply), Refused))]
     fn retention_plan() {}
+
+    /// What insights count and how: docs/insights.md.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Query)]
+    #[allow(non_snake_case)]
+    struct InsightsQuery {
+        /// Comma-separated: any of pipeline, application, environment, namespace, trigger.
+        #[param(
+            pattern = "^((pipeline|application|environment|namespace|trigger)(,(pipeline|application|environment|namespace|trigger))*)?$"
+        )]
+        groupBy: Option<String>,
+        /// Buckets: `day`, `week` (ISO, from Monday), `month`, or `whole` (one bucket). Default
+        /// `week`. At most 800 buckets.
+        #[param(pattern = "^(day|week|month|whole)?$")]
+        interval: Option<String>,
+        /// The range's start: an RFC 3339 time, a date (its midnight in `tz`), or a duration
+        /// before now (`90d`, the default). Moved back to the start of its bucket. Ranges longer
+        /// than 3660 days are refused.
+        from: Option<String>,
+        /// The range's end (exclusive), in the same forms; default now. Relative times are from
+        /// the next whole minute.
+        to: Option<String>,
+        /// The IANA time zone whose calendar the buckets follow (default `UTC`).
+        tz: Option<String>,
+        /// With If-None-Match: hold the request until the answer would differ, at most this long.
+        #[param(minimum = 1, maximum = 300)]
+        timeoutSeconds: Option<u32>,
+    }
+
+    /// Delivery metrics over the runs the caller may read, live and archived: deployments,
+    /// change fail rate (with both counts), recovery and lead times, and durations with exact
+    /// percentiles, per group and bucket.
+    #[utoipa::path(get, path = "/api/v1/insights", tag = "insights",
+    params(ExecutionQuery, InsightsQuery, NamespaceFilter),
+    responses((status = 200, body = crate::wire::InsightsBody), Refused, NotFound))]
+    fn insights() {}
+
+    #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/insights", tag = "insights",
+    params(("namespace" = String, Path), ExecutionQuery, InsightsQuery),
+    responses((status = 200, body = crate::wire::InsightsBody), Refused, NotFound))]
+    fn namespace_insights() {}
 
     #[utoipa::path(get, path = "/api/v1/modules", tag = "modules",
     responses(

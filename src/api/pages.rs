@@ -12,7 +12,7 @@ use warp::reply::Response;
 
 use super::conditional::Negotiation;
 use super::params::Params;
-use super::{ApiError, AppState, ListBody};
+use super::{Answer, ApiError, AppState};
 use crate::model::Resource;
 use crate::query::Scope;
 use crate::wire::Tag;
@@ -28,6 +28,9 @@ pub(super) struct PageRequest {
     pub namespace: Option<String>,
     pub params: Params,
     pub scope: Scope,
+    /// Where a body depends on the time too (insights' relative ranges), the time it was made
+    /// for; 0 for lists.
+    pub as_of: i64,
 }
 
 #[derive(Clone, Copy)]
@@ -73,7 +76,7 @@ impl Pages {
         state: &AppState,
         how: &Negotiation,
         request: PageRequest,
-        page: impl Future<Output = Result<ListBody, ApiError>>,
+        page: impl Future<Output = Result<impl Answer, ApiError>>,
     ) -> Result<Response, ApiError> {
         // Read before the page is made: a change in between makes the entry unreachable, never
         // older than what it is served for.
@@ -84,7 +87,7 @@ impl Pages {
         }
         let body = page.await?;
         let tag = body.tag();
-        if body.complete {
+        if body.complete() {
             self.0.insert(request, Remembered { revision, tag });
         }
         Ok(state.responses.reply_with(how, tag, state.vary(), || body.render()))
@@ -97,6 +100,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::api::ListBody;
     use crate::decode::{Limits, SchemaRegistry};
     use crate::fixtures::{Cm, Doc};
     use crate::index::Index;
@@ -120,6 +124,7 @@ mod tests {
             namespace: None,
             params: Params::parse(query, &["limit"]).unwrap(),
             scope: Scope::all(),
+            as_of: 0,
         };
         let made = Cell::new(0);
         let ask = |query: &str, complete: bool| {
@@ -146,7 +151,8 @@ mod tests {
         let long = "p".repeat(60_000);
         for i in 0..200 {
             let params = Params::parse(&format!("pipeline={long}{i}"), &["pipeline"]).unwrap();
-            let request = PageRequest { resource: Resource::Executions, namespace: None, params, scope: Scope::all() };
+            let request =
+                PageRequest { resource: Resource::Executions, namespace: None, params, scope: Scope::all(), as_of: 0 };
             let page = async { Ok(body(true)) };
             futures::executor::block_on(state.pages.reply(&state, &Negotiation::default(), request, page)).unwrap();
         }

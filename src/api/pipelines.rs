@@ -46,7 +46,8 @@ pub(super) async fn list(namespaced: Option<String>, request: ApiRequest) -> Res
         let followed = Followed::Pipelines { namespace: namespace.map(str::to_owned), scope, snapshot };
         return Ok(stream::start(&state, &caller, followed, ends, how.last_event_id)?);
     }
-    let held = HeldList { resource: Resource::Pipelines, namespace: namespaced.as_deref(), params: &params, scope };
+    let held =
+        HeldList { resource: Resource::Pipelines, namespace: namespaced.as_deref(), params: &params, scope, as_of: 0 };
     poll::list(&state, &caller, &how, timeout, held, |scope| std::future::ready(Ok(page(&state, &scope).0))).await
 }
 

@@ -18,7 +18,7 @@ use super::authz::{access_lost, hidden, scope};
 use super::conditional::Negotiation;
 use super::limits;
 use super::pages::PageRequest;
-use super::{ApiError, AppState, ListBody, params::Params};
+use super::{Answer, ApiError, AppState, params::Params};
 use crate::access::{Caller, Verb};
 use crate::model::Resource;
 use crate::modules::NotInstalled;
@@ -47,6 +47,8 @@ pub struct HeldList<'a> {
     pub namespace: Option<&'a str>,
     pub params: &'a Params,
     pub scope: Scope,
+    /// What the body depends on besides these and the data: see `PageRequest::as_of`.
+    pub as_of: i64,
 }
 
 /// What a GET of one object answers for.
@@ -57,7 +59,7 @@ pub struct HeldOne<'a> {
 }
 
 /// Answers a list: at once, unless the client holds the current page and asked to wait.
-pub async fn list<F>(
+pub async fn list<F, B>(
     state: &AppState,
     caller: &Caller,
     how: &Negotiation,
@@ -66,7 +68,8 @@ pub async fn list<F>(
     page: impl Fn(Scope) -> F,
 ) -> Result<Response, Rejection>
 where
-    F: Future<Output = Result<ListBody, ApiError>>,
+    F: Future<Output = Result<B, ApiError>>,
+    B: Answer,
 {
     let Some(timeout) = timeout else {
         let request = PageRequest {
@@ -74,6 +77,7 @@ where
             namespace: held.namespace.map(str::to_owned),
             params: held.params.clone(),
             scope: held.scope.clone(),
+            as_of: held.as_of,
         };
         return Ok(state.pages.reply(state, how, request, page(held.scope.clone())).await?);
     };

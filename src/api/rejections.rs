@@ -21,7 +21,8 @@ pub(super) async fn list(namespaced: Option<String>, request: ApiRequest) -> Res
     let verb = if timeout.is_some() { Verb::Watch } else { Verb::List };
     let NamedList { scope, namespace, limit, after } =
         NamedList::read(&state, &caller, Resource::Rejections, namespaced.as_deref(), &params, verb).await?;
-    let held = HeldList { resource: Resource::Rejections, namespace: namespaced.as_deref(), params: &params, scope };
+    let held =
+        HeldList { resource: Resource::Rejections, namespace: namespaced.as_deref(), params: &params, scope, as_of: 0 };
     poll::list(&state, &caller, &how, timeout, held, |scope| {
         let page = state.index.rejections(namespace, &scope, after.as_ref(), limit);
         let freshness = state.index.freshness(namespace, &scope);

@@ -8,7 +8,9 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use super::conditional::Negotiation;
-use super::{ApiError, ApiRequest, AppState, authz, executions, health, modules, pipelines, rejections, retention};
+use super::{
+    ApiError, ApiRequest, AppState, authz, executions, health, insights, modules, pipelines, rejections, retention,
+};
 use crate::model::Resource;
 use crate::wire::ErrorCode;
 
@@ -20,6 +22,10 @@ pub(super) enum Route<'a> {
     OpenApi,
     Modules,
     RetentionPlan,
+    /// `/api/v1/insights` or `/api/v1/namespaces/{namespace}/insights`.
+    Insights {
+        namespace: Option<&'a str>,
+    },
     /// `/api/v1/{resource}` or `/api/v1/namespaces/{namespace}/{resource}`.
     List {
         resource: Resource,
@@ -56,6 +62,8 @@ impl<'a> Route<'a> {
             ["openapi.json"] => Route::OpenApi,
             ["api", "v1", "modules"] => Route::Modules,
             ["api", "v1", "retention", "plan"] => Route::RetentionPlan,
+            ["api", "v1", "insights"] => Route::Insights { namespace: None },
+            ["api", "v1", "namespaces", namespace, "insights"] => Route::Insights { namespace: Some(namespace) },
             ["api", "v1", resource] => Route::List { resource: Resource::listed(resource)?, namespace: None },
             ["api", "v1", "namespaces", namespace, resource] => {
                 Route::List { resource: Resource::listed(resource)?, namespace: Some(namespace) }
@@ -73,6 +81,7 @@ impl<'a> Route<'a> {
             Route::Execution { .. } => Some(Resource::Executions),
             Route::Pipeline { .. } => Some(Resource::Pipelines),
             Route::RetentionPlan => Some(Resource::Retention),
+            Route::Insights { .. } => Some(Resource::Insights),
             Route::Livez | Route::Readyz | Route::OpenApi | Route::Modules => None,
         }
     }
@@ -113,6 +122,7 @@ pub(super) async fn dispatch(state: AppState, request: Incoming) -> Result<Respo
     match route {
         Route::Modules => modules::list(request).await,
         Route::RetentionPlan => retention::plan(request).await,
+        Route::Insights { namespace } => insights::get(namespace.map(owned), request).await,
         Route::List { resource, namespace } => {
             let namespace = namespace.map(owned);
             match resource {

@@ -29,7 +29,7 @@ use warp::sse::Event;
 
 use super::conditional::Negotiation;
 use super::params::Params;
-use super::{ApiError, AppState, ListBody};
+use super::{Answer, ApiError, AppState, ListBody};
 use crate::access::Caller;
 use crate::index::{Change, Changed, Lost};
 use crate::model::ObjectRef;

@@ -40,7 +40,12 @@ pub struct ServeArgs {
     pub retention: RetentionArgs,
     /// Modules to enable (comma-separated) while no BackendModule CRD is installed, and always
     /// with --from-dir.
-    #[arg(long, env = "EXECWATCH_MODULES", value_delimiter = ',', default_value = "executions,pipelines,rejections")]
+    #[arg(
+        long,
+        env = "EXECWATCH_MODULES",
+        value_delimiter = ',',
+        default_value = "executions,pipelines,rejections,insights"
+    )]
     pub modules: Vec<ModuleName>,
     #[command(flatten)]
     pub schema: SchemaArgs,

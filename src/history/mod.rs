@@ -12,6 +12,7 @@
 mod incarnation;
 mod journal;
 mod list;
+mod rollup;
 mod runs;
 pub mod spool;
 mod store;
@@ -30,12 +31,14 @@ use jiff::Timestamp;
 use sqlx::AnyPool;
 
 use crate::index::{ExecutionEntry, Index};
+use crate::insights::{Millis, RunFacts};
 use crate::model::ObjectRef;
 use crate::query::{ExecutionFilter, Listing, Position};
 use crate::quote::shorten;
 use crate::wire::Json;
 
 pub use journal::{ArchiveKey, Journal, Note, Synced};
+pub use rollup::{ArchivedFacts, FACTS_VERSION};
 pub use warm::{Stored, Warm, WarmSource};
 pub use writer::run;
 
@@ -268,6 +271,47 @@ impl Archive {
                 (Listing::first(items, stopped, limit), None)
             }
             Err(unreadable) => (Listing::first(items, None, limit), Some(unreadable)),
+        }
+    }
+
+    /// The runs whose ConfigMaps are gone that `filter` matches and that count at or after
+    /// `from`, for insights: the archive's rollups and the deletions not written yet, each run
+    /// (ConfigMap uid) once; and why the archive's are missing when it cannot be read.
+    pub async fn insight_runs(
+        &self,
+        filter: &ExecutionFilter,
+        from: Millis,
+    ) -> (Vec<ArchivedFacts>, Option<Unreadable>) {
+        let mut runs: Vec<ArchivedFacts> = Vec::new();
+        for (entry, _) in self.0.journal.departed() {
+            let facts = RunFacts::of(&entry.view);
+            let counted = facts.last_counted().is_some_and(|at| at >= from);
+            let known = runs.iter().any(|r| r.uid == entry.uid && r.name == entry.id.name);
+            if counted && !known && filter.matches(&*entry) {
+                let (namespace, name) = (entry.id.namespace.clone(), entry.id.name.clone());
+                runs.push(ArchivedFacts {
+                    namespace,
+                    name,
+                    uid: entry.uid.clone(),
+                    labels: entry.labels.clone(),
+                    facts,
+                });
+            }
+        }
+        if filter.namespaces().as_ref().is_some_and(Vec::is_empty) {
+            return (runs, None);
+        }
+        let reader = budget_key(filter.namespaces().as_deref());
+        let incarnations = self.incarnations();
+        let stored =
+            self.read(&reader, |pool| async move { rollup::archived(&pool, filter, from, incarnations).await });
+        match stored.await {
+            Ok(stored) => {
+                let pending: HashSet<(String, String)> = runs.iter().map(|r| (r.name.clone(), r.uid.clone())).collect();
+                runs.extend(stored.into_iter().filter(|r| !pending.contains(&(r.name.clone(), r.uid.clone()))));
+                (runs, None)
+            }
+            Err(unreadable) => (runs, Some(unreadable)),
         }
     }
 

@@ -11,6 +11,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 use super::ArchiveUrl;
 use super::incarnation::Incarnations;
+use super::rollup::{self, StoredFacts};
 use super::runs::{ArchivedLoad, from_summary};
 use super::{ArchiveKey, Note, Stored, Synced};
 use crate::query::ExecutionFilter;
@@ -80,6 +81,15 @@ pub async fn write_rows(pool: &AnyPool, rows: Vec<StoredNote>, schema_set: &str)
     let mut tx = pool.begin().await?;
     for row in &rows {
         upsert(row, schema_set).execute(&mut *tx).await?;
+        // Notes spooled by a version before insights carry no facts: made from the document.
+        let facts = match (&row.facts, row.last_counted) {
+            (Some(facts), last_counted) => Some(StoredFacts { facts: facts.clone(), last_counted }),
+            (None, _) => StoredFacts::of_detail(&row.detail),
+        };
+        if let Some(facts) = facts {
+            let key = (row.namespace.as_str(), row.name.as_str(), row.uid.as_str());
+            rollup::copy(&mut *tx, key, &row.resource_version, &facts).await?;
+        }
     }
     tx.commit().await
 }
@@ -105,6 +115,11 @@ pub struct StoredNote {
     /// When its ConfigMap was created (the API server's clock), where known.
     #[serde(default)]
     configmap_created: Option<i64>,
+    /// Its insights facts (`rollup`), and the latest time they count at.
+    #[serde(default)]
+    facts: Option<String>,
+    #[serde(default)]
+    last_counted: Option<i64>,
 }
 
 impl StoredNote {
@@ -114,6 +129,7 @@ impl StoredNote {
             Note::Deleted(entry, at) => (entry, *at, Some(millis(*at))),
         };
         let text = |json: &crate::wire::Json| String::from_utf8_lossy(&json.bytes).into_owned();
+        let facts = StoredFacts::of(&entry.view);
         StoredNote {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
@@ -130,6 +146,8 @@ impl StoredNote {
             seen: millis(seen),
             deleted,
             configmap_created: entry.created.map(millis),
+            facts: Some(facts.facts),
+            last_counted: facts.last_counted,
         }
     }
 }
@@ -166,6 +184,15 @@ fn list_key(namespace: &str, name: &str) -> Vec<u8> {
 /// Deletes up to `batch` rows of executions deleted from the cluster before `before`: the
 /// number deleted, so the caller goes on until none is left without holding a long lock.
 pub async fn prune(pool: &AnyPool, before: Timestamp, batch: i64) -> Result<u64, sqlx::Error> {
+    // Their rollups first: a rollup is never left without its row for long.
+    sqlx::query(
+        "DELETE FROM run_facts WHERE (namespace, name, uid) IN \
+         (SELECT namespace, name, uid FROM run_facts WHERE deleted_at < $1 LIMIT $2)",
+    )
+    .bind(millis(before))
+    .bind(batch)
+    .execute(pool)
+    .await?;
     let done = sqlx::query(
         "DELETE FROM executions WHERE (namespace, name, uid) IN \
          (SELECT namespace, name, uid FROM executions WHERE deleted_at < $1 LIMIT $2)",
@@ -250,6 +277,16 @@ pub async fn mark_deleted(pool: &AnyPool, gone: &[ArchiveKey], at: Timestamp) ->
     for key in gone {
         sqlx::query(
             "UPDATE executions SET deleted_at = $1 WHERE namespace = $2 AND name = $3 AND uid = $4 \
+             AND deleted_at IS NULL",
+        )
+        .bind(millis(at))
+        .bind(key.namespace.as_str())
+        .bind(key.name.as_str())
+        .bind(key.uid.as_str())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE run_facts SET deleted_at = $1 WHERE namespace = $2 AND name = $3 AND uid = $4 \
              AND deleted_at IS NULL",
         )
         .bind(millis(at))

@@ -31,12 +31,15 @@ pub async fn run(settings: ArchiveSettings, index: Index, status: Archive, schem
     if let Some(spool) = &settings.spool {
         replay(&pool, spool, &schema_set).await;
     }
+    rollups(&pool, &status).await;
     let (mut prune_at, mut load_at) = (tokio::time::Instant::now(), tokio::time::Instant::now());
     let mut backoff = Duration::from_millis(100);
     let mut incarnations_seen = status.incarnations().generation();
     loop {
         if tokio::time::Instant::now() >= prune_at {
             prune(&pool, &settings, &status).await;
+            // Rollups that could not be rebuilt at the start are tried again.
+            rollups(&pool, &status).await;
             // Pipelines' history loaded again: without what was pruned, and counting a name
             // deleted and created again once.
             status.update(|s| s.runs_loaded = false);
@@ -106,6 +109,30 @@ async fn write_batch(
             });
             tokio::time::sleep(*backoff).await;
             *backoff = (*backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+}
+
+/// Rebuilds insights' rollups where they were made by other rules (or not yet, as right after
+/// the migration that adds them). Notes wait meanwhile; a failure is tried again within the hour.
+async fn rollups(pool: &AnyPool, status: &Archive) {
+    match super::rollup::stale(pool).await {
+        Ok(false) => return,
+        Ok(true) => {}
+        Err(e) => {
+            tracing::warn!(error = %shorten(e.to_string()), "cannot read the insights rollups' version");
+            return;
+        }
+    }
+    let started = std::time::Instant::now();
+    tracing::info!("rebuilding the insights rollups from the archived documents");
+    match super::rollup::rebuild(pool).await {
+        Ok(runs) => {
+            tracing::info!(runs, took = ?started.elapsed(), "insights rollups rebuilt");
+            status.changed();
+        }
+        Err(e) => {
+            tracing::warn!(error = %shorten(e.to_string()), "cannot rebuild the insights rollups; trying again within the hour")
         }
     }
 }

@@ -136,7 +136,13 @@ impl Outcome {
 }
 
 impl Tally {
-    fn deployment(&mut self, env: &EnvironmentFacts, outcome: Outcome, day: Option<Date>, recovery: Option<Option<Millis>>) {
+    fn deployment(
+        &mut self,
+        env: &EnvironmentFacts,
+        outcome: Outcome,
+        day: Option<Date>,
+        recovery: Option<Option<Millis>>,
+    ) {
         let d = &mut self.deployments;
         match outcome.phase {
             Phase::Succeeded => {
@@ -177,7 +183,11 @@ impl Tally {
             end: time(end),
             change_fail_rate: Rate::of(d.failed, d.succeeded + d.failed),
             deployments: d,
-            recovery: Recovery { recovered: self.recovered.len() as u64, open: self.open, time: stats(&mut self.recovered) },
+            recovery: Recovery {
+                recovered: self.recovered.len() as u64,
+                open: self.open,
+                time: stats(&mut self.recovered),
+            },
             lead_time: stats(&mut self.lead),
             durations: Durations {
                 run: stats(&mut self.run_took),
@@ -241,5 +251,6 @@ fn body(request: &InsightsRequest, groups: BTreeMap<Vec<&str>, GroupTally>) -> I
         interval: request.interval.as_str().to_owned(),
         group_by: request.group_by.iter().map(|k| k.as_str().to_owned()).collect(),
         groups,
+        freshness: None,
     }
 }

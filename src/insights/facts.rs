@@ -181,7 +181,11 @@ mod tests {
         let facts = RunFacts::of(&v);
         let (dev, prod) = (&facts.environments[0], &facts.environments[1]);
         let run_end = "2026-01-01T10:30:00Z".parse::<Timestamp>().unwrap().as_millisecond();
-        assert_eq!(dev.outcome.map(|o| (o.at, o.took)), Some((run_end, None)), "counted at the run's end, not measured");
+        assert_eq!(
+            dev.outcome.map(|o| (o.at, o.took)),
+            Some((run_end, None)),
+            "counted at the run's end, not measured"
+        );
         assert_eq!(dev.lead, Some(90 * MIN), "lead time from the commit");
         assert_eq!(prod.outcome.and_then(|o| o.took), None, "an end before its start is not a duration");
         assert_eq!(prod.gap, None, "dev's own end is unknown: no gap");

@@ -123,7 +123,10 @@ impl Buckets {
         let mut edge = start.clone();
         while edge.timestamp() < to {
             if edges.len() > MAX_BUCKETS {
-                let why = format!("more than {MAX_BUCKETS} {}s: ask for a shorter range or a longer interval", interval.as_str());
+                let why = format!(
+                    "more than {MAX_BUCKETS} {}s: ask for a shorter range or a longer interval",
+                    interval.as_str()
+                );
                 return Err(why);
             }
             edge = if interval == Interval::Whole {
@@ -175,15 +178,18 @@ impl InsightsRequest {
         now: Timestamp,
     ) -> Result<Self, FilterError> {
         let text = |name: &str| parameter(name).filter(|v| !v.is_empty());
-        let invalid = |name: &'static str, value: &str, reason: String| FilterError { name, value: value.to_owned(), reason };
+        let invalid =
+            |name: &'static str, value: &str, reason: String| FilterError { name, value: value.to_owned(), reason };
         let filter = ExecutionFilter::from_parameters(namespace, parameter, scope)?;
-        let group_by = text("groupBy").map_or(Ok(Vec::new()), |raw| group_keys(raw).map_err(|r| invalid("groupBy", raw, r)))?;
+        let group_by =
+            text("groupBy").map_or(Ok(Vec::new()), |raw| group_keys(raw).map_err(|r| invalid("groupBy", raw, r)))?;
         let interval = text("interval").map_or(Ok(Interval::Week), |raw| {
             Interval::parse(raw).ok_or_else(|| invalid("interval", raw, "expected day, week, month or whole".into()))
         })?;
         let tz_name = text("tz").unwrap_or("UTC");
-        let tz = TimeZone::get(tz_name)
-            .map_err(|_| invalid("tz", tz_name, "expected an IANA time zone name, as in Europe/Berlin or UTC".into()))?;
+        let tz = TimeZone::get(tz_name).map_err(|_| {
+            invalid("tz", tz_name, "expected an IANA time zone name, as in Europe/Berlin or UTC".into())
+        })?;
         let at = |name: &'static str, default: &str| {
             let raw = text(name).unwrap_or(default);
             point(raw, now, &tz).map_err(|reason| invalid(name, raw, reason))
@@ -250,7 +256,8 @@ mod tests {
         let r = request(&[("from", "2026-03-23"), ("to", "2026-04-06"), ("tz", "Europe/Berlin")]).unwrap();
         assert_eq!(r.buckets.edges[0], "2026-03-22T23:00:00Z".parse::<Timestamp>().unwrap().as_millisecond());
         assert_eq!(hours(&r.buckets.edges), [167, 168]);
-        let days = request(&[("from", "2026-03-28"), ("to", "2026-03-31"), ("tz", "Europe/Berlin"), ("interval", "day")]);
+        let days =
+            request(&[("from", "2026-03-28"), ("to", "2026-03-31"), ("tz", "Europe/Berlin"), ("interval", "day")]);
         assert_eq!(hours(&days.unwrap().buckets.edges), [24, 23, 24]);
     }
 
@@ -259,7 +266,10 @@ mod tests {
         let r = request(&[("from", "2026-03-04T10:00:00Z"), ("to", "2026-03-05T00:00:00Z")]).unwrap();
         assert_eq!(r.buckets.edges, ["2026-03-02T00:00:00Z", "2026-03-09T00:00:00Z"].map(ms));
         let r = request(&[("from", "2026-01-31"), ("to", "2026-03-02"), ("interval", "month")]).unwrap();
-        assert_eq!(r.buckets.edges, ["2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"].map(ms));
+        assert_eq!(
+            r.buckets.edges,
+            ["2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"].map(ms)
+        );
         let whole = request(&[("interval", "whole")]).unwrap();
         assert_eq!(whole.buckets.len(), 1);
         assert_eq!(whole.buckets.to, ms("2026-04-01T12:00:00Z"));

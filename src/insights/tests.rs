@@ -124,7 +124,8 @@ fn cancelled_and_skipped_environments_are_not_failures() {
 #[test]
 fn the_environment_filter_counts_that_environment_alone() {
     let mut run = deployed("web", "prod", Phase::Succeeded, ms("2026-03-03T10:00:00Z"));
-    run.environments.insert(0, deployed("web", "dev", Phase::Failed, ms("2026-03-03T09:00:00Z")).environments.remove(0));
+    run.environments
+        .insert(0, deployed("web", "dev", Phase::Failed, ms("2026-03-03T09:00:00Z")).environments.remove(0));
     let runs = [run];
     let body = insights(&[("from", "2026-03-02"), ("to", "2026-03-09"), ("environment", "prod")], &runs);
     let total = &only_group(&body).total;

@@ -136,6 +136,8 @@ pub enum Resource {
     Rejections,
     /// Retention's plan: `/api/v1/retention/plan`.
     Retention,
+    /// Delivery metrics: `/api/v1/insights`.
+    Insights,
 }
 
 impl Resource {
@@ -149,6 +151,7 @@ impl Resource {
             Resource::Pipelines => "pipelines",
             Resource::Rejections => "rejections",
             Resource::Retention => "retention",
+            Resource::Insights => "insights",
         }
     }
 
@@ -165,8 +168,14 @@ impl std::fmt::Display for Resource {
 }
 
 /// Every module, in the order they are enabled.
-pub const MODULES: [ModuleName; 5] =
-    [ModuleName::Executions, ModuleName::Pipelines, ModuleName::Rejections, ModuleName::History, ModuleName::Retention];
+pub const MODULES: [ModuleName; 6] = [
+    ModuleName::Executions,
+    ModuleName::Pipelines,
+    ModuleName::Rejections,
+    ModuleName::History,
+    ModuleName::Retention,
+    ModuleName::Insights,
+];
 
 /// A module, by the name `--modules`, BackendModule objects and `/api/v1/modules` use: each is
 /// also the API resource it serves.
@@ -180,6 +189,8 @@ pub enum ModuleName {
     History,
     /// Pruning by a retention policy (`--retention`): present only where one is configured.
     Retention,
+    /// Delivery metrics over live and archived runs.
+    Insights,
 }
 
 impl ModuleName {
@@ -190,6 +201,7 @@ impl ModuleName {
             ModuleName::Rejections => "rejections",
             ModuleName::History => "history",
             ModuleName::Retention => "retention",
+            ModuleName::Insights => "insights",
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod executions;
 mod history;
+mod insights;
 mod pipelines;
 mod rejections;
 mod retention;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 
 pub use executions::ExecutionsModule;
 pub use history::HistoryModule;
+pub use insights::InsightsModule;
 pub use pipelines::PipelinesModule;
 pub use rejections::RejectionsModule;
 pub use retention::RetentionModule;

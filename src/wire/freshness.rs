@@ -14,7 +14,7 @@ pub enum ShardState {
     Failing,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShardStatus {
     /// The namespace watched, or `dir:PATH`.
@@ -77,7 +77,7 @@ impl ShardStatus {
 }
 
 /// How complete and fresh a response is: every source it draws on that is not synced is named.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Freshness {
     pub complete: bool,

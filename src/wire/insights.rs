@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::Freshness;
+
 /// The answer of `/api/v1/insights`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -21,6 +23,9 @@ pub struct InsightsBody {
     pub group_by: Vec<String>,
     /// One per combination of the grouped values that has anything in the range, in their order.
     pub groups: Vec<InsightsGroup>,
+    /// The sources not counted, as lists name them: an unsynced namespace, an unreadable archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<Freshness>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
