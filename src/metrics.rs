@@ -149,6 +149,57 @@ impl SourceMetrics {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeploymentLabels {
+    namespace: String,
+    environment: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvironmentLabels {
+    namespace: String,
+    environment: String,
+}
+
+/// Deployments seen happen (an environment of a run reaching Succeeded or Failed), by namespace,
+/// environment and result, and their durations; owned by the index. Labelled by namespace and
+/// environment only: pipelines, applications and runs are unbounded sets (docs/insights.md).
+#[derive(Clone)]
+pub struct DeploymentMetrics {
+    deployments: Family<DeploymentLabels, Counter>,
+    durations: Family<EnvironmentLabels, Histogram>,
+}
+
+impl Default for DeploymentMetrics {
+    fn default() -> Self {
+        // 1 s to about 18 h.
+        let buckets = || Histogram::new(exponential_buckets(1.0, 2.0, 17));
+        DeploymentMetrics { deployments: Family::default(), durations: Family::new_with_constructor(buckets) }
+    }
+}
+
+impl DeploymentMetrics {
+    /// An environment reached `result` (`succeeded` or `failed`), after `took` where measured.
+    pub fn deployed(&self, namespace: &str, environment: &str, result: &'static str, took: Option<Duration>) {
+        let (namespace, environment) = (namespace.to_owned(), environment.to_owned());
+        if let Some(took) = took {
+            let labels = EnvironmentLabels { namespace: namespace.clone(), environment: environment.clone() };
+            self.durations.get_or_create(&labels).observe(took.as_secs_f64());
+        }
+        self.deployments.get_or_create(&DeploymentLabels { namespace, environment, result }).inc();
+    }
+
+    pub fn register(&self, registry: &mut Registry) {
+        let deployments = "Deployments seen happen (an environment of a run reaching Succeeded or Failed), by namespace, \
+                           environment and result; relists count none";
+        registry.register("deployments", deployments, self.deployments.clone());
+        let durations =
+            "How long deployments seen happen took (the environment's start to finish), by namespace and environment";
+        registry.register("deployment_duration_seconds", durations, self.durations.clone());
+    }
+}
+
 /// Access-cache lookups and reviews sent to the API server; owned by the reviewer.
 #[derive(Clone)]
 pub struct ReviewMetrics {

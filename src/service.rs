@@ -183,3 +183,9 @@ impl Service {
         Some(tokio::spawn(api::server::serve(listener, routes, settings, http.clone(), health.shutting_down())))
     }
 }
+
+/// Rebuilds the insights rollups of the archive at `url` from its stored documents (connecting
+/// and migrating it first): the number of runs.
+pub async fn rebuild_insights(url: &crate::history::ArchiveUrl) -> Result<u64, crate::history::ArchiveError> {
+    crate::history::rebuild_rollups(url).await
+}

@@ -293,7 +293,7 @@ fn execwatch(what: &str, args: &[&str]) -> Output {
         }
         execwatch::cli::Command::Validate(_) => {}
         execwatch::cli::Command::Completions { .. } => {}
-        execwatch::cli::Command::Get(_) | execwatch::cli::Command::Wait(_) => {}
+        execwatch::cli::Command::Get(_) | execwatch::cli::Command::Wait(_) | execwatch::cli::Command::Archive(_) => {}
         execwatch::cli::Command::Record(record) => {
             if let Some(file) = record.record.file.filter(|f| f.as_os_str() != "-" && !f.starts_with("path/to")) {
                 assert!(root().join(file).is_file(), "{what}: no such file");

@@ -38,7 +38,7 @@ fn run_doc(app: &str, minute: u32, prod: &str) -> String {
          application:\n  name: {app}\n  version: \"1.{m}\"\n  revisionTime: \"{}\"\ntrigger:\n  type: {}\n\
          phase: {prod}\nstartedAt: \"{}\"\nfinishedAt: \"{}\"\nenvironments:\n{}{}{}",
         commit,
-        if m % 3 == 0 { "Manual" } else { "GitPush" },
+        if m.is_multiple_of(3) { "Manual" } else { "GitPush" },
         at(m),
         at(m + 25 + m % 7),
         env("dev", "Succeeded", m, m + 5),
@@ -301,5 +301,46 @@ async fn each_team_sees_its_own_numbers_and_the_same_404_for_another_namespace()
     })
     .await;
     assert_eq!(service.etag(&path, Some("token-a")).await, etag_a);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_shows_the_numbers_the_api_gives_and_a_new_run_without_a_reload() {
+    let runs = history();
+    let (service, dir) = live_service(&runs, "team-a").await;
+    wait_insights(&service, "", runs.len()).await;
+    let Some(browser) = common::browser::Browser::start(1280, 900).await else { return };
+    let query = "from=2026-10-01&to=2026-12-01&interval=week&tz=UTC";
+    browser.goto(&format!("{}/#/insights?{query}", service.base)).await;
+    let card = "article[data-key='web/prod']";
+    let rate = browser
+        .wait_text("web in prod is shown", &format!("{card} [data-figure='change-fail-rate']"), |t| !t.is_empty())
+        .await;
+    assert_eq!(rate, "4 of 23 (17.4 %)");
+    let api = service.get(&format!("/api/v1/insights?groupBy=application,environment&{query}")).await.1;
+    let web = group(&api, &[("application", "web"), ("environment", "prod")]);
+    let figure = |name: &str| format!("{card} [data-figure='{name}']");
+    assert_eq!(
+        browser.text(&figure("deployments")).await.unwrap(),
+        web["total"]["deployments"]["succeeded"].to_string()
+    );
+    let bars =
+        browser.eval(&format!("return document.querySelectorAll(\"{card} svg rect.bar-ok\").length"), vec![]).await;
+    assert_eq!(bars.as_u64(), Some(web["buckets"].as_array().unwrap().len() as u64), "a bar per week");
+    let succeeded: Vec<String> =
+        web["buckets"].as_array().unwrap().iter().map(|b| b["deployments"]["succeeded"].to_string()).collect();
+    // Read as a screen reader and copy-paste do: the table is in the page, folded or not.
+    let script = "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent);";
+    let cells =
+        browser.eval(script, vec![serde_json::json!(format!("{card} table.numbers tbody td:nth-of-type(1)"))]).await;
+    assert_eq!(cells, serde_json::json!(succeeded), "the table beside the chart holds the API's numbers");
+
+    browser.mark().await;
+    let tmp = dir.path().join(".late.tmp");
+    std::fs::write(&tmp, manifest("team-a", "late", &run_doc("web", 20_000, "Failed"))).unwrap();
+    std::fs::rename(&tmp, dir.path().join("late.yaml")).unwrap();
+    browser.wait_text("the new failure shows", &figure("change-fail-rate"), |t| t == "5 of 24 (20.8 %)").await;
+    assert!(browser.still_marked().await, "without a reload");
+    browser.close().await;
     service.stop().await;
 }

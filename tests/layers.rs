@@ -23,12 +23,14 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("selector", &["model", "quote"]),
     ("wire", &["model"]),
     ("query", &["model", "selector", "wire", "quote"]),
+    // Delivery metrics from runs' facts: no I/O.
+    ("insights", &["model", "query", "wire"]),
     // ConfigMaps in.
     ("decode", &["model", "files", "quote", "fixtures"]),
     ("source", &["model", "decode", "files", "parallel", "quote", "selector", "fixtures"]),
     // The live executions, and the archive beside them.
-    ("index", &["model", "wire", "query", "decode", "source", "metrics", "parallel", "fixtures"]),
-    ("history", &["model", "wire", "query", "index", "source", "quote"]),
+    ("index", &["model", "wire", "query", "insights", "decode", "source", "metrics", "parallel", "fixtures"]),
+    ("history", &["model", "wire", "query", "insights", "index", "source", "quote"]),
     ("access", &["model", "query", "decode", "files", "metrics", "quote"]),
     (
         "retention",
@@ -42,6 +44,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "model",
             "wire",
             "query",
+            "insights",
             "decode",
             "selector",
             "quote",
@@ -57,7 +60,22 @@ const ROOMS: &[(&str, &[&str])] = &[
     ),
     ("service", &["model", "decode", "source", "metrics", "index", "history", "access", "retention", "modules", "api"]),
     // The binary's face: never the index, the archive or the HTTP server.
-    ("cli", &["service", "model", "wire", "query", "decode", "source", "retention", "selector", "files", "quote"]),
+    (
+        "cli",
+        &[
+            "service",
+            "model",
+            "wire",
+            "query",
+            "insights",
+            "decode",
+            "source",
+            "retention",
+            "selector",
+            "files",
+            "quote",
+        ],
+    ),
 ];
 
 /// Each top-level module of `src/` and, for each room it names as `crate::…`, a file that does.

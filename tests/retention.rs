@@ -97,9 +97,10 @@ async fn a_dry_run_plans_the_oldest_finished_runs_and_deletes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = start(Mode::DryRun, dir.path()).await;
     write_runs(&cluster).await;
-    let plan = wait_until("the plan names three runs", || async {
+    // Every run seen (the running one is written last), then three of them prunable.
+    let plan = wait_until("the plan names three of six runs", || async {
         let plan = plan_of(&cluster).await;
-        (plan["prunable"] == 3).then_some(plan)
+        (plan["prunable"] == 3 && plan["rules"][0]["selected"] == 6).then_some(plan)
     })
     .await;
     assert_eq!(plan["mode"], "dryRun");

@@ -7,6 +7,7 @@ import * as api from './api.js';
 import { queryOf } from './dom.js';
 import * as board from './board.js';
 import * as executions from './executions.js';
+import * as insights from './insights.js';
 import * as rejections from './rejections.js';
 import * as status from './status.js';
 
@@ -15,6 +16,7 @@ const VIEWS = [
   [/^\/executions$/, executions, 'executions'],
   [/^\/execution\/([^/]+)\/([^/]+)$/, executions, 'executions', 'one'],
   [/^\/rejections$/, rejections, 'rejections'],
+  [/^\/insights$/, insights, 'insights'],
   [/^\/status$/, status, 'status'],
 ];
 

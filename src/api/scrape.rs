@@ -32,6 +32,7 @@ pub fn registry(
     let mut registry = Registry::with_prefix("execwatch");
     http.register(&mut registry);
     index.restarts().register(&mut registry);
+    index.deployments().register(&mut registry);
     // Counted whatever the authority, so dashboards find the series: empty without reviews.
     access.review_metrics().cloned().unwrap_or_default().register(&mut registry);
     registry.register_collector(Box::new(State { index, modules, limits, archive }));

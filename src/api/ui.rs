@@ -27,7 +27,7 @@ macro_rules! asset {
 }
 
 /// Every file of `ui/`: name, media type, content.
-const FILES: [(&str, &str, &[u8]); 9] = [
+const FILES: [(&str, &str, &[u8]); 10] = [
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("app.js", "text/javascript; charset=utf-8"),
@@ -37,6 +37,7 @@ const FILES: [(&str, &str, &[u8]); 9] = [
     asset!("executions.js", "text/javascript; charset=utf-8"),
     asset!("rejections.js", "text/javascript; charset=utf-8"),
     asset!("status.js", "text/javascript; charset=utf-8"),
+    asset!("insights.js", "text/javascript; charset=utf-8"),
 ];
 
 struct Asset {

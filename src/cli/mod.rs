@@ -59,6 +59,9 @@ pub enum Command {
     /// Retention policies: what one would prune, before anything is deleted.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// The archive: rebuild what it derives from the stored documents.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Create or update an execution's ConfigMap, checked first as the service checks it.
     Record(RecordCommand),
     /// List executions, pipelines or rejections from the service, or show one execution.
@@ -85,6 +88,18 @@ pub enum RetentionCommand {
     /// What a retention policy would prune now, from a directory of manifests or from the
     /// cluster (the kubeconfig's, or the pod's); deletes nothing.
     Plan(RetentionPlanArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Make every archived run's insights rollup again from its stored document (a service
+    /// does this by itself when its rules change; this is for an archive restored from a backup,
+    /// or edited by hand). Safe while services write to the archive.
+    RebuildInsights {
+        /// The archive: sqlite:PATH or postgres://USER@HOST/DATABASE.
+        #[arg(long, env = "EXECWATCH_ARCHIVE")]
+        archive: crate::service::settings::ArchiveUrl,
+    },
 }
 
 #[derive(Debug, ClapArgs)]
@@ -154,6 +169,16 @@ impl SchemaArgs {
     }
 }
 
+/// `execwatch archive rebuild-insights`: says how many runs it made rollups of.
+async fn rebuild_insights(archive: &crate::service::settings::ArchiveUrl) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let runs = crate::service::rebuild_insights(archive)
+        .await
+        .with_context(|| format!("cannot rebuild the insights of {}", archive.redacted()))?;
+    println!("insights rebuilt for {runs} runs in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Parses the arguments and runs the command they name.
 pub fn main() -> ExitCode {
     // Run as `kubectl-execwatch` (a kubectl plugin), it is `execwatch` all the same.
@@ -181,6 +206,9 @@ pub fn main() -> ExitCode {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Args::command(), "execwatch", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Archive(ArchiveCommand::RebuildInsights { archive }) => {
+            runtime().and_then(|rt| rt.block_on(rebuild_insights(&archive)))
         }
         Command::Retention(RetentionCommand::Plan(args)) => runtime().and_then(|rt| rt.block_on(retention_plan(args))),
         Command::Record(args) => registry(&args.schema).and_then(|registry| {

@@ -433,6 +433,15 @@ pub async fn archived_plan(
     plan
 }
 
+/// Rebuilds the insights rollups of the archive at `url` (see `rollup`): the number of runs.
+pub async fn rebuild_rollups(url: &ArchiveUrl) -> Result<u64, ArchiveError> {
+    let failed = |e: sqlx::Error| ArchiveError::Failed(shorten(e.to_string()));
+    let pool = store::open(url).await.map_err(failed)?;
+    let runs = rollup::rebuild(&pool).await.map_err(failed);
+    pool.close().await;
+    runs
+}
+
 /// Moves the journal's notes that are not in the archive (the writer has stopped) to the
 /// spool: how many, or why they could not be kept (then they stay in the journal).
 pub fn spool_unwritten(settings: &ArchiveSettings, journal: &Journal) -> Result<usize, ArchiveError> {

@@ -15,7 +15,8 @@ mod query;
 mod shards;
 mod subscriber;
 
-use crate::metrics::SourceMetrics;
+use crate::insights::RunFacts;
+use crate::metrics::{DeploymentMetrics, SourceMetrics};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
@@ -85,6 +86,8 @@ pub struct Index {
     staleness: Duration,
     /// Failed lists and watches, counted for `/metrics`.
     restarts: SourceMetrics,
+    /// Deployments seen happen, for `/metrics`.
+    deployments: DeploymentMetrics,
     /// Told of every version served, every run ended and every relist (the archive's journal,
     /// where there is an archive). Where there is one, ended runs are kept, as archived.
     subscriber: Option<Arc<dyn Subscriber>>,
@@ -118,6 +121,7 @@ impl Index {
             staleness,
             subscriber: None,
             restarts: SourceMetrics::default(),
+            deployments: DeploymentMetrics::default(),
             instance: fastrand::u32(..),
             id_secret: new_secret(),
         }
@@ -143,6 +147,11 @@ impl Index {
     /// Lists and watches that failed and started over, per source.
     pub fn restarts(&self) -> &SourceMetrics {
         &self.restarts
+    }
+
+    /// Deployments seen happen, by namespace and environment.
+    pub fn deployments(&self) -> &DeploymentMetrics {
+        &self.deployments
     }
 
     /// Notified with the new revision after every change.
@@ -171,13 +180,37 @@ impl Index {
     /// meanwhile) are ignored, here and in every other verb.
     pub fn apply(&self, shard: &str, object: impl Into<Prepared>) {
         let object = object.into();
+        // Off the lock: what the new version shows deployed.
+        let facts = match &object {
+            Prepared::Execution(entry) => Some(RunFacts::of(&entry.view)),
+            Prepared::Rejection(_) => None,
+        };
         let mut state = self.write();
         if !state.shards.contains_key(shard) {
             return;
         }
+        if let Some(facts) = &facts {
+            let before = state.executions.get(object.id()).cloned();
+            self.count_deployments(object.id(), before.as_deref(), facts);
+        }
         let revision = state.revision + 1;
         self.insert(&mut state, shard, object, revision, Timestamp::now());
         self.commit(&mut state);
+    }
+
+    /// Counts the environments a new version (`facts`) shows deployed that the version it
+    /// replaces did not. Only changes seen one at a time count: a relist's runs may have
+    /// finished long ago.
+    fn count_deployments(&self, id: &ObjectRef, before: Option<&ExecutionEntry>, facts: &RunFacts) {
+        for env in &facts.environments {
+            let Some(deployed) = env.deployment() else { continue };
+            let was = before.and_then(|b| b.view.environments.iter().find(|e| e.name == env.name)).map(|e| e.phase);
+            if was != Some(deployed.phase) {
+                let result = if deployed.phase == Phase::Succeeded { "succeeded" } else { "failed" };
+                let took = deployed.took.and_then(|ms| u64::try_from(ms).ok()).map(Duration::from_millis);
+                self.deployments.deployed(&id.namespace, &env.name, result, took);
+            }
+        }
     }
 
     /// Adds or replaces one object and notes it for the archive: the version served, or, where

@@ -102,7 +102,9 @@ fn group_key<'a>(group_by: &[GroupKey], run: &Run<'a>, environment: Option<&'a s
 /// Each failed deployment's recovery, by (run, environment) position: `Some(time)` to the next
 /// success of the same application in the same environment and namespace, `None` while open.
 fn recoveries(runs: &[Run<'_>]) -> HashMap<(usize, usize), Option<Millis>> {
-    let mut lines: HashMap<(&str, &str, &str), Vec<(Millis, Phase, usize, usize)>> = HashMap::new();
+    // Per namespace, application and environment: each deployment's time, result and position.
+    type Line = Vec<(Millis, Phase, usize, usize)>;
+    let mut lines: HashMap<(&str, &str, &str), Line> = HashMap::new();
     for (index, run) in runs.iter().enumerate() {
         for (position, env) in run.facts.environments.iter().enumerate() {
             let Some(deployed) = env.deployment() else { continue };

@@ -1,7 +1,8 @@
-//! `execwatch get executions|pipelines|rejections` and `get execution NS/NAME`: the service's
-//! API for people and scripts. Lists are read a page at a time (`continue`) until they end or
+//! `execwatch get executions|pipelines|rejections|insights` and `get execution NS/NAME`: the
+//! service's API for people and scripts. Lists are read a page at a time (`continue`) until they end or
 //! `--limit` is reached; `--watch` then follows the list's (or the execution's) event stream.
 
+mod insights;
 mod table;
 
 use std::io::Write;
@@ -16,13 +17,13 @@ use crate::cli::client::events::Follow;
 use crate::cli::client::{ApiClient, ClientArgs, ClientError};
 use crate::model::names::split_name;
 use crate::model::{ExecutionView, Phase};
-use crate::wire::{Detail, Freshness, Pipeline, RejectionBody, Summary};
+use crate::wire::{Detail, Freshness, InsightsBody, Pipeline, RejectionBody, Summary};
 use crate::wire::{ExecutionList, PipelineList, RejectionList};
 use table::{Layout, Run, Table};
 
 #[derive(Debug, clap::Args)]
 pub struct GetArgs {
-    /// What to list: `executions`, `pipelines`, `rejections`; or `execution NAMESPACE/NAME`.
+    /// What to list: `executions`, `pipelines`, `rejections`, `insights`; or `execution NAMESPACE/NAME`.
     pub resource: Resource,
     /// The execution, for `get execution`: NAMESPACE/NAME (or NAME with --namespace).
     pub name: Option<String>,
@@ -53,6 +54,21 @@ pub struct GetArgs {
     /// After the list (its first page, with --watch), print each change as it happens.
     #[arg(short = 'w', long)]
     pub watch: bool,
+    /// Insights: group by these (pipeline, application, environment, namespace, trigger).
+    #[arg(long, value_delimiter = ',', help_heading = "Insights")]
+    pub group_by: Option<Vec<String>>,
+    /// Insights: buckets of `day`, `week` (ISO), `month`, or `whole` (one for the range).
+    #[arg(long, default_value = "week", help_heading = "Insights")]
+    pub interval: String,
+    /// Insights: from this long ago (`90d`, `12h`), a date or an RFC 3339 time.
+    #[arg(long, default_value = "90d", help_heading = "Insights")]
+    pub since: String,
+    /// Insights: up to this time (default: now), in the same forms.
+    #[arg(long, help_heading = "Insights")]
+    pub until: Option<String>,
+    /// Insights: the IANA time zone whose calendar the buckets follow (default UTC).
+    #[arg(long, help_heading = "Insights")]
+    pub tz: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -62,6 +78,7 @@ pub enum Resource {
     Executions,
     Pipelines,
     Rejections,
+    Insights,
     Execution,
 }
 
@@ -181,8 +198,30 @@ async fn get(client: &ApiClient, args: &GetArgs) -> Result<(), Failure> {
         Resource::Rejections => {
             list::<RejectionList>(client, args, &namespaced("rejections"), &[], table::rejections).await
         }
+        Resource::Insights => insights(client, args, &namespaced("insights")).await,
         Resource::Execution => one(client, args).await,
     }
+}
+
+/// `get insights`: one answer, as a table, JSON or YAML.
+async fn insights(client: &ApiClient, args: &GetArgs, path: &str) -> Result<(), Failure> {
+    if args.watch || args.output == Some(Format::Name) {
+        return Err(Failure::Usage("get insights takes neither --watch nor -o name".into()));
+    }
+    let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(insights::query(args)).finish();
+    let body: InsightsBody = client.get(&format!("{path}?{query}")).await?;
+    if let Some(freshness) = &body.freshness {
+        warn_incomplete(freshness);
+    }
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        Some(Format::Json) => writeln!(out, "{}", serde_json::to_string_pretty(&body).unwrap_or_default())?,
+        Some(Format::Yaml) => write!(out, "{}", serde_yaml::to_string(&body).unwrap_or_default())?,
+        _ if body.groups.is_empty() => eprintln!("No deployments or runs in {} to {}.", body.from, body.to),
+        _ => write!(out, "{}", insights::table(&body).render(true))?,
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Percent-encodes a path segment or query value.

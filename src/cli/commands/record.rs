@@ -53,6 +53,9 @@ pub struct RecordArgs {
     /// The source revision (e.g. a commit).
     #[arg(long)]
     pub revision: Option<String>,
+    /// When the revision was committed (RFC 3339): insights measure lead times from it.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub revision_time: Option<String>,
     /// What triggered the run: GitPush, ImageUpdate, Manual, Schedule, Promotion or API (the
     /// default for a new run).
     #[arg(long)]
@@ -337,11 +340,18 @@ fn configmap(
     Ok(cm)
 }
 
+/// An RFC 3339 time, as the schema's `date-time` takes it, written back in UTC.
+fn parse_time(text: &str) -> Result<String, String> {
+    let at: Timestamp = text.parse().map_err(|_| format!("{text:?} is not an RFC 3339 time (2026-11-22T08:15:00Z)"))?;
+    Ok(at.to_string())
+}
+
 fn changes_fields(args: &RecordArgs) -> bool {
     args.pipeline.is_some()
         || args.application.is_some()
         || args.version.is_some()
         || args.revision.is_some()
+        || args.revision_time.is_some()
         || args.trigger.is_some()
         || args.phase.is_some()
         || args.message.is_some()
@@ -369,6 +379,7 @@ fn apply(args: &RecordArgs, document: &mut Value, now: Timestamp) {
         }
         set(app, "version", &args.version);
         set(app, "revision", &args.revision);
+        set(app, "revisionTime", &args.revision_time);
     }
     if let Some(trigger) = &args.trigger {
         doc.insert("trigger".into(), json!({ "type": trigger }));
