@@ -344,3 +344,93 @@ async fn the_dashboard_shows_the_numbers_the_api_gives_and_a_new_run_without_a_r
     browser.close().await;
     service.stop().await;
 }
+
+async fn execwatch(args: &[&str]) -> (i32, String, String) {
+    let out = common::binary::command(args).output().await.expect("the binary runs");
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
+}
+
+#[tokio::test]
+async fn get_insights_prints_the_api_numbers_as_a_table_and_as_json() {
+    let runs = history();
+    let (service, _dir) = live_service(&runs, "team-a").await;
+    wait_insights(&service, "", runs.len()).await;
+    let server = service.base.as_str();
+    let range = ["--since", "2026-10-01", "--until", "2026-12-01"];
+    let args = [
+        &["get", "insights", "--server", server, "--group-by", "application,environment", "--interval", "whole"][..],
+        &range,
+    ]
+    .concat();
+    let (code, table, stderr) = execwatch(&args).await;
+    assert_eq!(code, 0, "{stderr}");
+    let headers: Vec<&str> =
+        table.lines().next().unwrap().split("   ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(headers[..4], ["APPLICATION", "ENVIRONMENT", "BUCKET", "DEPLOYS"], "{table}");
+    let prod = table.lines().find(|l| l.starts_with("web") && l.contains("prod")).unwrap_or_else(|| panic!("{table}"));
+    assert!(prod.contains("4 of 23 (17.4%)"), "{prod}");
+    let (code, json, stderr) = execwatch(&[&args[..], &["-o", "json"]].concat()).await;
+    assert_eq!(code, 0, "{stderr}");
+    let printed: Value = serde_json::from_str(&json).unwrap();
+    let api = service.get(&insights_path("groupBy=application,environment&interval=whole")).await.1;
+    assert_eq!(counted(printed), counted(api), "the CLI prints the API's answer");
+    let (code, _, stderr) = execwatch(&["get", "insights", "--server", server, "--interval", "hour"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("interval=\"hour\""), "the service's reason, with the parameter: {stderr}");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn rollups_are_rebuilt_by_the_command_and_by_a_start_after_their_rules_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.db");
+    let url = format!("sqlite:{}", db.display());
+    let runs = history();
+    let data = tempfile::tempdir().unwrap();
+    for (name, doc) in &runs {
+        std::fs::write(data.path().join(format!("{name}.yaml")), manifest("team-a", name, doc)).unwrap();
+    }
+    let archive = ArchiveSettings::new(url.parse().unwrap(), Duration::from_secs(86_400));
+    let setup = || Setup { archive: Some(archive.clone()), ..Setup::default() };
+    let service = Running::launch(dir_source(data.path(), Duration::from_millis(50)), setup()).await;
+    wait_insights(&service, "", runs.len()).await;
+    let expected = counted(service.get(&insights_path(QUERIES[0])).await.1);
+    // Every run archived: the files are gone.
+    for (name, _) in &runs {
+        std::fs::remove_file(data.path().join(format!("{name}.yaml"))).unwrap();
+    }
+    service
+        .wait_for("every run archived", "/api/v1/executions?limit=100", |b| {
+            b["items"].as_array().is_some_and(|i| i.len() == runs.len() && i.iter().all(|e| e["archived"] == true))
+        })
+        .await;
+    assert_eq!(counted(service.get(&insights_path(QUERIES[0])).await.1), expected);
+    service.stop().await;
+
+    let sql = |statement: &'static str| {
+        let url = url.clone();
+        async move {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&format!("{url}?mode=rw")).await.unwrap();
+            sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    };
+    sql("DELETE FROM run_facts").await;
+    let (code, out, stderr) = execwatch(&["archive", "rebuild-insights", "--archive", &url]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains(&format!("insights rebuilt for {} runs", runs.len())), "{out}");
+    let service = Running::launch(dir_source(data.path(), Duration::from_millis(50)), setup()).await;
+    wait_insights(&service, "", runs.len()).await;
+    assert_eq!(counted(service.get(&insights_path(QUERIES[0])).await.1), expected, "rebuilt by the command");
+    service.stop().await;
+
+    // Rows made by other rules (or none, as after the migration): a start rebuilds them.
+    sql("DELETE FROM run_facts").await;
+    sql("UPDATE run_facts_version SET version = 0").await;
+    let service = Running::launch(dir_source(data.path(), Duration::from_millis(50)), setup()).await;
+    wait_insights(&service, "", runs.len()).await;
+    assert_eq!(counted(service.get(&insights_path(QUERIES[0])).await.1), expected, "rebuilt at the start");
+    service.stop().await;
+}

@@ -73,3 +73,51 @@ async fn metrics_report_state_and_events_with_bounded_labels() {
     other.stop().await;
     service.stop().await;
 }
+
+/// A run as a writer updates it: dev done, prod at `prod` (with times, so it has a duration).
+fn promoted(prod: &str) -> String {
+    let doc = Doc::new("web").phase(if prod == "Running" { "Running" } else { prod }).yaml();
+    let times = "    startedAt: \"2026-11-01T10:05:00Z\"\n    finishedAt: \"2026-11-01T10:09:00Z\"\n";
+    let doc =
+        doc.replace("  - name: dev\n    phase: Succeeded\n", &format!("  - name: dev\n    phase: Succeeded\n{times}"));
+    let prod_times = if prod == "Running" { "" } else { times };
+    doc.replace("  - name: prod\n    phase: Running\n", &format!("  - name: prod\n    phase: {prod}\n{prod_times}"))
+}
+
+#[tokio::test]
+async fn deployments_are_counted_as_they_happen_by_namespace_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    // Finished before the service started: a relist's runs are history, not events.
+    std::fs::write(dir.path().join("old.yaml"), common::manifest("team-a", "old", &promoted("Failed"))).unwrap();
+    std::fs::write(dir.path().join("run.yaml"), common::manifest("team-a", "run", &promoted("Running"))).unwrap();
+    let service = Running::launch(dir_source(dir.path(), Duration::from_millis(50)), setup_with_metrics()).await;
+    service.wait_for("both runs are served", "/api/v1/executions", |b| names(b).len() == 2).await;
+    let tmp = dir.path().join(".run.tmp");
+    std::fs::write(&tmp, common::manifest("team-a", "run", &promoted("Succeeded"))).unwrap();
+    std::fs::rename(&tmp, dir.path().join("run.yaml")).unwrap();
+    service
+        .wait_for("prod succeeded", "/api/v1/namespaces/team-a/executions/run", |b| {
+            b["execution"]["environments"][1]["phase"] == "Succeeded"
+        })
+        .await;
+
+    let url = service.metrics.clone().expect("a metrics port");
+    let Some((ok, out)) = python_with("prometheus_client", "parse_metrics.py", &[&url]).await else { return };
+    assert!(ok, "the Prometheus parser accepts the exposition: {out}");
+    let samples: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).expect("a JSON sample")).collect();
+    let get = |name: &str, labels: &[(&str, &str)]| sample(&samples, name, labels);
+    let prod = [("namespace", "team-a"), ("environment", "prod")];
+    let counted = |env: &str, result: &str| {
+        get("execwatch_deployments_total", &[("namespace", "team-a"), ("environment", env), ("result", result)])
+    };
+    assert_eq!(counted("prod", "succeeded"), Some(1.0), "prod's success, seen happen");
+    assert_eq!(counted("prod", "failed"), None, "the old run's failure was listed, not seen");
+    assert_eq!(counted("dev", "succeeded"), None, "dev had succeeded before: no new deployment");
+    assert_eq!(get("execwatch_deployment_duration_seconds_count", &prod), Some(1.0));
+    assert_eq!(get("execwatch_deployment_duration_seconds_sum", &prod), Some(240.0));
+    for s in &samples {
+        let labels = s["labels"].as_object().unwrap();
+        assert!(!labels.contains_key("pipeline") && !labels.contains_key("name"), "{labels:?}");
+    }
+    service.stop().await;
+}
