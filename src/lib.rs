@@ -17,7 +17,8 @@
 //!
 //! Below them all, the vocabulary with no I/O: `model` (executions, phases, reasons, resources,
 //! name rules), `wire` (the JSON the API speaks), `query` (the one filter, scopes, cursors, the
-//! one page merge). Every source yields the same event stream per shard (a namespace, or the
+//! one page merge), and `insights` (what a run counts for, and the delivery metrics counted from
+//! runs' facts, live or archived). Every source yields the same event stream per shard (a namespace, or the
 //! directory); the index decodes outside its lock, swaps relists in atomically and serialises
 //! responses once; the archive beside it hears every change through its subscriber and never
 //! reaches into it. `tests/layers.rs` holds which room may import which.

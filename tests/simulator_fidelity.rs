@@ -185,7 +185,7 @@ async fn kubectl_installs_the_crd_and_manages_backendmodules() {
         "--request-timeout=4s",
     ]);
     let (ok, out) = kubectl.run(&["apply", "-f", modules.to_str().unwrap()], None).await.unwrap();
-    assert!(ok && out.matches("created").count() == 3, "{out}");
+    assert!(ok && out.matches("created").count() == 4, "{out}");
     let (ok, out) = kubectl.run(&["get", "backendmodules", "-o", "name"], None).await.unwrap();
     let names: Vec<&str> = out.lines().collect();
     assert!(ok, "{out}");
@@ -193,6 +193,7 @@ async fn kubectl_installs_the_crd_and_manages_backendmodules() {
         names,
         [
             "backendmodule.pipelines.gitops.dev/executions",
+            "backendmodule.pipelines.gitops.dev/insights",
             "backendmodule.pipelines.gitops.dev/pipelines",
             "backendmodule.pipelines.gitops.dev/rejections"
         ]
@@ -201,7 +202,7 @@ async fn kubectl_installs_the_crd_and_manages_backendmodules() {
     assert!(ok && out.contains("deleted"), "{out}");
     let (_, events) = watch.await.unwrap().unwrap();
     assert!(
-        events.lines().filter(|l| *l == "ADDED").count() >= 3 && events.lines().last() == Some("DELETED"),
+        events.lines().filter(|l| *l == "ADDED").count() >= 4 && events.lines().last() == Some("DELETED"),
         "{events}"
     );
 
