@@ -17,8 +17,13 @@ CREATE TABLE run_facts (
     PRIMARY KEY (namespace, name, uid)
 );
 
+-- A range's runs: of every namespace, of one (a caller's scope is read a namespace at a time, so
+-- no plan walks the rows of a namespace the caller may not read), and of one pipeline.
 CREATE INDEX run_facts_archived ON run_facts (last_counted) WHERE deleted_at IS NOT NULL;
 CREATE INDEX run_facts_archived_by_namespace ON run_facts (namespace, last_counted) WHERE deleted_at IS NOT NULL;
+CREATE INDEX run_facts_archived_by_pipeline ON run_facts (pipeline, last_counted) WHERE deleted_at IS NOT NULL;
+CREATE INDEX run_facts_archived_by_namespace_pipeline ON run_facts (namespace, pipeline, last_counted)
+    WHERE deleted_at IS NOT NULL;
 CREATE INDEX run_facts_by_deletion ON run_facts (deleted_at);
 
 -- The rules the rows of run_facts were made by; none yet, so the first connection rebuilds them.

@@ -5,7 +5,7 @@
 //! into them), are remembered per request while the index and archive are unchanged (a `304`
 //! costs a lookup), and are long polls with `timeoutSeconds`, as lists are.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 
 use bytes::Bytes;
 use jiff::{Timestamp, ToSpan, Unit};
@@ -18,8 +18,8 @@ use super::params::Params;
 use super::poll::{self, HeldList};
 use super::{Answer, ApiError, ApiRequest, AppState};
 use crate::access::Verb;
-use crate::index::ExecutionEntry;
-use crate::insights::{self, InsightsRequest, Run, RunFacts};
+use crate::history::StoredRun;
+use crate::insights::{Counter, InsightsRequest, RunFacts};
 use crate::model::Resource;
 use crate::query::{ExecutionFilter, Scope};
 use crate::wire::{ErrorCode, Json, Tag};
@@ -80,44 +80,44 @@ impl Answer for InsightsAnswer {
     }
 }
 
-/// Counts the runs `wanted` asks for: live ones from the index, those whose ConfigMaps are gone
-/// from the archive (where the history module is on), off the request threads.
+/// Chunks of the archive's rollups in flight between the read and the counting thread.
+const IN_FLIGHT: usize = 4;
+
+/// Counts the runs `wanted` asks for: live ones from the index, the archive's (where the history
+/// module is on) for those whose ConfigMaps are gone. The counting (parsing, filtering, tallies)
+/// runs on a blocking thread, fed the archive's rows in bounded chunks, so a year of an archive
+/// neither holds a request thread nor sits in memory at once.
 async fn answer(state: &AppState, wanted: InsightsRequest) -> Result<InsightsAnswer, ApiError> {
     let from = wanted.buckets.from();
-    let counted = |facts: &RunFacts| facts.last_counted().is_some_and(|at| at >= from);
-    let live: Vec<(Arc<ExecutionEntry>, RunFacts)> = state
-        .index
-        .all_executions()
-        .into_iter()
-        .filter(|entry| wanted.filter.matches(&**entry))
-        .map(|entry| {
-            let facts = RunFacts::of(&entry.view);
-            (entry, facts)
-        })
-        .filter(|(_, facts)| counted(facts))
-        .collect();
     let mut freshness = state.index.freshness(wanted.filter.namespace.as_deref(), &wanted.filter.scope);
-    let archived = match state.history() {
-        Some(archive) => {
-            let (runs, unreadable) = archive.insight_runs(&wanted.filter, from).await;
-            if let Some(unreadable) = unreadable {
-                freshness.archive_unreadable(unreadable.to_string());
-            }
-            runs
-        }
-        None => Vec::new(),
-    };
-    let complete = freshness.complete;
+    let filter = wanted.filter.clone();
+    let archive = state.history();
+    let mut live = state.index.all_executions();
+    let ended = archive.map(|a| a.ended_unwritten()).unwrap_or_default();
+    let skip: HashSet<(String, String)> = ended.iter().map(|e| (e.id.name.clone(), e.uid.clone())).collect();
+    live.extend(ended);
+    let (rows, mut counted) = tokio::sync::mpsc::channel::<Vec<StoredRun>>(IN_FLIGHT);
     let counting = tokio::task::spawn_blocking(move || {
-        let mut runs: Vec<Run> = live.iter().map(|(e, facts)| Run { namespace: &e.id.namespace, facts }).collect();
-        runs.extend(archived.iter().map(|a| Run { namespace: &a.namespace, facts: &a.facts }));
-        let mut body = insights::compute(&wanted, &runs);
-        body.freshness = Some(freshness);
-        Json::of(&body)
+        let mut counter = Counter::new(&wanted);
+        for entry in live.iter().filter(|entry| wanted.filter.matches(&***entry)) {
+            counter.add(&entry.id.namespace, &RunFacts::of(&entry.view));
+        }
+        while let Some(chunk) = counted.blocking_recv() {
+            chunk.iter().for_each(|r| counter.add_stored(&r.namespace, &r.labels, &r.facts));
+        }
+        counter.finish()
     });
-    let body = counting.await.map_err(|e| {
+    if let Some(archive) = archive
+        && let Err(unreadable) = archive.insight_rows((&filter, from), &skip, &rows).await
+    {
+        freshness.archive_unreadable(unreadable.to_string());
+    }
+    drop(rows);
+    let mut body = counting.await.map_err(|e| {
         tracing::error!(error = %e, "counting insights failed");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "counting insights failed")
     })?;
-    Ok(InsightsAnswer { body, complete })
+    let complete = freshness.complete;
+    body.freshness = Some(freshness);
+    Ok(InsightsAnswer { body: Json::of(&body), complete })
 }

@@ -31,14 +31,14 @@ use jiff::Timestamp;
 use sqlx::AnyPool;
 
 use crate::index::{ExecutionEntry, Index};
-use crate::insights::{Millis, RunFacts};
+use crate::insights::Millis;
 use crate::model::ObjectRef;
 use crate::query::{ExecutionFilter, Listing, Position};
 use crate::quote::shorten;
 use crate::wire::Json;
 
 pub use journal::{ArchiveKey, Journal, Note, Synced};
-pub use rollup::{ArchivedFacts, FACTS_VERSION};
+pub use rollup::{FACTS_VERSION, StoredRun};
 pub use warm::{Stored, Warm, WarmSource};
 pub use writer::run;
 
@@ -153,7 +153,7 @@ pub enum Unreadable {
     /// Not connected, or the connection failed within `READ_BACKOFF`.
     #[error("the archive cannot be read: the database is not answering")]
     Unavailable,
-    #[error("the archive cannot be read: no answer within 2s")]
+    #[error("the archive cannot be read: no answer in time")]
     TimedOut,
     /// Over the read budget: this caller's, or everyone's.
     #[error("the archive is busy with other reads: try again shortly")]
@@ -274,45 +274,32 @@ impl Archive {
         }
     }
 
-    /// The runs whose ConfigMaps are gone that `filter` matches and that count at or after
-    /// `from`, for insights: the archive's rollups and the deletions not written yet, each run
-    /// (ConfigMap uid) once; and why the archive's are missing when it cannot be read.
-    pub async fn insight_runs(
+    /// Runs ended that the archive may not hold yet, each ConfigMap (uid) once: insights count
+    /// them from here while their rows are being written.
+    pub fn ended_unwritten(&self) -> Vec<Arc<ExecutionEntry>> {
+        let mut ended: Vec<Arc<ExecutionEntry>> = self.0.journal.departed().into_iter().map(|(e, _)| e).collect();
+        ended.sort_by(|a, b| (&a.id, &a.uid).cmp(&(&b.id, &b.uid)));
+        ended.dedup_by(|a, b| a.id == b.id && a.uid == b.uid);
+        ended
+    }
+
+    /// The insights rollups of runs whose ConfigMaps are gone, counted at or after `from`, of
+    /// the namespaces and pipeline `filter` names, in chunks sent `to` (see `rollup::archived`),
+    /// leaving out `skip` (name and uid: those counted from `ended_unwritten`). Within the read
+    /// budget, and `INSIGHTS_TIMEOUT`: a year of an archive takes longer than a page.
+    pub async fn insight_rows(
         &self,
-        filter: &ExecutionFilter,
-        from: Millis,
-    ) -> (Vec<ArchivedFacts>, Option<Unreadable>) {
-        let mut runs: Vec<ArchivedFacts> = Vec::new();
-        for (entry, _) in self.0.journal.departed() {
-            let facts = RunFacts::of(&entry.view);
-            let counted = facts.last_counted().is_some_and(|at| at >= from);
-            let known = runs.iter().any(|r| r.uid == entry.uid && r.name == entry.id.name);
-            if counted && !known && filter.matches(&*entry) {
-                let (namespace, name) = (entry.id.namespace.clone(), entry.id.name.clone());
-                runs.push(ArchivedFacts {
-                    namespace,
-                    name,
-                    uid: entry.uid.clone(),
-                    labels: entry.labels.clone(),
-                    facts,
-                });
-            }
-        }
+        (filter, from): (&ExecutionFilter, Millis),
+        skip: &HashSet<(String, String)>,
+        to: &tokio::sync::mpsc::Sender<Vec<StoredRun>>,
+    ) -> Result<(), Unreadable> {
         if filter.namespaces().as_ref().is_some_and(Vec::is_empty) {
-            return (runs, None);
+            return Ok(());
         }
         let reader = budget_key(filter.namespaces().as_deref());
         let incarnations = self.incarnations();
-        let stored =
-            self.read(&reader, |pool| async move { rollup::archived(&pool, filter, from, incarnations).await });
-        match stored.await {
-            Ok(stored) => {
-                let pending: HashSet<(String, String)> = runs.iter().map(|r| (r.name.clone(), r.uid.clone())).collect();
-                runs.extend(stored.into_iter().filter(|r| !pending.contains(&(r.name.clone(), r.uid.clone()))));
-                (runs, None)
-            }
-            Err(unreadable) => (runs, Some(unreadable)),
-        }
+        let read = |pool: AnyPool| async move { rollup::archived(&pool, (filter, from), incarnations, skip, to).await };
+        self.read_within(&reader, INSIGHTS_TIMEOUT, read).await
     }
 
     /// Executions ended that the archive may not hold yet (see `Journal`), each with when: the
@@ -335,13 +322,22 @@ impl Archive {
         F: FnOnce(AnyPool) -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
+        self.read_within(reader, READ_TIMEOUT, query).await
+    }
+
+    /// `read`, with a timeout of its own.
+    async fn read_within<T, F, Fut>(&self, reader: &str, timeout: Duration, query: F) -> Result<T, Unreadable>
+    where
+        F: FnOnce(AnyPool) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
         let pool = self.readable()?;
         let _permit = self.0.budget.enter(reader).await?;
-        let error = match tokio::time::timeout(READ_TIMEOUT, query(pool)).await {
+        let error = match tokio::time::timeout(timeout, query(pool)).await {
             Ok(Ok(rows)) => return Ok(rows),
             Ok(Err(error)) => error,
             Err(_) => {
-                tracing::warn!(reader, timeout = ?READ_TIMEOUT, "an archive read took too long; it alone fails");
+                tracing::warn!(reader, ?timeout, "an archive read took too long; it alone fails");
                 return Err(Unreadable::TimedOut);
             }
         };
@@ -473,6 +469,8 @@ pub enum ArchiveError {
 
 /// The longest a request waits for the archive.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an insights read of the archive may take: its range may be years of runs.
+const INSIGHTS_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after a failed connection requests do without the archive, before one tries again.
 const READ_BACKOFF: Duration = Duration::from_secs(5);
 /// Requests' reads of the archive at once, in all: the pool's other connections stay the

@@ -4,7 +4,7 @@
 //! incarnation; the rules that made the rows are versioned, and rows made by other rules (or
 //! none, as after the migration that adds the table) are rebuilt from the stored documents.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 
 use futures::TryStreamExt;
 use sqlx::{AnyPool, Row};
@@ -113,73 +113,74 @@ async fn write(
     Ok(batch.len() as u64)
 }
 
-/// One archived run for insights.
-pub struct ArchivedFacts {
+/// One archived run's rollup as stored: parsed (and filtered) by whoever counts it.
+pub struct StoredRun {
     pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub labels: BTreeMap<String, String>,
-    pub facts: RunFacts,
+    /// The ConfigMap's labels as JSON; empty unless the filter asks for labels.
+    pub labels: String,
+    /// `insights::RunFacts` as JSON.
+    pub facts: String,
 }
 
-/// The facts of runs whose ConfigMaps are gone, counted at or after `from`, that `filter`
-/// matches: SQL narrows by namespace (one at a time, as lists do) and pipeline, the filter
-/// checks the rest.
+/// Rows handed on at a time.
+pub const CHUNK: usize = 2000;
+
+/// The rollups of runs whose ConfigMaps are gone, counted at or after `from`, of the namespaces
+/// `filter` reads (one at a time, as lists read them) and of its pipeline, sent in chunks of
+/// `CHUNK` (waiting while the counter is behind): the rest of the filter is the counter's to
+/// check. A counter that has gone stops the read. Rows of an earlier namespace of
+/// that name, and those `skip` names (by name and uid), are left out.
 pub async fn archived(
     pool: &AnyPool,
-    filter: &ExecutionFilter,
-    from: Millis,
+    (filter, from): (&ExecutionFilter, Millis),
     incarnations: &Incarnations,
-) -> Result<Vec<ArchivedFacts>, sqlx::Error> {
-    let select = "SELECT namespace, name, uid, labels, facts, configmap_created FROM run_facts \
-                  WHERE deleted_at IS NOT NULL AND last_counted >= $1";
+    skip: &HashSet<(String, String)>,
+    to: &tokio::sync::mpsc::Sender<Vec<StoredRun>>,
+) -> Result<(), sqlx::Error> {
+    let labels = if filter.labels.is_some() { "labels" } else { "''" };
+    let select = format!(
+        "SELECT namespace, name, uid, {labels}, facts, configmap_created FROM run_facts \
+         WHERE deleted_at IS NOT NULL AND last_counted >= $1"
+    );
     let pipeline = filter.pipeline.as_deref();
-    let mut found = Vec::new();
     let namespaces: Vec<Option<&str>> = match filter.namespaces() {
         None => vec![None],
         Some(named) => named.into_iter().map(Some).collect(),
     };
+    let mut chunk = Vec::with_capacity(CHUNK);
     for namespace in namespaces {
         let sql = match (namespace, pipeline) {
             (Some(_), Some(_)) => format!("{select} AND namespace = $2 AND pipeline = $3"),
             (Some(_), None) => format!("{select} AND namespace = $2"),
             (None, Some(_)) => format!("{select} AND pipeline = $2"),
-            (None, None) => select.to_owned(),
+            (None, None) => select.clone(),
         };
-        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from);
-        let query = match namespace {
+        // Only placeholders are written into the text; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from);
+        query = match namespace {
             Some(ns) => query.bind(ns),
             None => query,
         };
-        let mut rows = match pipeline {
+        query = match pipeline {
             Some(p) => query.bind(p),
             None => query,
-        }
-        .fetch(pool);
+        };
+        let mut rows = query.fetch(pool);
         while let Some(row) = rows.try_next().await? {
-            if let Some(run) = read(&row, filter, incarnations) {
-                found.push(run);
+            let namespace: String = row.get(0);
+            let gone = skip.contains(&(row.get(1), row.get(2)));
+            if gone || !incarnations.current(&namespace, row.get(5)) {
+                continue;
+            }
+            chunk.push(StoredRun { namespace, labels: row.get(3), facts: row.get(4) });
+            if chunk.len() == CHUNK && to.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).await.is_err()
+            {
+                return Ok(());
             }
         }
     }
-    Ok(found)
-}
-
-/// A row as a run, if the filter keeps it and it belongs to its namespace as it is now.
-fn read(row: &sqlx::any::AnyRow, filter: &ExecutionFilter, incarnations: &Incarnations) -> Option<ArchivedFacts> {
-    let namespace: String = row.get(0);
-    if !incarnations.current(&namespace, row.get(5)) {
-        return None;
+    if !chunk.is_empty() {
+        let _ = to.send(chunk).await;
     }
-    let facts: RunFacts = serde_json::from_str(&row.get::<String, _>(4)).ok()?;
-    // Labels are read only for a filter that asks for them.
-    let labels = match &filter.labels {
-        Some(_) => serde_json::from_str(&row.get::<String, _>(3)).unwrap_or_default(),
-        None => BTreeMap::new(),
-    };
-    let seen = crate::insights::FilteredRun { namespace: &namespace, labels: &labels, facts: &facts };
-    if !filter.matches(&seen) {
-        return None;
-    }
-    Some(ArchivedFacts { namespace, name: row.get(1), uid: row.get(2), labels, facts })
+    Ok(())
 }

@@ -1,29 +1,45 @@
-//! Insights from runs' facts: counted per group and bucket, with exact percentiles. The runs
-//! given are those the request's filter matched, every one counted at or after the range's
-//! start (a failure's recovery may come after the range's end, so later runs are given too).
+//! Insights from runs' facts, counted as they stream past (a year of an archive is never held
+//! in memory at once): per group and bucket, with exact percentiles. The runs given are those
+//! the request's filter matched, every one counted at or after the range's start; a failure's
+//! recovery may come after the range's end, so later runs are given too.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-
-use jiff::Timestamp;
-use jiff::civil::Date;
+use std::collections::{BTreeMap, HashMap};
 
 use super::facts::{EnvironmentFacts, Millis, Outcome, RunFacts};
 use super::request::{Buckets, GroupKey, InsightsRequest};
 use crate::model::Phase;
 use crate::wire::{Bucket, Deployments, Durations, InsightsBody, InsightsGroup, Rate, Recovery, Runs, Stats};
 
-/// One run to count: its namespace and facts.
-#[derive(Clone, Copy)]
-pub struct Run<'a> {
-    pub namespace: &'a str,
-    pub facts: &'a RunFacts,
+/// Counts runs for one request: `add` each, then `finish`.
+pub struct Counter<'r> {
+    request: &'r InsightsRequest,
+    /// The range's day edges in its time zone, for deployment days.
+    days: Buckets,
+    values: Interner,
+    /// Groups by their values (ids, `UNSET` past the request's keys), and their tallies.
+    groups: HashMap<GroupId, usize>,
+    tallies: Vec<BTreeMap<usize, Tally>>,
+    /// Per namespace, application and environment: every deployment, for recoveries.
+    lines: HashMap<[u32; 3], Vec<Mark>>,
+}
+
+type GroupId = [u32; GroupKey::ALL.len()];
+const UNSET: u32 = u32::MAX;
+
+/// One deployment in its line; a failure counted in the range knows where its recovery goes.
+struct Mark {
+    at: Millis,
+    failed: bool,
+    /// The group and bucket the failure is counted in.
+    target: Option<(usize, usize)>,
 }
 
 /// What one group counted in one bucket.
 #[derive(Default)]
 struct Tally {
     deployments: Deployments,
-    days: HashSet<Date>,
+    /// Day indexes with a success; sorted and deduplicated when read.
+    days: Vec<u32>,
     runs: Runs,
     recovered: Vec<Millis>,
     open: u64,
@@ -33,118 +49,188 @@ struct Tally {
     gap: Vec<Millis>,
 }
 
-/// A group's tallies: the whole range's and each bucket's that has any.
+/// Strings as small numbers: group values and recovery lines are compared as ids.
 #[derive(Default)]
-struct GroupTally {
-    total: Tally,
-    buckets: BTreeMap<usize, Tally>,
+struct Interner {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
 }
 
-/// The value a run shows for a group key, or for an environment's.
-const NONE: &str = "";
+impl Interner {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = u32::try_from(self.names.len()).unwrap_or(UNSET - 1);
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
 
-/// The insights of `runs` as `request` asks them.
-pub fn compute(request: &InsightsRequest, runs: &[Run<'_>]) -> InsightsBody {
-    let recoveries = recoveries(runs);
-    let mut groups: BTreeMap<Vec<&str>, GroupTally> = BTreeMap::new();
-    let buckets = &request.buckets;
-    for (index, run) in runs.iter().enumerate() {
-        let wanted = |env: &&EnvironmentFacts| request.filter.environment.as_ref().is_none_or(|w| *w == env.name);
-        for (position, env) in run.facts.environments.iter().enumerate().filter(|(_, e)| wanted(e)) {
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |n| n)
+    }
+}
+
+impl<'r> Counter<'r> {
+    pub fn new(request: &'r InsightsRequest) -> Self {
+        let days = request.buckets.days(&request.tz);
+        Counter {
+            request,
+            days,
+            values: Interner::default(),
+            groups: HashMap::new(),
+            tallies: Vec::new(),
+            lines: HashMap::new(),
+        }
+    }
+
+    /// Counts one run of `namespace`.
+    pub fn add(&mut self, namespace: &str, facts: &RunFacts) {
+        let wanted = |env: &&EnvironmentFacts| self.request.filter.environment.as_ref().is_none_or(|w| *w == env.name);
+        let environments: Vec<&EnvironmentFacts> = facts.environments.iter().filter(wanted).collect();
+        for env in &environments {
             let Some(outcome) = env.outcome else { continue };
-            let day = outcome.at_date(&request.tz);
-            let recovery = recoveries.get(&(index, position)).copied();
-            let key = group_key(&request.group_by, run, Some(&env.name));
-            count(&mut groups, buckets, key, outcome.at, |t| t.deployment(env, outcome, day, recovery));
+            let target = self.request.buckets.of(outcome.at).map(|bucket| {
+                let group = self.group(namespace, facts, Some(&env.name));
+                let day = self.days.of(outcome.at).and_then(|d| u32::try_from(d).ok());
+                self.tallies[group].entry(bucket).or_default().deployment(env, outcome, day);
+                (group, bucket)
+            });
+            if let Some(deployed) = env.deployment() {
+                let line = [self.values.id(namespace), self.values.id(&facts.application), self.values.id(&env.name)];
+                let failed = deployed.phase == Phase::Failed;
+                let target = target.filter(|_| failed);
+                self.lines.entry(line).or_default().push(Mark { at: deployed.at, failed, target });
+            }
         }
-        let Some(outcome) = run.facts.outcome else { continue };
-        let environments: Vec<Option<&str>> = if request.group_by.contains(&GroupKey::Environment) {
-            run.facts.environments.iter().filter(wanted).map(|e| Some(e.name.as_str())).collect()
-        } else {
-            vec![None]
+        let Some(outcome) = facts.outcome else { return };
+        let Some(bucket) = self.request.buckets.of(outcome.at) else { return };
+        let by_environment = self.request.group_by.contains(&GroupKey::Environment);
+        let names: Vec<Option<&str>> = match by_environment {
+            true => environments.iter().map(|e| Some(e.name.as_str())).collect(),
+            false => vec![None],
         };
-        for env in environments {
-            count(&mut groups, buckets, group_key(&request.group_by, run, env), outcome.at, |t| t.run(outcome));
+        for env in names {
+            let group = self.group(namespace, facts, env);
+            self.tallies[group].entry(bucket).or_default().run(outcome);
         }
     }
-    body(request, groups)
-}
 
-/// Adds to `key`'s tallies of the bucket `at` falls in, and of the whole range.
-fn count<'a>(
-    groups: &mut BTreeMap<Vec<&'a str>, GroupTally>,
-    buckets: &Buckets,
-    key: Vec<&'a str>,
-    at: Millis,
-    add: impl Fn(&mut Tally),
-) {
-    let Some(bucket) = buckets.of(at) else { return };
-    let group = groups.entry(key).or_default();
-    add(&mut group.total);
-    add(group.buckets.entry(bucket).or_default());
-}
-
-/// The grouped values of a run (and one of its environments).
-fn group_key<'a>(group_by: &[GroupKey], run: &Run<'a>, environment: Option<&'a str>) -> Vec<&'a str> {
-    let facts = run.facts;
-    group_by
-        .iter()
-        .map(|key| match key {
-            GroupKey::Pipeline => facts.pipeline.as_str(),
-            GroupKey::Application => facts.application.as_str(),
-            GroupKey::Environment => environment.unwrap_or(NONE),
-            GroupKey::Namespace => run.namespace,
-            GroupKey::Trigger => facts.trigger.as_deref().unwrap_or(NONE),
-        })
-        .collect()
-}
-
-/// Each failed deployment's recovery, by (run, environment) position: `Some(time)` to the next
-/// success of the same application in the same environment and namespace, `None` while open.
-fn recoveries(runs: &[Run<'_>]) -> HashMap<(usize, usize), Option<Millis>> {
-    // Per namespace, application and environment: each deployment's time, result and position.
-    type Line = Vec<(Millis, Phase, usize, usize)>;
-    let mut lines: HashMap<(&str, &str, &str), Line> = HashMap::new();
-    for (index, run) in runs.iter().enumerate() {
-        for (position, env) in run.facts.environments.iter().enumerate() {
-            let Some(deployed) = env.deployment() else { continue };
-            let line = lines.entry((run.namespace, &run.facts.application, &env.name)).or_default();
-            line.push((deployed.at, deployed.phase, index, position));
+    /// Counts a run as the archive stores it (its facts and, where the filter asks, its labels,
+    /// as JSON) if the request's filter matches it; a row this version cannot read counts for
+    /// nothing.
+    pub fn add_stored(&mut self, namespace: &str, labels: &str, facts: &str) {
+        let Ok(facts) = serde_json::from_str::<RunFacts>(facts) else { return };
+        let labels = match self.request.filter.labels {
+            Some(_) => serde_json::from_str(labels).unwrap_or_default(),
+            None => std::collections::BTreeMap::new(),
+        };
+        if self.request.filter.matches(&super::FilteredRun { namespace, labels: &labels, facts: &facts }) {
+            self.add(namespace, &facts);
         }
     }
-    let mut recoveries = HashMap::new();
-    for mut line in lines.into_values() {
-        // Successes before failures at the same instant: a failure is not ended by its twin.
-        line.sort_unstable_by_key(|(at, phase, ..)| (*at, *phase == Phase::Failed));
-        let mut next_success = None;
-        for (at, phase, index, position) in line.into_iter().rev() {
-            match phase {
-                Phase::Succeeded => next_success = Some(at),
-                _ => {
-                    let recovery = next_success.filter(|s| *s > at).map(|s| s - at);
-                    recoveries.insert((index, position), recovery);
+
+    /// The group a run (and one of its environments) counts in, made on first use.
+    fn group(&mut self, namespace: &str, facts: &RunFacts, environment: Option<&str>) -> usize {
+        let mut id = [UNSET; GroupKey::ALL.len()];
+        for (slot, key) in id.iter_mut().zip(&self.request.group_by) {
+            *slot = self.values.id(match key {
+                GroupKey::Pipeline => &facts.pipeline,
+                GroupKey::Application => &facts.application,
+                GroupKey::Environment => environment.unwrap_or_default(),
+                GroupKey::Namespace => namespace,
+                GroupKey::Trigger => facts.trigger.as_deref().unwrap_or_default(),
+            });
+        }
+        let next = self.tallies.len();
+        let group = *self.groups.entry(id).or_insert(next);
+        if group == next {
+            self.tallies.push(BTreeMap::new());
+        }
+        group
+    }
+
+    /// Each failed deployment counted in the range: recovered at the next success of its
+    /// line (whenever that came), else open.
+    fn recover(&mut self) {
+        for (_, mut line) in self.lines.drain() {
+            // Successes before failures at the same instant: a failure is not ended by its twin.
+            line.sort_unstable_by_key(|m| (m.at, m.failed));
+            let mut next_success = None;
+            for mark in line.into_iter().rev() {
+                if !mark.failed {
+                    next_success = Some(mark.at);
+                    continue;
+                }
+                let Some((group, bucket)) = mark.target else { continue };
+                let tally = self.tallies[group].entry(bucket).or_default();
+                match next_success.filter(|s| *s > mark.at) {
+                    Some(success) => tally.recovered.push(success - mark.at),
+                    None => tally.open += 1,
                 }
             }
         }
     }
-    recoveries
-}
 
-impl Outcome {
-    fn at_date(&self, tz: &jiff::tz::TimeZone) -> Option<Date> {
-        let at = Timestamp::from_millisecond(self.at).ok()?;
-        Some(at.to_zoned(tz.clone()).date())
+    /// The answer: groups in the order of their values, each with every bucket of the range.
+    pub fn finish(mut self) -> InsightsBody {
+        self.recover();
+        let request = self.request;
+        let (edges, from, to) = (&request.buckets.edges, request.buckets.from(), request.buckets.to);
+        let mut named: Vec<(Vec<&str>, usize)> = self
+            .groups
+            .iter()
+            .map(|(id, group)| (id[..request.group_by.len()].iter().map(|v| self.values.name(*v)).collect(), *group))
+            .collect();
+        named.sort_unstable();
+        let mut tallies = std::mem::take(&mut self.tallies);
+        let groups = named
+            .into_iter()
+            .map(|(values, group)| {
+                let mut buckets = std::mem::take(&mut tallies[group]);
+                let mut total = Tally::default();
+                for tally in buckets.values() {
+                    total.merge(tally);
+                }
+                InsightsGroup {
+                    key: request
+                        .group_by
+                        .iter()
+                        .zip(values)
+                        .map(|(k, v)| (k.as_str().to_owned(), v.to_owned()))
+                        .collect(),
+                    total: total.bucket(from, to),
+                    buckets: (0..request.buckets.len())
+                        .map(|i| buckets.remove(&i).unwrap_or_default().bucket(edges[i], edges[i + 1]))
+                        .collect(),
+                }
+            })
+            .collect();
+        InsightsBody {
+            kind: "Insights".to_owned(),
+            from: time(from),
+            to: time(to),
+            tz: request.tz_name.clone(),
+            interval: request.interval.as_str().to_owned(),
+            group_by: request.group_by.iter().map(|k| k.as_str().to_owned()).collect(),
+            groups,
+            freshness: None,
+        }
     }
 }
 
+/// The insights of `runs` (namespace and facts) as `request` asks them.
+pub fn compute<'a>(request: &InsightsRequest, runs: impl IntoIterator<Item = (&'a str, &'a RunFacts)>) -> InsightsBody {
+    let mut counter = Counter::new(request);
+    for (namespace, facts) in runs {
+        counter.add(namespace, facts);
+    }
+    counter.finish()
+}
+
 impl Tally {
-    fn deployment(
-        &mut self,
-        env: &EnvironmentFacts,
-        outcome: Outcome,
-        day: Option<Date>,
-        recovery: Option<Option<Millis>>,
-    ) {
+    fn deployment(&mut self, env: &EnvironmentFacts, outcome: Outcome, day: Option<u32>) {
         let d = &mut self.deployments;
         match outcome.phase {
             Phase::Succeeded => {
@@ -152,13 +238,7 @@ impl Tally {
                 self.days.extend(day);
                 self.lead.extend(env.lead);
             }
-            Phase::Failed => {
-                d.failed += 1;
-                match recovery.flatten() {
-                    Some(took) => self.recovered.push(took),
-                    None => self.open += 1,
-                }
-            }
+            Phase::Failed => d.failed += 1,
             Phase::Cancelled => d.cancelled += 1,
             _ => d.skipped += 1,
         }
@@ -177,7 +257,30 @@ impl Tally {
         self.run_took.extend(outcome.took);
     }
 
+    /// Adds `other`'s counts and values: the whole range from its buckets.
+    fn merge(&mut self, other: &Tally) {
+        let (d, o) = (&mut self.deployments, &other.deployments);
+        (d.succeeded, d.failed, d.cancelled, d.skipped) =
+            (d.succeeded + o.succeeded, d.failed + o.failed, d.cancelled + o.cancelled, d.skipped + o.skipped);
+        let (r, o) = (&mut self.runs, &other.runs);
+        (r.succeeded, r.failed, r.cancelled) =
+            (r.succeeded + o.succeeded, r.failed + o.failed, r.cancelled + o.cancelled);
+        self.open += other.open;
+        self.days.extend(&other.days);
+        for (mine, theirs) in [
+            (&mut self.recovered, &other.recovered),
+            (&mut self.lead, &other.lead),
+            (&mut self.run_took, &other.run_took),
+            (&mut self.environment_took, &other.environment_took),
+            (&mut self.gap, &other.gap),
+        ] {
+            mine.extend(theirs);
+        }
+    }
+
     fn bucket(mut self, start: Millis, end: Millis) -> Bucket {
+        self.days.sort_unstable();
+        self.days.dedup();
         let d = Deployments { deployment_days: self.days.len() as u64, ..self.deployments.clone() };
         let (succeeded, failed) = (self.runs.succeeded, self.runs.failed);
         Bucket {
@@ -226,33 +329,5 @@ pub fn stats(values: &mut [Millis]) -> Stats {
 }
 
 fn time(ms: Millis) -> String {
-    Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
-}
-
-fn body(request: &InsightsRequest, groups: BTreeMap<Vec<&str>, GroupTally>) -> InsightsBody {
-    let edges = &request.buckets.edges;
-    let (from, to) = (request.buckets.from(), request.buckets.to);
-    let groups = groups
-        .into_iter()
-        .map(|(key, mut tally)| {
-            let buckets = (0..request.buckets.len())
-                .map(|i| tally.buckets.remove(&i).unwrap_or_default().bucket(edges[i], edges[i + 1]))
-                .collect();
-            InsightsGroup {
-                key: request.group_by.iter().zip(key).map(|(k, v)| (k.as_str().to_owned(), v.to_owned())).collect(),
-                total: tally.total.bucket(from, to),
-                buckets,
-            }
-        })
-        .collect();
-    InsightsBody {
-        kind: "Insights".to_owned(),
-        from: time(from),
-        to: time(to),
-        tz: request.tz_name.clone(),
-        interval: request.interval.as_str().to_owned(),
-        group_by: request.group_by.iter().map(|k| k.as_str().to_owned()).collect(),
-        groups,
-        freshness: None,
-    }
+    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
 }

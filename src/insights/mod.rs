@@ -8,7 +8,7 @@ mod compute;
 mod facts;
 mod request;
 
-pub use compute::{Run, compute, stats};
+pub use compute::{Counter, compute, stats};
 pub use facts::{EnvironmentFacts, Millis, Outcome, RunFacts};
 pub use request::{Buckets, DEFAULT_RANGE, GroupKey, InsightsRequest, Interval, MAX_BUCKETS, MAX_RANGE_DAYS};
 

@@ -118,11 +118,30 @@ pub struct Buckets {
 impl Buckets {
     /// The edges of `interval` over `[from, to)` in `tz`: `from` moved back to its bucket's start.
     pub fn new(interval: Interval, from: Timestamp, to: Timestamp, tz: &TimeZone) -> Result<Buckets, String> {
+        Buckets::limited(interval, from, to, tz, MAX_BUCKETS)
+    }
+
+    /// The days of this range in `tz`, however many (the range is at most `MAX_RANGE_DAYS`):
+    /// what deployment days are counted by.
+    pub fn days(&self, tz: &TimeZone) -> Buckets {
+        let at = |ms| Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH);
+        let limit = usize::try_from(MAX_RANGE_DAYS).unwrap_or(usize::MAX) + 2;
+        let days = Buckets::limited(Interval::Day, at(self.from()), at(self.to), tz, limit);
+        days.unwrap_or_else(|_| Buckets { edges: vec![self.from(), self.to], to: self.to })
+    }
+
+    fn limited(
+        interval: Interval,
+        from: Timestamp,
+        to: Timestamp,
+        tz: &TimeZone,
+        limit: usize,
+    ) -> Result<Buckets, String> {
         let start = interval.floor(&from.to_zoned(tz.clone())).map_err(|e| e.to_string())?;
         let mut edges = vec![start.timestamp().as_millisecond()];
         let mut edge = start.clone();
         while edge.timestamp() < to {
-            if edges.len() > MAX_BUCKETS {
+            if edges.len() > limit {
                 let why = format!(
                     "more than {MAX_BUCKETS} {}s: ask for a shorter range or a longer interval",
                     interval.as_str()

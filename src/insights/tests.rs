@@ -35,8 +35,7 @@ fn request(pairs: &[(&str, &str)]) -> InsightsRequest {
 }
 
 fn insights(pairs: &[(&str, &str)], runs: &[RunFacts]) -> InsightsBody {
-    let runs: Vec<Run> = runs.iter().map(|facts| Run { namespace: "team", facts }).collect();
-    compute(&request(pairs), &runs)
+    compute(&request(pairs), runs.iter().map(|facts| ("team", facts)))
 }
 
 fn only_group(body: &InsightsBody) -> &crate::wire::InsightsGroup {
