@@ -118,7 +118,7 @@ async fn scoped(args: &[String; 6], dir: &Path) -> Vec<(&'static str, f64, f64)>
 }
 
 /// RSS once the archived runs are loaded for pipelines (the service says so in freshness).
-async fn settled_rss(served: &Served) -> u64 {
+pub async fn settled_rss(served: &Served) -> u64 {
     let client = reqwest::Client::new();
     for _ in 0..6000 {
         let page: serde_json::Value = match client.get(format!("{}/api/v1/pipelines", served.base)).send().await {

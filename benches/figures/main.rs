@@ -9,7 +9,9 @@
 //! `EXECWATCH_BENCH_PRUNE=N` for retention pruning N executions through the simulator down to
 //! the newest 10 of each pipeline (100 000 by default; empty leaves it out),
 //! `EXECWATCH_BENCH_CLI=N` for `get executions` paging through N executions and how soon `wait`
-//! prints a change (10 000 by default; empty leaves it out).
+//! prints a change (10 000 by default; empty leaves it out), `EXECWATCH_BENCH_INSIGHTS=N` for
+//! insights over N archived runs in SQLite and PostgreSQL (1 000 000 by default; empty leaves it
+//! out).
 //! `EXECWATCH_BENCH_WRITE=DIR`
 //! only writes the data set of the first size into DIR as manifests, for profiling by hand.
 //!
@@ -22,6 +24,7 @@ mod archive;
 mod cli;
 mod data;
 mod followers;
+mod insights;
 mod load;
 mod prune;
 mod scale;
@@ -109,6 +112,15 @@ fn main() {
                 rows.push(archive::run(&oha, n, warm::Archive::Postgres(postgres.url("large"))).await);
             }
             archive::print(&rows);
+        }
+        for n in list("EXECWATCH_BENCH_INSIGHTS", "1000000", |s| s.parse::<usize>().ok()) {
+            println!("\ninsights over an archive of {n} runs ...");
+            let mut rows = vec![insights::run(n, warm::Archive::Sqlite).await];
+            if let Some(postgres) = postgres::Postgres::start() {
+                postgres.create("insights");
+                rows.push(insights::run(n, warm::Archive::Postgres(postgres.url("insights"))).await);
+            }
+            insights::print(&rows);
         }
         for n in list("EXECWATCH_BENCH_PRUNE", "100000", |s| s.parse::<usize>().ok()) {
             println!("\npruning {n} executions down to the newest 10 of each pipeline ...");

@@ -62,6 +62,19 @@ impl Served {
         self.status("VmHWM:")
     }
 
+    /// Lets it run on every core again: a figure of work that uses both (insights: the archive's
+    /// reader and the counting thread side by side).
+    pub fn unpin(&self) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let all = format!("0-{}", cores - 1);
+        let _ = Command::new("taskset").args(["-a", "-cp", &all, &self.child.id().to_string()]).output();
+    }
+
+    /// Starts counting the highest resident memory again from now (`VmHWM`).
+    pub fn reset_peak(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+
     /// CPU time used so far (user and system), in seconds.
     pub fn cpu(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("stat");

@@ -18,7 +18,7 @@ use super::params::Params;
 use super::poll::{self, HeldList};
 use super::{Answer, ApiError, ApiRequest, AppState};
 use crate::access::Verb;
-use crate::history::StoredRun;
+use crate::history::StoredRuns;
 use crate::insights::{Counter, InsightsRequest, RunFacts};
 use crate::model::Resource;
 use crate::query::{ExecutionFilter, Scope};
@@ -96,14 +96,14 @@ async fn answer(state: &AppState, wanted: InsightsRequest) -> Result<InsightsAns
     let ended = archive.map(|a| a.ended_unwritten()).unwrap_or_default();
     let skip: HashSet<(String, String)> = ended.iter().map(|e| (e.id.name.clone(), e.uid.clone())).collect();
     live.extend(ended);
-    let (rows, mut counted) = tokio::sync::mpsc::channel::<Vec<StoredRun>>(IN_FLIGHT);
+    let (rows, mut counted) = tokio::sync::mpsc::channel::<StoredRuns>(IN_FLIGHT);
     let counting = tokio::task::spawn_blocking(move || {
         let mut counter = Counter::new(&wanted);
         for entry in live.iter().filter(|entry| wanted.filter.matches(&***entry)) {
             counter.add(&entry.id.namespace, &RunFacts::of(&entry.view));
         }
         while let Some(chunk) = counted.blocking_recv() {
-            chunk.iter().for_each(|r| counter.add_stored(&r.namespace, &r.labels, &r.facts));
+            chunk.iter().for_each(|(namespace, labels, facts)| counter.add_stored(namespace, labels, facts));
         }
         counter.finish()
     });

@@ -38,7 +38,7 @@ use crate::quote::shorten;
 use crate::wire::Json;
 
 pub use journal::{ArchiveKey, Journal, Note, Synced};
-pub use rollup::{FACTS_VERSION, StoredRun};
+pub use rollup::{FACTS_VERSION, StoredRuns};
 pub use warm::{Stored, Warm, WarmSource};
 pub use writer::run;
 
@@ -291,7 +291,7 @@ impl Archive {
         &self,
         (filter, from): (&ExecutionFilter, Millis),
         skip: &HashSet<(String, String)>,
-        to: &tokio::sync::mpsc::Sender<Vec<StoredRun>>,
+        to: &tokio::sync::mpsc::Sender<StoredRuns>,
     ) -> Result<(), Unreadable> {
         if filter.namespaces().as_ref().is_some_and(Vec::is_empty) {
             return Ok(());

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use futures::TryStreamExt;
+use rayon::prelude::*;
 use sqlx::{AnyPool, Row};
 
 use super::incarnation::Incarnations;
@@ -19,17 +19,55 @@ use crate::query::ExecutionFilter;
 pub const FACTS_VERSION: i64 = 1;
 
 /// Rows rebuilt per transaction.
-const REBUILD_BATCH: usize = 1000;
+const REBUILD_BATCH: usize = 2000;
 
-/// Copies the execution's row at this version into `run_facts` with its facts; a version the
-/// execution's row no longer holds (a newer one was written) copies nothing.
-const COPY: &str = "INSERT INTO run_facts (namespace, name, uid, pipeline, labels, configmap_created, deleted_at, \
-    last_counted, facts) \
-    SELECT namespace, name, uid, pipeline, labels, configmap_created, deleted_at, $4, $5 FROM executions \
-    WHERE namespace = $1 AND name = $2 AND uid = $3 AND resource_version = $6 \
-    ON CONFLICT (namespace, name, uid) DO UPDATE SET pipeline = excluded.pipeline, labels = excluded.labels, \
-    configmap_created = excluded.configmap_created, deleted_at = excluded.deleted_at, \
-    last_counted = excluded.last_counted, facts = excluded.facts";
+/// Rows copied per statement (six values each, well within both databases' limits).
+const COPY_ROWS: usize = 500;
+
+/// Copies executions' rows at these versions into `run_facts` with their facts (`VALUES` of
+/// namespace, name, uid, resourceVersion, latest counted time and facts, joined to their rows);
+/// a version an execution's row no longer holds (a newer one was written) copies nothing.
+fn copy_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let p = |i: usize| format!("${}", r * 6 + i);
+            format!("({}, {}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5), p(6))
+        })
+        .collect();
+    format!(
+        "INSERT INTO run_facts (namespace, name, uid, pipeline, labels, configmap_created, deleted_at, last_counted, \
+         facts) SELECT e.namespace, e.name, e.uid, e.pipeline, e.labels, e.configmap_created, e.deleted_at, \
+         v.column5, v.column6 FROM (VALUES {}) AS v JOIN executions e ON e.namespace = v.column1 \
+         AND e.name = v.column2 AND e.uid = v.column3 AND e.resource_version = v.column4 WHERE true \
+         ON CONFLICT (namespace, name, uid) DO UPDATE SET pipeline = excluded.pipeline, labels = excluded.labels, \
+         configmap_created = excluded.configmap_created, deleted_at = excluded.deleted_at, \
+         last_counted = excluded.last_counted, facts = excluded.facts",
+        values.join(", ")
+    )
+}
+
+/// One execution's row, at a version, and its facts: what `copy` writes.
+pub struct Copied<'a> {
+    pub key: (&'a str, &'a str, &'a str),
+    pub resource_version: &'a str,
+    pub facts: &'a StoredFacts,
+}
+
+/// Writes these executions' facts (see `copy_sql`), in statements of `COPY_ROWS`.
+pub async fn copy(tx: &mut sqlx::Transaction<'_, sqlx::Any>, rows: &[Copied<'_>]) -> Result<(), sqlx::Error> {
+    for part in rows.chunks(COPY_ROWS) {
+        // Only placeholders are written into the text; every value is bound.
+        let sql = copy_sql(part.len());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in part {
+            let (namespace, name, uid) = row.key;
+            query = query.bind(namespace).bind(name).bind(uid).bind(row.resource_version);
+            query = query.bind(row.facts.last_counted).bind(row.facts.facts.as_str());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
 
 /// A run's facts as stored: JSON, and the latest time they count at.
 pub struct StoredFacts {
@@ -54,25 +92,6 @@ impl StoredFacts {
     }
 }
 
-/// The execution `(namespace, name, uid)` at `resource_version` has these facts.
-pub async fn copy<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
-    executor: E,
-    (namespace, name, uid): (&str, &str, &str),
-    resource_version: &str,
-    facts: &StoredFacts,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(COPY)
-        .bind(namespace)
-        .bind(name)
-        .bind(uid)
-        .bind(facts.last_counted)
-        .bind(facts.facts.as_str())
-        .bind(resource_version)
-        .execute(executor)
-        .await
-        .map(drop)
-}
-
 /// Whether the rows were made by other rules than this binary's (or not made yet).
 pub async fn stale(pool: &AnyPool) -> Result<bool, sqlx::Error> {
     let version: Option<i64> = sqlx::query("SELECT MAX(version) FROM run_facts_version").fetch_one(pool).await?.get(0);
@@ -81,19 +100,31 @@ pub async fn stale(pool: &AnyPool) -> Result<bool, sqlx::Error> {
 
 /// Makes every run's facts again from its stored document, then marks them made by this
 /// binary's rules: the number of runs. Versions written meanwhile are kept (see `COPY`).
+///
+/// Read a page at a time in key order, each page's documents parsed on every core and its rows
+/// written in one transaction: no read stays open across the writes, so SQLite's write-ahead
+/// log is checkpointed as it goes instead of growing with the archive.
 pub async fn rebuild(pool: &AnyPool) -> Result<u64, sqlx::Error> {
-    let mut rows = sqlx::query("SELECT namespace, name, uid, resource_version, detail FROM executions").fetch(pool);
-    let (mut batch, mut made) = (Vec::with_capacity(REBUILD_BATCH), 0u64);
-    while let Some(row) = rows.try_next().await? {
-        let key: (String, String, String, String) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let mut after: Option<(String, String, String)> = None;
+    let mut made = 0u64;
+    loop {
+        let rows = page(pool, after.as_ref()).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some((last.0.clone(), last.1.clone(), last.2.clone()));
+        let full = rows.len() == REBUILD_BATCH;
         // A document this version cannot read counts for nothing rather than stopping the rest.
-        let Some(facts) = StoredFacts::of_detail(&row.get::<String, _>(4)) else { continue };
-        batch.push((key, facts));
-        if batch.len() == REBUILD_BATCH {
-            made += write(pool, std::mem::take(&mut batch)).await?;
+        let parse = move || -> Vec<(Key, StoredFacts)> {
+            let facts = |(namespace, name, uid, version, detail): Row5| {
+                StoredFacts::of_detail(&detail).map(|facts| ((namespace, name, uid, version), facts))
+            };
+            rows.into_par_iter().filter_map(facts).collect()
+        };
+        let facts = tokio::task::spawn_blocking(parse).await.unwrap_or_default();
+        made += write(pool, facts).await?;
+        if !full {
+            break;
         }
     }
-    made += write(pool, batch).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM run_facts_version").execute(&mut *tx).await?;
     sqlx::query("INSERT INTO run_facts_version (version) VALUES ($1)").bind(FACTS_VERSION).execute(&mut *tx).await?;
@@ -101,86 +132,169 @@ pub async fn rebuild(pool: &AnyPool) -> Result<u64, sqlx::Error> {
     Ok(made)
 }
 
-async fn write(
-    pool: &AnyPool,
-    batch: Vec<((String, String, String, String), StoredFacts)>,
-) -> Result<u64, sqlx::Error> {
+/// An execution's row: namespace, name, uid and resourceVersion.
+type Key = (String, String, String, String);
+/// The key and the detail.
+type Row5 = (String, String, String, String, String);
+
+/// Up to `REBUILD_BATCH` rows after `after` in key order: the key and the detail.
+async fn page(pool: &AnyPool, after: Option<&(String, String, String)>) -> Result<Vec<Row5>, sqlx::Error> {
+    let select = "SELECT namespace, name, uid, resource_version, detail FROM executions";
+    let order = format!("ORDER BY namespace, name, uid LIMIT {REBUILD_BATCH}");
+    let rows = match after {
+        None => sqlx::query(sqlx::AssertSqlSafe(format!("{select} {order}"))).fetch_all(pool).await?,
+        Some((namespace, name, uid)) => {
+            let sql = format!("{select} WHERE (namespace, name, uid) > ($1, $2, $3) {order}");
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(namespace.as_str()).bind(name.as_str());
+            query.bind(uid.as_str()).fetch_all(pool).await?
+        }
+    };
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect())
+}
+
+async fn write(pool: &AnyPool, batch: Vec<(Key, StoredFacts)>) -> Result<u64, sqlx::Error> {
+    let rows: Vec<Copied<'_>> = batch
+        .iter()
+        .map(|((namespace, name, uid, version), facts)| Copied {
+            key: (namespace, name, uid),
+            resource_version: version,
+            facts,
+        })
+        .collect();
     let mut tx = pool.begin().await?;
-    for ((namespace, name, uid, version), facts) in &batch {
-        copy(&mut *tx, (namespace, name, uid), version, facts).await?;
-    }
+    copy(&mut tx, &rows).await?;
     tx.commit().await?;
     Ok(batch.len() as u64)
 }
 
-/// One archived run's rollup as stored: parsed (and filtered) by whoever counts it.
-pub struct StoredRun {
-    pub namespace: String,
-    /// The ConfigMap's labels as JSON; empty unless the filter asks for labels.
-    pub labels: String,
-    /// `insights::RunFacts` as JSON.
-    pub facts: String,
+/// Archived runs' rollups as read, for whoever counts them to parse and filter: records of
+/// namespace, labels (JSON, empty unless the filter asks for labels) and facts (JSON), in one
+/// text. Neither names nor JSON hold the two separators (control characters are escaped in JSON).
+pub struct StoredRuns(String);
+
+const UNIT: char = '\u{1f}';
+const RECORD: char = '\u{1e}';
+
+impl StoredRuns {
+    /// Each run's namespace, labels and facts.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.0.split_terminator(RECORD).filter_map(|record| {
+            let mut fields = record.splitn(3, UNIT);
+            Some((fields.next()?, fields.next()?, fields.next()?))
+        })
+    }
 }
 
-/// Rows handed on at a time.
-pub const CHUNK: usize = 2000;
+/// Bytes of records handed on at a time.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Most windows one namespace's read is cut into, and the narrowest.
+const WINDOWS: i64 = 256;
+const DAY_MS: i64 = 86_400_000;
 
 /// The rollups of runs whose ConfigMaps are gone, counted at or after `from`, of the namespaces
-/// `filter` reads (one at a time, as lists read them) and of its pipeline, sent in chunks of
-/// `CHUNK` (waiting while the counter is behind): the rest of the filter is the counter's to
-/// check. A counter that has gone stops the read. Rows of an earlier namespace of
-/// that name, and those `skip` names (by name and uid), are left out.
+/// `filter` reads (one at a time, as lists read them) and of its pipeline, sent in chunks
+/// (waiting while the counter is behind): the rest of the filter is the counter's to check. A
+/// counter that has gone stops the read. Rows of an earlier namespace of that name, and those
+/// `skip` names (by name and uid), are left out.
+///
+/// Each window of time is one row: the database joins its rows into one text (`string_agg`, in
+/// both), because a driver's cost per row (sqlx hands SQLite's rows from its thread one at a
+/// time) would otherwise be most of a year's read; and windows rather than `GROUP BY`, which
+/// SQLite would sort in a temporary tree holding the whole range.
 pub async fn archived(
     pool: &AnyPool,
     (filter, from): (&ExecutionFilter, Millis),
     incarnations: &Incarnations,
     skip: &HashSet<(String, String)>,
-    to: &tokio::sync::mpsc::Sender<Vec<StoredRun>>,
+    to: &tokio::sync::mpsc::Sender<StoredRuns>,
 ) -> Result<(), sqlx::Error> {
-    let labels = if filter.labels.is_some() { "labels" } else { "''" };
-    let select = format!(
-        "SELECT namespace, name, uid, {labels}, facts, configmap_created FROM run_facts \
-         WHERE deleted_at IS NOT NULL AND last_counted >= $1"
-    );
-    let pipeline = filter.pipeline.as_deref();
     let namespaces: Vec<Option<&str>> = match filter.namespaces() {
         None => vec![None],
         Some(named) => named.into_iter().map(Some).collect(),
     };
-    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut kept = String::new();
     for namespace in namespaces {
-        let sql = match (namespace, pipeline) {
-            (Some(_), Some(_)) => format!("{select} AND namespace = $2 AND pipeline = $3"),
-            (Some(_), None) => format!("{select} AND namespace = $2"),
-            (None, Some(_)) => format!("{select} AND pipeline = $2"),
-            (None, None) => select.clone(),
-        };
-        // Only placeholders are written into the text; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from);
-        query = match namespace {
-            Some(ns) => query.bind(ns),
-            None => query,
-        };
-        query = match pipeline {
-            Some(p) => query.bind(p),
-            None => query,
-        };
-        let mut rows = query.fetch(pool);
-        while let Some(row) = rows.try_next().await? {
-            let namespace: String = row.get(0);
-            let gone = skip.contains(&(row.get(1), row.get(2)));
-            if gone || !incarnations.current(&namespace, row.get(5)) {
-                continue;
+        let rows = Rows { namespace, pipeline: filter.pipeline.as_deref(), labels: filter.labels.is_some() };
+        let Some(last) = rows.last_counted(pool).await? else { continue };
+        let width = ((last + 1 - from) / WINDOWS + 1).max(DAY_MS);
+        let mut start = from;
+        while start <= last {
+            if let Some(text) = rows.window(pool, start, start + width).await? {
+                keep(&text, incarnations, skip, &mut kept);
             }
-            chunk.push(StoredRun { namespace, labels: row.get(3), facts: row.get(4) });
-            if chunk.len() == CHUNK && to.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).await.is_err()
-            {
+            if kept.len() >= CHUNK_BYTES && to.send(StoredRuns(std::mem::take(&mut kept))).await.is_err() {
                 return Ok(());
             }
+            start += width;
         }
     }
-    if !chunk.is_empty() {
-        let _ = to.send(chunk).await;
+    if !kept.is_empty() {
+        let _ = to.send(StoredRuns(kept)).await;
     }
     Ok(())
+}
+
+/// Archived rollups of one namespace (or all) and pipeline (or all).
+struct Rows<'a> {
+    namespace: Option<&'a str>,
+    pipeline: Option<&'a str>,
+    /// Whether the filter reads labels (else they are not read).
+    labels: bool,
+}
+
+impl Rows<'_> {
+    /// `SELECT {what} FROM run_facts WHERE` archived, of the namespace and pipeline, and `more`,
+    /// whose placeholders come after theirs (numbered from `$3`).
+    fn query<'q>(&'q self, what: &str, more: &str) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        let mut sql = format!("SELECT {what} FROM run_facts WHERE deleted_at IS NOT NULL {more}");
+        // Only placeholders are written into the text; every value is bound.
+        sql.push_str(match (self.namespace, self.pipeline) {
+            (Some(_), Some(_)) => " AND namespace = $1 AND pipeline = $2",
+            (Some(_), None) => " AND namespace = $1 AND $2 = ''",
+            (None, Some(_)) => " AND $1 = '' AND pipeline = $2",
+            (None, None) => " AND $1 = '' AND $2 = ''",
+        });
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        query.bind(self.namespace.unwrap_or_default()).bind(self.pipeline.unwrap_or_default())
+    }
+
+    /// The latest time any of them counts at.
+    async fn last_counted(&self, pool: &AnyPool) -> Result<Option<Millis>, sqlx::Error> {
+        self.query("MAX(last_counted)", "").fetch_one(pool).await.map(|row| row.get(0))
+    }
+
+    /// Those counted in `[start, end)`, as one text of records (see `keep`); none where none is.
+    async fn window(&self, pool: &AnyPool, start: Millis, end: Millis) -> Result<Option<String>, sqlx::Error> {
+        let labels = if self.labels { "labels" } else { "''" };
+        let what = format!(
+            "string_agg(namespace || $5 || name || $5 || uid || $5 || COALESCE(CAST(configmap_created AS TEXT), '') \
+             || $5 || {labels} || $5 || facts, $6)"
+        );
+        let query = self.query(&what, "AND last_counted >= $3 AND last_counted < $4");
+        let query = query.bind(start).bind(end).bind(UNIT.to_string()).bind(RECORD.to_string());
+        query.fetch_one(pool).await.map(|row| row.get(0))
+    }
+}
+
+/// Appends to `kept` the runs of one day's text that belong to their namespace as it is now and
+/// are not in `skip`, as namespace, labels and facts.
+fn keep(day: &str, incarnations: &Incarnations, skip: &HashSet<(String, String)>, kept: &mut String) {
+    for record in day.split_terminator(RECORD) {
+        let mut fields = record.splitn(6, UNIT);
+        let mut field = || fields.next();
+        let (Some(namespace), Some(name), Some(uid), Some(created), Some(labels), Some(facts)) =
+            (field(), field(), field(), field(), field(), field())
+        else {
+            continue;
+        };
+        let created = created.parse::<i64>().ok();
+        let skipped = !skip.is_empty() && skip.contains(&(name.to_owned(), uid.to_owned()));
+        if skipped || !incarnations.current(namespace, created) {
+            continue;
+        }
+        for (field, end) in [(namespace, UNIT), (labels, UNIT), (facts, RECORD)] {
+            kept.push_str(field);
+            kept.push(end);
+        }
+    }
 }

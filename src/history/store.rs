@@ -78,19 +78,34 @@ pub async fn write(pool: &AnyPool, batch: &[(ArchiveKey, Note)], schema_set: &st
 
 /// Writes these rows in one transaction.
 pub async fn write_rows(pool: &AnyPool, rows: Vec<StoredNote>, schema_set: &str) -> Result<(), sqlx::Error> {
+    // Notes spooled by a version before insights carry no facts: made from the document.
+    let facts: Vec<Option<StoredFacts>> = rows
+        .iter()
+        .map(|row| match (&row.facts, row.last_counted) {
+            (Some(facts), last_counted) => Some(StoredFacts { facts: facts.clone(), last_counted }),
+            (None, _) => StoredFacts::of_detail(&row.detail),
+        })
+        .collect();
+    // One statement may not update a row twice (PostgreSQL refuses it): the last note of each
+    // execution stands, as it does for its row.
+    let mut seen = std::collections::HashSet::new();
+    let mut copied: Vec<rollup::Copied<'_>> = rows
+        .iter()
+        .zip(&facts)
+        .rev()
+        .filter_map(|(row, facts)| {
+            let key = (row.namespace.as_str(), row.name.as_str(), row.uid.as_str());
+            let facts = facts.as_ref().filter(|_| seen.insert(key))?;
+            Some(rollup::Copied { key, resource_version: &row.resource_version, facts })
+        })
+        .collect();
+    copied.reverse();
     let mut tx = pool.begin().await?;
     for row in &rows {
         upsert(row, schema_set).execute(&mut *tx).await?;
-        // Notes spooled by a version before insights carry no facts: made from the document.
-        let facts = match (&row.facts, row.last_counted) {
-            (Some(facts), last_counted) => Some(StoredFacts { facts: facts.clone(), last_counted }),
-            (None, _) => StoredFacts::of_detail(&row.detail),
-        };
-        if let Some(facts) = facts {
-            let key = (row.namespace.as_str(), row.name.as_str(), row.uid.as_str());
-            rollup::copy(&mut *tx, key, &row.resource_version, &facts).await?;
-        }
     }
+    // Their rollups, as the rows now hold them.
+    rollup::copy(&mut tx, &copied).await?;
     tx.commit().await
 }
 

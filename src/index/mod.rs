@@ -201,7 +201,7 @@ impl Index {
     /// Counts the environments a new version (`facts`) shows deployed that the version it
     /// replaces did not. Only changes seen one at a time count: a relist's runs may have
     /// finished long ago.
-    fn count_deployments(&self, id: &ObjectRef, before: Option<&ExecutionEntry>, facts: &RunFacts) {
+    fn count_deployments(&self, id: &ObjectRef, before: Option<&ExecutionEntry>, facts: &RunFacts<'_>) {
         for env in &facts.environments {
             let Some(deployed) = env.deployment() else { continue };
             let was = before.and_then(|b| b.view.environments.iter().find(|e| e.name == env.name)).map(|e| e.phase);

@@ -86,9 +86,10 @@ impl<'r> Counter<'r> {
     }
 
     /// Counts one run of `namespace`.
-    pub fn add(&mut self, namespace: &str, facts: &RunFacts) {
-        let wanted = |env: &&EnvironmentFacts| self.request.filter.environment.as_ref().is_none_or(|w| *w == env.name);
-        let environments: Vec<&EnvironmentFacts> = facts.environments.iter().filter(wanted).collect();
+    pub fn add(&mut self, namespace: &str, facts: &RunFacts<'_>) {
+        let wanted =
+            |env: &&EnvironmentFacts<'_>| self.request.filter.environment.as_ref().is_none_or(|w| **w == *env.name);
+        let environments: Vec<&EnvironmentFacts<'_>> = facts.environments.iter().filter(wanted).collect();
         for env in &environments {
             let Some(outcome) = env.outcome else { continue };
             let target = self.request.buckets.of(outcome.at).map(|bucket| {
@@ -108,7 +109,7 @@ impl<'r> Counter<'r> {
         let Some(bucket) = self.request.buckets.of(outcome.at) else { return };
         let by_environment = self.request.group_by.contains(&GroupKey::Environment);
         let names: Vec<Option<&str>> = match by_environment {
-            true => environments.iter().map(|e| Some(e.name.as_str())).collect(),
+            true => environments.iter().map(|e| Some(&*e.name)).collect(),
             false => vec![None],
         };
         for env in names {
@@ -121,7 +122,7 @@ impl<'r> Counter<'r> {
     /// as JSON) if the request's filter matches it; a row this version cannot read counts for
     /// nothing.
     pub fn add_stored(&mut self, namespace: &str, labels: &str, facts: &str) {
-        let Ok(facts) = serde_json::from_str::<RunFacts>(facts) else { return };
+        let Ok(facts) = serde_json::from_str::<RunFacts<'_>>(facts) else { return };
         let labels = match self.request.filter.labels {
             Some(_) => serde_json::from_str(labels).unwrap_or_default(),
             None => std::collections::BTreeMap::new(),
@@ -132,7 +133,7 @@ impl<'r> Counter<'r> {
     }
 
     /// The group a run (and one of its environments) counts in, made on first use.
-    fn group(&mut self, namespace: &str, facts: &RunFacts, environment: Option<&str>) -> usize {
+    fn group(&mut self, namespace: &str, facts: &RunFacts<'_>, environment: Option<&str>) -> usize {
         let mut id = [UNSET; GroupKey::ALL.len()];
         for (slot, key) in id.iter_mut().zip(&self.request.group_by) {
             *slot = self.values.id(match key {
@@ -221,7 +222,10 @@ impl<'r> Counter<'r> {
 }
 
 /// The insights of `runs` (namespace and facts) as `request` asks them.
-pub fn compute<'a>(request: &InsightsRequest, runs: impl IntoIterator<Item = (&'a str, &'a RunFacts)>) -> InsightsBody {
+pub fn compute<'a>(
+    request: &InsightsRequest,
+    runs: impl IntoIterator<Item = (&'a str, &'a RunFacts<'a>)>,
+) -> InsightsBody {
     let mut counter = Counter::new(request);
     for (namespace, facts) in runs {
         counter.add(namespace, facts);
@@ -230,7 +234,7 @@ pub fn compute<'a>(request: &InsightsRequest, runs: impl IntoIterator<Item = (&'
 }
 
 impl Tally {
-    fn deployment(&mut self, env: &EnvironmentFacts, outcome: Outcome, day: Option<u32>) {
+    fn deployment(&mut self, env: &EnvironmentFacts<'_>, outcome: Outcome, day: Option<u32>) {
         let d = &mut self.deployments;
         match outcome.phase {
             Phase::Succeeded => {

@@ -4,6 +4,8 @@
 //! `compute`. The archive stores these facts as they are (`history`), so a run counts the same
 //! whether it is live or archived.
 
+use std::borrow::Cow;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -12,23 +14,25 @@ use crate::model::{ExecutionView, Phase};
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
-/// One run's facts. Field names are short: the archive keeps one of these per run.
+/// One run's facts. Field names are short: the archive keeps one of these per run. Its names are
+/// borrowed where they can be (from the view they were read from, or from the stored text they
+/// are parsed from), so counting a year of runs allocates no string per run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunFacts {
-    #[serde(rename = "p")]
-    pub pipeline: String,
-    #[serde(rename = "a")]
-    pub application: String,
-    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
-    pub trigger: Option<String>,
+pub struct RunFacts<'a> {
+    #[serde(rename = "p", borrow)]
+    pub pipeline: Cow<'a, str>,
+    #[serde(rename = "a", borrow)]
+    pub application: Cow<'a, str>,
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none", borrow)]
+    pub trigger: Option<Cow<'a, str>>,
     /// The run's phase now, for the executions' `phase` filter.
     #[serde(rename = "ph")]
     pub phase: Phase,
     /// The run's outcome, once it ended.
     #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
-    #[serde(rename = "e")]
-    pub environments: Vec<EnvironmentFacts>,
+    #[serde(rename = "e", borrow)]
+    pub environments: Vec<EnvironmentFacts<'a>>,
 }
 
 /// How a run or an environment ended, when, and how long it took.
@@ -46,9 +50,9 @@ pub struct Outcome {
 
 /// One environment of a run, in promotion order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EnvironmentFacts {
-    #[serde(rename = "n")]
-    pub name: String,
+pub struct EnvironmentFacts<'a> {
+    #[serde(rename = "n", borrow)]
+    pub name: Cow<'a, str>,
     /// Its outcome, once it reached a terminal phase.
     #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
@@ -60,18 +64,18 @@ pub struct EnvironmentFacts {
     pub gap: Option<Millis>,
 }
 
-impl EnvironmentFacts {
+impl EnvironmentFacts<'_> {
     /// A deployment: the environment reached `Succeeded` or `Failed`.
     pub fn deployment(&self) -> Option<Outcome> {
         self.outcome.filter(|o| matches!(o.phase, Phase::Succeeded | Phase::Failed))
     }
 }
 
-impl RunFacts {
+impl<'a> RunFacts<'a> {
     /// The facts of a run as its document tells them. Times the document does not give are
     /// taken from the nearest it does (an environment's end from the run's, the run's from its
     /// last environment's); a duration whose end comes before its start is not measured.
-    pub fn of(view: &ExecutionView) -> RunFacts {
+    pub fn of(view: &'a ExecutionView) -> RunFacts<'a> {
         let run_start = time(&view.started_at);
         let run_end = time(&view.finished_at);
         let lead_from = time(&view.application.revision_time).or(run_start);
@@ -88,7 +92,7 @@ impl RunFacts {
             let lead = outcome.filter(|o| o.phase == Phase::Succeeded).and_then(|o| span(lead_from, Some(o.at)));
             let gap = outcome.and(span(previous_end, start));
             previous_end = end.or(previous_end);
-            environments.push(EnvironmentFacts { name: env.name.clone(), outcome, lead, gap });
+            environments.push(EnvironmentFacts { name: Cow::Borrowed(&env.name), outcome, lead, gap });
         }
         let last_env = environments.iter().filter_map(|e| e.outcome.map(|o| o.at)).max();
         let outcome = run_end.or(last_env).or(run_start).filter(|_| view.phase.is_terminal()).map(|at| Outcome {
@@ -97,9 +101,9 @@ impl RunFacts {
             took: span(run_start, run_end),
         });
         RunFacts {
-            pipeline: view.pipeline.clone(),
-            application: view.application.name.clone(),
-            trigger: view.trigger.as_ref().map(|t| t.kind.clone()),
+            pipeline: Cow::Borrowed(&view.pipeline),
+            application: Cow::Borrowed(&view.application.name),
+            trigger: view.trigger.as_ref().map(|t| Cow::Borrowed(t.kind.as_str())),
             phase: view.phase,
             outcome,
             environments,
@@ -155,14 +159,15 @@ mod tests {
 
     #[test]
     fn environments_count_at_their_end_with_lead_times_and_promotion_gaps() {
-        let facts = RunFacts::of(&view(
+        let run = view(
             Phase::Failed,
             vec![
                 env("dev", Phase::Succeeded, Some("2026-01-01T10:00:00Z"), Some("2026-01-01T10:05:00Z")),
                 env("staging", Phase::Failed, Some("2026-01-01T10:08:00Z"), Some("2026-01-01T10:20:00Z")),
                 env("prod", Phase::Pending, None, None),
             ],
-        ));
+        );
+        let facts = RunFacts::of(&run);
         let [dev, staging, prod] = &facts.environments[..] else { panic!("three environments") };
         assert_eq!(dev.deployment().map(|o| (o.phase, o.took)), Some((Phase::Succeeded, Some(5 * MIN))));
         assert_eq!((dev.lead, dev.gap), (Some(5 * MIN), None));
@@ -193,7 +198,8 @@ mod tests {
 
     #[test]
     fn facts_round_trip_through_their_stored_form() {
-        let facts = RunFacts::of(&view(Phase::Succeeded, vec![env("dev", Phase::Skipped, None, None)]));
+        let run = view(Phase::Succeeded, vec![env("dev", Phase::Skipped, None, None)]);
+        let facts = RunFacts::of(&run);
         let stored = serde_json::to_string(&facts).unwrap();
         assert_eq!(serde_json::from_str::<RunFacts>(&stored).unwrap(), facts);
         assert!(stored.len() < 200, "{stored}");

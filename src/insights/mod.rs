@@ -21,7 +21,7 @@ use crate::query::Filterable;
 pub struct FilteredRun<'a> {
     pub namespace: &'a str,
     pub labels: &'a BTreeMap<String, String>,
-    pub facts: &'a RunFacts,
+    pub facts: &'a RunFacts<'a>,
 }
 
 impl Filterable for FilteredRun<'_> {
@@ -42,7 +42,7 @@ impl Filterable for FilteredRun<'_> {
     }
 
     fn environments(&self) -> impl Iterator<Item = &str> {
-        self.facts.environments.iter().map(|e| e.name.as_str())
+        self.facts.environments.iter().map(|e| &*e.name)
     }
 }
 

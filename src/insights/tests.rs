@@ -12,15 +12,15 @@ fn ms(text: &str) -> Millis {
 }
 
 /// A run of `app` deploying one environment, ending at `at`.
-fn deployed(app: &str, env: &str, phase: Phase, at: Millis) -> RunFacts {
+fn deployed(app: &str, env: &str, phase: Phase, at: Millis) -> RunFacts<'static> {
     RunFacts {
-        pipeline: format!("{app}-pipeline"),
-        application: app.into(),
+        pipeline: format!("{app}-pipeline").into(),
+        application: app.to_owned().into(),
         trigger: Some("GitPush".into()),
         phase,
         outcome: Some(Outcome { phase, at, took: Some(60_000) }),
         environments: vec![EnvironmentFacts {
-            name: env.into(),
+            name: env.to_owned().into(),
             outcome: Some(Outcome { phase, at, took: Some(30_000) }),
             lead: (phase == Phase::Succeeded).then_some(90_000),
             gap: None,
@@ -34,7 +34,7 @@ fn request(pairs: &[(&str, &str)]) -> InsightsRequest {
     InsightsRequest::from_parameters(None, get, Scope::all(), now).unwrap()
 }
 
-fn insights(pairs: &[(&str, &str)], runs: &[RunFacts]) -> InsightsBody {
+fn insights(pairs: &[(&str, &str)], runs: &[RunFacts<'_>]) -> InsightsBody {
     compute(&request(pairs), runs.iter().map(|facts| ("team", facts)))
 }
 
@@ -131,7 +131,7 @@ fn the_environment_filter_counts_that_environment_alone() {
     assert_eq!((total.deployments.succeeded, total.deployments.failed), (1, 0));
 }
 
-fn arbitrary_runs() -> impl Strategy<Value = Vec<RunFacts>> {
+fn arbitrary_runs() -> impl Strategy<Value = Vec<RunFacts<'static>>> {
     let start = ms("2026-03-01T00:00:00Z");
     let phase = prop::sample::select(vec![Phase::Succeeded, Phase::Failed, Phase::Cancelled, Phase::Skipped]);
     let run = (0..2usize, 0..3usize, phase, 0..(31 * 86_400_000i64), 0..3_600_000i64);
