@@ -236,27 +236,55 @@ fn insert(i: usize) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArgu
             "targets": targets})).collect::<Vec<_>>()});
     let detail = serde_json::json!({"namespace": ns, "name": name, "labels": labels, "resourceVersion": i.to_string(),
         "execution": execution});
-    let key = [ns.as_bytes(), &[0], name.as_bytes()].concat();
+    let summary = summary.to_string();
+    let row = Row { i, namespace: ns, name, pipeline, phase, started, started_at: at, finished_at: None, summary };
+    insert_row(row, labels.to_string(), detail.to_string(), started + 86_400_000)
+}
+
+/// An archived execution's row, as the service would have written it: the columns besides its
+/// labels, detail and deletion time.
+pub struct Row {
+    pub i: usize,
+    pub namespace: String,
+    pub name: String,
+    pub pipeline: String,
+    pub phase: &'static str,
+    pub started: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub summary: String,
+}
+
+/// The statement that writes `row` (uid and resourceVersion from its number, last seen when it
+/// was deleted).
+pub fn insert_row(
+    row: Row,
+    labels: String,
+    detail: String,
+    deleted_at: i64,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    let key = [row.namespace.as_bytes(), &[0], row.name.as_bytes()].concat();
     sqlx::query(
         "INSERT INTO executions (namespace, name, uid, resource_version, version_order, schema_set, pipeline, \
          phase, sort_time, started_at, finished_at, labels, summary, detail, first_seen, last_seen, deleted_at, \
-         list_key) VALUES ($1, $2, $3, $4, $5, 'generated', $6, $7, $8, $9, NULL, $10, $11, $12, $13, $14, $15, $16)",
+         list_key) VALUES ($1, $2, $3, $4, $5, 'generated', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
-    .bind(ns)
-    .bind(name)
-    .bind(format!("uid-{i}"))
-    .bind(i.to_string())
-    .bind(i as i64)
-    .bind(pipeline)
-    .bind(phase)
-    .bind(started)
-    .bind(at)
-    .bind(labels.to_string())
-    .bind(summary.to_string())
-    .bind(detail.to_string())
-    .bind(started)
-    .bind(started)
-    .bind(started + 86_400_000)
+    .bind(row.namespace)
+    .bind(row.name)
+    .bind(format!("uid-{}", row.i))
+    .bind(row.i.to_string())
+    .bind(row.i as i64)
+    .bind(row.pipeline)
+    .bind(row.phase)
+    .bind(row.started)
+    .bind(row.started_at)
+    .bind(row.finished_at)
+    .bind(labels)
+    .bind(row.summary)
+    .bind(detail)
+    .bind(row.started)
+    .bind(deleted_at - 86_400_000)
+    .bind(deleted_at)
     .bind(key)
 }
 

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::archive::{Row, insert_row};
 use crate::served::Served;
 use crate::warm::Archive;
 
@@ -260,29 +261,10 @@ fn insert(i: usize) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArgu
         "execution": execution});
     let summary = serde_json::json!({"namespace": ns, "name": name, "pipeline": pipeline, "application": application,
         "phase": phase, "startedAt": at(started), "environments": [], "resourceVersion": i.to_string()});
-    let key = [ns.as_bytes(), &[0], name.as_bytes()].concat();
-    sqlx::query(
-        "INSERT INTO executions (namespace, name, uid, resource_version, version_order, schema_set, pipeline, \
-         phase, sort_time, started_at, finished_at, labels, summary, detail, first_seen, last_seen, deleted_at, \
-         list_key) VALUES ($1, $2, $3, $4, $5, 'generated', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(ns)
-    .bind(name)
-    .bind(format!("uid-{i}"))
-    .bind(i.to_string())
-    .bind(k)
-    .bind(pipeline)
-    .bind(phase)
-    .bind(started)
-    .bind(at(started))
-    .bind(at(t))
-    .bind(labels.to_string())
-    .bind(summary.to_string())
-    .bind(detail.to_string())
-    .bind(started)
-    .bind(t)
-    .bind(t + 86_400_000)
-    .bind(key)
+    let summary = summary.to_string();
+    let (started_at, finished_at) = (at(started), Some(at(t)));
+    let row = Row { i, namespace: ns, name, pipeline, phase, started, started_at, finished_at, summary };
+    insert_row(row, labels.to_string(), detail.to_string(), t + 86_400_000)
 }
 
 pub fn print(rows: &[Figures]) {

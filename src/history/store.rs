@@ -286,30 +286,24 @@ pub async fn versions(
     Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
-/// Marks these executions deleted at `at`, in one transaction.
+/// Marks these executions deleted at `at`, and their insights rollups, in one transaction.
 pub async fn mark_deleted(pool: &AnyPool, gone: &[ArchiveKey], at: Timestamp) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     for key in gone {
-        sqlx::query(
-            "UPDATE executions SET deleted_at = $1 WHERE namespace = $2 AND name = $3 AND uid = $4 \
-             AND deleted_at IS NULL",
-        )
-        .bind(millis(at))
-        .bind(key.namespace.as_str())
-        .bind(key.name.as_str())
-        .bind(key.uid.as_str())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE run_facts SET deleted_at = $1 WHERE namespace = $2 AND name = $3 AND uid = $4 \
-             AND deleted_at IS NULL",
-        )
-        .bind(millis(at))
-        .bind(key.namespace.as_str())
-        .bind(key.name.as_str())
-        .bind(key.uid.as_str())
-        .execute(&mut *tx)
-        .await?;
+        for table in ["executions", "run_facts"] {
+            // The table's name is one of these two; every value is bound.
+            let sql = format!(
+                "UPDATE {table} SET deleted_at = $1 WHERE namespace = $2 AND name = $3 AND uid = $4 \
+                 AND deleted_at IS NULL"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(millis(at))
+                .bind(key.namespace.as_str())
+                .bind(key.name.as_str())
+                .bind(key.uid.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     tx.commit().await
 }
