@@ -136,6 +136,9 @@ struct Parts {
     generation: AtomicU64,
     failed: Mutex<ReadFailure>,
     budget: ReadBudget,
+    /// Insights' reads, apart: a year of runs holds its read for seconds, and must not leave
+    /// lists without theirs.
+    insights_budget: InsightsBudget,
     incarnations: incarnation::Incarnations,
     /// What the index told of and the archive does not hold yet.
     journal: Journal,
@@ -299,7 +302,7 @@ impl Archive {
         let reader = budget_key(filter.namespaces().as_deref());
         let incarnations = self.incarnations();
         let read = |pool: AnyPool| async move { rollup::archived(&pool, (filter, from), incarnations, skip, to).await };
-        self.read_within(&reader, INSIGHTS_TIMEOUT, read).await
+        self.read_within((&self.0.insights_budget.0, &reader), INSIGHTS_TIMEOUT, read).await
     }
 
     /// Executions ended that the archive may not hold yet (see `Journal`), each with when: the
@@ -322,17 +325,22 @@ impl Archive {
         F: FnOnce(AnyPool) -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
-        self.read_within(reader, READ_TIMEOUT, query).await
+        self.read_within((&self.0.budget, reader), READ_TIMEOUT, query).await
     }
 
-    /// `read`, with a timeout of its own.
-    async fn read_within<T, F, Fut>(&self, reader: &str, timeout: Duration, query: F) -> Result<T, Unreadable>
+    /// `read`, within another budget and with a timeout of its own.
+    async fn read_within<T, F, Fut>(
+        &self,
+        (budget, reader): (&ReadBudget, &str),
+        timeout: Duration,
+        query: F,
+    ) -> Result<T, Unreadable>
     where
         F: FnOnce(AnyPool) -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
         let pool = self.readable()?;
-        let _permit = self.0.budget.enter(reader).await?;
+        let _permit = budget.enter(reader).await?;
         let error = match tokio::time::timeout(timeout, query(pool)).await {
             Ok(Ok(rows)) => return Ok(rows),
             Ok(Err(error)) => error,
@@ -482,15 +490,33 @@ const READS_PER_READER: usize = 2;
 /// The longest a read waits for one of the `READS`, before it is answered busy.
 const READ_QUEUE: Duration = Duration::from_millis(500);
 
-/// The archive's reads in flight, in all and by reader.
+/// Insights' reads of the archive at once: one, beside the lists' `READS` (see
+/// `store::CONNECTIONS`); others wait their turn for up to `INSIGHTS_QUEUE`, two of one reader
+/// at most.
+const INSIGHTS_READS: usize = 1;
+const INSIGHTS_PER_READER: usize = 2;
+const INSIGHTS_QUEUE: Duration = Duration::from_secs(5);
+
+/// The archive's reads in flight, in all and by reader, and how long one waits for a place.
 struct ReadBudget {
     total: tokio::sync::Semaphore,
+    per_reader: usize,
+    queue: Duration,
     readers: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl Default for ReadBudget {
     fn default() -> Self {
-        ReadBudget { total: tokio::sync::Semaphore::new(READS), readers: Mutex::default() }
+        ReadBudget::new(READS, READS_PER_READER, READ_QUEUE)
+    }
+}
+
+/// The budget of insights' reads.
+struct InsightsBudget(ReadBudget);
+
+impl Default for InsightsBudget {
+    fn default() -> Self {
+        InsightsBudget(ReadBudget::new(INSIGHTS_READS, INSIGHTS_PER_READER, INSIGHTS_QUEUE))
     }
 }
 
@@ -502,18 +528,22 @@ struct ReadPermit<'a> {
 }
 
 impl ReadBudget {
-    /// A place for a read of `reader`: at once `Busy` where that reader has `READS_PER_READER`
-    /// in flight, or after `READ_QUEUE` where every one of the `READS` is taken.
+    fn new(total: usize, per_reader: usize, queue: Duration) -> Self {
+        ReadBudget { total: tokio::sync::Semaphore::new(total), per_reader, queue, readers: Mutex::default() }
+    }
+
+    /// A place for a read of `reader`: at once `Busy` where that reader has `per_reader` in
+    /// flight, or after `queue` where every place is taken.
     async fn enter(&self, reader: &str) -> Result<ReadPermit<'_>, Unreadable> {
         {
             let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
             let count = readers.entry(reader.to_owned()).or_default();
-            if *count >= READS_PER_READER {
+            if *count >= self.per_reader {
                 return Err(Unreadable::Busy);
             }
             *count += 1;
         }
-        match tokio::time::timeout(READ_QUEUE, self.total.acquire()).await {
+        match tokio::time::timeout(self.queue, self.total.acquire()).await {
             Ok(Ok(permit)) => Ok(ReadPermit { budget: self, reader: reader.to_owned(), _total: permit }),
             _ => {
                 self.leave(reader);
@@ -565,7 +595,24 @@ fn is_data_exception(error: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::ArchiveUrl;
+    use super::*;
+
+    #[tokio::test]
+    async fn insights_reads_wait_their_turn_apart_from_the_lists() {
+        let parts = Parts::default();
+        let (lists, insights) = (&parts.budget, &parts.insights_budget.0);
+        let year = insights.enter("team-a").await.expect("the one insights read");
+        let mut next = Box::pin(insights.enter("team-b"));
+        assert!(futures::poll!(next.as_mut()).is_pending(), "a second insights read waits its turn");
+        // Every list read still has its place while a year of runs is being read.
+        let mut pages = Vec::new();
+        for reader in ["team-a", "team-b", "team-c", "team-d"] {
+            pages.push(lists.enter(reader).await.expect("a list's read"));
+        }
+        assert_eq!(lists.enter("team-e").await.err(), Some(Unreadable::Busy), "the lists' own limit holds");
+        drop(year);
+        assert!(next.await.is_ok(), "and goes once the first is done");
+    }
 
     #[test]
     fn archive_urls_are_sqlite_files_or_postgres() {
