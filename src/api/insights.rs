@@ -93,9 +93,16 @@ async fn answer(state: &AppState, wanted: InsightsRequest) -> Result<InsightsAns
     let filter = wanted.filter.clone();
     let archive = state.history();
     let mut live = state.index.all_executions();
-    let ended = archive.map(|a| a.ended_unwritten()).unwrap_or_default();
-    let skip: HashSet<(String, String)> = ended.iter().map(|e| (e.id.name.clone(), e.uid.clone())).collect();
-    live.extend(ended);
+    live.extend(archive.map(|a| a.ended_unwritten()).unwrap_or_default());
+    // A run that ended between the two snapshots is in both.
+    live.sort_unstable_by(|a, b| a.uid.cmp(&b.uid));
+    live.dedup_by(|a, b| a.uid == b.uid);
+    // Each run counts once: one counted live (or ended and not yet written) may be written to
+    // the archive while it is read, so its row is left out.
+    let skip: HashSet<String> = match archive {
+        Some(_) => live.iter().map(|e| e.uid.clone()).collect(),
+        None => HashSet::new(),
+    };
     let (rows, mut counted) = tokio::sync::mpsc::channel::<StoredRuns>(IN_FLIGHT);
     let counting = tokio::task::spawn_blocking(move || {
         let mut counter = Counter::new(&wanted);

@@ -288,12 +288,13 @@ impl Archive {
 
     /// The insights rollups of runs whose ConfigMaps are gone, counted at or after `from`, of
     /// the namespaces and pipeline `filter` names, in chunks sent `to` (see `rollup::archived`),
-    /// leaving out `skip` (name and uid: those counted from `ended_unwritten`). Within the read
+    /// leaving out the runs (ConfigMap uids) in `skip`: those counted from the index and from
+    /// `ended_unwritten`, whose rows may be written while this reads. Within the read
     /// budget, and `INSIGHTS_TIMEOUT`: a year of an archive takes longer than a page.
     pub async fn insight_rows(
         &self,
         (filter, from): (&ExecutionFilter, Millis),
-        skip: &HashSet<(String, String)>,
+        skip: &HashSet<String>,
         to: &tokio::sync::mpsc::Sender<StoredRuns>,
     ) -> Result<(), Unreadable> {
         if filter.namespaces().as_ref().is_some_and(Vec::is_empty) {

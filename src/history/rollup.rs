@@ -194,8 +194,8 @@ const DAY_MS: i64 = 86_400_000;
 /// The rollups of runs whose ConfigMaps are gone, counted at or after `from`, of the namespaces
 /// `filter` reads (one at a time, as lists read them) and of its pipeline, sent in chunks
 /// (waiting while the counter is behind): the rest of the filter is the counter's to check. A
-/// counter that has gone stops the read. Rows of an earlier namespace of that name, and those
-/// `skip` names (by name and uid), are left out.
+/// counter that has gone stops the read. Rows of an earlier namespace of that name, and the
+/// runs (ConfigMap uids) in `skip`, are left out.
 ///
 /// Each window of time is one row: the database joins its rows into one text (`string_agg`, in
 /// both), because a driver's cost per row (sqlx hands SQLite's rows from its thread one at a
@@ -205,7 +205,7 @@ pub async fn archived(
     pool: &AnyPool,
     (filter, from): (&ExecutionFilter, Millis),
     incarnations: &Incarnations,
-    skip: &HashSet<(String, String)>,
+    skip: &HashSet<String>,
     to: &tokio::sync::mpsc::Sender<StoredRuns>,
 ) -> Result<(), sqlx::Error> {
     let namespaces: Vec<Option<&str>> = match filter.namespaces() {
@@ -267,7 +267,7 @@ impl Rows<'_> {
     async fn window(&self, pool: &AnyPool, start: Millis, end: Millis) -> Result<Option<String>, sqlx::Error> {
         let labels = if self.labels { "labels" } else { "''" };
         let what = format!(
-            "string_agg(namespace || $5 || name || $5 || uid || $5 || COALESCE(CAST(configmap_created AS TEXT), '') \
+            "string_agg(namespace || $5 || uid || $5 || COALESCE(CAST(configmap_created AS TEXT), '') \
              || $5 || {labels} || $5 || facts, $6)"
         );
         let query = self.query(&what, "AND last_counted >= $3 AND last_counted < $4");
@@ -276,20 +276,18 @@ impl Rows<'_> {
     }
 }
 
-/// Appends to `kept` the runs of one day's text that belong to their namespace as it is now and
-/// are not in `skip`, as namespace, labels and facts.
-fn keep(day: &str, incarnations: &Incarnations, skip: &HashSet<(String, String)>, kept: &mut String) {
-    for record in day.split_terminator(RECORD) {
-        let mut fields = record.splitn(6, UNIT);
+/// Appends to `kept` the runs of one window's text that belong to their namespace as it is now
+/// and are not in `skip`, as namespace, labels and facts.
+fn keep(window: &str, incarnations: &Incarnations, skip: &HashSet<String>, kept: &mut String) {
+    for record in window.split_terminator(RECORD) {
+        let mut fields = record.splitn(5, UNIT);
         let mut field = || fields.next();
-        let (Some(namespace), Some(name), Some(uid), Some(created), Some(labels), Some(facts)) =
-            (field(), field(), field(), field(), field(), field())
+        let (Some(namespace), Some(uid), Some(created), Some(labels), Some(facts)) =
+            (field(), field(), field(), field(), field())
         else {
             continue;
         };
-        let created = created.parse::<i64>().ok();
-        let skipped = !skip.is_empty() && skip.contains(&(name.to_owned(), uid.to_owned()));
-        if skipped || !incarnations.current(namespace, created) {
+        if skip.contains(uid) || !incarnations.current(namespace, created.parse::<i64>().ok()) {
             continue;
         }
         for (field, end) in [(namespace, UNIT), (labels, UNIT), (facts, RECORD)] {
