@@ -14,7 +14,7 @@ use crate::served::Served;
 use crate::warm::Archive;
 
 /// Live executions beside the archive.
-const LIVE: usize = 1_000;
+pub const LIVE: usize = 1_000;
 /// Requests per second each measurement sends.
 const RATE: u32 = 100;
 
@@ -29,18 +29,38 @@ pub struct Figures {
     pub rss_large: u64,
 }
 
+/// A large archive's place: `LIVE` executions in a directory, and the archive beside them.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub manifests: std::path::PathBuf,
+    /// SQLite or PostgreSQL.
+    pub name: &'static str,
+    /// The URL the service takes, and the one sqlx connects to.
+    pub url: String,
+    pub writer: String,
+    /// `serve`'s arguments over them.
+    pub args: [String; 6],
+}
+
+impl Setup {
+    pub fn new(archive: Archive) -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let manifests = dir.path().join("manifests");
+        crate::data::write_dir(&manifests, LIVE);
+        let file = dir.path().join("history.db");
+        let (name, url, writer) = match archive {
+            Archive::Sqlite => ("SQLite", format!("sqlite:{}", file.display()), format!("sqlite://{}", file.display())),
+            Archive::Postgres(url) => ("PostgreSQL", url.clone(), url),
+        };
+        // Two years of history: kept whole (the default --archive-retain, 400 days, would prune it).
+        let args = ["--from-dir", &manifests.display().to_string(), "--archive", &url, "--archive-retain", "1000d"]
+            .map(str::to_owned);
+        Setup { dir, manifests, name, url, writer, args }
+    }
+}
+
 pub async fn run(oha: &Path, archived: usize, archive: Archive) -> Figures {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let manifests = dir.path().join("manifests");
-    crate::data::write_dir(&manifests, LIVE);
-    let file = dir.path().join("history.db");
-    let (name, url, writer) = match archive {
-        Archive::Sqlite => ("SQLite", format!("sqlite:{}", file.display()), format!("sqlite://{}", file.display())),
-        Archive::Postgres(url) => ("PostgreSQL", url.clone(), url),
-    };
-    // Two years of history: kept whole (the default --archive-retain, 400 days, would prune it).
-    let args = ["--from-dir", &manifests.display().to_string(), "--archive", &url, "--archive-retain", "1000d"]
-        .map(str::to_owned);
+    let Setup { dir, name, writer, args, .. } = Setup::new(archive);
     // The first start makes the schema and archives the live executions.
     let (served, _) = Served::start(&args, &[]).await;
     let rss_small = settled_rss(&served).await;

@@ -9,12 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::archive::{Row, insert_row};
+use crate::archive::{LIVE, Row, Setup, insert_row};
 use crate::served::Served;
 use crate::warm::Archive;
 
-/// Live executions beside the archive.
-const LIVE: usize = 1_000;
 /// The 90 days before the archive's end, and the year.
 const QUARTER: &str = "from=2026-09-02&to=2026-12-01";
 const YEAR: &str = "from=2025-12-01&to=2026-12-01";
@@ -33,19 +31,10 @@ pub struct Figures {
 }
 
 pub async fn run(archived: usize, archive: Archive) -> Figures {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Setup { dir, manifests, name, url, writer, args } = Setup::new(archive);
     if std::env::var_os("EXECWATCH_BENCH_KEEP").is_some() {
         println!("  kept for profiling by hand: {}", dir.path().display());
     }
-    let manifests = dir.path().join("manifests");
-    crate::data::write_dir(&manifests, LIVE);
-    let file = dir.path().join("insights.db");
-    let (name, url, writer) = match archive {
-        Archive::Sqlite => ("SQLite", format!("sqlite:{}", file.display()), format!("sqlite://{}", file.display())),
-        Archive::Postgres(url) => ("PostgreSQL", url.clone(), url),
-    };
-    let args = ["--from-dir", &manifests.display().to_string(), "--archive", &url, "--archive-retain", "1000d"]
-        .map(str::to_owned);
     let (served, _) = Served::start(&args, &[]).await;
     crate::warm::wait_archived(&writer, LIVE).await;
     drop(served);

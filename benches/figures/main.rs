@@ -49,6 +49,17 @@ fn list<T>(var: &str, default: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<T
     items.map(|s| parse(s).unwrap_or_else(|| panic!("{var}: cannot read {s:?}"))).collect()
 }
 
+/// `measure` over a SQLite archive, then over a PostgreSQL database of its own where PostgreSQL
+/// is installed.
+async fn in_both<T, F: Future<Output = T>>(database: &str, measure: impl Fn(warm::Archive) -> F) -> Vec<T> {
+    let mut rows = vec![measure(warm::Archive::Sqlite).await];
+    if let Some(postgres) = postgres::Postgres::start() {
+        postgres.create(database);
+        rows.push(measure(warm::Archive::Postgres(postgres.url(database))).await);
+    }
+    rows
+}
+
 fn main() {
     let sizes = list("EXECWATCH_BENCH_SIZES", "1000,10000,100000", |s| s.parse::<usize>().ok());
     let sources = list("EXECWATCH_BENCH_SOURCES", "dir,kube", |s| match s {
@@ -96,31 +107,16 @@ fn main() {
         }
         for n in list("EXECWATCH_BENCH_WARM", "10000", |s| s.parse::<usize>().ok()) {
             println!("\nrestarting over a warm archive of {n} executions ...");
-            let mut rows = vec![warm::run(n, warm::Archive::Sqlite).await];
-            if let Some(postgres) = postgres::Postgres::start() {
-                postgres.create("warm");
-                rows.push(warm::run(n, warm::Archive::Postgres(postgres.url("warm"))).await);
-            }
-            warm::print(&rows);
+            warm::print(&in_both("warm", |archive| warm::run(n, archive)).await);
         }
         for n in list("EXECWATCH_BENCH_ARCHIVE", "1000000", |s| s.parse::<usize>().ok()) {
             println!("\nlists over an archive of {n} executions ...");
             let oha = load::oha();
-            let mut rows = vec![archive::run(&oha, n, warm::Archive::Sqlite).await];
-            if let Some(postgres) = postgres::Postgres::start() {
-                postgres.create("large");
-                rows.push(archive::run(&oha, n, warm::Archive::Postgres(postgres.url("large"))).await);
-            }
-            archive::print(&rows);
+            archive::print(&in_both("large", |archive| archive::run(&oha, n, archive)).await);
         }
         for n in list("EXECWATCH_BENCH_INSIGHTS", "1000000", |s| s.parse::<usize>().ok()) {
             println!("\ninsights over an archive of {n} runs ...");
-            let mut rows = vec![insights::run(n, warm::Archive::Sqlite).await];
-            if let Some(postgres) = postgres::Postgres::start() {
-                postgres.create("insights");
-                rows.push(insights::run(n, warm::Archive::Postgres(postgres.url("insights"))).await);
-            }
-            insights::print(&rows);
+            insights::print(&in_both("insights", |archive| insights::run(n, archive)).await);
         }
         for n in list("EXECWATCH_BENCH_PRUNE", "100000", |s| s.parse::<usize>().ok()) {
             println!("\npruning {n} executions down to the newest 10 of each pipeline ...");

@@ -22,7 +22,7 @@ use crate::history::StoredRuns;
 use crate::insights::{Counter, InsightsRequest, RunFacts};
 use crate::model::Resource;
 use crate::query::{ExecutionFilter, Scope};
-use crate::wire::{ErrorCode, Json, Tag};
+use crate::wire::{ErrorCode, Freshness, Json, Tag};
 
 /// GET /api/v1/insights and /api/v1/namespaces/{namespace}/insights.
 pub(super) async fn get(namespace: Option<String>, request: ApiRequest) -> Result<Response, Rejection> {
@@ -35,9 +35,8 @@ pub(super) async fn get(namespace: Option<String>, request: ApiRequest) -> Resul
     let scope =
         readable(&state, &caller, Resource::Executions, namespace.as_deref(), params.get("namespace"), verb).await?;
     let now = minute_after(Timestamp::now());
-    // Checked before anything is counted, so a bad parameter is a 400 whatever the data.
-    InsightsRequest::from_parameters(namespace.clone(), |name| params.raw(name), scope.clone(), now)
-        .map_err(ApiError::from)?;
+    // The parameters are read when an answer is made (a bad one is a 400 before anything is
+    // counted); an answer remembered for this request is served without reading them again.
     let held = HeldList {
         resource: Resource::Insights,
         namespace: namespace.as_deref(),
@@ -85,8 +84,8 @@ const IN_FLIGHT: usize = 4;
 
 /// Counts the runs `wanted` asks for: live ones from the index, the archive's (where the history
 /// module is on) for those whose ConfigMaps are gone. The counting (parsing, filtering, tallies)
-/// runs on a blocking thread, fed the archive's rows in bounded chunks, so a year of an archive
-/// neither holds a request thread nor sits in memory at once.
+/// and the answer's serialising run on a blocking thread, fed the archive's rows in bounded
+/// chunks, so a year of an archive neither holds a request thread nor sits in memory at once.
 async fn answer(state: &AppState, wanted: InsightsRequest) -> Result<InsightsAnswer, ApiError> {
     let from = wanted.buckets.from();
     let mut freshness = state.index.freshness(wanted.filter.namespace.as_deref(), &wanted.filter.scope);
@@ -104,6 +103,8 @@ async fn answer(state: &AppState, wanted: InsightsRequest) -> Result<InsightsAns
         None => HashSet::new(),
     };
     let (rows, mut counted) = tokio::sync::mpsc::channel::<StoredRuns>(IN_FLIGHT);
+    // What the sources were, once the archive is read: the last thing the answer needs.
+    let (read, sources) = tokio::sync::oneshot::channel::<Freshness>();
     let counting = tokio::task::spawn_blocking(move || {
         let mut counter = Counter::new(&wanted);
         for entry in live.iter().filter(|entry| wanted.filter.matches(&***entry)) {
@@ -112,7 +113,10 @@ async fn answer(state: &AppState, wanted: InsightsRequest) -> Result<InsightsAns
         while let Some(chunk) = counted.blocking_recv() {
             chunk.iter().for_each(|(namespace, labels, facts)| counter.add_stored(namespace, labels, facts));
         }
-        counter.finish()
+        let mut body = counter.finish();
+        body.freshness = sources.blocking_recv().ok();
+        let complete = body.freshness.as_ref().is_some_and(|f| f.complete);
+        InsightsAnswer { body: Json::of(&body), complete }
     });
     if let Some(archive) = archive
         && let Err(unreadable) = archive.insight_rows((&filter, from), &skip, &rows).await
@@ -120,11 +124,9 @@ async fn answer(state: &AppState, wanted: InsightsRequest) -> Result<InsightsAns
         freshness.archive_unreadable(unreadable.to_string());
     }
     drop(rows);
-    let mut body = counting.await.map_err(|e| {
+    let _ = read.send(freshness);
+    counting.await.map_err(|e| {
         tracing::error!(error = %e, "counting insights failed");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "counting insights failed")
-    })?;
-    let complete = freshness.complete;
-    body.freshness = Some(freshness);
-    Ok(InsightsAnswer { body: Json::of(&body), complete })
+    })
 }

@@ -277,13 +277,10 @@ impl Archive {
         }
     }
 
-    /// Runs ended that the archive may not hold yet, each ConfigMap (uid) once: insights count
-    /// them from here while their rows are being written.
+    /// Runs ended that the archive may not hold yet (the journal holds one note per ConfigMap):
+    /// insights count them from here while their rows are being written.
     pub fn ended_unwritten(&self) -> Vec<Arc<ExecutionEntry>> {
-        let mut ended: Vec<Arc<ExecutionEntry>> = self.0.journal.departed().into_iter().map(|(e, _)| e).collect();
-        ended.sort_by(|a, b| (&a.id, &a.uid).cmp(&(&b.id, &b.uid)));
-        ended.dedup_by(|a, b| a.id == b.id && a.uid == b.uid);
-        ended
+        self.0.journal.departed().into_iter().map(|(entry, _)| entry).collect()
     }
 
     /// The insights rollups of runs whose ConfigMaps are gone, counted at or after `from`, of
@@ -297,10 +294,11 @@ impl Archive {
         skip: &HashSet<String>,
         to: &tokio::sync::mpsc::Sender<StoredRuns>,
     ) -> Result<(), Unreadable> {
-        if filter.namespaces().as_ref().is_some_and(Vec::is_empty) {
+        let namespaces = filter.namespaces();
+        if namespaces.as_ref().is_some_and(Vec::is_empty) {
             return Ok(());
         }
-        let reader = budget_key(filter.namespaces().as_deref());
+        let reader = budget_key(namespaces.as_deref());
         let incarnations = self.incarnations();
         let read = |pool: AnyPool| async move { rollup::archived(&pool, (filter, from), incarnations, skip, to).await };
         self.read_within((&self.0.insights_budget.0, &reader), INSIGHTS_TIMEOUT, read).await

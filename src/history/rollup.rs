@@ -83,12 +83,7 @@ impl StoredFacts {
 
     /// The facts of a detail body as it was served; `None` for one this version cannot read.
     pub fn of_detail(detail: &str) -> Option<StoredFacts> {
-        #[derive(serde::Deserialize)]
-        struct Served {
-            execution: ExecutionView,
-        }
-        let served: Served = serde_json::from_str(detail).ok()?;
-        Some(StoredFacts::of(&served.execution))
+        super::warm::view_of_detail(detail).map(|view| StoredFacts::of(&view))
     }
 }
 
@@ -99,7 +94,7 @@ pub async fn stale(pool: &AnyPool) -> Result<bool, sqlx::Error> {
 }
 
 /// Makes every run's facts again from its stored document, then marks them made by this
-/// binary's rules: the number of runs. Versions written meanwhile are kept (see `COPY`).
+/// binary's rules: the number of runs. Versions written meanwhile are kept (see `copy_sql`).
 ///
 /// Read a page at a time in key order, each page's documents parsed on every core and its rows
 /// written in one transaction: no read stays open across the writes, so SQLite's write-ahead

@@ -199,24 +199,18 @@ fn list_key(namespace: &str, name: &str) -> Vec<u8> {
 /// Deletes up to `batch` rows of executions deleted from the cluster before `before`: the
 /// number deleted, so the caller goes on until none is left without holding a long lock.
 pub async fn prune(pool: &AnyPool, before: Timestamp, batch: i64) -> Result<u64, sqlx::Error> {
+    let mut done = 0;
     // Their rollups first: a rollup is never left without its row for long.
-    sqlx::query(
-        "DELETE FROM run_facts WHERE (namespace, name, uid) IN \
-         (SELECT namespace, name, uid FROM run_facts WHERE deleted_at < $1 LIMIT $2)",
-    )
-    .bind(millis(before))
-    .bind(batch)
-    .execute(pool)
-    .await?;
-    let done = sqlx::query(
-        "DELETE FROM executions WHERE (namespace, name, uid) IN \
-         (SELECT namespace, name, uid FROM executions WHERE deleted_at < $1 LIMIT $2)",
-    )
-    .bind(millis(before))
-    .bind(batch)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
+    for table in ["run_facts", "executions"] {
+        // The table's name is one of these two; every value is bound.
+        let sql = format!(
+            "DELETE FROM {table} WHERE (namespace, name, uid) IN \
+             (SELECT namespace, name, uid FROM {table} WHERE deleted_at < $1 LIMIT $2)"
+        );
+        done =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(millis(before)).bind(batch).execute(pool).await?.rows_affected();
+    }
+    Ok(done)
 }
 
 /// Every archived run (the latest deletion of each name), for pipelines' whole history: read as

@@ -38,15 +38,20 @@ impl Stored {
         labels: std::collections::BTreeMap<String, String>,
         created: Option<jiff::Timestamp>,
     ) -> Option<ExecutionEntry> {
-        #[derive(serde::Deserialize)]
-        struct Served {
-            execution: ExecutionView,
-        }
-        let Served { execution: view } = serde_json::from_str(&self.detail).ok()?;
+        let view = view_of_detail(&self.detail)?;
         let json = |text: String| Json::from_bytes(bytes::Bytes::from(text));
         let meta = (self.uid, self.resource_version, self.sort_time, created);
         Some(ExecutionEntry::of_bodies(id, labels, meta, view, (json(self.detail), json(self.summary))))
     }
+}
+
+/// The typed view of a detail body as it was served; `None` for one this version cannot read.
+pub(super) fn view_of_detail(detail: &str) -> Option<ExecutionView> {
+    #[derive(serde::Deserialize)]
+    struct Served {
+        execution: ExecutionView,
+    }
+    serde_json::from_str::<Served>(detail).ok().map(|served| served.execution)
 }
 
 /// The longest a shard waits for its archived versions before it decodes everything.

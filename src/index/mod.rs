@@ -190,8 +190,7 @@ impl Index {
             return;
         }
         if let Some(facts) = &facts {
-            let before = state.executions.get(object.id()).cloned();
-            self.count_deployments(object.id(), before.as_deref(), facts);
+            self.count_deployments(object.id(), state.executions.get(object.id()).map(|e| &**e), facts);
         }
         let revision = state.revision + 1;
         self.insert(&mut state, shard, object, revision, Timestamp::now());
