@@ -14,9 +14,9 @@ use crate::insights::{Millis, RunFacts};
 use crate::model::ExecutionView;
 use crate::query::ExecutionFilter;
 
-/// The version of the rules in `insights::facts`: a change to what a run's facts are is a new
-/// number here, and archives made under the old one are rebuilt when they connect.
-pub const FACTS_VERSION: i64 = 1;
+/// The version of the rules in `insights::facts`: a change to what a run's facts are, or to
+/// their stored form, is a new number here (2: the compact form instead of JSON), and archives made under the old one are rebuilt when they connect.
+pub const FACTS_VERSION: i64 = 2;
 
 /// Rows rebuilt per transaction.
 const REBUILD_BATCH: usize = 2000;
@@ -72,7 +72,7 @@ pub async fn copy(tx: &mut sqlx::Transaction<'_, sqlx::Any>, rows: &[Copied<'_>]
     Ok(())
 }
 
-/// A run's facts as stored: JSON, and the latest time they count at.
+/// A run's facts as stored (`RunFacts::encode`), and the latest time they count at.
 pub struct StoredFacts {
     pub facts: String,
     pub last_counted: Option<Millis>,
@@ -81,7 +81,7 @@ pub struct StoredFacts {
 impl StoredFacts {
     pub fn of(view: &ExecutionView) -> StoredFacts {
         let facts = RunFacts::of(view);
-        StoredFacts { last_counted: facts.last_counted(), facts: serde_json::to_string(&facts).unwrap_or_default() }
+        StoredFacts { last_counted: facts.last_counted(), facts: facts.encode() }
     }
 
     /// The facts of a detail body as it was served; `None` for one this version cannot read.
@@ -191,8 +191,9 @@ async fn write(conn: &mut AnyConnection, batch: Vec<(Key, StoredFacts)>) -> Resu
 }
 
 /// Archived runs' rollups as read, for whoever counts them to parse and filter: records of
-/// namespace, labels (JSON, empty unless the filter asks for labels) and facts (JSON), in one
-/// text. Neither names nor JSON hold the two separators (control characters are escaped in JSON).
+/// namespace, labels (JSON, empty unless the filter asks for labels) and facts (their stored
+/// form), in one text. Neither names, JSON nor the facts' form hold the two separators (both
+/// escape control characters).
 pub struct StoredRuns(String);
 
 const UNIT: char = '\u{1f}';
@@ -242,8 +243,10 @@ pub async fn archived(
         let width = ((last + 1 - from) / WINDOWS + 1).max(DAY_MS);
         let mut start = from;
         while start <= last {
-            if let Some(text) = rows.window(pool, start, start + width).await? {
-                keep(&text, incarnations, skip, &mut kept);
+            for held in Held::BOTH {
+                if let Some(text) = rows.window(pool, held, start, start + width).await? {
+                    keep(&text, incarnations, skip, &mut kept);
+                }
             }
             if kept.len() >= CHUNK_BYTES && to.send(StoredRuns(std::mem::take(&mut kept))).await.is_err() {
                 return Ok(());
@@ -255,6 +258,27 @@ pub async fn archived(
         let _ = to.send(StoredRuns(kept)).await;
     }
     Ok(())
+}
+
+/// Archived facts are indexed in two parts (migration 0005): those short enough to be held in
+/// the index, read from it alone, and the rest; each read asks both.
+#[derive(Clone, Copy)]
+enum Held {
+    InIndex,
+    Long,
+}
+
+impl Held {
+    const BOTH: [Held; 2] = [Held::InIndex, Held::Long];
+
+    /// The condition of the part, as its indexes state it (a database uses a partial index only
+    /// for a query that states its condition).
+    fn condition(self) -> &'static str {
+        match self {
+            Held::InIndex => "AND length(facts) <= 512",
+            Held::Long => "AND length(facts) > 512",
+        }
+    }
 }
 
 /// Archived rollups of one namespace (or all) and pipeline (or all).
@@ -283,17 +307,30 @@ impl Rows<'_> {
 
     /// The latest time any of them counts at.
     async fn last_counted(&self, pool: &AnyPool) -> Result<Option<Millis>, sqlx::Error> {
-        self.query("MAX(last_counted)", "").fetch_one(pool).await.map(|row| row.get(0))
+        let mut last = None;
+        for held in Held::BOTH {
+            let max: Option<Millis> = self.query("MAX(last_counted)", held.condition()).fetch_one(pool).await?.get(0);
+            last = last.max(max);
+        }
+        Ok(last)
     }
 
-    /// Those counted in `[start, end)`, as one text of records (see `keep`); none where none is.
-    async fn window(&self, pool: &AnyPool, start: Millis, end: Millis) -> Result<Option<String>, sqlx::Error> {
+    /// Those of a part counted in `[start, end)`, as one text of records (see `keep`); none
+    /// where none is.
+    async fn window(
+        &self,
+        pool: &AnyPool,
+        held: Held,
+        start: Millis,
+        end: Millis,
+    ) -> Result<Option<String>, sqlx::Error> {
         let labels = if self.labels { "labels" } else { "''" };
         let what = format!(
             "string_agg(namespace || $5 || uid || $5 || COALESCE(CAST(configmap_created AS TEXT), '') \
              || $5 || {labels} || $5 || facts, $6)"
         );
-        let query = self.query(&what, "AND last_counted >= $3 AND last_counted < $4");
+        let range = format!("{} AND last_counted >= $3 AND last_counted < $4", held.condition());
+        let query = self.query(&what, &range);
         let query = query.bind(start).bind(end).bind(UNIT.to_string()).bind(RECORD.to_string());
         query.fetch_one(pool).await.map(|row| row.get(0))
     }

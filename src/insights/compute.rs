@@ -118,11 +118,11 @@ impl<'r> Counter<'r> {
         }
     }
 
-    /// Counts a run as the archive stores it (its facts and, where the filter asks, its labels,
-    /// as JSON) if the request's filter matches it; a row this version cannot read counts for
+    /// Counts a run as the archive stores it (its facts' stored form and, where the filter asks,
+    /// its labels as JSON) if the request's filter matches it; a row this version cannot read counts for
     /// nothing.
     pub fn add_stored(&mut self, namespace: &str, labels: &str, facts: &str) {
-        let Ok(facts) = serde_json::from_str::<RunFacts<'_>>(facts) else { return };
+        let Some(facts) = RunFacts::decode(facts) else { return };
         let labels = match self.request.filter.labels {
             Some(_) => serde_json::from_str(labels).unwrap_or_default(),
             None => std::collections::BTreeMap::new(),
@@ -190,10 +190,16 @@ impl<'r> Counter<'r> {
             .into_iter()
             .map(|(values, group)| {
                 let mut buckets = std::mem::take(&mut tallies[group]);
+                // Each bucket's values move into the whole range's once counted: never held twice.
                 let mut total = Tally::default();
-                for tally in buckets.values() {
-                    total.merge(tally);
-                }
+                let buckets = (0..request.buckets.len())
+                    .map(|i| {
+                        let mut tally = buckets.remove(&i).unwrap_or_default();
+                        let bucket = tally.bucket(edges[i], edges[i + 1]);
+                        total.absorb(tally);
+                        bucket
+                    })
+                    .collect();
                 InsightsGroup {
                     key: request
                         .group_by
@@ -202,9 +208,7 @@ impl<'r> Counter<'r> {
                         .map(|(k, v)| (k.as_str().to_owned(), v.to_owned()))
                         .collect(),
                     total: total.bucket(from, to),
-                    buckets: (0..request.buckets.len())
-                        .map(|i| buckets.remove(&i).unwrap_or_default().bucket(edges[i], edges[i + 1]))
-                        .collect(),
+                    buckets,
                 }
             })
             .collect();
@@ -261,8 +265,8 @@ impl Tally {
         self.run_took.extend(outcome.took);
     }
 
-    /// Adds `other`'s counts and values: the whole range from its buckets.
-    fn merge(&mut self, other: &Tally) {
+    /// Adds `other`'s counts and moves in its values: the whole range from its buckets.
+    fn absorb(&mut self, mut other: Tally) {
         let (d, o) = (&mut self.deployments, &other.deployments);
         (d.succeeded, d.failed, d.cancelled, d.skipped) =
             (d.succeeded + o.succeeded, d.failed + o.failed, d.cancelled + o.cancelled, d.skipped + o.skipped);
@@ -270,19 +274,24 @@ impl Tally {
         (r.succeeded, r.failed, r.cancelled) =
             (r.succeeded + o.succeeded, r.failed + o.failed, r.cancelled + o.cancelled);
         self.open += other.open;
-        self.days.extend(&other.days);
+        self.days.append(&mut other.days);
         for (mine, theirs) in [
-            (&mut self.recovered, &other.recovered),
-            (&mut self.lead, &other.lead),
-            (&mut self.run_took, &other.run_took),
-            (&mut self.environment_took, &other.environment_took),
-            (&mut self.gap, &other.gap),
+            (&mut self.recovered, &mut other.recovered),
+            (&mut self.lead, &mut other.lead),
+            (&mut self.run_took, &mut other.run_took),
+            (&mut self.environment_took, &mut other.environment_took),
+            (&mut self.gap, &mut other.gap),
         ] {
-            mine.extend(theirs);
+            if mine.is_empty() {
+                std::mem::swap(mine, theirs);
+            } else {
+                mine.append(theirs);
+            }
         }
     }
 
-    fn bucket(mut self, start: Millis, end: Millis) -> Bucket {
+    /// The bucket's numbers; its values are left sorted.
+    fn bucket(&mut self, start: Millis, end: Millis) -> Bucket {
         self.days.sort_unstable();
         self.days.dedup();
         let d = Deployments { deployment_days: self.days.len() as u64, ..self.deployments.clone() };
@@ -304,7 +313,7 @@ impl Tally {
                 promotion_gap: stats(&mut self.gap),
             },
             success_rate: Rate::of(succeeded, succeeded + failed),
-            runs: self.runs,
+            runs: self.runs.clone(),
         }
     }
 }
