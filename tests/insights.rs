@@ -382,10 +382,23 @@ async fn get_insights_prints_the_api_numbers_as_a_table_and_as_json() {
 }
 
 #[tokio::test]
-async fn rollups_are_rebuilt_by_the_command_and_by_a_start_after_their_rules_change() {
+async fn rollups_are_rebuilt_by_the_command_and_by_a_start_after_their_rules_change_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("history.db");
-    let url = format!("sqlite:{}", db.display());
+    let url = format!("sqlite:{}", dir.path().join("history.db").display());
+    rollups_are_rebuilt(&url, &format!("{url}?mode=rw")).await;
+}
+
+#[tokio::test]
+async fn rollups_are_rebuilt_by_the_command_and_by_a_start_after_their_rules_change_in_postgres() {
+    let Some(postgres) = common::postgres::Postgres::start() else { return };
+    postgres.create("rebuilt");
+    let url = postgres.url("rebuilt");
+    rollups_are_rebuilt(&url, &url).await;
+}
+
+/// `url` for the service and the command, `writable` for the test's own statements.
+async fn rollups_are_rebuilt(url: &str, writable: &str) {
+    let url = url.to_owned();
     let runs = history();
     let data = tempfile::tempdir().unwrap();
     for (name, doc) in &runs {
@@ -409,10 +422,10 @@ async fn rollups_are_rebuilt_by_the_command_and_by_a_start_after_their_rules_cha
     service.stop().await;
 
     let sql = |statement: &'static str| {
-        let url = url.clone();
+        let writable = writable.to_owned();
         async move {
             sqlx::any::install_default_drivers();
-            let pool = sqlx::AnyPool::connect(&format!("{url}?mode=rw")).await.unwrap();
+            let pool = sqlx::AnyPool::connect(&writable).await.unwrap();
             sqlx::query(statement).execute(&pool).await.unwrap();
             pool.close().await;
         }

@@ -31,21 +31,31 @@ const COPY_ROWS: usize = 50;
 /// namespace, name, uid, resourceVersion, latest counted time and facts, joined to their rows);
 /// a version an execution's row no longer holds (a newer one was written) copies nothing.
 fn copy_sql(rows: usize) -> String {
+    copy_from_sql(&format!("(VALUES {})", values_sql(rows)), "")
+}
+
+/// Placeholders of `rows` rows of six values: `($1, ..., $6), ($7, ...`.
+fn values_sql(rows: usize) -> String {
     let values: Vec<String> = (0..rows)
         .map(|r| {
             let p = |i: usize| format!("${}", r * 6 + i);
             format!("({}, {}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5), p(6))
         })
         .collect();
+    values.join(", ")
+}
+
+/// Copies the rows of `source` (columns `column1` to `column6`, as `copy_sql`'s `VALUES`) that
+/// `condition` keeps, in its order, into `run_facts`.
+fn copy_from_sql(source: &str, condition: &str) -> String {
     format!(
         "INSERT INTO run_facts (namespace, name, uid, pipeline, labels, configmap_created, deleted_at, last_counted, \
          facts) SELECT e.namespace, e.name, e.uid, e.pipeline, e.labels, e.configmap_created, e.deleted_at, \
-         v.column5, v.column6 FROM (VALUES {}) AS v JOIN executions e ON e.namespace = v.column1 \
-         AND e.name = v.column2 AND e.uid = v.column3 AND e.resource_version = v.column4 WHERE true \
+         v.column5, v.column6 FROM {source} AS v JOIN executions e ON e.namespace = v.column1 \
+         AND e.name = v.column2 AND e.uid = v.column3 AND e.resource_version = v.column4 WHERE true {condition} \
          ON CONFLICT (namespace, name, uid) DO UPDATE SET pipeline = excluded.pipeline, labels = excluded.labels, \
          configmap_created = excluded.configmap_created, deleted_at = excluded.deleted_at, \
-         last_counted = excluded.last_counted, facts = excluded.facts",
-        values.join(", ")
+         last_counted = excluded.last_counted, facts = excluded.facts"
     )
 }
 
@@ -99,9 +109,10 @@ pub async fn stale(pool: &AnyPool) -> Result<bool, sqlx::Error> {
 /// Makes every run's facts again from its stored document, then marks them made by this
 /// binary's rules: the number of runs. Versions written meanwhile are kept (see `copy_sql`).
 ///
-/// Read a page at a time in key order, each page's documents parsed on every core and its rows
-/// written in one transaction: no read stays open across the writes, so SQLite's write-ahead
-/// log is checkpointed as it goes instead of growing with the archive.
+/// Read a page at a time in key order, each page's documents parsed on every core and its facts
+/// staged in one transaction, then copied in time order (see `staged`): no read stays open
+/// across the writes, so SQLite's write-ahead log is checkpointed as it goes instead of growing
+/// with the archive.
 pub async fn rebuild(pool: &AnyPool) -> Result<u64, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let sqlite = conn.backend_name() == "SQLite";
@@ -110,7 +121,7 @@ pub async fn rebuild(pool: &AnyPool) -> Result<u64, sqlx::Error> {
         // write pages through the kernel again: most of a rebuild was those system calls.
         conn.execute(REBUILD_CACHE).await?;
     }
-    let made = rebuild_on(&mut conn, pool).await;
+    let made = staged(&mut conn, pool).await;
     if sqlite {
         // The connection goes back to the pool: with the default cache, and its pages freed.
         conn.execute("PRAGMA cache_size = -2000").await?;
@@ -121,6 +132,57 @@ pub async fn rebuild(pool: &AnyPool) -> Result<u64, sqlx::Error> {
     sqlx::query("INSERT INTO run_facts_version (version) VALUES ($1)").bind(FACTS_VERSION).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(made)
+}
+
+/// `rebuild_on` into a staging table of the connection's own, then copied from it in time order:
+/// written in the documents' key order, each transaction dirtied pages all over the indexes
+/// that hold the facts (migration 0005), and 1 000 000 runs took 117 s instead of 58; copied in
+/// time order, they are written at those indexes' ends (10.7 s for the copy).
+async fn staged(conn: &mut AnyConnection, pool: &AnyPool) -> Result<u64, sqlx::Error> {
+    conn.execute("DROP TABLE IF EXISTS rebuilt_facts").await?;
+    conn.execute(
+        "CREATE TEMPORARY TABLE rebuilt_facts (column1 TEXT NOT NULL, column2 TEXT NOT NULL, column3 TEXT NOT NULL, \
+         column4 TEXT NOT NULL, column5 BIGINT, column6 TEXT NOT NULL)",
+    )
+    .await?;
+    let made = rebuild_on(&mut *conn, pool).await?;
+    conn.execute("CREATE INDEX rebuilt_facts_by_time ON rebuilt_facts (column5)").await?;
+    copy_staged(&mut *conn).await?;
+    conn.execute("DROP TABLE rebuilt_facts").await?;
+    Ok(made)
+}
+
+/// Staged rows copied per transaction, so no one transaction holds the archive's writer long.
+const COPY_RANGE: i64 = 50_000;
+
+/// Copies the staging table into `run_facts` in ranges of `last_counted` (`column5`), in order;
+/// rows counted at no time last.
+async fn copy_staged(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    let first: Option<Millis> =
+        sqlx::query("SELECT MIN(column5) FROM rebuilt_facts").fetch_one(&mut *conn).await?.get(0);
+    let mut start = first;
+    while let Some(from) = start {
+        let next = format!(
+            "SELECT column5 FROM rebuilt_facts WHERE column5 >= $1 ORDER BY column5 LIMIT 1 OFFSET {COPY_RANGE}"
+        );
+        let end: Option<Millis> =
+            sqlx::query(sqlx::AssertSqlSafe(next)).bind(from).fetch_optional(&mut *conn).await?.map(|row| row.get(0));
+        // Equal times never straddle two ranges: a range ends before the next time.
+        let sql = copy_from_sql("rebuilt_facts", "AND v.column5 >= $1 AND v.column5 < $2 ORDER BY v.column5");
+        let until = end.unwrap_or(Millis::MAX);
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from).bind(until).execute(&mut *conn).await?;
+        start = end.filter(|end| *end > from);
+        if end.is_some_and(|end| end == from) {
+            // More than a range's rows at one time: copy them and go on after it.
+            let sql = copy_from_sql("rebuilt_facts", "AND v.column5 = $1");
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from).execute(&mut *conn).await?;
+            let after = "SELECT MIN(column5) FROM rebuilt_facts WHERE column5 > $1";
+            start = sqlx::query(after).bind(from).fetch_one(&mut *conn).await?.get(0);
+        }
+    }
+    let sql = copy_from_sql("rebuilt_facts", "AND v.column5 IS NULL");
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// SQLite's page cache for a rebuild: 64 MiB (a negative size is in KiB).
@@ -175,17 +237,18 @@ async fn page(pool: &AnyPool, after: Option<&(String, String, String)>) -> Resul
     Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect())
 }
 
+/// Puts a page's facts in the staging table, in one transaction.
 async fn write(conn: &mut AnyConnection, batch: Vec<(Key, StoredFacts)>) -> Result<u64, sqlx::Error> {
-    let rows: Vec<Copied<'_>> = batch
-        .iter()
-        .map(|((namespace, name, uid, version), facts)| Copied {
-            key: (namespace, name, uid),
-            resource_version: version,
-            facts,
-        })
-        .collect();
     let mut tx = conn.begin().await?;
-    copy(&mut tx, &rows).await?;
+    for part in batch.chunks(COPY_ROWS) {
+        let sql = format!("INSERT INTO rebuilt_facts VALUES {}", values_sql(part.len()));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for ((namespace, name, uid, version), facts) in part {
+            query = query.bind(namespace.as_str()).bind(name.as_str()).bind(uid.as_str()).bind(version.as_str());
+            query = query.bind(facts.last_counted).bind(facts.facts.as_str());
+        }
+        query.execute(&mut *tx).await?;
+    }
     tx.commit().await?;
     Ok(batch.len() as u64)
 }
