@@ -15,10 +15,11 @@ use crate::model::ExecutionView;
 use crate::query::ExecutionFilter;
 
 /// The version of the rules in `insights::facts`: a change to what a run's facts are, or to
-/// their stored form, is a new number here (2: the compact form instead of JSON), and archives made under the old one are rebuilt when they connect.
+/// their stored form, is a new number here (2: the compact form instead of JSON), and archives
+/// made under the old one are rebuilt when they connect.
 pub const FACTS_VERSION: i64 = 2;
 
-/// Rows rebuilt per transaction.
+/// Rows read, parsed and staged per transaction of a rebuild.
 const REBUILD_BATCH: usize = 2000;
 
 /// Rows copied per statement (six values each). Not more: sqlx finds each of SQLite's `$N`
@@ -334,8 +335,8 @@ enum Held {
 impl Held {
     const BOTH: [Held; 2] = [Held::InIndex, Held::Long];
 
-    /// The condition of the part, as its indexes state it (a database uses a partial index only
-    /// for a query that states its condition).
+    /// The condition of the part, as its indexes in migration 0005 state it, to the letter (a
+    /// database uses a partial index only for a query that states its condition).
     fn condition(self) -> &'static str {
         match self {
             Held::InIndex => "AND length(facts) <= 512",

@@ -119,8 +119,8 @@ impl<'r> Counter<'r> {
     }
 
     /// Counts a run as the archive stores it (its facts' stored form and, where the filter asks,
-    /// its labels as JSON) if the request's filter matches it; a row this version cannot read counts for
-    /// nothing.
+    /// its labels as JSON) if the request's filter matches it; a row this version cannot read
+    /// counts for nothing.
     pub fn add_stored(&mut self, namespace: &str, labels: &str, facts: &str) {
         let Some(facts) = RunFacts::decode(facts) else { return };
         let labels = match self.request.filter.labels {
