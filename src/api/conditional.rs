@@ -128,6 +128,16 @@ impl Responses {
         self.without_body(how, tag, vary).unwrap_or_else(|| self.with_body(how, tag, vary, body))
     }
 
+    /// A body made for this request alone and kept nowhere, compressed or not: megabytes that
+    /// are asked again rarely (insights) would take the budget from list pages.
+    pub fn reply_once(how: &Negotiation, tag: Tag, body: Bytes, vary: &'static str) -> Response {
+        match how.holds(tag) {
+            true => not_modified(tag, vary),
+            false if how.gzip && body.len() >= MIN_GZIP => gzip_response(gzip(&body), tag, vary),
+            false => identity_response(body, tag, vary),
+        }
+    }
+
     /// A body assembled on demand (a page): assembled once per tag while it stays cached.
     pub fn reply_with(
         &self,
@@ -150,10 +160,7 @@ impl Responses {
     /// `304` when the client holds `tag`, or the compressed body when it is cached.
     fn without_body(&self, how: &Negotiation, tag: Tag, vary: &'static str) -> Option<Response> {
         if how.holds(tag) {
-            let mut response = Response::new(Bytes::new().into());
-            *response.status_mut() = StatusCode::NOT_MODIFIED;
-            headers(&mut response, etag(tag, ""), vary);
-            return Some(response);
+            return Some(not_modified(tag, vary));
         }
         let gzipped = if how.gzip { self.0.get(&(tag, true))? } else { return None };
         Some(gzip_response(gzipped, tag, vary))
@@ -168,6 +175,13 @@ impl Responses {
         }
         identity_response(body, tag, vary)
     }
+}
+
+fn not_modified(tag: Tag, vary: &'static str) -> Response {
+    let mut response = Response::new(Bytes::new().into());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    headers(&mut response, etag(tag, ""), vary);
+    response
 }
 
 fn identity_response(body: Bytes, tag: Tag, vary: &'static str) -> Response {
@@ -256,5 +270,23 @@ mod tests {
         let mut plain = Vec::new();
         flate2::read::GzDecoder::new(&cached[..]).read_to_end(&mut plain).unwrap();
         assert_eq!(plain, body);
+    }
+
+    #[tokio::test]
+    async fn a_body_replied_once_is_304_or_gzip_as_asked_and_the_same_bytes() {
+        use http_body_util::BodyExt as _;
+        let body = Bytes::from(format!("[{}]", "2,".repeat(2000) + "2"));
+        let held = negotiated(&[("if-none-match", &format!("\"{}2a\"", "0".repeat(30)))]);
+        let response = Responses::reply_once(&held, Tag(42), body.clone(), "Accept-Encoding");
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        let gz = negotiated(&[("accept-encoding", "gzip")]);
+        let response = Responses::reply_once(&gz, Tag(42), body.clone(), "Accept-Encoding");
+        assert_eq!(response.headers()[ETAG], format!("\"{}2a-gzip\"", "0".repeat(30)).as_str());
+        let compressed = response.into_body().collect().await.unwrap().to_bytes();
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut plain).unwrap();
+        assert_eq!(plain, body);
+        let response = Responses::reply_once(&negotiated(&[]), Tag(42), body.clone(), "Accept-Encoding");
+        assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), body);
     }
 }

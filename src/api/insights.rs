@@ -14,6 +14,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::authz::readable;
+use super::conditional::{Negotiation, Responses};
 use super::params::Params;
 use super::poll::{self, HeldList};
 use super::{Answer, ApiError, ApiRequest, AppState};
@@ -77,6 +78,12 @@ impl Answer for InsightsAnswer {
     fn render(&self) -> Bytes {
         self.body.bytes.clone()
     }
+
+    /// Not kept in the response cache: an answer is megabytes, asked again rarely, and a `304`
+    /// needs only its tag, which `pages` remembers.
+    fn reply(self, state: &AppState, how: &Negotiation) -> Response {
+        Responses::reply_once(how, self.body.tag, self.body.bytes, state.vary())
+    }
 }
 
 /// Chunks of the archive's rollups in flight between the read and the counting thread.
@@ -113,10 +120,9 @@ async fn answer(state: &AppState, wanted: InsightsRequest) -> Result<InsightsAns
         while let Some(chunk) = counted.blocking_recv() {
             chunk.iter().for_each(|(namespace, labels, facts)| counter.add_stored(namespace, labels, facts));
         }
-        let mut body = counter.finish();
-        body.freshness = sources.blocking_recv().ok();
-        let complete = body.freshness.as_ref().is_some_and(|f| f.complete);
-        InsightsAnswer { body: Json::of(&body), complete }
+        let freshness = sources.blocking_recv().ok();
+        let complete = freshness.as_ref().is_some_and(|f| f.complete);
+        InsightsAnswer { body: Json::from_bytes(Bytes::from(counter.finish_json(freshness))), complete }
     });
     if let Some(archive) = archive
         && let Err(unreadable) = archive.insight_rows((&filter, from), &skip, &rows).await

@@ -90,7 +90,7 @@ impl Pages {
         if body.complete() {
             self.0.insert(request, Remembered { revision, tag });
         }
-        Ok(state.responses.reply_with(how, tag, state.vary(), || body.render()))
+        Ok(body.reply(state, how))
     }
 }
 

@@ -274,7 +274,7 @@ impl StoredRuns {
 }
 
 /// Bytes of records handed on at a time.
-const CHUNK_BYTES: usize = 1 << 20;
+const CHUNK_BYTES: usize = 256 << 10;
 /// Most windows one namespace's read is cut into, and the narrowest.
 const WINDOWS: i64 = 256;
 const DAY_MS: i64 = 86_400_000;

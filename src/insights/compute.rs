@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use super::facts::{EnvironmentFacts, Millis, Outcome, RunFacts};
 use super::request::{Buckets, GroupKey, InsightsRequest};
 use crate::model::Phase;
-use crate::wire::{Bucket, Deployments, Durations, InsightsBody, InsightsGroup, Rate, Recovery, Runs, Stats};
+use crate::wire::{
+    Bucket, Deployments, Durations, Freshness, InsightsBody, InsightsGroup, Rate, Recovery, Runs, Stats,
+};
 
 /// Counts runs for one request: `add` each, then `finish`.
 pub struct Counter<'r> {
@@ -19,19 +21,21 @@ pub struct Counter<'r> {
     /// Groups by their values (ids, `UNSET` past the request's keys), and their tallies.
     groups: HashMap<GroupId, usize>,
     tallies: Vec<BTreeMap<usize, Tally>>,
-    /// Per namespace, application and environment: every deployment, for recoveries.
-    lines: HashMap<[u32; 3], Vec<Mark>>,
+    /// Per namespace, application and environment: its deployments, for recoveries.
+    lines: HashMap<[u32; 3], Line>,
 }
 
 type GroupId = [u32; GroupKey::ALL.len()];
 const UNSET: u32 = u32::MAX;
 
-/// One deployment in its line; a failure counted in the range knows where its recovery goes.
-struct Mark {
-    at: Millis,
-    failed: bool,
-    /// The group and bucket the failure is counted in.
-    target: Option<(usize, usize)>,
+/// The deployments of one application in one environment that recoveries need: when each
+/// success was, and each failure counted in the range with the group and bucket it is counted
+/// in (a failure outside the range recovers nothing that is asked). A year of one busy line is
+/// hundreds of thousands of deployments, so a success is only its time.
+#[derive(Default)]
+struct Line {
+    successes: Vec<Millis>,
+    failures: Vec<(Millis, usize, usize)>,
 }
 
 /// What one group counted in one bucket.
@@ -41,12 +45,68 @@ struct Tally {
     /// Day indexes with a success; sorted and deduplicated when read.
     days: Vec<u32>,
     runs: Runs,
-    recovered: Vec<Millis>,
+    recovered: Values,
     open: u64,
-    lead: Vec<Millis>,
-    run_took: Vec<Millis>,
-    environment_took: Vec<Millis>,
-    gap: Vec<Millis>,
+    lead: Values,
+    run_took: Values,
+    environment_took: Values,
+    gap: Values,
+}
+
+/// A tally's durations, exact. Nearly every one fits in 32 bits of milliseconds (49 days), so
+/// they are held so until one does not: half the memory for a year of a busy group.
+enum Values {
+    Narrow(Vec<u32>),
+    Wide(Vec<Millis>),
+}
+
+impl Default for Values {
+    fn default() -> Self {
+        Values::Narrow(Vec::new())
+    }
+}
+
+impl Values {
+    fn push(&mut self, value: Millis) {
+        match (&mut *self, u32::try_from(value)) {
+            (Values::Narrow(narrow), Ok(value)) => narrow.push(value),
+            (Values::Narrow(narrow), Err(_)) => {
+                let mut wide: Vec<Millis> = narrow.iter().map(|v| Millis::from(*v)).collect();
+                wide.push(value);
+                *self = Values::Wide(wide);
+            }
+            (Values::Wide(wide), _) => wide.push(value),
+        }
+    }
+
+    fn extend(&mut self, values: impl IntoIterator<Item = Millis>) {
+        values.into_iter().for_each(|value| self.push(value));
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Values::Narrow(values) => values.len(),
+            Values::Wide(values) => values.len(),
+        }
+    }
+
+    /// Moves `other`'s values in.
+    fn append(&mut self, other: Values) {
+        match (&mut *self, other) {
+            (Values::Narrow(mine), Values::Narrow(theirs)) if mine.is_empty() => *mine = theirs,
+            (Values::Narrow(mine), Values::Narrow(mut theirs)) => mine.append(&mut theirs),
+            (_, Values::Narrow(theirs)) => self.extend(theirs.into_iter().map(Millis::from)),
+            (_, Values::Wide(theirs)) => self.extend(theirs),
+        }
+    }
+
+    /// Their statistics; they are left sorted.
+    fn stats(&mut self) -> Stats {
+        match self {
+            Values::Narrow(values) => stats(values),
+            Values::Wide(values) => stats(values),
+        }
+    }
 }
 
 /// Strings as small numbers: group values and recovery lines are compared as ids.
@@ -100,9 +160,12 @@ impl<'r> Counter<'r> {
             });
             if let Some(deployed) = env.deployment() {
                 let line = [self.values.id(namespace), self.values.id(&facts.application), self.values.id(&env.name)];
-                let failed = deployed.phase == Phase::Failed;
-                let target = target.filter(|_| failed);
-                self.lines.entry(line).or_default().push(Mark { at: deployed.at, failed, target });
+                let line = self.lines.entry(line).or_default();
+                match (deployed.phase, target) {
+                    (Phase::Succeeded, _) => line.successes.push(deployed.at),
+                    (Phase::Failed, Some((group, bucket))) => line.failures.push((deployed.at, group, bucket)),
+                    _ => {}
+                }
             }
         }
         let Some(outcome) = facts.outcome else { return };
@@ -156,18 +219,13 @@ impl<'r> Counter<'r> {
     /// line (whenever that came), else open.
     fn recover(&mut self) {
         for (_, mut line) in self.lines.drain() {
-            // Successes before failures at the same instant: a failure is not ended by its twin.
-            line.sort_unstable_by_key(|m| (m.at, m.failed));
-            let mut next_success = None;
-            for mark in line.into_iter().rev() {
-                if !mark.failed {
-                    next_success = Some(mark.at);
-                    continue;
-                }
-                let Some((group, bucket)) = mark.target else { continue };
+            line.successes.sort_unstable();
+            for (at, group, bucket) in line.failures {
+                // The first success strictly after: a failure is not ended by its twin.
+                let next = line.successes.partition_point(|s| *s <= at);
                 let tally = self.tallies[group].entry(bucket).or_default();
-                match next_success.filter(|s| *s > mark.at) {
-                    Some(success) => tally.recovered.push(success - mark.at),
+                match line.successes.get(next) {
+                    Some(success) => tally.recovered.push(success - at),
                     None => tally.open += 1,
                 }
             }
@@ -175,55 +233,109 @@ impl<'r> Counter<'r> {
     }
 
     /// The answer: groups in the order of their values, each with every bucket of the range.
-    pub fn finish(mut self) -> InsightsBody {
+    pub fn finish(self) -> InsightsBody {
+        let (mut body, groups) = self.finish_lazily();
+        body.groups = groups.collect();
+        body
+    }
+
+    /// The answer as JSON with `freshness`, written group by group: a weekly answer of every
+    /// pipeline is tens of megabytes, never held both as values and as text.
+    pub fn finish_json(self, freshness: Option<Freshness>) -> Vec<u8> {
+        let (mut body, groups) = self.finish_lazily();
+        let mut out = serde_json::to_vec(&body).unwrap_or_default();
+        // With neither groups nor freshness, `groups` is the last field written.
+        if !out.ends_with(b"\"groups\":[]}") {
+            body.groups = groups.collect();
+            body.freshness = freshness;
+            return serde_json::to_vec(&body).unwrap_or_default();
+        }
+        out.truncate(out.len() - 2);
+        let count = groups.len();
+        for (i, group) in groups.enumerate() {
+            let before = out.len();
+            if i > 0 {
+                out.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut out, &group);
+            if i == 0 {
+                // Groups have the same buckets: the first tells about how long the rest are.
+                out.reserve((out.len() - before + 64) * (count - 1));
+            }
+        }
+        out.push(b']');
+        if let Some(freshness) = freshness {
+            out.extend_from_slice(b",\"freshness\":");
+            let _ = serde_json::to_writer(&mut out, &freshness);
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// The answer without its groups, and its groups one at a time, in the order of their values.
+    fn finish_lazily(mut self) -> (InsightsBody, Groups<'r>) {
         self.recover();
         let request = self.request;
-        let (edges, from, to) = (&request.buckets.edges, request.buckets.from(), request.buckets.to);
-        let mut named: Vec<(Vec<&str>, usize)> = self
+        let mut order: Vec<(Vec<String>, usize)> = self
             .groups
             .iter()
-            .map(|(id, group)| (id[..request.group_by.len()].iter().map(|v| self.values.name(*v)).collect(), *group))
-            .collect();
-        named.sort_unstable();
-        let mut tallies = std::mem::take(&mut self.tallies);
-        let groups = named
-            .into_iter()
-            .map(|(values, group)| {
-                let mut buckets = std::mem::take(&mut tallies[group]);
-                // Each bucket's values move into the whole range's once counted: never held twice.
-                let mut total = Tally::default();
-                let buckets = (0..request.buckets.len())
-                    .map(|i| {
-                        let mut tally = buckets.remove(&i).unwrap_or_default();
-                        let bucket = tally.bucket(edges[i], edges[i + 1]);
-                        total.absorb(tally);
-                        bucket
-                    })
-                    .collect();
-                InsightsGroup {
-                    key: request
-                        .group_by
-                        .iter()
-                        .zip(values)
-                        .map(|(k, v)| (k.as_str().to_owned(), v.to_owned()))
-                        .collect(),
-                    total: total.bucket(from, to),
-                    buckets,
-                }
+            .map(|(id, group)| {
+                (id[..request.group_by.len()].iter().map(|v| self.values.name(*v).to_owned()).collect(), *group)
             })
             .collect();
-        InsightsBody {
+        order.sort_unstable();
+        let body = InsightsBody {
             kind: "Insights".to_owned(),
-            from: time(from),
-            to: time(to),
+            from: time(request.buckets.from()),
+            to: time(request.buckets.to),
             tz: request.tz_name.clone(),
             interval: request.interval.as_str().to_owned(),
             group_by: request.group_by.iter().map(|k| k.as_str().to_owned()).collect(),
-            groups,
+            groups: Vec::new(),
             freshness: None,
-        }
+        };
+        (body, Groups { request, order: order.into_iter(), tallies: self.tallies })
     }
 }
+
+/// The groups of an answer, each made when it is reached (its tallies are dropped then).
+struct Groups<'r> {
+    request: &'r InsightsRequest,
+    order: std::vec::IntoIter<(Vec<String>, usize)>,
+    tallies: Vec<BTreeMap<usize, Tally>>,
+}
+
+impl Iterator for Groups<'_> {
+    type Item = InsightsGroup;
+
+    fn next(&mut self) -> Option<InsightsGroup> {
+        let (values, group) = self.order.next()?;
+        let request = self.request;
+        let (edges, from, to) = (&request.buckets.edges, request.buckets.from(), request.buckets.to);
+        let mut buckets = std::mem::take(&mut self.tallies[group]);
+        // Each bucket's values move into the whole range's once counted: never held twice.
+        let mut total = Tally::default();
+        let buckets = (0..request.buckets.len())
+            .map(|i| {
+                let mut tally = buckets.remove(&i).unwrap_or_default();
+                let bucket = tally.bucket(edges[i], edges[i + 1]);
+                total.absorb(tally);
+                bucket
+            })
+            .collect();
+        Some(InsightsGroup {
+            key: request.group_by.iter().zip(values).map(|(k, v)| (k.as_str().to_owned(), v)).collect(),
+            total: total.bucket(from, to),
+            buckets,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.order.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Groups<'_> {}
 
 /// The insights of `runs` (namespace and facts) as `request` asks them.
 pub fn compute<'a>(
@@ -275,19 +387,11 @@ impl Tally {
             (r.succeeded + o.succeeded, r.failed + o.failed, r.cancelled + o.cancelled);
         self.open += other.open;
         self.days.append(&mut other.days);
-        for (mine, theirs) in [
-            (&mut self.recovered, &mut other.recovered),
-            (&mut self.lead, &mut other.lead),
-            (&mut self.run_took, &mut other.run_took),
-            (&mut self.environment_took, &mut other.environment_took),
-            (&mut self.gap, &mut other.gap),
-        ] {
-            if mine.is_empty() {
-                std::mem::swap(mine, theirs);
-            } else {
-                mine.append(theirs);
-            }
-        }
+        self.recovered.append(other.recovered);
+        self.lead.append(other.lead);
+        self.run_took.append(other.run_took);
+        self.environment_took.append(other.environment_took);
+        self.gap.append(other.gap);
     }
 
     /// The bucket's numbers; its values are left sorted.
@@ -304,13 +408,13 @@ impl Tally {
             recovery: Recovery {
                 recovered: self.recovered.len() as u64,
                 open: self.open,
-                time: stats(&mut self.recovered),
+                time: self.recovered.stats(),
             },
-            lead_time: stats(&mut self.lead),
+            lead_time: self.lead.stats(),
             durations: Durations {
-                run: stats(&mut self.run_took),
-                environment: stats(&mut self.environment_took),
-                promotion_gap: stats(&mut self.gap),
+                run: self.run_took.stats(),
+                environment: self.environment_took.stats(),
+                promotion_gap: self.gap.stats(),
             },
             success_rate: Rate::of(succeeded, succeeded + failed),
             runs: self.runs.clone(),
@@ -319,16 +423,16 @@ impl Tally {
 }
 
 /// Count, nearest-rank percentiles, extremes and mean of `values`, in seconds.
-pub fn stats(values: &mut [Millis]) -> Stats {
+pub fn stats<T: Copy + Ord + Into<Millis>>(values: &mut [T]) -> Stats {
     if values.is_empty() {
         return Stats::default();
     }
     values.sort_unstable();
     let n = values.len();
-    let seconds = |ms: Millis| ms as f64 / 1000.0;
+    let seconds = |ms: T| ms.into() as f64 / 1000.0;
     // Nearest rank: the smallest value with at least p % of the values at or below it.
     let rank = |p: usize| seconds(values[(p * n).div_ceil(100).max(1) - 1]);
-    let sum: i128 = values.iter().map(|v| i128::from(*v)).sum();
+    let sum: i128 = values.iter().map(|v| i128::from((*v).into())).sum();
     Stats {
         count: n as u64,
         p50: Some(rank(50)),

@@ -131,6 +131,19 @@ fn the_environment_filter_counts_that_environment_alone() {
     assert_eq!((total.deployments.succeeded, total.deployments.failed), (1, 0));
 }
 
+#[test]
+fn durations_past_49_days_are_exact_among_short_ones() {
+    let day = ms("2026-03-10T00:00:00Z");
+    let mut runs: Vec<RunFacts> = (0..5).map(|i| deployed("web", "prod", Phase::Succeeded, day + i * 60_000)).collect();
+    // Past what 32 bits of milliseconds hold: the values so far are widened, none changed.
+    let long = 60 * 86_400_000 + 1;
+    runs[3].environments[0].lead = Some(long);
+    let body = insights(&[("from", "2026-03-01"), ("interval", "whole")], &runs);
+    let lead = &only_group(&body).total.lead_time;
+    assert_eq!((lead.count, lead.min, lead.p50, lead.max), (5, Some(90.0), Some(90.0), Some(long as f64 / 1000.0)));
+    assert_eq!(lead.mean, Some((4.0 * 90_000.0 + long as f64) / 5.0 / 1000.0));
+}
+
 fn arbitrary_runs() -> impl Strategy<Value = Vec<RunFacts<'static>>> {
     let start = ms("2026-03-01T00:00:00Z");
     let phase = prop::sample::select(vec![Phase::Succeeded, Phase::Failed, Phase::Cancelled, Phase::Skipped]);
@@ -163,6 +176,21 @@ proptest! {
             prop_assert_eq!(sum(|b| b.durations.environment.count), all.buckets[0].durations.environment.count);
             prop_assert_eq!(&by_day.total.durations, &all.buckets[0].durations, "percentiles are of values, not buckets");
         }
+    }
+
+    #[test]
+    fn the_answer_written_group_by_group_is_the_answer(runs in arbitrary_runs(), stale in any::<bool>()) {
+        let wanted = request(&[("from", "2026-03-01"), ("groupBy", "application,environment"), ("interval", "week")]);
+        let counted = || {
+            let mut counter = Counter::new(&wanted);
+            runs.iter().for_each(|facts| counter.add("team", facts));
+            counter
+        };
+        let freshness = stale.then(|| crate::wire::Freshness { complete: false, stale, incomplete_sources: Vec::new() });
+        let mut whole = counted().finish();
+        whole.freshness = freshness.clone();
+        let written: InsightsBody = serde_json::from_slice(&counted().finish_json(freshness)).unwrap();
+        prop_assert_eq!(written, whole);
     }
 
     #[test]
