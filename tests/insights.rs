@@ -171,11 +171,36 @@ async fn an_unchanged_answer_is_a_304_and_a_finished_run_wakes_a_long_poll() {
 const POLICY: &str =
     "rules:\n- name: keep-two\n  namespaces: [team-a]\n  keep: {newest: 2}\n  clockSkew: {action: payloadTime}\n";
 
-const QUERIES: [&str; 3] = [
+const QUERIES: [&str; 5] = [
     "groupBy=application,environment&interval=week&tz=Europe/Berlin",
     "groupBy=pipeline,trigger&interval=day",
     "groupBy=namespace&interval=whole&environment=prod",
+    "pipeline=web-release&groupBy=environment&interval=week",
+    "pipeline=wide-release&groupBy=environment&interval=whole",
 ];
+
+/// Three runs of `wide` through twenty environments of long names: their facts are too long
+/// for the archive's indexes to hold (migration 0005), so they are read from the table.
+fn wide_runs() -> Vec<(String, String)> {
+    (0..3u32)
+        .map(|i| {
+            let mut doc = run_doc("wide", 20_000 + i * 1440, if i == 1 { "Failed" } else { "Succeeded" });
+            for k in 0..17u32 {
+                let (start, end) = (20_000 + i * 1440 + 30 + k, 20_000 + i * 1440 + 31 + k);
+                let at = |m: u32| {
+                    let t: jiff::Timestamp = "2026-11-02T00:00:00Z".parse().unwrap();
+                    t.checked_add(jiff::SignedDuration::from_mins(i64::from(m))).unwrap().to_string()
+                };
+                doc.push_str(&format!(
+                    "  - name: region-of-a-rather-long-name-{k}\n    phase: Succeeded\n    startedAt: \"{}\"\n    finishedAt: \"{}\"\n",
+                    at(start),
+                    at(end)
+                ));
+            }
+            (format!("wide-{i}"), doc)
+        })
+        .collect()
+}
 
 #[tokio::test]
 async fn live_archived_and_pruned_runs_count_alike_in_sqlite() {
@@ -193,7 +218,8 @@ async fn live_archived_and_pruned_runs_count_alike_in_postgres() {
 }
 
 async fn live_archived_and_pruned_runs_count_alike(dir: &std::path::Path, url: &str) {
-    let runs = history();
+    let mut runs = history();
+    runs.extend(wide_runs());
     let (live, _data) = live_service(&runs, "team-a").await;
     wait_insights(&live, "", runs.len()).await;
     let mut expected = Vec::new();
@@ -209,13 +235,13 @@ async fn live_archived_and_pruned_runs_count_alike(dir: &std::path::Path, url: &
     let cluster = Cluster::launch(&["team-a", "execwatch"], &["team-a"], common::fast_watch(), setup).await;
     write_with_kubectl(&cluster, &runs).await;
     wait_until("retention keeps two runs of each pipeline", || async {
-        (cluster.held(&["team-a"]).await.len() == 4).then_some(())
+        (cluster.held(&["team-a"]).await.len() == 6).then_some(())
     })
     .await;
     wait_insights(&cluster.service, "", runs.len()).await;
     for (query, expected) in QUERIES.iter().zip(&expected) {
         let pruned = counted(cluster.service.get(&insights_path(query)).await.1);
-        assert_eq!(&pruned, expected, "{query}: 28 pruned and archived, 4 live");
+        assert_eq!(&pruned, expected, "{query}: 29 pruned and archived, 6 live");
     }
     cluster.service.stop().await;
 

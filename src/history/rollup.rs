@@ -163,23 +163,17 @@ async fn copy_staged(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT MIN(column5) FROM rebuilt_facts").fetch_one(&mut *conn).await?.get(0);
     let mut start = first;
     while let Some(from) = start {
+        // A range ends at the first time after its last row's: equal times never straddle two
+        // ranges, and each range holds at least its first time's rows. None: the rest is one.
         let next = format!(
-            "SELECT column5 FROM rebuilt_facts WHERE column5 >= $1 ORDER BY column5 LIMIT 1 OFFSET {COPY_RANGE}"
+            "SELECT MIN(column5) FROM rebuilt_facts WHERE column5 > (SELECT column5 FROM rebuilt_facts \
+             WHERE column5 >= $1 ORDER BY column5 LIMIT 1 OFFSET {})",
+            COPY_RANGE - 1
         );
-        let end: Option<Millis> =
-            sqlx::query(sqlx::AssertSqlSafe(next)).bind(from).fetch_optional(&mut *conn).await?.map(|row| row.get(0));
-        // Equal times never straddle two ranges: a range ends before the next time.
+        let end: Option<Millis> = sqlx::query(sqlx::AssertSqlSafe(next)).bind(from).fetch_one(&mut *conn).await?.get(0);
         let sql = copy_from_sql("rebuilt_facts", "AND v.column5 >= $1 AND v.column5 < $2 ORDER BY v.column5");
-        let until = end.unwrap_or(Millis::MAX);
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from).bind(until).execute(&mut *conn).await?;
-        start = end.filter(|end| *end > from);
-        if end.is_some_and(|end| end == from) {
-            // More than a range's rows at one time: copy them and go on after it.
-            let sql = copy_from_sql("rebuilt_facts", "AND v.column5 = $1");
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from).execute(&mut *conn).await?;
-            let after = "SELECT MIN(column5) FROM rebuilt_facts WHERE column5 > $1";
-            start = sqlx::query(after).bind(from).fetch_one(&mut *conn).await?.get(0);
-        }
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from).bind(end.unwrap_or(Millis::MAX)).execute(&mut *conn).await?;
+        start = end;
     }
     let sql = copy_from_sql("rebuilt_facts", "AND v.column5 IS NULL");
     sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await?;
@@ -303,12 +297,13 @@ pub async fn archived(
     let mut kept = String::new();
     for namespace in namespaces {
         let rows = Rows { namespace, pipeline: filter.pipeline.as_deref(), labels: filter.labels.is_some() };
-        let Some(last) = rows.last_counted(pool).await? else { continue };
+        let parts = rows.parts(pool).await?;
+        let Some(last) = parts.iter().map(|(_, last)| *last).max() else { continue };
         let width = ((last + 1 - from) / WINDOWS + 1).max(DAY_MS);
         let mut start = from;
         while start <= last {
-            for held in Held::BOTH {
-                if let Some(text) = rows.window(pool, held, start, start + width).await? {
+            for (held, _) in parts.iter().filter(|(_, last)| start <= *last) {
+                if let Some(text) = rows.window(pool, *held, start, start + width).await? {
                     keep(&text, incarnations, skip, &mut kept);
                 }
             }
@@ -324,23 +319,24 @@ pub async fn archived(
     Ok(())
 }
 
-/// Archived facts are indexed in two parts (migration 0005): those short enough to be held in
-/// the index, read from it alone, and the rest; each read asks both.
-#[derive(Clone, Copy)]
+/// Archived facts are indexed by time in two parts (migration 0005): those short enough to be
+/// held in the index, read from it alone, and the rest; a read asks each part that has rows.
+/// A pipeline's indexes hold no facts, so its rows are read in one part, from the table.
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Held {
     InIndex,
     Long,
+    Either,
 }
 
 impl Held {
-    const BOTH: [Held; 2] = [Held::InIndex, Held::Long];
-
     /// The condition of the part, as its indexes in migration 0005 state it, to the letter (a
     /// database uses a partial index only for a query that states its condition).
     fn condition(self) -> &'static str {
         match self {
             Held::InIndex => "AND length(facts) <= 512",
             Held::Long => "AND length(facts) > 512",
+            Held::Either => "",
         }
     }
 }
@@ -369,14 +365,19 @@ impl Rows<'_> {
         query.bind(self.namespace.unwrap_or_default()).bind(self.pipeline.unwrap_or_default())
     }
 
-    /// The latest time any of them counts at.
-    async fn last_counted(&self, pool: &AnyPool) -> Result<Option<Millis>, sqlx::Error> {
-        let mut last = None;
-        for held in Held::BOTH {
-            let max: Option<Millis> = self.query("MAX(last_counted)", held.condition()).fetch_one(pool).await?.get(0);
-            last = last.max(max);
+    /// The parts to read, each with the latest time any of its rows counts at; none without
+    /// rows (nearly every run's facts are held in the index: the other part is not asked).
+    async fn parts(&self, pool: &AnyPool) -> Result<Vec<(Held, Millis)>, sqlx::Error> {
+        let parts = match self.pipeline {
+            Some(_) => &[Held::Either][..],
+            None => &[Held::InIndex, Held::Long][..],
+        };
+        let mut read = Vec::new();
+        for held in parts {
+            let last: Option<Millis> = self.query("MAX(last_counted)", held.condition()).fetch_one(pool).await?.get(0);
+            read.extend(last.map(|last| (*held, last)));
         }
-        Ok(last)
+        Ok(read)
     }
 
     /// Those of a part counted in `[start, end)`, as one text of records (see `keep`); none
