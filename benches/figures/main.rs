@@ -56,6 +56,11 @@ async fn in_both<T, F: Future<Output = T>>(database: &str, measure: impl Fn(warm
     if let Some(postgres) = postgres::Postgres::start() {
         postgres.create(database);
         rows.push(measure(warm::Archive::Postgres(postgres.url(database))).await);
+        if std::env::var_os("EXECWATCH_BENCH_KEEP").is_some() {
+            println!("  PostgreSQL left running for profiling by hand: {}", postgres.url(database));
+            // Neither stopped nor its directory removed.
+            std::mem::forget(postgres);
+        }
     }
     rows
 }
