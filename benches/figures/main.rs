@@ -11,7 +11,7 @@
 //! `EXECWATCH_BENCH_CLI=N` for `get executions` paging through N executions and how soon `wait`
 //! prints a change (10 000 by default; empty leaves it out), `EXECWATCH_BENCH_INSIGHTS=N` for
 //! insights over N archived runs in SQLite and PostgreSQL (1 000 000 by default; empty leaves it
-//! out).
+//! out). `EXECWATCH_BENCH_DATABASES` names the archives measured (`sqlite,postgres` by default).
 //! `EXECWATCH_BENCH_WRITE=DIR`
 //! only writes the data set of the first size into DIR as manifests, for profiling by hand.
 //!
@@ -50,9 +50,18 @@ fn list<T>(var: &str, default: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<T
 }
 
 /// `measure` over a SQLite archive, then over a PostgreSQL database of its own where PostgreSQL
-/// is installed.
+/// is installed; `EXECWATCH_BENCH_DATABASES` (`sqlite,postgres` by default) names which.
 async fn in_both<T, F: Future<Output = T>>(database: &str, measure: impl Fn(warm::Archive) -> F) -> Vec<T> {
-    let mut rows = vec![measure(warm::Archive::Sqlite).await];
+    let databases = list("EXECWATCH_BENCH_DATABASES", "sqlite,postgres", |s| {
+        ["sqlite", "postgres"].contains(&s).then(|| s.to_owned())
+    });
+    let mut rows = Vec::new();
+    if databases.iter().any(|d| d == "sqlite") {
+        rows.push(measure(warm::Archive::Sqlite).await);
+    }
+    if !databases.iter().any(|d| d == "postgres") {
+        return rows;
+    }
     if let Some(postgres) = postgres::Postgres::start() {
         postgres.create(database);
         rows.push(measure(warm::Archive::Postgres(postgres.url(database))).await);
