@@ -11,10 +11,9 @@ use foldhash::HashMap;
 
 use super::facts::{EnvironmentFacts, Millis, Outcome, RunFacts};
 use super::request::{Buckets, GroupKey, InsightsRequest};
+use super::values::Values;
 use crate::model::Phase;
-use crate::wire::{
-    Bucket, Deployments, Durations, Freshness, InsightsBody, InsightsGroup, Rate, Recovery, Runs, Stats,
-};
+use crate::wire::{Bucket, Deployments, Durations, Freshness, InsightsBody, InsightsGroup, Rate, Recovery, Runs};
 
 /// Counts runs for one request: `add` each, then `finish`.
 pub struct Counter<'r> {
@@ -55,62 +54,6 @@ struct Tally {
     run_took: Values,
     environment_took: Values,
     gap: Values,
-}
-
-/// A tally's durations, exact. Nearly every one fits in 32 bits of milliseconds (49 days), so
-/// they are held so until one does not: half the memory for a year of a busy group.
-enum Values {
-    Narrow(Vec<u32>),
-    Wide(Vec<Millis>),
-}
-
-impl Default for Values {
-    fn default() -> Self {
-        Values::Narrow(Vec::new())
-    }
-}
-
-impl Values {
-    fn push(&mut self, value: Millis) {
-        match (&mut *self, u32::try_from(value)) {
-            (Values::Narrow(narrow), Ok(value)) => narrow.push(value),
-            (Values::Narrow(narrow), Err(_)) => {
-                let mut wide: Vec<Millis> = narrow.iter().map(|v| Millis::from(*v)).collect();
-                wide.push(value);
-                *self = Values::Wide(wide);
-            }
-            (Values::Wide(wide), _) => wide.push(value),
-        }
-    }
-
-    fn extend(&mut self, values: impl IntoIterator<Item = Millis>) {
-        values.into_iter().for_each(|value| self.push(value));
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Values::Narrow(values) => values.len(),
-            Values::Wide(values) => values.len(),
-        }
-    }
-
-    /// Moves `other`'s values in.
-    fn append(&mut self, other: Values) {
-        match (&mut *self, other) {
-            (Values::Narrow(mine), Values::Narrow(theirs)) if mine.is_empty() => *mine = theirs,
-            (Values::Narrow(mine), Values::Narrow(mut theirs)) => mine.append(&mut theirs),
-            (_, Values::Narrow(theirs)) => self.extend(theirs.into_iter().map(Millis::from)),
-            (_, Values::Wide(theirs)) => self.extend(theirs),
-        }
-    }
-
-    /// Their statistics; they are left sorted.
-    fn stats(&mut self) -> Stats {
-        match self {
-            Values::Narrow(values) => stats(values),
-            Values::Wide(values) => stats(values),
-        }
-    }
 }
 
 /// A run's names as ids, each looked up once per run rather than once per group it counts in.
@@ -440,29 +383,6 @@ impl Tally {
             success_rate: Rate::of(succeeded, succeeded + failed),
             runs: self.runs.clone(),
         }
-    }
-}
-
-/// Count, nearest-rank percentiles, extremes and mean of `values`, in seconds.
-pub fn stats<T: Copy + Ord + Into<Millis>>(values: &mut [T]) -> Stats {
-    if values.is_empty() {
-        return Stats::default();
-    }
-    values.sort_unstable();
-    let n = values.len();
-    let seconds = |ms: T| ms.into() as f64 / 1000.0;
-    // Nearest rank: the smallest value with at least p % of the values at or below it.
-    let rank = |p: usize| seconds(values[(p * n).div_ceil(100).max(1) - 1]);
-    let sum: i128 = values.iter().map(|v| i128::from((*v).into())).sum();
-    Stats {
-        count: n as u64,
-        p50: Some(rank(50)),
-        p90: Some(rank(90)),
-        p95: Some(rank(95)),
-        p99: Some(rank(99)),
-        min: Some(seconds(values[0])),
-        max: Some(seconds(values[n - 1])),
-        mean: Some(sum as f64 / n as f64 / 1000.0),
     }
 }
 

@@ -7,10 +7,12 @@
 mod compute;
 mod facts;
 mod request;
+mod values;
 
-pub use compute::{Counter, compute, stats};
+pub use compute::{Counter, compute};
 pub use facts::{EnvironmentFacts, Millis, Outcome, RunFacts};
 pub use request::{Buckets, DEFAULT_RANGE, GroupKey, InsightsRequest, Interval, MAX_BUCKETS, MAX_RANGE_DAYS};
+pub use values::stats;
 
 use std::collections::BTreeMap;
 
