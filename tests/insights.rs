@@ -17,13 +17,15 @@ use serde_json::Value;
 /// The range every test asks for, so that answers do not move with the clock.
 const RANGE: &str = "from=2026-10-01&to=2026-12-01";
 
+/// The time `minute` minutes after 2026-11-02T00:00Z.
+fn at(minute: u32) -> String {
+    let t: jiff::Timestamp = "2026-11-02T00:00:00Z".parse().unwrap();
+    t.checked_add(jiff::SignedDuration::from_mins(i64::from(minute))).unwrap().to_string()
+}
+
 /// A run's document: `app` through dev, staging and prod, starting `minute` minutes after
 /// 2026-11-02T00:00Z; `prod` is the phase prod ends in (and the run's), the rest succeed.
 fn run_doc(app: &str, minute: u32, prod: &str) -> String {
-    let at = |m: u32| {
-        let t: jiff::Timestamp = "2026-11-02T00:00:00Z".parse().unwrap();
-        t.checked_add(jiff::SignedDuration::from_mins(i64::from(m))).unwrap().to_string()
-    };
     let commit = at(minute).parse::<jiff::Timestamp>().unwrap() - jiff::SignedDuration::from_mins(30);
     let env = |name: &str, phase: &str, start: u32, end: u32| {
         format!(
@@ -187,10 +189,6 @@ fn wide_runs() -> Vec<(String, String)> {
             let mut doc = run_doc("wide", 20_000 + i * 1440, if i == 1 { "Failed" } else { "Succeeded" });
             for k in 0..17u32 {
                 let (start, end) = (20_000 + i * 1440 + 30 + k, 20_000 + i * 1440 + 31 + k);
-                let at = |m: u32| {
-                    let t: jiff::Timestamp = "2026-11-02T00:00:00Z".parse().unwrap();
-                    t.checked_add(jiff::SignedDuration::from_mins(i64::from(m))).unwrap().to_string()
-                };
                 doc.push_str(&format!(
                     "  - name: region-of-a-rather-long-name-{k}\n    phase: Succeeded\n    startedAt: \"{}\"\n    finishedAt: \"{}\"\n",
                     at(start),

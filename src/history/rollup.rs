@@ -69,16 +69,24 @@ pub struct Copied<'a> {
 
 /// Writes these executions' facts (see `copy_sql`), in statements of `COPY_ROWS`.
 pub async fn copy(tx: &mut sqlx::Transaction<'_, sqlx::Any>, rows: &[Copied<'_>]) -> Result<(), sqlx::Error> {
+    in_statements(tx, rows, copy_sql).await
+}
+
+/// Runs `sql(n)` for each `COPY_ROWS` of `rows`, each row's six values bound in turn.
+async fn in_statements(
+    conn: &mut AnyConnection,
+    rows: &[Copied<'_>],
+    sql: impl Fn(usize) -> String,
+) -> Result<(), sqlx::Error> {
     for part in rows.chunks(COPY_ROWS) {
         // Only placeholders are written into the text; every value is bound.
-        let sql = copy_sql(part.len());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql(part.len())));
         for row in part {
             let (namespace, name, uid) = row.key;
             query = query.bind(namespace).bind(name).bind(uid).bind(row.resource_version);
             query = query.bind(row.facts.last_counted).bind(row.facts.facts.as_str());
         }
-        query.execute(&mut **tx).await?;
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -166,20 +174,21 @@ const COPY_RANGE: i64 = 50_000;
 /// Copies the staging table into `run_facts` in ranges of `last_counted` (`column5`), in order;
 /// rows counted at no time last.
 async fn copy_staged(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-    let first: Option<Millis> =
+    // A range ends at the first time after its last row's: equal times never straddle two
+    // ranges, and each range holds at least its first time's rows. None: the rest is one.
+    let next = format!(
+        "SELECT MIN(column5) FROM rebuilt_facts WHERE column5 > (SELECT column5 FROM rebuilt_facts \
+         WHERE column5 >= $1 ORDER BY column5 LIMIT 1 OFFSET {})",
+        COPY_RANGE - 1
+    );
+    let range = copy_from_sql("rebuilt_facts", "AND v.column5 >= $1 AND v.column5 < $2 ORDER BY v.column5");
+    let mut start: Option<Millis> =
         sqlx::query("SELECT MIN(column5) FROM rebuilt_facts").fetch_one(&mut *conn).await?.get(0);
-    let mut start = first;
     while let Some(from) = start {
-        // A range ends at the first time after its last row's: equal times never straddle two
-        // ranges, and each range holds at least its first time's rows. None: the rest is one.
-        let next = format!(
-            "SELECT MIN(column5) FROM rebuilt_facts WHERE column5 > (SELECT column5 FROM rebuilt_facts \
-             WHERE column5 >= $1 ORDER BY column5 LIMIT 1 OFFSET {})",
-            COPY_RANGE - 1
-        );
-        let end: Option<Millis> = sqlx::query(sqlx::AssertSqlSafe(next)).bind(from).fetch_one(&mut *conn).await?.get(0);
-        let sql = copy_from_sql("rebuilt_facts", "AND v.column5 >= $1 AND v.column5 < $2 ORDER BY v.column5");
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from).bind(end.unwrap_or(Millis::MAX)).execute(&mut *conn).await?;
+        let end: Option<Millis> =
+            sqlx::query(sqlx::AssertSqlSafe(next.as_str())).bind(from).fetch_one(&mut *conn).await?.get(0);
+        let until = end.unwrap_or(Millis::MAX);
+        sqlx::query(sqlx::AssertSqlSafe(range.as_str())).bind(from).bind(until).execute(&mut *conn).await?;
         start = end;
     }
     let sql = copy_from_sql("rebuilt_facts", "AND v.column5 IS NULL");
@@ -241,16 +250,17 @@ async fn page(pool: &AnyPool, after: Option<&(String, String, String)>) -> Resul
 
 /// Puts a page's facts in the staging table, in one transaction.
 async fn write(conn: &mut AnyConnection, batch: Vec<(Key, StoredFacts)>) -> Result<u64, sqlx::Error> {
+    let rows: Vec<Copied<'_>> = batch
+        .iter()
+        .map(|((namespace, name, uid, version), facts)| Copied {
+            key: (namespace, name, uid),
+            resource_version: version,
+            facts,
+        })
+        .collect();
     let mut tx = conn.begin().await?;
-    for part in batch.chunks(COPY_ROWS) {
-        let sql = format!("INSERT INTO rebuilt_facts VALUES {}", values_sql(part.len()));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for ((namespace, name, uid, version), facts) in part {
-            query = query.bind(namespace.as_str()).bind(name.as_str()).bind(uid.as_str()).bind(version.as_str());
-            query = query.bind(facts.last_counted).bind(facts.facts.as_str());
-        }
-        query.execute(&mut *tx).await?;
-    }
+    let staging = |rows| format!("INSERT INTO rebuilt_facts VALUES {}", values_sql(rows));
+    in_statements(&mut tx, &rows, staging).await?;
     tx.commit().await?;
     Ok(batch.len() as u64)
 }
@@ -329,7 +339,7 @@ pub async fn archived(
 /// Archived facts are indexed by time in two parts (migration 0005): those short enough to be
 /// held in the index, read from it alone, and the rest; a read asks each part that has rows.
 /// A pipeline's indexes hold no facts, so its rows are read in one part, from the table.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy)]
 enum Held {
     InIndex,
     Long,
