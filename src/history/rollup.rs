@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 
+use futures::StreamExt;
 use rayon::prelude::*;
 use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 
@@ -284,6 +285,10 @@ impl StoredRuns {
     }
 }
 
+/// Windows asked of the database at once: it reads one while the last is filtered here, and
+/// each on a core of its own where it has them (the insights' budget counts them as one read,
+/// `store::CONNECTIONS` as two).
+const WINDOWS_IN_FLIGHT: usize = 2;
 /// Bytes of records handed on at a time.
 const CHUNK_BYTES: usize = 256 << 10;
 /// Most windows one namespace's read is cut into, and the narrowest.
@@ -317,17 +322,19 @@ pub async fn archived(
         let parts = rows.parts(pool).await?;
         let Some(last) = parts.iter().map(|(_, last)| *last).max() else { continue };
         let width = ((last + 1 - from) / WINDOWS + 1).max(DAY_MS);
-        let mut start = from;
-        while start <= last {
-            for (held, _) in parts.iter().filter(|(_, last)| start <= *last) {
-                if let Some(text) = rows.window(pool, *held, start, start + width).await? {
-                    keep(&text, incarnations, skip, &mut kept);
-                }
+        let mut windows = Vec::new();
+        for start in (0..).map(|i| from + i * width).take_while(|start| *start <= last) {
+            windows.extend(parts.iter().filter(|(_, last)| start <= *last).map(|(held, _)| (*held, start)));
+        }
+        let reads = windows.into_iter().map(|(held, start)| rows.window(pool, held, start, start + width));
+        let mut texts = futures::stream::iter(reads).buffered(WINDOWS_IN_FLIGHT);
+        while let Some(text) = texts.next().await {
+            if let Some(text) = text? {
+                keep(&text, incarnations, skip, &mut kept);
             }
             if kept.len() >= CHUNK_BYTES && to.send(StoredRuns(std::mem::take(&mut kept))).await.is_err() {
                 return Ok(());
             }
-            start += width;
         }
     }
     if !kept.is_empty() {
