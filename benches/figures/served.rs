@@ -63,11 +63,14 @@ impl Served {
     }
 
     /// Lets it run on every core again: a figure of work that uses both (insights: the archive's
-    /// reader and the counting thread side by side).
+    /// reader and its two counting threads side by side).
     pub fn unpin(&self) {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let all = format!("0-{}", cores - 1);
-        let _ = Command::new("taskset").args(["-a", "-cp", &all, &self.child.id().to_string()]).output();
+        // The machine's cores, not this process's: it is pinned to one, and
+        // `available_parallelism` counts only those it may run on.
+        let online = std::fs::read_to_string("/sys/devices/system/cpu/online").expect("the online cores");
+        let unpinned =
+            Command::new("taskset").args(["-a", "-cp", online.trim(), &self.child.id().to_string()]).output();
+        assert!(unpinned.is_ok_and(|o| o.status.success()), "taskset unpins the service");
     }
 
     /// Starts counting the highest resident memory again from now (`VmHWM`).

@@ -151,14 +151,14 @@ impl<'a> RunFacts<'a> {
     /// Facts from their stored form, borrowing its names; `None` for a text not in that form.
     pub fn decode(text: &'a str) -> Option<RunFacts<'a>> {
         let mut fields = text.split(SEPARATOR);
-        let mut name = || percent_decode_str(fields.next()?).decode_utf8().ok();
+        let mut name = || name_of(fields.next()?);
         let (pipeline, application, trigger) = (name()?, name()?, name()?);
         let phase = phase_of(fields.next()?)?;
         let outcome = outcome_of(fields.next()?)?;
         let mut environments = Vec::with_capacity(4);
         while let Some(env) = fields.next() {
             environments.push(EnvironmentFacts {
-                name: percent_decode_str(env).decode_utf8().ok()?,
+                name: name_of(env)?,
                 outcome: outcome_of(fields.next()?)?,
                 lead: number_of(fields.next()?)?,
                 gap: number_of(fields.next()?)?,
@@ -166,6 +166,15 @@ impl<'a> RunFacts<'a> {
         }
         let trigger = Some(trigger).filter(|t| !t.is_empty());
         Some(RunFacts { pipeline, application, trigger, phase, outcome, environments })
+    }
+}
+
+/// A name from its stored form. Nearly every one has nothing escaped, and is borrowed as it is:
+/// percent-decoding checked again that it was UTF-8 (3.5 % of a 90-day request's time).
+fn name_of(field: &str) -> Option<Cow<'_, str>> {
+    match field.contains('%') {
+        false => Some(Cow::Borrowed(field)),
+        true => percent_decode_str(field).decode_utf8().ok(),
     }
 }
 
