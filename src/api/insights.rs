@@ -86,14 +86,6 @@ impl Answer for InsightsAnswer {
     }
 }
 
-/// Counts the chunks `next` gives until there are none.
-fn count_chunks<'r>(mut counter: Counter<'r>, next: &impl Fn() -> Option<StoredRuns>) -> Counter<'r> {
-    while let Some(chunk) = next() {
-        chunk.iter().for_each(|(namespace, labels, facts)| counter.add_stored(namespace, labels, facts));
-    }
-    counter
-}
-
 /// Chunks of the archive's rollups in flight between the read and the counting thread.
 const IN_FLIGHT: usize = 4;
 
@@ -117,25 +109,17 @@ async fn answer(state: &AppState, wanted: InsightsRequest) -> Result<InsightsAns
         Some(_) => live.iter().map(|e| e.uid.clone()).collect(),
         None => HashSet::new(),
     };
-    let (rows, counted) = tokio::sync::mpsc::channel::<StoredRuns>(IN_FLIGHT);
+    let (rows, mut counted) = tokio::sync::mpsc::channel::<StoredRuns>(IN_FLIGHT);
     // What the sources were, once the archive is read: the last thing the answer needs.
     let (read, sources) = tokio::sync::oneshot::channel::<Freshness>();
     let counting = tokio::task::spawn_blocking(move || {
-        // Two threads count the archive's chunks, each taking the next as it is free: counting
-        // is most of a large request's time, and the read is mostly the database's.
-        let chunks = std::sync::Mutex::new(counted);
-        let next = || chunks.lock().ok()?.blocking_recv();
-        let counter = std::thread::scope(|scope| {
-            let helper = scope.spawn(|| count_chunks(Counter::new(&wanted), &next));
-            let mut counter = Counter::new(&wanted);
-            for entry in live.iter().filter(|entry| wanted.filter.matches(&***entry)) {
-                counter.add(&entry.id.namespace, &RunFacts::of(&entry.view));
-            }
-            let mut counter = count_chunks(counter, &next);
-            // A panic in the helper is the request's: `spawn_blocking` answers it as an error.
-            counter.merge(helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-            counter
-        });
+        let mut counter = Counter::new(&wanted);
+        for entry in live.iter().filter(|entry| wanted.filter.matches(&***entry)) {
+            counter.add(&entry.id.namespace, &RunFacts::of(&entry.view));
+        }
+        while let Some(chunk) = counted.blocking_recv() {
+            chunk.iter().for_each(|(namespace, labels, facts)| counter.add_stored(namespace, labels, facts));
+        }
         let freshness = sources.blocking_recv().ok();
         let complete = freshness.as_ref().is_some_and(|f| f.complete);
         InsightsAnswer { body: Json::from_bytes(Bytes::from(counter.finish_json(freshness))), complete }

@@ -21,7 +21,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 /// Connections to the database: `READS` of them for requests' lists and pages at most and two
 /// for insights (one read at a time, of two windows at once: see `ReadBudget` and
-/// `rollup::WINDOWS_IN_FLIGHT`), the rest for the writer and the pruner.
+/// `rollup::windows_in_flight`), the rest for the writer and the pruner.
 const CONNECTIONS: u32 = 8;
 
 /// Connects and brings the schema up to date. Replicas may do this at once: the migrator

@@ -181,28 +181,6 @@ impl<'r> Counter<'r> {
         }
     }
 
-    /// Adds what `other` counted of other runs for the same request, as if this counter had
-    /// counted them too: runs are counted on several threads, each its share, then merged.
-    pub fn merge(&mut self, other: Counter<'r>) {
-        let ids: Vec<u32> = other.values.names.iter().map(|name| self.values.id(name)).collect();
-        // `UNSET` is no name's id: it stays as it is.
-        let id = |value: u32| ids.get(value as usize).copied().unwrap_or(value);
-        let mut tallies = other.tallies;
-        let mut groups = vec![0; tallies.len()];
-        for (key, group) in other.groups {
-            let mine = self.group_of(GroupId(key.0.map(id)));
-            groups[group] = mine;
-            for (bucket, tally) in std::mem::take(&mut tallies[group]) {
-                self.tallies[mine].entry(bucket).or_default().absorb(tally);
-            }
-        }
-        for (key, line) in other.lines {
-            let mine = self.lines.entry(key.map(id)).or_default();
-            mine.successes.extend(line.successes);
-            mine.failures.extend(line.failures.into_iter().map(|(at, group, bucket)| (at, groups[group], bucket)));
-        }
-    }
-
     /// The group a run (and one of its environments) counts in, made on first use.
     fn group(&mut self, names: &Names, environment: Option<u32>) -> usize {
         let mut id = [UNSET; GroupKey::ALL.len()];
@@ -216,11 +194,7 @@ impl<'r> Counter<'r> {
                 GroupKey::Trigger => names.trigger,
             };
         }
-        self.group_of(GroupId(id))
-    }
-
-    /// The group of these values, made on first use.
-    fn group_of(&mut self, id: GroupId) -> usize {
+        let id = GroupId(id);
         let next = self.tallies.len();
         let group = *self.groups.entry(id).or_insert(next);
         if group == next {

@@ -194,22 +194,6 @@ proptest! {
     }
 
     #[test]
-    fn runs_counted_apart_and_merged_are_counted_as_one(runs in arbitrary_runs(), split in any::<prop::sample::Index>()) {
-        let wanted = request(&[("from", "2026-03-01"), ("groupBy", "namespace,application,environment"), ("interval", "week")]);
-        let namespace = |i: usize| ["team", "ops"][i % 2];
-        let mut whole = Counter::new(&wanted);
-        runs.iter().enumerate().for_each(|(i, facts)| whole.add(namespace(i), facts));
-        // Apart: the second counter meets names in another order, so its ids differ; a failure
-        // counted by one recovers at a success counted by the other.
-        let at = split.index(runs.len() + 1);
-        let (mut first, mut second) = (Counter::new(&wanted), Counter::new(&wanted));
-        runs[..at].iter().enumerate().for_each(|(i, facts)| first.add(namespace(i), facts));
-        runs[at..].iter().enumerate().rev().for_each(|(i, facts)| second.add(namespace(at + i), facts));
-        first.merge(second);
-        prop_assert_eq!(first.finish(), whole.finish());
-    }
-
-    #[test]
     fn percentiles_are_the_nearest_rank_values(mut values in prop::collection::vec(0..1_000_000i64, 1..300)) {
         let s = stats(&mut values.clone());
         values.sort_unstable();
