@@ -63,7 +63,7 @@ impl Served {
     }
 
     /// Lets it run on every core again: a figure of work that uses both (insights: the archive's
-    /// reader and its two counting threads side by side).
+    /// reader and the counting thread side by side).
     pub fn unpin(&self) {
         // The machine's cores, not this process's: it is pinned to one, and
         // `available_parallelism` counts only those it may run on.

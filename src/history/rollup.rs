@@ -296,6 +296,7 @@ fn windows_in_flight(pool: &AnyPool) -> usize {
         _ => 2,
     }
 }
+
 /// Bytes of records handed on at a time.
 const CHUNK_BYTES: usize = 256 << 10;
 /// Most windows one namespace's read is cut into, and the narrowest.

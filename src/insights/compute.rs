@@ -42,6 +42,7 @@ impl std::hash::Hash for GroupId {
         self.0.iter().for_each(|value| state.write_u32(*value));
     }
 }
+
 const UNSET: u32 = u32::MAX;
 
 /// The deployments of one application in one environment that recoveries need: when each
