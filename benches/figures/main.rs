@@ -11,7 +11,8 @@
 //! `EXECWATCH_BENCH_CLI=N` for `get executions` paging through N executions and how soon `wait`
 //! prints a change (10 000 by default; empty leaves it out), `EXECWATCH_BENCH_INSIGHTS=N` for
 //! insights over N archived runs in SQLite and PostgreSQL (1 000 000 by default; empty leaves it
-//! out). `EXECWATCH_BENCH_DATABASES` names the archives measured (`sqlite,postgres` by default).
+//! out), `EXECWATCH_BENCH_FLOOD=N` for N unauthenticated requests with fresh tokens abandoned
+//! while their reviews hang (6 000 by default; empty leaves it out). `EXECWATCH_BENCH_DATABASES` names the archives measured (`sqlite,postgres` by default).
 //! `EXECWATCH_BENCH_WRITE=DIR`
 //! only writes the data set of the first size into DIR as manifests, for profiling by hand.
 //!
@@ -23,6 +24,7 @@ mod access;
 mod archive;
 mod cli;
 mod data;
+mod flood;
 mod followers;
 mod insights;
 mod load;
@@ -131,6 +133,10 @@ fn main() {
         for n in list("EXECWATCH_BENCH_INSIGHTS", "1000000", |s| s.parse::<usize>().ok()) {
             println!("\ninsights over an archive of {n} runs ...");
             insights::print(&in_both("insights", |archive| insights::run(n, archive)).await);
+        }
+        for n in list("EXECWATCH_BENCH_FLOOD", "6000", |s| s.parse::<usize>().ok()) {
+            println!("\nflooding the service with {n} unauthenticated requests ...");
+            flood::print(&flood::run(n).await);
         }
         for n in list("EXECWATCH_BENCH_PRUNE", "100000", |s| s.parse::<usize>().ok()) {
             println!("\npruning {n} executions down to the newest 10 of each pipeline ...");

@@ -219,11 +219,18 @@ async fn token_review(
     key: TokenDigest,
 ) -> Result<Decision<Arc<Identity>>, AccessError> {
     let audiences = settings.audience.map(|a| vec![a.to_string()]);
-    let spec = TokenReviewSpec { token, audiences: audiences.clone() };
-    let review = TokenReview { spec, ..TokenReview::default() };
-    let api: Api<TokenReview> = Api::all(client);
-    let answered =
-        within_deadline("TokenReview", settings.timeout, api.create(&PostParams::default(), &review)).await?;
+    // The token goes into the request's body and nowhere else: while the review is in flight
+    // (a hanging one, up to its deadline) only the digest is held, not the token.
+    let review =
+        TokenReview { spec: TokenReviewSpec { token, audiences: audiences.clone() }, ..TokenReview::default() };
+    let failed = |what: &str| AccessError::Unavailable(format!("TokenReview could not be {what}"));
+    let body = serde_json::to_vec(&review).map_err(|_| failed("written"))?;
+    drop(review);
+    let url = <TokenReview as kube::Resource>::url_path(&(), None);
+    let mut request = kube::core::Request::new(url).create(&PostParams::default(), body).map_err(|_| failed("made"))?;
+    // As `Api::create` marks it, for the client's tracing.
+    request.extensions_mut().insert("create");
+    let answered = within_deadline("TokenReview", settings.timeout, client.request::<TokenReview>(request)).await?;
     let status = answered.status.unwrap_or_default();
     // As kube-rbac-proxy: a token made for other audiences than the one asked for is refused,
     // even where the API server says it is authenticated.
