@@ -27,7 +27,7 @@ pub struct Figures {
 }
 
 /// Of a round's requests: refused at once (503), answered otherwise, or hung up on unanswered.
-#[derive(Default, Clone, Copy)]
+#[derive(Default)]
 pub struct Answered {
     pub refused: usize,
     pub other: usize,

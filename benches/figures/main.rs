@@ -12,7 +12,8 @@
 //! prints a change (10 000 by default; empty leaves it out), `EXECWATCH_BENCH_INSIGHTS=N` for
 //! insights over N archived runs in SQLite and PostgreSQL (1 000 000 by default; empty leaves it
 //! out), `EXECWATCH_BENCH_FLOOD=N` for N unauthenticated requests with fresh tokens abandoned
-//! while their reviews hang (6 000 by default; empty leaves it out). `EXECWATCH_BENCH_DATABASES` names the archives measured (`sqlite,postgres` by default).
+//! while their reviews hang (6 000 by default; empty leaves it out).
+//! `EXECWATCH_BENCH_DATABASES` names the archives measured (`sqlite,postgres` by default).
 //! `EXECWATCH_BENCH_WRITE=DIR`
 //! only writes the data set of the first size into DIR as manifests, for profiling by hand.
 //!

@@ -324,6 +324,7 @@ pub async fn archived(
         None => vec![None],
         Some(named) => named.into_iter().map(Some).collect(),
     };
+    let in_flight = windows_in_flight(pool);
     let mut kept = String::new();
     for namespace in namespaces {
         let rows = Rows { namespace, pipeline: filter.pipeline.as_deref(), labels: filter.labels.is_some() };
@@ -335,7 +336,7 @@ pub async fn archived(
             windows.extend(parts.iter().filter(|(_, last)| start <= *last).map(|(held, _)| (*held, start)));
         }
         let reads = windows.into_iter().map(|(held, start)| rows.window(pool, held, start, start + width));
-        let mut texts = futures::stream::iter(reads).buffered(windows_in_flight(pool));
+        let mut texts = futures::stream::iter(reads).buffered(in_flight);
         while let Some(text) = texts.next().await {
             if let Some(text) = text? {
                 keep(&text, incarnations, skip, &mut kept);
