@@ -37,6 +37,7 @@ pub mod insights;
 pub mod metrics;
 pub mod model;
 pub mod modules;
+pub mod notify;
 pub mod parallel;
 pub mod query;
 pub mod quote;

@@ -150,6 +150,48 @@ impl SourceMetrics {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NamespaceLabels {
+    namespace: String,
+}
+
+/// Notifications' delivery attempts by namespace: sent, failed and tried again, dead-lettered;
+/// owned by the notifier.
+#[derive(Clone, Default)]
+pub struct NotificationMetrics {
+    sent: Family<NamespaceLabels, Counter>,
+    retried: Family<NamespaceLabels, Counter>,
+    dead: Family<NamespaceLabels, Counter>,
+}
+
+impl NotificationMetrics {
+    pub fn sent(&self, namespace: &str) {
+        self.sent.get_or_create(&NamespaceLabels { namespace: namespace.to_owned() }).inc();
+    }
+
+    pub fn retried(&self, namespace: &str) {
+        self.retried.get_or_create(&NamespaceLabels { namespace: namespace.to_owned() }).inc();
+    }
+
+    pub fn dead(&self, namespace: &str) {
+        self.dead.get_or_create(&NamespaceLabels { namespace: namespace.to_owned() }).inc();
+    }
+
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register("notifications_sent", "Notifications a receiver accepted (2xx)", self.sent.clone());
+        registry.register(
+            "notifications_retried",
+            "Notification attempts that failed and will be tried again",
+            self.retried.clone(),
+        );
+        registry.register(
+            "notifications_dead_lettered",
+            "Notifications given up on: failing for longer than --notify-max-age",
+            self.dead.clone(),
+        );
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeploymentLabels {
     namespace: String,
     environment: String,

@@ -11,18 +11,19 @@ use tracing::Instrument;
 
 use crate::access::Access;
 use crate::api::{self, AppState, CallerLimits, Health, PageLimits, ServerSettings};
-use crate::index::Index;
+use crate::index::{Both, Index};
 use crate::metrics::HttpMetrics;
 use crate::modules::switch::{self, Switch, SwitchState};
+use crate::notify::{Guard, Notes, Notifier};
 
 /// Budget of the cache of assembled pages and compressed bodies.
 const RESPONSE_CACHE_BYTES: u64 = 32 << 20;
 use crate::decode::SchemaRegistry;
 use crate::history::{Archive, ArchiveSettings, WarmSource};
-use crate::metrics::RetentionMetrics;
+use crate::metrics::{NotificationMetrics, RetentionMetrics};
 use crate::modules::{
-    ExecutionsModule, HistoryModule, InsightsModule, Module, Modules, PipelinesModule, RejectionsModule,
-    RetentionModule,
+    ExecutionsModule, HistoryModule, InsightsModule, Module, Modules, NotificationsModule, PipelinesModule,
+    RejectionsModule, RetentionModule,
 };
 use crate::retention::{Policy, Pruner, RetentionSettings, RetentionStatus};
 use crate::source::Sources;
@@ -35,6 +36,7 @@ pub mod settings {
     pub use crate::access::{Access, AccessSettings, AuthMode, AuthorizeAs};
     pub use crate::api::{CallerLimits, PageLimits, ServerSettings, capacity};
     pub use crate::history::{ArchiveSettings, ArchiveUrl};
+    pub use crate::notify::{Allowed, NotifySettings};
     pub use crate::retention::{LeaseSettings, Mode as RetentionMode, Policy, RetentionSettings};
 }
 
@@ -55,6 +57,8 @@ pub struct Service {
     pub archive: Option<ArchiveSettings>,
     /// A retention policy, checked at start, if any: the `retention` module applies it.
     pub retention: Option<(RetentionSettings, Policy)>,
+    /// Notifications' settings, where `--notify-allow` is given (with an archive, in a cluster).
+    pub notify: Option<crate::notify::NotifySettings>,
 }
 
 impl Service {
@@ -72,14 +76,20 @@ impl Service {
     /// server drains in-flight requests for at most the grace period, and every module stops.
     pub async fn run(mut self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
         let archive = self.archive.is_some().then(|| self.archive_status());
-        let index = match &archive {
-            // Every clone of the index tells the archive: set before any is made.
-            Some(archive) => Index::new(self.staleness).with_subscriber(Arc::new(archive.journal().clone())),
-            None => Index::new(self.staleness),
+        let notes = self.notify.as_ref().map(|_| Arc::new(Notes::default()));
+        let index = match (&archive, &notes) {
+            // Every clone of the index tells the archive (and the notifier): set before any is made.
+            (Some(archive), Some(notes)) => {
+                let both = Both(Arc::new(archive.journal().clone()), notes.clone());
+                Index::new(self.staleness).with_subscriber(Arc::new(both))
+            }
+            (Some(archive), None) => Index::new(self.staleness).with_subscriber(Arc::new(archive.journal().clone())),
+            (None, _) => Index::new(self.staleness),
         };
         let retention = (RetentionStatus::default(), RetentionMetrics::default());
         let retention_mode = self.retention.as_ref().map(|(settings, _)| settings.mode);
-        let modules = self.modules(&index, archive.as_ref(), &retention);
+        let notifier = self.notifier(&index, archive.as_ref(), notes).await;
+        let modules = self.modules(&index, archive.as_ref(), &retention, notifier.clone());
         let (switch, follower) = self.switch(&modules).await;
         let tokens = self.access.token_file().map(|file| tokio::spawn(file.clone().follow()));
         let health = Health::default();
@@ -97,7 +107,8 @@ impl Service {
             retention: retention_mode.map(|mode| api::retention::Retention { status: retention.0.clone(), mode }),
         });
         let http = HttpMetrics::default();
-        let metrics = self.serve_metrics(&state, &http, &retention.1, &health);
+        let notifications = notifier.as_ref().map(|n| n.metrics.clone());
+        let metrics = self.serve_metrics(&state, &http, (&retention.1, notifications), &health);
         let draining = async move {
             shutdown.await;
             health.begin_shutdown();
@@ -122,6 +133,7 @@ impl Service {
         index: &Index,
         archive: Option<&Archive>,
         (status, metrics): &(RetentionStatus, RetentionMetrics),
+        notifier: Option<Arc<Notifier>>,
     ) -> Arc<Modules> {
         let fingerprint = self.registry.fingerprint().to_owned();
         let warm = self.archive.clone().map(|settings| WarmSource::new(settings, fingerprint.clone()));
@@ -145,7 +157,28 @@ impl Service {
             let pruner = Pruner { settings, index, archive, client, status, metrics };
             all.push(Arc::new(RetentionModule::new(pruner, policy)));
         }
+        if let (Some(notifier), Sources::Kube { client, watch, .. }) = (notifier, &self.sources) {
+            all.push(Arc::new(NotificationsModule::new(notifier, client.clone(), watch.clone())));
+        }
         Arc::new(Modules::new(all))
+    }
+
+    /// The notifier, where notifications are configured: its guard refuses the API server's
+    /// and this pod's addresses unless named.
+    async fn notifier(
+        &self,
+        index: &Index,
+        archive: Option<&Archive>,
+        notes: Option<Arc<Notes>>,
+    ) -> Option<Arc<Notifier>> {
+        let (settings, archive, notes) = (self.notify.clone()?, archive?.clone(), notes?);
+        if !matches!(self.sources, Sources::Kube { .. }) {
+            return None;
+        }
+        let own = crate::notify::destination::own_addresses().await;
+        tracing::info!(allowed = settings.allowed.len(), refused = ?own, "notifications on");
+        let guard = Guard { allowed: settings.allowed.clone(), own };
+        Some(Arc::new(Notifier::new(settings, guard, archive, index.clone(), notes)))
     }
 
     /// What switches the modules: BackendModule objects followed in a cluster (the task doing
@@ -170,7 +203,7 @@ impl Service {
         &mut self,
         state: &AppState,
         http: &HttpMetrics,
-        retention: &RetentionMetrics,
+        (retention, notifications): (&RetentionMetrics, Option<NotificationMetrics>),
         health: &Health,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let listener = self.metrics.take()?;
@@ -178,6 +211,9 @@ impl Service {
         let archive = state.archive.clone();
         let mut registry = api::scrape::registry(index, modules, limits, &state.access, http, archive);
         retention.register(&mut registry);
+        if let Some(notifications) = notifications {
+            notifications.register(&mut registry);
+        }
         let settings = ServerSettings { cors_origins: Vec::new(), ..self.server.clone() };
         let routes = api::metrics_routes(Arc::new(registry), state.access.clone());
         Some(tokio::spawn(api::server::serve(listener, routes, settings, http.clone(), health.shutting_down())))

@@ -36,7 +36,12 @@ const ROOMS: &[(&str, &[&str])] = &[
         "retention",
         &["model", "query", "index", "history", "decode", "files", "metrics", "quote", "selector", "fixtures"],
     ),
-    ("modules", &["model", "wire", "decode", "selector", "source", "index", "history", "retention", "fixtures"]),
+    // Notifications: subscriptions, the outbox's messages, signing and sending.
+    ("notify", &["model", "index", "history", "source", "selector", "metrics", "quote"]),
+    (
+        "modules",
+        &["model", "wire", "decode", "selector", "source", "index", "history", "retention", "notify", "fixtures"],
+    ),
     // HTTP, and one running service.
     (
         "api",
@@ -58,7 +63,22 @@ const ROOMS: &[(&str, &[&str])] = &[
             "fixtures",
         ],
     ),
-    ("service", &["model", "decode", "source", "metrics", "index", "history", "access", "retention", "modules", "api"]),
+    (
+        "service",
+        &[
+            "model",
+            "decode",
+            "source",
+            "metrics",
+            "index",
+            "history",
+            "access",
+            "retention",
+            "notify",
+            "modules",
+            "api",
+        ],
+    ),
     // The binary's face: never the index, the archive or the HTTP server.
     (
         "cli",

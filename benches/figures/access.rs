@@ -171,6 +171,7 @@ async fn start_with(sources: Sources, access: Access) -> String {
         metrics: None,
         archive: None,
         retention: None,
+        notify: None,
     };
     tokio::spawn(service.run(listener, std::future::pending()));
     base

@@ -16,8 +16,8 @@ use super::SchemaArgs;
 use crate::model::ModuleName;
 use crate::selector::Selector;
 use crate::service::settings::{
-    Access, AccessSettings, ArchiveSettings, ArchiveUrl, AuthMode, AuthorizeAs, CallerLimits, LeaseSettings,
-    PageLimits, Policy, RetentionMode, RetentionSettings, ServerSettings, TokenFile, capacity,
+    Access, AccessSettings, Allowed, ArchiveSettings, ArchiveUrl, AuthMode, AuthorizeAs, CallerLimits, LeaseSettings,
+    NotifySettings, PageLimits, Policy, RetentionMode, RetentionSettings, ServerSettings, TokenFile, capacity,
 };
 use crate::source::Namespaces;
 use crate::source::cluster::WatchSettings;
@@ -38,6 +38,8 @@ pub struct ServeArgs {
     pub archive: ArchiveArgs,
     #[command(flatten)]
     pub retention: RetentionArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     /// Modules to enable (comma-separated) while no BackendModule CRD is installed, and always
     /// with --from-dir.
     #[arg(
@@ -227,6 +229,30 @@ pub struct RetentionArgs {
     pub lease_namespace: String,
 }
 
+/// Notifications: signed CloudEvents to teams' NotificationSubscriptions (docs/notifications.md).
+#[derive(Debug, ClapArgs)]
+pub struct NotifyArgs {
+    /// Destinations subscriptions may send to (comma-separated): host names, `*.example.com`
+    /// patterns, CIDRs. Enables the `notifications` module (with --archive, in a cluster).
+    /// Loopback, link-local, the API server's and the pod's own addresses are refused unless
+    /// their host is named here exactly.
+    #[arg(long, env = "EXECWATCH_NOTIFY_ALLOW", value_delimiter = ',', value_name = "HOSTS")]
+    pub notify_allow: Vec<Allowed>,
+    /// How long a message is retried before it is dead-lettered.
+    #[arg(long, env = "EXECWATCH_NOTIFY_MAX_AGE", value_parser = humantime::parse_duration, default_value = "24h")]
+    pub notify_max_age: Duration,
+    /// How long sent and dead-lettered messages are kept (and shown); transitions older than
+    /// this are never sent. Longer than --notify-max-age.
+    #[arg(long, env = "EXECWATCH_NOTIFY_KEEP", value_parser = humantime::parse_duration, default_value = "7d")]
+    pub notify_keep: Duration,
+    /// Attempts in flight per subscription.
+    #[arg(long, env = "EXECWATCH_NOTIFY_CONCURRENCY", default_value = "8")]
+    pub notify_concurrency: usize,
+    /// Attempts per second per subscription.
+    #[arg(long, env = "EXECWATCH_NOTIFY_RATE", default_value = "100")]
+    pub notify_rate: u32,
+}
+
 // The settings of each part, built from the flags here, so `run` only wires parts together.
 impl ServeArgs {
     /// How the cluster source lists and watches.
@@ -288,6 +314,30 @@ impl ServeArgs {
         let url = self.archive.archive.clone()?;
         let settings = ArchiveSettings::new(url, self.archive.archive_retain);
         Some(ArchiveSettings { spool: self.archive.archive_spool.clone().or(settings.spool.clone()), ..settings })
+    }
+
+    /// Notifications, when `--notify-allow` is given: they need an archive (the outbox lives
+    /// there) and a cluster (subscriptions are objects in it).
+    pub fn notify_settings(&self) -> anyhow::Result<Option<NotifySettings>> {
+        let n = &self.notify;
+        if n.notify_allow.is_empty() {
+            return Ok(None);
+        }
+        if self.archive.archive.is_none() {
+            anyhow::bail!("--notify-allow needs --archive: notifications wait in an outbox there, so none is lost");
+        }
+        if self.dir_source().is_some() {
+            anyhow::bail!("--notify-allow needs a cluster: subscriptions are NotificationSubscription objects");
+        }
+        let settings = NotifySettings {
+            allowed: n.notify_allow.clone(),
+            max_age: n.notify_max_age,
+            keep: n.notify_keep,
+            concurrency: n.notify_concurrency,
+            rate: n.notify_rate,
+        };
+        settings.check().map_err(anyhow::Error::msg)?;
+        Ok(Some(settings))
     }
 
     /// Retention, when `--retention` is given, with its policy checked; `enforce` without an
@@ -377,6 +427,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         modules.insert(ModuleName::Retention);
         tracing::info!(file = %settings.file.display(), mode = settings.mode.as_str(), rules = policy.rules.len(), "retention policy loaded");
     }
+    let notify = args.notify_settings()?;
+    if notify.is_some() {
+        modules.insert(ModuleName::Notifications);
+    }
     let sources = match args.dir_source() {
         Some(dir) => Sources::Dir(dir),
         None => {
@@ -419,6 +473,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         metrics,
         archive,
         retention,
+        notify,
     };
     service.run(listener, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)

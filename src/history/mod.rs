@@ -12,6 +12,7 @@
 mod incarnation;
 mod journal;
 mod list;
+pub mod outbox;
 mod rollup;
 mod runs;
 pub mod spool;

@@ -354,7 +354,7 @@ pub async fn deleted(
     Ok(None)
 }
 
-fn millis(t: Timestamp) -> i64 {
+pub(super) fn millis(t: Timestamp) -> i64 {
     t.as_millisecond()
 }
 

@@ -32,7 +32,7 @@ pub use entry::{ExecutionEntry, Listed, Prepared, RejectionEntry};
 pub use ingest::ingest;
 pub use pipelines::{PipelinePage, ResolvedPipeline};
 pub use query::NamedPage;
-pub use subscriber::Subscriber;
+pub use subscriber::{Both, Subscriber};
 
 use crate::model::{Execution, ObjectRef, Phase, Rejection};
 use crate::wire::{Json, ShardStatus};
@@ -216,6 +216,7 @@ impl Index {
     /// a rejection replaces a served execution, that execution's end (it is served no more,
     /// and the archive keeps it as it was, as it keeps a deleted one).
     fn insert(&self, state: &mut State, shard: &str, object: Prepared, revision: u64, now: Timestamp) {
+        let rejected = matches!(object, Prepared::Rejection(_)).then(|| object.id().clone());
         match state.insert(shard, object, revision, now) {
             (_, Some(served)) => {
                 if let Some(subscriber) = &self.subscriber {
@@ -227,6 +228,11 @@ impl Index {
                 self.note_deleted(state, Removed::Execution(ended), at);
             }
             (None, None) => {}
+        }
+        if let (Some(subscriber), Some(id)) = (&self.subscriber, rejected)
+            && let Some(rejection) = state.rejections.get(&id)
+        {
+            subscriber.rejected(rejection);
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::ExecutionEntry;
+use super::{ExecutionEntry, RejectionEntry};
 
 /// One who follows every change. Told under the index's lock: it notes, and never waits.
 pub trait Subscriber: Send + Sync {
@@ -22,4 +22,32 @@ pub trait Subscriber: Send + Sync {
     /// `listed`; `newest` is its newest resourceVersion (`i64::MAX` where versions are not
     /// numbers, 0 for an empty list).
     fn relisted(&self, namespace: Option<&str>, listed: &[&Arc<ExecutionEntry>], newest: i64);
+
+    /// This version of a ConfigMap is rejected (served as a rejection). By default, nothing.
+    fn rejected(&self, _rejection: &Arc<RejectionEntry>) {}
+}
+
+/// Two subscribers, each told everything, in order: the archive's journal and the notifier.
+pub struct Both(pub Arc<dyn Subscriber>, pub Arc<dyn Subscriber>);
+
+impl Subscriber for Both {
+    fn served(&self, entry: &Arc<ExecutionEntry>) {
+        self.0.served(entry);
+        self.1.served(entry);
+    }
+
+    fn ended(&self, entry: &Arc<ExecutionEntry>, at: Timestamp) {
+        self.0.ended(entry, at);
+        self.1.ended(entry, at);
+    }
+
+    fn relisted(&self, namespace: Option<&str>, listed: &[&Arc<ExecutionEntry>], newest: i64) {
+        self.0.relisted(namespace, listed, newest);
+        self.1.relisted(namespace, listed, newest);
+    }
+
+    fn rejected(&self, rejection: &Arc<RejectionEntry>) {
+        self.0.rejected(rejection);
+        self.1.rejected(rejection);
+    }
 }

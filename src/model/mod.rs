@@ -138,6 +138,8 @@ pub enum Resource {
     Retention,
     /// Delivery metrics: `/api/v1/insights`.
     Insights,
+    /// Notifications' deliveries: `/api/v1/namespaces/{namespace}/deliveries`.
+    Deliveries,
 }
 
 impl Resource {
@@ -152,6 +154,7 @@ impl Resource {
             Resource::Rejections => "rejections",
             Resource::Retention => "retention",
             Resource::Insights => "insights",
+            Resource::Deliveries => "deliveries",
         }
     }
 
@@ -168,13 +171,14 @@ impl std::fmt::Display for Resource {
 }
 
 /// Every module, in the order they are enabled.
-pub const MODULES: [ModuleName; 6] = [
+pub const MODULES: [ModuleName; 7] = [
     ModuleName::Executions,
     ModuleName::Pipelines,
     ModuleName::Rejections,
     ModuleName::History,
     ModuleName::Retention,
     ModuleName::Insights,
+    ModuleName::Notifications,
 ];
 
 /// A module, by the name `--modules`, BackendModule objects and `/api/v1/modules` use: each is
@@ -191,6 +195,9 @@ pub enum ModuleName {
     Retention,
     /// Delivery metrics over live and archived runs.
     Insights,
+    /// Signed CloudEvents to teams' subscriptions (`--notify-allow`): present only with an
+    /// archive and a cluster.
+    Notifications,
 }
 
 impl ModuleName {
@@ -202,6 +209,7 @@ impl ModuleName {
             ModuleName::History => "history",
             ModuleName::Retention => "retention",
             ModuleName::Insights => "insights",
+            ModuleName::Notifications => "notifications",
         }
     }
 }

@@ -5,6 +5,7 @@
 mod executions;
 mod history;
 mod insights;
+mod notifications;
 mod pipelines;
 mod rejections;
 mod retention;
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 pub use executions::ExecutionsModule;
 pub use history::HistoryModule;
 pub use insights::InsightsModule;
+pub use notifications::NotificationsModule;
 pub use pipelines::PipelinesModule;
 pub use rejections::RejectionsModule;
 pub use retention::RetentionModule;

@@ -87,6 +87,8 @@ pub struct Setup {
     pub archive: Option<execwatch::history::ArchiveSettings>,
     /// A retention policy and how to apply it.
     pub retention: Option<(execwatch::retention::RetentionSettings, execwatch::retention::Policy)>,
+    /// Notifications, with an archive and a cluster.
+    pub notify: Option<execwatch::notify::NotifySettings>,
 }
 
 impl Default for Setup {
@@ -100,6 +102,7 @@ impl Default for Setup {
             metrics: false,
             archive: None,
             retention: None,
+            notify: None,
         }
     }
 }
@@ -136,6 +139,7 @@ impl Running {
             metrics: metrics_listener,
             archive: setup.archive,
             retention: setup.retention,
+            notify: setup.notify,
         };
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(service.run(listener, async {

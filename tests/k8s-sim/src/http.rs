@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::Inner;
 use crate::discovery;
 use crate::patch::Patch;
-use crate::store::{ApiError, Resource};
+use crate::store::{ApiError, Part, Resource};
 use crate::watch::{self, FieldSelector, WatchRequest};
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -43,6 +43,8 @@ pub(crate) struct Target {
     pub resource: Resource,
     pub namespace: String,
     pub name: Option<String>,
+    /// The object's `/status` subresource rather than the object.
+    pub part: Part,
 }
 
 /// One request of a client, as it reached the resource it names.
@@ -126,7 +128,7 @@ fn interleave(inner: &Inner, call: &Call) -> bool {
     let key = (call.target.resource.plural.clone(), call.target.namespace.clone(), name.clone());
     let Some(patch) = inner.faults().write_after_get.remove(&key) else { return false };
     let (resource, ns) = (&call.target.resource, call.target.namespace.as_str());
-    inner.store().patch(resource, ns, &name, &crate::patch::Patch::Merge(patch), false).is_ok()
+    inner.store().patch(resource, ns, &name, &crate::patch::Patch::Merge(patch), (false, Part::Main)).is_ok()
 }
 
 /// `/api/v1/namespaces/{ns}/serviceaccounts/{name}/token`, the TokenRequest subresource
@@ -223,12 +225,14 @@ fn object_verb(inner: &Inner, call: &Call) -> Result<(u16, Value), ApiError> {
     match call.verb {
         "get" => store.get(resource, ns, &name).map(|o| (200, o)),
         "create" => store.create(resource, ns, decoded(call)?, call.dry_run).map(|o| (201, o)),
-        "update" => store.update(resource, ns, &name, decoded(call)?, call.dry_run).map(|o| (200, o)),
+        "update" => {
+            store.update(resource, ns, &name, decoded(call)?, (call.dry_run, call.target.part)).map(|o| (200, o))
+        }
         "patch" => {
             let patch = patch(call)?;
             let created = matches!(patch, Patch::Apply { .. }) && store.get(resource, ns, &name).is_err();
             let code = if created { 201 } else { 200 };
-            store.patch(resource, ns, &name, &patch, call.dry_run).map(|o| (code, o))
+            store.patch(resource, ns, &name, &patch, (call.dry_run, call.target.part)).map(|o| (code, o))
         }
         _ => {
             let options: Value = if call.body.is_empty() {
@@ -377,7 +381,12 @@ fn parse_target(path: &str, resources: &[Resource]) -> Option<Target> {
     };
     let parts: Vec<&str> = rest.split('/').collect();
     let target = |resource: Resource, namespace: &str, name: Option<&str>| {
-        Some(Target { resource, namespace: namespace.to_owned(), name: name.map(str::to_owned) })
+        Some(Target { resource, namespace: namespace.to_owned(), name: name.map(str::to_owned), part: Part::Main })
+    };
+    let status = |resource: Resource, namespace: &str, name: &str| {
+        let name = Some(name.to_owned());
+        let namespace = namespace.to_owned();
+        resource.status_subresource.then_some(Target { resource, namespace, name, part: Part::Status })
     };
     let cluster = |plural: &str| find(group, version, plural).filter(|r| !r.namespaced);
     let namespaced = |plural: &str| find(group, version, plural).filter(|r| r.namespaced);
@@ -387,6 +396,8 @@ fn parse_target(path: &str, resources: &[Resource]) -> Option<Target> {
         ["namespaces", ns, plural] => target(namespaced(plural)?, ns, None),
         ["namespaces", ns, plural, name] => target(namespaced(plural)?, ns, Some(name)),
         [plural, name] => target(cluster(plural)?, "", Some(name)),
+        ["namespaces", ns, plural, name, "status"] => status(namespaced(plural)?, ns, name),
+        [plural, name, "status"] => status(cluster(plural)?, "", name),
         _ => None,
     }
 }

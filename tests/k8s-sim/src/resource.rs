@@ -15,6 +15,8 @@ pub struct Resource {
     pub kind: String,
     pub namespaced: bool,
     pub short_names: Vec<String>,
+    /// A custom kind whose CRD serves `/status` as a subresource.
+    pub status_subresource: bool,
 }
 
 impl Resource {
@@ -27,6 +29,7 @@ impl Resource {
             kind: kind.into(),
             namespaced,
             short_names,
+            status_subresource: false,
         }
     }
     pub fn namespaces() -> Self {
@@ -78,6 +81,7 @@ impl Resource {
                 kind: text(&spec["names"]["kind"]),
                 namespaced: spec["scope"] == "Namespaced",
                 short_names: serde_json::from_value(spec["names"]["shortNames"].clone()).unwrap_or_default(),
+                status_subresource: v["subresources"]["status"].is_object(),
             })
             .collect()
     }

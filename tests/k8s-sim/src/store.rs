@@ -190,6 +190,15 @@ impl Store {
             meta.insert("namespace".into(), namespace.into());
         }
         set_type(&mut object, resource);
+        if !Self::built_in(resource) {
+            metadata(&mut object).insert("generation".into(), 1.into());
+        }
+        if resource.status_subresource {
+            // As kube-apiserver: a create sets no status where the status is a subresource.
+            if let Some(fields) = object.as_object_mut() {
+                fields.remove("status");
+            }
+        }
         if *resource == Resource::namespaces() {
             object["status"] = json!({"phase": "Active"});
         }
@@ -228,7 +237,7 @@ impl Store {
         namespace: &str,
         name: &str,
         object: Value,
-        dry_run: bool,
+        (dry_run, part): (bool, Part),
     ) -> Result<Value, ApiError> {
         let sent = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
         if sent.is_empty() && !Self::built_in(resource) {
@@ -241,7 +250,7 @@ impl Store {
                 ),
             ));
         }
-        self.replace(resource, namespace, name, object, dry_run)
+        self.replace(resource, namespace, name, object, (dry_run, part))
     }
 
     /// Replaces an object, checking `metadata.resourceVersion` only when it is set.
@@ -251,7 +260,7 @@ impl Store {
         namespace: &str,
         name: &str,
         mut object: Value,
-        dry_run: bool,
+        (dry_run, part): (bool, Part),
     ) -> Result<Value, ApiError> {
         let key = (resource.id(), namespace.to_owned(), name.to_owned());
         let old = self.objects.get(&key).cloned().ok_or_else(|| not_found(resource, name))?;
@@ -267,13 +276,18 @@ impl Store {
                 ),
             ));
         }
+        object = split_status(resource, &old, object, part);
         let meta = metadata(&mut object);
-        for field in ["uid", "creationTimestamp", "namespace", "name"] {
+        for field in ["uid", "creationTimestamp", "namespace", "name", "generation"] {
             if let Some(v) = old.pointer(&format!("/metadata/{field}")) {
                 meta.insert(field.into(), v.clone());
             }
         }
         validate(resource, &object, Some(&old))?;
+        if !Self::built_in(resource) && part == Part::Main && without_status(&object) != without_status(&old) {
+            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+            metadata(&mut object).insert("generation".into(), (generation + 1).into());
+        }
         let rv = self.next_rv(dry_run);
         metadata(&mut object).insert("resourceVersion".into(), rv.to_string().into());
         set_type(&mut object, resource);
@@ -292,7 +306,7 @@ impl Store {
         namespace: &str,
         name: &str,
         patch: &Patch,
-        dry_run: bool,
+        (dry_run, part): (bool, Part),
     ) -> Result<Value, ApiError> {
         let existing = self.get(resource, namespace, name);
         let (mut object, named_rv) = match (patch, existing) {
@@ -325,7 +339,7 @@ impl Store {
                 meta.remove("resourceVersion");
             }
         }
-        self.replace(resource, namespace, name, object, dry_run)
+        self.replace(resource, namespace, name, object, (dry_run, part))
     }
 
     /// Deletes an object; `preconditions` are the uid and resourceVersion the caller expects it
@@ -449,4 +463,47 @@ fn set_type(object: &mut Value, resource: &Resource) {
 pub fn now() -> String {
     let now = jiff::Timestamp::now().as_second();
     jiff::Timestamp::from_second(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH).to_string()
+}
+
+/// Which part of an object a write changes: where a custom kind has a status subresource, a
+/// write of the object keeps its status, and a write of `/status` changes only the status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Main,
+    Status,
+}
+
+/// The object a write makes, as its part allows: `sent` with the stored status, or the stored
+/// object with `sent`'s status.
+fn split_status(resource: &Resource, old: &Value, sent: Value, part: Part) -> Value {
+    if !resource.status_subresource {
+        return sent;
+    }
+    let (mut kept, from) = match part {
+        Part::Main => (sent, old),
+        Part::Status => {
+            let mut kept = old.clone();
+            if let Some(rv) = sent.pointer("/metadata/resourceVersion") {
+                metadata(&mut kept).insert("resourceVersion".into(), rv.clone());
+            }
+            (kept, &sent)
+        }
+    };
+    if let Some(fields) = kept.as_object_mut() {
+        match from.get("status") {
+            Some(status) => fields.insert("status".into(), status.clone()),
+            None => fields.remove("status"),
+        };
+    }
+    kept
+}
+
+/// An object without its metadata and status: what a change of bumps `metadata.generation`.
+fn without_status(object: &Value) -> Value {
+    let mut rest = object.clone();
+    if let Some(fields) = rest.as_object_mut() {
+        fields.remove("metadata");
+        fields.remove("status");
+    }
+    rest
 }

@@ -1,0 +1,127 @@
+//! The subscription's status, as the team reads it with kubectl: conditions (`Ready`,
+//! `DestinationRefused`, `Failing`), the last delivery, and how many messages wait and were
+//! dead-lettered. Written through the status subresource, only when something changed, and at
+//! most every `EVERY` unless a condition changed.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use super::super::Notifier;
+use super::super::subscription::{KIND, PLURAL, SubscriptionId, VERSION};
+
+const EVERY: Duration = Duration::from_secs(2);
+
+/// Why a subscription sends nothing now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Problem { reason, message: message.into() }
+    }
+}
+
+/// Writes one subscription's status.
+pub struct StatusWriter {
+    api: Api<DynamicObject>,
+    name: String,
+    uid: String,
+    generation: i64,
+    /// What was written last (without transition times), and when.
+    last: Option<(Value, Instant)>,
+    /// Each condition's status and since when.
+    since: BTreeMap<&'static str, (bool, Timestamp)>,
+}
+
+/// The API resource of subscriptions, for kube's dynamic client.
+pub fn resource() -> ApiResource {
+    let gvk = GroupVersionKind::gvk(crate::model::GROUP, VERSION, KIND);
+    ApiResource::from_gvk_with_plural(&gvk, PLURAL)
+}
+
+impl StatusWriter {
+    pub fn new(client: kube::Client, id: &SubscriptionId, generation: i64) -> Self {
+        StatusWriter {
+            api: Api::namespaced_with(client, &id.namespace, &resource()),
+            name: id.name.clone(),
+            uid: id.uid.clone(),
+            generation,
+            last: None,
+            since: BTreeMap::new(),
+        }
+    }
+
+    /// Writes the status, if it changed: `problem` is why nothing is sent, if anything.
+    pub async fn report(&mut self, notifier: &Notifier, problem: Option<Problem>) {
+        let tally = match notifier.archive.outbox() {
+            Ok(outbox) => outbox.tally(&self.uid).await.ok(),
+            Err(_) => None,
+        };
+        let tally = tally.unwrap_or_default();
+        let ready = problem.is_none();
+        let refused = problem.as_ref().is_some_and(|p| p.reason == "DestinationRefused");
+        let (ready_reason, ready_message) = match &problem {
+            Some(p) => (p.reason, p.message.clone()),
+            None => ("Delivering", "messages are sent as transitions happen".to_owned()),
+        };
+        let failing = tally.last_error.clone();
+        let conditions = [
+            ("Ready", ready, ready_reason, ready_message),
+            (
+                "DestinationRefused",
+                refused,
+                if refused { "DestinationRefused" } else { "Allowed" },
+                if refused { problem.as_ref().map(|p| p.message.clone()).unwrap_or_default() } else { String::new() },
+            ),
+            (
+                "Failing",
+                failing.is_some(),
+                if failing.is_some() { "AttemptsFailing" } else { "NoFailures" },
+                failing.unwrap_or_default(),
+            ),
+        ];
+        let status = json!({
+            "observedGeneration": self.generation,
+            "conditions": conditions.iter().map(|(kind, on, reason, message)| json!({
+                "type": kind, "status": if *on { "True" } else { "False" }, "reason": reason, "message": message,
+            })).collect::<Vec<_>>(),
+            "waiting": tally.waiting,
+            "deadLettered": tally.dead,
+            "sent": tally.sent,
+            "lastDelivery": tally.last_sent.map(|t| t.to_string()),
+        });
+        let changed_conditions = self.last.as_ref().is_none_or(|(v, _)| v["conditions"] != status["conditions"]);
+        let recent = self.last.as_ref().is_some_and(|(_, at)| at.elapsed() < EVERY);
+        if self.last.as_ref().is_some_and(|(v, _)| *v == status) || (recent && !changed_conditions) {
+            return;
+        }
+        let written = self.with_times(&status, &conditions.map(|(kind, on, ..)| (kind, on)));
+        let patch = json!({"status": written});
+        match self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => self.last = Some((status, Instant::now())),
+            Err(e) => tracing::warn!(subscription = %self.name, error = %e, "cannot write the subscription's status"),
+        }
+    }
+
+    /// The status with each condition's `lastTransitionTime`: kept while its status stays.
+    fn with_times(&mut self, status: &Value, states: &[(&'static str, bool)]) -> Value {
+        let mut status = status.clone();
+        let now = Timestamp::now();
+        for (i, (kind, on)) in states.iter().enumerate() {
+            let since = self.since.entry(kind).or_insert((*on, now));
+            if since.0 != *on {
+                *since = (*on, now);
+            }
+            status["conditions"][i]["lastTransitionTime"] = json!(since.1.to_string());
+        }
+        status
+    }
+}

@@ -1,0 +1,354 @@
+//! Notifications from outside: a team subscribes with kubectl (the shipped CRD, a Secret, a
+//! NotificationSubscription), and a real receiver (Python, verifying every signature with the
+//! reference `standardwebhooks` package and every CDEvent against the vendored CDEvents
+//! schemas) gets exactly the transitions it chose, retried while it fails, never from a
+//! destination the operator did not allow.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::clients::Kubectl;
+use common::{Cluster, Setup, fast_watch, wait_until_within};
+use execwatch::fixtures::{Cm, Doc};
+use execwatch::history::ArchiveSettings;
+use execwatch::notify::NotifySettings;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+/// Standard Webhooks keys (24 bytes or more, base64 after `whsec_`).
+const OLD_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const NEW_KEY: &str = "whsec_c2Vjb25kLWtleS1mb3ItdGhlLXJvdGF0aW9uLXRlc3Q=";
+
+/// The Python receiver (`tests/clients/webhook_receiver.py`) and what it has printed so far.
+struct Receiver {
+    port: u16,
+    lines: mpsc::UnboundedReceiver<Value>,
+    seen: Vec<Value>,
+    _child: tokio::process::Child,
+}
+
+impl Receiver {
+    /// Starts a receiver that verifies with any of `keys`; `None` where Python or its packages
+    /// are missing (a skip, or a failure where clients are required).
+    async fn start(keys: &[&str]) -> Option<Receiver> {
+        let probe = std::process::Command::new("python3")
+            .args(["-c", "import standardwebhooks, jsonschema, referencing"])
+            .output();
+        if !probe.is_ok_and(|o| o.status.success()) {
+            common::clients::missing(
+                "python3 with standardwebhooks and jsonschema (pip install standardwebhooks jsonschema)",
+            );
+            return None;
+        }
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut child = tokio::process::Command::new("python3")
+            .arg(root.join("tests/clients/webhook_receiver.py"))
+            .arg(root.join("tests/data/cdevents"))
+            .args(keys)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the receiver starts");
+        let (tx, mut lines) = mpsc::unbounded_channel();
+        let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = out.next_line().await {
+                let _ = tx.send(serde_json::from_str::<Value>(&line).expect("the receiver prints JSON"));
+            }
+        });
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.recv()).await.expect("the receiver listens");
+        let port = first.expect("a first line")["listening"].as_u64().expect("its port") as u16;
+        Some(Receiver { port, lines, seen: Vec::new(), _child: child })
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    /// How the receiver answers from now on: "200", "503" or "redirect URL".
+    async fn answer(&self, mode: &str) {
+        let url = format!("http://127.0.0.1:{}/_mode", self.port);
+        let sent = reqwest::Client::new().post(url).body(mode.to_owned()).send().await.expect("the receiver answers");
+        assert_eq!(sent.status(), 204);
+    }
+
+    /// Reads what the receiver prints until `done` holds of everything seen (within 60s).
+    async fn until(&mut self, what: &str, done: impl Fn(&[Value]) -> bool) -> &[Value] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !done(&self.seen) {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => self.seen.push(line),
+                _ => panic!("{what}: not within 60s; the receiver saw {:#?}", self.seen),
+            }
+        }
+        &self.seen
+    }
+}
+
+/// Messages accepted (204), as (type, subject, transition key parts) by id.
+fn accepted(seen: &[Value]) -> Vec<&Value> {
+    seen.iter().filter(|r| r["status"] == 204).collect()
+}
+
+/// A cluster with the service watching team-a and team-b, an archive, notifications allowed to
+/// 127.0.0.1 by name, and the shipped CRD installed by kubectl.
+async fn cluster(dir: &Path) -> Option<(Cluster, Kubectl)> {
+    let archive = ArchiveSettings::new(
+        format!("sqlite:{}", dir.join("history.db").display()).parse().unwrap(),
+        Duration::from_secs(86400),
+    );
+    let notify = NotifySettings { allowed: vec!["127.0.0.1".parse().unwrap()], ..NotifySettings::default() };
+    let setup = Setup { archive: Some(archive), notify: Some(notify), ..Setup::default() };
+    let c = Cluster::launch(&["team-a", "team-b", "team-x"], &["team-a", "team-b"], fast_watch(), setup).await;
+    let kubectl = Kubectl::new(dir, &c.sim.kubeconfig());
+    let crd =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests/notifications/crd-notificationsubscription.yaml");
+    kubectl.ok(&["apply", "-f", crd.to_str().unwrap()], None).await?;
+    kubectl
+        .ok(&["wait", "--for=condition=Established", "crd/notificationsubscriptions.pipelines.gitops.dev"], None)
+        .await?;
+    Some((c, kubectl))
+}
+
+/// A Secret with the destination and keys, and a subscription naming it, applied by kubectl.
+async fn subscribe(kubectl: &Kubectl, ns: &str, name: &str, url: &str, keys: &str, transitions: &str) {
+    // As the API server stores a Secret: `data`, in base64 (the simulator does not turn
+    // `stringData` into it).
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+        "data": {"url": b64(url), "signingKeys": b64(keys)},
+    });
+    kubectl.ok(&["apply", "-f", "-"], Some(&secret.to_string())).await;
+    let subscription = format!(
+        "apiVersion: pipelines.gitops.dev/v1alpha1\nkind: NotificationSubscription\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
+         spec:\n  transitions:\n{transitions}\n  destination:\n    secretRef:\n      name: {name}\n"
+    );
+    kubectl.ok(&["apply", "-f", "-"], Some(&subscription)).await;
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The subscription's status, read with kubectl.
+async fn status(kubectl: &Kubectl, ns: &str, name: &str) -> Value {
+    let out =
+        kubectl.ok(&["get", "notificationsubscription", name, "-n", ns, "-o", "json"], None).await.unwrap_or_default();
+    serde_json::from_str::<Value>(&out).map(|o| o["status"].clone()).unwrap_or(Value::Null)
+}
+
+fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
+    status["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == kind)).unwrap_or(&Value::Null)
+}
+
+async fn wait_status(kubectl: &Kubectl, ns: &str, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    wait_until_within(what, Duration::from_secs(60), || async {
+        let s = status(kubectl, ns, name).await;
+        check(&s).then_some(s)
+    })
+    .await
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+#[tokio::test]
+async fn a_team_receives_signed_cloudevents_of_exactly_the_transitions_it_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut receiver) = Receiver::start(&[OLD_KEY]).await else { return };
+    let Some((c, kubectl)) = cluster(dir.path()).await else { return };
+    let transitions = "    runs: [Running, Succeeded, Failed]\n    environments:\n      prod: [Succeeded, Failed]\n    rejections: true";
+    subscribe(&kubectl, "team-a", "payments", &receiver.url(), OLD_KEY, transitions).await;
+    wait_status(&kubectl, "team-a", "payments", "the subscription is ready", |s| {
+        condition(s, "Ready")["status"] == "True"
+    })
+    .await;
+
+    let started = now();
+    c.put_execution("team-a", "run-1", &Doc::new("web").started_at(&started).environments(&[("dev", "Running")])).await;
+    // Another team's runs are not this subscription's.
+    c.put_execution("team-b", "run-9", &Doc::new("web").started_at(&started).phase("Failed")).await;
+    let done = Doc::new("web").started_at(&started).phase("Succeeded");
+    c.put_execution("team-a", "run-1", &done.environments(&[("dev", "Succeeded"), ("prod", "Succeeded")])).await;
+    let failed = Doc::new("api").started_at(&started).phase("Failed").environments(&[("prod", "Failed")]);
+    c.put_execution("team-a", "run-2", &failed).await;
+    c.put(Cm::new("team-a", "broken").data("execution.yaml", "pipeline: [not, a, run]").build()).await;
+
+    let expected: BTreeSet<(String, String)> = [
+        ("dev.cdevents.pipelinerun.started.0.2.0", "team-a/run-1"),
+        ("dev.cdevents.pipelinerun.finished.0.2.0", "team-a/run-1"),
+        ("dev.cdevents.service.deployed.0.2.0", "team-a/run-1"),
+        ("dev.cdevents.pipelinerun.started.0.2.0", "team-a/run-2"),
+        ("dev.cdevents.pipelinerun.finished.0.2.0", "team-a/run-2"),
+        ("dev.gitops.pipelines.environment.failed.v1", "team-a/run-2"),
+        ("dev.gitops.pipelines.configmap.rejected.v1", "team-a/broken"),
+    ]
+    .into_iter()
+    .map(|(t, s)| (t.to_owned(), s.to_owned()))
+    .collect();
+    let seen = receiver.until("every chosen transition arrives", |seen| accepted(seen).len() >= expected.len()).await;
+    let got: BTreeSet<(String, String)> = accepted(seen)
+        .iter()
+        .map(|r| (r["type"].as_str().unwrap().to_owned(), r["subject"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(got, expected, "{seen:#?}");
+    for record in seen {
+        assert_eq!(record["verified"], true, "every signature verifies: {record}");
+        assert_eq!(record["schema"], "ok", "every CloudEvent and CDEvent is valid: {record}");
+        assert_eq!(record["contentType"], "application/cloudevents+json; charset=utf-8");
+    }
+    let ids: BTreeSet<&str> = seen.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), seen.len(), "no message twice: {seen:#?}");
+    let finished =
+        seen.iter().find(|r| r["subject"] == "team-a/run-2" && r["type"].as_str().unwrap().contains("finished"));
+    assert_eq!(finished.unwrap()["event"]["data"]["subject"]["content"]["outcome"], "failure");
+
+    let s = wait_status(&kubectl, "team-a", "payments", "the status counts the deliveries", |s| s["sent"] == 7).await;
+    assert_eq!((&s["waiting"], &s["deadLettered"]), (&Value::from(0), &Value::from(0)), "{s}");
+    assert!(s["lastDelivery"].is_string(), "{s}");
+    assert_eq!(condition(&s, "Failing")["status"], "False", "{s}");
+}
+
+#[tokio::test]
+async fn a_failing_receiver_is_retried_with_the_same_id_until_it_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut receiver) = Receiver::start(&[OLD_KEY]).await else { return };
+    let Some((c, kubectl)) = cluster(dir.path()).await else { return };
+    receiver.answer("503").await;
+    subscribe(&kubectl, "team-a", "flaky", &receiver.url(), OLD_KEY, "    runs: [Succeeded]").await;
+    wait_status(&kubectl, "team-a", "flaky", "the subscription is ready", |s| {
+        condition(s, "Ready")["status"] == "True"
+    })
+    .await;
+    c.put_execution("team-a", "run-1", &Doc::new("web").phase("Succeeded")).await;
+    let seen =
+        receiver.until("three attempts fail", |seen| seen.iter().filter(|r| r["status"] == 503).count() >= 3).await;
+    let id = seen[0]["id"].clone();
+    assert!(seen.iter().all(|r| r["id"] == id && r["verified"] == true), "every retry is the same message: {seen:#?}");
+    let s = wait_status(&kubectl, "team-a", "flaky", "the status says it fails", |s| {
+        condition(s, "Failing")["status"] == "True"
+    })
+    .await;
+    assert!(condition(&s, "Failing")["message"].as_str().unwrap().contains("503"), "{s}");
+    assert_eq!(s["waiting"], 1, "{s}");
+
+    receiver.answer("200").await;
+    let seen = receiver.until("the retry is accepted", |seen| !accepted(seen).is_empty()).await;
+    assert_eq!(accepted(seen).len(), 1);
+    assert_eq!(accepted(seen)[0]["id"], id);
+    wait_status(&kubectl, "team-a", "flaky", "the status recovers", |s| {
+        condition(s, "Failing")["status"] == "False" && s["sent"] == 1 && s["waiting"] == 0
+    })
+    .await;
+}
+
+/// A listener that counts the connections it is offered.
+async fn counting_listener(address: &str) -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind(address).await.expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test]
+async fn destinations_the_operator_did_not_allow_are_never_reached_and_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut receiver) = Receiver::start(&[OLD_KEY]).await else { return };
+    let Some((c, kubectl)) = cluster(dir.path()).await else { return };
+    let (loopback_port, loopback) = counting_listener("127.0.0.2:0").await;
+    let (localhost_port, localhost) = counting_listener("127.0.0.1:0").await;
+    let refused = [
+        ("other-loopback", format!("http://127.0.0.2:{loopback_port}/"), "127.0.0.2"),
+        ("metadata", "http://169.254.169.254/latest/meta-data/".to_owned(), "link-local"),
+        ("by-name", format!("http://localhost:{localhost_port}/"), "localhost"),
+    ];
+    for (name, url, _) in &refused {
+        subscribe(&kubectl, "team-a", name, url, OLD_KEY, "    runs: [Succeeded]").await;
+    }
+    subscribe(&kubectl, "team-a", "redirected", &receiver.url(), OLD_KEY, "    runs: [Succeeded]").await;
+    receiver.answer(&format!("redirect http://127.0.0.2:{loopback_port}/")).await;
+    c.put_execution("team-a", "run-1", &Doc::new("web").phase("Succeeded")).await;
+    for (name, _, words) in &refused {
+        let s = wait_status(&kubectl, "team-a", name, "the destination is refused", |s| {
+            condition(s, "DestinationRefused")["status"] == "True"
+        })
+        .await;
+        let message = condition(&s, "DestinationRefused")["message"].as_str().unwrap();
+        assert!(message.contains(words), "{name}: {message}");
+        assert_eq!(condition(&s, "Ready")["status"], "False", "{s}");
+    }
+    receiver.until("the redirect is answered", |seen| seen.iter().filter(|r| r["status"] == 302).count() >= 2).await;
+    let s = wait_status(&kubectl, "team-a", "redirected", "a redirect is a failure", |s| {
+        condition(s, "Failing")["status"] == "True"
+    })
+    .await;
+    assert!(condition(&s, "Failing")["message"].as_str().unwrap().contains("302"), "{s}");
+    assert_eq!(loopback.load(Ordering::SeqCst), 0, "nothing reached 127.0.0.2, not even by a redirect");
+    assert_eq!(localhost.load(Ordering::SeqCst), 0, "nothing reached localhost");
+}
+
+#[tokio::test]
+async fn a_rotated_key_verifies_during_the_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    // The receiver already knows only the new key; the Secret still has only the old one.
+    let Some(mut receiver) = Receiver::start(&[NEW_KEY]).await else { return };
+    let Some((c, kubectl)) = cluster(dir.path()).await else { return };
+    subscribe(&kubectl, "team-a", "rotating", &receiver.url(), OLD_KEY, "    runs: [Succeeded]").await;
+    wait_status(&kubectl, "team-a", "rotating", "ready", |s| condition(s, "Ready")["status"] == "True").await;
+    c.put_execution("team-a", "run-1", &Doc::new("web").phase("Succeeded")).await;
+    receiver.until("the old key's signature is refused", |seen| seen.iter().any(|r| r["status"] == 401)).await;
+    // The overlap: both keys in the Secret.
+    subscribe(
+        &kubectl,
+        "team-a",
+        "rotating",
+        &receiver.url(),
+        &format!("{OLD_KEY} {NEW_KEY}"),
+        "    runs: [Succeeded]",
+    )
+    .await;
+    let seen = receiver.until("the message verifies with both keys sent", |seen| !accepted(seen).is_empty()).await;
+    let ids: BTreeSet<&str> = seen.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids.len(), 1, "one message, retried: {seen:#?}");
+}
+
+#[tokio::test]
+async fn invalid_subscriptions_and_unwatched_namespaces_say_why_and_send_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(receiver) = Receiver::start(&[OLD_KEY]).await else { return };
+    let Some((_c, kubectl)) = cluster(dir.path()).await else { return };
+    subscribe(&kubectl, "team-x", "elsewhere", &receiver.url(), OLD_KEY, "    runs: [Succeeded]").await;
+    let s = wait_status(&kubectl, "team-x", "elsewhere", "not watched", |s| {
+        condition(s, "Ready")["reason"] == "NamespaceNotWatched"
+    })
+    .await;
+    assert!(condition(&s, "Ready")["message"].as_str().unwrap().contains("team-x"), "{s}");
+    subscribe(&kubectl, "team-a", "typo", &receiver.url(), OLD_KEY, "    runs: [Succeded]").await;
+    let s =
+        wait_status(&kubectl, "team-a", "typo", "invalid", |s| condition(s, "Ready")["reason"] == "InvalidSpec").await;
+    assert!(condition(&s, "Ready")["message"].as_str().unwrap().contains("\"Succeded\" is not a phase"), "{s}");
+    subscribe(&kubectl, "team-a", "badkey", &receiver.url(), "whsec_short", "    runs: [Succeeded]").await;
+    let s =
+        wait_status(&kubectl, "team-a", "badkey", "bad key", |s| condition(s, "Ready")["reason"] == "InvalidSecret")
+            .await;
+    assert!(!s.to_string().contains("whsec_short"), "a key is never shown: {s}");
+    let secretless = "apiVersion: pipelines.gitops.dev/v1alpha1\nkind: NotificationSubscription\nmetadata:\n  name: nosecret\n  namespace: team-a\nspec:\n  transitions:\n    runs: [Failed]\n  destination:\n    secretRef:\n      name: missing\n";
+    kubectl.ok(&["apply", "-f", "-"], Some(secretless)).await;
+    wait_status(&kubectl, "team-a", "nosecret", "no secret", |s| condition(s, "Ready")["reason"] == "SecretUnreadable")
+        .await;
+}
