@@ -36,5 +36,7 @@ CREATE INDEX notification_outbox_due ON notification_outbox (subscription_uid, n
     WHERE state = 'waiting';
 -- A namespace's deliveries, newest first (the API, the CLI, the dashboard).
 CREATE INDEX notification_outbox_by_namespace ON notification_outbox (namespace, created_at);
+-- A subscription's counts by state and its last delivery (its status).
+CREATE INDEX notification_outbox_by_subscription ON notification_outbox (subscription_uid, state, sent_at);
 -- What is kept no more.
 CREATE INDEX notification_outbox_by_event_time ON notification_outbox (event_time);

@@ -2,7 +2,7 @@
 //! paths, and what metrics label requests with. Kept low so both can import them.
 
 /// Every route of the API port, as a template.
-pub const API: [&str; 15] = [
+pub const API: [&str; 16] = [
     "/api/v1/executions",
     "/api/v1/namespaces/{namespace}/executions",
     "/api/v1/namespaces/{namespace}/executions/{name}",
@@ -15,6 +15,7 @@ pub const API: [&str; 15] = [
     "/api/v1/retention/plan",
     "/api/v1/insights",
     "/api/v1/namespaces/{namespace}/insights",
+    "/api/v1/namespaces/{namespace}/deliveries",
     "/livez",
     "/readyz",
     "/openapi.json",

@@ -88,7 +88,11 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let kubectl = Kubectl::new(dir.path(), &sim.kubeconfig());
         // What the docs' kubectl lines take as installed: the CRD and its objects.
-        for file in ["manifests/base/crd-backendmodule.yaml", "manifests/base/modules.yaml"] {
+        for file in [
+            "manifests/base/crd-backendmodule.yaml",
+            "manifests/base/modules.yaml",
+            "manifests/notifications/crd-notificationsubscription.yaml",
+        ] {
             kubectl.ok(&["apply", "-f", &root().join(file).display().to_string()], None).await;
         }
         Env { service, sim, kubectl, _dir: dir }
@@ -326,6 +330,11 @@ fn check_yaml(block: &Block) {
             assert_eq!(validate(&[file]), 0, "{}: the ConfigMap is accepted", block.place);
         } else if value.get("tokens").is_some() {
             TokenFile::load(&file, Duration::from_secs(1)).unwrap_or_else(|e| panic!("{}: {e}", block.place));
+        } else if value["kind"] == "NotificationSubscription" {
+            let mut object: kube::api::DynamicObject = serde_json::from_value(value.clone()).unwrap();
+            object.metadata.uid = Some("uid".into());
+            let id = execwatch::notify::subscription::SubscriptionId::of(&object).expect("a namespaced name");
+            execwatch::notify::Subscription::parse(&id, &object).unwrap_or_else(|e| panic!("{}: {e}", block.place));
         } else if value.get("rules").is_some() {
             let policy = execwatch::retention::Policy::load(&file).unwrap_or_else(|e| panic!("{}: {e}", block.place));
             assert!(!policy.rules.is_empty(), "{}: a retention policy of rules", block.place);
@@ -348,6 +357,29 @@ fn check_json(block: &Block) {
     assert!(errors.is_empty(), "{}: {errors:?}", block.place);
 }
 
+/// A receiver's snippet runs, and accepts a message the reference library signed.
+fn check_python(block: &Block) {
+    let test = r#"
+import datetime, json
+body = json.dumps({"type": "dev.cdevents.pipelinerun.finished.0.2.0", "subject": "team-payments/run-1"})
+signer = Webhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+now = datetime.datetime.now(datetime.timezone.utc)
+headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(now.timestamp())),
+           "webhook-signature": signer.sign("msg_1", now, body)}
+assert receive(body.encode(), headers) == 204
+assert receive(body.encode(), dict(headers, **{"webhook-signature": "v1,bm9wZQ=="})) == 401
+"#;
+    let out = std::process::Command::new("python3").args(["-c", &format!("{}{test}", block.text)]).output();
+    match out {
+        Ok(out) if out.status.success() => {}
+        Ok(out) if String::from_utf8_lossy(&out.stderr).contains("No module named 'standardwebhooks'") => {
+            common::clients::missing("the Python package standardwebhooks (pip install standardwebhooks)")
+        }
+        Ok(out) => panic!("{}: {}", block.place, String::from_utf8_lossy(&out.stderr)),
+        Err(e) => common::clients::missing(&format!("python3 ({e})")),
+    }
+}
+
 #[tokio::test]
 async fn every_code_block_of_the_docs_runs_or_is_checked() {
     if std::process::Command::new("kubectl").arg("version").arg("--client").output().is_err() {
@@ -366,6 +398,7 @@ async fn every_code_block_of_the_docs_runs_or_is_checked() {
                     env.run(&block.place, &line).await;
                 }
             }
+            "python" => check_python(block),
             other => panic!("{}: no check knows ```{other} blocks", block.place),
         }
     }

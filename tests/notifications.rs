@@ -78,13 +78,13 @@ impl Receiver {
         assert_eq!(sent.status(), 204);
     }
 
-    /// Reads what the receiver prints until `done` holds of everything seen (within 60s).
+    /// Reads what the receiver prints until `done` holds of everything seen (within 180s).
     async fn until(&mut self, what: &str, done: impl Fn(&[Value]) -> bool) -> &[Value] {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
         while !done(&self.seen) {
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
                 Ok(Some(line)) => self.seen.push(line),
-                _ => panic!("{what}: not within 60s; the receiver saw {:#?}", self.seen),
+                _ => panic!("{what}: not within 180s; the receiver saw {:#?}", self.seen),
             }
         }
         &self.seen
@@ -248,6 +248,30 @@ async fn a_failing_receiver_is_retried_with_the_same_id_until_it_answers() {
         condition(s, "Failing")["status"] == "False" && s["sent"] == 1 && s["waiting"] == 0
     })
     .await;
+
+    // The team sees the delivery, its attempts and its last error: over the API and the CLI.
+    let (code, body) = c.service.get("/api/v1/namespaces/team-a/deliveries?subscription=flaky").await;
+    assert_eq!(code, 200, "{body}");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{body}");
+    assert_eq!(
+        (&items[0]["id"], &items[0]["state"], &items[0]["lastStatus"]),
+        (&id, &Value::from("sent"), &Value::from(204))
+    );
+    assert!(items[0]["attempts"].as_i64().unwrap() >= 4, "{body}");
+    assert_eq!(items[0]["transition"], "run/Succeeded");
+    let (code, body) = c.service.get("/api/v1/namespaces/team-a/deliveries?state=lost").await;
+    assert_eq!((code, &body["code"]), (400, &Value::from("InvalidParameter")), "{body}");
+    let (code, _) = c.service.get("/api/v1/namespaces/team-x/deliveries").await;
+    assert_eq!(code, 404, "a namespace not watched");
+    let cli = common::binary::command(&["get", "deliveries", "-n", "team-a", "--server", &c.service.base])
+        .output()
+        .await
+        .expect("the CLI runs");
+    let table = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "{table} {}", String::from_utf8_lossy(&cli.stderr));
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(row.starts_with("flaky") && row.contains("run/Succeeded") && row.contains("sent"), "{table}");
 }
 
 /// A listener that counts the connections it is offered.
@@ -351,4 +375,139 @@ async fn invalid_subscriptions_and_unwatched_namespaces_say_why_and_send_nothing
     kubectl.ok(&["apply", "-f", "-"], Some(secretless)).await;
     wait_status(&kubectl, "team-a", "nosecret", "no secret", |s| condition(s, "Ready")["reason"] == "SecretUnreadable")
         .await;
+}
+
+/// A replica of the service as users run it: the binary, over the simulator (its kubeconfig in
+/// `dir`), the archive at `url`.
+fn replica(dir: &Path, url: &str) -> tokio::process::Child {
+    let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas");
+    common::binary::command(&["--log-level", "error", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "none", "--schemas", schemas, "--namespaces", "team-a"])
+        .args(["--archive", url, "--notify-allow", "127.0.0.1"])
+        .args(["--watch-timeout", "5s", "--backoff-max", "500ms"])
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .spawn()
+        .expect("a replica starts")
+}
+
+/// Transitions written and delivered in `every_transition_arrives_through_kills_and_two_replicas`:
+/// four per run (started, finished, two environments deployed). 10 000 by hand
+/// (`EXECWATCH_NOTIFY_TRANSITIONS=10000`); fewer in CI, where the suite's time is bounded.
+fn transitions() -> usize {
+    std::env::var("EXECWATCH_NOTIFY_TRANSITIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(2000)
+}
+
+/// Two replicas on one PostgreSQL, the receiver failing while runs are written, a replica killed
+/// (SIGKILL) three times meanwhile: every transition arrives, duplicates are at most 0.1 % and
+/// each has its original's id.
+#[tokio::test]
+async fn every_transition_arrives_through_kills_and_two_replicas() {
+    let Some(postgres) = common::postgres::Postgres::start() else { return };
+    let Some(mut receiver) = Receiver::start(&[OLD_KEY]).await else { return };
+    postgres.create("notify");
+    let url = postgres.url("notify");
+    let dir = tempfile::tempdir().unwrap();
+    let sim = k8s_sim::Sim::start().await.expect("simulator");
+    sim.create_namespace("team-a");
+    let kubectl = Kubectl::new(dir.path(), &sim.kubeconfig());
+    let crd =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests/notifications/crd-notificationsubscription.yaml");
+    let Some(_) = kubectl.ok(&["apply", "-f", crd.to_str().unwrap()], None).await else { return };
+    receiver.answer("503").await;
+    let transitions_yaml = "    runs: [Running, Succeeded]\n    environments:\n      \"*\": [Succeeded]";
+    subscribe(&kubectl, "team-a", "everything", &receiver.url(), OLD_KEY, transitions_yaml).await;
+    let (mut first, mut second) = (replica(dir.path(), &url), replica(dir.path(), &url));
+    let writer = common::client_for(&sim);
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(writer, "team-a");
+    let runs = transitions() / 4;
+    let started = now();
+    for i in 0..runs {
+        let doc = Doc::new("web").started_at(&started).environments(&[("dev", "Running")]);
+        let cm = Cm::new("team-a", &format!("run-{i:05}")).doc(&doc).build();
+        configmaps.create(&Default::default(), &cm).await.expect("create");
+        if i == runs / 2 {
+            // Killed while runs are being written and noted.
+            first.start_kill().expect("SIGKILL");
+            first.wait().await.expect("reaped");
+            first = replica(dir.path(), &url);
+        }
+    }
+    let finished = Doc::new("web").started_at(&started).phase("Succeeded");
+    let finished = finished.environments(&[("dev", "Succeeded"), ("prod", "Succeeded")]);
+    for i in 0..runs {
+        let name = format!("run-{i:05}");
+        let mut cm = Cm::new("team-a", &name).doc(&finished).build();
+        cm.metadata.resource_version = configmaps.get(&name).await.expect("get").metadata.resource_version;
+        configmaps.replace(&name, &Default::default(), &cm).await.expect("replace");
+    }
+    // Killed twice more while the receiver fails and the replicas retry.
+    for kill in 0..2 {
+        receiver
+            .until("the replicas retry", |seen| seen.iter().filter(|r| r["status"] == 503).count() > 100 * (kill + 1))
+            .await;
+        let victim = if kill == 0 { &mut second } else { &mut first };
+        victim.start_kill().expect("SIGKILL");
+        victim.wait().await.expect("reaped");
+        *victim = replica(dir.path(), &url);
+    }
+    receiver.answer("200").await;
+    let expected = runs * 4;
+    let seen = receiver
+        .until("every transition arrives", |seen| {
+            accepted(seen).iter().map(|r| r["id"].as_str()).collect::<BTreeSet<_>>().len() >= expected
+        })
+        .await;
+    let accepted = accepted(seen);
+    let ids: BTreeSet<&str> = accepted.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids.len(), expected);
+    let per_run = accepted.iter().fold(std::collections::BTreeMap::<&str, BTreeSet<&str>>::new(), |mut m, r| {
+        m.entry(r["subject"].as_str().unwrap()).or_default().insert(r["id"].as_str().unwrap());
+        m
+    });
+    assert_eq!(per_run.len(), runs);
+    assert!(per_run.values().all(|ids| ids.len() == 4), "four transitions per run");
+    let duplicates = accepted.len() - ids.len();
+    println!("{expected} transitions delivered, {duplicates} duplicates, {} attempts in all", seen.len());
+    assert!(duplicates * 1000 <= expected, "{duplicates} duplicates of {expected}");
+    assert!(seen.iter().all(|r| r["verified"] == true && (r["status"] != 204 || r["schema"] == "ok")));
+    for mut child in [first, second] {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_subscription_sends_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut receiver) = Receiver::start(&[OLD_KEY]).await else { return };
+    let Some((c, kubectl)) = cluster(dir.path()).await else { return };
+    receiver.answer("503").await;
+    for name in ["leaving", "staying"] {
+        subscribe(&kubectl, "team-a", name, &receiver.url(), OLD_KEY, "    runs: [Succeeded]").await;
+        wait_status(&kubectl, "team-a", name, "ready", |s| condition(s, "Ready")["status"] == "True").await;
+    }
+    c.put_execution("team-a", "run-1", &Doc::new("web").phase("Succeeded")).await;
+    receiver
+        .until("both subscriptions' messages are tried", |seen| {
+            seen.iter().filter_map(|r| r["id"].as_str()).collect::<BTreeSet<_>>().len() == 2
+        })
+        .await;
+    let (_, leaving) = c.service.get("/api/v1/namespaces/team-a/deliveries?subscription=leaving").await;
+    let leaving: BTreeSet<String> =
+        leaving["items"].as_array().unwrap().iter().filter_map(|d| d["id"].as_str().map(str::to_owned)).collect();
+    assert_eq!(leaving.len(), 1, "{leaving:?}");
+    kubectl.ok(&["delete", "notificationsubscription", "leaving", "-n", "team-a"], None).await;
+    c.service
+        .wait_for("its waiting message is dropped", "/api/v1/namespaces/team-a/deliveries?subscription=leaving", |b| {
+            b["items"].as_array().is_some_and(|items| items.is_empty())
+        })
+        .await;
+    receiver.answer("200").await;
+    c.put_execution("team-a", "run-2", &Doc::new("web").phase("Succeeded")).await;
+    let seen = receiver.until("the remaining subscription gets both runs", |seen| accepted(seen).len() >= 2).await;
+    assert!(accepted(seen).iter().all(|r| !leaving.contains(r["id"].as_str().unwrap())), "{seen:#?}");
+    let (_, all) = c.service.get("/api/v1/namespaces/team-a/deliveries").await;
+    let subscriptions: BTreeSet<&str> =
+        all["items"].as_array().unwrap().iter().filter_map(|d| d["subscription"].as_str()).collect();
+    assert_eq!(subscriptions, BTreeSet::from(["staying"]), "{all}");
 }

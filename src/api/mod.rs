@@ -4,6 +4,7 @@
 
 mod authz;
 mod conditional;
+mod deliveries;
 mod error;
 pub(crate) mod executions;
 pub mod health;

@@ -43,6 +43,7 @@ mod described {
             retention_plan,
             insights,
             namespace_insights,
+            namespace_deliveries,
             livez,
             readyz,
             openapi_json
@@ -249,6 +250,17 @@ mod described {
     params(("namespace" = String, Path), ExecutionQuery, InsightsQuery),
     responses((status = 200, body = crate::wire::InsightsBody), Refused, NotFound))]
     fn namespace_insights() {}
+
+    /// The namespace's latest notification deliveries, newest first: each message to a
+    /// NotificationSubscription, its attempts, last error and next attempt. Readable by whoever
+    /// may read the namespace's executions. `503 ModuleNotInstalled` without notifications.
+    #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/deliveries", tag = "notifications",
+    params(("namespace" = String, Path),
+        ("subscription" = Option<String>, Query, description = "Only this subscription's"),
+        ("state" = Option<String>, Query, description = "Only those in this state", pattern = "^(waiting|sent|dead)?$"),
+        ("limit" = Option<usize>, Query, description = "How many (default 100, at most 500)", minimum = 1, maximum = 500)),
+    responses((status = 200, body = crate::wire::DeliveryList), Refused, NotFound))]
+    fn namespace_deliveries() {}
 
     #[utoipa::path(get, path = "/api/v1/modules", tag = "modules",
     responses(

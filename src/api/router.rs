@@ -9,7 +9,8 @@ use warp::{Rejection, Reply};
 
 use super::conditional::Negotiation;
 use super::{
-    ApiError, ApiRequest, AppState, authz, executions, health, insights, modules, pipelines, rejections, retention,
+    ApiError, ApiRequest, AppState, authz, deliveries, executions, health, insights, modules, pipelines, rejections,
+    retention,
 };
 use crate::model::Resource;
 use crate::wire::ErrorCode;
@@ -25,6 +26,10 @@ pub(super) enum Route<'a> {
     /// `/api/v1/insights` or `/api/v1/namespaces/{namespace}/insights`.
     Insights {
         namespace: Option<&'a str>,
+    },
+    /// `/api/v1/namespaces/{namespace}/deliveries`.
+    Deliveries {
+        namespace: &'a str,
     },
     /// `/api/v1/{resource}` or `/api/v1/namespaces/{namespace}/{resource}`.
     List {
@@ -64,6 +69,7 @@ impl<'a> Route<'a> {
             ["api", "v1", "retention", "plan"] => Route::RetentionPlan,
             ["api", "v1", "insights"] => Route::Insights { namespace: None },
             ["api", "v1", "namespaces", namespace, "insights"] => Route::Insights { namespace: Some(namespace) },
+            ["api", "v1", "namespaces", namespace, "deliveries"] => Route::Deliveries { namespace },
             ["api", "v1", resource] => Route::List { resource: Resource::listed(resource)?, namespace: None },
             ["api", "v1", "namespaces", namespace, resource] => {
                 Route::List { resource: Resource::listed(resource)?, namespace: Some(namespace) }
@@ -82,6 +88,7 @@ impl<'a> Route<'a> {
             Route::Pipeline { .. } => Some(Resource::Pipelines),
             Route::RetentionPlan => Some(Resource::Retention),
             Route::Insights { .. } => Some(Resource::Insights),
+            Route::Deliveries { .. } => Some(Resource::Deliveries),
             Route::Livez | Route::Readyz | Route::OpenApi | Route::Modules => None,
         }
     }
@@ -123,6 +130,7 @@ pub(super) async fn dispatch(state: AppState, request: Incoming) -> Result<Respo
         Route::Modules => modules::list(request).await,
         Route::RetentionPlan => retention::plan(request).await,
         Route::Insights { namespace } => insights::get(namespace.map(owned), request).await,
+        Route::Deliveries { namespace } => deliveries::list(owned(namespace), request).await,
         Route::List { resource, namespace } => {
             let namespace = namespace.map(owned);
             match resource {

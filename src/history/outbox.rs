@@ -324,20 +324,24 @@ impl Outbox {
         Ok(tally)
     }
 
-    /// A namespace's latest `limit` deliveries, newest first; of one subscription when named.
+    /// A namespace's latest `limit` deliveries, newest first; of one subscription, in one
+    /// state, when named.
     pub async fn deliveries(
         &self,
         namespace: &str,
         subscription: Option<&str>,
+        state: Option<&str>,
         limit: usize,
     ) -> Result<Vec<DeliveryRow>, ArchiveError> {
         let rows = sqlx::query(
             "SELECT id, subscription, event_type, subject, transition, state, attempts, created_at, next_attempt_at, \
              last_attempt_at, last_status, last_error, sent_at FROM notification_outbox \
-             WHERE namespace = $1 AND ($2 = '' OR subscription = $2) ORDER BY created_at DESC, id LIMIT $3",
+             WHERE namespace = $1 AND ($2 = '' OR subscription = $2) AND ($3 = '' OR state = $3) \
+             ORDER BY created_at DESC, id LIMIT $4",
         )
         .bind(namespace)
         .bind(subscription.unwrap_or(""))
+        .bind(state.unwrap_or(""))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await

@@ -26,8 +26,11 @@ pub use status::{Problem, StatusWriter, resource};
 
 /// How often the Secret is read again (a rotated key or a new URL is used within this).
 const RECHECK: Duration = Duration::from_secs(30);
-/// How long a claim holds a message: longer than an attempt can take (connect and answer).
-const LEASE: Duration = Duration::from_secs(30);
+/// How long a claim holds a message: longer than a claimed batch can take (two rounds of
+/// attempts at `--notify-concurrency`, each at most 15 s: connect and answer).
+const LEASE: Duration = Duration::from_secs(60);
+/// Messages claimed at once, per attempt in flight.
+const CLAIMED_PER_ATTEMPT: usize = 2;
 /// The longest wait for a message due later; enqueued ones wake the task sooner.
 const IDLE: Duration = Duration::from_secs(5);
 /// Retries back off from this, doubling, up to `LONGEST_BACKOFF`.
@@ -113,9 +116,10 @@ async fn deliver_for(
     while Instant::now() < end {
         let woken = wake.notified();
         let claimed = match notifier.archive.outbox() {
-            Ok(outbox) => {
-                outbox.claim(&sub.uid, &notifier.me, LEASE, notifier.settings.concurrency).await.map(|c| (outbox, c))
-            }
+            Ok(outbox) => outbox
+                .claim(&sub.uid, &notifier.me, LEASE, notifier.settings.concurrency * CLAIMED_PER_ATTEMPT)
+                .await
+                .map(|c| (outbox, c)),
             Err(e) => Err(e),
         };
         let (outbox, claimed) = match claimed {

@@ -2,6 +2,7 @@
 //! from these types, `execwatch get` and `wait` decode into them, and `/openapi.json` is derived
 //! from them. No I/O here, and nothing of how the server finds what it serves.
 
+mod delivery;
 mod error;
 mod execution;
 mod freshness;
@@ -10,6 +11,7 @@ mod json;
 mod list;
 mod pipeline;
 
+pub use delivery::{Delivery, DeliveryList, DeliveryState};
 pub use error::{ErrorBody, ErrorCode};
 pub use execution::{Detail, EnvironmentPhase, RejectionBody, Summary, summary};
 pub use freshness::{Freshness, ShardState, ShardStatus};

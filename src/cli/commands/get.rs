@@ -1,4 +1,4 @@
-//! `execwatch get executions|pipelines|rejections|insights` and `get execution NS/NAME`: the
+//! `execwatch get executions|pipelines|rejections|insights|deliveries` and `get execution NS/NAME`: the
 //! service's API for people and scripts. Lists are read a page at a time (`continue`) until they end or
 //! `--limit` is reached; `--watch` then follows the list's (or the execution's) event stream.
 
@@ -17,13 +17,14 @@ use crate::cli::client::events::Follow;
 use crate::cli::client::{ApiClient, ClientArgs, ClientError};
 use crate::model::names::split_name;
 use crate::model::{ExecutionView, Phase};
-use crate::wire::{Detail, Freshness, InsightsBody, Pipeline, RejectionBody, Summary};
+use crate::wire::{DeliveryList, DeliveryState, Detail, Freshness, InsightsBody, Pipeline, RejectionBody, Summary};
 use crate::wire::{ExecutionList, PipelineList, RejectionList};
 use table::{Layout, Run, Table};
 
 #[derive(Debug, clap::Args)]
 pub struct GetArgs {
-    /// What to list: `executions`, `pipelines`, `rejections`, `insights`; or `execution NAMESPACE/NAME`.
+    /// What to list: `executions`, `pipelines`, `rejections`, `insights`, `deliveries` (of a
+    /// namespace's notifications); or `execution NAMESPACE/NAME`.
     pub resource: Resource,
     /// The execution, for `get execution`: NAMESPACE/NAME (or NAME with --namespace).
     pub name: Option<String>,
@@ -54,6 +55,12 @@ pub struct GetArgs {
     /// After the list (its first page, with --watch), print each change as it happens.
     #[arg(short = 'w', long)]
     pub watch: bool,
+    /// Deliveries: only this NotificationSubscription's.
+    #[arg(long, help_heading = "Deliveries")]
+    pub subscription: Option<String>,
+    /// Deliveries: only those `waiting`, `sent` or `dead`.
+    #[arg(long, value_parser = parse_state, help_heading = "Deliveries")]
+    pub state: Option<DeliveryState>,
     /// Insights: group by these (pipeline, application, environment, namespace, trigger).
     #[arg(long, value_delimiter = ',', help_heading = "Insights")]
     pub group_by: Option<Vec<String>>,
@@ -79,7 +86,12 @@ pub enum Resource {
     Pipelines,
     Rejections,
     Insights,
+    Deliveries,
     Execution,
+}
+
+fn parse_state(text: &str) -> Result<DeliveryState, String> {
+    DeliveryState::parse(text).ok_or_else(|| format!("{text:?} is not a state (waiting, sent, dead)"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -199,6 +211,7 @@ async fn get(client: &ApiClient, args: &GetArgs) -> Result<(), Failure> {
             list::<RejectionList>(client, args, &namespaced("rejections"), &[], table::rejections).await
         }
         Resource::Insights => insights(client, args, &namespaced("insights")).await,
+        Resource::Deliveries => deliveries(client, args).await,
         Resource::Execution => one(client, args).await,
     }
 }
@@ -219,6 +232,39 @@ async fn insights(client: &ApiClient, args: &GetArgs, path: &str) -> Result<(), 
         Some(Format::Yaml) => write!(out, "{}", serde_yaml::to_string(&body).unwrap_or_default())?,
         _ if body.groups.is_empty() => eprintln!("No deployments or runs in {} to {}.", body.from, body.to),
         _ => write!(out, "{}", insights::table(&body).render(true))?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `get deliveries -n NAMESPACE`: the namespace's latest deliveries, newest first.
+async fn deliveries(client: &ApiClient, args: &GetArgs) -> Result<(), Failure> {
+    let Some(namespace) = &args.namespace else {
+        return Err(Failure::Usage("get deliveries needs --namespace: deliveries are a namespace's".into()));
+    };
+    if args.watch {
+        return Err(Failure::Usage("get deliveries takes no --watch".into()));
+    }
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("limit", &args.limit.map_or(100, |l| l.get().min(500)).to_string());
+    if let Some(subscription) = &args.subscription {
+        query.append_pair("subscription", subscription);
+    }
+    if let Some(state) = args.state {
+        query.append_pair("state", state.as_str());
+    }
+    let path = format!("/api/v1/namespaces/{}/deliveries?{}", encode(namespace), query.finish());
+    let body: DeliveryList = client.get(&path).await?;
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        Some(Format::Json) => writeln!(out, "{}", serde_json::to_string_pretty(&body).unwrap_or_default())?,
+        Some(Format::Yaml) => write!(out, "{}", serde_yaml::to_string(&body).unwrap_or_default())?,
+        Some(Format::Name) => body.items.iter().try_for_each(|d| writeln!(out, "{}", d.id))?,
+        _ if body.items.is_empty() => eprintln!("No deliveries in namespace {namespace}."),
+        wide => {
+            let table = table::deliveries(&body.items, wide == Some(Format::Wide), Timestamp::now());
+            write!(out, "{}", table.render(true))?
+        }
     }
     out.flush()?;
     Ok(())

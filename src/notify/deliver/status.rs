@@ -39,6 +39,8 @@ pub struct StatusWriter {
     last: Option<(Value, Instant)>,
     /// Each condition's status and since when.
     since: BTreeMap<&'static str, (bool, Timestamp)>,
+    /// The problem last reported, and when the outbox was last counted for it.
+    checked: Option<(Option<Problem>, Instant)>,
 }
 
 /// The API resource of subscriptions, for kube's dynamic client.
@@ -56,11 +58,17 @@ impl StatusWriter {
             generation,
             last: None,
             since: BTreeMap::new(),
+            checked: None,
         }
     }
 
     /// Writes the status, if it changed: `problem` is why nothing is sent, if anything.
     pub async fn report(&mut self, notifier: &Notifier, problem: Option<Problem>) {
+        // The outbox is counted at most every `EVERY`, unless the problem changed.
+        if self.checked.as_ref().is_some_and(|(p, at)| *p == problem && at.elapsed() < EVERY) {
+            return;
+        }
+        self.checked = Some((problem.clone(), Instant::now()));
         let tally = match notifier.archive.outbox() {
             Ok(outbox) => outbox.tally(&self.uid).await.ok(),
             Err(_) => None,
@@ -98,9 +106,7 @@ impl StatusWriter {
             "sent": tally.sent,
             "lastDelivery": tally.last_sent.map(|t| t.to_string()),
         });
-        let changed_conditions = self.last.as_ref().is_none_or(|(v, _)| v["conditions"] != status["conditions"]);
-        let recent = self.last.as_ref().is_some_and(|(_, at)| at.elapsed() < EVERY);
-        if self.last.as_ref().is_some_and(|(v, _)| *v == status) || (recent && !changed_conditions) {
+        if self.last.as_ref().is_some_and(|(v, _)| *v == status) {
             return;
         }
         let written = self.with_times(&status, &conditions.map(|(kind, on, ..)| (kind, on)));

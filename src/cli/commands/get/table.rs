@@ -218,6 +218,38 @@ pub fn rejections(rejections: &[RejectionBody<'static>], layout: Layout, now: Ti
     Table { headers, rows }
 }
 
+/// SUBSCRIPTION, TRANSITION, SUBJECT, STATE, ATTEMPTS, LAST ERROR, AGE (and with `wide`: ID,
+/// NEXT ATTEMPT).
+pub fn deliveries(deliveries: &[crate::wire::Delivery], wide: bool, now: Timestamp) -> Table {
+    let mut headers: Vec<String> =
+        ["SUBSCRIPTION", "TRANSITION", "SUBJECT", "STATE", "ATTEMPTS", "LAST ERROR", "AGE"].map(String::from).into();
+    if wide {
+        headers.extend(["ID", "NEXT ATTEMPT"].map(String::from));
+    }
+    let rows = deliveries
+        .iter()
+        .map(|d| {
+            let error = d.last_error.as_deref().unwrap_or("-").replace('\n', " ");
+            let cut = !wide && error.chars().count() > 60;
+            let error = if cut { format!("{}…", error.chars().take(59).collect::<String>()) } else { error };
+            let mut row = vec![
+                d.subscription.clone(),
+                d.transition.clone(),
+                d.subject.clone(),
+                d.state.as_str().to_owned(),
+                d.attempts.to_string(),
+                error,
+                age(Some(&d.created_at), now),
+            ];
+            if wide {
+                row.extend([d.id.clone(), d.next_attempt_at.clone().unwrap_or_else(|| "-".to_owned())]);
+            }
+            row
+        })
+        .collect();
+    Table { headers, rows }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
