@@ -1,8 +1,9 @@
-// Status: every module (enabled, available, ready, last error), the module switch, and each
-// source's sync state, from /api/v1/modules and /readyz, refreshed every few seconds.
+// Status: every module (enabled, available, ready, last error), the module switch, each
+// source's sync state, and (with the notifications module) a namespace's latest deliveries, from
+// /api/v1/modules, /readyz and /api/v1/namespaces/{ns}/deliveries, refreshed every few seconds.
 
 import * as api from './api.js';
-import { h, notice, time } from './dom.js';
+import { ago, h, notice, time, withQuery } from './dom.js';
 
 const REFRESH = 3000;
 const yes = (b) => h('span', { class: b ? 'yes' : 'no' }, b ? '✓ yes' : '✗ no');
@@ -10,8 +11,11 @@ const yes = (b) => h('span', { class: b ? 'yes' : 'no' }, b ? '✓ yes' : '✗ n
 export function render(main, route, signal) {
   const modules = h('div');
   const sources = h('div');
-  main.append(h('h1', {}, 'Status'), h('h2', {}, 'Modules'), modules, h('h2', {}, 'Sources'), sources);
+  const deliveries = h('div');
+  const notifications = h('section', { id: 'notifications', hidden: true }, h('h2', {}, 'Notifications'), namespacePicker(route), deliveries);
+  main.append(h('h1', {}, 'Status'), h('h2', {}, 'Modules'), modules, h('h2', {}, 'Sources'), sources, notifications);
   const tags = {};
+  const namespace = route.query.namespace;
 
   async function refresh(path, target, draw) {
     try {
@@ -58,10 +62,43 @@ export function render(main, route, signal) {
     }
   };
 
+  const drawDeliveries = (body) => body.items.length === 0 ? [notice(`No deliveries in ${body.namespace}.`)] : [
+    h('div', { class: 'scroll' }, h('table', {},
+      h('thead', {}, h('tr', {}, ['Subscription', 'Transition', 'Subject', 'State', 'Attempts', 'Last error', 'Next attempt', 'Created'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, body.items.map((d) => h('tr', { 'data-key': d.id },
+        h('th', { scope: 'row' }, d.subscription), h('td', {}, d.transition), h('td', {}, d.subject),
+        h('td', {}, h('span', { class: d.state === 'sent' ? 'yes' : 'no' }, d.state)), h('td', {}, String(d.attempts)),
+        h('td', { class: 'small' }, d.lastError || '—'), h('td', {}, d.nextAttemptAt ? time(d.nextAttemptAt) : '—'),
+        h('td', {}, ago(d.createdAt))))))),
+  ];
+
+  const notificationsOn = async () => {
+    const answer = await api.get('/api/v1/modules', { signal }).catch(() => null);
+    return answer?.body?.items?.some((m) => m.name === 'notifications' && m.available) ?? false;
+  };
+
   const tick = async () => {
     if (signal.aborted) return;
-    await Promise.all([refresh('/api/v1/modules', modules, drawModules), readyz()]);
+    const shown = [refresh('/api/v1/modules', modules, drawModules), readyz()];
+    notifications.hidden = !(await notificationsOn());
+    if (!notifications.hidden && namespace) {
+      shown.push(refresh(`/api/v1/namespaces/${encodeURIComponent(namespace)}/deliveries`, deliveries, drawDeliveries));
+    } else if (!namespace) {
+      deliveries.replaceChildren(notice('Choose a namespace to see its deliveries.'));
+    }
+    await Promise.all(shown);
     if (!signal.aborted) setTimeout(tick, REFRESH);
   };
   tick();
+}
+
+// A namespace to show deliveries of: kept in the URL (#/status?namespace=…), so it can be shared.
+function namespacePicker(route) {
+  const input = h('input', { id: 'deliveries-namespace', name: 'namespace', value: route.query.namespace || '', placeholder: 'namespace' });
+  const form = h('form', { class: 'filters' }, h('label', { for: 'deliveries-namespace' }, 'Deliveries of namespace '), input, h('button', { type: 'submit' }, 'Show'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    location.hash = withQuery('/status', { namespace: input.value.trim() });
+  });
+  return form;
 }

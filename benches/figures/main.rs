@@ -12,7 +12,9 @@
 //! prints a change (10 000 by default; empty leaves it out), `EXECWATCH_BENCH_INSIGHTS=N` for
 //! insights over N archived runs in SQLite and PostgreSQL (1 000 000 by default; empty leaves it
 //! out), `EXECWATCH_BENCH_FLOOD=N` for N unauthenticated requests with fresh tokens abandoned
-//! while their reviews hang (6 000 by default; empty leaves it out).
+//! while their reviews hang (6 000 by default; empty leaves it out), `EXECWATCH_BENCH_NOTIFY=N` for
+//! notifications' latency, sustained deliveries and N messages waiting on a dead receiver
+//! (10 000 by default; empty leaves it out).
 //! `EXECWATCH_BENCH_DATABASES` names the archives measured (`sqlite,postgres` by default).
 //! `EXECWATCH_BENCH_WRITE=DIR`
 //! only writes the data set of the first size into DIR as manifests, for profiling by hand.
@@ -29,6 +31,7 @@ mod flood;
 mod followers;
 mod insights;
 mod load;
+mod notify;
 mod prune;
 mod scale;
 mod served;
@@ -138,6 +141,10 @@ fn main() {
         for n in list("EXECWATCH_BENCH_FLOOD", "6000", |s| s.parse::<usize>().ok()) {
             println!("\nflooding the service with {n} unauthenticated requests ...");
             flood::print(&flood::run(n).await);
+        }
+        for n in list("EXECWATCH_BENCH_NOTIFY", "10000", |s| s.parse::<usize>().ok()) {
+            println!("\nnotifications, then {n} messages waiting on a dead receiver ...");
+            notify::print(&notify::run(n).await);
         }
         for n in list("EXECWATCH_BENCH_PRUNE", "100000", |s| s.parse::<usize>().ok()) {
             println!("\npruning {n} executions down to the newest 10 of each pipeline ...");
