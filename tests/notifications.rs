@@ -405,10 +405,10 @@ fn replica(dir: &Path, url: &str) -> tokio::process::Child {
 }
 
 /// Transitions written and delivered in `every_transition_arrives_through_kills_and_two_replicas`:
-/// four per run (started, finished, two environments deployed). 10 000 by hand
-/// (`EXECWATCH_NOTIFY_TRANSITIONS=10000`); fewer in CI, where the suite's time is bounded.
+/// four per run (started, finished, two environments deployed); `EXECWATCH_NOTIFY_TRANSITIONS`
+/// changes it.
 fn transitions() -> usize {
-    std::env::var("EXECWATCH_NOTIFY_TRANSITIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(2000)
+    std::env::var("EXECWATCH_NOTIFY_TRANSITIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000)
 }
 
 /// Two replicas on one PostgreSQL, the receiver failing while runs are written, a replica killed

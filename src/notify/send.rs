@@ -45,6 +45,8 @@ pub async fn post(to: &Checked, message: &Signed) -> Result<Answer, String> {
         .await
         .map_err(|_| format!("no connection to {} within {CONNECT_TIMEOUT:?}", to.host))?
         .map_err(|e| format!("cannot connect to {}: {e}", to.host))?;
+    // The head and the body go out at once, not the body after the receiver's delayed ACK.
+    let _ = tcp.set_nodelay(true);
     let exchange = async {
         if to.https {
             let name = rustls::pki_types::ServerName::try_from(to.host.clone())

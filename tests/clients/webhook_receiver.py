@@ -111,6 +111,13 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(record["status"])
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+class Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops connections when a few replicas send at once, and a dropped
+    # SYN is retried a second later: the senders would wait on this receiver, not on themselves.
+    request_queue_size = 256
+    daemon_threads = True
+
+
+server = Server(("127.0.0.1", 0), Handler)
 emit({"listening": server.server_address[1]})
 server.serve_forever()
