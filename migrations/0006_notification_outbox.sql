@@ -15,6 +15,8 @@ CREATE TABLE notification_outbox (
     subject TEXT NOT NULL,
     transition TEXT NOT NULL,
     body TEXT NOT NULL,
+    -- The CloudEvent's, or `application/json` for a subscription's own template.
+    content_type TEXT NOT NULL,
     -- When the transition happened, as the run says (or when it was seen): rows are kept by it.
     event_time BIGINT NOT NULL,
     created_at BIGINT NOT NULL,

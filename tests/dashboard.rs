@@ -13,30 +13,14 @@ use execwatch::access::Access;
 use execwatch::access::tokens::TokenFile;
 use execwatch::fixtures::Doc;
 use k8s_openapi::api::core::v1::ConfigMap;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const TEAMS: [&str; 2] = ["team-payments", "team-storefront"];
-
-/// The ConfigMaps of `manifests/examples` (not the RBAC objects beside them).
-fn examples() -> Vec<ConfigMap> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
-    let mut maps = Vec::new();
-    for file in ["team-payments.yaml", "team-storefront.yaml", "invalid.yaml"] {
-        let text = std::fs::read_to_string(dir.join(file)).expect("example");
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let value: Value = serde::Deserialize::deserialize(doc).expect("YAML");
-            if value["kind"] == "ConfigMap" {
-                maps.push(serde_json::from_value(value).expect("a ConfigMap"));
-            }
-        }
-    }
-    maps
-}
 
 /// The simulator with the examples written into it, and the service watching both teams.
 async fn cluster() -> Cluster {
     let c = Cluster::start(&TEAMS, &TEAMS).await;
-    for cm in examples() {
+    for cm in common::examples() {
         c.put(cm).await;
     }
     c.service.wait_for("the examples are served", "/api/v1/executions", |b| names(b).len() == 7).await;
@@ -45,7 +29,8 @@ async fn cluster() -> Cluster {
 
 /// A writer's update of one execution: the example with `staging` (and its target) at `phase`.
 fn checkout_43_with_staging(phase: &str) -> ConfigMap {
-    let mut cm = examples().into_iter().find(|cm| cm.metadata.name.as_deref() == Some("checkout-api-43")).unwrap();
+    let mut cm =
+        common::examples().into_iter().find(|cm| cm.metadata.name.as_deref() == Some("checkout-api-43")).unwrap();
     let data = cm.data.as_mut().unwrap();
     let doc = data["execution.yaml"].replace(
         "  - name: staging\n    phase: Running\n    startedAt: \"2026-11-22T08:15:00Z\"\n    targets:\n      - cluster: staging-eu-1\n        namespace: checkout\n        phase: Running",
@@ -174,7 +159,7 @@ async fn a_token_for_one_team_shows_that_teams_namespaces_only() {
     .unwrap();
     let access = Access::tokens(TokenFile::load(&tokens, Duration::from_millis(100)).unwrap());
     let c = Cluster::launch(&TEAMS, &TEAMS, fast_watch(), Setup { access, ..Setup::default() }).await;
-    for cm in examples() {
+    for cm in common::examples() {
         c.put(cm).await;
     }
     let service = &c.service;

@@ -105,12 +105,16 @@ fn accepted(seen: &[Value]) -> Vec<&Value> {
 /// A cluster with the service watching team-a and team-b, an archive, notifications allowed to
 /// 127.0.0.1 by name, and the shipped CRD installed by kubectl.
 async fn cluster(dir: &Path) -> Option<(Cluster, Kubectl)> {
+    cluster_with(dir, NotifySettings::default()).await
+}
+
+async fn cluster_with(dir: &Path, notify: NotifySettings) -> Option<(Cluster, Kubectl)> {
     let archive = ArchiveSettings::new(
         format!("sqlite:{}", dir.join("history.db").display()).parse().unwrap(),
         Duration::from_secs(86400),
     );
-    let notify = NotifySettings { allowed: vec!["127.0.0.1".parse().unwrap()], ..NotifySettings::default() };
-    let setup = Setup { archive: Some(archive), notify: Some(notify), ..Setup::default() };
+    let notify = NotifySettings { allowed: vec!["127.0.0.1".parse().unwrap()], ..notify };
+    let setup = Setup { archive: Some(archive), notify: Some(notify), metrics: true, ..Setup::default() };
     let c = Cluster::launch(&["team-a", "team-b", "team-x"], &["team-a", "team-b"], fast_watch(), setup).await;
     let kubectl = Kubectl::new(dir, &c.sim.kubeconfig());
     let crd =
@@ -124,18 +128,22 @@ async fn cluster(dir: &Path) -> Option<(Cluster, Kubectl)> {
 
 /// A Secret with the destination and keys, and a subscription naming it, applied by kubectl.
 async fn subscribe(kubectl: &Kubectl, ns: &str, name: &str, url: &str, keys: &str, transitions: &str) {
-    // As the API server stores a Secret: `data`, in base64 (the simulator does not turn
-    // `stringData` into it).
-    let secret = serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
-        "data": {"url": b64(url), "signingKeys": b64(keys)},
-    });
-    kubectl.ok(&["apply", "-f", "-"], Some(&secret.to_string())).await;
+    secret(kubectl, ns, name, url, keys).await;
     let subscription = format!(
         "apiVersion: pipelines.gitops.dev/v1alpha1\nkind: NotificationSubscription\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
          spec:\n  transitions:\n{transitions}\n  destination:\n    secretRef:\n      name: {name}\n"
     );
     kubectl.ok(&["apply", "-f", "-"], Some(&subscription)).await;
+}
+
+/// The Secret a subscription names, as the API server stores one: `data`, in base64 (the
+/// simulator does not turn `stringData` into it).
+async fn secret(kubectl: &Kubectl, ns: &str, name: &str, url: &str, keys: &str) {
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+        "data": {"url": b64(url), "signingKeys": b64(keys)},
+    });
+    kubectl.ok(&["apply", "-f", "-"], Some(&secret.to_string())).await;
 }
 
 fn b64(text: &str) -> String {
@@ -221,6 +229,8 @@ async fn a_team_receives_signed_cloudevents_of_exactly_the_transitions_it_chose(
     assert_eq!((&s["waiting"], &s["deadLettered"]), (&Value::from(0), &Value::from(0)), "{s}");
     assert!(s["lastDelivery"].is_string(), "{s}");
     assert_eq!(condition(&s, "Failing")["status"], "False", "{s}");
+    let metrics = reqwest::get(c.service.metrics.as_deref().unwrap()).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("execwatch_notifications_sent_total{namespace=\"team-a\"} 7"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -330,6 +340,13 @@ async fn destinations_the_operator_did_not_allow_are_never_reached_and_are_named
         assert!(message.contains(words), "{name}: {message}");
         assert_eq!(condition(&s, "Ready")["status"], "False", "{s}");
     }
+    // A refused destination is a condition, not a retry loop: its message waits, never tried.
+    for (name, _, _) in &refused {
+        let path = format!("/api/v1/namespaces/team-a/deliveries?subscription={name}");
+        let body = c.service.wait_for("the message waits", &path, |b| b["items"][0].is_object()).await;
+        let message = &body["items"][0];
+        assert_eq!((&message["state"], &message["attempts"]), (&Value::from("waiting"), &Value::from(0)), "{body}");
+    }
     receiver.until("the redirect is answered", |seen| seen.iter().filter(|r| r["status"] == 302).count() >= 2).await;
     let s = wait_status(&kubectl, "team-a", "redirected", "a redirect is a failure", |s| {
         condition(s, "Failing")["status"] == "True"
@@ -369,7 +386,7 @@ async fn a_rotated_key_verifies_during_the_overlap() {
 async fn invalid_subscriptions_and_unwatched_namespaces_say_why_and_send_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let Some(receiver) = Receiver::start(&[OLD_KEY]).await else { return };
-    let Some((_c, kubectl)) = cluster(dir.path()).await else { return };
+    let Some((c, kubectl)) = cluster(dir.path()).await else { return };
     subscribe(&kubectl, "team-x", "elsewhere", &receiver.url(), OLD_KEY, "    runs: [Succeeded]").await;
     let s = wait_status(&kubectl, "team-x", "elsewhere", "not watched", |s| {
         condition(s, "Ready")["reason"] == "NamespaceNotWatched"
@@ -389,6 +406,16 @@ async fn invalid_subscriptions_and_unwatched_namespaces_say_why_and_send_nothing
     kubectl.ok(&["apply", "-f", "-"], Some(secretless)).await;
     wait_status(&kubectl, "team-a", "nosecret", "no secret", |s| condition(s, "Ready")["reason"] == "SecretUnreadable")
         .await;
+    // A Secret execwatch may not read.
+    secret(&kubectl, "team-a", "forbidden", &receiver.url(), OLD_KEY).await;
+    c.sim.forbid("get", "secrets", true);
+    let forbidden = secretless.replace("nosecret", "forbidden").replace("name: missing", "name: forbidden");
+    kubectl.ok(&["apply", "-f", "-"], Some(&forbidden)).await;
+    let s = wait_status(&kubectl, "team-a", "forbidden", "forbidden", |s| {
+        condition(s, "Ready")["reason"] == "SecretUnreadable"
+    })
+    .await;
+    assert!(condition(&s, "Ready")["message"].as_str().unwrap().contains("may not read it"), "{s}");
 }
 
 /// A replica of the service as users run it: the binary, over the simulator (its kubeconfig in
@@ -524,4 +551,67 @@ async fn a_deleted_subscription_sends_nothing_more() {
     let subscriptions: BTreeSet<&str> =
         all["items"].as_array().unwrap().iter().filter_map(|d| d["subscription"].as_str()).collect();
     assert_eq!(subscriptions, BTreeSet::from(["staying"]), "{all}");
+}
+
+#[tokio::test]
+async fn a_message_failing_past_the_maximum_age_is_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut receiver) = Receiver::start(&[OLD_KEY]).await else { return };
+    let notify = NotifySettings { max_age: Duration::from_secs(3), ..NotifySettings::default() };
+    let Some((c, kubectl)) = cluster_with(dir.path(), notify).await else { return };
+    receiver.answer("503").await;
+    subscribe(&kubectl, "team-a", "doomed", &receiver.url(), OLD_KEY, "    runs: [Succeeded]").await;
+    wait_status(&kubectl, "team-a", "doomed", "ready", |s| condition(s, "Ready")["status"] == "True").await;
+    c.put_execution("team-a", "run-1", &Doc::new("web").phase("Succeeded")).await;
+    let s = wait_status(&kubectl, "team-a", "doomed", "dead-lettered", |s| s["deadLettered"] == 1).await;
+    assert_eq!(s["waiting"], 0, "{s}");
+    let (_, body) = c.service.get("/api/v1/namespaces/team-a/deliveries?state=dead").await;
+    let dead = body["items"][0].clone();
+    assert!(dead["attempts"].as_i64().unwrap() >= 2 && dead["lastStatus"] == 503, "tried, then given up: {body}");
+    assert!(dead.get("nextAttemptAt").is_none(), "{body}");
+    // Nothing more is sent for it once it is dead, though the receiver recovers.
+    receiver.answer("200").await;
+    c.put_execution("team-a", "run-2", &Doc::new("web").phase("Succeeded")).await;
+    let seen = receiver.until("the next run's message arrives", |seen| !accepted(seen).is_empty()).await;
+    assert_eq!(accepted(seen).len(), 1);
+    assert_ne!(accepted(seen)[0]["id"], dead["id"], "the dead message is not sent again");
+    let metrics = reqwest::get(c.service.metrics.as_deref().unwrap()).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("execwatch_notifications_dead_lettered_total{namespace=\"team-a\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_template_gives_a_receiver_its_own_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut receiver) = Receiver::start(&[OLD_KEY]).await else { return };
+    let Some((c, kubectl)) = cluster(dir.path()).await else { return };
+    // As a Slack incoming webhook takes it.
+    let template = r#"{"text": "{{pipeline}} reached {{environment}} ({{transition}}): {{subject}}"}"#;
+    let subscription = format!(
+        "apiVersion: pipelines.gitops.dev/v1alpha1\nkind: NotificationSubscription\nmetadata:\n  name: slack\n  namespace: team-a\n\
+         spec:\n  transitions:\n    environments:\n      prod: [Succeeded]\n  template: '{template}'\n  destination:\n    secretRef:\n      name: slack\n"
+    );
+    subscribe(&kubectl, "team-a", "slack", &receiver.url(), OLD_KEY, "    runs: [Failed]").await;
+    kubectl.ok(&["apply", "-f", "-"], Some(&subscription)).await;
+    wait_status(&kubectl, "team-a", "slack", "ready", |s| {
+        condition(s, "Ready")["status"] == "True" && s["observedGeneration"] == 2
+    })
+    .await;
+    let doc = Doc::new("web").phase("Succeeded").environments(&[("prod", "Succeeded")]);
+    c.put_execution("team-a", "run-1", &doc).await;
+    let seen = receiver.until("the templated message arrives", |seen| !accepted(seen).is_empty()).await;
+    let message = accepted(seen)[0];
+    assert_eq!(message["contentType"], "application/json");
+    assert_eq!(message["verified"], true, "signed all the same");
+    assert_eq!(message["event"]["text"], "web reached prod (environment/prod/Succeeded): team-a/run-1");
+
+    let broken = subscription
+        .replace("{{pipeline}}", "{{password}}")
+        .replace("name: slack\n  namespace", "name: broken\n  namespace");
+    kubectl.ok(&["apply", "-f", "-"], Some(&broken)).await;
+    let s = wait_status(&kubectl, "team-a", "broken", "refused", |s| condition(s, "Ready")["reason"] == "InvalidSpec")
+        .await;
+    assert!(
+        condition(&s, "Ready")["message"].as_str().unwrap().contains("placeholder \"password\" is not a field"),
+        "{s}"
+    );
 }

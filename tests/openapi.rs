@@ -44,14 +44,28 @@ async fn every_described_route_is_routed_and_the_description_is_served() {
 /// overrides it).
 #[tokio::test(flavor = "multi_thread")]
 async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_description() {
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
     let policy = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(policy.path(), "rules: [{name: finished, phases: [Succeeded, Failed], keep: {newest: 1}}]\n")
         .unwrap();
     let retention = common::retention(policy.path(), execwatch::retention::Mode::DryRun, 5, "openapi");
-    let setup = common::Setup { retention: Some(retention), ..common::Setup::default() };
-    let service = Running::launch(dir_source(&examples, Duration::from_millis(200)), setup).await;
-    service.wait_for("the examples are served", "/api/v1/executions", |b| !names(b).is_empty()).await;
+    // Every module on, notifications (and so the archive and a cluster) included.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = format!("sqlite:{}", dir.path().join("history.db").display()).parse().unwrap();
+    let archive = execwatch::history::ArchiveSettings::new(archive, Duration::from_secs(86400));
+    let notify = execwatch::notify::NotifySettings::default();
+    let setup = common::Setup {
+        retention: Some(retention),
+        archive: Some(archive),
+        notify: Some(notify),
+        ..Default::default()
+    };
+    let teams = ["team-payments", "team-storefront"];
+    let cluster = common::Cluster::launch(&teams, &teams, common::fast_watch(), setup).await;
+    for cm in common::examples() {
+        cluster.put(cm).await;
+    }
+    let service = &cluster.service;
+    service.wait_for("the examples are served", "/api/v1/executions", |b| names(b).len() == 7).await;
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
     let url = format!("{}/openapi.json", service.base);
     let mut args = vec!["--config-file", config.to_str().unwrap(), "run", &url, "--checks", "all"];
@@ -65,5 +79,4 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_descriptio
     };
     assert!(ok, "schemathesis found failures:\n{out}");
     assert!(out.contains("No issues found") || out.contains("passed"), "{out}");
-    service.stop().await;
 }

@@ -24,15 +24,16 @@ use crate::served::Served;
 const SUBSCRIPTIONS: usize = 4;
 /// Runs written one at a time, for the latency.
 const PACED: usize = 200;
-/// Transitions a second, and for how long, in the sustained run.
+/// Transitions a second in the sustained run, and for how long by default
+/// (`EXECWATCH_BENCH_NOTIFY_SECONDS` sets it).
 const SUSTAINED_RATE: usize = 200;
-const SUSTAINED_FOR: Duration = Duration::from_secs(30);
+const SUSTAINED_SECONDS: usize = 60;
 
 pub struct Figures {
     /// From a run's write to its message's first attempt: p50, p95, max.
     pub latency: (Duration, Duration, Duration),
     pub sustained_rate: f64,
-    /// RSS every 5 s of the sustained run.
+    /// RSS every 10 s of the sustained run.
     pub sustained_rss: Vec<u64>,
     pub waiting: usize,
     /// RSS with the runs served and nothing waiting, then with a message of each waiting.
@@ -94,14 +95,14 @@ async fn paced(configmaps: &Api<ConfigMap>, seen: &Seen) -> (Duration, Duration,
     (at(0.5), at(0.95), at(1.0))
 }
 
-/// Writes `SUSTAINED_RATE` transitions a second for `SUSTAINED_FOR` (new runs, each deleted two
+/// Writes `SUSTAINED_RATE` transitions a second for `sustained_seconds()` (new runs, each deleted two
 /// seconds later, so the live executions stay as many and RSS shows what notifications hold);
 /// the deliveries a second from the first write until the last is accepted, and the RSS every 5 s.
 async fn sustained(configmaps: &Api<ConfigMap>, seen: &Seen, served: &Served) -> (f64, Vec<u64>) {
     let before = seen.accepted.load(Ordering::SeqCst);
     let started = Instant::now();
     let mut rss = Vec::new();
-    let seconds = SUSTAINED_FOR.as_secs() as usize;
+    let seconds = sustained_seconds();
     for second in 0..seconds {
         let tick = started + Duration::from_secs(second as u64);
         tokio::time::sleep_until(tick.into()).await;
@@ -119,7 +120,7 @@ async fn sustained(configmaps: &Api<ConfigMap>, seen: &Seen, served: &Served) ->
             });
             futures::future::join_all(deletes).await.into_iter().for_each(|d| drop(d.expect("delete")));
         }
-        if second % 5 == 4 {
+        if second % 10 == 9 {
             rss.push(served.rss());
         }
     }
@@ -179,6 +180,10 @@ async fn wait_waiting(url: &str, n: usize) {
         assert!(Instant::now() < deadline, "the messages were not written within 10 minutes");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+fn sustained_seconds() -> usize {
+    std::env::var("EXECWATCH_BENCH_NOTIFY_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(SUSTAINED_SECONDS)
 }
 
 async fn wait_accepted(seen: &Seen, n: usize) {
@@ -267,8 +272,8 @@ pub fn print(f: &Figures) {
     );
     let rss: Vec<String> = f.sustained_rss.iter().map(|r| format!("{:.0}", mib(*r))).collect();
     println!(
-        "| deliveries a second, {SUSTAINED_RATE} transitions/s for {} s over {SUBSCRIPTIONS} subscriptions | 200/s, RSS flat | {:.0}/s, RSS every 5 s: {} MiB |",
-        SUSTAINED_FOR.as_secs(),
+        "| deliveries a second, {SUSTAINED_RATE} transitions/s for {} s over {SUBSCRIPTIONS} subscriptions | 200/s, RSS flat | {:.0}/s, RSS every 10 s: {} MiB |",
+        sustained_seconds(),
         f.sustained_rate,
         rss.join(", ")
     );

@@ -31,6 +31,7 @@ pub struct NewMessage {
     pub subject: String,
     pub transition: String,
     pub body: String,
+    pub content_type: String,
     pub event_time: Timestamp,
 }
 
@@ -39,6 +40,7 @@ pub struct NewMessage {
 pub struct Claimed {
     pub id: String,
     pub body: String,
+    pub content_type: String,
     pub attempts: i64,
     pub created_at: Timestamp,
 }
@@ -100,8 +102,8 @@ fn failed(e: sqlx::Error) -> ArchiveError {
 }
 
 const INSERT: &str = "INSERT INTO notification_outbox (id, namespace, subscription, subscription_uid, \
-    event_type, subject, transition, body, event_time, created_at, state, attempts, next_attempt_at, claimed_until) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'waiting', 0, $10, 0) ON CONFLICT (id) DO NOTHING";
+    event_type, subject, transition, body, content_type, event_time, created_at, state, attempts, next_attempt_at, \
+    claimed_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'waiting', 0, $11, 0) ON CONFLICT (id) DO NOTHING";
 
 /// Claims a subscription's due messages: one statement, so two replicas never claim one row.
 macro_rules! claim {
@@ -111,7 +113,7 @@ macro_rules! claim {
             "SELECT id FROM notification_outbox WHERE subscription_uid = $3 AND state = 'waiting' ",
             "AND next_attempt_at <= $4 AND claimed_until <= $4 ORDER BY next_attempt_at LIMIT $5",
             $lock,
-            ") RETURNING id, body, attempts, created_at"
+            ") RETURNING id, body, content_type, attempts, created_at"
         )
     };
 }
@@ -136,6 +138,7 @@ impl Outbox {
                 .bind(&m.subject)
                 .bind(&m.transition)
                 .bind(&m.body)
+                .bind(&m.content_type)
                 .bind(millis(m.event_time))
                 .bind(now)
                 .execute(&mut *tx)
@@ -169,8 +172,9 @@ impl Outbox {
         let claimed = rows.iter().map(|row| Claimed {
             id: row.get(0),
             body: row.get(1),
-            attempts: row.get(2),
-            created_at: timestamp(row.get(3)),
+            content_type: row.get(2),
+            attempts: row.get(3),
+            created_at: timestamp(row.get(4)),
         });
         let mut claimed: Vec<Claimed> = claimed.collect();
         claimed.sort_by_key(|c| c.created_at);

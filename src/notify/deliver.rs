@@ -170,7 +170,7 @@ async fn attempt(
     let timestamp = Timestamp::now().as_second();
     let body = bytes::Bytes::from(message.body);
     let signature = destination.keys.sign(&message.id, timestamp, &body);
-    let signed = Signed { id: message.id.clone(), timestamp, signature, body };
+    let signed = Signed { id: message.id.clone(), content_type: message.content_type, timestamp, signature, body };
     let outcome = match send::post(&destination.to, &signed).await {
         Ok(answer) if (200..300).contains(&answer.status) => Outcome::Sent { status: answer.status },
         Ok(answer) => {

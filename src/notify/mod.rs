@@ -5,6 +5,7 @@
 //! - `subscription.rs`: a `NotificationSubscription` as the team writes it;
 //! - `message.rs`: the transitions a run's state shows, their ids and CloudEvents;
 //! - `destination.rs`: where a subscription may send (`--notify-allow`), resolved once;
+//! - `template.rs`: a subscription's own body shape, where it wants one;
 //! - `sign.rs`: Standard Webhooks signatures; `send.rs`: one attempt over HTTP;
 //! - `notes.rs`: the index's subscriber, writing the outbox; `deliver.rs`: one task per
 //!   subscription, sending, retrying and reporting its status; `follow.rs`: the subscriptions,
@@ -18,6 +19,7 @@ mod notes;
 pub mod send;
 pub mod sign;
 pub mod subscription;
+pub mod template;
 
 use std::sync::Arc;
 use std::time::Duration;

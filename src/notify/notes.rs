@@ -135,6 +135,11 @@ pub fn messages(pending: &Pending, subscriptions: &[Arc<Subscription>], oldest: 
 }
 
 fn new_message(s: &Subscription, id: String, subject: &str, happened: &Happened, event: message::Event) -> NewMessage {
+    let transition = happened.transition.key();
+    let (body, content_type) = match &s.template {
+        Some(template) => (template.render(&event.body, &transition), "application/json"),
+        None => (event.body.to_string(), "application/cloudevents+json; charset=utf-8"),
+    };
     NewMessage {
         id,
         namespace: s.namespace.clone(),
@@ -142,8 +147,9 @@ fn new_message(s: &Subscription, id: String, subject: &str, happened: &Happened,
         subscription_uid: s.uid.clone(),
         event_type: event.event_type,
         subject: subject.to_owned(),
-        transition: happened.transition.key(),
-        body: event.body.to_string(),
+        transition,
+        body,
+        content_type: content_type.to_owned(),
         event_time: happened.at,
     }
 }

@@ -24,6 +24,7 @@ const MAX_ANSWER: usize = 4 << 10;
 /// A message's headers and body.
 pub struct Signed {
     pub id: String,
+    pub content_type: String,
     pub timestamp: i64,
     pub signature: String,
     pub body: Bytes,
@@ -77,7 +78,7 @@ where
     let authority = &to.url[url::Position::BeforeHost..url::Position::AfterPort];
     let request = Request::post(path)
         .header("host", authority)
-        .header("content-type", "application/cloudevents+json; charset=utf-8")
+        .header("content-type", &message.content_type)
         .header("user-agent", concat!("execwatch/", env!("CARGO_PKG_VERSION")))
         .header("webhook-id", &message.id)
         .header("webhook-timestamp", message.timestamp.to_string())

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::message::Transition;
+use super::template::Template;
 use crate::index::ExecutionEntry;
 use crate::model::Phase;
 use crate::quote::quote;
@@ -32,6 +33,8 @@ pub struct Subscription {
     pub transitions: Transitions,
     /// The Secret (in the subscription's namespace) with the destination and the signing keys.
     pub secret: String,
+    /// The body's own shape, instead of the CloudEvent.
+    pub template: Option<Template>,
 }
 
 /// Which runs a subscription hears of: all of those its lists and selector allow.
@@ -59,6 +62,8 @@ struct Spec {
     #[serde(default)]
     transitions: TransitionsSpec,
     destination: DestinationSpec,
+    #[serde(default)]
+    template: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -137,6 +142,7 @@ impl Subscription {
         if transitions.runs.is_empty() && transitions.environments.is_empty() && !transitions.rejections {
             problems.push("transitions: none chosen (runs, environments or rejections)".to_owned());
         }
+        let template = spec.template.as_deref().and_then(|t| Template::parse(t).map_err(|e| problems.push(e)).ok());
         if spec.destination.secret_ref.name.is_empty() {
             problems.push("destination.secretRef.name: required".to_owned());
         }
@@ -153,6 +159,7 @@ impl Subscription {
             runs: Runs { pipelines: spec.runs.pipelines, applications: spec.runs.applications, labels },
             transitions,
             secret: spec.destination.secret_ref.name,
+            template,
         })
     }
 

@@ -481,3 +481,19 @@ pub async fn get_json(url: &str) -> (u16, Value) {
     let response = reqwest::get(url).await.expect("the server answers");
     (response.status().as_u16(), response.json().await.expect("JSON body"))
 }
+
+/// The ConfigMaps of `manifests/examples` (not the RBAC objects beside them).
+pub fn examples() -> Vec<ConfigMap> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
+    let mut maps = Vec::new();
+    for file in ["team-payments.yaml", "team-storefront.yaml", "invalid.yaml"] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("example");
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(doc).expect("YAML");
+            if value["kind"] == "ConfigMap" {
+                maps.push(serde_json::from_value(value).expect("a ConfigMap"));
+            }
+        }
+    }
+    maps
+}
