@@ -615,3 +615,42 @@ async fn a_template_gives_a_receiver_its_own_shape() {
         "{s}"
     );
 }
+
+/// A listener that accepts connections and never answers, holding them.
+async fn hanging_listener() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_delays_no_other_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut receiver) = Receiver::start(&[OLD_KEY]).await else { return };
+    let Some((c, kubectl)) = cluster(dir.path()).await else { return };
+    let stuck = format!("http://127.0.0.1:{}/hook", hanging_listener().await);
+    subscribe(&kubectl, "team-a", "stuck", &stuck, OLD_KEY, "    runs: [Succeeded]").await;
+    subscribe(&kubectl, "team-a", "prompt", &receiver.url(), OLD_KEY, "    runs: [Succeeded]").await;
+    for name in ["stuck", "prompt"] {
+        wait_status(&kubectl, "team-a", name, "ready", |s| condition(s, "Ready")["status"] == "True").await;
+    }
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        c.put_execution("team-a", &format!("run-{i}"), &Doc::new("web").phase("Succeeded")).await;
+    }
+    receiver.until("every run reaches the prompt receiver", |seen| accepted(seen).len() >= 20).await;
+    // The stuck receiver's attempts (at most --notify-concurrency at once) wait 10 s for an
+    // answer; the other subscription's messages did not wait behind them.
+    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    let s = wait_status(&kubectl, "team-a", "stuck", "the stuck receiver is named", |s| {
+        condition(s, "Failing")["status"] == "True"
+    })
+    .await;
+    assert!(condition(&s, "Failing")["message"].as_str().unwrap().contains("no answer"), "{s}");
+}

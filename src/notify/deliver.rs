@@ -175,13 +175,14 @@ async fn attempt(
         Ok(answer) if (200..300).contains(&answer.status) => Outcome::Sent { status: answer.status },
         Ok(answer) => {
             let error = format!("{} answered {}: {}", destination.to.host, answer.status, answer.excerpt.trim());
-            let retry_at = retry_at(notifier, message.attempts, message.created_at, answer.retry_after);
+            let retry_at =
+                retry_at(notifier.settings.max_age, message.attempts, message.created_at, answer.retry_after);
             Outcome::Failed { status: Some(answer.status), error, retry_at }
         }
         Err(error) => Outcome::Failed {
             status: None,
             error,
-            retry_at: retry_at(notifier, message.attempts, message.created_at, None),
+            retry_at: retry_at(notifier.settings.max_age, message.attempts, message.created_at, None),
         },
     };
     match &outcome {
@@ -204,22 +205,49 @@ async fn attempt(
 
 /// When a failed message is tried again (exponential backoff with jitter, or the receiver's
 /// `Retry-After` where later), or `None` past the maximum age: dead-lettered.
-fn retry_at(
-    notifier: &Notifier,
-    attempts: i64,
-    created: Timestamp,
-    retry_after: Option<Duration>,
-) -> Option<Timestamp> {
+fn retry_at(max_age: Duration, attempts: i64, created: Timestamp, retry_after: Option<Duration>) -> Option<Timestamp> {
     let doubled = FIRST_BACKOFF.saturating_mul(1 << attempts.clamp(0, 20)).min(LONGEST_BACKOFF);
     // Full jitter over the upper half: replicas and subscriptions that failed together spread out.
     let backoff = doubled.mul_f64(0.5 + fastrand::f64() / 2.0);
     let wait = retry_after.map_or(backoff, |r| r.min(LONGEST_RETRY_AFTER).max(backoff));
     let at = Timestamp::now().checked_add(wait).ok()?;
-    let deadline = created.checked_add(notifier.settings.max_age).ok()?;
+    let deadline = created.checked_add(max_age).ok()?;
     (at <= deadline).then_some(at)
 }
 
 /// How long from now until `at` (zero when past).
 fn until(at: Timestamp) -> Duration {
     Duration::try_from(at.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use jiff::{Timestamp, ToSpan};
+
+    use super::retry_at;
+
+    const DAY: Duration = Duration::from_secs(86400);
+
+    fn secs_from_now(at: Option<Timestamp>) -> f64 {
+        at.expect("tried again").duration_since(Timestamp::now()).as_secs_f64()
+    }
+
+    #[test]
+    fn retries_back_off_with_jitter_honour_retry_after_and_end_at_the_maximum_age() {
+        let now = Timestamp::now();
+        let first = secs_from_now(retry_at(DAY, 0, now, None));
+        assert!((0.4..=1.0).contains(&first), "{first}");
+        let fifth = secs_from_now(retry_at(DAY, 4, now, None));
+        assert!((7.9..=16.0).contains(&fifth), "{fifth}");
+        let capped = secs_from_now(retry_at(DAY, 40, now, None));
+        assert!((299.0..=600.0).contains(&capped), "{capped}");
+        let told = secs_from_now(retry_at(DAY, 0, now, Some(Duration::from_secs(120))));
+        assert!((119.0..=120.0).contains(&told), "Retry-After is honoured: {told}");
+        let bounded = secs_from_now(retry_at(DAY, 0, now, Some(Duration::from_secs(86_000))));
+        assert!((3599.0..=3600.0).contains(&bounded), "at most an hour: {bounded}");
+        let old = now.checked_sub(23.hours().checked_add(59.minutes()).unwrap()).unwrap();
+        assert_eq!(retry_at(DAY, 0, old, Some(Duration::from_secs(120))), None, "past the maximum age: dead");
+    }
 }
