@@ -22,7 +22,7 @@ use crate::history::outbox::{Claimed, Outbox, Outcome};
 
 mod status;
 
-pub use status::{Problem, StatusWriter, resource};
+pub use status::{Problem, StatusWriter, Why, resource};
 
 /// How often the Secret is read again (a rotated key or a new URL is used within this).
 const RECHECK: Duration = Duration::from_secs(30);
@@ -52,7 +52,7 @@ pub async fn run(notifier: Arc<Notifier>, sub: Arc<Subscription>, client: kube::
     loop {
         match prepare(&notifier, &sub, &client).await {
             Err(problem) => {
-                tracing::info!(namespace = %sub.namespace, subscription = %sub.name, reason = problem.reason, message = %problem.message, "notifications held");
+                tracing::info!(namespace = %sub.namespace, subscription = %sub.name, reason = ?problem.why, message = %problem.message, "notifications held");
                 if let Ok(outbox) = notifier.archive.outbox() {
                     let until = Timestamp::now() + RECHECK * 4;
                     deferred = outbox.defer(&sub.uid, until, &problem.message).await.is_ok() || deferred;
@@ -76,7 +76,7 @@ pub async fn run(notifier: Arc<Notifier>, sub: Arc<Subscription>, client: kube::
 async fn prepare(notifier: &Notifier, sub: &Subscription, client: &kube::Client) -> Result<Destination, Problem> {
     if !notifier.index.watches(&sub.namespace) {
         let message = format!("namespace {} is not watched by this service: nothing is sent", sub.namespace);
-        return Err(Problem::new("NamespaceNotWatched", message));
+        return Err(Problem::new(Why::NamespaceNotWatched, message));
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &sub.namespace);
     let secret = secrets.get(&sub.secret).await.map_err(|e| {
@@ -87,17 +87,17 @@ async fn prepare(notifier: &Notifier, sub: &Subscription, client: &kube::Client)
             kube::Error::Api(s) if s.code == 404 => "it does not exist".to_owned(),
             other => crate::quote::shorten(other.to_string()),
         };
-        Problem::new("SecretUnreadable", format!("Secret {} cannot be read: {why}", sub.secret))
+        Problem::new(Why::SecretUnreadable, format!("Secret {} cannot be read: {why}", sub.secret))
     })?;
     let text = |key: &str| {
         let data = secret.data.as_ref().and_then(|d| d.get(key)).map(|b| String::from_utf8_lossy(&b.0).into_owned());
         data.or_else(|| secret.string_data.as_ref().and_then(|d| d.get(key)).cloned())
     };
-    let invalid = |message: String| Problem::new("InvalidSecret", format!("Secret {}: {message}", sub.secret));
+    let invalid = |message: String| Problem::new(Why::InvalidSecret, format!("Secret {}: {message}", sub.secret));
     let url = text("url").ok_or_else(|| invalid("has no key url".to_owned()))?;
     let keys = text("signingKeys").ok_or_else(|| invalid("has no key signingKeys".to_owned()))?;
     let keys = SigningKeys::parse(&keys).map_err(invalid)?;
-    let to = notifier.guard.check(&url).await.map_err(|r| Problem::new("DestinationRefused", r.0))?;
+    let to = notifier.guard.check(&url).await.map_err(|r| Problem::new(Why::DestinationRefused, r.0))?;
     Ok(Destination { to, keys })
 }
 
@@ -128,7 +128,7 @@ async fn deliver_for(
                 status
                     .report(
                         notifier,
-                        Some(Problem::new("ArchiveUnavailable", format!("the outbox cannot be read: {e}"))),
+                        Some(Problem::new(Why::ArchiveUnavailable, format!("the outbox cannot be read: {e}"))),
                     )
                     .await;
                 let _ = tokio::time::timeout(Duration::from_secs(1), woken).await;

@@ -16,7 +16,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::Notifier;
-use super::deliver::{self, Problem, StatusWriter};
+use super::deliver::{self, Problem, StatusWriter, Why};
 use super::notes;
 use super::subscription::{Subscription, SubscriptionId};
 use crate::source::cluster::{WatchSettings, resilient_watch};
@@ -119,7 +119,7 @@ fn apply(notifier: &Arc<Notifier>, client: &Client, followed: &Followed, object:
             tracing::info!(namespace = %id.namespace, subscription = %id.name, %message, "invalid subscription");
             let (notifier, mut status) = (notifier.clone(), StatusWriter::new(client.clone(), &id, generation));
             let task = tokio::spawn(async move {
-                status.report(&notifier, Some(Problem::new("InvalidSpec", message))).await;
+                status.report(&notifier, Some(Problem::new(Why::InvalidSpec, message))).await;
             });
             (None, task)
         }

@@ -11,22 +11,68 @@ use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
 
+use crate::history::outbox::Tally;
+
 use super::super::Notifier;
 use super::super::subscription::{KIND, PLURAL, SubscriptionId, VERSION};
 
 const EVERY: Duration = Duration::from_secs(2);
 
-/// Why a subscription sends nothing now.
+/// Why a subscription sends nothing now: the `Ready` condition's reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    InvalidSpec,
+    NamespaceNotWatched,
+    SecretUnreadable,
+    InvalidSecret,
+    DestinationRefused,
+    ArchiveUnavailable,
+}
+
+impl Why {
+    fn as_str(self) -> &'static str {
+        match self {
+            Why::InvalidSpec => "InvalidSpec",
+            Why::NamespaceNotWatched => "NamespaceNotWatched",
+            Why::SecretUnreadable => "SecretUnreadable",
+            Why::InvalidSecret => "InvalidSecret",
+            Why::DestinationRefused => "DestinationRefused",
+            Why::ArchiveUnavailable => "ArchiveUnavailable",
+        }
+    }
+}
+
+/// Why a subscription sends nothing now, and the details.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
-    pub reason: &'static str,
+    pub why: Why,
     pub message: String,
 }
 
 impl Problem {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Problem { reason, message: message.into() }
+    pub fn new(why: Why, message: impl Into<String>) -> Self {
+        Problem { why, message: message.into() }
     }
+}
+
+/// One condition of the status: its type, whether it holds, its reason and message.
+type Condition = (&'static str, bool, &'static str, String);
+
+/// The conditions `problem` and the outbox's tally make.
+fn conditions(problem: Option<&Problem>, tally: &Tally) -> [Condition; 3] {
+    let ready = match problem {
+        Some(p) => ("Ready", false, p.why.as_str(), p.message.clone()),
+        None => ("Ready", true, "Delivering", "messages are sent as transitions happen".to_owned()),
+    };
+    let refused = match problem.filter(|p| p.why == Why::DestinationRefused) {
+        Some(p) => ("DestinationRefused", true, "DestinationRefused", p.message.clone()),
+        None => ("DestinationRefused", false, "Allowed", String::new()),
+    };
+    let failing = match &tally.last_error {
+        Some(error) => ("Failing", true, "AttemptsFailing", error.clone()),
+        None => ("Failing", false, "NoFailures", String::new()),
+    };
+    [ready, refused, failing]
 }
 
 /// Writes one subscription's status.
@@ -74,28 +120,7 @@ impl StatusWriter {
             Err(_) => None,
         };
         let tally = tally.unwrap_or_default();
-        let ready = problem.is_none();
-        let refused = problem.as_ref().is_some_and(|p| p.reason == "DestinationRefused");
-        let (ready_reason, ready_message) = match &problem {
-            Some(p) => (p.reason, p.message.clone()),
-            None => ("Delivering", "messages are sent as transitions happen".to_owned()),
-        };
-        let failing = tally.last_error.clone();
-        let conditions = [
-            ("Ready", ready, ready_reason, ready_message),
-            (
-                "DestinationRefused",
-                refused,
-                if refused { "DestinationRefused" } else { "Allowed" },
-                if refused { problem.as_ref().map(|p| p.message.clone()).unwrap_or_default() } else { String::new() },
-            ),
-            (
-                "Failing",
-                failing.is_some(),
-                if failing.is_some() { "AttemptsFailing" } else { "NoFailures" },
-                failing.unwrap_or_default(),
-            ),
-        ];
+        let conditions = conditions(problem.as_ref(), &tally);
         let status = json!({
             "observedGeneration": self.generation,
             "conditions": conditions.iter().map(|(kind, on, reason, message)| json!({
