@@ -654,3 +654,32 @@ async fn a_hanging_receiver_delays_no_other_subscription() {
     .await;
     assert!(condition(&s, "Failing")["message"].as_str().unwrap().contains("no answer"), "{s}");
 }
+
+#[tokio::test]
+async fn without_the_crd_the_module_says_so_and_follows_it_once_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = ArchiveSettings::new(
+        format!("sqlite:{}", dir.path().join("history.db").display()).parse().unwrap(),
+        Duration::from_secs(86400),
+    );
+    let setup = Setup { archive: Some(archive), notify: Some(NotifySettings::default()), ..Setup::default() };
+    let c = Cluster::launch(&["team-a"], &["team-a"], fast_watch(), setup).await;
+    let module = wait_until_within("the module names the missing CRD", Duration::from_secs(30), || async {
+        let m = c.module("notifications").await;
+        m["lastError"].as_str().is_some_and(|e| e.contains("CRD is not installed")).then_some(m)
+    })
+    .await;
+    assert_eq!(module["ready"], false, "{module}");
+    // Notifications never hold the service's readiness back.
+    c.wait_ready().await;
+    assert_eq!(c.module("notifications").await["ready"], false);
+    let kubectl = Kubectl::new(dir.path(), &c.sim.kubeconfig());
+    let crd =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests/notifications/crd-notificationsubscription.yaml");
+    let Some(_) = kubectl.ok(&["apply", "-f", crd.to_str().unwrap()], None).await else { return };
+    wait_until_within("the module follows the CRD", Duration::from_secs(30), || async {
+        let m = c.module("notifications").await;
+        (m["ready"] == true && m.get("lastError").is_none()).then_some(())
+    })
+    .await;
+}

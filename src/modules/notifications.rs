@@ -68,6 +68,10 @@ impl Module for NotificationsModule {
         &self.lifecycle
     }
 
+    fn readiness(&self) -> (bool, Option<String>) {
+        self.notifier.readiness()
+    }
+
     fn holds_readiness(&self) -> bool {
         false
     }

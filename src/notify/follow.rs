@@ -86,6 +86,7 @@ pub async fn run(notifier: Arc<Notifier>, client: Client, settings: WatchSetting
                     forget(&notifier, &followed, &uid).await;
                 }
                 synced_tx.send_replace(true);
+                notifier.followed(Ok(()));
             }
             Ok(Event::Apply(object)) => apply(&notifier, &client, &followed, &object),
             Ok(Event::Delete(object)) => {
@@ -93,7 +94,16 @@ pub async fn run(notifier: Arc<Notifier>, client: Client, settings: WatchSetting
                     forget(&notifier, &followed, &id.uid).await;
                 }
             }
-            Err(error) => tracing::warn!(%error, "cannot follow NotificationSubscription objects"),
+            Err(error) => {
+                let why = if error.not_found() {
+                    "the NotificationSubscription CRD is not installed (kubectl apply -k manifests/notifications)"
+                        .to_owned()
+                } else {
+                    format!("cannot follow NotificationSubscription objects: {error}")
+                };
+                tracing::warn!("{why}");
+                notifier.followed(Err(why));
+            }
         }
     }
 }

@@ -88,12 +88,28 @@ pub struct Notifier {
     pub metrics: NotificationMetrics,
     /// This replica, as it claims messages: another replica's claims are not its own.
     pub me: String,
+    /// Whether the subscriptions were listed, and why the last attempt to follow them failed.
+    following: std::sync::Mutex<(bool, Option<String>)>,
 }
 
 impl Notifier {
     pub fn new(settings: NotifySettings, guard: Guard, archive: Archive, index: Index, notes: Arc<Notes>) -> Self {
         let me = format!("{}-{:08x}", hostname(), fastrand::u32(..));
-        Notifier { settings, guard, archive, index, notes, metrics: NotificationMetrics::default(), me }
+        let following = std::sync::Mutex::default();
+        Notifier { settings, guard, archive, index, notes, metrics: NotificationMetrics::default(), me, following }
+    }
+
+    /// Ready once the subscriptions are listed; the last error following them, if any.
+    pub fn readiness(&self) -> (bool, Option<String>) {
+        self.following.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn followed(&self, result: Result<(), String>) {
+        let mut following = self.following.lock().unwrap_or_else(|p| p.into_inner());
+        *following = match result {
+            Ok(()) => (true, None),
+            Err(error) => (following.0, Some(error)),
+        };
     }
 
     /// Follows the subscriptions and delivers their messages until aborted.
