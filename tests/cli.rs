@@ -220,6 +220,25 @@ fn enforcing_retention_without_an_archive_is_refused_unless_meant() {
 }
 
 #[test]
+fn notifications_without_an_archive_or_a_cluster_or_with_bad_settings_are_refused() {
+    let serve = ["serve", "--listen", "127.0.0.1:0", "--notify-allow", "hooks.example.com"];
+    let (code, out) = execwatch(&[&serve[..], &["--namespaces", "team-a"]].concat());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--notify-allow needs --archive"), "{out}");
+    let from_dir = ["--from-dir", "manifests/examples", "--archive", "sqlite:/nonexistent/history.db"];
+    let (code, out) = execwatch(&[&serve[..], &from_dir[..]].concat());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--notify-allow needs a cluster"), "{out}");
+    let short = ["--namespaces", "team-a", "--archive", "sqlite:/nonexistent/history.db", "--notify-keep", "1h"];
+    let (code, out) = execwatch(&[&serve[..], &short[..]].concat());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--notify-keep (1h) must be longer than --notify-max-age (1day)"), "{out}");
+    let (code, out) = execwatch(&["serve", "--namespaces", "team-a", "--notify-allow", "10.0.0.0/33"]);
+    assert_eq!(code, 4, "a usage error: {out}");
+    assert!(out.contains("is not a CIDR"), "{out}");
+}
+
+#[test]
 fn completions_load_into_a_real_bash() {
     let (code, script) = execwatch(&["completions", "bash"]);
     assert_eq!(code, 0, "{script}");
