@@ -7,6 +7,11 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
+/// This machine's (or pod's) host name, from the kernel; empty where it cannot be read.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+}
+
 /// Reads a regular file of at most `max` bytes as UTF-8, without blocking on FIFOs or devices
 /// and without reading more than `max + 1` bytes whatever the file claims. The error is a reason
 /// code and a message.

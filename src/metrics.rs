@@ -165,15 +165,19 @@ pub struct NotificationMetrics {
 
 impl NotificationMetrics {
     pub fn sent(&self, namespace: &str) {
-        self.sent.get_or_create(&NamespaceLabels { namespace: namespace.to_owned() }).inc();
+        Self::count(&self.sent, namespace);
     }
 
     pub fn retried(&self, namespace: &str) {
-        self.retried.get_or_create(&NamespaceLabels { namespace: namespace.to_owned() }).inc();
+        Self::count(&self.retried, namespace);
     }
 
     pub fn dead(&self, namespace: &str) {
-        self.dead.get_or_create(&NamespaceLabels { namespace: namespace.to_owned() }).inc();
+        Self::count(&self.dead, namespace);
+    }
+
+    fn count(family: &Family<NamespaceLabels, Counter>, namespace: &str) {
+        family.get_or_create(&NamespaceLabels { namespace: namespace.to_owned() }).inc();
     }
 
     pub fn register(&self, registry: &mut Registry) {

@@ -37,7 +37,7 @@ const ROOMS: &[(&str, &[&str])] = &[
         &["model", "query", "index", "history", "decode", "files", "metrics", "quote", "selector", "fixtures"],
     ),
     // Notifications: subscriptions, the outbox's messages, signing and sending.
-    ("notify", &["model", "index", "history", "source", "selector", "metrics", "quote"]),
+    ("notify", &["model", "files", "index", "history", "source", "selector", "metrics", "quote"]),
     (
         "modules",
         &["model", "wire", "decode", "selector", "source", "index", "history", "retention", "notify", "fixtures"],

@@ -354,10 +354,8 @@ impl ServeArgs {
             );
         }
         let policy = Policy::load(&file).context("cannot load --retention")?;
-        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            format!("{}-{}", host.trim(), std::process::id())
-        });
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("{}-{}", crate::files::hostname(), std::process::id()));
         let lease = LeaseSettings {
             namespace: self.retention.lease_namespace.clone(),
             name: "execwatch-retention".to_owned(),
@@ -412,25 +410,40 @@ pub(super) fn parse_origin(s: &str) -> Result<String, String> {
     }
 }
 
+/// The parts the flags configure or leave out, checked, and the modules to enable: `--modules`
+/// and each configured part (`--modules` or a BackendModule may still turn it off).
+struct Optional {
+    modules: BTreeSet<ModuleName>,
+    archive: Option<ArchiveSettings>,
+    retention: Option<(RetentionSettings, Policy)>,
+    notify: Option<NotifySettings>,
+}
+
+impl Optional {
+    fn of(args: &ServeArgs) -> anyhow::Result<Optional> {
+        let mut modules: BTreeSet<ModuleName> = args.modules.iter().copied().collect();
+        let archive = args.archive_settings();
+        if let Some(archive) = &archive {
+            modules.insert(ModuleName::History);
+            tracing::info!(archive = %archive.url.redacted(), "archiving executions");
+        }
+        let retention = args.retention_settings()?;
+        if let Some((settings, policy)) = &retention {
+            modules.insert(ModuleName::Retention);
+            tracing::info!(file = %settings.file.display(), mode = settings.mode.as_str(), rules = policy.rules.len(), "retention policy loaded");
+        }
+        let notify = args.notify_settings()?;
+        if notify.is_some() {
+            modules.insert(ModuleName::Notifications);
+        }
+        Ok(Optional { modules, archive, retention, notify })
+    }
+}
+
 /// `execwatch serve`: the service, from its flags, until SIGTERM or Ctrl-C.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let registry = super::registry(&args.schema)?;
-    let mut modules: BTreeSet<ModuleName> = args.modules.iter().copied().collect();
-    let archive = args.archive_settings();
-    if let Some(archive) = &archive {
-        // Configured, so on: `--modules` (or a BackendModule) may still turn it off.
-        modules.insert(ModuleName::History);
-        tracing::info!(archive = %archive.url.redacted(), "archiving executions");
-    }
-    let retention = args.retention_settings()?;
-    if let Some((settings, policy)) = &retention {
-        modules.insert(ModuleName::Retention);
-        tracing::info!(file = %settings.file.display(), mode = settings.mode.as_str(), rules = policy.rules.len(), "retention policy loaded");
-    }
-    let notify = args.notify_settings()?;
-    if notify.is_some() {
-        modules.insert(ModuleName::Notifications);
-    }
+    let Optional { modules, archive, retention, notify } = Optional::of(&args)?;
     let sources = match args.dir_source() {
         Some(dir) => Sources::Dir(dir),
         None => {

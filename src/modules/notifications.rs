@@ -42,9 +42,9 @@ impl Module for NotificationsModule {
 
     fn enable(&self) -> BoxFuture<'_, ()> {
         async move {
+            // From now on; what is served already is looked at again once the subscriptions
+            // are listed (`notify::follow`): transitions while the module was off included.
             self.notifier.notes.set_enabled(true);
-            // What is served already is looked at again: transitions while the module was off.
-            self.notifier.notes.note_all(self.notifier.index.all_executions());
             self.task.start(|| {
                 let (notifier, client, watch) = (self.notifier.clone(), self.client.clone(), self.watch.clone());
                 notifier.run(client, watch).instrument(tracing::info_span!("notifications"))

@@ -58,7 +58,9 @@ pub async fn run(notifier: Arc<Notifier>, sub: Arc<Subscription>, client: kube::
                     deferred = outbox.defer(&sub.uid, until, &problem.message).await.is_ok() || deferred;
                 }
                 status.report(&notifier, Some(problem)).await;
-                let _ = tokio::time::timeout(RECHECK, wake.notified()).await;
+                // Not woken by new messages: nothing can be sent until the Secret or the
+                // destination changes, and reading them again for every message would be waste.
+                tokio::time::sleep(RECHECK).await;
             }
             Ok(destination) => {
                 if std::mem::take(&mut deferred)

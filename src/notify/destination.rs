@@ -142,7 +142,7 @@ pub async fn own_addresses() -> Vec<IpAddr> {
     for var in ["KUBERNETES_SERVICE_HOST", "POD_IP"] {
         hosts.extend(std::env::var(var).ok().filter(|v| !v.is_empty()).map(|v| (v, 443)));
     }
-    hosts.push((super::hostname(), 443));
+    hosts.extend(Some(crate::files::hostname()).filter(|h| !h.is_empty()).map(|h| (h, 443)));
     let mut own = Vec::new();
     for (host, port) in hosts {
         for addr in resolve(&host, port).await.unwrap_or_default() {

@@ -72,23 +72,27 @@ pub async fn run(notifier: Arc<Notifier>, client: Client, settings: WatchSetting
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &deliver::resource());
     let config = watcher::Config::default().timeout(settings.timeout_seconds());
     let mut events = std::pin::pin!(resilient_watch(api, config, &settings));
-    let mut listing = BTreeSet::new();
+    let (mut listing, mut fresh) = (BTreeSet::new(), BTreeSet::new());
     while let Some(event) = events.next().await {
         match event {
             Ok(Event::Init) => listing.clear(),
             Ok(Event::InitApply(object)) => {
                 listing.extend(SubscriptionId::of(&object).map(|id| id.uid.clone()));
-                apply(&notifier, &client, &followed, &object);
+                fresh.extend(apply(&notifier, &client, &followed, &object));
             }
             Ok(Event::InitDone) => {
                 let gone: Vec<String> = followed.lock().keys().filter(|uid| !listing.contains(*uid)).cloned().collect();
                 for uid in gone {
                     forget(&notifier, &followed, &uid).await;
                 }
+                note_runs_of(&notifier, &std::mem::take(&mut fresh));
                 synced_tx.send_replace(true);
                 notifier.followed(Ok(()));
             }
-            Ok(Event::Apply(object)) => apply(&notifier, &client, &followed, &object),
+            Ok(Event::Apply(object)) => {
+                let started = apply(&notifier, &client, &followed, &object);
+                note_runs_of(&notifier, &started.into_iter().collect());
+            }
             Ok(Event::Delete(object)) => {
                 if let Some(id) = SubscriptionId::of(&object) {
                     forget(&notifier, &followed, &id.uid).await;
@@ -108,21 +112,30 @@ pub async fn run(notifier: Arc<Notifier>, client: Client, settings: WatchSetting
     }
 }
 
-/// Starts (or starts again, when its spec changed) a subscription's task.
-fn apply(notifier: &Arc<Notifier>, client: &Client, followed: &Followed, object: &DynamicObject) {
-    let Some(id) = SubscriptionId::of(object) else { return };
+/// Notes the live runs of these namespaces again: what a subscription just started looks at
+/// first (runs that changed before it was seen, while the service was down or the module off).
+/// Once per listing of the subscriptions, not once per subscription.
+fn note_runs_of(notifier: &Notifier, namespaces: &BTreeSet<String>) {
+    if namespaces.is_empty() {
+        return;
+    }
+    let runs = notifier.index.all_executions().into_iter().filter(|r| namespaces.contains(&r.id.namespace));
+    notifier.notes.note_all(runs.collect());
+}
+
+/// Starts (or starts again, when its spec changed) a subscription's task; the namespace of a
+/// valid subscription started.
+fn apply(notifier: &Arc<Notifier>, client: &Client, followed: &Followed, object: &DynamicObject) -> Option<String> {
+    let id = SubscriptionId::of(object)?;
     let generation = object.metadata.generation.unwrap_or(0);
     if followed.lock().get(&id.uid).is_some_and(|h| h.generation == generation) {
-        return;
+        return None;
     }
     let wake = Arc::new(Notify::new());
     let (subscription, task) = match Subscription::parse(&id, object) {
         Ok(sub) => {
             let sub = Arc::new(sub);
             let task = tokio::spawn(deliver::run(notifier.clone(), sub.clone(), client.clone(), wake.clone()));
-            // Runs that changed before the subscription was seen (while the service was down).
-            let runs = notifier.index.all_executions().into_iter().filter(|r| r.id.namespace == sub.namespace);
-            notifier.notes.note_all(runs.collect());
             (Some(sub), task)
         }
         Err(message) => {
@@ -134,7 +147,9 @@ fn apply(notifier: &Arc<Notifier>, client: &Client, followed: &Followed, object:
             (None, task)
         }
     };
+    let started = subscription.as_ref().map(|s| s.namespace.clone());
     followed.lock().insert(id.uid, Held { generation, subscription, wake, task });
+    started
 }
 
 /// A deleted subscription: its task stops, and its waiting messages are dropped.

@@ -94,7 +94,7 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(settings: NotifySettings, guard: Guard, archive: Archive, index: Index, notes: Arc<Notes>) -> Self {
-        let me = format!("{}-{:08x}", hostname(), fastrand::u32(..));
+        let me = format!("{}-{:08x}", crate::files::hostname(), fastrand::u32(..));
         let following = std::sync::Mutex::default();
         Notifier { settings, guard, archive, index, notes, metrics: NotificationMetrics::default(), me, following }
     }
@@ -116,10 +116,4 @@ impl Notifier {
     pub async fn run(self: Arc<Self>, client: kube::Client, watch: crate::source::cluster::WatchSettings) {
         follow::run(self, client, watch).await;
     }
-}
-
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "execwatch".into())
 }

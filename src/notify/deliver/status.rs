@@ -1,7 +1,7 @@
 //! The subscription's status, as the team reads it with kubectl: conditions (`Ready`,
 //! `DestinationRefused`, `Failing`), the last delivery, and how many messages wait and were
-//! dead-lettered. Written through the status subresource, only when something changed, and at
-//! most every `EVERY` unless a condition changed.
+//! dead-lettered. Written through the status subresource, only when something changed; the outbox
+//! is counted at most every `EVERY` unless the reason nothing is sent changed.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -81,8 +81,8 @@ pub struct StatusWriter {
     name: String,
     uid: String,
     generation: i64,
-    /// What was written last (without transition times), and when.
-    last: Option<(Value, Instant)>,
+    /// What was written last (without transition times).
+    last: Option<Value>,
     /// Each condition's status and since when.
     since: BTreeMap<&'static str, (bool, Timestamp)>,
     /// The problem last reported, and when the outbox was last counted for it.
@@ -131,13 +131,13 @@ impl StatusWriter {
             "sent": tally.sent,
             "lastDelivery": tally.last_sent.map(|t| t.to_string()),
         });
-        if self.last.as_ref().is_some_and(|(v, _)| *v == status) {
+        if self.last.as_ref() == Some(&status) {
             return;
         }
         let written = self.with_times(&status, &conditions.map(|(kind, on, ..)| (kind, on)));
         let patch = json!({"status": written});
         match self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => self.last = Some((status, Instant::now())),
+            Ok(_) => self.last = Some(status),
             Err(e) => tracing::warn!(subscription = %self.name, error = %e, "cannot write the subscription's status"),
         }
     }
