@@ -77,11 +77,13 @@ where
         ReviewCache(Arc::new(CacheState { name, cached, pending: Mutex::default(), settings, metrics, in_flight }))
     }
 
-    async fn get(
-        &self,
-        key: K,
-        review: impl Future<Output = Result<Decision<T>, AccessError>> + Send + 'static,
-    ) -> Result<Decision<T>, AccessError> {
+    /// The decision for `key`, from the cache or else from the review `review()` starts: made
+    /// only on a miss, so that a hit (nearly every request) neither builds nor carries the
+    /// review's future, the largest part of a request's.
+    async fn get<F>(&self, key: K, review: impl FnOnce() -> F) -> Result<Decision<T>, AccessError>
+    where
+        F: Future<Output = Result<Decision<T>, AccessError>> + Send + 'static,
+    {
         let book = &self.0;
         if let Some((answer, _)) = book.cached.get(&key).filter(|(_, until)| *until > Instant::now()) {
             book.metrics.lookup(book.name, true);
@@ -100,7 +102,7 @@ where
                 None => {
                     let permit = book.in_flight.clone().try_acquire_owned().map_err(|_| AccessError::Busy)?;
                     // The task forgets itself under this lock, so only after it is recorded here.
-                    let task = tokio::spawn(CacheState::review(book.clone(), key.clone(), review, permit));
+                    let task = tokio::spawn(CacheState::review(book.clone(), key.clone(), review(), permit));
                     let joined = async move {
                         task.await.unwrap_or_else(|e| Err(AccessError::Unavailable(format!("review ended: {e}"))))
                     };
@@ -190,7 +192,7 @@ impl Reviewer {
     /// audience, where one is set).
     pub async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, AccessError> {
         let key = digest(token);
-        let review = token_review(self.client.clone(), self.settings.clone(), token.to_owned(), key);
+        let review = || token_review(self.client.clone(), self.settings.clone(), token.to_owned(), key);
         let answer = self.identities.get(key, review).await?;
         match answer {
             Decision::Allowed(identity) => Ok(identity),
@@ -206,7 +208,7 @@ impl Reviewer {
         verb: Verb,
     ) -> Result<bool, AccessError> {
         let key = (identity.key, attributes.clone(), verb);
-        let review = access_review(self.client.clone(), self.settings.clone(), identity.clone(), attributes, verb);
+        let review = || access_review(self.client.clone(), self.settings.clone(), identity.clone(), attributes, verb);
         let answer = self.decisions.get(key, review).await?;
         Ok(matches!(answer, Decision::Allowed(())))
     }
@@ -345,7 +347,7 @@ mod tests {
         };
         let waiter = tokio::spawn({
             let answers = answers.clone();
-            async move { answers.get(1, review).await }
+            async move { answers.get(1, || review).await }
         });
         until("the review is pending", || answers.pending() == 1).await;
         // The client hangs up: hyper drops the request's future, and with it this wait.
@@ -353,7 +355,7 @@ mod tests {
         let _ = waiter.await;
         answer.send(()).unwrap();
         until("the review forgets itself", || answers.pending() == 0).await;
-        let cached = answers.get(1, async { Err(AccessError::Unavailable("asked again".into())) }).await;
+        let cached = answers.get(1, || async { Err(AccessError::Unavailable("asked again".into())) }).await;
         assert!(matches!(cached, Ok(Decision::Allowed(()))), "the answer was cached: {cached:?}");
     }
 
@@ -368,15 +370,15 @@ mod tests {
                     let _ = answered.await;
                     Ok(Decision::Denied)
                 };
-                answers.get(1, review).await
+                answers.get(1, || review).await
             }
         });
         until("the first review is in flight", || answers.pending() == 1).await;
-        let refused = answers.get(2, async { Ok(Decision::Allowed(())) }).await;
+        let refused = answers.get(2, || async { Ok(Decision::Allowed(())) }).await;
         assert!(matches!(refused, Err(AccessError::Busy)), "{refused:?}");
         answer.send(()).unwrap();
         assert!(matches!(first.await.unwrap(), Ok(Decision::Denied)));
-        let freed = answers.get(2, async { Ok(Decision::Allowed(())) }).await;
+        let freed = answers.get(2, || async { Ok(Decision::Allowed(())) }).await;
         assert!(matches!(freed, Ok(Decision::Allowed(()))), "the permit came back: {freed:?}");
     }
 }

@@ -71,6 +71,9 @@ where
     F: Future<Output = Result<B, ApiError>>,
     B: Answer,
 {
+    // Boxed: a page's future is kilobytes (it may read the archive), and a held list's future
+    // is kept for minutes, thousands at once.
+    let page = |scope| Box::pin(page(scope));
     let Some(timeout) = timeout else {
         let request = PageRequest {
             resource: held.resource,

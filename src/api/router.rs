@@ -171,4 +171,18 @@ mod tests {
         assert_eq!(Route::of("/app.js"), None);
         assert_eq!(Route::of(&"/a".repeat(10_000)), None);
     }
+
+    /// A long poll holds its request's future for minutes, thousands at once; whatever only a
+    /// miss, a review or an archive read needs is boxed so that it is not part of it (a review
+    /// passed by value made it 10 KiB).
+    #[tokio::test]
+    async fn a_request_future_is_small() {
+        let state = crate::api::tests::state(crate::index::Index::new(std::time::Duration::from_secs(60)));
+        let path = warp::test::request().path("/api/v1/executions").filter(&warp::path::full()).await.unwrap();
+        let how = crate::api::conditional::Negotiation::default();
+        let incoming =
+            super::Incoming { method: warp::http::Method::GET, path, query: String::new(), authorization: None, how };
+        let size = std::mem::size_of_val(&super::dispatch(state, incoming));
+        assert!(size <= 3 * 1024, "a request's future takes {size} bytes");
+    }
 }

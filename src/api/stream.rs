@@ -18,14 +18,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::future::BoxFuture;
 use jiff::Timestamp;
 use tokio::sync::mpsc;
 use warp::Reply;
 use warp::http::HeaderMap;
+use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use warp::reply::Response;
-use warp::sse::Event;
 
 use super::conditional::Negotiation;
 use super::params::Params;
@@ -43,6 +43,8 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const RETRY: Duration = Duration::from_secs(2);
 /// Events a stream may have waiting for its reader (each at most a document's detail).
 const BUFFER: usize = 16;
+/// A comment, sent when nothing else was.
+const HEARTBEAT_FRAME: &[u8] = b":heartbeat\n\n";
 /// A reader that takes no event for this long is closed.
 const STALLED: Duration = Duration::from_secs(30);
 /// Why a one-execution stream ends.
@@ -171,14 +173,21 @@ pub fn start(
         follower.run(ends, resume).await;
         drop(held);
     });
-    let events = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|e| e.map(Ok::<_, std::convert::Infallible>)));
-    Ok(warp::sse::reply(events).into_response())
+    let frames = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|e| e.map(Ok::<_, std::convert::Infallible>)));
+    let mut response = warp::reply::stream(frames).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
 }
 
+/// A stream's task. It is held for as long as the stream is open (thousands at once), so it
+/// keeps only what every change needs: events go out as the bytes of their frames, and the
+/// rarely taken paths (a snapshot, the last event) are boxed, not part of its future.
 struct Follower {
     state: AppState,
     followed: Followed,
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Bytes>,
 }
 
 /// Why a stream stops: the reader left or stalled (nothing more to say), or a reason to tell.
@@ -202,9 +211,9 @@ impl Follower {
         let resume_at = resume.and_then(|id| id.open(&self.state.index));
         let mut position = match resume_at {
             Some(seq) => seq,
-            None => match self.snapshot(if resume.is_some() { "resync" } else { "snapshot" }).await {
+            None => match Box::pin(self.snapshot(if resume.is_some() { "resync" } else { "snapshot" })).await {
                 Ok(seq) => seq,
-                Err(stop) => return self.close(stop).await,
+                Err(stop) => return Box::pin(self.close(stop)).await,
             },
         };
         let mut catch_up = resume_at.is_some();
@@ -214,7 +223,7 @@ impl Follower {
                 tokio::select! {
                     _ = changes.changed() => {}
                     _ = heartbeat.tick() => {
-                        match self.send(Event::default().comment("heartbeat")).await {
+                        match self.send(Bytes::from_static(HEARTBEAT_FRAME)).await {
                             Ok(()) => continue,
                             Err(stop) => break stop,
                         }
@@ -235,7 +244,7 @@ impl Follower {
                     catch_up = changes.len() == BUFFER;
                     self.forward(&changes, &mut position).await
                 }
-                Err(Lost) => self.snapshot("resync").await.map(|seq| {
+                Err(Lost) => Box::pin(self.snapshot("resync")).await.map(|seq| {
                     position = seq;
                     None
                 }),
@@ -246,14 +255,14 @@ impl Follower {
                 Err(stop) => break stop,
             }
         };
-        self.close(stop).await;
+        Box::pin(self.close(stop)).await;
     }
 
     /// Ends the stream, with a last `closed` event that says why, unless the reader is gone.
     async fn close(&self, stop: Stop) {
         if let Stop::Closed(reason) = stop {
             let data = serde_json::json!({ "reason": reason }).to_string();
-            let _ = self.send(Event::default().event("closed").data(data)).await;
+            let _ = self.send(frame("closed", None, data.as_bytes(), false)).await;
         }
     }
 
@@ -270,16 +279,16 @@ impl Follower {
                     if let Some(archive) = self.state.history()
                         && let Ok(Some(archived)) = archive.deleted(&self.state.index, id).await
                     {
-                        self.send(event(name, self.id(seq), archived).retry(RETRY)).await?;
+                        self.send(frame(name, Some(self.id(seq)), &archived, true)).await?;
                         return Err(Stop::Closed(ARCHIVED.into()));
                     }
                     let gone = serde_json::json!({ "namespace": id.namespace, "name": id.name });
-                    self.send(event("deleted", self.id(seq), Bytes::from(gone.to_string()))).await?;
+                    self.send(frame("deleted", Some(self.id(seq)), gone.to_string().as_bytes(), false)).await?;
                     return Err(Stop::Closed(DELETED.into()));
                 }
             },
         };
-        self.send(event(name, self.id(seq), data).retry(RETRY)).await?;
+        self.send(frame(name, Some(self.id(seq)), &data, true)).await?;
         Ok(seq)
     }
 
@@ -289,7 +298,7 @@ impl Follower {
         for change in changes {
             *position = change.seq;
             let Some((name, data)) = self.event_for(&change.what) else { continue };
-            self.send(event(name, self.id(change.seq), data)).await?;
+            self.send(frame(name, Some(self.id(change.seq)), &data, false)).await?;
             if let (Followed::Execution(_), Changed::Execution { after: None, archived, .. }) =
                 (&self.followed, &change.what)
             {
@@ -347,8 +356,8 @@ impl Follower {
     }
 
     /// Waits for room in the buffer, up to `STALLED`.
-    async fn send(&self, event: Event) -> Result<(), Stop> {
-        match tokio::time::timeout(STALLED, self.tx.send(event)).await {
+    async fn send(&self, frame: Bytes) -> Result<(), Stop> {
+        match tokio::time::timeout(STALLED, self.tx.send(frame)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Stop::Gone),
             Err(_) => {
@@ -369,7 +378,42 @@ fn transition(before: Option<&Bytes>, after: Option<&Bytes>) -> Option<(&'static
     }
 }
 
-fn event(name: &str, id: EventId, data: Bytes) -> Event {
-    // Serialised JSON is UTF-8 on one line.
-    Event::default().event(name).id(id.to_string()).data(String::from_utf8_lossy(&data).into_owned())
+/// An event's frame: its name, its data (serialised JSON, so one line; a line break would
+/// start another `data:` line), its id, and with `retry`, how soon `EventSource` reconnects.
+fn frame(name: &str, id: Option<EventId>, data: &[u8], retry: bool) -> Bytes {
+    use std::fmt::Write as _;
+    let mut frame = BytesMut::with_capacity(data.len() + 96);
+    frame.put_slice(b"event:");
+    frame.put_slice(name.as_bytes());
+    for line in data.split(|b| *b == b'\n') {
+        frame.put_slice(b"\ndata:");
+        frame.put_slice(line);
+    }
+    // Writing to a `BytesMut` cannot fail.
+    if let Some(id) = id {
+        let _ = write!(frame, "\nid:{id}");
+    }
+    if retry {
+        let _ = write!(frame, "\nretry:{}", RETRY.as_millis());
+    }
+    frame.put_slice(b"\n\n");
+    frame.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Ends, Followed, Follower};
+
+    /// A stream's task lives as long as the stream, thousands at once: its snapshot and last
+    /// event are boxed, not part of its future.
+    #[tokio::test]
+    async fn a_stream_task_is_small() {
+        let state = crate::api::tests::state(crate::index::Index::new(std::time::Duration::from_secs(60)));
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let id = crate::model::ObjectRef { namespace: "a".into(), name: "b".into() };
+        let follower = Follower { state, followed: Followed::Execution(id), tx };
+        let ends = Ends { resource: crate::model::Resource::Executions, access_lost: Box::pin(std::future::pending()) };
+        let size = std::mem::size_of_val(&follower.run(ends, None));
+        assert!(size <= 2 * 1024, "a stream's task takes {size} bytes");
+    }
 }

@@ -341,7 +341,9 @@ impl Archive {
     {
         let pool = self.readable()?;
         let _permit = budget.enter(reader).await?;
-        let error = match tokio::time::timeout(timeout, query(pool)).await {
+        // Boxed: a query's future (sqlx's) is kilobytes, and would otherwise be part of every
+        // request future that might read the archive, long polls held for minutes included.
+        let error = match tokio::time::timeout(timeout, Box::pin(query(pool))).await {
             Ok(Ok(rows)) => return Ok(rows),
             Ok(Err(error)) => error,
             Err(_) => {
