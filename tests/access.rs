@@ -357,7 +357,7 @@ async fn a_token_over_16_kib_or_a_name_that_cannot_be_a_namespace_is_refused_bef
 }
 
 /// Reviews in flight are capped with a clear 503, and tokens nobody knows (a flood of random
-/// ones) have a budget of their own, a quarter of the cap: they never take the reviews that
+/// ones) have a budget of their own, a sixteenth of the cap (at least one): they never take the reviews that
 /// authenticated callers' decisions need.
 #[tokio::test(flavor = "multi_thread")]
 async fn reviews_in_flight_are_capped_and_unknown_tokens_cannot_take_them_all() {
@@ -390,7 +390,7 @@ async fn reviews_in_flight_are_capped_and_unknown_tokens_cannot_take_them_all() 
     let (status, body) = f.get("stranger-9", "/api/v1/executions").await;
     assert_eq!((status, body["code"].as_str()), (503, Some("TooManyReviews")), "{body}");
     assert!(started.elapsed() < Duration::from_secs(10), "refused at once, not at the review deadline");
-    assert_eq!(f.sim.requests("create", TOKEN_REVIEWS, "") - before, 2, "a quarter of the cap for unknown tokens");
+    assert_eq!(f.sim.requests("create", TOKEN_REVIEWS, "") - before, 1, "a sixteenth of the cap for unknown tokens");
     // The strangers' reviews still hang; bob's new decision is made all the same.
     f.sim.hang_reviews(false);
     let (status, body) = f.get("bob-token", "/api/v1/namespaces/team-b/executions/b-1").await;

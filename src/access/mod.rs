@@ -61,7 +61,7 @@ pub struct AccessSettings {
     /// Most cached identities and decisions.
     pub cache_size: u64,
     pub authorize_as: AuthorizeAs,
-    /// Most SubjectAccessReviews in flight at once over every caller (and a quarter as many
+    /// Most SubjectAccessReviews in flight at once over every caller (and a sixteenth as many
     /// TokenReviews of tokens not cached); more are refused with 503.
     pub max_reviews_in_flight: usize,
     /// The audience TokenReview checks tokens against (`--token-audience`); `None` for the API

@@ -1,7 +1,7 @@
 //! The `kubernetes` authority: TokenReview says who a token is, SubjectAccessReview whether they
 //! may read a namespace's executions. Both are cached by token digest (allowed and denied
 //! answers for their own TTLs, errors never), concurrent identical reviews are one request, at
-//! most `max_reviews_in_flight` SubjectAccessReviews and a quarter as many TokenReviews of
+//! most `max_reviews_in_flight` SubjectAccessReviews and a sixteenth as many TokenReviews of
 //! tokens not cached run at once over every caller (503 beyond), and a review that fails or
 //! outlasts the deadline denies with 503.
 
@@ -169,9 +169,12 @@ impl Reviewer {
     pub fn new(client: kube::Client, settings: AccessSettings) -> Self {
         let most = settings.max_reviews_in_flight.max(1);
         // TokenReviews of tokens not cached are anyone's to start, a flood of random tokens
-        // included: they get a quarter of the cap, apart from the decisions about callers
-        // already authenticated, which keep the whole of it.
-        let unknown_tokens = Arc::new(Semaphore::new(most.div_ceil(4)));
+        // included: they get a sixteenth of the cap (64 of the default 1024), apart from the
+        // decisions about callers already authenticated, which keep the whole of it. A review
+        // answers in milliseconds, so 64 at once admit thousands of new tokens a second; one
+        // left hanging holds its request's connection and buffers (about 100 KiB) until its
+        // deadline, so the flood a cap of 256 let hang grew the service by 38 MiB.
+        let unknown_tokens = Arc::new(Semaphore::new(most.div_ceil(16)));
         let metrics = ReviewMetrics::default();
         let identities = ReviewCache::new("identities", settings.clone(), metrics.clone(), unknown_tokens);
         let decisions =
