@@ -20,7 +20,6 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -236,7 +235,7 @@ pub struct Scan {
     archived: Option<Archived>,
 }
 
-/// The objects a file of this content (`file_hash`) yielded before, each archived as an
+/// The objects a file of this content (its `digest`, in hex) yielded before, each archived as an
 /// execution at this very version: such a file is not parsed again (a warm start). Each answer
 /// is given once, so a copy of a file is parsed as usual.
 pub type Archived = Arc<dyn Fn(&str) -> Option<Vec<ObjectMeta>> + Send + Sync>;
@@ -252,7 +251,7 @@ struct FileState {
     /// The mtime is so close to when it was read that a later write may keep the same stamp:
     /// such a file is hashed again next time.
     racy: bool,
-    hash: u64,
+    digest: ContentDigest,
     objects: Vec<ObjectRef>,
 }
 
@@ -335,24 +334,24 @@ impl Scan {
     ) {
         let now = SystemTime::now();
         for batch in names.chunks(256) {
-            let stale: Vec<(&String, Option<Stamp>, Option<u64>)> = batch
+            let stale: Vec<(&String, Option<Stamp>, Option<ContentDigest>)> = batch
                 .iter()
                 .filter_map(|name| {
                     let stamp = Stamp::of(&source.path.join(name));
                     let known = self.files.get(name.as_str());
                     let current = known.is_some_and(|k| stamp.is_some() && k.stamp == stamp && !k.racy);
-                    (!current).then(|| (name, stamp, known.map(|k| k.hash)))
+                    (!current).then(|| (name, stamp, known.map(|k| k.digest)))
                 })
                 .collect();
             let archived = self.archived.as_ref();
             let loaded = crate::parallel::map(&stale, |(name, stamp, known)| {
                 let read = read_bounded(&source.path.join(name), source.max_file_bytes);
-                let hash = content_hash(&read);
+                let digest = digest(&read);
                 // The same content as last time: nothing to parse or send.
-                let objects = (Some(hash) != *known).then(|| objects(source, name, read, archived));
-                (hash, stamp.is_none_or(|s| s.racy(now)), objects)
+                let objects = (Some(digest) != *known).then(|| objects(source, name, (read, &digest), archived));
+                (digest, stamp.is_none_or(|s| s.racy(now)), objects)
             });
-            for ((name, stamp, _), (hash, racy, objects)) in stale.into_iter().zip(loaded) {
+            for ((name, stamp, _), (digest, racy, objects)) in stale.into_iter().zip(loaded) {
                 let Some(objects) = objects else {
                     if let Some(known) = self.files.get_mut(name.as_str()) {
                         (known.stamp, known.racy) = (stamp, racy);
@@ -364,7 +363,7 @@ impl Scan {
                     *self.holders.entry(id.clone()).or_default() += 1;
                 }
                 objects.into_iter().for_each(&mut *emit);
-                let previous = self.files.insert(name.clone(), FileState { stamp, racy, hash, objects: ids });
+                let previous = self.files.insert(name.clone(), FileState { stamp, racy, digest, objects: ids });
                 released.extend(previous.into_iter().flat_map(|f| f.objects));
             }
         }
@@ -403,10 +402,24 @@ fn list(source: &DirSource) -> Result<Vec<String>, SourceError> {
     Ok(names)
 }
 
-fn content_hash(read: &Result<String, (ReasonCode, String)>) -> u64 {
-    let mut h = DefaultHasher::new();
-    read.hash(&mut h);
-    h.finish()
+/// The first 128 bits of a file's SHA-256. Stable across processes and releases, as the
+/// archive keeps versions made of it (`file_version`).
+type ContentDigest = [u8; 16];
+
+/// A read's digest: of its text, or of why it could not be read. It tells whether a file
+/// changed and, in hex, names its content in versions; one hash of each file read (the files
+/// of a directory are a gigabyte at 100 000 executions).
+fn digest(read: &Result<String, (ReasonCode, String)>) -> ContentDigest {
+    let sha = match read {
+        Ok(text) => Sha256::digest(text.as_bytes()),
+        // 0xFF never occurs in UTF-8, so no text has the digest of a failed read.
+        Err((code, message)) => {
+            Sha256::new().chain_update([0xFF]).chain_update(format!("{code:?}:{message}")).finalize()
+        }
+    };
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&sha[..16]);
+    digest
 }
 
 /// Every selected ConfigMap and every unreadable document of one file. A ConfigMap without a
@@ -414,14 +427,14 @@ fn content_hash(read: &Result<String, (ReasonCode, String)>) -> u64 {
 fn objects(
     source: &DirSource,
     name: &str,
-    read: Result<String, (ReasonCode, String)>,
+    (read, digest): (Result<String, (ReasonCode, String)>, &ContentDigest),
     archived: Option<&Archived>,
 ) -> Vec<Object> {
     let text = match read {
         Ok(text) => text,
         Err((code, message)) => return vec![Object::Unreadable(Unreadable { file: name.to_owned(), code, message })],
     };
-    let hash = file_hash(&text);
+    let hash = hex::encode(digest);
     if let Some(known) = archived.and_then(|archived| archived(&hash)) {
         return known
             .into_iter()
@@ -448,12 +461,6 @@ fn objects(
         }
     }
     objects
-}
-
-/// A file's content hash: the first 128 bits of its SHA-256, in hex. Stable across processes
-/// and releases, as the archive keeps versions made of it.
-pub fn file_hash(text: &str) -> String {
-    hex::encode(&Sha256::digest(text.as_bytes())[..16])
 }
 
 /// The resourceVersion of the `i`th of a file's `n` objects.
