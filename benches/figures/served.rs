@@ -17,7 +17,11 @@ impl Served {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
-        let child = Command::new(env!("CARGO_BIN_EXE_execwatch"))
+        // On every core: this process is pinned to the first, and a child inherits that (the
+        // starts measured before this line ran on one core). taskset execs it: the same pid.
+        let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_else(|_| "0".into());
+        let child = Command::new("taskset")
+            .args(["-c", online.trim(), env!("CARGO_BIN_EXE_execwatch")])
             .args(["--log-level", "error", "serve", "--metrics-listen", "127.0.0.1:0", "--listen"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["--schemas", concat!(env!("CARGO_MANIFEST_DIR"), "/schemas")])
