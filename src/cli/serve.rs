@@ -146,7 +146,7 @@ pub struct AuthArgs {
     /// Most cached identities and decisions.
     #[arg(long, env = "EXECWATCH_AUTH_CACHE_SIZE", default_value_t = 10_000)]
     pub auth_cache_size: u64,
-    /// Most SubjectAccessReviews in flight at once over every caller, and a quarter as many
+    /// Most SubjectAccessReviews in flight at once over every caller, and a sixteenth as many
     /// TokenReviews of tokens not cached; a request that needs one more gets 503 TooManyReviews.
     #[arg(long, env = "EXECWATCH_AUTH_MAX_REVIEWS", default_value_t = 1024)]
     pub auth_max_reviews: usize,
