@@ -12,7 +12,8 @@ use execwatch::history::ArchiveSettings;
 use serde_json::Value;
 use sqlx::Row;
 
-/// One archived row: name, uid, resourceVersion, phase, detail, first seen, last seen, deleted.
+/// One archived row: name, uid, resourceVersion, phase, detail, first seen, last seen, deleted,
+/// and the detail's ETag as stored for a warm start.
 #[derive(Clone, Debug)]
 struct Archived {
     name: String,
@@ -23,12 +24,13 @@ struct Archived {
     first_seen: i64,
     last_seen: i64,
     deleted_at: Option<i64>,
+    detail_tag: Option<String>,
 }
 
 async fn archived(url: &str) -> Vec<Archived> {
     sqlx::any::install_default_drivers();
     let Ok(pool) = sqlx::AnyPool::connect(url).await else { return Vec::new() };
-    let sql = "SELECT name, uid, resource_version, phase, detail, first_seen, last_seen, deleted_at \
+    let sql = "SELECT name, uid, resource_version, phase, detail, first_seen, last_seen, deleted_at, detail_tag \
                FROM executions ORDER BY name";
     let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap_or_default();
     pool.close().await;
@@ -42,6 +44,7 @@ async fn archived(url: &str) -> Vec<Archived> {
             first_seen: r.get(5),
             last_seen: r.get(6),
             deleted_at: r.get(7),
+            detail_tag: r.get(8),
         })
         .collect()
 }
@@ -196,12 +199,15 @@ async fn an_unreachable_archive_delays_nothing_and_says_why() {
 }
 
 /// A restart serves the versions the archive holds as they were stored, without parsing them
-/// again: a stored detail changed behind the service's back shows, which no decoding of the
-/// unchanged file could produce. A file changed meanwhile is decoded as usual.
+/// again or hashing their bodies: a stored detail and ETag changed behind the service's back
+/// show, which no decoding of the unchanged file could produce. A file changed meanwhile is
+/// decoded as usual. What the archive holds at that very version is not written again; a row
+/// written by a version before, without what a warm start reads, is.
 async fn a_warm_start_serves_archived_versions(url: &str) {
     let dir = tempfile::tempdir().unwrap();
-    write_run(dir.path(), "run-1", "Running");
-    write_run(dir.path(), "run-2", "Running");
+    for name in ["run-1", "run-2", "run-4"] {
+        write_run(dir.path(), name, "Running");
+    }
     // A file whose second document is rejected: never archived, so the file is parsed again
     // and the rejection still reported.
     let mixed = format!(
@@ -213,34 +219,55 @@ async fn a_warm_start_serves_archived_versions(url: &str) {
     let year = Duration::from_secs(365 * 86400);
     let launch = || Running::launch(dir_source(dir.path(), Duration::from_millis(50)), archive(url, year));
     let service = launch().await;
-    wait_rows(url, "the runs are archived", |rows| rows.len() == 3).await;
+    let rows = wait_rows(url, "the runs are archived", |rows| rows.len() == 4).await;
     let (_, cold) = service.get("/api/v1/namespaces/team-a/executions/run-1").await;
+    let etag = service.etag("/api/v1/namespaces/team-a/executions/run-1", None).await;
+    assert_eq!(rows[0].detail_tag.as_deref(), Some(etag.trim_matches('"')), "the ETag is stored with the body");
     service.stop().await;
+    let seen = archived(url).await[0].last_seen;
 
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(url).await.unwrap();
     let marked = cold["execution"]["pipeline"].as_str().unwrap().replace("web", "web-as-archived");
     let detail = cold.to_string().replace("\"pipeline\":\"web\"", &format!("\"pipeline\":\"{marked}\""));
-    sqlx::query("UPDATE executions SET detail = $1 WHERE name = $2")
-        .bind(detail)
-        .bind("run-1")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    let marked_tag = "0123456789abcdef0123456789abcdef";
+    sql(url, "UPDATE executions SET detail = $1, detail_tag = $2 WHERE name = $3", &[&detail, marked_tag, "run-1"])
+        .await;
+    // As a version before wrote it: no view, no ETags.
+    let before = "UPDATE executions SET served_view = NULL, detail_tag = NULL, summary_tag = NULL WHERE name = $1";
+    sql(url, before, &["run-4"]).await;
     write_run(dir.path(), "run-2", "Succeeded");
 
     let service = launch().await;
     service
-        .wait_for("the runs are served", "/api/v1/executions", |b| b["items"].as_array().is_some_and(|i| i.len() == 3))
+        .wait_for("the runs are served", "/api/v1/executions", |b| b["items"].as_array().is_some_and(|i| i.len() == 4))
         .await;
     let (_, rejections) = service.get("/api/v1/rejections").await;
     assert_eq!(rejections["items"][0]["name"], "bad", "a rejection beside an archived run is reported: {rejections}");
     let (_, warm) = service.get("/api/v1/namespaces/team-a/executions/run-1").await;
     assert_eq!(warm["execution"]["pipeline"], "web-as-archived", "the stored version is served as stored: {warm}");
+    let etag = service.etag("/api/v1/namespaces/team-a/executions/run-1", None).await;
+    assert_eq!(etag, format!("\"{marked_tag}\""), "with its stored ETag");
     let (_, changed) = service.get("/api/v1/namespaces/team-a/executions/run-2").await;
     assert_eq!(changed["execution"]["phase"], "Succeeded", "a version the archive does not hold is decoded");
+    // The writer takes notes in key order, run-1 before run-2 and run-4: once those are
+    // written, a note of run-1 would have been too.
+    let rows = wait_rows(url, "the changed run and the old row are written", |rows| {
+        rows[1].phase == "Succeeded" && rows[3].detail_tag.is_some()
+    })
+    .await;
+    assert_eq!(rows[0].last_seen, seen, "run-1 was not written again");
     service.stop().await;
+}
+
+/// Runs one statement with text parameters.
+async fn sql(url: &str, statement: &str, params: &[&str]) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()));
+    for param in params {
+        query = query.bind(param.to_string());
+    }
+    query.execute(&pool).await.unwrap();
+    pool.close().await;
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ impl Negotiation {
             .take(32)
             .collect();
         Negotiation {
-            holds: named.iter().filter_map(|t| parse_tag(t)).collect(),
+            holds: named.iter().filter_map(|t| Tag::parse(t)).collect(),
             holds_any: named.contains(&"*"),
             conditional: !named.is_empty(),
             gzip: values("accept-encoding").flat_map(|v| v.split(',')).any(accepts_gzip),
@@ -75,12 +75,6 @@ impl Negotiation {
     pub fn is_conditional(&self) -> bool {
         self.conditional
     }
-}
-
-/// A tag as this service writes it: 32 lowercase hex digits.
-fn parse_tag(text: &str) -> Option<Tag> {
-    let ours = text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    ours.then(|| u128::from_str_radix(text, 16).ok().map(Tag)).flatten()
 }
 
 /// `"{tag:032x}{suffix}"` as a header value.

@@ -40,7 +40,7 @@ use crate::wire::Json;
 
 pub use journal::{ArchiveKey, Journal, Note, Synced};
 pub use rollup::{FACTS_VERSION, StoredRuns};
-pub use warm::{Stored, Warm, WarmSource};
+pub use warm::{Filling, Stored, Warm, WarmSource};
 pub use writer::run;
 
 /// Where the archive lives: `sqlite:PATH` or `postgres://…`.

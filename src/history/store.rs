@@ -25,8 +25,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 const CONNECTIONS: u32 = 8;
 
 /// Connects and brings the schema up to date. Replicas may do this at once: the migrator
-/// takes a lock where the database has one.
+/// takes a lock where the database has one. SQLite has none, so within a process (the writer
+/// and the warm start open their own pools) migrations run one at a time: a second migrator
+/// racing the first fails on a locked file, which made the first start after an upgrade cold.
 pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
+    static MIGRATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     install_default_drivers();
     let pool = AnyPoolOptions::new()
         .max_connections(CONNECTIONS)
@@ -37,6 +40,7 @@ pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
         // Readers never wait for the writer; persisted in the file.
         pool.execute("PRAGMA journal_mode = WAL").await?;
     }
+    let migrating = MIGRATING.lock().await;
     MIGRATOR.run(&pool).await.map_err(|e| match e {
         // A migration this binary does not know: a newer execwatch wrote this archive, and
         // this one must not write rows that newer schema does not expect.
@@ -49,6 +53,7 @@ pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
         ),
         e => e.into(),
     })?;
+    drop(migrating);
     Ok(pool)
 }
 
@@ -57,14 +62,15 @@ pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
 /// not seen it yet.
 const UPSERT: &str = "INSERT INTO executions (namespace, name, uid, resource_version, version_order, \
     schema_set, pipeline, phase, sort_time, started_at, finished_at, labels, summary, detail, \
-    first_seen, last_seen, deleted_at, list_key, configmap_created) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+    first_seen, last_seen, deleted_at, list_key, configmap_created, served_view, detail_tag, summary_tag) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
     ON CONFLICT (namespace, name, uid) DO UPDATE SET \
     resource_version = excluded.resource_version, version_order = excluded.version_order, \
     schema_set = excluded.schema_set, pipeline = excluded.pipeline, phase = excluded.phase, \
     sort_time = excluded.sort_time, started_at = excluded.started_at, \
     finished_at = excluded.finished_at, labels = excluded.labels, summary = excluded.summary, \
-    detail = excluded.detail, configmap_created = COALESCE(excluded.configmap_created, executions.configmap_created), \
+    detail = excluded.detail, served_view = excluded.served_view, detail_tag = excluded.detail_tag, \
+    summary_tag = excluded.summary_tag, configmap_created = COALESCE(excluded.configmap_created, executions.configmap_created), \
     last_seen = CASE WHEN executions.last_seen > excluded.last_seen THEN executions.last_seen \
         ELSE excluded.last_seen END, \
     deleted_at = CASE WHEN executions.version_order < excluded.version_order THEN excluded.deleted_at \
@@ -136,6 +142,14 @@ pub struct StoredNote {
     facts: Option<String>,
     #[serde(default)]
     last_counted: Option<i64>,
+    /// What a warm start reads instead of computing it (see `Stored`); none in notes spooled
+    /// by a version before.
+    #[serde(default)]
+    served_view: Option<String>,
+    #[serde(default)]
+    detail_tag: Option<String>,
+    #[serde(default)]
+    summary_tag: Option<String>,
 }
 
 impl StoredNote {
@@ -164,6 +178,9 @@ impl StoredNote {
             configmap_created: entry.created.map(millis),
             facts: Some(facts.facts),
             last_counted: facts.last_counted,
+            served_view: serde_json::to_string(&entry.view).ok(),
+            detail_tag: Some(entry.detail.tag.to_hex()),
+            summary_tag: Some(entry.summary.tag.to_hex()),
         }
     }
 }
@@ -190,6 +207,9 @@ fn upsert<'q>(row: &'q StoredNote, schema_set: &'q str) -> sqlx::query::Query<'q
         .bind(row.deleted)
         .bind(list_key(&row.namespace, &row.name))
         .bind(row.configmap_created)
+        .bind(row.served_view.clone())
+        .bind(row.detail_tag.clone())
+        .bind(row.summary_tag.clone())
 }
 
 /// The bytes ties of `sort_time` are ordered by: as Rust orders (namespace, name).
@@ -310,7 +330,8 @@ pub async fn stored(
     namespace: Option<&str>,
     schema_set: &str,
 ) -> Result<Vec<(String, String, BTreeMap<String, String>, Stored)>, sqlx::Error> {
-    let sql = "SELECT namespace, name, uid, resource_version, sort_time, detail, summary, labels FROM executions \
+    let sql = "SELECT namespace, name, uid, resource_version, sort_time, detail, summary, labels, served_view, \
+               detail_tag, summary_tag FROM executions \
                WHERE deleted_at IS NULL AND schema_set = $1 AND ($2 = '' OR namespace = $3)";
     let ns = namespace.unwrap_or_default();
     let mut rows = sqlx::query(sql).bind(schema_set).bind(ns).bind(ns).fetch(pool);
@@ -323,6 +344,8 @@ pub async fn stored(
             sort_time: timestamp(r.get(4)),
             detail: r.get(5),
             summary: r.get(6),
+            served_view: r.get(8),
+            tags: (r.get(9), r.get(10)),
         };
         stored.push((r.get(0), r.get(1), labels, version));
     }
@@ -556,4 +579,22 @@ pub async fn archived_plan(
     let rows = bound(format!("{explain}{sql}"), values).fetch_all(pool).await?;
     let column = if sqlite { 3 } else { 0 };
     Ok(rows.into_iter().map(|r| r.get::<String, _>(column)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The writer and the warm start open their pools at once: on a file no version migrated
+    /// yet (or one a new version must migrate), both must get it.
+    #[tokio::test]
+    async fn pools_opened_at_once_all_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let url: super::ArchiveUrl = format!("sqlite:{}", dir.path().join("a.db").display()).parse().unwrap();
+        let opened = futures::future::join_all((0..4).map(|_| super::open(&url))).await;
+        for pool in opened {
+            let pool = pool.expect("every pool opens");
+            let latest = sqlx::query("SELECT served_view FROM executions").fetch_all(&pool).await;
+            assert!(latest.is_ok(), "and sees the latest schema: {:?}", latest.err());
+            pool.close().await;
+        }
+    }
 }

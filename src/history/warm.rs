@@ -5,7 +5,7 @@
 //! never a late one.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -16,8 +16,8 @@ use super::{ArchiveSettings, store};
 use crate::index::ExecutionEntry;
 use crate::model::{ExecutionView, ObjectRef};
 use crate::quote::shorten;
-use crate::source::dir::parse_file_version;
-use crate::wire::Json;
+use crate::source::dir::{Archived, parse_file_version};
+use crate::wire::{Json, Tag};
 
 /// What the archive kept of one execution version, as it was served.
 pub struct Stored {
@@ -26,6 +26,10 @@ pub struct Stored {
     pub sort_time: jiff::Timestamp,
     pub detail: String,
     pub summary: String,
+    /// The typed view, and the detail's and summary's ETags, as written with the bodies; `None`
+    /// in rows written by a version before, computed again from the bodies.
+    pub served_view: Option<String>,
+    pub tags: (Option<String>, Option<String>),
 }
 
 impl Stored {
@@ -38,10 +42,23 @@ impl Stored {
         labels: std::collections::BTreeMap<String, String>,
         created: Option<jiff::Timestamp>,
     ) -> Option<ExecutionEntry> {
-        let view = view_of_detail(&self.detail)?;
-        let json = |text: String| Json::from_bytes(bytes::Bytes::from(text));
+        let stored_view = self.served_view.as_deref().and_then(|view| serde_json::from_str(view).ok());
+        let complete = stored_view.is_some();
+        let view = stored_view.or_else(|| view_of_detail(&self.detail))?;
+        let json = |text: String, tag: Option<String>| {
+            let bytes = bytes::Bytes::from(text);
+            match tag.as_deref().and_then(Tag::parse) {
+                Some(tag) => Json { bytes, tag },
+                None => Json::from_bytes(bytes),
+            }
+        };
+        let complete = complete && self.tags.0.is_some() && self.tags.1.is_some();
+        let bodies = (json(self.detail, self.tags.0), json(self.summary, self.tags.1));
         let meta = (self.uid, self.resource_version, self.sort_time, created);
-        Some(ExecutionEntry::of_bodies(id, labels, meta, view, (json(self.detail), json(self.summary))))
+        let mut entry = ExecutionEntry::of_bodies(id, labels, meta, view, bodies);
+        // A row of a version before lacks what the next warm start reads: written again.
+        entry.in_archive = complete;
+        Some(entry)
     }
 }
 
@@ -62,7 +79,7 @@ pub struct WarmSource {
     settings: ArchiveSettings,
     /// The schemas' fingerprint: versions validated under others are decoded again.
     schema_set: String,
-    pool: tokio::sync::OnceCell<Option<AnyPool>>,
+    pool: tokio::sync::OnceCell<Result<AnyPool, String>>,
 }
 
 impl WarmSource {
@@ -72,22 +89,23 @@ impl WarmSource {
 
     /// The stored versions of `namespace` (every namespace with `None`); none when the
     /// archive cannot say in time.
-    pub async fn load(&self, namespace: Option<&str>) -> Warm {
+    pub async fn load(&self, namespace: Option<&str>) -> Loaded {
         let started = Instant::now();
         let load = async {
-            let pool = self.pool.get_or_init(|| async { store::open(&self.settings.url).await.ok() }).await;
-            let pool = pool.as_ref().ok_or_else(|| "cannot open the archive".to_owned())?;
+            let open = || async { store::open(&self.settings.url).await.map_err(|e| shorten(e.to_string())) };
+            let pool = self.pool.get_or_init(open).await;
+            let pool = pool.as_ref().map_err(|e| format!("cannot open the archive: {e}"))?;
             store::stored(pool, namespace, &self.schema_set).await.map_err(|e| shorten(e.to_string()))
         };
         let rows = match tokio::time::timeout(LOAD_TIMEOUT, load).await {
             Ok(Ok(rows)) => rows,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "no warm start: decoding every execution");
-                return Warm::default();
+                return Loaded::default();
             }
             Err(_) => {
                 tracing::warn!(timeout = ?LOAD_TIMEOUT, "no warm start: the archive did not answer in time");
-                return Warm::default();
+                return Loaded::default();
             }
         };
         tracing::info!(namespace, versions = rows.len(), took = ?started.elapsed(), "warm start: archived versions loaded");
@@ -107,16 +125,62 @@ impl WarmSource {
             }
             stored.insert((namespace, name), version);
         }
-        Warm { stored: Mutex::new(stored), files: Mutex::new(files) }
+        Loaded { stored: Mutex::new(stored), files: Mutex::new(files) }
     }
 }
 
 /// Stored versions by namespace and name, each taken at most once; and, for a directory, the
 /// objects of each file content they came from.
 #[derive(Default)]
-pub struct Warm {
+pub struct Loaded {
     stored: Mutex<HashMap<(String, String), Stored>>,
     files: Mutex<HashMap<String, FileObjects>>,
+}
+
+/// What a shard starts from: the versions `WarmSource::load` gives, once it has (a source may
+/// start reading meanwhile, as the directory does: the two overlap).
+pub struct Warm {
+    loaded: OnceLock<Loaded>,
+    done: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Warm {
+    /// Nothing stored: a cold start.
+    fn default() -> Self {
+        let warm = Warm::pending();
+        warm.fill(Loaded::default());
+        warm
+    }
+}
+
+impl Warm {
+    /// Versions still to come: `fill` them (a `Filling` guard always does).
+    pub fn pending() -> Self {
+        Warm { loaded: OnceLock::new(), done: tokio::sync::watch::Sender::new(false) }
+    }
+
+    /// The versions loaded; the first fill stands.
+    pub fn fill(&self, loaded: Loaded) {
+        let _ = self.loaded.set(loaded);
+        self.done.send_replace(true);
+    }
+
+    /// Once the versions are loaded.
+    pub async fn ready(&self) {
+        let _ = self.done.subscribe().wait_for(|done| *done).await;
+    }
+}
+
+/// Fills its `Warm` with nothing when dropped unfilled (a shard stopped while loading), so a
+/// source waiting for it is never stuck.
+pub struct Filling(pub Arc<Warm>);
+
+impl Drop for Filling {
+    fn drop(&mut self) {
+        if self.0.loaded.get().is_none() {
+            self.0.fill(Loaded::default());
+        }
+    }
 }
 
 /// The objects of one file content: each one's place, how many there were, its metadata.
@@ -124,22 +188,31 @@ type FileObjects = Vec<(usize, usize, ObjectMeta)>;
 
 impl Warm {
     /// The stored version of `cm`, if the archive holds this very one (same uid and
-    /// resourceVersion).
+    /// resourceVersion). Sources send nothing before the versions are loaded; anything earlier
+    /// is decoded.
     pub fn take(&self, cm: &ConfigMap) -> Option<Stored> {
         let meta = &cm.metadata;
         let key = (meta.namespace.clone()?, meta.name.clone()?);
-        let mut stored = self.stored.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stored = self.loaded.get()?.stored.lock().unwrap_or_else(|p| p.into_inner());
         let same = stored.get(&key).is_some_and(|s| {
             Some(&s.uid) == meta.uid.as_ref() && Some(&s.resource_version) == meta.resource_version.as_ref()
         });
         if same { stored.remove(&key) } else { None }
     }
+}
+
+/// The directory source reads and hashes files while the versions load, and asks after.
+impl Archived for Warm {
+    fn ready(&self) -> bool {
+        self.loaded.get().is_some()
+    }
 
     /// The objects a file of this content yielded, when the archive holds every one of them
-    /// as an execution (so none was rejected): the directory source need not parse it. Given
-    /// once per content.
-    pub fn file(&self, hash: &str) -> Option<Vec<ObjectMeta>> {
-        let mut objects = self.files.lock().unwrap_or_else(|p| p.into_inner()).remove(hash)?;
+    /// as an execution (so none was rejected). Blocks until the versions are loaded (a
+    /// `Filling` bounds that).
+    fn objects(&self, hash: &str) -> Option<Vec<ObjectMeta>> {
+        let loaded = self.loaded.wait();
+        let mut objects = loaded.files.lock().unwrap_or_else(|p| p.into_inner()).remove(hash)?;
         objects.sort_by_key(|(i, ..)| *i);
         let n = objects.first()?.1;
         let complete =

@@ -26,6 +26,9 @@ pub struct ExecutionEntry {
     pub detail: Json,
     /// One item of a list body.
     pub summary: Json,
+    /// The archive holds this very version as served, with all a warm start reads: the archive
+    /// need not write it again.
+    pub in_archive: bool,
     pub(super) shard: Arc<str>,
     /// Index revision and wall time of the last change to this entry.
     pub revision: u64,
@@ -55,6 +58,7 @@ impl ExecutionEntry {
             view: e.view,
             detail,
             summary,
+            in_archive: false,
             shard: Arc::from(""),
             revision: 0,
             changed_at: Timestamp::UNIX_EPOCH,
@@ -82,6 +86,7 @@ impl ExecutionEntry {
             view,
             detail,
             summary,
+            in_archive: false,
             shard: Arc::from(""),
             revision: 0,
             changed_at: Timestamp::UNIX_EPOCH,

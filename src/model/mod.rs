@@ -101,19 +101,20 @@ pub struct EnvironmentStatus {
 }
 
 /// What the index needs from a validated document (unknown fields are ignored on purpose).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+/// Serialised, it reads back as itself: the archive keeps it for a warm start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionView {
     pub pipeline: String,
     pub application: Application,
     /// Required by every schema version so far; absent only in views read back from a list's
     /// summary, which does not carry it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
     pub phase: Phase,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     pub environments: Vec<EnvironmentStatus>,
 }

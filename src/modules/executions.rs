@@ -14,12 +14,12 @@ use crate::model::Resource;
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::decode::SchemaRegistry;
-use crate::history::{Warm, WarmSource};
+use crate::history::{Filling, Warm, WarmSource};
 use crate::index::{self, Index, Listed, Prepared};
 use crate::model::ObjectRef;
 use crate::selector::Selector;
 use crate::source::cluster::{WatchSettings, watch_namespace};
-use crate::source::dir::{Archived, watch_dir};
+use crate::source::dir::{ArchivedFiles, watch_dir};
 use crate::source::namespaces::{self, Change};
 use crate::source::{Namespaces, SourceEvent, Sources};
 use crate::wire::ShardState;
@@ -112,8 +112,7 @@ fn spawn_sources(sources: Sources, index: &Index, decoding: &Decoding) -> JoinSe
             let span = tracing::info_span!("dir", path = %dir.path.display());
             let events = move |warm: Arc<Warm>| {
                 // A file whose every object the archive holds is not parsed again.
-                let archived: Archived = Arc::new(move |hash: &str| warm.file(hash));
-                watch_dir(dir, Some(archived))
+                watch_dir(dir, Some(warm as ArchivedFiles))
             };
             spawn_ingest(&mut tasks, index, decoding, (source, None), events, span);
         }
@@ -132,8 +131,17 @@ fn watch_one(
 ) -> AbortHandle {
     index.register(ns, Some(ns));
     let events = watch_namespace(client.clone(), ns, watch);
+    // The list is sent once the archived versions are loaded, so each object it holds finds
+    // its own.
+    let events = |warm: Arc<Warm>| {
+        futures::stream::once(async move {
+            warm.ready().await;
+            events
+        })
+        .flatten()
+    };
     let span = tracing::info_span!("watch", namespace = %ns);
-    spawn_ingest(tasks, index, decoding, (ns.to_owned(), Some(ns.to_owned())), |_| events, span)
+    spawn_ingest(tasks, index, decoding, (ns.to_owned(), Some(ns.to_owned())), events, span)
 }
 
 /// Starts and stops a watcher per namespace as namespaces matching `selector` come and go. The
@@ -184,8 +192,8 @@ pub struct Decoding {
 }
 
 /// One task per shard, in its own span: `(source, namespace)` names the shard and the
-/// namespace whose archived versions it may start from; `events` starts its source once those
-/// are loaded.
+/// namespace whose archived versions it may start from; `events` starts its source while those
+/// load, and sends nothing before they are.
 fn spawn_ingest<S>(
     tasks: &mut JoinSet<()>,
     index: &Index,
@@ -199,10 +207,13 @@ where
 {
     let (index, decoding) = (index.clone(), decoding.clone());
     let run = async move {
-        let warm = Arc::new(match &decoding.warm {
-            Some(source) => source.load(namespace.as_deref()).await,
-            None => Warm::default(),
-        });
+        let warm = Arc::new(if decoding.warm.is_some() { Warm::pending() } else { Warm::default() });
+        let (filling, archive) = (Filling(warm.clone()), decoding.warm.clone());
+        let load = async move {
+            if let Some(archive) = archive {
+                filling.0.fill(archive.load(namespace.as_deref()).await);
+            }
+        };
         let events = events(warm.clone());
         let registry = decoding.registry;
         let decoder = move |cm: &ConfigMap| {
@@ -215,7 +226,7 @@ where
                 None => Prepared::from(registry.decode(cm)),
             }
         };
-        index::ingest(index, decoder, source, events).await
+        futures::join!(load, index::ingest(index, decoder, source, events));
     };
     tasks.spawn(run.instrument(span))
 }

@@ -67,7 +67,7 @@ const SETTLE: Duration = Duration::from_millis(10);
 
 /// Follows the directory on a thread of its own (all of its work is blocking file I/O). The
 /// stream never ends; dropping it stops the thread within one interval.
-pub fn watch_dir(source: DirSource, archived: Option<Archived>) -> impl Stream<Item = SourceEvent> + Send {
+pub fn watch_dir(source: DirSource, archived: Option<ArchivedFiles>) -> impl Stream<Item = SourceEvent> + Send {
     let (tx, rx) = mpsc::channel(QUEUE);
     let follow = move || {
         let (changed_tx, changed) = std::sync::mpsc::channel();
@@ -232,16 +232,24 @@ pub struct Scan {
     /// True once a listing succeeded: until then, an update is a relist.
     listed: bool,
     /// What a warm start knows of files by their content.
-    archived: Option<Archived>,
+    archived: Option<ArchivedFiles>,
 }
 
-/// The objects a file of this content (its `digest`, in hex) yielded before, each archived as an
-/// execution at this very version: such a file is not parsed again (a warm start). Each answer
-/// is given once, so a copy of a file is parsed as usual.
-pub type Archived = Arc<dyn Fn(&str) -> Option<Vec<ObjectMeta>> + Send + Sync>;
+/// What a warm start knows of files by their content, from the archive.
+pub trait Archived: Send + Sync {
+    /// Whether the archive's versions are loaded: until then, files are only read and hashed.
+    fn ready(&self) -> bool;
+    /// The objects a file of this content (its `digest`, in hex) yielded before, each archived
+    /// as an execution at this very version: such a file is not parsed again. Each answer is
+    /// given once, so a copy of a file is parsed as usual. Waits until `ready`.
+    fn objects(&self, hash: &str) -> Option<Vec<ObjectMeta>>;
+}
+
+/// How the source reaches what the archive knows.
+pub type ArchivedFiles = Arc<dyn Archived>;
 
 impl Scan {
-    pub fn with_archived(archived: Option<Archived>) -> Self {
+    pub fn with_archived(archived: Option<ArchivedFiles>) -> Self {
         Scan { archived, ..Scan::default() }
     }
 }
@@ -325,6 +333,8 @@ impl Scan {
     /// Reads again the files whose stamp says they may have changed, and sends the objects of
     /// those whose content did; what they held before goes to `released`. Files are read and
     /// parsed on every core, a batch at a time, so memory holds one batch of text at most.
+    /// While a warm start's archive loads, files are read and hashed only, and looked up in it
+    /// once it has loaded: the two overlap.
     fn visit(
         &mut self,
         source: &DirSource,
@@ -333,40 +343,88 @@ impl Scan {
         released: &mut Vec<ObjectRef>,
     ) {
         let now = SystemTime::now();
+        let racy = |stamp: Option<Stamp>| stamp.is_none_or(|s| s.racy(now));
+        let mut hashed = Vec::new();
         for batch in names.chunks(256) {
-            let stale: Vec<(&String, Option<Stamp>, Option<ContentDigest>)> = batch
-                .iter()
-                .filter_map(|name| {
-                    let stamp = Stamp::of(&source.path.join(name));
-                    let known = self.files.get(name.as_str());
-                    let current = known.is_some_and(|k| stamp.is_some() && k.stamp == stamp && !k.racy);
-                    (!current).then(|| (name, stamp, known.map(|k| k.digest)))
-                })
-                .collect();
-            let archived = self.archived.as_ref();
-            let loaded = crate::parallel::map(&stale, |(name, stamp, known)| {
+            let stale = self.stale(source, batch);
+            let archived = self.archived.as_deref();
+            if archived.is_some_and(|archived| !archived.ready()) {
+                hashed.extend(crate::parallel::map(&stale, |(name, stamp, _)| {
+                    (name.to_string(), *stamp, digest(&read_bounded(&source.path.join(name), source.max_file_bytes)))
+                }));
+                continue;
+            }
+            let loaded = crate::parallel::map(&stale, |(name, _, known)| {
                 let read = read_bounded(&source.path.join(name), source.max_file_bytes);
                 let digest = digest(&read);
                 // The same content as last time: nothing to parse or send.
                 let objects = (Some(digest) != *known).then(|| objects(source, name, (read, &digest), archived));
-                (digest, stamp.is_none_or(|s| s.racy(now)), objects)
+                (digest, objects)
             });
-            for ((name, stamp, _), (digest, racy, objects)) in stale.into_iter().zip(loaded) {
-                let Some(objects) = objects else {
-                    if let Some(known) = self.files.get_mut(name.as_str()) {
-                        (known.stamp, known.racy) = (stamp, racy);
-                    }
-                    continue;
-                };
-                let ids: Vec<ObjectRef> = objects.iter().map(Object::id).collect();
-                for id in &ids {
-                    *self.holders.entry(id.clone()).or_default() += 1;
-                }
-                objects.into_iter().for_each(&mut *emit);
-                let previous = self.files.insert(name.clone(), FileState { stamp, racy, digest, objects: ids });
-                released.extend(previous.into_iter().flat_map(|f| f.objects));
+            for ((name, stamp, _), (digest, objects)) in stale.into_iter().zip(loaded) {
+                self.record(name.clone(), (stamp, racy(stamp), digest), objects, emit, released);
             }
         }
+        for batch in hashed.chunks(256) {
+            let archived = self.archived.as_deref();
+            let loaded = crate::parallel::map(batch, |(name, _, hashed)| {
+                let known = archived.and_then(|archived| archived.objects(&hex::encode(hashed)));
+                match known {
+                    Some(known) => (*hashed, known_objects(known)),
+                    // Not archived as it was: read again (it may have changed meanwhile).
+                    None => {
+                        let read = read_bounded(&source.path.join(name), source.max_file_bytes);
+                        let digest = digest(&read);
+                        (digest, objects(source, name, (read, &digest), archived))
+                    }
+                }
+            });
+            for ((name, stamp, _), (digest, objects)) in batch.iter().zip(loaded) {
+                self.record(name.clone(), (*stamp, racy(*stamp), digest), Some(objects), emit, released);
+            }
+        }
+    }
+
+    /// The files of `batch` whose stamp says they may have changed, with what was known of them.
+    fn stale<'a>(
+        &self,
+        source: &DirSource,
+        batch: &'a [String],
+    ) -> Vec<(&'a String, Option<Stamp>, Option<ContentDigest>)> {
+        batch
+            .iter()
+            .filter_map(|name| {
+                let stamp = Stamp::of(&source.path.join(name));
+                let known = self.files.get(name.as_str());
+                let current = known.is_some_and(|k| stamp.is_some() && k.stamp == stamp && !k.racy);
+                (!current).then(|| (name, stamp, known.map(|k| k.digest)))
+            })
+            .collect()
+    }
+
+    /// Keeps what a file was read as, and sends its objects where its content changed
+    /// (`objects` is `None` where it did not).
+    fn record(
+        &mut self,
+        name: String,
+        (stamp, racy, digest): (Option<Stamp>, bool, ContentDigest),
+        objects: Option<Vec<Object>>,
+        emit: &mut dyn FnMut(Object),
+        released: &mut Vec<ObjectRef>,
+    ) {
+        let Some(objects) = objects else {
+            if let Some(known) = self.files.get_mut(name.as_str()) {
+                (known.stamp, known.racy) = (stamp, racy);
+            }
+            return;
+        };
+        let ids: Vec<ObjectRef> = objects.iter().map(Object::id).collect();
+        for id in &ids {
+            *self.holders.entry(id.clone()).or_default() += 1;
+        }
+        objects.into_iter().for_each(&mut *emit);
+        let previous = self.files.insert(name, FileState { stamp, racy, digest, objects: ids });
+        released.extend(previous.into_iter().flat_map(|f| f.objects));
     }
 
     /// Forgets one holding of each of `released`: those no file holds any longer are gone.
@@ -428,18 +486,15 @@ fn objects(
     source: &DirSource,
     name: &str,
     (read, digest): (Result<String, (ReasonCode, String)>, &ContentDigest),
-    archived: Option<&Archived>,
+    archived: Option<&dyn Archived>,
 ) -> Vec<Object> {
     let text = match read {
         Ok(text) => text,
         Err((code, message)) => return vec![Object::Unreadable(Unreadable { file: name.to_owned(), code, message })],
     };
     let hash = hex::encode(digest);
-    if let Some(known) = archived.and_then(|archived| archived(&hash)) {
-        return known
-            .into_iter()
-            .map(|metadata| Object::ConfigMap(ConfigMap { metadata, ..ConfigMap::default() }))
-            .collect();
+    if let Some(known) = archived.and_then(|archived| archived.objects(&hash)) {
+        return known_objects(known);
     }
     let documents = parse_manifests(&text);
     let several = documents.len() > 1;
@@ -461,6 +516,12 @@ fn objects(
         }
     }
     objects
+}
+
+/// The objects of a file as the archive knows them: their metadata, the data left out (the
+/// archive holds what it was served as).
+fn known_objects(known: Vec<ObjectMeta>) -> Vec<Object> {
+    known.into_iter().map(|metadata| Object::ConfigMap(ConfigMap { metadata, ..ConfigMap::default() })).collect()
 }
 
 /// The resourceVersion of the `i`th of a file's `n` objects.

@@ -59,6 +59,17 @@ impl Tag {
         Tag::first_128(hasher.finalize())
     }
 
+    /// A tag as this service writes it (in ETags, in the archive): 32 lowercase hex digits.
+    pub fn parse(text: &str) -> Option<Tag> {
+        let ours = text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        ours.then(|| u128::from_str_radix(text, 16).ok().map(Tag)).flatten()
+    }
+
+    /// The tag as `parse` reads it.
+    pub fn to_hex(self) -> String {
+        format!("{:032x}", self.0)
+    }
+
     fn first_128(digest: impl AsRef<[u8]>) -> Tag {
         let mut first = [0u8; 16];
         first.copy_from_slice(&digest.as_ref()[..16]);
