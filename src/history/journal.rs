@@ -59,18 +59,15 @@ struct Notes {
 }
 
 /// A complete relist of one namespace (or, from a directory, of every one): an archived
-/// execution of it that the list did not hold was deleted while nobody watched, where its
-/// version is no newer than the newest listed (judged against the list itself, `listed`), or,
-/// newer, where the index synced with that namespace does not hold it either. No clock is read.
+/// execution of it that the list did not hold, and that the index synced with that namespace
+/// does not hold when the archive is reconciled, was deleted while nobody watched. No clock is
+/// read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Synced {
     /// The namespace relisted; `None` for a directory, which holds every namespace.
     pub namespace: Option<String>,
     /// The executions the list held.
     pub listed: std::collections::HashSet<ArchiveKey>,
-    /// The newest resourceVersion listed; `i64::MAX` where versions are not numbers, 0 for an
-    /// empty list (which can say nothing of versions another replica wrote).
-    pub newest: i64,
 }
 
 impl Subscriber for Journal {
@@ -87,9 +84,9 @@ impl Subscriber for Journal {
         self.note(ArchiveKey::of(entry), Note::Deleted(entry.clone(), at));
     }
 
-    fn relisted(&self, namespace: Option<&str>, listed: &[&Arc<ExecutionEntry>], newest: i64) {
+    fn relisted(&self, namespace: Option<&str>, listed: &[&Arc<ExecutionEntry>]) {
         let listed = listed.iter().map(|entry| ArchiveKey::of(entry)).collect();
-        self.synced(Synced { namespace: namespace.map(str::to_owned), listed, newest });
+        self.synced(Synced { namespace: namespace.map(str::to_owned), listed });
     }
 }
 

@@ -262,9 +262,9 @@ pub async fn archived_runs(
 }
 
 /// The executions of the relisted namespace (or, for a directory, every one) the archive holds
-/// as existing, with their version order (see [`Synced`]).
-pub async fn undeleted(pool: &AnyPool, synced: &Synced) -> Result<Vec<(ArchiveKey, i64)>, sqlx::Error> {
-    let select = "SELECT namespace, name, uid, version_order FROM executions WHERE deleted_at IS NULL";
+/// as existing (see [`Synced`]).
+pub async fn undeleted(pool: &AnyPool, synced: &Synced) -> Result<Vec<ArchiveKey>, sqlx::Error> {
+    let select = "SELECT namespace, name, uid FROM executions WHERE deleted_at IS NULL";
     let rows = match &synced.namespace {
         Some(namespace) => {
             let sql = format!("{select} AND namespace = $1");
@@ -272,10 +272,7 @@ pub async fn undeleted(pool: &AnyPool, synced: &Synced) -> Result<Vec<(ArchiveKe
         }
         None => sqlx::query(select).fetch_all(pool).await?,
     };
-    Ok(rows
-        .into_iter()
-        .map(|r| (ArchiveKey { namespace: r.get(0), name: r.get(1), uid: r.get(2) }, r.get(3)))
-        .collect())
+    Ok(rows.into_iter().map(|r| ArchiveKey { namespace: r.get(0), name: r.get(1), uid: r.get(2) }).collect())
 }
 
 /// The uid and resourceVersion of every row of these names in `namespace`, by name.

@@ -158,14 +158,13 @@ async fn load_runs(pool: &AnyPool, index: &Index, status: &Archive) -> bool {
     }
 }
 
-/// Marks deleted what relists found gone: archived executions of a relisted namespace that are
-/// not live (or live under another uid), at versions no newer than the relist's newest.
+/// Marks deleted what relists found gone: archived executions of a relisted namespace that the
+/// list did not hold and that are not live now (or live under another uid).
 async fn reconcile(pool: &AnyPool, index: &Index, journal: &Journal, status: &Archive) {
     for synced in journal.take_synced() {
         let gone = async {
             let unseen = store::undeleted(pool, &synced).await?;
-            let gone: Vec<ArchiveKey> =
-                unseen.into_iter().filter(|(key, order)| gone(&synced, index, key, *order)).map(|(k, _)| k).collect();
+            let gone: Vec<ArchiveKey> = unseen.into_iter().filter(|key| gone(&synced, index, key)).collect();
             store::mark_deleted(pool, &gone, Timestamp::now()).await.map(|()| gone.len())
         };
         match gone.await {
@@ -186,16 +185,14 @@ async fn reconcile(pool: &AnyPool, index: &Index, journal: &Journal, status: &Ar
 }
 
 /// Whether an archived execution that exists in the archive was deleted, by its namespace's
-/// relist: at a version no newer than the list's newest, the list would have held it; a newer
-/// one (another replica wrote it, or it was the newest of the namespace and deleted while
-/// nobody watched) was deleted unless this replica's index, synced with that namespace, holds
-/// it now. No clock is read: replicas' clocks may differ.
-fn gone(synced: &Synced, index: &Index, key: &ArchiveKey, version_order: i64) -> bool {
+/// relist: the list did not hold it, and this replica's index, synced with that namespace,
+/// does not hold it now either. The index is asked too because the list is older than the
+/// rows written since: one created after it (another replica wrote it, or this one did before
+/// reconciling; a directory's versions do not even order) is live. No clock is read:
+/// replicas' clocks may differ.
+fn gone(synced: &Synced, index: &Index, key: &ArchiveKey) -> bool {
     if synced.listed.contains(key) {
         return false;
-    }
-    if version_order <= synced.newest {
-        return true;
     }
     let id = ObjectRef { namespace: key.namespace.clone(), name: key.name.clone() };
     index.get(&id).is_none_or(|live| live.uid != key.uid)

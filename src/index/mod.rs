@@ -307,10 +307,8 @@ impl Index {
         if let (Some(subscriber), Some(namespace)) = (&self.subscriber, namespace)
             && namespace.as_deref() != Some("")
         {
-            let newest =
-                kept.iter().map(|id| state.version_order(id)).try_fold(0, |newest, v| v.map(|v| newest.max(v)));
             let listed: Vec<&Arc<ExecutionEntry>> = kept.iter().filter_map(|id| state.executions.get(id)).collect();
-            subscriber.relisted(namespace.as_deref(), &listed, newest.unwrap_or(i64::MAX));
+            subscriber.relisted(namespace.as_deref(), &listed);
         }
         self.commit(&mut state);
     }
@@ -423,14 +421,6 @@ impl State {
     }
 
     /// An object's resourceVersion as a number, as etcd's are.
-    fn version_order(&self, id: &ObjectRef) -> Option<i64> {
-        let version = match self.executions.get(id) {
-            Some(e) => &e.resource_version,
-            None => &self.rejections.get(id)?.rejection.resource_version,
-        };
-        version.parse().ok()
-    }
-
     fn unchanged(&self, object: &Prepared) -> bool {
         match object {
             Prepared::Execution(e) => {

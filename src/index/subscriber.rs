@@ -21,7 +21,7 @@ pub trait Subscriber: Send + Sync {
     /// A complete relist of `namespace` (`None`: a directory, which holds every namespace) held
     /// `listed`; `newest` is its newest resourceVersion (`i64::MAX` where versions are not
     /// numbers, 0 for an empty list).
-    fn relisted(&self, namespace: Option<&str>, listed: &[&Arc<ExecutionEntry>], newest: i64);
+    fn relisted(&self, namespace: Option<&str>, listed: &[&Arc<ExecutionEntry>]);
 
     /// This version of a ConfigMap is rejected (served as a rejection). By default, nothing.
     fn rejected(&self, _rejection: &Arc<RejectionEntry>) {}
@@ -41,9 +41,9 @@ impl Subscriber for Both {
         self.1.ended(entry, at);
     }
 
-    fn relisted(&self, namespace: Option<&str>, listed: &[&Arc<ExecutionEntry>], newest: i64) {
-        self.0.relisted(namespace, listed, newest);
-        self.1.relisted(namespace, listed, newest);
+    fn relisted(&self, namespace: Option<&str>, listed: &[&Arc<ExecutionEntry>]) {
+        self.0.relisted(namespace, listed);
+        self.1.relisted(namespace, listed);
     }
 
     fn rejected(&self, rejection: &Arc<RejectionEntry>) {

@@ -369,7 +369,7 @@ struct Unheard;
 impl Subscriber for Unheard {
     fn served(&self, _: &Arc<ExecutionEntry>) {}
     fn ended(&self, _: &Arc<ExecutionEntry>, _: jiff::Timestamp) {}
-    fn relisted(&self, _: Option<&str>, _: &[&Arc<ExecutionEntry>], _: i64) {}
+    fn relisted(&self, _: Option<&str>, _: &[&Arc<ExecutionEntry>]) {}
 }
 
 #[test]

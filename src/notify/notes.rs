@@ -46,7 +46,7 @@ impl Subscriber for Notes {
 
     fn ended(&self, _entry: &Arc<ExecutionEntry>, _at: Timestamp) {}
 
-    fn relisted(&self, _namespace: Option<&str>, _listed: &[&Arc<ExecutionEntry>], _newest: i64) {}
+    fn relisted(&self, _namespace: Option<&str>, _listed: &[&Arc<ExecutionEntry>]) {}
 
     fn rejected(&self, rejection: &Arc<RejectionEntry>) {
         if self.enabled.load(Ordering::Relaxed) {

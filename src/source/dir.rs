@@ -70,6 +70,13 @@ const SETTLE: Duration = Duration::from_millis(10);
 pub fn watch_dir(source: DirSource, archived: Option<ArchivedFiles>) -> impl Stream<Item = SourceEvent> + Send {
     let (tx, rx) = mpsc::channel(QUEUE);
     let follow = move || {
+        let mut scan = Scan::with_archived(archived);
+        // The first listing reads every file: the directory is watched only after it, so its
+        // own opens and reads do not become as many events to wake the watcher's thread for,
+        // and the full scan that follows at once (a stat per file) sees what changed meanwhile.
+        if follow_once(&source, &mut scan, None, &tx).is_err() {
+            return;
+        }
         let (changed_tx, changed) = std::sync::mpsc::channel();
         let watcher = notify::recommended_watcher(move |event| {
             let _ = changed_tx.send(event);
@@ -82,7 +89,6 @@ pub fn watch_dir(source: DirSource, archived: Option<ArchivedFiles>) -> impl Str
                 source.interval
             }
         };
-        let mut scan = Scan::with_archived(archived);
         let mut scanned = std::time::Instant::now();
         let mut only: Option<HashSet<String>> = None;
         while follow_once(&source, &mut scan, only.as_ref(), &tx).is_ok() {
