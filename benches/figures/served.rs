@@ -103,6 +103,17 @@ impl Served {
     pub fn resume(&self) {
         self.signal("-CONT");
     }
+
+    /// Stops it as Kubernetes does (SIGTERM), waiting up to 30 s for its shutdown (what it
+    /// still had to write goes to the archive or its spool); then `Drop` kills it.
+    pub fn stop(mut self) {
+        self.resume();
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Served {

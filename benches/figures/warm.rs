@@ -1,8 +1,8 @@
 //! Ready after a restart with a warm archive: N executions from a directory, started once with
 //! `--archive` on an empty SQLite file or PostgreSQL database (a cold start, which also fills
-//! the archive), stopped once
-//! every version is written, then started again (warm: every ConfigMap the archive holds at the
-//! same version is served as stored, not decoded).
+//! the archive), stopped with SIGTERM (as Kubernetes stops a pod) once every version is written,
+//! then started again (warm: every ConfigMap the archive holds at the same version is served as
+//! stored, not decoded).
 
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,7 @@ pub async fn run(executions: usize, archive: Archive) -> Figures {
     let (served, cold) = Served::start(&args, &[]).await;
     let cold_rss = served.rss();
     wait_archived(&reader, executions).await;
-    drop(served);
+    served.stop();
     let (served, warm) = Served::start(&args, &[]).await;
     let warm_rss = served.rss();
     drop(served);
