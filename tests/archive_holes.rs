@@ -189,6 +189,11 @@ async fn with_a_namespace_selector_a_restart_marks_deleted_only_what_was_deleted
     // Time passes (the rows were first seen long ago), and one run is deleted while no one watches.
     let pool = sqlx::AnyPool::connect(&sqlite).await.unwrap();
     sqlx::query("UPDATE executions SET first_seen = first_seen - 3600000").execute(&pool).await.unwrap();
+    // A stored detail no decoding could produce: served again, it shows the restart was warm
+    // (each namespace loads its own rows).
+    let marked = "UPDATE executions SET detail = replace(detail, '\"pipeline\":\"web\"', '\"pipeline\":\"stored\"') \
+                  WHERE name = 'team-b-run-1'";
+    sqlx::query(marked).execute(&pool).await.unwrap();
     pool.close().await;
     kube::Api::<ConfigMap>::namespaced(writer.clone(), "team-a")
         .delete("team-a-run-2", &Default::default())
@@ -211,6 +216,8 @@ async fn with_a_namespace_selector_a_restart_marks_deleted_only_what_was_deleted
     let counts: u64 =
         pipelines["items"].as_array().unwrap().iter().map(|p| p["executionCount"].as_u64().unwrap()).sum();
     assert_eq!(counts, 4, "each run counted once: {pipelines}");
+    let (_, warm) = service.get("/api/v1/namespaces/team-b/executions/team-b-run-1").await;
+    assert_eq!(warm["execution"]["pipeline"], "stored", "served as the archive stored it: {warm}");
     service.stop().await;
 }
 

@@ -327,11 +327,18 @@ pub async fn stored(
     namespace: Option<&str>,
     schema_set: &str,
 ) -> Result<Vec<(String, String, BTreeMap<String, String>, Stored)>, sqlx::Error> {
-    let sql = "SELECT namespace, name, uid, resource_version, sort_time, detail, summary, labels, served_view, \
-               detail_tag, summary_tag FROM executions \
-               WHERE deleted_at IS NULL AND schema_set = $1 AND ($2 = '' OR namespace = $3)";
-    let ns = namespace.unwrap_or_default();
-    let mut rows = sqlx::query(sql).bind(schema_set).bind(ns).bind(ns).fetch(pool);
+    // Two statements, not one with `($2 = '' OR namespace = $3)`: that form kept SQLite off the
+    // primary key, so each namespace's shard read every live row (0.34 s instead of 0.03 s for
+    // one of 50 namespaces at 100 000).
+    const EVERY: &str = "SELECT namespace, name, uid, resource_version, sort_time, detail, summary, labels, \
+        served_view, detail_tag, summary_tag FROM executions WHERE deleted_at IS NULL AND schema_set = $1";
+    let mut rows = match namespace {
+        Some(namespace) => sqlx::query(sqlx::AssertSqlSafe(format!("{EVERY} AND namespace = $2")))
+            .bind(schema_set)
+            .bind(namespace)
+            .fetch(pool),
+        None => sqlx::query(EVERY).bind(schema_set).fetch(pool),
+    };
     let mut stored = Vec::new();
     while let Some(r) = rows.try_next().await? {
         let labels = serde_json::from_str(&r.get::<String, _>(7)).unwrap_or_default();
