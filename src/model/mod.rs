@@ -101,7 +101,9 @@ pub struct EnvironmentStatus {
 }
 
 /// What the index needs from a validated document (unknown fields are ignored on purpose).
-/// Serialised, it reads back as itself: the archive keeps it for a warm start.
+/// Serialised, it reads back as itself: the archive keeps it for a warm start (`served_view`).
+/// A field added here is missing from the views stored before: such a change must have warm
+/// starts read those rows' views from their details again (`Stored::into_entry`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionView {
