@@ -579,6 +579,26 @@ async fn a_message_failing_past_the_maximum_age_is_dead_lettered() {
     assert!(metrics.contains("execwatch_notifications_dead_lettered_total{namespace=\"team-a\"} 1"), "{metrics}");
 }
 
+/// A message never tried (its destination refused) is given up on at the maximum age too, and
+/// counted as dead-lettered like one that failed.
+#[tokio::test]
+async fn a_message_never_tried_is_dead_lettered_at_the_maximum_age_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify = NotifySettings { max_age: Duration::from_secs(3), ..NotifySettings::default() };
+    let Some((c, kubectl)) = cluster_with(dir.path(), notify).await else { return };
+    let (port, reached) = counting_listener("127.0.0.2:0").await;
+    subscribe(&kubectl, "team-a", "refused", &format!("http://127.0.0.2:{port}/"), OLD_KEY, "    runs: [Succeeded]")
+        .await;
+    c.put_execution("team-a", "run-1", &Doc::new("web").phase("Succeeded")).await;
+    let s = wait_status(&kubectl, "team-a", "refused", "dead-lettered", |s| s["deadLettered"] == 1).await;
+    assert_eq!(s["waiting"], 0, "{s}");
+    let (_, body) = c.service.get("/api/v1/namespaces/team-a/deliveries?state=dead").await;
+    assert_eq!(body["items"][0]["attempts"], 0, "never tried: {body}");
+    let metrics = reqwest::get(c.service.metrics.as_deref().unwrap()).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("execwatch_notifications_dead_lettered_total{namespace=\"team-a\"} 1"), "{metrics}");
+    assert_eq!(reached.load(Ordering::SeqCst), 0, "nothing reached the refused destination");
+}
+
 #[tokio::test]
 async fn a_template_gives_a_receiver_its_own_shape() {
     let dir = tempfile::tempdir().unwrap();

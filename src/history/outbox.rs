@@ -255,19 +255,19 @@ impl Outbox {
     }
 
     /// Dead-letters the waiting messages written before `before` (older than the age messages
-    /// are tried for), whether or not they were ever attempted. Returns how many.
-    pub async fn expire(&self, before: Timestamp) -> Result<u64, ArchiveError> {
-        let done = sqlx::query(
+    /// are tried for), whether or not they were ever attempted. Returns the namespace of each,
+    /// for the metric.
+    pub async fn expire(&self, before: Timestamp) -> Result<Vec<String>, ArchiveError> {
+        sqlx::query_scalar(
             "UPDATE notification_outbox SET state = 'dead', \
              last_error = COALESCE(last_error, 'not delivered within the maximum age') \
-             WHERE state = 'waiting' AND created_at < $1 AND claimed_until < $2",
+             WHERE state = 'waiting' AND created_at < $1 AND claimed_until < $2 RETURNING namespace",
         )
         .bind(millis(before))
         .bind(millis(Timestamp::now()))
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await
-        .map_err(failed)?;
-        Ok(done.rows_affected())
+        .map_err(failed)
     }
 
     /// Forgets sent and dead messages about transitions older than `before`: transitions that

@@ -23,8 +23,11 @@ use crate::source::cluster::{WatchSettings, resilient_watch};
 
 /// Messages written in one transaction at most.
 const BATCH: usize = 500;
-/// How often dead-lettering by age and forgetting old messages run.
+/// How often dead-lettering by age and forgetting old messages run, at most: a third of the
+/// maximum age where that is shorter (so a message is given up on near its age), but no more
+/// than once a second.
 const UPKEEP: Duration = Duration::from_secs(60);
+const UPKEEP_MIN: Duration = Duration::from_secs(1);
 
 /// A subscription the service follows.
 struct Held {
@@ -203,10 +206,11 @@ async fn upkeep(notifier: Arc<Notifier>) {
     loop {
         if let Ok(outbox) = notifier.archive.outbox() {
             let now = Timestamp::now();
-            if let Ok(aged) = now.checked_sub(notifier.settings.max_age)
-                && let Err(e) = outbox.expire(aged).await
-            {
-                tracing::warn!(error = %e, "cannot dead-letter aged notifications");
+            if let Ok(aged) = now.checked_sub(notifier.settings.max_age) {
+                match outbox.expire(aged).await {
+                    Ok(expired) => expired.iter().for_each(|namespace| notifier.metrics.dead(namespace)),
+                    Err(e) => tracing::warn!(error = %e, "cannot dead-letter aged notifications"),
+                }
             }
             if let Ok(old) = now.checked_sub(notifier.settings.keep)
                 && let Err(e) = outbox.forget(old).await
@@ -214,6 +218,6 @@ async fn upkeep(notifier: Arc<Notifier>) {
                 tracing::warn!(error = %e, "cannot forget old notifications");
             }
         }
-        tokio::time::sleep(UPKEEP).await;
+        tokio::time::sleep((notifier.settings.max_age / 3).clamp(UPKEEP_MIN, UPKEEP)).await;
     }
 }
