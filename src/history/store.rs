@@ -15,6 +15,7 @@ use super::rollup::{self, StoredFacts};
 use super::runs::{ArchivedLoad, from_summary};
 use super::{ArchiveKey, Note, Stored, Synced};
 use crate::query::ExecutionFilter;
+use crate::wire::Tag;
 use futures::TryStreamExt;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -349,7 +350,7 @@ pub async fn stored(
             detail: r.get(5),
             summary: r.get(6),
             served_view: r.get(8),
-            tags: (r.get(9), r.get(10)),
+            tags: (tag(r.get(9)), tag(r.get(10))),
         };
         stored.push((r.get(0), r.get(1), labels, version));
     }
@@ -379,6 +380,11 @@ pub async fn deleted(
         }
     }
     Ok(None)
+}
+
+/// A stored ETag; `None` where a row has none (written by an earlier version) or it is not one.
+fn tag(text: Option<String>) -> Option<Tag> {
+    text.as_deref().and_then(Tag::parse)
 }
 
 pub(super) fn millis(t: Timestamp) -> i64 {

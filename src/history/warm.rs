@@ -29,7 +29,7 @@ pub struct Stored {
     /// The typed view, and the detail's and summary's ETags, as written with the bodies; `None`
     /// in rows written by a version before, computed again from the bodies.
     pub served_view: Option<String>,
-    pub tags: (Option<String>, Option<String>),
+    pub tags: (Option<Tag>, Option<Tag>),
 }
 
 impl Stored {
@@ -43,16 +43,15 @@ impl Stored {
         created: Option<jiff::Timestamp>,
     ) -> Option<ExecutionEntry> {
         let stored_view = self.served_view.as_deref().and_then(|view| serde_json::from_str(view).ok());
-        let complete = stored_view.is_some();
+        let complete = stored_view.is_some() && self.tags.0.is_some() && self.tags.1.is_some();
         let view = stored_view.or_else(|| view_of_detail(&self.detail))?;
-        let json = |text: String, tag: Option<String>| {
+        let json = |text: String, tag: Option<Tag>| {
             let bytes = bytes::Bytes::from(text);
-            match tag.as_deref().and_then(Tag::parse) {
+            match tag {
                 Some(tag) => Json { bytes, tag },
                 None => Json::from_bytes(bytes),
             }
         };
-        let complete = complete && self.tags.0.is_some() && self.tags.1.is_some();
         let bodies = (json(self.detail, self.tags.0), json(self.summary, self.tags.1));
         let meta = (self.uid, self.resource_version, self.sort_time, created);
         let mut entry = ExecutionEntry::of_bodies(id, labels, meta, view, bodies);

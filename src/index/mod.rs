@@ -420,7 +420,6 @@ impl State {
         (execution, rejected)
     }
 
-    /// An object's resourceVersion as a number, as etcd's are.
     fn unchanged(&self, object: &Prepared) -> bool {
         match object {
             Prepared::Execution(e) => {

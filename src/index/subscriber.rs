@@ -19,8 +19,7 @@ pub trait Subscriber: Send + Sync {
     fn ended(&self, entry: &Arc<ExecutionEntry>, at: Timestamp);
 
     /// A complete relist of `namespace` (`None`: a directory, which holds every namespace) held
-    /// `listed`; `newest` is its newest resourceVersion (`i64::MAX` where versions are not
-    /// numbers, 0 for an empty list).
+    /// `listed`.
     fn relisted(&self, namespace: Option<&str>, listed: &[&Arc<ExecutionEntry>]);
 
     /// This version of a ConfigMap is rejected (served as a rejection). By default, nothing.

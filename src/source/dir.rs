@@ -377,10 +377,12 @@ impl Scan {
                 let known = archived.and_then(|archived| archived.objects(&hex::encode(hashed)));
                 match known {
                     Some(known) => (*hashed, known_objects(known)),
-                    // Not archived as it was: read again (it may have changed meanwhile).
+                    // Not archived as it was: read again (it may have changed meanwhile; the archive
+                    // is asked again only for other content).
                     None => {
                         let read = read_bounded(&source.path.join(name), source.max_file_bytes);
                         let digest = digest(&read);
+                        let archived = archived.filter(|_| digest != *hashed);
                         (digest, objects(source, name, (read, &digest), archived))
                     }
                 }
