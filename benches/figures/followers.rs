@@ -46,8 +46,12 @@ pub async fn run(executions: usize, followers: usize) -> Figures {
     // The change to come: a new, newest run of a pipeline, in its namespace.
     let change = data::execution(executions, 1);
     let kinds = kinds(&http, &served.base, &change).await;
+    let kinds = match std::env::var("EXECWATCH_BENCH_FOLLOWER_KIND").ok().and_then(|k| k.parse::<usize>().ok()) {
+        Some(k) => &kinds[k..=k],
+        None => &kinds[..],
+    };
     let before = served.rss();
-    let tasks = open(&served, &kinds, followers).await;
+    let tasks = open(&served, kinds, followers).await;
     // Every long poll is held once the service counts every follower as waiting.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
