@@ -3,8 +3,8 @@
 
 /// jemalloc, not glibc's malloc: an idle follower's untouched buffer pages stay out of memory
 /// (13 KiB a follower instead of 19), and a warm start's million strings, allocated on one
-/// thread and freed on another, no longer contend for glibc's arenas (4.2 s instead of 5.2 s at
-/// 100 000). Figures in docs/performance.md.
+/// thread and freed on another, no longer contend for glibc's arenas (4.4–4.9 s instead of
+/// 5.2–6.9 s at 100 000 on one machine). Figures in docs/performance.md.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
