@@ -118,8 +118,11 @@ impl Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        self.resume();
-        let _ = self.child.kill();
+        // Once `stop` has reaped it, its pid may be another process's: nothing to signal.
+        if let Ok(None) = self.child.try_wait() {
+            self.resume();
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
