@@ -46,10 +46,12 @@ pub async fn run(executions: usize, followers: usize) -> Figures {
     // The change to come: a new, newest run of a pipeline, in its namespace.
     let change = data::execution(executions, 1);
     let kinds = kinds(&http, &served.base, &change).await;
-    // `EXECWATCH_BENCH_FOLLOWER_KIND=0`…`3`: every follower of that one kind, to tell their costs apart.
-    let one = std::env::var("EXECWATCH_BENCH_FOLLOWER_KIND").ok().and_then(|k| k.parse::<usize>().ok());
-    let kinds = match one.filter(|k| *k < kinds.len()) {
-        Some(k) => &kinds[k..=k],
+    // `EXECWATCH_BENCH_FOLLOWER_KIND=0`…`3`: every follower of that one kind, to tell their costs
+    // apart; a value it cannot read stops the bench, as every knob's does.
+    let one =
+        crate::list("EXECWATCH_BENCH_FOLLOWER_KIND", "", |k| k.parse::<usize>().ok().filter(|k| *k < kinds.len()));
+    let kinds = match one.first() {
+        Some(&k) => &kinds[k..=k],
         None => &kinds[..],
     };
     let before = served.rss();
