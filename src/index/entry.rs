@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::{Decoded, Key, SortKey};
+use super::{Decoded, Key, KeyKind, KeyRef, SortKey};
 use crate::model::ExecutionView;
 use crate::model::{Execution, ObjectRef, Rejection};
 use crate::wire::{Detail, Json, RejectionBody, Summary, summary};
@@ -30,8 +30,7 @@ pub struct ExecutionEntry {
     /// need not write it again.
     pub in_archive: bool,
     pub(super) shard: Arc<str>,
-    /// Index revision and wall time of the last change to this entry.
-    pub revision: u64,
+    /// Wall time of the last change to this entry.
     pub changed_at: Timestamp,
 }
 
@@ -60,7 +59,6 @@ impl ExecutionEntry {
             summary,
             in_archive: false,
             shard: Arc::from(""),
-            revision: 0,
             changed_at: Timestamp::UNIX_EPOCH,
         }
     }
@@ -88,7 +86,6 @@ impl ExecutionEntry {
             summary,
             in_archive: false,
             shard: Arc::from(""),
-            revision: 0,
             changed_at: Timestamp::UNIX_EPOCH,
         }
     }
@@ -99,21 +96,32 @@ impl ExecutionEntry {
 
     /// Every secondary-index key this execution is listed under.
     pub(super) fn keys(&self) -> Vec<Key> {
-        let (ns, view) = (&self.id.namespace, &self.view);
-        let mut keys = vec![
-            Key::Namespace(ns.clone()),
-            Key::Pipeline(view.pipeline.clone()),
-            Key::NamespacedPipeline(ns.clone(), view.pipeline.clone()),
-            Key::Phase(view.phase),
-        ];
-        for env in &view.environments {
-            let key = Key::Environment(env.name.clone());
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
+        let mut keys = Vec::new();
+        for kind in KeyKind::ALL {
+            self.keys_of(kind, &mut keys);
         }
-        keys.extend(self.labels.iter().map(|(k, v)| Key::Label(k.clone(), v.clone())));
-        keys
+        keys.into_iter().map(KeyRef::to_key).collect()
+    }
+
+    /// The keys of one kind this execution is listed under, each once, added to `keys`.
+    pub(super) fn keys_of<'a>(&'a self, kind: KeyKind, keys: &mut Vec<KeyRef<'a>>) {
+        let (ns, view) = (self.id.namespace.as_str(), &self.view);
+        match kind {
+            KeyKind::Namespace => keys.push(KeyRef::Namespace(ns)),
+            KeyKind::Pipeline => keys.push(KeyRef::Pipeline(&view.pipeline)),
+            KeyKind::NamespacedPipeline => keys.push(KeyRef::NamespacedPipeline(ns, &view.pipeline)),
+            KeyKind::Phase => keys.push(KeyRef::Phase(view.phase)),
+            KeyKind::Environment => {
+                let first = keys.len();
+                for env in &view.environments {
+                    let key = KeyRef::Environment(&env.name);
+                    if !keys[first..].contains(&key) {
+                        keys.push(key);
+                    }
+                }
+            }
+            KeyKind::Label => keys.extend(self.labels.iter().map(|(k, v)| KeyRef::Label(k, v))),
+        }
     }
 
     pub(super) fn summary_value(&self) -> Summary<'_> {
@@ -126,7 +134,6 @@ pub struct RejectionEntry {
     pub rejection: Rejection,
     pub body: Json,
     pub(super) shard: Arc<str>,
-    pub revision: u64,
     pub changed_at: Timestamp,
 }
 
@@ -134,7 +141,7 @@ impl RejectionEntry {
     pub fn new(rejection: Rejection) -> Self {
         let now = Timestamp::now();
         let body = Json::of(&RejectionBody { rejection: Cow::Borrowed(&rejection), rejected_at: now.to_string() });
-        RejectionEntry { rejection, body, shard: Arc::from(""), revision: 0, changed_at: now }
+        RejectionEntry { rejection, body, shard: Arc::from(""), changed_at: now }
     }
 }
 
@@ -152,6 +159,38 @@ impl Prepared {
         match self {
             Prepared::Execution(e) => &e.id,
             Prepared::Rejection(r) => &r.rejection.id,
+        }
+    }
+}
+
+impl Prepared {
+    /// The object as the index keeps it: owned by `shard`, changed at `now`. Done before the
+    /// index lock is taken.
+    pub(super) fn stamp(self, shard: &Arc<str>, now: Timestamp) -> Stamped {
+        match self {
+            Prepared::Execution(mut entry) => {
+                (entry.shard, entry.changed_at) = (shard.clone(), now);
+                Stamped::Execution(Arc::new(entry))
+            }
+            Prepared::Rejection(mut entry) => {
+                (entry.shard, entry.changed_at) = (shard.clone(), now);
+                Stamped::Rejection(Arc::new(entry))
+            }
+        }
+    }
+}
+
+/// An object stamped with its shard and time of change, as the index holds it.
+pub(super) enum Stamped {
+    Execution(Arc<ExecutionEntry>),
+    Rejection(Arc<RejectionEntry>),
+}
+
+impl Stamped {
+    pub(super) fn id(&self) -> &ObjectRef {
+        match self {
+            Stamped::Execution(e) => &e.id,
+            Stamped::Rejection(r) => &r.rejection.id,
         }
     }
 }

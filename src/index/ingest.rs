@@ -46,7 +46,9 @@ where
         let (steps, fresh) = steps(&index, &source, batch);
         // Only a runtime shutting down cancels the blocking work: ingestion ends with it.
         let Some(prepared) = prepare_all(decoder.clone(), fresh).await else { return };
-        apply(&index, &source, steps, prepared, &mut relist);
+        if apply(&index, &source, steps, prepared, &mut relist).await.is_none() {
+            return;
+        }
     }
 }
 
@@ -83,8 +85,14 @@ fn steps(index: &Index, source: &str, batch: Vec<SourceEvent>) -> (Vec<Step>, Ve
 }
 
 /// Applies `steps` to the index, with the objects decoded for them in order; a relist is
-/// gathered in `relist` until it is done.
-fn apply(index: &Index, source: &str, steps: Vec<Step>, prepared: Vec<Prepared>, relist: &mut Option<Vec<Listed>>) {
+/// gathered in `relist` until it is done. `None` when the runtime is shutting down.
+async fn apply(
+    index: &Index,
+    source: &str,
+    steps: Vec<Step>,
+    prepared: Vec<Prepared>,
+    relist: &mut Option<Vec<Listed>>,
+) -> Option<()> {
     let mut prepared = prepared.into_iter();
     for step in steps {
         match step {
@@ -99,7 +107,10 @@ fn apply(index: &Index, source: &str, steps: Vec<Step>, prepared: Vec<Prepared>,
             Step::Done => {
                 let objects = relist.take().unwrap_or_default();
                 tracing::debug!(source, objects = objects.len(), "synced");
-                index.reset(source, objects);
+                // On a blocking thread: a large relist is built on every core and swapped in
+                // under the write lock.
+                let (index, source) = (index.clone(), source.to_owned());
+                tokio::task::spawn_blocking(move || index.reset(&source, objects)).await.ok()?;
             }
             Step::Apply(Some(_)) => {}
             Step::Apply(None) => index.apply(source, prepared.next().expect("one prepared object per fresh one")),
@@ -110,6 +121,7 @@ fn apply(index: &Index, source: &str, steps: Vec<Step>, prepared: Vec<Prepared>,
             }
         }
     }
+    Some(())
 }
 
 /// Decodes and serialises `objects` in order, split across the machine's cores on blocking

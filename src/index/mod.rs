@@ -12,6 +12,7 @@ mod entry;
 mod ingest;
 mod pipelines;
 mod query;
+mod relist;
 mod shards;
 mod subscriber;
 
@@ -28,6 +29,7 @@ use tokio::sync::watch;
 
 pub use archived::{ArchivedRun, ArchivedTotals};
 pub use changes::{Change, Changed, Lost};
+use entry::Stamped;
 pub use entry::{ExecutionEntry, Listed, Prepared, RejectionEntry};
 pub use ingest::ingest;
 pub use pipelines::{PipelinePage, ResolvedPipeline};
@@ -56,6 +58,53 @@ enum Key {
     Phase(Phase),
     Environment(String),
     Label(String, String),
+}
+
+/// A `Key` borrowed from the execution it lists: grouping a listing by these allocates only
+/// one `Key` per distinct value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum KeyRef<'a> {
+    Namespace(&'a str),
+    Pipeline(&'a str),
+    NamespacedPipeline(&'a str, &'a str),
+    Phase(Phase),
+    Environment(&'a str),
+    Label(&'a str, &'a str),
+}
+
+impl KeyRef<'_> {
+    fn to_key(self) -> Key {
+        match self {
+            KeyRef::Namespace(ns) => Key::Namespace(ns.to_owned()),
+            KeyRef::Pipeline(p) => Key::Pipeline(p.to_owned()),
+            KeyRef::NamespacedPipeline(ns, p) => Key::NamespacedPipeline(ns.to_owned(), p.to_owned()),
+            KeyRef::Phase(phase) => Key::Phase(phase),
+            KeyRef::Environment(env) => Key::Environment(env.to_owned()),
+            KeyRef::Label(k, v) => Key::Label(k.to_owned(), v.to_owned()),
+        }
+    }
+}
+
+/// The kinds of `Key`, one per variant: a listing's postings are built one kind per core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyKind {
+    Namespace,
+    Pipeline,
+    NamespacedPipeline,
+    Phase,
+    Environment,
+    Label,
+}
+
+impl KeyKind {
+    const ALL: [KeyKind; 6] = [
+        KeyKind::Namespace,
+        KeyKind::Pipeline,
+        KeyKind::NamespacedPipeline,
+        KeyKind::Phase,
+        KeyKind::Environment,
+        KeyKind::Label,
+    ];
 }
 
 #[derive(Default)]
@@ -171,19 +220,24 @@ impl Index {
     /// Ends every change: pipelines whose executions changed are resolved again (only those),
     /// and subscribers learn the new revision.
     fn commit(&self, state: &mut State) {
+        self.commit_spread(state, false);
+    }
+
+    /// `commit`, its pipelines resolved on every core where `spread` (on a blocking thread).
+    fn commit_spread(&self, state: &mut State, spread: bool) {
         state.revision += 1;
-        state.resolve_dirty_pipelines();
+        state.resolve_dirty_pipelines(spread);
         self.revision.send_replace(state.revision);
     }
 
     /// Adds or replaces one object. Writes for a shard that is not registered (a source stopped
     /// meanwhile) are ignored, here and in every other verb.
     pub fn apply(&self, shard: &str, object: impl Into<Prepared>) {
-        let object = object.into();
+        let object = object.into().stamp(&Arc::from(shard), Timestamp::now());
         // Off the lock: what the new version shows deployed.
         let facts = match &object {
-            Prepared::Execution(entry) => Some(RunFacts::of(&entry.view)),
-            Prepared::Rejection(_) => None,
+            Stamped::Execution(entry) => Some(RunFacts::of(&entry.view)),
+            Stamped::Rejection(_) => None,
         };
         let mut state = self.write();
         if !state.shards.contains_key(shard) {
@@ -192,8 +246,7 @@ impl Index {
         if let Some(facts) = &facts {
             self.count_deployments(object.id(), state.executions.get(object.id()).map(|e| &**e), facts);
         }
-        let revision = state.revision + 1;
-        self.insert(&mut state, shard, object, revision, Timestamp::now());
+        self.insert(&mut state, object);
         self.commit(&mut state);
     }
 
@@ -215,9 +268,12 @@ impl Index {
     /// Adds or replaces one object and notes it for the archive: the version served, or, where
     /// a rejection replaces a served execution, that execution's end (it is served no more,
     /// and the archive keeps it as it was, as it keeps a deleted one).
-    fn insert(&self, state: &mut State, shard: &str, object: Prepared, revision: u64, now: Timestamp) {
-        let rejected = matches!(object, Prepared::Rejection(_)).then(|| object.id().clone());
-        match state.insert(shard, object, revision, now) {
+    fn insert(&self, state: &mut State, object: Stamped) {
+        let rejected = match &object {
+            Stamped::Rejection(r) => Some(r.clone()),
+            Stamped::Execution(_) => None,
+        };
+        match state.insert(object) {
             (_, Some(served)) => {
                 if let Some(subscriber) = &self.subscriber {
                     subscriber.served(&served);
@@ -229,10 +285,8 @@ impl Index {
             }
             (None, None) => {}
         }
-        if let (Some(subscriber), Some(id)) = (&self.subscriber, rejected)
-            && let Some(rejection) = state.rejections.get(&id)
-        {
-            subscriber.rejected(rejection);
+        if let (Some(subscriber), Some(rejection)) = (&self.subscriber, rejected) {
+            subscriber.rejected(&rejection);
         }
     }
 
@@ -268,51 +322,6 @@ impl Index {
         ids.iter().map(|id| state.executions.contains_key(id)).collect()
     }
 
-    /// Replaces everything a shard owns with a complete relist and marks the shard synced.
-    pub fn reset<T: Into<Listed>>(&self, shard: &str, objects: Vec<T>) {
-        let mut state = self.write();
-        if !state.shards.contains_key(shard) {
-            return;
-        }
-        let owned = state.owned_by(shard);
-        let revision = state.revision + 1;
-        let now = Timestamp::now();
-        let mut kept = BTreeSet::new();
-        for object in objects {
-            match object.into() {
-                Listed::Same(id) => {
-                    kept.insert(id);
-                }
-                Listed::Fresh(object) => {
-                    kept.insert(object.id().clone());
-                    // An unchanged object keeps its entry (and revision), so a relist is not a change.
-                    if !state.unchanged(&object) {
-                        self.insert(&mut state, shard, object, revision, now);
-                    }
-                }
-            }
-        }
-        let archived = self.archived_now();
-        for id in owned.into_iter().filter(|id| !kept.contains(id)) {
-            if let Some(removed) = state.remove(&id, archived) {
-                self.note_deleted(&mut state, removed, archived);
-            }
-        }
-        if let Some(status) = state.shards.get_mut(shard) {
-            status.synced(now);
-        }
-        let namespace = state.shards.get(shard).map(|s| s.namespace.clone());
-        // A shard of no namespace of its own (the namespace list, registered with "") holds no
-        // executions: its list says nothing of any namespace's.
-        if let (Some(subscriber), Some(namespace)) = (&self.subscriber, namespace)
-            && namespace.as_deref() != Some("")
-        {
-            let listed: Vec<&Arc<ExecutionEntry>> = kept.iter().filter_map(|id| state.executions.get(id)).collect();
-            subscriber.relisted(namespace.as_deref(), &listed);
-        }
-        self.commit(&mut state);
-    }
-
     /// Whether the index holds this version of the object for `shard` already, so a relist
     /// need not decode it again. Versions are opaque and never empty for a ConfigMap.
     pub fn holds(&self, shard: &str, id: &ObjectRef, resource_version: &str) -> bool {
@@ -344,19 +353,10 @@ impl State {
 
     /// Adds or replaces an object: the execution it replaces, and the one it now serves, where
     /// either is one.
-    fn insert(
-        &mut self,
-        shard: &str,
-        object: Prepared,
-        revision: u64,
-        now: Timestamp,
-    ) -> (Option<Arc<ExecutionEntry>>, Option<Arc<ExecutionEntry>>) {
-        let shard: Arc<str> = Arc::from(shard);
+    fn insert(&mut self, object: Stamped) -> (Option<Arc<ExecutionEntry>>, Option<Arc<ExecutionEntry>>) {
         let before = self.take(object.id()).0;
         let after = match object {
-            Prepared::Execution(mut entry) => {
-                (entry.shard, entry.revision, entry.changed_at) = (shard, revision, now);
-                let entry = Arc::new(entry);
+            Stamped::Execution(entry) => {
                 let key = entry.sort_key();
                 for k in entry.keys() {
                     self.by.entry(k).or_default().insert(key.clone(), entry.clone());
@@ -367,9 +367,8 @@ impl State {
                 self.executions.insert(entry.id.clone(), entry.clone());
                 Some(entry)
             }
-            Prepared::Rejection(mut entry) => {
-                (entry.shard, entry.revision, entry.changed_at) = (shard, revision, now);
-                self.rejections.insert(entry.rejection.id.clone(), Arc::new(entry));
+            Stamped::Rejection(entry) => {
+                self.rejections.insert(entry.rejection.id.clone(), entry);
                 None
             }
         };
@@ -420,12 +419,12 @@ impl State {
         (execution, rejected)
     }
 
-    fn unchanged(&self, object: &Prepared) -> bool {
+    fn unchanged(&self, object: &Stamped) -> bool {
         match object {
-            Prepared::Execution(e) => {
+            Stamped::Execution(e) => {
                 self.executions.get(&*e.id).is_some_and(|old| old.resource_version == e.resource_version)
             }
-            Prepared::Rejection(r) => {
+            Stamped::Rejection(r) => {
                 self.rejections.get(&r.rejection.id).is_some_and(|old| old.rejection == r.rejection)
             }
         }

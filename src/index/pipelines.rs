@@ -71,14 +71,16 @@ impl Index {
 
 impl State {
     /// Resolves again the pipelines whose executions changed: O(runs of those pipelines). A
-    /// pipeline whose bodies come out the same is not a change.
-    pub(super) fn resolve_dirty_pipelines(&mut self) {
-        for key in std::mem::take(&mut self.dirty) {
-            let live = self.postings(&Key::NamespacedPipeline(key.0.clone(), key.1.clone()));
-            let live = live.map(|runs| resolve(runs.values().map(|e| &**e)));
-            let history = self.archived.get(&key);
-            let whole = history.map(|history| Json::of(&with_history(live.as_ref(), history)));
-            let body = live.map(|live| Json::of(&live.pipeline()));
+    /// pipeline whose bodies come out the same is not a change. `spread`: on every core (the
+    /// caller is on a blocking thread, after a relist).
+    pub(super) fn resolve_dirty_pipelines(&mut self, spread: bool) {
+        let dirty: Vec<(String, String)> = std::mem::take(&mut self.dirty).into_iter().collect();
+        let bodies = if spread {
+            crate::parallel::map(&dirty, |key| self.resolve(key))
+        } else {
+            dirty.iter().map(|key| self.resolve(key)).collect()
+        };
+        for (key, (body, whole)) in dirty.into_iter().zip(bodies) {
             let before = self.pipelines.get(&key).cloned();
             let tags = |p: &ResolvedPipeline| (p.live.as_ref().map(|b| b.tag), p.whole.as_ref().map(|b| b.tag));
             if before.as_deref().map(tags) == Some((body.as_ref().map(|b| b.tag), whole.as_ref().map(|b| b.tag))) {
@@ -98,6 +100,14 @@ impl State {
                 self.changes.record(Changed::Pipeline { before, after });
             }
         }
+    }
+
+    /// A pipeline's bodies as its runs have it: live, and with its archived runs (where kept).
+    fn resolve(&self, key: &(String, String)) -> (Option<Json>, Option<Json>) {
+        let live = self.postings(&Key::NamespacedPipeline(key.0.clone(), key.1.clone()));
+        let live = live.map(|runs| resolve(runs.values().map(|e| &**e)));
+        let whole = self.archived.get(key).map(|history| Json::of(&with_history(live.as_ref(), history)));
+        (live.map(|live| Json::of(&live.pipeline())), whole)
     }
 }
 

@@ -408,3 +408,87 @@ fn pipelines_count_archived_runs_only_with_history() {
     assert_eq!(body(true).unwrap()["counts"]["Failed"], 0);
     assert_eq!(body(true).unwrap()["counts"]["Running"], 1);
 }
+
+/// A varied set of executions across namespaces, pipelines, phases, environments and labels.
+fn varied(ns: &str, count: usize) -> Vec<Decoded> {
+    let registry = registry();
+    (0..count)
+        .map(|i| {
+            let doc = Doc::new(["p1", "p2", "p3"][i % 3])
+                .phase(["Running", "Succeeded", "Failed"][i % 3])
+                .started_at(&format!("2026-01-{:02}T00:00:00Z", 1 + i % 7))
+                .environments(&[("dev", "Succeeded"), ("prod", ["Pending", "Running"][i % 2])][..1 + i % 2]);
+            let cm = Cm::new(ns, &format!("r{i}")).label("team", ["x", "y"][i % 2]).doc(&doc);
+            registry.decode(&cm.build())
+        })
+        .collect()
+}
+
+/// Every filter the index has postings for, over `namespaces`.
+fn every_filter(namespaces: &[&str]) -> Vec<ExecutionFilter> {
+    let mut filters = vec![ExecutionFilter::default()];
+    for ns in namespaces {
+        filters.push(ExecutionFilter { namespace: Some(ns.to_string()), ..ExecutionFilter::default() });
+        let pipeline = Some("p2".to_owned());
+        filters.push(ExecutionFilter { namespace: Some(ns.to_string()), pipeline, ..ExecutionFilter::default() });
+    }
+    filters.push(ExecutionFilter { pipeline: Some("p1".into()), ..ExecutionFilter::default() });
+    filters.push(ExecutionFilter { phase: Some(Phase::Failed), ..ExecutionFilter::default() });
+    filters.push(ExecutionFilter { environment: Some("prod".into()), ..ExecutionFilter::default() });
+    filters.push(ExecutionFilter { labels: Some("team=y".parse().unwrap()), ..ExecutionFilter::default() });
+    filters
+}
+
+#[test]
+fn a_relist_taken_in_whole_lists_as_the_same_executions_applied_one_by_one() {
+    let (whole, one_by_one) = (Index::new(Duration::from_secs(60)), Index::new(Duration::from_secs(60)));
+    let listings = [("b", 40), ("a", 300), ("c", 5)];
+    for index in [&whole, &one_by_one] {
+        for (ns, _) in listings {
+            index.register(ns, Some(ns));
+        }
+    }
+    // Each later listing is merged with what the earlier ones left: "a" in bulk beside "b", "c"
+    // (a few) one by one into "a"'s.
+    for (ns, count) in listings {
+        whole.reset(ns, varied(ns, count));
+    }
+    for (ns, count) in listings {
+        one_by_one.reset(ns, Vec::<Decoded>::new());
+        for object in varied(ns, count) {
+            one_by_one.apply(ns, object);
+        }
+    }
+    for filter in every_filter(&["a", "b", "c"]) {
+        let listed = names(&whole, &filter);
+        assert!(!listed.is_empty(), "{filter:?} matches some");
+        assert_eq!(listed, names(&one_by_one, &filter), "{filter:?}");
+    }
+    assert_eq!(whole.counts(), one_by_one.counts());
+    assert_eq!(whole.counts_by_namespace_and_phase(), one_by_one.counts_by_namespace_and_phase());
+    let pipeline = |index: &Index| index.pipeline("a", "p2").and_then(|p| p.live.clone()).map(|b| b.bytes);
+    assert_eq!(pipeline(&whole), pipeline(&one_by_one), "pipelines resolved from the batch");
+    // A later relist of "a" that drops most of it leaves no trace of what it dropped.
+    whole.reset("a", varied("a", 10));
+    let all = names(&whole, &ExecutionFilter::default());
+    assert_eq!(all.len(), 55);
+    for filter in every_filter(&["a"]) {
+        assert!(names(&whole, &filter).iter().all(|n| all.contains(n)), "{filter:?}");
+    }
+}
+
+#[test]
+fn a_relist_that_names_one_object_twice_keeps_the_last() {
+    let index = Index::new(Duration::from_secs(60));
+    index.register("a", Some("a"));
+    let version = |name: &str, pipeline: &str, version: &str| {
+        let mut cm = Cm::new("a", name).doc(&Doc::new(pipeline).started_at("2026-01-01T00:00:00Z")).build();
+        cm.metadata.resource_version = Some(version.to_owned());
+        registry().decode(&cm)
+    };
+    index.reset("a", vec![version("x", "p1", "1"), version("y", "p1", "1"), version("x", "p2", "2")]);
+    let by_pipeline = |p: &str| ExecutionFilter { pipeline: Some(p.into()), ..ExecutionFilter::default() };
+    assert_eq!(names(&index, &ExecutionFilter::default()), ["x", "y"]);
+    assert_eq!(names(&index, &by_pipeline("p1")), ["y"], "the first x is listed nowhere");
+    assert_eq!(names(&index, &by_pipeline("p2")), ["x"]);
+}
