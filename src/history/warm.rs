@@ -4,7 +4,7 @@
 //! it ingests; a database that does not answer within `LOAD_TIMEOUT` makes it a cold start,
 //! never a late one.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -26,9 +26,10 @@ pub struct Stored {
     pub sort_time: jiff::Timestamp,
     pub detail: String,
     pub summary: String,
-    /// The typed view, and the detail's and summary's ETags, as written with the bodies; `None`
-    /// in rows written by a version before, computed again from the bodies.
-    pub served_view: Option<String>,
+    /// The typed view (read as the rows arrive, beside the database's own work), and the
+    /// detail's and summary's ETags, as written with the bodies; `None` in rows written by a
+    /// version before (or a view this version cannot read), computed again from the bodies.
+    pub served_view: Option<ExecutionView>,
     pub tags: (Option<Tag>, Option<Tag>),
 }
 
@@ -39,10 +40,10 @@ impl Stored {
     pub fn into_entry(
         self,
         id: ObjectRef,
-        labels: std::collections::BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
         created: Option<jiff::Timestamp>,
     ) -> Option<ExecutionEntry> {
-        let stored_view = self.served_view.as_deref().and_then(|view| serde_json::from_str(view).ok());
+        let stored_view = self.served_view;
         let complete = stored_view.is_some() && self.tags.0.is_some() && self.tags.1.is_some();
         let view = stored_view.or_else(|| view_of_detail(&self.detail))?;
         let json = |text: String, tag: Option<Tag>| {
@@ -87,17 +88,21 @@ impl WarmSource {
     }
 
     /// The stored versions of `namespace` (every namespace with `None`); none when the
-    /// archive cannot say in time.
+    /// archive cannot say in time. Each row goes into the maps as it arrives, beside the
+    /// database's own work.
     pub async fn load(&self, namespace: Option<&str>) -> Loaded {
         let started = Instant::now();
+        let (mut files, mut stored) = (HashMap::new(), HashMap::new());
         let load = async {
             let open = || async { store::open(&self.settings.url).await.map_err(|e| shorten(e.to_string())) };
             let pool = self.pool.get_or_init(open).await;
             let pool = pool.as_ref().map_err(|e| format!("cannot open the archive: {e}"))?;
-            store::stored(pool, namespace, &self.schema_set).await.map_err(|e| shorten(e.to_string()))
+            let take =
+                |namespace, name, labels, version| add(&mut files, &mut stored, (namespace, name, labels, version));
+            store::stored(pool, namespace, &self.schema_set, take).await.map_err(|e| shorten(e.to_string()))
         };
-        let rows = match tokio::time::timeout(LOAD_TIMEOUT, load).await {
-            Ok(Ok(rows)) => rows,
+        match tokio::time::timeout(LOAD_TIMEOUT, load).await {
+            Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 tracing::warn!(%error, "no warm start: decoding every execution");
                 return Loaded::default();
@@ -106,26 +111,30 @@ impl WarmSource {
                 tracing::warn!(timeout = ?LOAD_TIMEOUT, "no warm start: the archive did not answer in time");
                 return Loaded::default();
             }
-        };
-        tracing::info!(namespace, versions = rows.len(), took = ?started.elapsed(), "warm start: archived versions loaded");
-        let mut files: HashMap<String, FileObjects> = HashMap::new();
-        let mut stored = HashMap::with_capacity(rows.len());
-        for (namespace, name, labels, version) in rows {
-            if let Some((hash, i, n)) = parse_file_version(&version.resource_version) {
-                let metadata = ObjectMeta {
-                    namespace: Some(namespace.clone()),
-                    name: Some(name.clone()),
-                    labels: Some(labels),
-                    uid: Some(version.uid.clone()),
-                    resource_version: Some(version.resource_version.clone()),
-                    ..ObjectMeta::default()
-                };
-                files.entry(hash.to_owned()).or_default().push((i, n, metadata));
-            }
-            stored.insert((namespace, name), version);
         }
+        tracing::info!(namespace, versions = stored.len(), took = ?started.elapsed(), "warm start: archived versions loaded");
         Loaded { stored: Mutex::new(stored), files: Mutex::new(files) }
     }
+}
+
+/// One stored version, by its namespace and name and, for a directory's, by its file's content.
+fn add(
+    files: &mut HashMap<String, FileObjects>,
+    stored: &mut HashMap<(String, String), Stored>,
+    (namespace, name, labels, version): (String, String, BTreeMap<String, String>, Stored),
+) {
+    if let Some((hash, i, n)) = parse_file_version(&version.resource_version) {
+        let metadata = ObjectMeta {
+            namespace: Some(namespace.clone()),
+            name: Some(name.clone()),
+            labels: Some(labels),
+            uid: Some(version.uid.clone()),
+            resource_version: Some(version.resource_version.clone()),
+            ..ObjectMeta::default()
+        };
+        files.entry(hash.to_owned()).or_default().push((i, n, metadata));
+    }
+    stored.insert((namespace, name), version);
 }
 
 /// Stored versions by namespace and name, each taken at most once; and, for a directory, the
