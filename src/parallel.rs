@@ -1,7 +1,9 @@
 //! Mapping a batch over every core, in order: for the CPU-bound stages of ingestion (parsing
 //! manifests, decoding and serialising documents). One pool of long-lived threads (rayon's) serves
 //! every shard at once, so fifty namespaces syncing together start no more threads than one.
-//! Callers run it on a blocking thread, never on an async worker.
+//! Callers run it on a blocking thread, never on an async worker. The index resolves a relist's
+//! pipelines on this pool while it holds its write lock, and a pool thread that waits may run
+//! any other job meanwhile: so no job here ever takes the index's lock.
 
 use rayon::prelude::*;
 
