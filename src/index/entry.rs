@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::{Decoded, Key, KeyKind, KeyRef, SortKey};
+use super::{Decoded, Key, KeyRef, SortKey};
 use crate::model::ExecutionView;
 use crate::model::{Execution, ObjectRef, Rejection};
 use crate::wire::{Detail, Json, RejectionBody, Summary, summary};
@@ -94,34 +94,36 @@ impl ExecutionEntry {
         (Reverse(self.sort_time), self.id.clone())
     }
 
+    /// `sort_key` borrowed: to sort entries in the index's order without cloning their ids.
+    pub(super) fn sort_key_ref(&self) -> (Reverse<Timestamp>, &Arc<ObjectRef>) {
+        (Reverse(self.sort_time), &self.id)
+    }
+
     /// Every secondary-index key this execution is listed under.
     pub(super) fn keys(&self) -> Vec<Key> {
         let mut keys = Vec::new();
-        for kind in KeyKind::ALL {
-            self.keys_of(kind, &mut keys);
-        }
+        self.key_refs(&mut keys);
         keys.into_iter().map(KeyRef::to_key).collect()
     }
 
-    /// The keys of one kind this execution is listed under, each once, added to `keys`.
-    pub(super) fn keys_of<'a>(&'a self, kind: KeyKind, keys: &mut Vec<KeyRef<'a>>) {
+    /// Every secondary-index key this execution is listed under, each once, borrowed from it,
+    /// added to `keys`.
+    pub(super) fn key_refs<'a>(&'a self, keys: &mut Vec<KeyRef<'a>>) {
         let (ns, view) = (self.id.namespace.as_str(), &self.view);
-        match kind {
-            KeyKind::Namespace => keys.push(KeyRef::Namespace(ns)),
-            KeyKind::Pipeline => keys.push(KeyRef::Pipeline(&view.pipeline)),
-            KeyKind::NamespacedPipeline => keys.push(KeyRef::NamespacedPipeline(ns, &view.pipeline)),
-            KeyKind::Phase => keys.push(KeyRef::Phase(view.phase)),
-            KeyKind::Environment => {
-                let first = keys.len();
-                for env in &view.environments {
-                    let key = KeyRef::Environment(&env.name);
-                    if !keys[first..].contains(&key) {
-                        keys.push(key);
-                    }
-                }
+        keys.extend([
+            KeyRef::Namespace(ns),
+            KeyRef::Pipeline(&view.pipeline),
+            KeyRef::NamespacedPipeline(ns, &view.pipeline),
+            KeyRef::Phase(view.phase),
+        ]);
+        let first = keys.len();
+        for env in &view.environments {
+            let key = KeyRef::Environment(&env.name);
+            if !keys[first..].contains(&key) {
+                keys.push(key);
             }
-            KeyKind::Label => keys.extend(self.labels.iter().map(|(k, v)| KeyRef::Label(k, v))),
         }
+        keys.extend(self.labels.iter().map(|(k, v)| KeyRef::Label(k, v)));
     }
 
     pub(super) fn summary_value(&self) -> Summary<'_> {
@@ -161,9 +163,7 @@ impl Prepared {
             Prepared::Rejection(r) => &r.rejection.id,
         }
     }
-}
 
-impl Prepared {
     /// The object as the index keeps it: owned by `shard`, changed at `now`. Done before the
     /// index lock is taken.
     pub(super) fn stamp(self, shard: &Arc<str>, now: Timestamp) -> Stamped {

@@ -85,28 +85,6 @@ impl KeyRef<'_> {
     }
 }
 
-/// The kinds of `Key`, one per variant: a listing's postings are built one kind per core.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum KeyKind {
-    Namespace,
-    Pipeline,
-    NamespacedPipeline,
-    Phase,
-    Environment,
-    Label,
-}
-
-impl KeyKind {
-    const ALL: [KeyKind; 6] = [
-        KeyKind::Namespace,
-        KeyKind::Pipeline,
-        KeyKind::NamespacedPipeline,
-        KeyKind::Phase,
-        KeyKind::Environment,
-        KeyKind::Label,
-    ];
-}
-
 #[derive(Default)]
 struct State {
     revision: u64,
