@@ -255,7 +255,36 @@ async fn a_warm_start_serves_archived_versions(url: &str) {
     })
     .await;
     assert_eq!(rows[0].last_seen, seen, "run-1 was not written again");
+
+    // Its stream starts from the stored version too, and a client that holds it is told so.
+    let run_1 = "/api/v1/namespaces/team-a/executions/run-1";
+    let first = first_event(&service, run_1).await;
+    assert!(first.starts_with("event:snapshot") && first.contains("web-as-archived"), "{first}");
+    let held = reqwest::Client::new().get(format!("{}{run_1}", service.base)).header("if-none-match", &etag);
+    assert_eq!(held.send().await.unwrap().status(), 304);
+    // Once its file goes, its row is marked deleted with what it held, and served as archived.
+    std::fs::remove_file(dir.path().join("run-1.yaml")).unwrap();
+    let rows = wait_rows(url, "run-1 is marked deleted", |rows| rows[0].deleted_at.is_some()).await;
+    assert_eq!(rows[0].detail["execution"]["pipeline"], "web-as-archived", "{:?}", rows[0]);
+    let (status, gone) = service.get(run_1).await;
+    assert_eq!(
+        (status, &gone["archived"], &gone["execution"]["pipeline"]),
+        (200, &true.into(), &"web-as-archived".into())
+    );
     service.stop().await;
+}
+
+/// The first event of a stream of `path`, as sent.
+async fn first_event(service: &Running, path: &str) -> String {
+    use futures::StreamExt;
+    let request = reqwest::Client::new().get(format!("{}{path}", service.base)).header("accept", "text/event-stream");
+    let mut body = request.send().await.unwrap().bytes_stream();
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(common::DEADLINE, body.next()).await.expect("an event in time");
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("the stream goes on").unwrap()));
+    }
+    text
 }
 
 /// Runs one statement with text parameters.

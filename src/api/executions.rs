@@ -11,12 +11,14 @@ use super::stream::{self, Ends, Followed};
 use super::{ApiError, ApiRequest, AppState, ListBody};
 use crate::access::Verb;
 use crate::history::Unreadable;
+use crate::index::{DetailUnavailable, ExecutionEntry};
 use crate::model::ObjectRef;
 use crate::model::Resource;
 use crate::query::{self, Cursor, ExecutionFilter, Listing, Scope};
 use crate::quote::quote;
 use crate::wire::ErrorCode;
 use crate::wire::Tag;
+use bytes::Bytes;
 use std::sync::Arc;
 
 /// The parameters of a list besides its filter's.
@@ -121,7 +123,25 @@ pub(super) async fn get_one(namespace: String, name: String, request: ApiRequest
         return Ok(state.responses.reply(&how, Tag::of(&archived), archived, state.vary()));
     }
     let one = HeldOne { resource: Resource::Executions, namespace: &id.namespace, name: &id.name };
-    poll::one(&state, &caller, &how, timeout, one, || look_up(&state, &id).map(|entry| entry.detail.clone())).await
+    poll::one(&state, &caller, &how, timeout, one, || look_up(&state, &id)).await
+}
+
+/// An execution's detail, which a warm start may not have read back from the archive yet.
+impl poll::OneBody for Arc<ExecutionEntry> {
+    fn tag(&self) -> Tag {
+        self.detail.tag
+    }
+
+    async fn into_bytes(self) -> Result<Bytes, ApiError> {
+        self.detail().await.map_err(|e| detail_unavailable(&self.id, &e))
+    }
+}
+
+/// `503` for an execution whose detail could not be read from the archive: it exists, and a
+/// retry finds it.
+pub(super) fn detail_unavailable(id: &ObjectRef, e: &DetailUnavailable) -> ApiError {
+    let message = format!("execution {} is live, but {e}", quote(&id.name));
+    ApiError::unavailable(ErrorCode::HistoryUnavailable, message)
 }
 
 /// An execution whose ConfigMap is gone, from the archive (where one is on): asked for only
@@ -145,7 +165,7 @@ async fn archived(state: &AppState, id: &ObjectRef) -> Result<Option<bytes::Byte
 }
 
 /// One execution, `503 NotSynced` before its namespace was listed, or the identical 404.
-fn look_up(state: &AppState, id: &ObjectRef) -> Result<std::sync::Arc<crate::index::ExecutionEntry>, ApiError> {
+fn look_up(state: &AppState, id: &ObjectRef) -> Result<Arc<ExecutionEntry>, ApiError> {
     match state.index.get(id) {
         Some(entry) => Ok(entry),
         None => Err(not_there(state, &id.namespace, Resource::Executions, &id.name)),

@@ -9,6 +9,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use tokio::sync::watch;
 use tokio::time::Instant;
 use warp::Rejection;
@@ -23,7 +25,7 @@ use crate::access::{Caller, Verb};
 use crate::model::Resource;
 use crate::modules::NotInstalled;
 use crate::query::Scope;
-use crate::wire::Json;
+use crate::wire::{Json, Tag};
 
 /// Longest a long poll may wait, in seconds.
 pub const MAX_WAIT: u64 = 300;
@@ -114,16 +116,16 @@ where
 
 /// Answers one object: at once, unless the client holds its current version (`If-None-Match`)
 /// and asked to wait; then held until it changes (`200`), goes (`404`), or the wait ends (`304`).
-pub async fn one(
+pub async fn one<B: OneBody>(
     state: &AppState,
     caller: &Caller,
     how: &Negotiation,
     timeout: Option<u64>,
     one: HeldOne<'_>,
-    look_up: impl Fn() -> Result<Json, ApiError>,
+    look_up: impl Fn() -> Result<B, ApiError>,
 ) -> Result<Response, Rejection> {
     let mut body = look_up()?;
-    if let Some(timeout) = timeout.filter(|_| how.holds(body.tag)) {
+    if let Some(timeout) = timeout.filter(|_| how.holds(body.tag())) {
         let namespace = Some(one.namespace.to_owned());
         let mut wait = Wait::start(state, caller, timeout, one.resource, namespace, Scope::all())?;
         loop {
@@ -134,12 +136,32 @@ pub async fn one(
                 Woke::Lost => return Err(hidden(state, one.namespace, one.resource, Some(one.name)).into()),
             }
             body = look_up()?;
-            if !how.holds(body.tag) {
+            if !how.holds(body.tag()) {
                 break;
             }
         }
     }
-    Ok(state.responses.reply(how, body.tag, body.bytes, state.vary()))
+    let tag = body.tag();
+    // A `304` needs no body, nor a detail read from the archive.
+    let bytes = if how.holds(tag) { Bytes::new() } else { body.into_bytes().await? };
+    Ok(state.responses.reply(how, tag, bytes, state.vary()))
+}
+
+/// What a one-object request answers with: its ETag at once, its bytes only for a `200` (an
+/// execution's detail may still be in the archive after a warm start).
+pub trait OneBody {
+    fn tag(&self) -> Tag;
+    fn into_bytes(self) -> impl Future<Output = Result<Bytes, ApiError>> + Send;
+}
+
+impl OneBody for Json {
+    fn tag(&self) -> Tag {
+        self.tag
+    }
+
+    fn into_bytes(self) -> impl Future<Output = Result<Bytes, ApiError>> + Send {
+        std::future::ready(Ok(self.bytes))
+    }
 }
 
 /// A held request's wait, counted against the caller's and the service's limits while it lasts.

@@ -31,10 +31,11 @@ use super::conditional::Negotiation;
 use super::params::Params;
 use super::{Answer, ApiError, AppState, ListBody};
 use crate::access::Caller;
-use crate::index::{Change, Changed, Lost};
+use crate::index::{Change, Changed, DetailUnavailable, Lost};
 use crate::model::ObjectRef;
 use crate::model::Resource;
 use crate::query::{ExecutionFilter, Scope};
+use crate::quote::quote;
 use crate::wire::Json;
 
 /// A comment this often keeps proxies from closing an idle stream.
@@ -274,7 +275,7 @@ impl Follower {
                 (page.render(), seq)
             }
             Followed::Execution(id) => match self.state.index.get_as_of(id) {
-                (Some(entry), seq) => (entry.detail.bytes.clone(), seq),
+                (Some(entry), seq) => (entry.detail().await.map_err(|e| unreadable(id, e))?, seq),
                 (None, seq) => {
                     if let Some(archive) = self.state.history()
                         && let Ok(Some(archived)) = archive.deleted(&self.state.index, id).await
@@ -297,6 +298,9 @@ impl Follower {
     async fn forward(&mut self, changes: &[Change], position: &mut u64) -> Result<Option<&'static str>, Stop> {
         for change in changes {
             *position = change.seq;
+            if let Followed::Execution(id) = &self.followed {
+                Box::pin(read_details(&change.what, id)).await?;
+            }
             let Some((name, data)) = self.event_for(&change.what) else { continue };
             self.send(frame(name, Some(self.id(change.seq)), &data, false)).await?;
             if let (Followed::Execution(_), Changed::Execution { after: None, archived, .. }) =
@@ -322,10 +326,11 @@ impl Follower {
             (Followed::Execution(id), Changed::Execution { before, after, archived }) => {
                 let before = before.as_ref().filter(|e| *e.id == *id);
                 let after = after.as_ref().filter(|e| *e.id == *id);
+                // Read by `read_details` first.
                 if let (Some(gone), Some(at)) = (before, self.archives(archived)) {
-                    return Some(("modified", Json::archived(&gone.detail.bytes, at).bytes));
+                    return Some(("modified", Json::archived(gone.detail.loaded()?, at).bytes));
                 }
-                transition(before.map(|e| &e.detail.bytes), after.map(|e| &e.detail.bytes))
+                transition(before.and_then(|e| e.detail.loaded()), after.and_then(|e| e.detail.loaded()))
             }
             (Followed::Pipelines { namespace, scope, .. }, Changed::Pipeline { before, after }) => {
                 let follows = |ns: &str| namespace.as_deref().is_none_or(|want| want == ns) && scope.allows(ns);
@@ -369,6 +374,21 @@ impl Follower {
 }
 
 /// `added`, `modified` or `deleted`, from what the stream saw before and after a change.
+/// Reads from the archive the details of `id` in a change that a warm start has not read yet,
+/// so that its event can be made; when the archive cannot answer, the stream ends and says why.
+async fn read_details(what: &Changed, id: &ObjectRef) -> Result<(), Stop> {
+    let Changed::Execution { before, after, .. } = what else { return Ok(()) };
+    for entry in [before, after].into_iter().flatten().filter(|e| *e.id == *id) {
+        entry.detail().await.map_err(|e| unreadable(id, e))?;
+    }
+    Ok(())
+}
+
+/// Why a one-execution stream ends when its detail cannot be read.
+fn unreadable(id: &ObjectRef, e: DetailUnavailable) -> Stop {
+    Stop::Closed(format!("execution {} is live, but {e}; reconnect", quote(&id.name)))
+}
+
 fn transition(before: Option<&Bytes>, after: Option<&Bytes>) -> Option<(&'static str, Bytes)> {
     match (before, after) {
         (None, Some(after)) => Some(("added", after.clone())),

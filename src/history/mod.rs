@@ -31,7 +31,7 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use sqlx::AnyPool;
 
-use crate::index::{ExecutionEntry, Index};
+use crate::index::{DetailUnavailable, ExecutionEntry, Index};
 use crate::insights::Millis;
 use crate::model::ObjectRef;
 use crate::query::{ExecutionFilter, Listing, Position};
@@ -381,7 +381,11 @@ impl Archive {
     pub async fn deleted(&self, index: &Index, id: &ObjectRef) -> Result<Option<Bytes>, Unreadable> {
         // Deleted so lately that its row may not be written yet.
         if let Some((entry, at)) = self.departed(index).into_iter().find(|(entry, _)| *entry.id == *id) {
-            return Ok(Some(Json::archived(&entry.detail.bytes, at).bytes));
+            let detail = entry.detail().await.map_err(|e| match e {
+                DetailUnavailable::Unreadable => Unreadable::Unavailable,
+                DetailUnavailable::Replaced => Unreadable::Failed,
+            })?;
+            return Ok(Some(Json::archived(&detail, at).bytes));
         }
         let (namespace, name) = (id.namespace.as_str(), id.name.as_str());
         let incarnations = self.incarnations();

@@ -14,6 +14,7 @@ use super::incarnation::Incarnations;
 use super::rollup::{self, StoredFacts};
 use super::runs::{ArchivedLoad, from_summary};
 use super::{ArchiveKey, Note, Stored, Synced};
+use crate::model::ObjectRef;
 use crate::query::ExecutionFilter;
 use crate::wire::Tag;
 use futures::TryStreamExt;
@@ -91,7 +92,7 @@ pub async fn write_rows(pool: &AnyPool, rows: Vec<StoredNote>, schema_set: &str)
         .iter()
         .map(|row| match (&row.facts, row.last_counted) {
             (Some(facts), last_counted) => Some(StoredFacts { facts: facts.clone(), last_counted }),
-            (None, _) => StoredFacts::of_detail(&row.detail),
+            (None, _) => row.detail.as_deref().and_then(StoredFacts::of_detail),
         })
         .collect();
     // One statement may not update a row twice (PostgreSQL refuses it): the last note of each
@@ -110,7 +111,10 @@ pub async fn write_rows(pool: &AnyPool, rows: Vec<StoredNote>, schema_set: &str)
     copied.reverse();
     let mut tx = pool.begin().await?;
     for row in &rows {
-        upsert(row, schema_set).execute(&mut *tx).await?;
+        match row.detail {
+            Some(_) => upsert(row, schema_set).execute(&mut *tx).await?,
+            None => mark(row).execute(&mut *tx).await?,
+        };
     }
     // Their rollups, as the rows now hold them.
     rollup::copy(&mut tx, &copied).await?;
@@ -132,7 +136,8 @@ pub struct StoredNote {
     finished_at: Option<String>,
     labels: String,
     summary: String,
-    detail: String,
+    /// `None` for a version a warm start restored and has not read back: the row holds it.
+    detail: Option<String>,
     seen: i64,
     deleted: Option<i64>,
     /// When its ConfigMap was created (the API server's clock), where known.
@@ -173,7 +178,7 @@ impl StoredNote {
             finished_at: entry.view.finished_at.clone(),
             labels: serde_json::to_string(&entry.labels).unwrap_or_default(),
             summary: text(&entry.summary),
-            detail: text(&entry.detail),
+            detail: entry.detail.loaded().map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
             seen: millis(seen),
             deleted,
             configmap_created: entry.created.map(millis),
@@ -184,6 +189,24 @@ impl StoredNote {
             summary_tag: Some(entry.summary.tag.to_hex()),
         }
     }
+}
+
+/// Marks what a row holds at this very version as seen (and deleted), for a note of a version
+/// whose detail the service never read back (a warm start's): the row is all there is of it,
+/// so nothing else is written. A row replaced by a newer version is left as it is.
+const MARK: &str = "UPDATE executions SET \
+    last_seen = CASE WHEN last_seen > $1 THEN last_seen ELSE $2 END, deleted_at = COALESCE(deleted_at, $3) \
+    WHERE namespace = $4 AND name = $5 AND uid = $6 AND resource_version = $7";
+
+fn mark(row: &StoredNote) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(MARK)
+        .bind(row.seen)
+        .bind(row.seen)
+        .bind(row.deleted)
+        .bind(row.namespace.as_str())
+        .bind(row.name.as_str())
+        .bind(row.uid.as_str())
+        .bind(row.resource_version.as_str())
 }
 
 fn upsert<'q>(row: &'q StoredNote, schema_set: &'q str) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
@@ -202,7 +225,7 @@ fn upsert<'q>(row: &'q StoredNote, schema_set: &'q str) -> sqlx::query::Query<'q
         .bind(row.finished_at.clone())
         .bind(row.labels.as_str())
         .bind(row.summary.as_str())
-        .bind(row.detail.as_str())
+        .bind(row.detail.as_deref())
         .bind(row.seen)
         .bind(row.seen)
         .bind(row.deleted)
@@ -333,8 +356,12 @@ pub async fn stored(
     // Two statements, not one with `($2 = '' OR namespace = $3)`: that form kept SQLite off the
     // primary key, so each namespace's shard read every live row (0.34 s instead of 0.03 s for
     // one of 50 namespaces at 100 000).
-    const EVERY: &str = "SELECT namespace, name, uid, resource_version, sort_time, detail, summary, labels, \
-        served_view, detail_tag, summary_tag FROM executions WHERE deleted_at IS NULL AND schema_set = $1";
+    // The detail (9 kB, most of each row) only where the row lacks what a warm start reads
+    // instead: the others' are read once the shard is listed (`details`).
+    const EVERY: &str = "SELECT namespace, name, uid, resource_version, sort_time, \
+        CASE WHEN served_view IS NULL OR detail_tag IS NULL OR summary_tag IS NULL THEN detail END, \
+        summary, labels, served_view, detail_tag, summary_tag \
+        FROM executions WHERE deleted_at IS NULL AND schema_set = $1";
     let mut rows = match namespace {
         Some(namespace) => sqlx::query(sqlx::AssertSqlSafe(format!("{EVERY} AND namespace = $2")))
             .bind(schema_set)
@@ -356,6 +383,47 @@ pub async fn stored(
         take(r.get(0), r.get(1), labels, version);
     }
     Ok(())
+}
+
+/// The details of the executions that still exist (of one namespace, or all), validated under
+/// `schema_set`: each one's namespace, name, uid, resourceVersion and detail, passed to `take`
+/// as it arrives.
+pub async fn details(
+    pool: &AnyPool,
+    namespace: Option<&str>,
+    schema_set: &str,
+    mut take: impl FnMut(ObjectRef, (String, String), String),
+) -> Result<(), sqlx::Error> {
+    const EVERY: &str = "SELECT namespace, name, uid, resource_version, detail FROM executions \
+        WHERE deleted_at IS NULL AND schema_set = $1";
+    let mut rows = match namespace {
+        Some(namespace) => sqlx::query(sqlx::AssertSqlSafe(format!("{EVERY} AND namespace = $2")))
+            .bind(schema_set)
+            .bind(namespace)
+            .fetch(pool),
+        None => sqlx::query(EVERY).bind(schema_set).fetch(pool),
+    };
+    while let Some(r) = rows.try_next().await? {
+        take(ObjectRef { namespace: r.get(0), name: r.get(1) }, (r.get(2), r.get(3)), r.get(4));
+    }
+    Ok(())
+}
+
+/// The detail the archive holds of this very version of `id` (its uid and resourceVersion).
+pub async fn detail(
+    pool: &AnyPool,
+    id: &ObjectRef,
+    (uid, version): (&str, &str),
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT detail FROM executions WHERE namespace = $1 AND name = $2 AND uid = $3 AND resource_version = $4",
+    )
+    .bind(id.namespace.as_str())
+    .bind(id.name.as_str())
+    .bind(uid)
+    .bind(version)
+    .fetch_optional(pool)
+    .await
 }
 
 /// The detail and deletion time of the latest deleted version of `namespace/name` that belongs

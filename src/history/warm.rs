@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ObjectMeta;
 use sqlx::AnyPool;
 
 use super::{ArchiveSettings, store};
-use crate::index::ExecutionEntry;
+use crate::index::{DetailBody, DetailUnavailable, ExecutionEntry, Index, StoredDetails};
 use crate::model::{ExecutionView, ObjectRef};
 use crate::quote::shorten;
 use crate::source::dir::{Archived, parse_file_version};
@@ -24,7 +25,9 @@ pub struct Stored {
     pub uid: String,
     pub resource_version: String,
     pub sort_time: jiff::Timestamp,
-    pub detail: String,
+    /// Read only where the row lacks what a warm start needs instead (its view and ETags): the
+    /// details of the others follow once the shard is listed (`WarmSource::read_details`).
+    pub detail: Option<String>,
     pub summary: String,
     /// The typed view (read as the rows arrive, beside the database's own work), and the
     /// detail's and summary's ETags, as written with the bodies; `None` in rows written by a
@@ -35,17 +38,17 @@ pub struct Stored {
 
 impl Stored {
     /// The execution it was, with its bodies as they were served, which the index serves again
-    /// as they are, so a warm start neither parses nor validates its document. `None` when the
-    /// stored detail is not what this version serves.
+    /// as they are, so a warm start neither parses nor validates its document; its detail read
+    /// from `details` later, unless the row was read with it. `None` when the stored detail is
+    /// not what this version serves.
     pub fn into_entry(
         self,
-        id: ObjectRef,
-        labels: BTreeMap<String, String>,
-        created: Option<jiff::Timestamp>,
+        (id, labels, created): (ObjectRef, BTreeMap<String, String>, Option<jiff::Timestamp>),
+        details: &Arc<WarmSource>,
     ) -> Option<ExecutionEntry> {
         let stored_view = self.served_view;
         let complete = stored_view.is_some() && self.tags.0.is_some() && self.tags.1.is_some();
-        let view = stored_view.or_else(|| view_of_detail(&self.detail))?;
+        let view = stored_view.or_else(|| self.detail.as_deref().and_then(view_of_detail))?;
         let json = |text: String, tag: Option<Tag>| {
             let bytes = bytes::Bytes::from(text);
             match tag {
@@ -53,7 +56,12 @@ impl Stored {
                 None => Json::from_bytes(bytes),
             }
         };
-        let bodies = (json(self.detail, self.tags.0), json(self.summary, self.tags.1));
+        let detail = match (self.detail, self.tags.0) {
+            (Some(text), tag) => DetailBody::new(json(text, tag)),
+            (None, Some(tag)) => DetailBody::stored(tag, details.clone()),
+            (None, None) => return None,
+        };
+        let bodies = (detail, json(self.summary, self.tags.1));
         let meta = (self.uid, self.resource_version, self.sort_time, created);
         let mut entry = ExecutionEntry::of_bodies(id, labels, meta, view, bodies);
         // A row of a version before lacks what the next warm start reads: written again.
@@ -87,16 +95,20 @@ impl WarmSource {
         WarmSource { settings, schema_set, pool: tokio::sync::OnceCell::new() }
     }
 
-    /// The stored versions of `namespace` (every namespace with `None`); none when the
-    /// archive cannot say in time. Each row goes into the maps as it arrives, beside the
-    /// database's own work.
+    async fn pool(&self) -> Result<&AnyPool, String> {
+        let open = || async { store::open(&self.settings.url).await.map_err(|e| shorten(e.to_string())) };
+        let pool = self.pool.get_or_init(open).await;
+        pool.as_ref().map_err(|e| format!("cannot open the archive: {e}"))
+    }
+
+    /// The stored versions of `namespace` (every namespace with `None`), without the details
+    /// they hold elsewhere (`read_details`); none when the archive cannot say in time. Each row
+    /// goes into the maps as it arrives, beside the database's own work.
     pub async fn load(&self, namespace: Option<&str>) -> Loaded {
         let started = Instant::now();
         let (mut files, mut stored) = (HashMap::new(), HashMap::new());
         let load = async {
-            let open = || async { store::open(&self.settings.url).await.map_err(|e| shorten(e.to_string())) };
-            let pool = self.pool.get_or_init(open).await;
-            let pool = pool.as_ref().map_err(|e| format!("cannot open the archive: {e}"))?;
+            let pool = self.pool().await?;
             let take =
                 |namespace, name, labels, version| add(&mut files, &mut stored, (namespace, name, labels, version));
             store::stored(pool, namespace, &self.schema_set, take).await.map_err(|e| shorten(e.to_string()))
@@ -115,7 +127,64 @@ impl WarmSource {
         tracing::info!(namespace, versions = stored.len(), took = ?started.elapsed(), "warm start: archived versions loaded");
         Loaded { stored: Mutex::new(stored), files: Mutex::new(files) }
     }
+
+    /// Reads back the details a warm start left in the archive, of the executions `index` holds
+    /// at the versions restored (of `namespace`, or of every one): about a second at 100 000,
+    /// done once the shard is listed, after ready instead of before. A detail not read here is
+    /// read when it is asked for.
+    pub async fn read_details(&self, index: &Index, namespace: Option<&str>) {
+        let started = Instant::now();
+        let mut read = 0usize;
+        let fill = |id: ObjectRef, (uid, version): (String, String), detail: String| {
+            let entry = index.get(&id).filter(|e| e.uid == uid && e.resource_version == version);
+            if let Some(entry) = entry.filter(|e| e.detail.loaded().is_none()) {
+                entry.detail.fill(bytes::Bytes::from(detail));
+                read += 1;
+            }
+        };
+        let details = async {
+            let pool = self.pool().await?;
+            store::details(pool, namespace, &self.schema_set, fill).await.map_err(|e| shorten(e.to_string()))
+        };
+        match tokio::time::timeout(DETAILS_TIMEOUT, details).await {
+            Ok(Ok(())) => tracing::info!(namespace, read, took = ?started.elapsed(), "warm start: details read back"),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, read, "warm start: details not read back; each is read when asked for")
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?DETAILS_TIMEOUT, read, "warm start: details not all read back in time; each other is read when asked for")
+            }
+        }
+    }
 }
+
+/// A detail a warm start has not read back yet, read for a request that needs it.
+impl StoredDetails for WarmSource {
+    fn read<'a>(
+        &'a self,
+        id: &'a ObjectRef,
+        version: (&'a str, &'a str),
+    ) -> BoxFuture<'a, Result<Option<bytes::Bytes>, DetailUnavailable>> {
+        Box::pin(async move {
+            let read =
+                async { store::detail(self.pool().await?, id, version).await.map_err(|e| shorten(e.to_string())) };
+            let failed = match tokio::time::timeout(DETAIL_TIMEOUT, read).await {
+                Ok(Ok(detail)) => return Ok(detail.map(bytes::Bytes::from)),
+                Ok(Err(error)) => error,
+                Err(_) => format!("no answer within {DETAIL_TIMEOUT:?}"),
+            };
+            let (namespace, name) = (&id.namespace, &id.name);
+            tracing::warn!(error = %failed, %namespace, %name, "cannot read an execution's detail from the archive");
+            Err(DetailUnavailable::Unreadable)
+        })
+    }
+}
+
+/// The longest the details of a warm start take to read back; what is left is read when asked for.
+const DETAILS_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The longest a request waits for one detail from the archive.
+const DETAIL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One stored version, by its namespace and name and, for a directory's, by its file's content.
 fn add(
@@ -143,6 +212,13 @@ fn add(
 pub struct Loaded {
     stored: Mutex<HashMap<(String, String), Stored>>,
     files: Mutex<HashMap<String, FileObjects>>,
+}
+
+impl Loaded {
+    /// Nothing stored: a cold start.
+    pub fn is_empty(&self) -> bool {
+        self.stored.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
 }
 
 /// What a shard starts from: the versions `WarmSource::load` gives, once it has (a source may
@@ -226,5 +302,63 @@ impl Archived for Warm {
         let complete =
             objects.len() == n && objects.iter().enumerate().all(|(at, (i, count, _))| at == *i && *count == n);
         complete.then(|| objects.into_iter().map(|(.., metadata)| metadata).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Limits, SchemaRegistry};
+    use crate::fixtures::{Cm, Doc};
+    use crate::history::{ArchiveKey, Note};
+    use jiff::Timestamp;
+
+    /// A warm start serves an execution before it reads its detail back: the detail is read
+    /// from the archive once, when asked for, and kept; the deletion of one never read marks
+    /// its row without writing a detail over it (nor spools one it does not have); and a
+    /// version the archive no longer holds is said to be replaced, never served as another's.
+    #[tokio::test]
+    async fn a_detail_left_in_the_archive_is_read_when_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("h.db").display()).parse().unwrap();
+        let settings = ArchiveSettings::new(url, Duration::from_secs(3600));
+        let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let registry = SchemaRegistry::load(&schemas, Limits::default()).unwrap();
+        let mut cm = Cm::new("team-a", "run-1").doc(&Doc::new("web")).build();
+        cm.metadata.uid = Some("u1".to_owned());
+        let served = Arc::new(ExecutionEntry::new(registry.decode(&cm).unwrap()));
+        let (key, schema_set) = (ArchiveKey::of(&served), registry.fingerprint().to_owned());
+        let pool = store::open(&settings.url).await.unwrap();
+        let note = (key.clone(), Note::Served(served.clone(), Timestamp::now()));
+        store::write(&pool, &[note], &schema_set).await.unwrap();
+
+        let source = Arc::new(WarmSource::new(settings, schema_set.clone()));
+        let restore = || async {
+            let warm = Warm::pending();
+            warm.fill(source.load(Some("team-a")).await);
+            let stored = warm.take(&cm).expect("the archive holds this version");
+            let labels = cm.metadata.labels.clone().unwrap_or_default();
+            Arc::new(stored.into_entry((ObjectRef::of(&cm), labels, None), &source).expect("restored"))
+        };
+        let (read, unread) = (restore().await, restore().await);
+        assert!(read.detail.loaded().is_none(), "the detail is not read with the rest");
+        assert_eq!(read.detail.tag, served.detail.tag, "its ETag is");
+        assert_eq!(read.detail().await.ok().as_ref(), served.detail.loaded(), "read when asked for");
+        assert_eq!(read.detail.loaded(), served.detail.loaded(), "and kept");
+
+        let at = Timestamp::now();
+        let deleted = Note::Deleted(unread.clone(), at);
+        let spooled = serde_json::to_string(&store::StoredNote::of(&key, &deleted)).unwrap();
+        assert_eq!(serde_json::from_str::<store::StoredNote>(&spooled).unwrap(), store::StoredNote::of(&key, &deleted));
+        store::write(&pool, &[(key, deleted)], &schema_set).await.unwrap();
+        let (detail, deleted_at): (String, Option<i64>) =
+            sqlx::query_as("SELECT detail, deleted_at FROM executions").fetch_one(&pool).await.unwrap();
+        assert_eq!(Some(detail.as_bytes()), served.detail.loaded().map(|b| &b[..]), "the row keeps its detail");
+        assert_eq!(deleted_at, Some(at.as_millisecond()), "and is marked deleted");
+        assert!(unread.detail.loaded().is_none());
+
+        sqlx::query("UPDATE executions SET resource_version = '2'").execute(&pool).await.unwrap();
+        assert_eq!(unread.detail().await.err(), Some(DetailUnavailable::Replaced));
+        pool.close().await;
     }
 }

@@ -96,8 +96,7 @@ impl History {
 }
 
 fn weight(what: &Changed) -> usize {
-    let execution =
-        |e: &Option<Arc<ExecutionEntry>>| e.as_ref().map_or(0, |e| e.detail.bytes.len() + e.summary.bytes.len());
+    let execution = |e: &Option<Arc<ExecutionEntry>>| e.as_ref().map_or(0, |e| e.detail.len() + e.summary.bytes.len());
     let body = |b: &Option<super::Json>| b.as_ref().map_or(0, |b| b.bytes.len());
     let pipeline = |p: &Option<Arc<ResolvedPipeline>>| p.as_ref().map_or(0, |p| body(&p.live) + body(&p.whole));
     match what {

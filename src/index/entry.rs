@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::{Decoded, Key, KeyRef, SortKey};
+use super::{Decoded, DetailBody, Key, KeyRef, SortKey};
 use crate::model::ExecutionView;
 use crate::model::{Execution, ObjectRef, Rejection};
 use crate::wire::{Detail, Json, RejectionBody, Summary, summary};
@@ -23,7 +23,7 @@ pub struct ExecutionEntry {
     pub created: Option<Timestamp>,
     pub view: ExecutionView,
     /// `GET .../executions/{name}` body.
-    pub detail: Json,
+    pub detail: DetailBody,
     /// One item of a list body.
     pub summary: Json,
     /// The archive holds this very version as served, with all a warm start reads: the archive
@@ -37,7 +37,7 @@ pub struct ExecutionEntry {
 impl ExecutionEntry {
     /// Serialises an execution's responses, off the index lock; `Index` stamps it on insert.
     pub fn new(e: Execution) -> Self {
-        let detail = Json::of(&Detail {
+        let detail = DetailBody::new(Json::of(&Detail {
             namespace: Cow::Borrowed(&e.id.namespace),
             name: Cow::Borrowed(&e.id.name),
             labels: Cow::Borrowed(&e.labels),
@@ -45,7 +45,7 @@ impl ExecutionEntry {
             execution: Cow::Borrowed(&e.document),
             archived: None,
             deleted_at: None,
-        });
+        }));
         let summary = Json::of(&summary(&e.id, &e.view, &e.resource_version));
         ExecutionEntry {
             id: Arc::new(e.id),
@@ -71,7 +71,7 @@ impl ExecutionEntry {
         labels: BTreeMap<String, String>,
         meta: (String, String, Timestamp, Option<Timestamp>),
         view: ExecutionView,
-        (detail, summary): (Json, Json),
+        (detail, summary): (DetailBody, Json),
     ) -> Self {
         let (uid, resource_version, sort_time, created) = meta;
         ExecutionEntry {

@@ -8,6 +8,7 @@
 
 mod archived;
 mod changes;
+mod detail;
 mod entry;
 mod ingest;
 mod pipelines;
@@ -29,6 +30,7 @@ use tokio::sync::watch;
 
 pub use archived::{ArchivedRun, ArchivedTotals};
 pub use changes::{Change, Changed, Lost};
+pub use detail::{DetailBody, DetailUnavailable, StoredDetails};
 use entry::Stamped;
 pub use entry::{ExecutionEntry, Listed, Prepared, RejectionEntry};
 pub use ingest::ingest;

@@ -84,6 +84,17 @@ impl Index {
         }
     }
 
+    /// Once `source` has been listed since it was registered, or is forgotten.
+    pub async fn listed(&self, source: &str) {
+        let mut changes = self.subscribe();
+        let listed = |index: &Index| index.read().shards.get(source).is_none_or(|s| s.last_sync.is_some());
+        while !listed(self) {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Whether data for `namespace` has been listed at least once.
     pub fn has_synced(&self, namespace: &str) -> bool {
         self.read().shards.values().any(|s| s.covers(namespace) && s.last_sync.is_some())

@@ -209,17 +209,25 @@ where
     let run = async move {
         let warm = Arc::new(if decoding.warm.is_some() { Warm::pending() } else { Warm::default() });
         let (filling, archive) = (Filling(warm.clone()), decoding.warm.clone());
+        let (listed, shard) = (index.clone(), source.clone());
         let load = async move {
-            if let Some(archive) = archive {
-                filling.0.fill(archive.load(namespace.as_deref()).await);
+            let Some(archive) = archive else { return };
+            let loaded = archive.load(namespace.as_deref()).await;
+            let restored = !loaded.is_empty();
+            filling.0.fill(loaded);
+            // The details left in the archive, read back once what was restored is served.
+            if restored {
+                listed.listed(&shard).await;
+                archive.read_details(&listed, namespace.as_deref()).await;
             }
         };
         let events = events(warm.clone());
-        let registry = decoding.registry;
+        let (registry, details) = (decoding.registry, decoding.warm);
         let decoder = move |cm: &ConfigMap| {
-            let restored = warm.take(cm).and_then(|stored| {
+            let restored = warm.take(cm).zip(details.as_ref()).and_then(|(stored, details)| {
                 let labels = cm.metadata.labels.clone().unwrap_or_default();
-                stored.into_entry(ObjectRef::of(cm), labels, cm.metadata.creation_timestamp.as_ref().map(|t| t.0))
+                let created = cm.metadata.creation_timestamp.as_ref().map(|t| t.0);
+                stored.into_entry((ObjectRef::of(cm), labels, created), details)
             });
             match restored {
                 Some(entry) => Prepared::Execution(entry),
