@@ -308,10 +308,28 @@ impl Archived for Warm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Limits, SchemaRegistry};
-    use crate::fixtures::{Cm, Doc};
     use crate::history::{ArchiveKey, Note};
+    use crate::model::Execution;
     use jiff::Timestamp;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    /// An execution as decoding would make it (this room does not decode).
+    fn execution(cm: &ConfigMap) -> Execution {
+        let document = serde_json::json!({
+            "pipeline": "web", "application": { "name": "web", "version": "1.0.0" },
+            "phase": "Running", "startedAt": "2026-12-01T10:00:00Z", "environments": [],
+        });
+        Execution {
+            id: ObjectRef::of(cm),
+            labels: cm.metadata.labels.clone().unwrap_or_default(),
+            uid: cm.metadata.uid.clone().unwrap_or_default(),
+            resource_version: cm.metadata.resource_version.clone().unwrap_or_default(),
+            sort_time: "2026-12-01T10:00:00Z".parse().unwrap(),
+            created: cm.metadata.creation_timestamp.as_ref().map(|t: &Time| t.0),
+            view: serde_json::from_value(document.clone()).unwrap(),
+            document,
+        }
+    }
 
     /// A warm start serves an execution before it reads its detail back: the detail is read
     /// from the archive once, when asked for, and kept; the deletion of one never read marks
@@ -322,12 +340,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("h.db").display()).parse().unwrap();
         let settings = ArchiveSettings::new(url, Duration::from_secs(3600));
-        let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-        let registry = SchemaRegistry::load(&schemas, Limits::default()).unwrap();
-        let mut cm = Cm::new("team-a", "run-1").doc(&Doc::new("web")).build();
-        cm.metadata.uid = Some("u1".to_owned());
-        let served = Arc::new(ExecutionEntry::new(registry.decode(&cm).unwrap()));
-        let (key, schema_set) = (ArchiveKey::of(&served), registry.fingerprint().to_owned());
+        let metadata = ObjectMeta {
+            namespace: Some("team-a".to_owned()),
+            name: Some("run-1".to_owned()),
+            uid: Some("u1".to_owned()),
+            resource_version: Some("1".to_owned()),
+            labels: Some(BTreeMap::from([("app".to_owned(), "web".to_owned())])),
+            ..ObjectMeta::default()
+        };
+        let cm = ConfigMap { metadata, ..ConfigMap::default() };
+        let served = Arc::new(ExecutionEntry::new(execution(&cm)));
+        let (key, schema_set) = (ArchiveKey::of(&served), "schemas-1".to_owned());
         let pool = store::open(&settings.url).await.unwrap();
         let note = (key.clone(), Note::Served(served.clone(), Timestamp::now()));
         store::write(&pool, &[note], &schema_set).await.unwrap();
