@@ -373,7 +373,6 @@ impl Follower {
     }
 }
 
-/// `added`, `modified` or `deleted`, from what the stream saw before and after a change.
 /// Reads from the archive the details of `id` in a change that a warm start has not read yet,
 /// so that its event can be made; when the archive cannot answer, the stream ends and says why.
 async fn read_details(what: &Changed, id: &ObjectRef) -> Result<(), Stop> {
@@ -389,6 +388,7 @@ fn unreadable(id: &ObjectRef, e: DetailUnavailable) -> Stop {
     Stop::Closed(format!("execution {} is live, but {e}; reconnect", quote(&id.name)))
 }
 
+/// `added`, `modified` or `deleted`, from what the stream saw before and after a change.
 fn transition(before: Option<&Bytes>, after: Option<&Bytes>) -> Option<(&'static str, Bytes)> {
     match (before, after) {
         (None, Some(after)) => Some(("added", after.clone())),
