@@ -492,3 +492,51 @@ fn a_relist_that_names_one_object_twice_keeps_the_last() {
     assert_eq!(names(&index, &by_pipeline("p1")), ["y"], "the first x is listed nowhere");
     assert_eq!(names(&index, &by_pipeline("p2")), ["x"]);
 }
+
+/// The archive as a warm start leaves it: each read counted, and failing while `down`.
+struct Archive {
+    detail: Option<bytes::Bytes>,
+    down: std::sync::atomic::AtomicBool,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl StoredDetails for Archive {
+    fn read<'a>(
+        &'a self,
+        _: &'a ObjectRef,
+        _: (&'a str, &'a str),
+    ) -> futures::future::BoxFuture<'a, Result<Option<bytes::Bytes>, DetailUnavailable>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.reads.fetch_add(1, SeqCst);
+        let answer = if self.down.load(SeqCst) { Err(DetailUnavailable::Unreadable) } else { Ok(self.detail.clone()) };
+        Box::pin(std::future::ready(answer))
+    }
+}
+
+/// A detail left in the archive is read when first asked for and kept: an archive that cannot
+/// answer leaves it unread (asked again next time), and one that no longer holds the version
+/// says it is being replaced.
+#[tokio::test]
+async fn a_detail_left_in_the_archive_is_read_once_when_first_asked_for() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let Ok(execution) = exec("team-a", "run-1", Doc::new("web")) else { panic!("decodes") };
+    let made = ExecutionEntry::new(execution);
+    let (tag, bytes) = (made.detail.tag, made.detail.loaded().cloned());
+    let archive = Arc::new(Archive { detail: bytes.clone(), down: true.into(), reads: 0.into() });
+    let restored = |archive: Arc<Archive>| {
+        let Ok(execution) = exec("team-a", "run-1", Doc::new("web")) else { panic!("decodes") };
+        ExecutionEntry { detail: DetailBody::stored(tag, archive), ..ExecutionEntry::new(execution) }
+    };
+    let entry = restored(archive.clone());
+    assert!(entry.detail.loaded().is_none() && entry.detail.is_empty());
+    assert_eq!(entry.detail().await.err(), Some(DetailUnavailable::Unreadable));
+    assert!(entry.detail.loaded().is_none(), "a failed read keeps nothing");
+    archive.down.store(false, SeqCst);
+    assert_eq!(entry.detail().await.ok(), bytes);
+    assert_eq!(entry.detail_json().await.map(|json| (json.tag, json.bytes)).ok(), Some((tag, bytes.clone().unwrap())));
+    assert_eq!(archive.reads.load(SeqCst), 2, "read once it answered, then kept");
+    assert_eq!(entry.detail.len(), bytes.as_ref().map_or(0, |b| b.len()));
+
+    let replaced = Arc::new(Archive { detail: None, down: false.into(), reads: 0.into() });
+    assert_eq!(restored(replaced).detail().await.err(), Some(DetailUnavailable::Replaced));
+}
