@@ -397,36 +397,40 @@ fn live<'a>(
 }
 
 /// The details of the executions that still exist (of one namespace, or all), validated under
-/// `schema_set`: each one's namespace, name, uid, resourceVersion and detail, passed to `take`
-/// as it arrives.
+/// `schema_set`: each one's namespace, name, uid, resourceVersion, detail's ETag and detail,
+/// passed to `take` as it arrives.
 pub async fn details(
     pool: &AnyPool,
     namespace: Option<&str>,
     schema_set: &str,
-    mut take: impl FnMut(ObjectRef, (String, String), String),
+    mut take: impl FnMut(ObjectRef, (String, String), Option<Tag>, String),
 ) -> Result<(), sqlx::Error> {
-    const EVERY: &str = "SELECT namespace, name, uid, resource_version, detail FROM executions \
+    const EVERY: &str = "SELECT namespace, name, uid, resource_version, detail_tag, detail FROM executions \
         WHERE deleted_at IS NULL AND schema_set = $1";
     let mut rows = live(pool, EVERY, namespace, schema_set);
     while let Some(r) = rows.try_next().await? {
-        take(ObjectRef { namespace: r.get(0), name: r.get(1) }, (r.get(2), r.get(3)), r.get(4));
+        take(ObjectRef { namespace: r.get(0), name: r.get(1) }, (r.get(2), r.get(3)), tag(r.get(4)), r.get(5));
     }
     Ok(())
 }
 
-/// The detail the archive holds of this very version of `id` (its uid and resourceVersion).
+/// The detail the archive holds of this very version of `id` (its uid and resourceVersion),
+/// as it was served with ETag `served`.
 pub async fn detail(
     pool: &AnyPool,
     id: &ObjectRef,
     (uid, version): (&str, &str),
+    served: Tag,
 ) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT detail FROM executions WHERE namespace = $1 AND name = $2 AND uid = $3 AND resource_version = $4",
+        "SELECT detail FROM executions WHERE namespace = $1 AND name = $2 AND uid = $3 AND resource_version = $4 \
+         AND detail_tag = $5",
     )
     .bind(id.namespace.as_str())
     .bind(id.name.as_str())
     .bind(uid)
     .bind(version)
+    .bind(served.to_hex())
     .fetch_optional(pool)
     .await
 }

@@ -135,8 +135,10 @@ impl WarmSource {
     pub async fn read_details(&self, index: &Index, namespace: Option<&str>) {
         let started = Instant::now();
         let mut read = 0usize;
-        let fill = |id: ObjectRef, (uid, version): (String, String), detail: String| {
+        let fill = |id: ObjectRef, (uid, version): (String, String), tag: Option<Tag>, detail: String| {
             let entry = index.get(&id).filter(|e| e.uid == uid && e.resource_version == version);
+            // As it was served: a row written again since (by another version of execwatch) is not.
+            let entry = entry.filter(|e| Some(e.detail.tag) == tag);
             if let Some(entry) = entry.filter(|e| e.detail.loaded().is_none()) {
                 entry.detail.fill(bytes::Bytes::from(detail));
                 read += 1;
@@ -164,10 +166,11 @@ impl StoredDetails for WarmSource {
         &'a self,
         id: &'a ObjectRef,
         version: (&'a str, &'a str),
+        tag: Tag,
     ) -> BoxFuture<'a, Result<Option<bytes::Bytes>, DetailUnavailable>> {
         Box::pin(async move {
             let read =
-                async { store::detail(self.pool().await?, id, version).await.map_err(|e| shorten(e.to_string())) };
+                async { store::detail(self.pool().await?, id, version, tag).await.map_err(|e| shorten(e.to_string())) };
             let failed = match tokio::time::timeout(DETAIL_TIMEOUT, read).await {
                 Ok(Ok(detail)) => return Ok(detail.map(bytes::Bytes::from)),
                 Ok(Err(error)) => error,
@@ -380,8 +383,13 @@ mod tests {
         assert_eq!(deleted_at, Some(at.as_millisecond()), "and is marked deleted");
         assert!(unread.detail.loaded().is_none());
 
+        let rewritten = "UPDATE executions SET detail_tag = '0123456789abcdef0123456789abcdef'";
+        sqlx::query(rewritten).execute(&pool).await.unwrap();
+        assert_eq!(unread.detail().await.err(), Some(DetailUnavailable::Replaced), "the row was written again");
+        let tag = served.detail.tag.to_hex();
+        sqlx::query("UPDATE executions SET detail_tag = $1").bind(tag).execute(&pool).await.unwrap();
         sqlx::query("UPDATE executions SET resource_version = '2'").execute(&pool).await.unwrap();
-        assert_eq!(unread.detail().await.err(), Some(DetailUnavailable::Replaced));
+        assert_eq!(unread.detail().await.err(), Some(DetailUnavailable::Replaced), "another version");
         pool.close().await;
     }
 }

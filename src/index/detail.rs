@@ -18,11 +18,12 @@ use crate::wire::{Json, Tag};
 /// Where the details a warm start has not read yet are: the archive it restored them from.
 pub trait StoredDetails: Send + Sync {
     /// The detail the archive holds for this very version of `id` (its ConfigMap's uid and
-    /// resourceVersion); `None` when it no longer holds that version.
+    /// resourceVersion), as it was served with ETag `tag`; `None` when it no longer holds that.
     fn read<'a>(
         &'a self,
         id: &'a ObjectRef,
         version: (&'a str, &'a str),
+        tag: Tag,
     ) -> BoxFuture<'a, Result<Option<Bytes>, DetailUnavailable>>;
 }
 
@@ -89,7 +90,7 @@ impl ExecutionEntry {
             return Err(DetailUnavailable::Replaced);
         };
         let version = (self.uid.as_str(), self.resource_version.as_str());
-        let bytes = stored.read(&self.id, version).await?;
+        let bytes = stored.read(&self.id, version, self.detail.tag).await?;
         let bytes = bytes.ok_or(DetailUnavailable::Replaced)?;
         self.detail.fill(bytes);
         Ok(self.detail.loaded().cloned().unwrap_or_default())

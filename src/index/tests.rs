@@ -505,6 +505,7 @@ impl StoredDetails for Archive {
         &'a self,
         _: &'a ObjectRef,
         _: (&'a str, &'a str),
+        _: crate::wire::Tag,
     ) -> futures::future::BoxFuture<'a, Result<Option<bytes::Bytes>, DetailUnavailable>> {
         use std::sync::atomic::Ordering::SeqCst;
         self.reads.fetch_add(1, SeqCst);
