@@ -129,9 +129,9 @@ impl WarmSource {
     }
 
     /// Reads back the details a warm start left in the archive, of the executions `index` holds
-    /// at the versions restored (of `namespace`, or of every one): about a second at 100 000,
-    /// done once the shard is listed, after ready instead of before. A detail not read here is
-    /// read when it is asked for.
+    /// at the versions restored (of `namespace`, or of every one): about 3 s at 100 000, done
+    /// once the shard is listed, after ready instead of before. A detail not read here is read
+    /// when it is asked for.
     pub async fn read_details(&self, index: &Index, namespace: Option<&str>) {
         let started = Instant::now();
         let mut read = 0usize;
