@@ -139,7 +139,7 @@ impl poll::OneBody for Arc<ExecutionEntry> {
 
 /// `503` for an execution whose detail could not be read from the archive: it exists, and a
 /// retry finds it.
-pub(super) fn detail_unavailable(id: &ObjectRef, e: &DetailUnavailable) -> ApiError {
+fn detail_unavailable(id: &ObjectRef, e: &DetailUnavailable) -> ApiError {
     let message = format!("execution {} is live, but {e}", quote(&id.name));
     ApiError::unavailable(ErrorCode::HistoryUnavailable, message)
 }

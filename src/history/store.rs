@@ -164,7 +164,7 @@ impl StoredNote {
             Note::Served(entry, at) => (entry, *at, None),
             Note::Deleted(entry, at) => (entry, *at, Some(millis(*at))),
         };
-        let text = |json: &crate::wire::Json| String::from_utf8_lossy(&json.bytes).into_owned();
+        let text = |bytes: &bytes::Bytes| String::from_utf8_lossy(bytes).into_owned();
         let facts = StoredFacts::of(&entry.view);
         StoredNote {
             namespace: key.namespace.clone(),
@@ -177,8 +177,8 @@ impl StoredNote {
             started_at: entry.view.started_at.clone(),
             finished_at: entry.view.finished_at.clone(),
             labels: serde_json::to_string(&entry.labels).unwrap_or_default(),
-            summary: text(&entry.summary),
-            detail: entry.detail.loaded().map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
+            summary: text(&entry.summary.bytes),
+            detail: entry.detail.loaded().map(text),
             seen: millis(seen),
             deleted,
             configmap_created: entry.created.map(millis),

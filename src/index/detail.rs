@@ -95,9 +95,4 @@ impl ExecutionEntry {
         self.detail.fill(bytes);
         Ok(self.detail.loaded().cloned().unwrap_or_default())
     }
-
-    /// The detail body, ETag and bytes (see `detail`).
-    pub async fn detail_json(&self) -> Result<Json, DetailUnavailable> {
-        Ok(Json { tag: self.detail.tag, bytes: self.detail().await? })
-    }
 }
