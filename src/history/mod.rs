@@ -73,7 +73,7 @@ impl ArchiveUrl {
     }
 
     /// The SQLite file, for a `sqlite:` archive.
-    fn sqlite_path(&self) -> Option<&str> {
+    pub(super) fn sqlite_path(&self) -> Option<&str> {
         self.0.strip_prefix("sqlite://")?.strip_suffix("?mode=rwc")
     }
 

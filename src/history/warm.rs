@@ -5,6 +5,7 @@
 //! never a late one.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -103,18 +104,31 @@ impl WarmSource {
 
     /// The stored versions of `namespace` (every namespace with `None`), without the details
     /// they hold elsewhere (`read_details`); none when the archive cannot say in time. Each row
-    /// goes into the maps as it arrives, beside the database's own work.
+    /// goes into the maps as it arrives; a SQLite file is read on a blocking thread.
     pub async fn load(&self, namespace: Option<&str>) -> Loaded {
         let started = Instant::now();
-        let (mut files, mut stored) = (HashMap::new(), HashMap::new());
+        // Set when the load is given up (its timeout), so a file read on its own thread stops.
+        let cancelled = CancelOnDrop(Arc::new(AtomicBool::new(false)));
         let load = async {
             let pool = self.pool().await?;
-            let take =
-                |namespace, name, labels, version| add(&mut files, &mut stored, (namespace, name, labels, version));
-            store::stored(pool, namespace, &self.schema_set, take).await.map_err(|e| shorten(e.to_string()))
+            let Some(path) = self.settings.url.sqlite_path() else {
+                let mut maps = Maps::default();
+                let take = |namespace, name, labels, version| maps.add((namespace, name, labels, version));
+                store::stored(pool, namespace, &self.schema_set, take).await.map_err(|e| shorten(e.to_string()))?;
+                return Ok(maps);
+            };
+            let (path, namespace) = (std::path::PathBuf::from(path), namespace.map(str::to_owned));
+            let (schema_set, cancelled) = (self.schema_set.clone(), cancelled.0.clone());
+            let read = move || {
+                let mut maps = Maps::default();
+                let take = |namespace, name, labels, version| maps.add((namespace, name, labels, version));
+                store::stored_from_file(&path, namespace.as_deref(), &schema_set, &cancelled, take).map(|()| maps)
+            };
+            let read = tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?;
+            read.map_err(|e| shorten(e.to_string()))
         };
-        match tokio::time::timeout(LOAD_TIMEOUT, load).await {
-            Ok(Ok(())) => {}
+        let maps = match tokio::time::timeout(LOAD_TIMEOUT, load).await {
+            Ok(Ok(maps)) => maps,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "no warm start: decoding every execution");
                 return Loaded::default();
@@ -123,9 +137,10 @@ impl WarmSource {
                 tracing::warn!(timeout = ?LOAD_TIMEOUT, "no warm start: the archive did not answer in time");
                 return Loaded::default();
             }
-        }
-        tracing::info!(namespace, versions = stored.len(), took = ?started.elapsed(), "warm start: archived versions loaded");
-        Loaded { stored: Mutex::new(stored), files: Mutex::new(files) }
+        };
+        let versions = maps.stored.len();
+        tracing::info!(namespace, versions, took = ?started.elapsed(), "warm start: archived versions loaded");
+        Loaded { stored: Mutex::new(maps.stored), files: Mutex::new(maps.files) }
     }
 
     /// Reads back the details a warm start left in the archive, of the executions `index` holds
@@ -189,24 +204,39 @@ const DETAILS_TIMEOUT: Duration = Duration::from_secs(600);
 /// The longest a request waits for one detail from the archive.
 const DETAIL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One stored version, by its namespace and name and, for a directory's, by its file's content.
-fn add(
-    files: &mut HashMap<String, FileObjects>,
-    stored: &mut HashMap<(String, String), Stored>,
-    (namespace, name, labels, version): (String, String, BTreeMap<String, String>, Stored),
-) {
-    if let Some((hash, i, n)) = parse_file_version(&version.resource_version) {
-        let metadata = ObjectMeta {
-            namespace: Some(namespace.clone()),
-            name: Some(name.clone()),
-            labels: Some(labels),
-            uid: Some(version.uid.clone()),
-            resource_version: Some(version.resource_version.clone()),
-            ..ObjectMeta::default()
-        };
-        files.entry(hash.to_owned()).or_default().push((i, n, metadata));
+/// What a load gathers: stored versions by namespace and name and, for a directory, the
+/// objects of each file content they came from.
+#[derive(Default)]
+struct Maps {
+    files: HashMap<String, FileObjects>,
+    stored: HashMap<(String, String), Stored>,
+}
+
+impl Maps {
+    /// One stored version, by its namespace and name and, for a directory's, by its file's content.
+    fn add(&mut self, (namespace, name, labels, version): (String, String, BTreeMap<String, String>, Stored)) {
+        if let Some((hash, i, n)) = parse_file_version(&version.resource_version) {
+            let metadata = ObjectMeta {
+                namespace: Some(namespace.clone()),
+                name: Some(name.clone()),
+                labels: Some(labels),
+                uid: Some(version.uid.clone()),
+                resource_version: Some(version.resource_version.clone()),
+                ..ObjectMeta::default()
+            };
+            self.files.entry(hash.to_owned()).or_default().push((i, n, metadata));
+        }
+        self.stored.insert((namespace, name), version);
     }
-    stored.insert((namespace, name), version);
+}
+
+/// Sets its flag when dropped: a load given up stops its read.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Stored versions by namespace and name, each taken at most once; and, for a directory, the
