@@ -382,12 +382,7 @@ pub fn stored_from_file(
     cancelled: &std::sync::atomic::AtomicBool,
     mut take: impl FnMut(String, String, BTreeMap<String, String>, Stored),
 ) -> rusqlite::Result<()> {
-    use rusqlite::OpenFlags;
-    // Opened for writing (never creating) though it only reads: a read-only connection to a
-    // file in WAL mode fails where the WAL's index file is missing and the directory read-only.
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let connection = rusqlite::Connection::open_with_flags(path, flags)?;
-    connection.busy_timeout(Duration::from_secs(5))?;
+    let connection = open_file(path)?;
     // The same statements as `live`: SQLite numbers `$1` and `$2` in order of appearance.
     let by_namespace;
     let (select, namespace) = match namespace {
@@ -423,6 +418,67 @@ pub fn stored_from_file(
         row.take(&mut take);
     }
     Ok(())
+}
+
+/// What the archive kept of a directory's files (`directory` is its shard's name): each one's
+/// name, stamp and digest, as `remember_files` wrote them.
+pub async fn kept_files(pool: &AnyPool, directory: &str) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    let rows = sqlx::query(KEPT_FILES).bind(directory).fetch_all(pool).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+/// `kept_files`, from a SQLite file on the calling thread (a blocking one), as `stored_from_file`.
+pub fn kept_files_from_file(
+    path: &std::path::Path,
+    directory: &str,
+) -> rusqlite::Result<Vec<(String, String, String)>> {
+    let connection = open_file(path)?;
+    let mut statement = connection.prepare(KEPT_FILES)?;
+    let rows = statement.query_map((directory,), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+const KEPT_FILES: &str = "SELECT name, stamp, digest FROM dir_files WHERE directory = $1";
+
+/// Keeps what a directory's files were read as (stamp and digest), or forgets them (`None`), a
+/// thousand to a transaction so the archive's writer never waits long behind them.
+pub async fn remember_files(
+    pool: &AnyPool,
+    directory: &str,
+    files: &[(String, Option<(String, String)>)],
+) -> Result<(), sqlx::Error> {
+    for chunk in files.chunks(1000) {
+        let mut tx = pool.begin().await?;
+        for (name, kept) in chunk {
+            let statement = match kept {
+                Some((stamp, digest)) => sqlx::query(
+                    "INSERT INTO dir_files (directory, name, stamp, digest) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (directory, name) DO UPDATE SET stamp = excluded.stamp, digest = excluded.digest",
+                )
+                .bind(directory)
+                .bind(name.as_str())
+                .bind(stamp.as_str())
+                .bind(digest.as_str()),
+                None => sqlx::query("DELETE FROM dir_files WHERE directory = $1 AND name = $2")
+                    .bind(directory)
+                    .bind(name.as_str()),
+            };
+            statement.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// A connection of its own to a SQLite archive, for a warm start's reads on a blocking thread.
+fn open_file(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    // Opened for writing (never creating) though it only reads: a read-only connection to a
+    // file in WAL mode fails where the WAL's index file is missing and the directory read-only.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = rusqlite::Connection::open_with_flags(path, flags)?;
+    connection.busy_timeout(Duration::from_secs(5))?;
+    Ok(connection)
 }
 
 /// What a warm start reads of each live row. The detail (9 kB, most of each row) only where

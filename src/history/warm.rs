@@ -143,6 +143,52 @@ impl WarmSource {
         Loaded { stored: Mutex::new(maps.stored), files: Mutex::new(maps.files) }
     }
 
+    /// What the archive kept of `directory`'s files (its shard's name): none when it cannot
+    /// say in time, and then every file is read.
+    pub async fn kept_files(&self, directory: &str) -> KeptFiles {
+        let started = Instant::now();
+        let load = async {
+            let pool = self.pool().await?;
+            let Some(path) = self.settings.url.sqlite_path() else {
+                return store::kept_files(pool, directory).await.map_err(|e| shorten(e.to_string()));
+            };
+            let (path, directory) = (std::path::PathBuf::from(path), directory.to_owned());
+            let read = move || store::kept_files_from_file(&path, &directory);
+            let read = tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?;
+            read.map_err(|e| shorten(e.to_string()))
+        };
+        let files = match tokio::time::timeout(LOAD_TIMEOUT, load).await {
+            Ok(Ok(files)) => files,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot read what the archive kept of the directory's files: reading every one");
+                return KeptFiles::new();
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?LOAD_TIMEOUT, "the archive did not say in time what it kept of the directory's files: reading every one");
+                return KeptFiles::new();
+            }
+        };
+        tracing::info!(files = files.len(), took = ?started.elapsed(), "warm start: files' digests loaded");
+        files.into_iter().map(|(name, stamp, digest)| (name, (stamp, digest))).collect()
+    }
+
+    /// Writes what `directory`'s files were read as, in order, as `notes` come, until the shard
+    /// stops. A failed write is logged and dropped: what it would have kept is read again at
+    /// the next start, as a row whose stamp no longer matches is.
+    pub async fn remember_files(&self, directory: &str, mut notes: tokio::sync::mpsc::UnboundedReceiver<FileNotes>) {
+        while let Some(mut files) = notes.recv().await {
+            while let Ok(more) = notes.try_recv() {
+                files.extend(more);
+            }
+            let write = async {
+                store::remember_files(self.pool().await?, directory, &files).await.map_err(|e| shorten(e.to_string()))
+            };
+            if let Err(error) = write.await {
+                tracing::warn!(%error, files = files.len(), "cannot keep what the directory's files were read as");
+            }
+        }
+    }
+
     /// Reads back the details a warm start left in the archive, of the executions `index` holds
     /// at the versions restored (of `namespace`, or of every one): about 3 s at 100 000, done
     /// once the shard is listed, after ready instead of before. A detail not read here is read
@@ -254,32 +300,49 @@ impl Loaded {
     }
 }
 
+/// What the archive kept of a directory's files, by name: each one's stamp and digest (in hex).
+pub type KeptFiles = HashMap<String, (String, String)>;
+
+/// What a directory source tells the archive of files it read (`Archived::remember`).
+pub type FileNotes = Vec<(String, Option<(String, String)>)>;
+
 /// What a shard starts from: the versions `WarmSource::load` gives, once it has (a source may
 /// start reading meanwhile, as the directory does: the two overlap).
 pub struct Warm {
     loaded: OnceLock<Loaded>,
     done: tokio::sync::watch::Sender<bool>,
+    /// What the archive kept of the directory's files (none for a namespace's shard).
+    kept: OnceLock<KeptFiles>,
+    /// Where what the directory's files were read as goes, to be kept (`WarmSource::remember_files`).
+    notes: Option<tokio::sync::mpsc::UnboundedSender<FileNotes>>,
 }
 
 impl Default for Warm {
     /// Nothing stored: a cold start.
     fn default() -> Self {
-        let warm = Warm::pending();
+        let warm = Warm::pending(None);
         warm.fill(Loaded::default());
+        warm.keep_files(KeptFiles::new());
         warm
     }
 }
 
 impl Warm {
-    /// Versions still to come: `fill` them (a `Filling` guard always does).
-    pub fn pending() -> Self {
-        Warm { loaded: OnceLock::new(), done: tokio::sync::watch::Sender::new(false) }
+    /// Versions still to come: `fill` them and `keep_files` (a `Filling` guard always does);
+    /// what files are read as goes to `notes`.
+    pub fn pending(notes: Option<tokio::sync::mpsc::UnboundedSender<FileNotes>>) -> Self {
+        Warm { loaded: OnceLock::new(), done: tokio::sync::watch::Sender::new(false), kept: OnceLock::new(), notes }
     }
 
     /// The versions loaded; the first fill stands.
     pub fn fill(&self, loaded: Loaded) {
         let _ = self.loaded.set(loaded);
         self.done.send_replace(true);
+    }
+
+    /// What the archive kept of the directory's files; the first stands.
+    pub fn keep_files(&self, kept: KeptFiles) {
+        let _ = self.kept.set(kept);
     }
 
     /// Once the versions are loaded.
@@ -297,6 +360,7 @@ impl Drop for Filling {
         if self.0.loaded.get().is_none() {
             self.0.fill(Loaded::default());
         }
+        self.0.keep_files(KeptFiles::new());
     }
 }
 
@@ -335,6 +399,23 @@ impl Archived for Warm {
         let complete =
             objects.len() == n && objects.iter().enumerate().all(|(at, (i, count, _))| at == *i && *count == n);
         complete.then(|| objects.into_iter().map(|(.., metadata)| metadata).collect())
+    }
+
+    /// Blocks until what was kept of the files is loaded (a `Filling` bounds that).
+    fn digest(&self, name: &str, stamp: &str) -> Option<String> {
+        let (kept, digest) = self.kept.wait().get(name)?;
+        (kept == stamp).then(|| digest.clone())
+    }
+
+    fn remember(&self, files: FileNotes) {
+        let Some(notes) = &self.notes else { return };
+        // What the archive holds already is not written again: at a warm start, nearly every file.
+        let kept = self.kept.get();
+        let files: FileNotes =
+            files.into_iter().filter(|(name, file)| kept.and_then(|kept| kept.get(name)) != file.as_ref()).collect();
+        if !files.is_empty() {
+            let _ = notes.send(files);
+        }
     }
 }
 
@@ -390,7 +471,7 @@ mod tests {
 
         let source = Arc::new(WarmSource::new(settings, schema_set.clone()));
         let restore = || async {
-            let warm = Warm::pending();
+            let warm = Warm::pending(None);
             warm.fill(source.load(Some("team-a")).await);
             let stored = warm.take(&cm).expect("the archive holds this version");
             let labels = cm.metadata.labels.clone().unwrap_or_default();

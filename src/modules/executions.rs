@@ -207,12 +207,29 @@ where
 {
     let (index, decoding) = (index.clone(), decoding.clone());
     let run = async move {
-        let warm = Arc::new(if decoding.warm.is_some() { Warm::pending() } else { Warm::default() });
+        let (notes, mut noted) = tokio::sync::mpsc::unbounded_channel();
+        let warm = Arc::new(if decoding.warm.is_some() { Warm::pending(Some(notes)) } else { Warm::default() });
         let (filling, archive) = (Filling(warm.clone()), decoding.warm.clone());
         let (listed, shard) = (index.clone(), source.clone());
+        // A shard of every namespace is a directory's: what the archive kept of its files.
+        let directory = namespace.is_none().then(|| source.clone());
+        let remember = {
+            let (archive, directory) = (decoding.warm.clone(), directory.clone());
+            async move {
+                match archive.zip(directory) {
+                    Some((archive, directory)) => archive.remember_files(&directory, noted).await,
+                    None => noted.close(),
+                }
+            }
+        };
         let load = async move {
             let Some(archive) = archive else { return };
-            let loaded = archive.load(namespace.as_deref()).await;
+            let kept = async {
+                if let Some(directory) = &directory {
+                    filling.0.keep_files(archive.kept_files(directory).await);
+                }
+            };
+            let (loaded, ()) = futures::join!(archive.load(namespace.as_deref()), kept);
             let restored = !loaded.is_empty();
             filling.0.fill(loaded);
             // The details left in the archive, read back once what was restored is served.
@@ -234,7 +251,7 @@ where
                 None => Prepared::from(registry.decode(cm)),
             }
         };
-        futures::join!(load, index::ingest(index, decoder, source, events));
+        futures::join!(load, remember, index::ingest(index, decoder, source, events));
     };
     tasks.spawn(run.instrument(span))
 }

@@ -239,6 +239,8 @@ pub struct Scan {
     listed: bool,
     /// What a warm start knows of files by their content.
     archived: Option<ArchivedFiles>,
+    /// What files were read as since the archive was last told (`Archived::remember`).
+    unremembered: Vec<(String, Option<(String, String)>)>,
 }
 
 /// What a warm start knows of files by their content, from the archive.
@@ -249,6 +251,12 @@ pub trait Archived: Send + Sync {
     /// as an execution at this very version: such a file is not parsed again. Each answer is
     /// given once, so a copy of a file is parsed as usual. Waits until `ready`.
     fn objects(&self, hash: &str) -> Option<Vec<ObjectMeta>>;
+    /// The digest (in hex) the file `name` had when it was last read with this very `stamp`
+    /// (see `remember`): such a file is not read again. Waits until what was kept is loaded.
+    fn digest(&self, name: &str, stamp: &str) -> Option<String>;
+    /// Keeps what files were read as, their stamp and digest (in hex), or forgets them (`None`:
+    /// gone, or changed too recently for their stamp to be trusted).
+    fn remember(&self, files: Vec<(String, Option<(String, String)>)>);
 }
 
 /// How the source reaches what the archive knows.
@@ -296,6 +304,12 @@ impl Stamp {
         let now = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         self.mtime.0.max(self.ctime.0) >= now - 2
     }
+
+    /// The stamp as the archive keeps it (`Archived::remember`).
+    fn text(&self) -> String {
+        let Stamp { dev, ino, len, mtime, ctime } = self;
+        format!("{dev}:{ino}:{len}:{}.{}:{}.{}", mtime.0, mtime.1, ctime.0, ctime.1)
+    }
 }
 
 impl Scan {
@@ -311,8 +325,19 @@ impl Scan {
         let removed: Vec<String> = self.files.keys().filter(|f| !present.contains(f)).cloned().collect();
         for name in removed {
             released.extend(self.files.remove(&name).into_iter().flat_map(|f| f.objects));
+            self.unremembered.push((name, None));
         }
+        self.tell_archive();
         Ok(self.release(released))
+    }
+
+    /// Tells the archive what files were read as since it was last told.
+    fn tell_archive(&mut self) {
+        if let Some(archived) = &self.archived
+            && !self.unremembered.is_empty()
+        {
+            archived.remember(std::mem::take(&mut self.unremembered));
+        }
     }
 
     /// Like `update`, for these files of the directory only (present or not).
@@ -328,11 +353,13 @@ impl Scan {
             // Gone, or replaced by something that is not a file: `visit` reports the latter.
             if std::fs::symlink_metadata(source.path.join(name)).is_err() {
                 released.extend(self.files.remove(name).into_iter().flat_map(|f| f.objects));
+                self.unremembered.push((name.clone(), None));
             } else {
                 present.push(name.clone());
             }
         }
         self.visit(source, &present, emit, &mut released);
+        self.tell_archive();
         self.release(released)
     }
 
@@ -354,9 +381,14 @@ impl Scan {
         for batch in names.chunks(256) {
             let stale = self.stale(source, batch);
             let archived = self.archived.as_deref();
-            if archived.is_some_and(|archived| !archived.ready()) {
+            if let Some(archived) = archived.filter(|archived| !archived.ready()) {
                 hashed.extend(crate::parallel::map(&stale, |(name, stamp, _)| {
-                    (name.to_string(), *stamp, digest(&read_bounded(&source.path.join(name), source.max_file_bytes)))
+                    // A file whose stamp is as when its digest was kept is not read.
+                    let kept = stamp.filter(|s| !s.racy(now)).and_then(|s| archived.digest(name, &s.text()));
+                    let kept = kept.and_then(|hex| parse_digest(&hex));
+                    let digest = kept
+                        .unwrap_or_else(|| digest(&read_bounded(&source.path.join(name), source.max_file_bytes)));
+                    (name.to_string(), *stamp, digest)
                 }));
                 continue;
             }
@@ -420,6 +452,10 @@ impl Scan {
         emit: &mut dyn FnMut(Object),
         released: &mut Vec<ObjectRef>,
     ) {
+        if self.archived.is_some() {
+            let kept = stamp.filter(|_| !racy).map(|stamp| (stamp.text(), hex::encode(digest)));
+            self.unremembered.push((name.clone(), kept));
+        }
         let Some(objects) = objects else {
             if let Some(known) = self.files.get_mut(name.as_str()) {
                 (known.stamp, known.racy) = (stamp, racy);
@@ -471,6 +507,12 @@ fn list(source: &DirSource) -> Result<Vec<String>, SourceError> {
 /// The first 128 bits of a file's SHA-256. Stable across processes and releases, as the
 /// archive keeps versions made of it (`file_version`).
 type ContentDigest = [u8; 16];
+
+/// A digest from its hex, as `Archived::remember` kept it.
+fn parse_digest(hex: &str) -> Option<ContentDigest> {
+    let mut digest = [0u8; 16];
+    hex::decode_to_slice(hex, &mut digest).ok().map(|()| digest)
+}
 
 /// A read's digest: of its text, or of why it could not be read. It tells whether a file
 /// changed and, in hex, names its content in versions; one hash of each file read (the files
