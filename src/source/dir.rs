@@ -386,8 +386,8 @@ impl Scan {
                     // A file whose stamp is as when its digest was kept is not read.
                     let kept = stamp.filter(|s| !s.racy(now)).and_then(|s| archived.digest(name, &s.text()));
                     let kept = kept.and_then(|hex| parse_digest(&hex));
-                    let digest = kept
-                        .unwrap_or_else(|| digest(&read_bounded(&source.path.join(name), source.max_file_bytes)));
+                    let digest =
+                        kept.unwrap_or_else(|| digest(&read_bounded(&source.path.join(name), source.max_file_bytes)));
                     (name.to_string(), *stamp, digest)
                 }));
                 continue;
