@@ -445,6 +445,64 @@ mod tests {
         }
     }
 
+    /// What a directory's files were read as is kept in the archive and read back at the next
+    /// start (through either client): a file is answered with its digest only under the stamp
+    /// it was kept with, and what the archive holds already is not written again.
+    #[tokio::test]
+    async fn the_files_digests_are_kept_and_given_back_under_their_stamp_only() {
+        use crate::source::dir::Archived;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("h.db").display()).parse().unwrap();
+        let source = Arc::new(WarmSource::new(ArchiveSettings::new(url, Duration::from_secs(3600)), "s".to_owned()));
+        let kept = |stamp: &str, digest: &str| Some((stamp.to_owned(), digest.to_owned()));
+        let (notes, mut noted) = tokio::sync::mpsc::unbounded_channel();
+        let warm = Warm::pending(Some(notes));
+        warm.keep_files(source.kept_files("dir:/d").await);
+        warm.remember(vec![("a.yaml".into(), kept("1:1", "aa")), ("b.yaml".into(), kept("1:2", "bb"))]);
+        drop(warm);
+        source.remember_files("dir:/d", noted).await;
+
+        let files = source.kept_files("dir:/d").await;
+        assert_eq!(files.len(), 2);
+        let pool = source.pool().await.unwrap();
+        let through_sqlx = store::kept_files(pool, "dir:/d").await.unwrap();
+        assert_eq!(through_sqlx.len(), 2, "read alike by sqlx (as from PostgreSQL)");
+        assert!(source.kept_files("dir:/other").await.is_empty(), "kept by directory");
+
+        let (notes, mut noted) = tokio::sync::mpsc::unbounded_channel();
+        let warm = Warm::pending(Some(notes));
+        warm.keep_files(files);
+        assert_eq!(warm.digest("a.yaml", "1:1").as_deref(), Some("aa"));
+        assert_eq!(warm.digest("a.yaml", "1:9"), None, "another stamp: read again");
+        assert_eq!(warm.digest("c.yaml", "1:1"), None);
+        let told = vec![
+            ("a.yaml".into(), kept("1:1", "aa")),
+            ("b.yaml".into(), None),
+            ("c.yaml".into(), kept("1:3", "cc")),
+            ("d.yaml".into(), None),
+        ];
+        warm.remember(told);
+        let written = noted.try_recv().unwrap();
+        assert_eq!(written, [("b.yaml".to_owned(), None), ("c.yaml".to_owned(), kept("1:3", "cc"))], "only changes");
+        drop(warm);
+        source.remember_files("dir:/d", channel_of(written)).await;
+        let files = source.kept_files("dir:/d").await;
+        assert_eq!(
+            files,
+            KeptFiles::from([
+                ("a.yaml".into(), ("1:1".into(), "aa".into())),
+                ("c.yaml".into(), ("1:3".into(), "cc".into()))
+            ])
+        );
+    }
+
+    /// A channel that gives `notes` and ends.
+    fn channel_of(notes: FileNotes) -> tokio::sync::mpsc::UnboundedReceiver<FileNotes> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tx.send(notes).unwrap();
+        rx
+    }
+
     /// A warm start serves an execution before it reads its detail back: the detail is read
     /// from the archive once, when asked for, and kept; the deletion of one never read marks
     /// its row without writing a detail over it (nor spools one it does not have); and a

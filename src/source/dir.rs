@@ -317,10 +317,20 @@ impl Scan {
     /// `emit`, and returns the objects no file holds any longer. Fails only when the directory
     /// cannot be listed.
     pub fn update(&mut self, source: &DirSource, emit: &mut dyn FnMut(Object)) -> Result<Vec<ObjectRef>, SourceError> {
+        self.update_as_of(SystemTime::now(), source, emit)
+    }
+
+    /// `update`, telling files changed too recently to trust their stamps by the clock at `now`.
+    fn update_as_of(
+        &mut self,
+        now: SystemTime,
+        source: &DirSource,
+        emit: &mut dyn FnMut(Object),
+    ) -> Result<Vec<ObjectRef>, SourceError> {
         let names = list(source)?;
         self.listed = true;
         let mut released = Vec::new();
-        self.visit(source, &names, emit, &mut released);
+        self.visit(now, source, &names, emit, &mut released);
         let present: HashSet<&String> = names.iter().collect();
         let removed: Vec<String> = self.files.keys().filter(|f| !present.contains(f)).cloned().collect();
         for name in removed {
@@ -358,7 +368,7 @@ impl Scan {
                 present.push(name.clone());
             }
         }
-        self.visit(source, &present, emit, &mut released);
+        self.visit(SystemTime::now(), source, &present, emit, &mut released);
         self.tell_archive();
         self.release(released)
     }
@@ -366,16 +376,17 @@ impl Scan {
     /// Reads again the files whose stamp says they may have changed, and sends the objects of
     /// those whose content did; what they held before goes to `released`. Files are read and
     /// parsed on every core, a batch at a time, so memory holds one batch of text at most.
-    /// While a warm start's archive loads, files are read and hashed only, and looked up in it
-    /// once it has loaded: the two overlap.
+    /// While a warm start's archive loads, files are read and hashed only (or not even read,
+    /// where the archive kept their digest under the stamp they still have), and looked up in
+    /// it once it has loaded: the two overlap. Stamps within two seconds of `now` are not trusted.
     fn visit(
         &mut self,
+        now: SystemTime,
         source: &DirSource,
         names: &[String],
         emit: &mut dyn FnMut(Object),
         released: &mut Vec<ObjectRef>,
     ) {
-        let now = SystemTime::now();
         let racy = |stamp: Option<Stamp>| stamp.is_none_or(|s| s.racy(now));
         let mut hashed = Vec::new();
         for batch in names.chunks(256) {

@@ -1,4 +1,5 @@
 use std::path::Path;
+use std::sync::Mutex;
 
 use super::*;
 use crate::fixtures::EXECUTION_LABEL;
@@ -163,4 +164,79 @@ fn a_temporary_file_is_ignored_its_rename_names_the_manifest_and_only_a_volume_s
         assert_eq!(classify(&source, &at(everything)), Touched::Unknown, "{everything:?}");
     }
     assert_eq!(classify(&source, Path::new("/elsewhere/run.yaml")), Touched::Unknown);
+}
+
+/// An archive that kept digests of files under given stamps and knows the objects of some
+/// contents; it has not loaded yet (files are only hashed until it has), and notes what it is told.
+#[derive(Default)]
+struct KeptArchive {
+    digests: HashMap<String, (String, String)>,
+    objects: HashMap<String, Vec<ObjectMeta>>,
+    told: Mutex<Vec<(String, Option<(String, String)>)>>,
+}
+
+impl Archived for KeptArchive {
+    fn ready(&self) -> bool {
+        false
+    }
+
+    fn objects(&self, hash: &str) -> Option<Vec<ObjectMeta>> {
+        self.objects.get(hash).cloned()
+    }
+
+    fn digest(&self, name: &str, stamp: &str) -> Option<String> {
+        self.digests.get(name).filter(|(kept, _)| kept == stamp).map(|(_, digest)| digest.clone())
+    }
+
+    fn remember(&self, files: Vec<(String, Option<(String, String)>)>) {
+        self.told.lock().unwrap().extend(files);
+    }
+}
+
+/// A file whose stamp is the one its digest was kept under is not read: the kept digest names
+/// its content (here a made-up one, whose objects the archive answers with). A file whose stamp
+/// changed, or changed too recently to be trusted, is read; the archive is told what each file
+/// read was, and which are gone.
+#[test]
+fn a_file_whose_stamp_is_unchanged_since_its_digest_was_kept_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source(dir.path());
+    std::fs::write(dir.path().join("a.yaml"), manifest("one")).unwrap();
+    std::fs::write(dir.path().join("b.yaml"), manifest("two")).unwrap();
+    let stamp = |name: &str| Stamp::of(&dir.path().join(name)).unwrap().text();
+    let made_up = "000102030405060708090a0b0c0d0e0f".to_owned();
+    let kept_one = ObjectMeta { namespace: Some("default".into()), name: Some("kept".into()), ..Default::default() };
+    let archive = Arc::new(KeptArchive {
+        digests: HashMap::from([
+            ("a.yaml".to_owned(), (stamp("a.yaml"), made_up.clone())),
+            ("b.yaml".to_owned(), ("0:0:0:0.0:0.0".to_owned(), made_up.clone())),
+        ]),
+        objects: HashMap::from([(made_up.clone(), vec![kept_one])]),
+        ..KeptArchive::default()
+    });
+    let scan_as_of = |now: SystemTime| {
+        let mut scan = Scan::with_archived(Some(archive.clone() as ArchivedFiles));
+        let mut objects = Vec::new();
+        scan.update_as_of(now, &source, &mut |o| objects.push(o)).unwrap();
+        (scan, outcome(&objects).0)
+    };
+
+    // The files were just written: their stamps are not trusted, both are read.
+    let (_, served) = scan_as_of(SystemTime::now());
+    assert_eq!(served, ["one", "two"]);
+    let told = std::mem::take(&mut *archive.told.lock().unwrap());
+    assert_eq!(told, [("a.yaml".to_owned(), None), ("b.yaml".to_owned(), None)], "too recent to keep");
+
+    let (mut scan, served) = scan_as_of(SystemTime::now() + Duration::from_secs(60));
+    assert_eq!(served, ["kept", "two"], "a.yaml not read, b.yaml (another stamp) read");
+    let told = std::mem::take(&mut *archive.told.lock().unwrap());
+    let b = hex::encode(digest(&Ok(manifest("two"))));
+    assert_eq!(
+        told,
+        [("a.yaml".to_owned(), Some((stamp("a.yaml"), made_up))), ("b.yaml".to_owned(), Some((stamp("b.yaml"), b)))]
+    );
+
+    std::fs::remove_file(dir.path().join("b.yaml")).unwrap();
+    scan.update(&source, &mut |_| {}).unwrap();
+    assert_eq!(*archive.told.lock().unwrap(), [("b.yaml".to_owned(), None)], "b.yaml is gone");
 }
