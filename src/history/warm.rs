@@ -18,7 +18,7 @@ use super::{ArchiveSettings, store};
 use crate::index::{DetailBody, DetailUnavailable, ExecutionEntry, Index, StoredDetails};
 use crate::model::{ExecutionView, ObjectRef};
 use crate::quote::shorten;
-use crate::source::dir::{Archived, parse_file_version};
+use crate::source::dir::{Archived, FileNotes, parse_file_version};
 use crate::wire::{Json, Tag};
 
 /// What the archive kept of one execution version, as it was served.
@@ -303,9 +303,6 @@ impl Loaded {
 /// What the archive kept of a directory's files, by name: each one's stamp and digest (in hex).
 pub type KeptFiles = HashMap<String, (String, String)>;
 
-/// What a directory source tells the archive of files it read (`Archived::remember`).
-pub type FileNotes = Vec<(String, Option<(String, String)>)>;
-
 /// What a shard starts from: the versions `WarmSource::load` gives, once it has (a source may
 /// start reading meanwhile, as the directory does: the two overlap).
 pub struct Warm {
@@ -455,7 +452,7 @@ mod tests {
         let url = format!("sqlite:{}", dir.path().join("h.db").display()).parse().unwrap();
         let source = Arc::new(WarmSource::new(ArchiveSettings::new(url, Duration::from_secs(3600)), "s".to_owned()));
         let kept = |stamp: &str, digest: &str| Some((stamp.to_owned(), digest.to_owned()));
-        let (notes, mut noted) = tokio::sync::mpsc::unbounded_channel();
+        let (notes, noted) = tokio::sync::mpsc::unbounded_channel();
         let warm = Warm::pending(Some(notes));
         warm.keep_files(source.kept_files("dir:/d").await);
         warm.remember(vec![("a.yaml".into(), kept("1:1", "aa")), ("b.yaml".into(), kept("1:2", "bb"))]);

@@ -240,7 +240,7 @@ pub struct Scan {
     /// What a warm start knows of files by their content.
     archived: Option<ArchivedFiles>,
     /// What files were read as since the archive was last told (`Archived::remember`).
-    unremembered: Vec<(String, Option<(String, String)>)>,
+    unremembered: FileNotes,
 }
 
 /// What a warm start knows of files by their content, from the archive.
@@ -256,8 +256,11 @@ pub trait Archived: Send + Sync {
     fn digest(&self, name: &str, stamp: &str) -> Option<String>;
     /// Keeps what files were read as, their stamp and digest (in hex), or forgets them (`None`:
     /// gone, or changed too recently for their stamp to be trusted).
-    fn remember(&self, files: Vec<(String, Option<(String, String)>)>);
+    fn remember(&self, files: FileNotes);
 }
+
+/// What files were read as, by name: their stamp and digest (in hex), or `None` to forget them.
+pub type FileNotes = Vec<(String, Option<(String, String)>)>;
 
 /// How the source reaches what the archive knows.
 pub type ArchivedFiles = Arc<dyn Archived>;

@@ -172,7 +172,7 @@ fn a_temporary_file_is_ignored_its_rename_names_the_manifest_and_only_a_volume_s
 struct KeptArchive {
     digests: HashMap<String, (String, String)>,
     objects: HashMap<String, Vec<ObjectMeta>>,
-    told: Mutex<Vec<(String, Option<(String, String)>)>>,
+    told: Mutex<FileNotes>,
 }
 
 impl Archived for KeptArchive {
@@ -188,7 +188,7 @@ impl Archived for KeptArchive {
         self.digests.get(name).filter(|(kept, _)| kept == stamp).map(|(_, digest)| digest.clone())
     }
 
-    fn remember(&self, files: Vec<(String, Option<(String, String)>)>) {
+    fn remember(&self, files: FileNotes) {
         self.told.lock().unwrap().extend(files);
     }
 }
