@@ -308,8 +308,9 @@ pub type KeptFiles = HashMap<String, (String, String)>;
 pub struct Warm {
     loaded: OnceLock<Loaded>,
     done: tokio::sync::watch::Sender<bool>,
-    /// What the archive kept of the directory's files (none for a namespace's shard).
-    kept: OnceLock<KeptFiles>,
+    /// What the archive kept of the directory's files (none for a namespace's shard), until
+    /// the first listing has been told (`remember`): the only one to ask (`digest`).
+    kept: OnceLock<Mutex<KeptFiles>>,
     /// Where what the directory's files were read as goes, to be kept (`WarmSource::remember_files`).
     notes: Option<tokio::sync::mpsc::UnboundedSender<FileNotes>>,
 }
@@ -339,7 +340,7 @@ impl Warm {
 
     /// What the archive kept of the directory's files; the first stands.
     pub fn keep_files(&self, kept: KeptFiles) {
-        let _ = self.kept.set(kept);
+        let _ = self.kept.set(Mutex::new(kept));
     }
 
     /// Once the versions are loaded.
@@ -400,16 +401,18 @@ impl Archived for Warm {
 
     /// Blocks until what was kept of the files is loaded (a `Filling` bounds that).
     fn digest(&self, name: &str, stamp: &str) -> Option<String> {
-        let (kept, digest) = self.kept.wait().get(name)?;
+        let kept = self.kept.wait().lock().unwrap_or_else(|p| p.into_inner());
+        let (kept, digest) = kept.get(name)?;
         (kept == stamp).then(|| digest.clone())
     }
 
+    /// What the archive holds already is not written again (at a warm start, nearly every
+    /// file); what it kept is then let go, as the first listing, the one that asks, is done.
     fn remember(&self, files: FileNotes) {
         let Some(notes) = &self.notes else { return };
-        // What the archive holds already is not written again: at a warm start, nearly every file.
-        let kept = self.kept.get();
-        let files: FileNotes =
-            files.into_iter().filter(|(name, file)| kept.and_then(|kept| kept.get(name)) != file.as_ref()).collect();
+        let kept = self.kept.get().map(|kept| std::mem::take(&mut *kept.lock().unwrap_or_else(|p| p.into_inner())));
+        let kept = kept.unwrap_or_default();
+        let files: FileNotes = files.into_iter().filter(|(name, file)| kept.get(name) != file.as_ref()).collect();
         if !files.is_empty() {
             let _ = notes.send(files);
         }
@@ -479,6 +482,7 @@ mod tests {
             ("d.yaml".into(), None),
         ];
         warm.remember(told);
+        assert_eq!(warm.digest("a.yaml", "1:1"), None, "let go once the first listing is told");
         let written = noted.try_recv().unwrap();
         assert_eq!(written, [("b.yaml".to_owned(), None), ("c.yaml".to_owned(), kept("1:3", "cc"))], "only changes");
         drop(warm);
