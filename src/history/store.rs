@@ -38,11 +38,12 @@ pub async fn open(url: &ArchiveUrl) -> Result<AnyPool, sqlx::Error> {
         .acquire_timeout(Duration::from_secs(5))
         .connect(&url.0)
         .await?;
+    let migrating = MIGRATING.lock().await;
     if url.is_sqlite() {
-        // Readers never wait for the writer; persisted in the file.
+        // Readers never wait for the writer; persisted in the file. Under the lock too: a pool
+        // switching a new file to WAL while another migrates it failed on a locked file.
         pool.execute("PRAGMA journal_mode = WAL").await?;
     }
-    let migrating = MIGRATING.lock().await;
     MIGRATOR.run(&pool).await.map_err(|e| match e {
         // A migration this binary does not know: a newer execwatch wrote this archive, and
         // this one must not write rows that newer schema does not expect.

@@ -109,32 +109,21 @@ impl WarmSource {
         let started = Instant::now();
         // Set when the load is given up (its timeout), so a file read on its own thread stops.
         let cancelled = CancelOnDrop(Arc::new(AtomicBool::new(false)));
-        let load = async {
-            let pool = self.pool().await?;
-            let Some(path) = self.settings.url.sqlite_path() else {
-                let mut maps = Maps::default();
-                let take = |namespace, name, labels, version| maps.add((namespace, name, labels, version));
-                store::stored(pool, namespace, &self.schema_set, take).await.map_err(|e| shorten(e.to_string()))?;
-                return Ok(maps);
-            };
-            let (path, namespace) = (std::path::PathBuf::from(path), namespace.map(str::to_owned));
-            let (schema_set, cancelled) = (self.schema_set.clone(), cancelled.0.clone());
-            let read = move || {
-                let mut maps = Maps::default();
-                let take = |namespace, name, labels, version| maps.add((namespace, name, labels, version));
-                store::stored_from_file(&path, namespace.as_deref(), &schema_set, &cancelled, take).map(|()| maps)
-            };
-            let read = tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?;
-            read.map_err(|e| shorten(e.to_string()))
+        let through_pool = async |pool: &AnyPool| {
+            let mut maps = Maps::default();
+            let take = |namespace, name, labels, version| maps.add((namespace, name, labels, version));
+            store::stored(pool, namespace, &self.schema_set, take).await.map(|()| maps)
         };
-        let maps = match tokio::time::timeout(LOAD_TIMEOUT, load).await {
-            Ok(Ok(maps)) => maps,
-            Ok(Err(error)) => {
+        let (of, schema_set, flag) = (namespace.map(str::to_owned), self.schema_set.clone(), cancelled.0.clone());
+        let from_file = move |path: std::path::PathBuf| {
+            let mut maps = Maps::default();
+            let take = |namespace, name, labels, version| maps.add((namespace, name, labels, version));
+            store::stored_from_file(&path, of.as_deref(), &schema_set, &flag, take).map(|()| maps)
+        };
+        let maps = match self.read(through_pool, from_file).await {
+            Ok(maps) => maps,
+            Err(error) => {
                 tracing::warn!(%error, "no warm start: decoding every execution");
-                return Loaded::default();
-            }
-            Err(_) => {
-                tracing::warn!(timeout = ?LOAD_TIMEOUT, "no warm start: the archive did not answer in time");
                 return Loaded::default();
             }
         };
@@ -147,29 +136,40 @@ impl WarmSource {
     /// say in time, and then every file is read.
     pub async fn kept_files(&self, directory: &str) -> KeptFiles {
         let started = Instant::now();
-        let load = async {
-            let pool = self.pool().await?;
-            let Some(path) = self.settings.url.sqlite_path() else {
-                return store::kept_files(pool, directory).await.map_err(|e| shorten(e.to_string()));
-            };
-            let (path, directory) = (std::path::PathBuf::from(path), directory.to_owned());
-            let read = move || store::kept_files_from_file(&path, &directory);
-            let read = tokio::task::spawn_blocking(read).await.map_err(|e| e.to_string())?;
-            read.map_err(|e| shorten(e.to_string()))
-        };
-        let files = match tokio::time::timeout(LOAD_TIMEOUT, load).await {
-            Ok(Ok(files)) => files,
-            Ok(Err(error)) => {
+        let of = directory.to_owned();
+        let from_file = move |path: std::path::PathBuf| store::kept_files_from_file(&path, &of);
+        let files = match self.read(async |pool: &AnyPool| store::kept_files(pool, directory).await, from_file).await {
+            Ok(files) => files,
+            Err(error) => {
                 tracing::warn!(%error, "cannot read what the archive kept of the directory's files: reading every one");
-                return KeptFiles::new();
-            }
-            Err(_) => {
-                tracing::warn!(timeout = ?LOAD_TIMEOUT, "the archive did not say in time what it kept of the directory's files: reading every one");
                 return KeptFiles::new();
             }
         };
         tracing::info!(files = files.len(), took = ?started.elapsed(), "warm start: files' digests loaded");
         files.into_iter().map(|(name, stamp, digest)| (name, (stamp, digest))).collect()
+    }
+
+    /// Reads what a start needs within `LOAD_TIMEOUT`: from a SQLite file on a blocking thread
+    /// of its own (`from_file`: sqlx's SQLite driver hands over its rows one by one), else
+    /// through the pool. `Err` says why not, shortened.
+    async fn read<T: Send + 'static>(
+        &self,
+        through_pool: impl AsyncFnOnce(&AnyPool) -> Result<T, sqlx::Error>,
+        from_file: impl FnOnce(std::path::PathBuf) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, String> {
+        let read = async {
+            let pool = self.pool().await?;
+            let Some(path) = self.settings.url.sqlite_path() else {
+                return through_pool(pool).await.map_err(|e| shorten(e.to_string()));
+            };
+            let path = std::path::PathBuf::from(path);
+            let read = tokio::task::spawn_blocking(move || from_file(path)).await.map_err(|e| e.to_string())?;
+            read.map_err(|e| shorten(e.to_string()))
+        };
+        match tokio::time::timeout(LOAD_TIMEOUT, read).await {
+            Ok(read) => read,
+            Err(_) => Err(format!("the archive did not answer within {LOAD_TIMEOUT:?}")),
+        }
     }
 
     /// Writes what `directory`'s files were read as, in order, as `notes` come, until the shard
