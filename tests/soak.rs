@@ -107,8 +107,14 @@ async fn random_oversized_tokens_closed_mid_request_leave_memory_where_it_starte
          RSS {rss_before:.1} MiB before, {:.1} MiB after",
         rss_mib()
     );
-    let response = tokio::time::timeout(DEADLINE, service.get_as("/api/v1/modules", "good-token")).await.unwrap();
-    assert_eq!(response.status(), 200, "the service still answers a valid token");
+    // The flood evicted the valid token's identity from the bounded cache, and its last reviews
+    // (answered 300 ms late) may still hold every permit for tokens not cached: the valid token
+    // is refused (503, as documented) only until they end, never for good.
+    wait_until("the service answers a valid token again", || async {
+        let response = tokio::time::timeout(DEADLINE, service.get_as("/api/v1/modules", "good-token")).await.ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
 }
 
 /// Sends requests with random tokens from `CLIENTS` clients for `length`, each closed as soon
