@@ -19,7 +19,7 @@ use crate::index::{self, Index, Listed, Prepared};
 use crate::model::ObjectRef;
 use crate::selector::Selector;
 use crate::source::cluster::{WatchSettings, watch_namespace};
-use crate::source::dir::{ArchivedFiles, watch_dir};
+use crate::source::dir::{ArchivedFiles, FileNotes, watch_dir};
 use crate::source::namespaces::{self, Change};
 use crate::source::{Namespaces, SourceEvent, Sources};
 use crate::wire::ShardState;
@@ -120,6 +120,45 @@ fn spawn_sources(sources: Sources, index: &Index, decoding: &Decoding) -> JoinSe
     tasks
 }
 
+/// What a shard does with the archive beside its ingestion: fills `filling` with the versions
+/// stored of `namespace` (and, for a directory's shard, what was kept of its files), reads the
+/// details back once the shard is listed, and keeps what the directory's files are read as
+/// (`noted`) for as long as the shard runs.
+async fn from_archive(
+    archive: Arc<WarmSource>,
+    filling: Filling,
+    index: Index,
+    (shard, namespace): (String, Option<String>),
+    noted: tokio::sync::mpsc::UnboundedReceiver<FileNotes>,
+) {
+    // A shard of every namespace is a directory's.
+    let directory = namespace.is_none().then(|| shard.clone());
+    let remember = async {
+        if let Some(directory) = &directory {
+            archive.remember_files(directory, noted).await;
+        }
+    };
+    let load = async {
+        // Dropped once the versions are in, filling what is still unfilled: nothing waits on it.
+        let filling = filling;
+        let kept = async {
+            if let Some(directory) = &directory {
+                filling.0.keep_files(archive.kept_files(directory).await);
+            }
+        };
+        let (loaded, ()) = futures::join!(archive.load(namespace.as_deref()), kept);
+        let restored = !loaded.is_empty();
+        filling.0.fill(loaded);
+        drop(filling);
+        // The details left in the archive, read back once what was restored is served.
+        if restored {
+            index.listed(&shard).await;
+            archive.read_details(&index, namespace.as_deref()).await;
+        }
+    };
+    futures::join!(load, remember);
+}
+
 /// Watches one namespace as a shard of its own.
 fn watch_one(
     tasks: &mut JoinSet<()>,
@@ -207,37 +246,13 @@ where
 {
     let (index, decoding) = (index.clone(), decoding.clone());
     let run = async move {
-        let (notes, mut noted) = tokio::sync::mpsc::unbounded_channel();
+        let (notes, noted) = tokio::sync::mpsc::unbounded_channel();
         let warm = Arc::new(if decoding.warm.is_some() { Warm::pending(Some(notes)) } else { Warm::default() });
-        let (filling, archive) = (Filling(warm.clone()), decoding.warm.clone());
-        let (listed, shard) = (index.clone(), source.clone());
-        // A shard of every namespace is a directory's: what the archive kept of its files.
-        let directory = namespace.is_none().then(|| source.clone());
-        let remember = {
-            let (archive, directory) = (decoding.warm.clone(), directory.clone());
-            async move {
-                match archive.zip(directory) {
-                    Some((archive, directory)) => archive.remember_files(&directory, noted).await,
-                    None => noted.close(),
-                }
-            }
-        };
-        let load = async move {
-            let Some(archive) = archive else { return };
-            let kept = async {
-                if let Some(directory) = &directory {
-                    filling.0.keep_files(archive.kept_files(directory).await);
-                }
-            };
-            let (loaded, ()) = futures::join!(archive.load(namespace.as_deref()), kept);
-            let restored = !loaded.is_empty();
-            filling.0.fill(loaded);
-            // The details left in the archive, read back once what was restored is served.
-            if restored {
-                listed.listed(&shard).await;
-                archive.read_details(&listed, namespace.as_deref()).await;
-            }
-        };
+        let shard = (source.clone(), namespace);
+        let archived = decoding
+            .warm
+            .clone()
+            .map(|archive| from_archive(archive, Filling(warm.clone()), index.clone(), shard, noted));
         let events = events(warm.clone());
         let (registry, details) = (decoding.registry, decoding.warm);
         let decoder = move |cm: &ConfigMap| {
@@ -251,7 +266,12 @@ where
                 None => Prepared::from(registry.decode(cm)),
             }
         };
-        futures::join!(load, remember, index::ingest(index, decoder, source, events));
+        let archived = async {
+            if let Some(archived) = archived {
+                archived.await
+            }
+        };
+        futures::join!(archived, index::ingest(index, decoder, source, events));
     };
     tasks.spawn(run.instrument(span))
 }

@@ -337,11 +337,19 @@ impl Scan {
         let present: HashSet<&String> = names.iter().collect();
         let removed: Vec<String> = self.files.keys().filter(|f| !present.contains(f)).cloned().collect();
         for name in removed {
-            released.extend(self.files.remove(&name).into_iter().flat_map(|f| f.objects));
-            self.unremembered.push((name, None));
+            self.forget(name, &mut released);
         }
         self.tell_archive();
         Ok(self.release(released))
+    }
+
+    /// Forgets a file gone: what it held goes to `released`, and the archive is to forget it too
+    /// (a file never read, it never knew).
+    fn forget(&mut self, name: String, released: &mut Vec<ObjectRef>) {
+        if let Some(file) = self.files.remove(&name) {
+            released.extend(file.objects);
+            self.unremembered.push((name, None));
+        }
     }
 
     /// Tells the archive what files were read as since it was last told.
@@ -365,8 +373,7 @@ impl Scan {
         for name in names {
             // Gone, or replaced by something that is not a file: `visit` reports the latter.
             if std::fs::symlink_metadata(source.path.join(name)).is_err() {
-                released.extend(self.files.remove(name).into_iter().flat_map(|f| f.objects));
-                self.unremembered.push((name.clone(), None));
+                self.forget(name.clone(), &mut released);
             } else {
                 present.push(name.clone());
             }
